@@ -1,0 +1,1 @@
+"""Page images: synthetic form pages, page checks, thumbnails and PDF assembly."""

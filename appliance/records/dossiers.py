@@ -1,0 +1,263 @@
+"""Dossiers, their papers and pages, and the step that turns a checked dossier into a record.
+
+Lifecycle: open (citizen scanning) → submitted (citizen done) → signed (an officer
+checked the papers against the originals; codes issued, record and outbox row
+written in one transaction). What a citizen scans counts only after that sign-off
+(Decision 1333: citizens are not among those who digitize).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from appliance.records import codes, procedures
+from appliance.records.errors import (
+    DossierNotFound,
+    InvalidState,
+    NothingScanned,
+    UnknownProcedure,
+)
+from appliance.store import outbox
+from appliance.store.db import now, transaction
+from appliance.system.config import Config
+
+RECORD_SCHEMA = "bhxh.digitization.record/1"
+
+
+@dataclass(frozen=True)
+class Page:
+    id: int
+    ordinal: int
+    sha256: str
+    width: int
+    height: int
+    dpi: int
+    blank: bool
+    ocr_text: str | None
+    ocr_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Paper:
+    id: int
+    ordinal: int
+    title: str
+    result_code: str | None
+    pdf_sha256: str | None
+    pdf_size: int | None
+    fields: dict[str, Any]
+    pages: tuple[Page, ...]
+
+
+@dataclass(frozen=True)
+class Dossier:
+    id: int
+    code: str
+    procedure_code: str
+    status: str
+    language: str
+    created_at: float
+    signed_by: str | None
+    papers: tuple[Paper, ...]
+    record_id: str | None
+    delivery: str | None  # outbox state of its record, if any
+
+    @property
+    def page_count(self) -> int:
+        return sum(len(p.pages) for p in self.papers)
+
+
+def create(conn: sqlite3.Connection, config: Config, procedure_code: str,
+           language: str = "vi") -> int:
+    """Open a dossier and give it its code at once: the code is the receipt number."""
+    if procedures.find(procedure_code) is None:
+        raise UnknownProcedure(f"unknown procedure {procedure_code!r}")
+    at = now()
+    with transaction(conn):
+        code = codes.next_dossier_code(conn, config.device, config.codes, at)
+        cur = conn.execute(
+            "INSERT INTO dossiers(code, procedure_code, status, language, created_at) "
+            "VALUES (?, ?, 'open', ?, ?)",
+            (code, procedure_code, language, at),
+        )
+    return int(cur.lastrowid or 0)
+
+
+def _pages(conn: sqlite3.Connection, paper_id: int) -> tuple[Page, ...]:
+    rows = conn.execute(
+        "SELECT * FROM pages WHERE paper_id=? ORDER BY ordinal", (paper_id,)
+    ).fetchall()
+    out = []
+    for r in rows:
+        text = None
+        if r["ocr_json"]:
+            text = "\n".join(line["text"] for line in json.loads(r["ocr_json"])["lines"])
+        out.append(Page(r["id"], r["ordinal"], r["sha256"], r["width"], r["height"], r["dpi"],
+                        bool(r["blank"]), text, r["ocr_seconds"]))
+    return tuple(out)
+
+
+def get(conn: sqlite3.Connection, dossier_id: int) -> Dossier:
+    row = conn.execute("SELECT * FROM dossiers WHERE id=?", (dossier_id,)).fetchone()
+    if row is None:
+        raise DossierNotFound(f"dossier {dossier_id} not found")
+    papers = tuple(
+        Paper(p["id"], p["ordinal"], p["title"], p["result_code"], p["pdf_sha256"],
+              p["pdf_size"], json.loads(p["fields_json"]), _pages(conn, p["id"]))
+        for p in conn.execute(
+            "SELECT * FROM papers WHERE dossier_id=? ORDER BY ordinal", (dossier_id,)
+        ).fetchall()
+    )
+    rec = conn.execute(
+        "SELECT r.record_id, o.state FROM records r LEFT JOIN outbox o USING (record_id) "
+        "WHERE r.dossier_id=? ORDER BY r.id DESC LIMIT 1",
+        (dossier_id,),
+    ).fetchone()
+    return Dossier(row["id"], row["code"], row["procedure_code"], row["status"],
+                   row["language"], row["created_at"], row["signed_by"], papers,
+                   rec["record_id"] if rec else None, rec["state"] if rec else None)
+
+
+def list_ids(conn: sqlite3.Connection, status: str | None = None, limit: int = 50) -> list[int]:
+    if status:
+        rows = conn.execute("SELECT id FROM dossiers WHERE status=? ORDER BY id DESC LIMIT ?",
+                            (status, limit))
+    else:
+        rows = conn.execute("SELECT id FROM dossiers ORDER BY id DESC LIMIT ?", (limit,))
+    return [r["id"] for r in rows.fetchall()]
+
+
+def add_paper(conn: sqlite3.Connection, dossier_id: int, title: str) -> int:
+    """Start a paper; called by the worker as a scan begins (inside its transaction)."""
+    ordinal = conn.execute(
+        "SELECT COALESCE(MAX(ordinal), 0) + 1 FROM papers WHERE dossier_id=?", (dossier_id,)
+    ).fetchone()[0]
+    cur = conn.execute(
+        "INSERT INTO papers(dossier_id, ordinal, title, created_at) VALUES (?, ?, ?, ?)",
+        (dossier_id, ordinal, title, now()),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def add_page(conn: sqlite3.Connection, paper_id: int, sha256: str, width: int, height: int,
+             dpi: int, blank: bool) -> int:
+    ordinal = conn.execute(
+        "SELECT COALESCE(MAX(ordinal), 0) + 1 FROM pages WHERE paper_id=?", (paper_id,)
+    ).fetchone()[0]
+    cur = conn.execute(
+        "INSERT INTO pages(paper_id, ordinal, sha256, width, height, dpi, blank, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (paper_id, ordinal, sha256, width, height, dpi, int(blank), now()),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def set_page_ocr(conn: sqlite3.Connection, page_id: int, ocr: dict[str, Any],
+                 seconds: float) -> None:
+    conn.execute("UPDATE pages SET ocr_json=?, ocr_seconds=? WHERE id=?",
+                 (json.dumps(ocr, ensure_ascii=False), seconds, page_id))
+
+
+def set_paper_result(conn: sqlite3.Connection, paper_id: int, pdf_sha256: str, pdf_size: int,
+                     fields: dict[str, Any]) -> None:
+    conn.execute(
+        "UPDATE papers SET pdf_sha256=?, pdf_size=?, fields_json=? WHERE id=?",
+        (pdf_sha256, pdf_size, json.dumps(fields, ensure_ascii=False), paper_id),
+    )
+
+
+def remove_empty_papers(conn: sqlite3.Connection, dossier_id: int) -> None:
+    """A scan that failed before its first page leaves an empty paper: drop only those."""
+    conn.execute(
+        "DELETE FROM papers WHERE dossier_id=? AND id NOT IN (SELECT paper_id FROM pages)",
+        (dossier_id,),
+    )
+
+
+def submit(conn: sqlite3.Connection, dossier_id: int) -> None:
+    with transaction(conn):
+        dossier = get(conn, dossier_id)
+        if dossier.status != "open":
+            raise InvalidState(f"dossier {dossier.code} is {dossier.status}, not open")
+        if dossier.page_count == 0 or any(p.pdf_sha256 is None for p in dossier.papers):
+            raise NothingScanned(f"dossier {dossier.code} has no finished paper")
+        conn.execute("UPDATE dossiers SET status='submitted', submitted_at=? WHERE id=?",
+                     (now(), dossier_id))
+
+
+def cancel(conn: sqlite3.Connection, dossier_id: int) -> None:
+    with transaction(conn):
+        dossier = get(conn, dossier_id)
+        if dossier.status not in ("open", "submitted"):
+            raise InvalidState(f"dossier {dossier.code} is {dossier.status}")
+        conn.execute("UPDATE dossiers SET status='cancelled' WHERE id=?", (dossier_id,))
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+
+
+def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: str) -> str:
+    """Issue the result codes and write the record and its outbox row atomically.
+
+    Either all of it commits or nothing does: a crash here leaves a submitted dossier
+    that can be signed again, never a code without a record or a record without its
+    place in the outbox.
+    """
+    officer = officer.strip()
+    if not officer:
+        raise InvalidState("an officer's name is required to sign off")
+    at = now()
+    record_id = str(uuid.uuid4())
+    with transaction(conn):
+        dossier = get(conn, dossier_id)
+        if dossier.status != "submitted":
+            raise InvalidState(f"dossier {dossier.code} is {dossier.status}, not submitted")
+        papers = []
+        for paper in dossier.papers:
+            code = codes.result_code(config.codes, dossier.code, paper.ordinal)
+            conn.execute("UPDATE papers SET result_code=? WHERE id=?", (code, paper.id))
+            papers.append({
+                "ordinal": paper.ordinal,
+                "result_code": code,
+                "title": paper.title,
+                "page_count": len(paper.pages),
+                "blank_pages": [p.ordinal for p in paper.pages if p.blank],
+                "file": {"sha256": paper.pdf_sha256, "size": paper.pdf_size,
+                         "media_type": "application/pdf", "name": f"{code}.pdf"},
+                "fields": paper.fields,
+                # Decree 30/2020 Annex VI names, so other procedures can reuse the data.
+                "metadata": {
+                    "FileCode": dossier.code, "OrganId": config.device.agency_code,
+                    "DocOrdinal": paper.ordinal, "TypeName": paper.title,
+                    "PageAmount": len(paper.pages), "Language": "vi",
+                    "OrganName": config.device.agency_name,
+                    "Description": "Bản điện tử chuyển đổi từ giấy",
+                },
+            })
+        body = {
+            "schema": RECORD_SCHEMA, "record_id": record_id,
+            "device_id": config.device.id, "agency_code": config.device.agency_code,
+            "dossier_code": dossier.code, "procedure_code": dossier.procedure_code,
+            "signed_by": officer, "signed_at": _iso(at), "created_at": _iso(dossier.created_at),
+            "papers": papers,
+        }
+        body_json = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        sha = hashlib.sha256(body_json.encode("utf-8")).hexdigest()
+        conn.execute(
+            "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record_id, dossier_id, body_json, sha, at),
+        )
+        outbox.enqueue(conn, record_id)
+        conn.execute(
+            "UPDATE dossiers SET status='signed', signed_at=?, signed_by=? WHERE id=?",
+            (at, officer, dossier_id),
+        )
+    return record_id

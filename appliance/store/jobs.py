@@ -1,0 +1,104 @@
+"""The job queue between the web (which asks) and the worker (the only scanner user).
+
+A job is claimed with UPDATE … RETURNING under BEGIN IMMEDIATE so two workers never
+take the same job; a job left 'running' by a worker that died is failed at the next
+worker start with a reason, never silently re-run (a re-run scan would duplicate pages).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from appliance.store.db import now, transaction
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    dossier_id: int | None
+    params: dict[str, Any]
+    state: JobState
+    progress: dict[str, Any]
+    error_key: str | None
+    error_detail: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(
+            id=row["id"], kind=row["kind"], dossier_id=row["dossier_id"],
+            params=json.loads(row["params_json"]), state=JobState(row["state"]),
+            progress=json.loads(row["progress_json"]), error_key=row["error_key"],
+            error_detail=row["error_detail"],
+        )
+
+
+def enqueue(conn: sqlite3.Connection, kind: str, dossier_id: int | None,
+            params: dict[str, Any]) -> int:
+    cur = conn.execute(
+        "INSERT INTO jobs(kind, dossier_id, params_json, state, created_at) VALUES (?,?,?,?,?)",
+        (kind, dossier_id, json.dumps(params, ensure_ascii=False), JobState.QUEUED, now()),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def claim_next(conn: sqlite3.Connection, worker_pid: int) -> Job | None:
+    with transaction(conn):
+        row = conn.execute(
+            "UPDATE jobs SET state=?, started_at=?, claimed_by=? WHERE id = "
+            "(SELECT id FROM jobs WHERE state=? ORDER BY id LIMIT 1) RETURNING *",
+            (JobState.RUNNING, now(), worker_pid, JobState.QUEUED),
+        ).fetchone()
+    return Job.from_row(row) if row else None
+
+
+def fail_abandoned(conn: sqlite3.Connection) -> int:
+    """Fail jobs a dead worker left running; the pages it stored stay."""
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE jobs SET state=?, finished_at=?, error_key='error.worker_restarted', "
+            "error_detail='worker restarted while the job was running' WHERE state=?",
+            (JobState.FAILED, now(), JobState.RUNNING),
+        )
+    return cur.rowcount
+
+
+def set_progress(conn: sqlite3.Connection, job_id: int, **progress: Any) -> None:
+    conn.execute("UPDATE jobs SET progress_json=? WHERE id=?",
+                 (json.dumps(progress, ensure_ascii=False), job_id))
+
+
+def finish(conn: sqlite3.Connection, job_id: int) -> None:
+    conn.execute("UPDATE jobs SET state=?, finished_at=? WHERE id=?",
+                 (JobState.DONE, now(), job_id))
+
+
+def fail(conn: sqlite3.Connection, job_id: int, key: str, detail: str) -> None:
+    conn.execute(
+        "UPDATE jobs SET state=?, finished_at=?, error_key=?, error_detail=? WHERE id=?",
+        (JobState.FAILED, now(), key, detail, job_id),
+    )
+
+
+def get(conn: sqlite3.Connection, job_id: int) -> Job | None:
+    row = conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+    return Job.from_row(row) if row else None
+
+
+def active_for_dossier(conn: sqlite3.Connection, dossier_id: int) -> Job | None:
+    row = conn.execute(
+        "SELECT * FROM jobs WHERE dossier_id=? AND state IN (?, ?) ORDER BY id LIMIT 1",
+        (dossier_id, JobState.QUEUED, JobState.RUNNING),
+    ).fetchone()
+    return Job.from_row(row) if row else None

@@ -1,0 +1,93 @@
+"""Versioned schema. Append new steps; never edit a step that has shipped.
+
+Times are Unix seconds (REAL) so ages and back-off are plain arithmetic.
+"""
+
+MIGRATIONS: list[str] = [
+    # 1: the walking skeleton
+    """
+CREATE TABLE device_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE code_sequences (
+    agency_code TEXT NOT NULL,
+    day TEXT NOT NULL,
+    last INTEGER NOT NULL,
+    PRIMARY KEY (agency_code, day)
+);
+CREATE TABLE dossiers (
+    id INTEGER PRIMARY KEY,
+    code TEXT NOT NULL UNIQUE,
+    procedure_code TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'submitted', 'signed', 'cancelled')),
+    language TEXT NOT NULL DEFAULT 'vi',
+    created_at REAL NOT NULL,
+    submitted_at REAL,
+    signed_at REAL,
+    signed_by TEXT
+);
+CREATE TABLE papers (
+    id INTEGER PRIMARY KEY,
+    dossier_id INTEGER NOT NULL REFERENCES dossiers(id),
+    ordinal INTEGER NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    result_code TEXT UNIQUE,
+    pdf_sha256 TEXT,
+    pdf_size INTEGER,
+    fields_json TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    UNIQUE (dossier_id, ordinal)
+);
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY,
+    paper_id INTEGER NOT NULL REFERENCES papers(id),
+    ordinal INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    dpi INTEGER NOT NULL,
+    blank INTEGER NOT NULL DEFAULT 0,
+    ocr_json TEXT,
+    ocr_seconds REAL,
+    created_at REAL NOT NULL,
+    UNIQUE (paper_id, ordinal)
+);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    dossier_id INTEGER REFERENCES dossiers(id),
+    params_json TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    progress_json TEXT NOT NULL DEFAULT '{}',
+    error_key TEXT,
+    error_detail TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    claimed_by INTEGER
+);
+CREATE INDEX jobs_state ON jobs(state, id);
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL UNIQUE,
+    dossier_id INTEGER NOT NULL REFERENCES dossiers(id),
+    body_json TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL UNIQUE REFERENCES records(record_id),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'delivered')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    last_attempt_at REAL,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    delivered_at REAL,
+    ack_json TEXT
+);
+CREATE INDEX outbox_state ON outbox(state, id)
+""",
+]

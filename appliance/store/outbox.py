@@ -1,0 +1,209 @@
+"""The durable outbox: which signed records still have to reach the central office.
+
+A record counts as sent only when the central receiver has acknowledged it, after
+committing it to its own disk; a broker PUBACK proves nothing because mosquitto
+acknowledges messages it has not yet saved. So the only truth about delivery lives
+here, in SQLite, and every crash (of the sync service, the broker, the receiver or
+the power) ends with the row still 'pending' or 'sending', never lost.
+
+Rows are claimed oldest first, so records leave in the order they were signed; a row
+whose previous attempt failed waits for its back-off and does not block younger rows
+(one damaged file must not stop a whole office). Delivered rows stay as history: the
+PDFs are the bulk of the disk, and dropping a row silently is what users of
+TTL-based edge hubs complain about.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from appliance.store.db import transaction
+from appliance.store.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 300.0
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed row together with the record it carries, read in the claiming transaction."""
+
+    record_id: str
+    body_json: str
+    sha256: str
+    attempts: int
+    created_at: float
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay before the next try; grows so a long outage does not hammer the link."""
+    exponent = max(0, min(attempts - 1, 16))
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**exponent)
+
+
+def enqueue(conn: sqlite3.Connection, record_id: str, *, now: float | None = None) -> None:
+    """Add a record to the outbox inside the caller's transaction.
+
+    It refuses to run outside one: the record row and its outbox row must commit
+    together, otherwise a crash between two commits leaves a signed record that is
+    never sent.
+    """
+    if not conn.in_transaction:
+        raise StoreError("outbox.enqueue must run inside the transaction that writes the record")
+    conn.execute(
+        "INSERT INTO outbox(record_id, state, attempts, created_at, next_attempt_at) "
+        "VALUES (?, ?, 0, ?, 0) ON CONFLICT(record_id) DO NOTHING",
+        (record_id, OutboxState.PENDING.value, time.time() if now is None else now),
+    )
+
+
+def reset_stale(conn: sqlite3.Connection) -> int:
+    """Return 'sending' rows to 'pending'; called when the (single) sync service starts.
+
+    A row can only be 'sending' at start if the previous process died mid-attempt;
+    whether the receiver got it is unknown, so it is sent again (the receiver
+    deduplicates by record_id).
+    """
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE outbox SET state=?, next_attempt_at=0 WHERE state=?",
+            (OutboxState.PENDING.value, OutboxState.SENDING.value),
+        )
+    if cur.rowcount:
+        log.info("outbox: %d interrupted deliveries will be retried", cur.rowcount)
+    return cur.rowcount
+
+
+def claim_next(conn: sqlite3.Connection, *, now: float | None = None) -> OutboxItem | None:
+    """Mark the oldest due pending row 'sending' and return it with its record, or None."""
+    t = time.time() if now is None else now
+    with transaction(conn):
+        row = conn.execute(
+            "UPDATE outbox SET state=?, attempts=attempts+1, last_attempt_at=? "
+            "WHERE id=(SELECT id FROM outbox WHERE state=? AND next_attempt_at<=? "
+            "ORDER BY id LIMIT 1) "
+            "RETURNING record_id, attempts, created_at",
+            (OutboxState.SENDING.value, t, OutboxState.PENDING.value, t),
+        ).fetchone()
+        if row is None:
+            return None
+        rec = conn.execute(
+            "SELECT body_json, sha256 FROM records WHERE record_id=?", (row["record_id"],)
+        ).fetchone()
+        if rec is None:  # cannot happen with the foreign key; refuse rather than send nothing
+            raise StoreError(f"outbox row {row['record_id']} has no record")
+    return OutboxItem(
+        record_id=row["record_id"],
+        body_json=rec["body_json"],
+        sha256=rec["sha256"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+    )
+
+
+def retry_later(
+    conn: sqlite3.Connection,
+    record_id: str,
+    *,
+    delay: float | None = None,
+    now: float | None = None,
+) -> None:
+    """Give a claimed row back, due after `delay` (default: back-off by its attempts)."""
+    t = time.time() if now is None else now
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT attempts FROM outbox WHERE record_id=? AND state=?",
+            (record_id, OutboxState.SENDING.value),
+        ).fetchone()
+        if row is None:
+            return  # delivered meanwhile (a late ack) or never claimed
+        wait = backoff_seconds(row["attempts"]) if delay is None else delay
+        conn.execute(
+            "UPDATE outbox SET state=?, next_attempt_at=? WHERE record_id=? AND state=?",
+            (OutboxState.PENDING.value, t + wait, record_id, OutboxState.SENDING.value),
+        )
+
+
+def mark_delivered(
+    conn: sqlite3.Connection, record_id: str, ack: dict[str, Any], *, now: float | None = None
+) -> bool:
+    """Record the receiver's acknowledgement; True if this ack completed the delivery.
+
+    The ack must name the record's own sha256: an ack for different bytes (an old
+    version, a bug at the receiver) does not prove that this record arrived. A late
+    ack for a row already given back for retry still counts.
+    """
+    t = time.time() if now is None else now
+    with transaction(conn):
+        rec = conn.execute(
+            "SELECT sha256 FROM records WHERE record_id=?", (record_id,)
+        ).fetchone()
+        if rec is None:
+            log.warning("outbox: ack for unknown record %s ignored", record_id)
+            return False
+        if ack.get("sha256") != rec["sha256"]:
+            log.warning(
+                "outbox: ack for record %s names sha256 %s, expected %s; ignored",
+                record_id, ack.get("sha256"), rec["sha256"],
+            )
+            return False
+        cur = conn.execute(
+            "UPDATE outbox SET state=?, delivered_at=?, ack_json=? WHERE record_id=? AND state!=?",
+            (
+                OutboxState.DELIVERED.value,
+                t,
+                json.dumps(ack, ensure_ascii=False, sort_keys=True),
+                record_id,
+                OutboxState.DELIVERED.value,
+            ),
+        )
+    return cur.rowcount == 1
+
+
+def state_of(conn: sqlite3.Connection, record_id: str) -> OutboxState | None:
+    row = conn.execute("SELECT state FROM outbox WHERE record_id=?", (record_id,)).fetchone()
+    return OutboxState(row["state"]) if row else None
+
+
+def stats(conn: sqlite3.Connection, *, now: float | None = None) -> dict[str, Any]:
+    """Backlog figures for the screen and the status page.
+
+    Keys: queue_depth (undelivered rows), pending, sending, delivered_count,
+    oldest_undelivered_age_seconds (None when empty), last_delivery_at (Unix time or
+    None), attempts_undelivered (sum of tries spent on the backlog).
+    """
+    t = time.time() if now is None else now
+    counts = {s.value: 0 for s in OutboxState}
+    for row in conn.execute("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state"):
+        counts[row["state"]] = row["n"]
+    row = conn.execute(
+        "SELECT MIN(created_at) AS oldest, COALESCE(SUM(attempts), 0) AS tries "
+        "FROM outbox WHERE state!=?",
+        (OutboxState.DELIVERED.value,),
+    ).fetchone()
+    last = conn.execute("SELECT MAX(delivered_at) AS t FROM outbox").fetchone()["t"]
+    return {
+        "queue_depth": counts["pending"] + counts["sending"],
+        "pending": counts["pending"],
+        "sending": counts["sending"],
+        "delivered_count": counts["delivered"],
+        "oldest_undelivered_age_seconds": (
+            max(0.0, t - row["oldest"]) if row["oldest"] is not None else None
+        ),
+        "last_delivery_at": last,
+        "attempts_undelivered": row["tries"],
+    }

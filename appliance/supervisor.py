@@ -1,0 +1,111 @@
+"""`appliance run`: the whole appliance in one command, for a demo or a bench test.
+
+On a device systemd starts each process (see systemd/); here one parent starts the
+demo scanner, the worker, the sync service and the web server, restarts any that
+dies (as Restart=on-failure would) and stops them all by PID on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.system import config as config_mod
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 2.0
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = field(default=0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(self.argv, env=env)
+        self.started_at = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.process.pid)
+
+
+def prepare_demo_config(config: config_mod.Config, demo_port: int | None) -> config_mod.Config:
+    """Point SANE at the built-in eSCL emulator through a private SANE_CONFIG_DIR."""
+    if demo_port is None:
+        return config
+    from appliance.scanner.sane_env import write_sane_config
+
+    sane_dir = Path(config.paths.data_dir) / "sane"
+    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{demo_port}/eSCL")
+    return config_mod.with_overrides(
+        config, scanner={"sane_config_dir": str(sane_dir), "device": ""}
+    )
+
+
+def stop_all(children: list[Child]) -> None:
+    for child in reversed(children):
+        if child.process and child.process.poll() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        if child.process is None:
+            continue
+        try:
+            child.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in time; killing pid %d", child.name, child.process.pid)
+            child.process.kill()
+            child.process.wait()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from appliance.cli import stop_on_signals
+    from appliance.system.logging import setup_logging
+
+    setup_logging("run")
+    config = config_mod.load(args.config)
+    demo_port = None if args.no_demo_scanner else args.demo_scanner_port
+    config = prepare_demo_config(config, demo_port)
+    data_dir = Path(config.paths.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    run_config = data_dir / "run-config.toml"
+    run_config.write_text(config_mod.dump(config), encoding="utf-8")
+    env = dict(os.environ, **{config_mod.CONFIG_ENV: str(run_config)})
+
+    me = [sys.executable, "-m", "appliance"]
+    children: list[Child] = []
+    if demo_port is not None:
+        children.append(Child("demo-scanner", [*me, "demo-scanner", "--port", str(demo_port)]))
+    children += [Child("worker", [*me, "worker"]), Child("sync", [*me, "sync"]),
+                 Child("web", [*me, "web"])]
+    stop = stop_on_signals()
+    for child in children:
+        child.start(env)
+    host, _, port = config.web.bind.rpartition(":")
+    print(f"appliance: kiosk at http://{host}:{port}/kiosk  (officer: /officer, "
+          f"technician: /technician); Ctrl-C stops", flush=True)
+    try:
+        while not stop.wait(0.5):
+            for child in children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is None:
+                    continue
+                log.error("%s exited with %s; restarting in %.0f s", child.name, code,
+                          RESTART_DELAY_S)
+                if stop.wait(RESTART_DELAY_S):
+                    break
+                child.restarts += 1
+                child.start(env)
+    finally:
+        stop_all(children)
+    return 0

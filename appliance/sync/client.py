@@ -1,0 +1,99 @@
+"""One MQTT connection, driven from the caller's own thread.
+
+Both services call `client.loop()` themselves instead of paho's background thread:
+callbacks then run in the thread that owns the SQLite connection, so the outbox is
+never touched from two threads, and a database error raised in a callback propagates
+out of `loop()` before paho sends the PUBACK (the broker keeps the message).
+
+A fresh paho client is made for every connection attempt: paho's in-memory queue dies
+with the process anyway, and resending from the outbox is the only retry that counts.
+The session itself (clean_start=False with an expiry) lives on the broker, so acks
+published while a device was offline still reach it when the broker kept them.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from appliance.sync.errors import BrokerUnavailable
+from appliance.system.config import MqttConfig
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+CONNACK_TIMEOUT_SECONDS = 10.0
+MAX_INFLIGHT = 20
+
+
+def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client for MQTT v5 with QoS-1 flow control and, if configured, mutual TLS."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    client.max_inflight_messages_set(MAX_INFLIGHT)
+    client.enable_logger(logging.getLogger("paho"))
+    if cfg.tls:
+        try:
+            client.tls_set(
+                ca_certs=cfg.ca_file or None,
+                certfile=cfg.cert_file or None,
+                keyfile=cfg.key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (OSError, ssl.SSLError, ValueError) as e:
+            raise BrokerUnavailable(f"cannot load TLS files: {e}") from e
+    return client
+
+
+def open_session(
+    client: mqtt.Client,
+    cfg: MqttConfig,
+    is_connected: Callable[[], bool],
+    refused: Callable[[], str | None],
+) -> None:
+    """Connect with a persistent session and pump the loop until CONNACK.
+
+    `is_connected` and `refused` read what the caller's on_connect saw; a refusal,
+    a socket or TLS error, or no CONNACK in time raises BrokerUnavailable.
+    """
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive, clean_start=False,
+                       properties=props)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise BrokerUnavailable(f"cannot connect to {cfg.host}:{cfg.port}: {e}") from e
+    deadline = time.monotonic() + CONNACK_TIMEOUT_SECONDS
+    while not is_connected():
+        reason = refused()
+        if reason:
+            close(client)
+            raise BrokerUnavailable(f"broker {cfg.host}:{cfg.port} refused: {reason}")
+        if time.monotonic() > deadline:
+            close(client)
+            raise BrokerUnavailable(f"no CONNACK from {cfg.host}:{cfg.port}")
+        rc = client.loop(timeout=0.1)
+        if rc != mqtt.MQTT_ERR_SUCCESS and not is_connected():
+            reason = refused()
+            close(client)
+            raise BrokerUnavailable(
+                f"connection to {cfg.host}:{cfg.port} failed: {reason or mqtt.error_string(rc)}"
+            )
+
+
+def close(client: mqtt.Client) -> None:
+    """Disconnect politely if possible; a dead socket is simply dropped."""
+    try:
+        client.disconnect()
+        client.loop(timeout=0.05)
+    except (OSError, ValueError) as e:
+        log.debug("closing MQTT client: %s", e)

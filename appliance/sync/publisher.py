@@ -1,0 +1,294 @@
+"""`appliance sync`: send outbox records to the central office until each is acknowledged.
+
+All state that matters is in SQLite: a row is 'delivered' only after the central
+receiver's ack (which it publishes after its own commit) names the record's sha256.
+Everything in memory here (what is in flight, paho's queue) may vanish with a
+kill -9 of this process or of the broker; the cost is a re-send, which the receiver
+deduplicates by record_id. A broker PUBACK is used only as flow control, to keep at
+most a few chunks of one record in memory at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+
+from appliance.store import db, outbox
+from appliance.store.errors import StoreError
+from appliance.store.files import FileStore
+from appliance.sync import wire
+from appliance.sync.client import MAX_INFLIGHT, close, make_client, open_session
+from appliance.sync.errors import BrokerUnavailable, LocalFileError, WireError
+from appliance.system.config import Config
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str], None]
+
+STATE_KEY = "sync.state"
+ERROR_KEY = "sync.last_error"
+RECONNECT_MIN_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 30.0
+NO_BROKER_POLL_SECONDS = 5.0
+LOOP_SECONDS = 0.2
+DEFAULT_WINDOW = 8
+PDF_SUFFIX = ".pdf"
+
+
+@dataclass
+class _Flight:
+    """A claimed record: its remaining messages, then the time its ack is due."""
+
+    item: outbox.OutboxItem
+    messages: Iterator[tuple[bytes, bool]] | None
+    ack_due: float | None = None
+    mids: set[int] = field(default_factory=set)
+
+
+class _Publisher:
+    def __init__(self, config: Config, conn: sqlite3.Connection, stop: threading.Event,
+                 notify: Notify, window: int) -> None:
+        self.config = config
+        self.cfg = config.mqtt
+        self.conn = conn
+        self.stop = stop
+        self.notify = notify
+        self.window = max(1, window)
+        self.files = FileStore(config.paths.files)
+        self.topic = wire.records_topic(self.cfg.topic_prefix, config.device.id)
+        self.ack_topic = wire.acks_topic(self.cfg.topic_prefix, config.device.id)
+        self.client: mqtt.Client | None = None
+        self.connected = False
+        self.refusal: str | None = None
+        self.flights: dict[str, _Flight] = {}
+        self.unacked: dict[int, str] = {}
+        self.current: str | None = None
+        self.shown: tuple[str, str] | None = None
+
+    # --- screen-visible state -------------------------------------------------------
+
+    def show(self, state: str, error: str = "") -> None:
+        """Write sync.state / sync.last_error only when they change (each write is an fsync)."""
+        if self.shown == (state, error):
+            return
+        self.shown = (state, error)
+        with db.transaction(self.conn):
+            db.set_state(self.conn, STATE_KEY, state)
+            if error:
+                db.set_state(self.conn, ERROR_KEY, error)
+
+    # --- paho callbacks (run inside client.loop(), in this thread) ------------------
+
+    def on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                   reason: mqtt.ReasonCode, props: object) -> None:
+        if reason.is_failure:
+            self.refusal = str(reason)
+            return
+        self.connected = True
+        client.subscribe(self.ack_topic, qos=1)
+        log.info("connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
+                 flags.session_present)
+
+    def on_disconnect(self, client: mqtt.Client, userdata: object,
+                      flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
+                      props: object) -> None:
+        self.connected = False
+        self.refusal = self.refusal or str(reason)
+
+    def on_publish(self, client: mqtt.Client, userdata: object, mid: int,
+                   reason: mqtt.ReasonCode, props: object) -> None:
+        record_id = self.unacked.pop(mid, None)
+        if reason.is_failure:
+            log.warning("broker refused a message of record %s: %s", record_id, reason)
+
+    def on_message(self, client: mqtt.Client, userdata: object,
+                   message: mqtt.MQTTMessage) -> None:
+        try:
+            ack = wire.decode(message.payload)
+        except WireError as e:
+            log.warning("ignoring malformed message on %s: %s", message.topic, e)
+            return
+        if not isinstance(ack, wire.Ack):
+            log.warning("ignoring %s message on the ack topic", type(ack).__name__)
+            return
+        if outbox.mark_delivered(self.conn, ack.record_id, ack.as_dict()):
+            log.info("record %s delivered (acknowledged by the receiver)", ack.record_id)
+        self.forget(ack.record_id)
+
+    # --- connection -----------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.connected = False
+        self.refusal = None
+        client = make_client(self.cfg, self.config.device.id)
+        client.on_connect = self.on_connect
+        client.on_disconnect = self.on_disconnect
+        client.on_publish = self.on_publish
+        client.on_message = self.on_message
+        open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal)
+        self.client = client
+        self.show("connected")
+
+    def lost(self, reason: str) -> None:
+        """Connection gone: every claimed record goes back to 'pending', due at once."""
+        log.warning("connection to %s:%d lost: %s", self.cfg.host, self.cfg.port, reason)
+        if self.client is not None:
+            close(self.client)
+        self.client = None
+        self.connected = False
+        self.release_all()
+        self.show("disconnected", reason)
+
+    def release_all(self) -> None:
+        for record_id in list(self.flights):
+            outbox.retry_later(self.conn, record_id, delay=0)
+        self.flights.clear()
+        self.unacked.clear()
+        self.current = None
+
+    def forget(self, record_id: str) -> None:
+        flight = self.flights.pop(record_id, None)
+        if flight is not None:
+            for mid in flight.mids:
+                self.unacked.pop(mid, None)
+        if self.current == record_id:
+            self.current = None
+
+    # --- sending --------------------------------------------------------------------
+
+    def messages(self, item: outbox.OutboxItem) -> Iterator[tuple[bytes, bool]]:
+        """Read and verify every file up front, so a damaged record sends nothing at all."""
+        if hashlib.sha256(item.body_json.encode("utf-8")).hexdigest() != item.sha256:
+            raise LocalFileError(f"record {item.record_id}: body does not match its sha256")
+        try:
+            names = wire.record_files(item.body_json)
+        except WireError as e:
+            raise LocalFileError(f"record {item.record_id}: {e}") from e
+        blobs: list[tuple[str, bytes]] = []
+        for sha, size in names:
+            try:
+                data = self.files.read(sha, PDF_SUFFIX)
+            except FileNotFoundError as e:
+                raise LocalFileError(f"record {item.record_id}: file {sha} is missing") from e
+            except (StoreError, OSError) as e:
+                raise LocalFileError(f"record {item.record_id}: {e}") from e
+            if len(data) != size:
+                raise LocalFileError(
+                    f"record {item.record_id}: file {sha} has {len(data)} bytes, body says {size}"
+                )
+            blobs.append((sha, data))
+        return self._encode(item, blobs)
+
+    def _encode(self, item: outbox.OutboxItem,
+                blobs: list[tuple[str, bytes]]) -> Iterator[tuple[bytes, bool]]:
+        for sha, data in blobs:
+            for chunk in wire.iter_chunks(item.record_id, sha, data, self.cfg.chunk_bytes):
+                yield wire.encode_chunk(chunk), False
+        yield wire.encode_record(
+            wire.RecordMessage(item.record_id, item.sha256, item.body_json)), True
+
+    def claim(self) -> bool:
+        """Claim the next due record into the send slot; False when there is none."""
+        while True:
+            item = outbox.claim_next(self.conn)
+            if item is None:
+                return False
+            try:
+                msgs = self.messages(item)
+            except LocalFileError as e:
+                log.error("cannot send: %s; will retry later (attempt %d)", e, item.attempts)
+                outbox.retry_later(self.conn, item.record_id)
+                self.show("connected", str(e))
+                continue
+            self.flights[item.record_id] = _Flight(item, msgs)
+            self.current = item.record_id
+            log.info("sending record %s (attempt %d)", item.record_id, item.attempts)
+            return True
+
+    def feed(self) -> None:
+        """Publish while paho has room: one record's messages at a time, in outbox order."""
+        assert self.client is not None
+        while self.connected and len(self.unacked) < MAX_INFLIGHT:
+            if self.current is None:
+                if len(self.flights) >= self.window or not self.claim():
+                    return
+            assert self.current is not None
+            flight = self.flights[self.current]
+            assert flight.messages is not None
+            payload, last = next(flight.messages)
+            info = self.client.publish(self.topic, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.connected = False
+                self.refusal = f"publish failed: {mqtt.error_string(info.rc)}"
+                return
+            self.unacked[info.mid] = flight.item.record_id
+            flight.mids.add(info.mid)
+            if last:
+                flight.messages = None
+                flight.ack_due = time.monotonic() + self.cfg.ack_timeout_seconds
+                self.current = None
+
+    def expire(self) -> None:
+        """No ack in time: the broker or receiver may have lost it, so send it again later."""
+        now = time.monotonic()
+        for record_id, flight in list(self.flights.items()):
+            if flight.ack_due is not None and now > flight.ack_due:
+                log.warning("no ack for record %s within %.1f s; it will be re-sent",
+                            record_id, self.cfg.ack_timeout_seconds)
+                outbox.retry_later(self.conn, record_id)
+                self.forget(record_id)
+
+    # --- main loop ------------------------------------------------------------------
+
+    def run(self) -> None:
+        outbox.reset_stale(self.conn)
+        self.notify("READY=1")
+        if not self.cfg.host:
+            log.info("no MQTT broker configured (mqtt.host is empty); records wait in SQLite")
+            self.show("no_broker")
+            while not self.stop.is_set():
+                self.notify("WATCHDOG=1")
+                self.stop.wait(NO_BROKER_POLL_SECONDS)
+            return
+        delay = RECONNECT_MIN_SECONDS
+        try:
+            while not self.stop.is_set():
+                self.notify("WATCHDOG=1")
+                if self.client is None:
+                    try:
+                        self.connect()
+                        delay = RECONNECT_MIN_SECONDS
+                    except BrokerUnavailable as e:
+                        log.warning("%s; retrying in %.1f s", e, delay)
+                        self.show("disconnected", str(e))
+                        self.stop.wait(delay)
+                        delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                    continue
+                rc = self.client.loop(timeout=LOOP_SECONDS)
+                if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
+                    self.lost(self.refusal or mqtt.error_string(rc))
+                    continue
+                self.expire()
+                self.feed()
+        finally:
+            if self.client is not None:
+                close(self.client)
+            self.release_all()
+            self.show("stopped")
+
+
+def run_publisher(config: Config, stop: threading.Event, notify: Notify | None = None, *,
+                  window: int = DEFAULT_WINDOW) -> None:
+    """Run until `stop` is set. `window` bounds records sent but not yet acknowledged."""
+    conn = db.connect(config.paths.database)
+    try:
+        _Publisher(config, conn, stop, notify or (lambda _msg: None), window).run()
+    finally:
+        conn.close()

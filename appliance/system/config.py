@@ -1,0 +1,235 @@
+"""The appliance's configuration: one TOML file checked against a schema at start.
+
+Every format the regulations leave open (dossier code, result code, retention) lives
+here with a sourced default, because the governing texts changed in 2025-2026 and a
+field technician must be able to follow a new circular without a software release.
+A bad file is refused at start with an error that names the key, never half-applied.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from appliance.system.errors import ConfigError
+
+CONFIG_ENV = "APPLIANCE_CONFIG"
+DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
+
+# QCVN 102:2016 agency code, e.g. 000.00.12.H42 (13 characters).
+AGENCY_CODE_RE = re.compile(r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[0-9A-Z]{3}$")
+DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Who this appliance is: the office it serves and its share of the code space."""
+
+    id: str = "kiosk-01"
+    agency_code: str = "000.00.12.H42"
+    agency_name: str = "Bảo hiểm xã hội quận Ba Đình"
+    # Several kiosks of one office share an agency code and day; each gets its own
+    # slice of the 4-digit sequence so codes never collide without talking to each other.
+    sequence_first: int = 1
+    sequence_last: int = 9999
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data_dir: str = "/var/lib/appliance"
+
+    @property
+    def database(self) -> Path:
+        return Path(self.data_dir) / "appliance.sqlite3"
+
+    @property
+    def files(self) -> Path:
+        return Path(self.data_dir) / "files"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    bind: str = "127.0.0.1:8000"
+    threads: int = 4
+    idle_reset_seconds: int = 120
+    default_language: str = "vi"
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    # SANE device name; empty means "the first device SANE lists".
+    device: str = ""
+    sane_config_dir: str = ""
+    resolution: int = 200
+    mode: str = "Color"
+
+
+@dataclass(frozen=True)
+class OcrConfig:
+    enabled: bool = True
+    threads: int = 2
+    recognizer: str = "int8"
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    # Empty host: no broker configured; records wait in SQLite until one is.
+    host: str = ""
+    port: int = 1883
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    topic_prefix: str = "bhxh"
+    keepalive: int = 30
+    ack_timeout_seconds: float = 10.0
+    chunk_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class CodesConfig:
+    """Code formats: Circular 01/2018/TT-VPCP Art. 19 for the dossier code; the result
+    code's structure was not found in any published text, so its template is a guess
+    an operator can override."""
+
+    dossier: str = "{agency}-{yymmdd}-{seq:04d}"
+    result: str = "{dossier_code}.{ordinal:02d}"
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    """The reference receiver that stands in for BHXH's central software."""
+
+    database: str = "/var/lib/appliance-central/central.sqlite3"
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    codes: CodesConfig = field(default_factory=CodesConfig)
+    central: CentralConfig = field(default_factory=CentralConfig)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"{key}: unknown key")
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        key = f"{where}.{name}" if where else name
+        want = hints[name]
+        if is_dataclass(want):
+            values[name] = _build(want, raw, key)
+            continue
+        if want is float and isinstance(raw, int) and not isinstance(raw, bool):
+            raw = float(raw)
+        if want is bool and not isinstance(raw, bool):
+            raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+        if want is int and (isinstance(raw, bool) or not isinstance(raw, int)):
+            raise ConfigError(f"{key}: expected an integer, got {raw!r}")
+        if not isinstance(raw, want):
+            raise ConfigError(f"{key}: expected {want.__name__}, got {raw!r}")
+        values[name] = raw
+    return cls(**values)
+
+
+def validate(config: Config) -> Config:
+    d = config.device
+    if not DEVICE_ID_RE.match(d.id):
+        raise ConfigError(f"device.id: {d.id!r} must be lower-case letters, digits and '-'")
+    if not AGENCY_CODE_RE.match(d.agency_code):
+        raise ConfigError(
+            f"device.agency_code: {d.agency_code!r} is not a QCVN 102:2016 code like 000.00.12.H42"
+        )
+    if not 1 <= d.sequence_first <= d.sequence_last <= 9999:
+        raise ConfigError("device.sequence_first/sequence_last: need 1 <= first <= last <= 9999")
+    if config.web.default_language not in ("vi", "en"):
+        raise ConfigError("web.default_language: must be 'vi' or 'en'")
+    if config.scanner.resolution < 200:
+        raise ConfigError("scanner.resolution: Decree 30/2020 requires at least 200 dpi")
+    if config.ocr.recognizer not in ("int8", "fp32"):
+        raise ConfigError("ocr.recognizer: must be 'int8' or 'fp32'")
+    if not 1 <= config.mqtt.port <= 65535:
+        raise ConfigError("mqtt.port: must be 1-65535")
+    if config.mqtt.chunk_bytes < 1024:
+        raise ConfigError("mqtt.chunk_bytes: must be at least 1024")
+    templates = (("codes.dossier", config.codes.dossier), ("codes.result", config.codes.result))
+    for key, template in templates:
+        try:
+            template.format(agency="A", yymmdd="000101", seq=1, dossier_code="D", ordinal=1)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(f"{key}: bad template {template!r}: {e}") from e
+    return config
+
+
+def from_mapping(data: dict[str, Any]) -> Config:
+    return validate(_build(Config, data, ""))
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config named by the argument, $APPLIANCE_CONFIG, or the default path.
+
+    A missing default file means "built-in defaults" so a fresh install runs at once;
+    a file someone named explicitly must exist.
+    """
+    explicit = path or os.environ.get(CONFIG_ENV)
+    target = Path(explicit) if explicit else DEFAULT_CONFIG_PATH
+    if not target.exists():
+        if explicit:
+            raise ConfigError(f"{target}: configuration file not found")
+        return validate(Config())
+    try:
+        data = tomllib.loads(target.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{target}: not valid TOML: {e}") from e
+    return from_mapping(data)
+
+
+def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
+    """Return a copy with some keys of some sections replaced (used by tests and the demo)."""
+    changed = {name: replace(getattr(config, name), **values) for name, values in sections.items()}
+    return validate(replace(config, **changed))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + "".join(_toml_char(c) for c in str(value)) + '"'
+
+
+def _toml_char(c: str) -> str:
+    # TOML basic strings forbid raw control characters (a pasted agency name with a
+    # line break would otherwise make dump() write a file load() refuses).
+    if c == '"' or c == "\\":
+        return "\\" + c
+    if c < " " or c == "\x7f":
+        return f"\\u{ord(c):04x}"
+    return c
+
+
+def dump(config: Config) -> str:
+    """Serialise to TOML so a parent process can hand its exact config to children."""
+    out: list[str] = []
+    for section in fields(config):
+        out.append(f"[{section.name}]")
+        sub = getattr(config, section.name)
+        for f in fields(sub):
+            out.append(f"{f.name} = {_toml_value(getattr(sub, f.name))}")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,129 @@
+"""Every text a person reads on the appliance is a key looked up here.
+
+Vietnamese is the language of the office and of the records, so it is the reference
+table: a key missing in English falls back to Vietnamese, never to a raw key on a
+citizen's screen. The language is chosen per request (``?lang=`` → cookie → default);
+the API alone also honours Accept-Language, because a kiosk browser announces the
+language of its build, not the one the citizen reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+
+log = logging.getLogger(__name__)
+
+LANGUAGES: tuple[str, ...] = ("vi", "en")
+REFERENCE = "vi"
+COOKIE = "lang"
+EXTENSION = "appliance.i18n"
+TRANSLATIONS_DIR = Path(__file__).parent / "translations"
+
+# Keys built at run time (from a job step, an error key, a device state) rather than
+# written literally in a template; the translation test checks these exist too.
+JOB_STEP_KEYS: tuple[str, ...] = (
+    "job.queued", "job.scanning", "job.reading", "job.assembling", "job.done",
+)
+SCANNER_ERROR_KEYS: tuple[str, ...] = (
+    "scanner.jammed", "scanner.no_documents", "scanner.cover_open", "scanner.busy",
+    "scanner.io_error", "scanner.not_found", "scanner.cancelled", "scanner.access_denied",
+    "scanner.no_memory", "scanner.unsupported", "scanner.invalid",
+)
+ERROR_KEYS: tuple[str, ...] = SCANNER_ERROR_KEYS + (
+    "error.disk_full", "error.worker_restarted", "error.generic",
+    "error.sequence_exhausted", "error.dossier_not_found", "error.invalid_state",
+    "error.unknown_procedure", "error.nothing_scanned", "error.bad_json",
+    "error.bad_source", "error.bad_paper", "error.bad_language", "error.job_active",
+    "error.job_not_found", "error.officer_required", "error.not_found",
+    "error.method_not_allowed", "error.bad_request", "error.file_missing",
+    "error.storage",
+)
+STATE_KEYS: tuple[str, ...] = (
+    "state.scanner.ready", "state.scanner.busy", "state.scanner.error",
+    "state.scanner.unknown", "state.ocr.ready", "state.ocr.unavailable", "state.ocr.unknown",
+    "state.sync.no_broker", "state.sync.connected", "state.sync.disconnected",
+    "state.sync.unknown", "delivery.pending", "delivery.sending", "delivery.delivered",
+    "delivery.none", "status.open", "status.submitted", "status.signed", "status.cancelled",
+)
+DYNAMIC_KEYS: tuple[str, ...] = JOB_STEP_KEYS + ERROR_KEYS + STATE_KEYS
+
+
+class Translations:
+    """The loaded tables; one instance per app, read-only after start."""
+
+    def __init__(self, tables: dict[str, dict[str, str]]) -> None:
+        if REFERENCE not in tables:
+            raise ValueError(f"no {REFERENCE} translation table")
+        self.tables = tables
+
+    @classmethod
+    def load(cls, folder: Path = TRANSLATIONS_DIR) -> Translations:
+        tables = {}
+        for lang in LANGUAGES:
+            with open(folder / f"{lang}.json", encoding="utf-8") as fh:
+                tables[lang] = json.load(fh)
+        return cls(tables)
+
+    def has(self, key: str) -> bool:
+        return key in self.tables[REFERENCE]
+
+    def text(self, lang: str, key: str, **params: Any) -> str:
+        table = self.tables.get(lang, self.tables[REFERENCE])
+        template = table.get(key) or self.tables[REFERENCE].get(key)
+        if template is None:
+            # A key the tables lack is a bug; show the generic message, not the key.
+            log.warning("missing translation key %s", key)
+            template = self.tables[REFERENCE].get("error.generic", key)
+        try:
+            return template.format(**params)
+        except (KeyError, IndexError, ValueError):
+            log.warning("translation %s/%s needs parameters it was not given", lang, key)
+            return template
+
+
+def _choose(default: str) -> str:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    cookie = request.cookies.get(COOKIE)
+    if cookie in LANGUAGES:
+        return cookie
+    if request.path.startswith("/api/") and request.headers.get("Accept-Language"):
+        best = request.accept_languages.best_match(LANGUAGES)
+        if best:
+            return best
+    return default
+
+
+def init_app(app: Flask, translations: Translations, default_language: str) -> None:
+    app.extensions[EXTENSION] = translations
+
+    @app.before_request
+    def pick_language() -> None:
+        g.lang = _choose(default_language)
+
+    @app.after_request
+    def remember_language(response: Response) -> Response:
+        asked = request.args.get("lang")
+        if asked in LANGUAGES and not request.path.startswith("/api/"):
+            response.set_cookie(COOKIE, asked, samesite="Lax", httponly=True)
+        return response
+
+    @app.context_processor
+    def template_helpers() -> dict[str, Any]:
+        return {"t": t, "lang": current_language(), "languages": LANGUAGES}
+
+
+def current_language() -> str:
+    return str(g.get("lang", REFERENCE))
+
+
+def t(key: str, **params: Any) -> str:
+    """Translate into the current request's language."""
+    translations: Translations = current_app.extensions[EXTENSION]
+    return translations.text(current_language(), key, **params)

@@ -1,0 +1,211 @@
+"""`appliance worker`: the only process that opens the scanner; runs scan and OCR jobs.
+
+A scan job is a short pipeline of named steps (scan → OCR → extract → assemble PDF).
+Each page is stored (file fsynced, then its row committed) the moment it leaves the
+scanner, so a jam, a crash or a kill -9 on page 7 keeps pages 1-6. A failing step
+fails the job with a message key the kiosk translates; the stored pages stay.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from appliance.extraction.fields import extract
+from appliance.imaging import pages as imaging
+from appliance.records import dossiers
+from appliance.records.errors import RecordsError
+from appliance.store import jobs
+from appliance.store.db import connect, set_state, transaction
+from appliance.store.errors import DiskFull, StoreError
+from appliance.store.files import FileStore
+from appliance.system.config import Config
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str], Any]
+
+
+class JobFailed(Exception):
+    """A step failed; `key` is what the kiosk shows, the message what the log says."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    paper_id: int | None
+    pages: int
+    fault: JobFailed | None
+
+
+class Worker:
+    def __init__(self, config: Config, conn: sqlite3.Connection, ocr: Any | None) -> None:
+        self.config = config
+        self.conn = conn
+        self.files = FileStore(config.paths.files)
+        self.ocr = ocr
+
+    # -- step 1: scan, page by page ------------------------------------------------
+    def scan(self, job: jobs.Job) -> ScanOutcome:
+        from appliance.scanner.device import open_scanner
+        from appliance.scanner.errors import ScannerError
+
+        assert job.dossier_id is not None
+        paper_id: int | None = job.params.get("paper_id")
+        count = 0
+        set_state(self.conn, "scanner.state", "busy")
+        try:
+            with open_scanner(self.config.scanner.device, self.config.scanner.resolution,
+                              self.config.scanner.mode) as scanner:
+                for image in scanner.scan(job.params.get("source", "flatbed")):
+                    paper_id = self._store_page(job, paper_id, image)
+                    count += 1
+                    jobs.set_progress(self.conn, job.id, step="scanning", pages=count)
+            set_state(self.conn, "scanner.state", "ready")
+            return ScanOutcome(paper_id, count, None)
+        except ScannerError as e:
+            set_state(self.conn, "scanner.state", f"error:{e.key}")
+            log.warning("scan job %s stopped after %d page(s): %s", job.id, count, e)
+            return ScanOutcome(paper_id, count, JobFailed(e.key, str(e)))
+        except DiskFull as e:
+            set_state(self.conn, "scanner.state", "ready")
+            return ScanOutcome(paper_id, count, JobFailed("error.disk_full", str(e)))
+
+    def _store_page(self, job: jobs.Job, paper_id: int | None, image: Image.Image) -> int:
+        image = image.convert("RGB")
+        png = imaging.encode_png(image)
+        sha = self.files.put(png, ".png")
+        self.files.put_derived(sha, ".thumb.jpg", imaging.thumbnail_jpeg(image))
+        with transaction(self.conn):
+            if paper_id is None:
+                paper_id = dossiers.add_paper(self.conn, job.dossier_id or 0,
+                                              job.params.get("title", ""))
+            dossiers.add_page(self.conn, paper_id, sha, image.width, image.height,
+                              self.config.scanner.resolution, imaging.is_blank(image))
+        return paper_id
+
+    # -- steps 2-4: OCR, extraction, PDF -------------------------------------------
+    def finish_paper(self, job: jobs.Job, paper_id: int) -> None:
+        paper_rows = self.conn.execute(
+            "SELECT id, sha256, ocr_json FROM pages WHERE paper_id=? ORDER BY ordinal",
+            (paper_id,),
+        ).fetchall()
+        images: list[Image.Image] = []
+        all_lines: list[str] = []
+        for n, row in enumerate(paper_rows, start=1):
+            image = Image.open(io.BytesIO(self.files.read(row["sha256"], ".png")))
+            image.load()
+            images.append(image)
+            if self.ocr is None:
+                continue
+            if row["ocr_json"] is None:
+                jobs.set_progress(self.conn, job.id, step="reading", page=n,
+                                  pages=len(paper_rows))
+                page_text = self._read(image)
+                if page_text is None:
+                    continue
+                lines = [{"text": ln.text, "box": list(ln.box), "confidence": ln.confidence}
+                         for ln in page_text.lines]
+                dossiers.set_page_ocr(self.conn, row["id"], {"lines": lines}, page_text.seconds)
+                all_lines.extend(ln["text"] for ln in lines)
+            else:
+                all_lines.extend(ln["text"] for ln in json.loads(row["ocr_json"])["lines"])
+        jobs.set_progress(self.conn, job.id, step="assembling", pages=len(paper_rows))
+        fields = extract(all_lines).as_dict()
+        pdf = imaging.assemble_pdf(images, self.config.scanner.resolution,
+                                   title=job.params.get("title", ""),
+                                   author=self.config.device.agency_name)
+        pdf_sha = self.files.put(pdf, ".pdf")
+        with transaction(self.conn):
+            dossiers.set_paper_result(self.conn, paper_id, pdf_sha, len(pdf), fields)
+
+    def _read(self, image: Image.Image) -> Any | None:
+        """OCR one page; a page OCR cannot read is kept, only its text is missing."""
+        assert self.ocr is not None
+        try:
+            return self.ocr.read(image)
+        except Exception as e:  # noqa: BLE001 - any OCR failure must not lose the scan
+            log.error("OCR failed on a page, page kept without text: %s", e)
+            return None
+
+    def run_job(self, job: jobs.Job) -> None:
+        log.info("job %s (%s) started for dossier %s", job.id, job.kind, job.dossier_id)
+        try:
+            if job.kind != "scan":
+                raise JobFailed("error.generic", f"unknown job kind {job.kind!r}")
+            outcome = self.scan(job)
+            if outcome.paper_id is not None and outcome.pages + self._page_count(
+                    outcome.paper_id) > 0:
+                self.finish_paper(job, outcome.paper_id)
+            elif outcome.paper_id is None and outcome.fault is None:
+                raise JobFailed("scanner.no_documents", "the scanner returned no page")
+            if outcome.fault is not None:
+                raise outcome.fault
+            jobs.set_progress(self.conn, job.id, step="done", pages=outcome.pages,
+                              paper_id=outcome.paper_id)
+            jobs.finish(self.conn, job.id)
+            log.info("job %s done: %d page(s)", job.id, outcome.pages)
+        except JobFailed as e:
+            jobs.fail(self.conn, job.id, e.key, str(e))
+        except (StoreError, RecordsError, OSError) as e:
+            key = "error.disk_full" if isinstance(e, DiskFull) else "error.generic"
+            log.exception("job %s failed", job.id)
+            jobs.fail(self.conn, job.id, key, str(e))
+
+    def _page_count(self, paper_id: int) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM pages WHERE paper_id=?",
+                                     (paper_id,)).fetchone()[0])
+
+
+def load_ocr(config: Config) -> Any | None:
+    if not config.ocr.enabled:
+        return None
+    from appliance.ocr.engine import OcrEngine
+
+    try:
+        return OcrEngine.load(None, threads=config.ocr.threads,
+                              recognizer=config.ocr.recognizer)
+    except Exception as e:  # noqa: BLE001 - scanning must work without OCR
+        log.error("OCR engine unavailable, pages will be stored without text: %s", e)
+        return None
+
+
+def run_worker(config: Config, stop: threading.Event, notify: Notify | None = None) -> None:
+    if config.scanner.sane_config_dir:
+        # sane.init() reads this once per process: set before the first scanner use.
+        os.environ["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
+    conn = connect(config.paths.database)
+    abandoned = jobs.fail_abandoned(conn)
+    if abandoned:
+        log.warning("%d job(s) left running by a previous worker were failed", abandoned)
+    set_state(conn, "scanner.state", "ready")
+    worker = Worker(config, conn, load_ocr(config))
+    set_state(conn, "ocr.state", "ready" if worker.ocr is not None else "unavailable")
+    if notify:
+        notify("READY=1")
+    log.info("worker ready")
+    while not stop.is_set():
+        if notify:
+            notify("WATCHDOG=1")
+        set_state(conn, "worker.heartbeat", str(time.time()))
+        job = jobs.claim_next(conn, os.getpid())
+        if job is None:
+            stop.wait(0.3)
+            continue
+        worker.run_job(job)
+    if notify:
+        notify("STOPPING=1")
+    conn.close()

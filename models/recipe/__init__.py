@@ -1,0 +1,1 @@
+"""Training recipe for the Vietnamese line recognizer (training-only code, not shipped)."""

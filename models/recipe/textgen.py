@@ -1,0 +1,191 @@
+"""Synthetic Vietnamese text lines of the kinds a BHXH form carries.
+
+The mix is deliberately skewed toward the cases the feasibility run got wrong:
+upper-case names with stacked accents, hook/tilde letters and long digit
+strings. Every symbol of the charset also appears in random strings so no
+output class is left untrained.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from pathlib import Path
+
+from models.recipe.charset import DIGITS, charset, hard_letters
+from models.recipe.vn_data import (
+    DISTRICTS,
+    FORM_LABELS,
+    GIVEN,
+    MIDDLE,
+    PROVINCES_OLD,
+    STREETS,
+    SURNAMES,
+    WARD_PARTS,
+)
+
+HUNSPELL_DIC = Path("/usr/share/hunspell/vi_VN.dic")
+
+
+def load_words(path: Path = HUNSPELL_DIC) -> list[str]:
+    """Syllables from hunspell-vi, affix flags stripped, NFC, charset-only."""
+    allowed = set(charset())
+    words: list[str] = []
+    if not path.exists():
+        return words
+    for i, line in enumerate(path.read_text(encoding="utf-8", errors="ignore").splitlines()):
+        if i == 0 and line.strip().isdigit():
+            continue
+        w = unicodedata.normalize("NFC", line.split("/", 1)[0].strip())
+        if w and all(c in allowed for c in w):
+            words.append(w)
+    return words
+
+
+class TextSource:
+    """Draws one line of text per call; seeded so shards reproduce."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.words = load_words()
+        hard = set(hard_letters())
+        self.hard_words = [w for w in self.words if any(c in hard for c in w)]
+        self.chars = charset()
+        self.wards = self._wards()
+
+    def _wards(self) -> list[str]:
+        parts = WARD_PARTS
+        out = []
+        for i in range(0, len(parts) - 1):
+            out.append(parts[i] + " " + parts[i + 1])
+        return out
+
+    # -- pieces ---------------------------------------------------------
+    def name(self) -> str:
+        r = self.rng
+        n_mid = r.choices([0, 1, 2], [0.15, 0.7, 0.15])[0]
+        parts = [r.choice(SURNAMES)] + [r.choice(MIDDLE) for _ in range(n_mid)]
+        parts.append(r.choice(GIVEN))
+        if r.random() < 0.1:
+            parts.append(r.choice(GIVEN))
+        return " ".join(parts)
+
+    def word(self) -> str:
+        r = self.rng
+        pool = self.hard_words if (self.hard_words and r.random() < 0.4) else self.words
+        return r.choice(pool) if pool else r.choice(GIVEN)
+
+    def date(self) -> str:
+        r = self.rng
+        d, m, y = r.randint(1, 31), r.randint(1, 12), r.randint(1930, 2030)
+        style = r.randint(0, 7)
+        if style == 0:
+            return f"{d:02d}/{m:02d}/{y}"
+        if style == 1:
+            return f"{d}/{m}/{y}"
+        if style == 2:
+            return f"{d:02d}-{m:02d}-{y}"
+        if style == 3:
+            return f"ngày {d:02d} tháng {m:02d} năm {y}"
+        if style == 4:
+            return f"Ngày {d} tháng {m} năm {y}"
+        if style == 5:
+            return f"{r.choice(PROVINCES_OLD)}, ngày {d} tháng {m} năm {y}"
+        if style == 6:
+            return f"{m:02d}/{y}"
+        return f"{d:02d}.{m:02d}.{y}"
+
+    def digits(self, n: int) -> str:
+        return "".join(self.rng.choice(DIGITS) for _ in range(n))
+
+    def number(self) -> str:
+        r = self.rng
+        style = r.randint(0, 8)
+        if style == 0:
+            return self.digits(12)  # CCCD / personal ID
+        if style == 1:
+            return self.digits(10)  # BHXH code
+        if style == 2:
+            prefix = r.choice(["GD", "DN", "HC", "HT", "TE", "CN", "HS", "SV", "NO", "XK"])
+            return f"{prefix}{r.randint(1, 5)}{self.digits(2)}{self.digits(10)}"
+        if style == 3:
+            return f"0{r.choice('38975')}{self.digits(1)} {self.digits(3)} {self.digits(3)}"
+        if style == 4:
+            return f"{r.randint(1, 99)}.{self.digits(3)}.000 đồng"
+        if style == 5:
+            return f"{r.randint(1, 9999)}/QĐ-BHXH"
+        if style == 6:
+            return self.digits(r.randint(4, 16))
+        if style == 7:
+            return " ".join(self.digits(r.randint(2, 4)) for _ in range(r.randint(2, 5)))
+        return f"{self.digits(3)} {self.digits(3)} {self.digits(4)}"
+
+    def place(self) -> str:
+        r = self.rng
+        style = r.randint(0, 5)
+        if style == 0:
+            return f"{r.choice(['Tỉnh', 'Thành phố', 'TP.'])} {r.choice(PROVINCES_OLD)}"
+        if style == 1:
+            kind = r.choice(["Quận", "Huyện", "Thị xã", "Thành phố"])
+            return f"{kind} {r.choice(DISTRICTS)}"
+        if style == 2:
+            return f"{r.choice(['Phường', 'Xã', 'Thị trấn'])} {r.choice(self.wards)}"
+        if style == 3:
+            return f"Phường {r.randint(1, 20)}, Quận {r.randint(1, 12)}"
+        if style == 4:
+            return (
+                f"Số {r.randint(1, 999)} {r.choice(['', 'Đường ', 'Phố '])}"
+                f"{r.choice(STREETS)}, {r.choice(DISTRICTS)}"
+            )
+        return f"{r.choice(DISTRICTS)}, {r.choice(PROVINCES_OLD)}"
+
+    def random_chars(self) -> str:
+        r = self.rng
+        n = r.randint(3, 20)
+        s = "".join(r.choice(self.chars) for _ in range(n))
+        return " ".join(s.split())
+
+    # -- lines ----------------------------------------------------------
+    def line(self) -> str:
+        r = self.rng
+        kind = r.choices(
+            ["upname", "name", "label", "labelval", "date", "number", "place", "words",
+             "upwords", "random", "mixed"],
+            [0.17, 0.07, 0.08, 0.14, 0.09, 0.11, 0.09, 0.12, 0.05, 0.03, 0.05],
+        )[0]
+        if kind == "upname":
+            s = self.name().upper()
+        elif kind == "name":
+            s = self.name()
+        elif kind == "label":
+            s = r.choice(FORM_LABELS)
+        elif kind == "labelval":
+            label = r.choice(FORM_LABELS)
+            if len(label) > 34:
+                label = label[:34].rsplit(" ", 1)[0]
+            val = r.choice([self.name().upper(), self.date(), self.number(), self.place()])
+            s = f"{label} {val}"
+        elif kind == "date":
+            s = self.date()
+        elif kind == "number":
+            s = self.number()
+        elif kind == "place":
+            s = self.place()
+            if r.random() < 0.3:
+                s = s.upper()
+        elif kind == "words":
+            s = " ".join(self.word() for _ in range(r.randint(1, 7)))
+            if r.random() < 0.5:
+                s = s[:1].upper() + s[1:]
+            if r.random() < 0.3:
+                s += r.choice([".", ",", ":", ";", "?", "!", "…"])
+        elif kind == "upwords":
+            s = " ".join(self.word() for _ in range(r.randint(1, 5))).upper()
+        elif kind == "random":
+            s = self.random_chars()
+        else:
+            s = f"{self.name()} - {self.date()} - {self.number()}"
+        s = unicodedata.normalize("NFC", " ".join(s.split()))
+        if len(s) > 56:
+            s = s[:56].rstrip()
+        return s or "0"

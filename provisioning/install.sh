@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Set up this checkout on Debian 12 and then run the appliance or its tests.
+#
+#   bash provisioning/install.sh run    # install, then start the appliance (kiosk on :8000)
+#   bash provisioning/install.sh test   # install what the tests need, then run the suite
+#
+# Idempotent: a second run only re-checks. Needs root for apt-get (or sudo).
+set -euo pipefail
+
+mode="${1:-}"
+case "$mode" in
+  run|test|install) ;;
+  *) echo "usage: bash provisioning/install.sh run|test|install" >&2; exit 2 ;;
+esac
+shift || true
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+packages() {  # package names from the lists, comments and blanks dropped
+  sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$@"
+}
+
+lists=(provisioning/apt-run.txt)
+[ "$mode" = test ] && lists+=(provisioning/apt-test.txt)
+mapfile -t wanted < <(packages "${lists[@]}")
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The project's Python environment, built from Debian's python3 (never a system pip).
+py=/usr/bin/python3
+[ -x "$py" ] || py="$(command -v python3)"
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$py" -m venv .venv
+fi
+extras=""
+[ "$mode" = test ] && extras="[test]"
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)${extras}"
+if [ ! -e "$stamp" ]; then
+  echo "==> installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip wheel setuptools
+  .venv/bin/python -m pip install -q -e ".${extras}"
+  touch "$stamp"
+fi
+
+echo "==> checking OCR models"
+.venv/bin/python models/install_models.py
+
+case "$mode" in
+  install)
+    echo "==> installed" ;;
+  run)
+    echo "==> starting the appliance"
+    exec .venv/bin/appliance run "$@" ;;
+  test)
+    echo "==> running the test suite"
+    exec .venv/bin/python -m pytest -q "$@" ;;
+esac

@@ -1,0 +1,30 @@
+from appliance.extraction.fields import extract, parse_date, valid_cccd
+
+
+def test_fields_from_tk1_ts_lines():
+    lines = [
+        "TỜ KHAI THAM GIA, ĐIỀU CHỈNH THÔNG TIN BẢO HIỂM XÃ HỘI, BẢO HIỂM Y TẾ",
+        "[01]. Họ và tên (viết chữ in hoa): NGUYỄN THỊ QUỲNH",
+        "[03]. Ngày sinh: 07/03/1991",
+        "[06]. Số CCCD/ĐDCN/Hộ chiếu: 001191012345",
+        "[07]. Điện thoại: 0912 345 678",
+        "Mã số BHXH: 0123456789",
+    ]
+    result = extract(lines)
+    assert result.values == {
+        "full_name": "NGUYỄN THỊ QUỲNH", "birth_date": "07/03/1991",
+        "cccd": "001191012345", "phone": "0912345678", "bhxh_number": "0123456789",
+    }
+    assert result.problems == ()
+
+
+def test_bad_values_are_problems_not_guesses():
+    result = extract(["[03]. Ngày sinh: 31/02/1991", "[06]. Số CCCD: 99919101234"])
+    assert "birth_date" not in result.values and "cccd" not in result.values
+    assert set(result.problems) == {"birth_date", "cccd"}
+
+
+def test_validators():
+    assert valid_cccd("079203001234")
+    assert not valid_cccd("000203001234")  # province 000 does not exist
+    assert parse_date("ngày 5-1-2024").isoformat() == "2024-01-05"  # day first, always
