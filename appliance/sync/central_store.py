@@ -198,14 +198,9 @@ def put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage
     return RecordResult(Outcome.STORED)
 
 
-def _open_ro(db_path: str | Path) -> sqlite3.Connection:
-    conn = connect(db_path)
-    return conn
-
-
 def list_records(db_path: str | Path) -> list[dict[str, Any]]:
     """Stored records, oldest first, for tests and a status page."""
-    conn = _open_ro(db_path)
+    conn = connect(db_path)
     try:
         return [
             {
@@ -216,6 +211,7 @@ def list_records(db_path: str | Path) -> list[dict[str, Any]]:
                 "result_codes": json.loads(r["result_codes_json"]),
                 "received_at": r["received_at"],
                 "copies": r["copies"],
+                "files": [sha for sha, _size in wire.record_files(r["body_json"])],
                 "body_json": r["body_json"],
             }
             for r in conn.execute("SELECT * FROM records ORDER BY received_at, rowid")
@@ -225,7 +221,7 @@ def list_records(db_path: str | Path) -> list[dict[str, Any]]:
 
 
 def list_rejections(db_path: str | Path) -> list[dict[str, Any]]:
-    conn = _open_ro(db_path)
+    conn = connect(db_path)
     try:
         return [dict(r) for r in conn.execute("SELECT * FROM rejections ORDER BY id")]
     finally:
@@ -233,7 +229,7 @@ def list_rejections(db_path: str | Path) -> list[dict[str, Any]]:
 
 
 def get_file(db_path: str | Path, sha256: str) -> bytes | None:
-    conn = _open_ro(db_path)
+    conn = connect(db_path)
     try:
         row = conn.execute("SELECT data FROM files WHERE sha256=?", (sha256,)).fetchone()
         return bytes(row["data"]) if row else None

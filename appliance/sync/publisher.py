@@ -216,9 +216,8 @@ class _Publisher:
         """Publish while paho has room: one record's messages at a time, in outbox order."""
         assert self.client is not None
         while self.connected and len(self.unacked) < MAX_INFLIGHT:
-            if self.current is None:
-                if len(self.flights) >= self.window or not self.claim():
-                    return
+            if self.current is None and (len(self.flights) >= self.window or not self.claim()):
+                return
             assert self.current is not None
             flight = self.flights[self.current]
             assert flight.messages is not None
@@ -281,7 +280,7 @@ class _Publisher:
             if self.client is not None:
                 close(self.client)
             self.release_all()
-            self.show("stopped")
+            self.show("disconnected")
 
 
 def run_publisher(config: Config, stop: threading.Event, notify: Notify | None = None, *,

@@ -168,11 +168,15 @@ def decode(payload: bytes) -> Message:
 
 
 def record_files(body_json: str) -> list[tuple[str, int]]:
-    """(sha256, size) of each paper's file named in a record body, in paper order."""
+    """(sha256, size) of each paper's file named in a record body, in paper order.
+
+    A paper whose file is null has nothing to send; whether that is allowed is the
+    records module's decision, recorded verbatim in the body.
+    """
     try:
         body = json.loads(body_json)
         files = [(p["file"]["sha256"], int(p["file"]["size"])) for p in body.get("papers", [])
-                 if p.get("file")]
+                 if p.get("file") and p["file"].get("sha256") is not None]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise WireError(f"record body does not list its files: {e}") from e
     for sha, size in files:

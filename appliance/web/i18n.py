@@ -50,7 +50,11 @@ STATE_KEYS: tuple[str, ...] = (
     "state.sync.unknown", "delivery.pending", "delivery.sending", "delivery.delivered",
     "delivery.none", "status.open", "status.submitted", "status.signed", "status.cancelled",
 )
-DYNAMIC_KEYS: tuple[str, ...] = JOB_STEP_KEYS + ERROR_KEYS + STATE_KEYS
+# Labels of the fields appliance.extraction produces; a field without a label shows its name.
+FIELD_KEYS: tuple[str, ...] = (
+    "field.full_name", "field.birth_date", "field.cccd", "field.bhxh_number", "field.phone",
+)
+DYNAMIC_KEYS: tuple[str, ...] = JOB_STEP_KEYS + ERROR_KEYS + STATE_KEYS + FIELD_KEYS
 
 
 class Translations:
@@ -116,7 +120,7 @@ def init_app(app: Flask, translations: Translations, default_language: str) -> N
 
     @app.context_processor
     def template_helpers() -> dict[str, Any]:
-        return {"t": t, "lang": current_language(), "languages": LANGUAGES}
+        return {"t": t, "t_or": t_or, "lang": current_language(), "languages": LANGUAGES}
 
 
 def current_language() -> str:
@@ -126,4 +130,12 @@ def current_language() -> str:
 def t(key: str, **params: Any) -> str:
     """Translate into the current request's language."""
     translations: Translations = current_app.extensions[EXTENSION]
+    return translations.text(current_language(), key, **params)
+
+
+def t_or(key: str, fallback: str, **params: Any) -> str:
+    """Translate a key that may legitimately be absent (a new extracted field's label)."""
+    translations: Translations = current_app.extensions[EXTENSION]
+    if not translations.has(key):
+        return fallback
     return translations.text(current_language(), key, **params)

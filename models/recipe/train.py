@@ -40,7 +40,7 @@ class Shards:
         d = np.load(path)
         px, ws, labs, lens = d["pixels"], d["widths"], d["labels"], d["lens"]
         po, lo, n = 0, 0, 0
-        for w, ln in zip(ws, lens, strict=True):
+        for w, ln in zip(ws.tolist(), lens.tolist(), strict=True):
             img = px[po:po + HEIGHT * w].reshape(HEIGHT, w)
             lab = labs[lo:lo + ln].astype(np.int64)
             po += HEIGHT * w
@@ -187,11 +187,11 @@ def main() -> None:
             ema.update_parameters(model)
             step += 1
             seen += len(b)
-            loss_acc += float(loss)
-            if step % 200 == 0:
+            loss_acc += float(loss.detach())
+            if step % 100 == 0:
                 dt = time.time() - t_log
                 print(
-                    f"step {step} loss {loss_acc / 200:.3f} lr {lr:.2e} "
+                    f"step {step} loss {loss_acc / 100:.3f} lr {lr:.2e} "
                     f"{seen / dt:.0f} lines/s  {(deadline - now) / 60:.1f} min left",
                     flush=True,
                 )

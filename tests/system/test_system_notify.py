@@ -130,13 +130,22 @@ def test_watched_loop_reports_ready_kicks_and_stopping(notify_socket, monkeypatc
         if len(steps) == 5:
             stop.set()
 
+    started = time.monotonic()
     run_watched_loop(step, ServiceNotifier(), stop, pause_seconds=30, ready_status="up")
+    # The 30 s pause was capped at the kick period (0.1 s), or this would take 2 min.
+    assert time.monotonic() - started < 5
     texts = [m.text for m in notify_socket.drain()]
     assert texts[0] == "READY=1\nSTATUS=up"
     assert texts[-1] == "STOPPING=1"
-    # The 30 s pause was capped at the kick period, so five steps took about 0.4 s
-    # and every step was followed by a kick.
-    assert texts[1:-1] == ["WATCHDOG=1"] * 5
+    kicks = texts[1:-1]
+    # Normally one kick per step; a timer waking a hair early may skip one.
+    assert set(kicks) == {"WATCHDOG=1"} and 3 <= len(kicks) <= 5
+
+
+def test_ready_can_be_left_to_the_caller(notify_socket):
+    stop = threading.Event()
+    run_watched_loop(stop.set, ServiceNotifier(), stop, ready_status=None)
+    assert [m.text for m in notify_socket.drain()] == ["STOPPING=1"]
 
 
 def test_a_hung_main_loop_stops_the_kicks(notify_socket, monkeypatch):
@@ -192,7 +201,7 @@ CHILD = textwrap.dedent(
             stop.set()
 
     notifier = ServiceNotifier()
-    run_watched_loop(step, notifier, stop, ready_status="child")
+    run_watched_loop(step, notifier, stop, pause_seconds=0.05, ready_status="child")
     notifier("STATUS=done")
     """
 )
@@ -209,16 +218,17 @@ def test_notifier_works_from_another_process(notify_socket):
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD],
-        env=dict(os.environ, WATCHDOG_USEC="200000"),
+        env=dict(os.environ, WATCHDOG_USEC="100000"),
         stderr=subprocess.PIPE,
         text=True,
     )
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     got = notify_socket.drain(0.5)
-    assert [m.text for m in got] == (
-        ["READY=1\nSTATUS=child"] + ["WATCHDOG=1"] * 4 + ["STOPPING=1", "STATUS=done"]
-    )
+    texts = [m.text for m in got]
+    assert texts[0] == "READY=1\nSTATUS=child"
+    assert texts[-2:] == ["STOPPING=1", "STATUS=done"]
+    assert set(texts[1:-2]) == {"WATCHDOG=1"} and 2 <= len(texts[1:-2]) <= 4
     # The kernel's credentials prove the child, not this test, sent them.
     assert {m.pid for m in got} == {proc.pid}
     assert time.monotonic() - started < 20

@@ -1,0 +1,196 @@
+"""The OpenAPI 3 description of /api, built as data so it cannot drift from a template.
+
+Integrators (the central office, a monitoring script) read this instead of the code;
+the test suite checks that every /api route is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "bad input", 404: "unknown id", 409: "wrong state or a scan is active",
+            503: "storage or code sequence unavailable", 507: "disk full"}
+    return {str(c): _json(ERROR_REF, text[c]) for c in codes}
+
+
+def _id_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+SHA_PARAM = {"name": "sha", "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+LANG_PARAM = {"name": "lang", "in": "query", "required": False,
+              "description": "language of `message` texts (else cookie, Accept-Language)",
+              "schema": {"type": "string", "enum": ["vi", "en"]}}
+
+
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _file(media: str) -> dict[str, Any]:
+    return {"200": {"description": "the stored file",
+                    "content": {media: {"schema": {"type": "string", "format": "binary"}}}},
+            **_errors(404)}
+
+
+def spec() -> dict[str, Any]:
+    dossier_ref = {"$ref": "#/components/schemas/Dossier"}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "BHXH digitization appliance",
+            "version": "1",
+            "description": "Kiosk dossiers, scan jobs, officer sign-off and device status. "
+                           "Errors are {error: message key, message: translated text}.",
+        },
+        "paths": {
+            "/api/health": {"get": {"summary": "liveness", "responses": {
+                "200": _json({"type": "object", "properties": {"ok": {"type": "boolean"}}},
+                             "alive")}}},
+            "/api/procedures": {"get": {"summary": "procedures a citizen can start",
+                                        "parameters": [LANG_PARAM], "responses": {
+                "200": _json({"type": "array", "items": {"$ref":
+                              "#/components/schemas/Procedure"}}, "the catalogue")}}},
+            "/api/dossiers": {
+                "get": {"summary": "recent dossiers, newest first", "parameters": [
+                    {"name": "status", "in": "query", "required": False, "schema": {
+                        "type": "string",
+                        "enum": ["open", "submitted", "signed", "cancelled"]}}],
+                    "responses": {"200": _json({"type": "array", "items": dossier_ref},
+                                               "dossiers"), **_errors(400)}},
+                "post": {"summary": "open a dossier; its code is the citizen's receipt number",
+                         "requestBody": _body({"type": "object", "required": ["procedure"],
+                                               "properties": {
+                                                   "procedure": {"type": "string"},
+                                                   "language": {"type": "string",
+                                                                "enum": ["vi", "en"]}}}),
+                         "responses": {"201": _json({"type": "object", "properties": {
+                             "id": {"type": "integer"}, "code": {"type": "string"},
+                             "status": {"type": "string"}}}, "created"),
+                             **_errors(400, 503)}},
+            },
+            "/api/dossiers/{dossier_id}": {"get": {
+                "summary": "a dossier with its papers and pages",
+                "parameters": [_id_param("dossier_id")],
+                "responses": {"200": _json(dossier_ref, "the dossier"), **_errors(404)}}},
+            "/api/dossiers/{dossier_id}/scans": {"post": {
+                "summary": "queue a scan for the worker (the web never opens the scanner)",
+                "parameters": [_id_param("dossier_id")],
+                "requestBody": _body({"type": "object", "required": ["source"], "properties": {
+                    "source": {"type": "string", "enum": ["flatbed", "adf"]},
+                    "paper_id": {"type": "integer",
+                                 "description": "continue this paper (after a jam)"}}}),
+                "responses": {"202": _json({"type": "object", "properties": {
+                    "job_id": {"type": "integer"}}}, "queued"), **_errors(400, 404, 409)}}},
+            "/api/dossiers/{dossier_id}/jobs/latest": {"get": {
+                "summary": "the dossier's most recent scan job",
+                "parameters": [_id_param("dossier_id"), LANG_PARAM],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Job"}, "job"),
+                              **_errors(404)}}},
+            "/api/jobs/{job_id}": {"get": {
+                "summary": "a job's state, progress and a translated message",
+                "parameters": [_id_param("job_id"), LANG_PARAM],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Job"}, "job"),
+                              **_errors(404)}}},
+            "/api/dossiers/{dossier_id}/submit": {"post": {
+                "summary": "the citizen is done: hand the dossier to an officer",
+                "parameters": [_id_param("dossier_id")],
+                "responses": {"200": _json(dossier_ref, "submitted"),
+                              **_errors(400, 404, 409)}}},
+            "/api/dossiers/{dossier_id}/cancel": {"post": {
+                "summary": "abandon an open or submitted dossier",
+                "parameters": [_id_param("dossier_id")],
+                "responses": {"200": _json(dossier_ref, "cancelled"),
+                              **_errors(400, 404, 409)}}},
+            "/api/dossiers/{dossier_id}/sign": {"post": {
+                "summary": "officer sign-off: issue result codes, write record and outbox row",
+                "parameters": [_id_param("dossier_id")],
+                "requestBody": _body({"type": "object", "required": ["officer"],
+                                      "properties": {"officer": {"type": "string"}}}),
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "record_id": {"type": "string"}, "code": {"type": "string"},
+                    "status": {"type": "string"}, "delivery": {"type": "string"},
+                    "papers": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "integer"}, "ordinal": {"type": "integer"},
+                        "title": {"type": "string"},
+                        "result_code": {"type": "string"}}}}}}, "signed"),
+                    **_errors(400, 404, 409)}}},
+            "/api/pages/{sha}/thumbnail": {"get": {"summary": "a page's JPEG thumbnail",
+                                                   "parameters": [SHA_PARAM],
+                                                   "responses": _file("image/jpeg")}},
+            "/api/pages/{sha}/image": {"get": {"summary": "a page's full PNG image",
+                                               "parameters": [SHA_PARAM],
+                                               "responses": _file("image/png")}},
+            "/api/papers/{sha}/pdf": {"get": {"summary": "a paper's PDF",
+                                              "parameters": [SHA_PARAM],
+                                              "responses": _file("application/pdf")}},
+            "/api/status": {"get": {"summary": "backlog, sync, scanner, OCR, disk, worker",
+                                    "responses": {"200": _json(
+                                        {"$ref": "#/components/schemas/Status"}, "status")}}},
+            "/api/openapi.json": {"get": {"summary": "this document", "responses": {
+                "200": _json({"type": "object"}, "OpenAPI 3 document")}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {
+                "error": {"type": "string", "description": "message key, e.g. scanner.jammed"},
+                "message": {"type": "string", "description": "translated, says what to do"}}},
+            "Procedure": {"type": "object", "properties": {
+                "code": {"type": "string"}, "name": {"type": "string"},
+                "papers": {"type": "array", "items": {"type": "string"}}}},
+            "Page": {"type": "object", "properties": {
+                "ordinal": {"type": "integer"}, "sha256": {"type": "string"},
+                "blank": {"type": "boolean", "description": "flagged, never dropped"},
+                "width": {"type": "integer"}, "height": {"type": "integer"},
+                "dpi": {"type": "integer"}, "ocr_text": {"type": "string", "nullable": True},
+                "thumbnail_url": {"type": "string"}, "image_url": {"type": "string"}}},
+            "Paper": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "ordinal": {"type": "integer"},
+                "title": {"type": "string"},
+                "result_code": {"type": "string", "nullable": True},
+                "pdf_sha256": {"type": "string", "nullable": True},
+                "pdf_url": {"type": "string", "nullable": True},
+                "fields": {"type": "object", "description": "{values: {...}, problems: [...]}"},
+                "pages": {"type": "array", "items": {"$ref": "#/components/schemas/Page"}}}},
+            "Dossier": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "code": {"type": "string"},
+                "procedure": {"type": "string"},
+                "status": {"type": "string",
+                           "enum": ["open", "submitted", "signed", "cancelled"]},
+                "language": {"type": "string"}, "created_at": {"type": "number"},
+                "signed_by": {"type": "string", "nullable": True},
+                "record_id": {"type": "string", "nullable": True},
+                "delivery": {"type": "string", "nullable": True,
+                             "enum": ["pending", "sending", "delivered", None]},
+                "papers": {"type": "array", "items": {"$ref": "#/components/schemas/Paper"}}}},
+            "Job": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "kind": {"type": "string"},
+                "dossier_id": {"type": "integer"},
+                "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                "progress": {"type": "object", "description":
+                             "{step: scanning|reading|assembling|done, pages, page, paper_id}"},
+                "error_key": {"type": "string", "nullable": True},
+                "message": {"type": "string"}}},
+            "Status": {"type": "object", "properties": {
+                "depth": {"type": "integer", "description": "records not yet delivered"},
+                "oldest_age_s": {"type": "number", "nullable": True},
+                "last_delivery_at": {"type": "number", "nullable": True},
+                "delivered": {"type": "integer"},
+                "sync_state": {"type": "string",
+                               "description": "no_broker | connected | disconnected | unknown"},
+                "sync_last_error": {"type": "string", "nullable": True},
+                "scanner_state": {"type": "string", "description": "ready | busy | error:<key>"},
+                "ocr_state": {"type": "string"},
+                "disk_free_bytes": {"type": "integer", "nullable": True},
+                "worker_heartbeat_age_s": {"type": "number", "nullable": True},
+                "checked_at": {"type": "number"}}},
+        }},
+    }

@@ -1,0 +1,71 @@
+"""/technician: what a field technician needs to judge the device at a glance.
+
+Raw figures sit next to their meaning: "no broker" is not a fault on a device not yet
+connected to the central office, and the screen says that records wait safely.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, render_template
+
+from appliance.web import status
+from appliance.web.db import get_config, get_db
+from appliance.web.i18n import t
+
+bp = Blueprint("technician", __name__, url_prefix="/technician")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return t("tech.never")
+    s = int(seconds)
+    if s < 120:
+        return t("tech.seconds", n=s)
+    if s < 7200:
+        return t("tech.minutes", n=s // 60)
+    if s < 172800:
+        return t("tech.hours", n=s // 3600)
+    return t("tech.days", n=s // 86400)
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return t("tech.unknown")
+    gib = n / 1024**3
+    return f"{gib:.1f} GiB" if gib >= 1 else f"{n / 1024**2:.0f} MiB"
+
+
+def _scanner(state: str) -> str:
+    if state.startswith("error:"):
+        return t("state.scanner.error", detail=t(state.split(":", 1)[1]))
+    if state in ("ready", "busy"):
+        return t(f"state.scanner.{state}")
+    return t("state.scanner.unknown")
+
+
+@bp.get("")
+@bp.get("/")
+def index() -> str:
+    s = status.collect(get_db(), get_config().paths.data_dir)
+    sync = s["sync_state"] if s["sync_state"] in ("no_broker", "connected",
+                                                   "disconnected") else "unknown"
+    ocr = s["ocr_state"] if s["ocr_state"] in ("ready", "unavailable") else "unknown"
+    last = s["last_delivery_at"]
+    rows = [
+        ("tech.depth", str(s["depth"])),
+        ("tech.oldest", _age(s["oldest_age_s"]) if s["depth"] else t("tech.none_waiting")),
+        ("tech.last_delivery", _age(time.time() - last) if last else t("tech.never")),
+        ("tech.delivered", str(s["delivered"])),
+        ("tech.sync", t(f"state.sync.{sync}")),
+        ("tech.scanner", _scanner(s["scanner_state"])),
+        ("tech.ocr", t(f"state.ocr.{ocr}")),
+        ("tech.disk_free", _bytes(s["disk_free_bytes"])),
+        ("tech.heartbeat", _age(s["worker_heartbeat_age_s"])),
+    ]
+    if s["sync_last_error"]:
+        rows.append(("tech.sync_error", s["sync_last_error"]))
+    return render_template("technician/index.html", rows=rows, raw=s,
+                           config=get_config(),
+                           agency_name=get_config().device.agency_name)

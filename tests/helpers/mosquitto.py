@@ -1,0 +1,165 @@
+"""A real mosquitto broker for tests, stopped by PID whatever happens to the test.
+
+Usage:
+    broker = start_mosquitto(tmp_path / "broker")            # free loopback port
+    broker = start_mosquitto(tmp_path / "broker", port=p)   # same port, e.g. after kill()
+    broker.kill(); broker = start_mosquitto(same_dir, port=broker.port)   # crash + restart
+    broker.stop()
+
+The folder holds the config, the persistence file and the log, so a restart on the
+same folder sees what the killed broker had saved (with SIGKILL: only up to its last
+autosave, which is the point of the crash tests). As root, mosquitto would drop to
+user `mosquitto` and fail to write the folder, so the config says `user root`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+START_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Broker side of a TLS listener: CA that signed the clients, server cert and key."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MosquittoProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, folder: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.folder = folder
+        self.host = "127.0.0.1"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "mosquitto.log"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM (mosquitto saves its state), then SIGKILL if it hangs."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        _unregister(self)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash; whatever was not yet autosaved is lost."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait()
+        _unregister(self)
+
+
+_LIVE: dict[int, MosquittoProcess] = {}
+
+
+def _unregister(broker: MosquittoProcess) -> None:
+    _LIVE.pop(broker.pid, None)
+
+
+def _stop_leftovers() -> None:
+    """Last resort for brokers a crashed test never stopped (pytest fixtures also stop)."""
+    for broker in list(_LIVE.values()):
+        broker.kill()
+
+
+atexit.register(_stop_leftovers)
+
+
+def _config(folder: Path, port: int, tls: TlsFiles | None, extra: str) -> str:
+    lines = [
+        "user root" if os.geteuid() == 0 else "",
+        "per_listener_settings false",
+        "allow_anonymous true",
+        "persistence true",
+        f"persistence_location {folder}/",
+        "persistence_file mosquitto.db",
+        "autosave_interval 1800",
+        "max_queued_messages 100000",
+        f"log_dest file {folder / 'mosquitto.log'}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+        f"listener {port} 127.0.0.1",
+    ]
+    if tls is not None:
+        lines += [
+            f"cafile {tls.ca_file}",
+            f"certfile {tls.cert_file}",
+            f"keyfile {tls.key_file}",
+            f"require_certificate {'true' if tls.require_certificate else 'false'}",
+            "use_identity_as_username true" if tls.require_certificate else "",
+        ]
+    lines.append(extra)
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def start_mosquitto(folder: Path, port: int | None = None, *, tls: TlsFiles | None = None,
+                    extra_config: str = "") -> MosquittoProcess:
+    """Start mosquitto on 127.0.0.1 and return once its port accepts connections."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(_config(folder, port, tls, extra_config), encoding="utf-8")
+    with open(folder / "stderr.log", "ab") as err:
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+    broker = MosquittoProcess(proc, port, folder)
+    _LIVE[proc.pid] = broker
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not _accepts(port):
+        if not broker.alive():
+            err = (folder / "stderr.log").read_text(errors="replace")
+            _unregister(broker)
+            raise RuntimeError(f"mosquitto exited at start: {err}\n{broker.log()}")
+        if time.monotonic() > deadline:
+            broker.kill()
+            raise RuntimeError(f"mosquitto did not open port {port}:\n{broker.log()}")
+        time.sleep(0.05)
+    return broker

@@ -1,0 +1,115 @@
+"""The outbox's promises, on a real SQLite file: atomic enqueue, order, claims, back-off."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.store import outbox
+from appliance.store.db import connect, transaction
+from appliance.store.errors import StoreError
+from appliance.store.outbox import OutboxState
+from tests.helpers.device_records import add_record
+
+
+@pytest.fixture
+def conn(tmp_path):
+    c = connect(tmp_path / "device.sqlite3")
+    yield c
+    c.close()
+
+
+def test_enqueue_refuses_to_run_outside_the_record_transaction(conn, tmp_path):
+    rec = add_record(conn, tmp_path / "files")
+    with pytest.raises(StoreError):
+        outbox.enqueue(conn, rec.record_id)
+
+
+def test_enqueue_rolls_back_with_the_record(conn, tmp_path):
+    with pytest.raises(RuntimeError), transaction(conn):
+        conn.execute("INSERT INTO dossiers(code, procedure_code, status, created_at) "
+                     "VALUES ('X', 'p', 'signed', 0)")
+        conn.execute("INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
+                     "VALUES ('r1', 1, '{}', 'x', 0)")
+        outbox.enqueue(conn, "r1")
+        raise RuntimeError("crash before commit")
+    assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
+
+
+def test_claims_oldest_first_and_each_row_once(conn, tmp_path):
+    recs = [add_record(conn, tmp_path / "files", seq=i) for i in range(1, 4)]
+    claimed = [outbox.claim_next(conn) for _ in range(3)]
+    assert [c.record_id for c in claimed] == [r.record_id for r in recs]
+    assert claimed[0].body_json == recs[0].body_json and claimed[0].sha256 == recs[0].sha256
+    assert all(c.attempts == 1 for c in claimed)
+    assert outbox.claim_next(conn) is None
+    assert outbox.stats(conn)["sending"] == 3
+
+
+def test_stale_claims_are_reset_at_start(conn, tmp_path):
+    rec = add_record(conn, tmp_path / "files")
+    assert outbox.claim_next(conn) is not None
+    assert outbox.claim_next(conn) is None
+    assert outbox.reset_stale(conn) == 1
+    again = outbox.claim_next(conn)
+    assert again is not None and again.record_id == rec.record_id and again.attempts == 2
+
+
+def test_backoff_keeps_a_failing_row_from_blocking_younger_ones(conn, tmp_path):
+    first = add_record(conn, tmp_path / "files", seq=1)
+    second = add_record(conn, tmp_path / "files", seq=2)
+    t = 1000.0
+    assert outbox.claim_next(conn, now=t).record_id == first.record_id
+    outbox.retry_later(conn, first.record_id, now=t)
+    assert outbox.claim_next(conn, now=t + 0.5).record_id == second.record_id
+    assert outbox.claim_next(conn, now=t + 0.5) is None
+    due = outbox.claim_next(conn, now=t + outbox.backoff_seconds(1))
+    assert due.record_id == first.record_id and due.attempts == 2
+
+
+def test_backoff_grows_and_is_capped():
+    delays = [outbox.backoff_seconds(n) for n in range(1, 30)]
+    assert delays == sorted(delays)
+    assert delays[0] == outbox.BACKOFF_BASE_SECONDS
+    assert delays[-1] == outbox.BACKOFF_CAP_SECONDS
+
+
+def test_delivery_needs_the_records_own_hash_and_keeps_the_row(conn, tmp_path):
+    rec = add_record(conn, tmp_path / "files")
+    outbox.claim_next(conn)
+    assert not outbox.mark_delivered(conn, rec.record_id, {"sha256": "0" * 64})
+    assert outbox.state_of(conn, rec.record_id) is OutboxState.SENDING
+    ack = {"record_id": rec.record_id, "sha256": rec.sha256, "received_at": 5.0}
+    assert outbox.mark_delivered(conn, rec.record_id, ack, now=2000.0)
+    assert not outbox.mark_delivered(conn, rec.record_id, ack)  # a duplicate ack
+    assert outbox.state_of(conn, rec.record_id) is OutboxState.DELIVERED
+    outbox.retry_later(conn, rec.record_id)  # a late timeout must not resurrect it
+    assert outbox.state_of(conn, rec.record_id) is OutboxState.DELIVERED
+    assert outbox.claim_next(conn) is None
+    assert outbox.reset_stale(conn) == 0
+    assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
+
+
+def test_late_ack_after_retry_still_delivers(conn, tmp_path):
+    rec = add_record(conn, tmp_path / "files")
+    outbox.claim_next(conn)
+    outbox.retry_later(conn, rec.record_id)
+    assert outbox.mark_delivered(conn, rec.record_id, {"sha256": rec.sha256})
+    assert outbox.state_of(conn, rec.record_id) is OutboxState.DELIVERED
+
+
+def test_stats(conn, tmp_path):
+    empty = outbox.stats(conn)
+    assert empty["queue_depth"] == 0
+    assert empty["oldest_undelivered_age_seconds"] is None
+    assert empty["last_delivery_at"] is None and empty["delivered_count"] == 0
+    recs = [add_record(conn, tmp_path / "files", seq=i) for i in range(1, 4)]
+    conn.execute("UPDATE outbox SET created_at=100.0 WHERE record_id=?", (recs[0].record_id,))
+    outbox.claim_next(conn)
+    outbox.mark_delivered(conn, recs[0].record_id, {"sha256": recs[0].sha256}, now=150.0)
+    outbox.claim_next(conn)
+    s = outbox.stats(conn, now=conn.execute("SELECT MAX(created_at) FROM outbox")
+                     .fetchone()[0] + 10)
+    assert s["queue_depth"] == 2 and s["pending"] == 1 and s["sending"] == 1
+    assert s["delivered_count"] == 1 and s["last_delivery_at"] == 150.0
+    assert 9.9 < s["oldest_undelivered_age_seconds"] < 12
