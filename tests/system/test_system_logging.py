@@ -5,9 +5,9 @@ import logging
 import os
 
 import pytest
+from systemd import journal
 
 from appliance.system.logging import setup_logging, under_systemd
-from systemd import journal
 
 
 @pytest.fixture(autouse=True)
