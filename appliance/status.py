@@ -41,10 +41,10 @@ def collect(config: Config) -> dict[str, Any]:
         return {
             "device_id": config.device.id,
             "agency_code": config.device.agency_code,
-            "queue_depth": stats["depth"],
-            "oldest_undelivered_age_s": stats["oldest_age_s"],
+            "queue_depth": stats["queue_depth"],
+            "oldest_undelivered_age_s": stats["oldest_undelivered_age_seconds"],
             "last_delivery_at": stats["last_delivery_at"],
-            "delivered": stats["delivered"],
+            "delivered": stats["delivered_count"],
             "sync_state": state("sync.state") or "not_started",
             "sync_last_error": state("sync.last_error"),
             "scanner_state": state("scanner.state") or "unknown",

@@ -92,11 +92,17 @@ def _sane_started() -> int:
 def reload_sane() -> None:
     """Re-read the backends' configuration files (e.g. a new airscan.conf).
     Closes SANE underneath every open Scanner: close them first."""
+    shutdown_sane()
+    _sane_started()
+
+
+def shutdown_sane() -> None:
+    """Release SANE (backend threads, sockets); the next call initialises it again,
+    re-reading the backends' files from the current SANE_CONFIG_DIR."""
     if _sane_started.cache_info().currsize:
         with contextlib.suppress(_sane.error):
             sane.exit()
         _sane_started.cache_clear()
-    _sane_started()
 
 
 def list_devices(local_only: bool = False) -> list[DeviceInfo]:
@@ -167,6 +173,14 @@ class Scanner:
 
     def option_names(self) -> list[str]:
         return list(self._dev.optlist)
+
+    def set_option(self, option: str, value: Any) -> None:
+        """Set a raw SANE option (technician diagnostics, fault drills on the `test`
+        backend); errors come back typed like everything else."""
+        if option not in self._dev.opt:
+            raise ScannerUnsupported(f"{self.info.name} has no option {option!r}",
+                                     device=self.info.name)
+        self._set(option, value)
 
     def _constraint(self, option: str) -> Any:
         opt = self._dev.opt.get(option)

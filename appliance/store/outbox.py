@@ -89,15 +89,21 @@ def reset_stale(conn: sqlite3.Connection) -> int:
 
 
 def claim_next(conn: sqlite3.Connection, *, now: float | None = None) -> OutboxItem | None:
-    """Mark the oldest due pending row 'sending' and return it with its record, or None."""
+    """Mark the oldest due pending row 'sending' and return it with its record, or None.
+
+    A row scheduled further ahead than the longest back-off is due too: the wall clock
+    went backwards (a Raspberry Pi without RTC boots with an old time, then NTP fixes
+    it), and waiting for the clock to catch up could take days.
+    """
     t = time.time() if now is None else now
     with transaction(conn):
         row = conn.execute(
             "UPDATE outbox SET state=?, attempts=attempts+1, last_attempt_at=? "
-            "WHERE id=(SELECT id FROM outbox WHERE state=? AND next_attempt_at<=? "
-            "ORDER BY id LIMIT 1) "
+            "WHERE id=(SELECT id FROM outbox WHERE state=? "
+            "AND (next_attempt_at<=? OR next_attempt_at>?) ORDER BY id LIMIT 1) "
             "RETURNING record_id, attempts, created_at",
-            (OutboxState.SENDING.value, t, OutboxState.PENDING.value, t),
+            (OutboxState.SENDING.value, t, OutboxState.PENDING.value, t,
+             t + BACKOFF_CAP_SECONDS + 1),
         ).fetchone()
         if row is None:
             return None

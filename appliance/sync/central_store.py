@@ -107,7 +107,14 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 
 def put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk) -> None:
-    """Keep a chunk until its record arrives; chunks of a file already stored are dropped."""
+    """Keep a chunk until its record arrives; chunks of a file already stored are dropped.
+
+    Committed without fsync (synchronous=NORMAL, still safe against a crash of this
+    process): a chunk promises nothing to anyone. The record's FULL commit fsyncs the
+    WAL, chunk frames included, before any ack; a chunk lost to a power cut only makes
+    the record incomplete, and the device re-sends it after its ack timeout.
+    """
+    conn.execute("PRAGMA synchronous=NORMAL")
     with transaction(conn):
         if conn.execute("SELECT 1 FROM files WHERE sha256=?", (chunk.file_sha256,)).fetchone():
             return
@@ -149,7 +156,8 @@ def _reject(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage,
 
 
 def put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
-    """Verify and store a record with all its files in one transaction."""
+    """Verify and store a record with all its files in one transaction (fsynced: it gets acked)."""
+    conn.execute("PRAGMA synchronous=FULL")
     with transaction(conn):
         now = time.time()
         existing = conn.execute("SELECT sha256 FROM records WHERE record_id=?",

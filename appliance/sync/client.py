@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable
 
@@ -39,7 +40,6 @@ def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
     )
     client.max_inflight_messages_set(MAX_INFLIGHT)
-    client.enable_logger(logging.getLogger("paho"))
     if cfg.tls:
         try:
             client.tls_set(
@@ -85,15 +85,36 @@ def open_session(
         if rc != mqtt.MQTT_ERR_SUCCESS and not is_connected():
             reason = refused()
             close(client)
+            hint = " (TLS client certificate refused?)" if cfg.tls else ""
             raise BrokerUnavailable(
-                f"connection to {cfg.host}:{cfg.port} failed: {reason or mqtt.error_string(rc)}"
+                f"connection to {cfg.host}:{cfg.port} closed before CONNACK{hint}: "
+                f"{reason or mqtt.error_string(rc)}"
             )
 
 
+def pause(stop: threading.Event, seconds: float, notify: Callable[[str], None]) -> None:
+    """Sleep until `stop` or `seconds`, still feeding the systemd watchdog every second."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        notify("WATCHDOG=1")
+        stop.wait(min(left, 1.0))
+
+
 def close(client: mqtt.Client) -> None:
-    """Disconnect politely if possible; a dead socket is simply dropped."""
+    """Disconnect politely if still connected, then make sure the socket is closed.
+
+    The client object is dropped afterwards, so its socket must not wait for the
+    garbage collector (a kiosk reconnecting for days would leak descriptors).
+    """
     try:
-        client.disconnect()
-        client.loop(timeout=0.05)
+        if client.is_connected():
+            client.disconnect()
+            client.loop(timeout=0.05)
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
     except (OSError, ValueError) as e:
         log.debug("closing MQTT client: %s", e)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -80,7 +81,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         config = config_mod.load(getattr(args, "config", None))
         stop = _stop_on_signals()
         run_publisher(config, stop, _sd_notify(), window=getattr(args, "window", 8))
-    except (ConfigError, StoreError, SyncError) as e:
+    except (ConfigError, StoreError, SyncError, sqlite3.Error) as e:
         log.error("sync stopped: %s", e)
         return 1
     return 0
@@ -94,7 +95,7 @@ def cmd_central(args: argparse.Namespace) -> int:
         config = config_mod.load(getattr(args, "config", None))
         stop = _stop_on_signals()
         run_receiver(config, stop, _sd_notify())
-    except (ConfigError, StoreError, SyncError) as e:
+    except (ConfigError, StoreError, SyncError, sqlite3.Error) as e:
         log.error("central receiver stopped: %s", e)
         return 1
     return 0

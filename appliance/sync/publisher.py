@@ -24,7 +24,7 @@ from appliance.store import db, outbox
 from appliance.store.errors import StoreError
 from appliance.store.files import FileStore
 from appliance.sync import wire
-from appliance.sync.client import MAX_INFLIGHT, close, make_client, open_session
+from appliance.sync.client import MAX_INFLIGHT, close, make_client, open_session, pause
 from appliance.sync.errors import BrokerUnavailable, LocalFileError, WireError
 from appliance.system.config import Config
 
@@ -67,6 +67,7 @@ class _Publisher:
         self.client: mqtt.Client | None = None
         self.connected = False
         self.refusal: str | None = None
+        self.dropped: str | None = None
         self.flights: dict[str, _Flight] = {}
         self.unacked: dict[int, str] = {}
         self.current: str | None = None
@@ -100,7 +101,7 @@ class _Publisher:
                       flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
                       props: object) -> None:
         self.connected = False
-        self.refusal = self.refusal or str(reason)
+        self.dropped = str(reason)
 
     def on_publish(self, client: mqtt.Client, userdata: object, mid: int,
                    reason: mqtt.ReasonCode, props: object) -> None:
@@ -127,6 +128,7 @@ class _Publisher:
     def connect(self) -> None:
         self.connected = False
         self.refusal = None
+        self.dropped = None
         client = make_client(self.cfg, self.config.device.id)
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
@@ -191,8 +193,13 @@ class _Publisher:
         for sha, data in blobs:
             for chunk in wire.iter_chunks(item.record_id, sha, data, self.cfg.chunk_bytes):
                 yield wire.encode_chunk(chunk), False
-        yield wire.encode_record(
-            wire.RecordMessage(item.record_id, item.sha256, item.body_json)), True
+        payload = wire.encode_record(
+            wire.RecordMessage(item.record_id, item.sha256, item.body_json))
+        if len(payload) > self.cfg.chunk_bytes:
+            log.warning("record %s message is %d bytes, over mqtt.chunk_bytes (%d): brokers "
+                        "with a size cap (AWS IoT: 128 KB) may refuse it",
+                        item.record_id, len(payload), self.cfg.chunk_bytes)
+        yield payload, True
 
     def claim(self) -> bool:
         """Claim the next due record into the send slot; False when there is none."""
@@ -225,7 +232,7 @@ class _Publisher:
             info = self.client.publish(self.topic, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self.connected = False
-                self.refusal = f"publish failed: {mqtt.error_string(info.rc)}"
+                self.dropped = f"publish failed: {mqtt.error_string(info.rc)}"
                 return
             self.unacked[info.mid] = flight.item.record_id
             flight.mids.add(info.mid)
@@ -253,8 +260,7 @@ class _Publisher:
             log.info("no MQTT broker configured (mqtt.host is empty); records wait in SQLite")
             self.show("no_broker")
             while not self.stop.is_set():
-                self.notify("WATCHDOG=1")
-                self.stop.wait(NO_BROKER_POLL_SECONDS)
+                pause(self.stop, NO_BROKER_POLL_SECONDS, self.notify)
             return
         delay = RECONNECT_MIN_SECONDS
         try:
@@ -267,12 +273,12 @@ class _Publisher:
                     except BrokerUnavailable as e:
                         log.warning("%s; retrying in %.1f s", e, delay)
                         self.show("disconnected", str(e))
-                        self.stop.wait(delay)
+                        pause(self.stop, delay, self.notify)
                         delay = min(delay * 2, RECONNECT_MAX_SECONDS)
                     continue
                 rc = self.client.loop(timeout=LOOP_SECONDS)
                 if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
-                    self.lost(self.refusal or mqtt.error_string(rc))
+                    self.lost(self.dropped or mqtt.error_string(rc))
                     continue
                 self.expire()
                 self.feed()
@@ -287,6 +293,11 @@ def run_publisher(config: Config, stop: threading.Event, notify: Notify | None =
                   window: int = DEFAULT_WINDOW) -> None:
     """Run until `stop` is set. `window` bounds records sent but not yet acknowledged."""
     conn = db.connect(config.paths.database)
+    # The outbox transitions this process writes (claimed, retry, delivered) may lose
+    # their last commits on a power cut, never on a crash of the process (WAL). Each
+    # such loss only causes a re-send that the receiver deduplicates, so they skip the
+    # fsync; the record and its outbox row were committed with FULL by the records module.
+    conn.execute("PRAGMA synchronous=NORMAL")
     try:
         _Publisher(config, conn, stop, notify or (lambda _msg: None), window).run()
     finally:

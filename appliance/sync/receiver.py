@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from appliance.store.errors import StoreError
 from appliance.sync import central_store, wire
 from appliance.sync.central_store import list_records
-from appliance.sync.client import close, make_client, open_session
+from appliance.sync.client import close, make_client, open_session, pause
 from appliance.sync.errors import BrokerUnavailable, WireError
 from appliance.system.config import Config
 
@@ -31,6 +32,7 @@ CLIENT_ID = "appliance-central"
 RECONNECT_MIN_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 LOOP_SECONDS = 0.2
+DB_ERROR_PAUSE_SECONDS = 5.0
 
 __all__ = ["CLIENT_ID", "list_records", "run_receiver"]
 
@@ -47,6 +49,7 @@ class _Receiver:
         self.client: mqtt.Client | None = None
         self.connected = False
         self.refusal: str | None = None
+        self.dropped: str | None = None
 
     def on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                    reason: mqtt.ReasonCode, props: object) -> None:
@@ -64,7 +67,7 @@ class _Receiver:
                       flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
                       props: object) -> None:
         self.connected = False
-        self.refusal = self.refusal or str(reason)
+        self.dropped = str(reason)
 
     def on_message(self, client: mqtt.Client, userdata: object,
                    message: mqtt.MQTTMessage) -> None:
@@ -94,6 +97,7 @@ class _Receiver:
     def connect(self) -> None:
         self.connected = False
         self.refusal = None
+        self.dropped = None
         client = make_client(self.cfg, self.client_id)
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
@@ -113,13 +117,22 @@ class _Receiver:
                         delay = RECONNECT_MIN_SECONDS
                     except BrokerUnavailable as e:
                         log.warning("%s; retrying in %.1f s", e, delay)
-                        self.stop.wait(delay)
+                        pause(self.stop, delay, self.notify)
                         delay = min(delay * 2, RECONNECT_MAX_SECONDS)
                     continue
-                rc = self.client.loop(timeout=LOOP_SECONDS)
+                try:
+                    rc = self.client.loop(timeout=LOOP_SECONDS)
+                except (sqlite3.Error, StoreError) as e:
+                    # Raised from on_message before paho sent the PUBACK: the broker
+                    # keeps the message and redelivers it once the disk works again.
+                    log.error("central database error, dropping the connection: %s", e)
+                    close(self.client)
+                    self.client = None
+                    pause(self.stop, DB_ERROR_PAUSE_SECONDS, self.notify)
+                    continue
                 if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
                     log.warning("receiver lost the broker: %s",
-                                self.refusal or mqtt.error_string(rc))
+                                self.dropped or mqtt.error_string(rc))
                     close(self.client)
                     self.client = None
         finally:

@@ -107,6 +107,10 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     def index() -> Response:
         return redirect(url_for("kiosk.start"))
 
+    @app.context_processor
+    def device_facts() -> dict[str, Any]:
+        return {"agency_name": config.device.agency_name}
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         # Everything is served from the device itself; nothing may be framed or fetched.

@@ -8,6 +8,7 @@ and the lead's end-to-end tests another.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from flask import url_for
@@ -15,12 +16,15 @@ from flask import url_for
 from appliance.records import dossiers, procedures
 from appliance.records.dossiers import Dossier
 from appliance.store import jobs
-from appliance.store.db import transaction
+from appliance.store.db import get_state, transaction
 from appliance.store.jobs import Job, JobState
 from appliance.web.errors import WebError
 from appliance.web.i18n import t
 
 SOURCES: tuple[str, ...] = ("flatbed", "adf")
+# The worker beats every loop (~0.3 s idle) but not while a long page is being read;
+# OCR of one page can take 15 s+ on a Pi, so only a much longer silence is a fault.
+WORKER_STALE_SECONDS = 60.0
 
 
 def dossier_json(d: Dossier) -> dict[str, Any]:
@@ -133,8 +137,27 @@ def retry_paper_id(conn: sqlite3.Connection, job: Job) -> int | None:
     return int(row["id"]) if row else None
 
 
-def job_message(job: Job) -> str:
+def worker_stalled(conn: sqlite3.Connection, at: float | None = None) -> bool:
+    """True when the worker has published a heartbeat but not recently.
+
+    A queued scan then waits for nobody, and the citizen should be told to ask for
+    help instead of watching a spinner. No heartbeat at all means "not known yet"
+    (first start), which is not reported as a fault.
+    """
+    found = get_state(conn, "worker.heartbeat")
+    if found is None:
+        return False
+    try:
+        beat = float(found[0])
+    except ValueError:
+        return False
+    return (time.time() if at is None else at) - beat > WORKER_STALE_SECONDS
+
+
+def job_message(job: Job, stalled: bool = False) -> str:
     """One sentence for the citizen: what is happening now, or what to do next."""
+    if job.state == JobState.QUEUED and stalled:
+        return t("job.worker_stalled")
     if job.state == JobState.FAILED:
         return t(job.error_key or "error.generic")
     p = job.progress
@@ -150,7 +173,7 @@ def job_message(job: Job) -> str:
     return t("job.queued")
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def job_json(job: Job, stalled: bool = False) -> dict[str, Any]:
     return {
         "id": job.id,
         "kind": job.kind,
@@ -158,5 +181,5 @@ def job_json(job: Job) -> dict[str, Any]:
         "state": job.state.value,
         "progress": job.progress,
         "error_key": job.error_key,
-        "message": job_message(job),
+        "message": job_message(job, stalled),
     }

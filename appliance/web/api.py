@@ -123,15 +123,16 @@ def latest_job(dossier_id: int) -> Response:
     job = actions.latest_job(conn, dossier_id)
     if job is None:
         raise WebError("error.job_not_found", 404)
-    return jsonify(actions.job_json(job))
+    return jsonify(actions.job_json(job, actions.worker_stalled(conn)))
 
 
 @bp.get("/jobs/<int:job_id>")
 def get_job(job_id: int) -> Response:
-    job = jobs.get(get_db(), job_id)
+    conn = get_db()
+    job = jobs.get(conn, job_id)
     if job is None:
         raise WebError("error.job_not_found", 404)
-    return jsonify(actions.job_json(job))
+    return jsonify(actions.job_json(job, actions.worker_stalled(conn)))
 
 
 @bp.post("/dossiers/<int:dossier_id>/submit")

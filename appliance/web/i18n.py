@@ -28,6 +28,7 @@ TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 # written literally in a template; the translation test checks these exist too.
 JOB_STEP_KEYS: tuple[str, ...] = (
     "job.queued", "job.scanning", "job.reading", "job.assembling", "job.done",
+    "job.worker_stalled",
 )
 SCANNER_ERROR_KEYS: tuple[str, ...] = (
     "scanner.jammed", "scanner.no_documents", "scanner.cover_open", "scanner.busy",
@@ -82,7 +83,8 @@ class Translations:
         if template is None:
             # A key the tables lack is a bug; show the generic message, not the key.
             log.warning("missing translation key %s", key)
-            template = self.tables[REFERENCE].get("error.generic", key)
+            template = table.get("error.generic") or self.tables[REFERENCE].get(
+                "error.generic", key)
         try:
             return template.format(**params)
         except (KeyError, IndexError, ValueError):

@@ -8,6 +8,7 @@ page polls the job through the API and reloads when it ends.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flask import (
@@ -57,10 +58,8 @@ def _abandon(dossier: Dossier | None) -> None:
     conn = get_db()
     if jobs.active_for_dossier(conn, dossier.id) is not None:
         return
-    try:
+    with contextlib.suppress(RecordsError):  # someone else finished it meanwhile
         dossiers.cancel(conn, dossier.id)
-    except RecordsError:
-        pass
 
 
 def _fail(error: WebError) -> Response:
@@ -73,8 +72,8 @@ def _base_context() -> dict[str, Any]:
             "agency_name": get_config().device.agency_name}
 
 
-@bp.get("")
 @bp.get("/")
+@bp.get("")  # registered first, so links use the form without a slash
 def start() -> str:
     lang = current_language()
     return render_template(
@@ -125,7 +124,7 @@ def dossier() -> Any:
         procedure_name=proc.name(lang) if proc else d.procedure_code,
         expected=[vi if lang == "vi" else en for vi, en in proc.papers] if proc else [],
         job=job,
-        job_message=actions.job_message(job) if job else "",
+        job_message=actions.job_message(job, actions.worker_stalled(conn)) if job else "",
         active=active,
         retry=retry,
         can_submit=not active and d.page_count > 0,

@@ -40,8 +40,8 @@ def _procedure_name(d: Dossier) -> str:
     return proc.name(current_language()) if proc else d.procedure_code
 
 
-@bp.get("")
 @bp.get("/")
+@bp.get("")  # registered first, so links use the form without a slash
 def index() -> str:
     conn = get_db()
     waiting = [dossiers.get(conn, i) for i in dossiers.list_ids(conn, "submitted", 100)]

@@ -45,8 +45,8 @@ def _scanner(state: str) -> str:
     return t("state.scanner.unknown")
 
 
-@bp.get("")
 @bp.get("/")
+@bp.get("")  # registered first, so links use the form without a slash
 def index() -> str:
     s = status.collect(get_db(), get_config().paths.data_dir)
     sync = s["sync_state"] if s["sync_state"] in ("no_broker", "connected",
@@ -67,5 +67,5 @@ def index() -> str:
     if s["sync_last_error"]:
         rows.append(("tech.sync_error", s["sync_last_error"]))
     return render_template("technician/index.html", rows=rows, raw=s,
-                           config=get_config(),
+                           device=get_config().device,
                            agency_name=get_config().device.agency_name)

@@ -102,7 +102,7 @@ def evaluate(model: nn.Module, ds: Shards, limit: int = 1000) -> float:
     model.eval()
     errs, total = 0, 0
     idx = sorted(range(min(limit, len(ds.imgs))), key=lambda i: ds.imgs[i].shape[1])
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad():
         for k in range(0, len(idx), 64):
             b = idx[k:k + 64]
             pred = greedy(model(make_batch([ds.imgs[i] for i in b])).float())
@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--bs", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="only on CPUs with AMX/AVX512-BF16")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--eval-minutes", type=float, default=10.0)
     a = ap.parse_args()
@@ -130,7 +131,7 @@ def main() -> None:
     torch.manual_seed(0)
     rng = random.Random(0)
     n_classes = len(charset()) + 1
-    model = CRNN(n_classes)
+    model = CRNN(n_classes).to(memory_format=torch.channels_last)
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.999), use_buffers=True
     )
@@ -175,8 +176,8 @@ def main() -> None:
             labs = [train.labels[i] for i in b]
             tgt = torch.from_numpy(np.concatenate(labs))
             tl = torch.tensor([len(v) for v in labs])
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                logits = model(x.contiguous(memory_format=torch.channels_last))
             lp = logits.float().log_softmax(-1).permute(1, 0, 2)
             il = torch.full((len(b),), lp.shape[0], dtype=torch.long)
             loss = ctc(lp, tgt, il, tl)

@@ -35,7 +35,8 @@ class TestRecord:
 
 def add_record(conn: sqlite3.Connection, files_root: Path, *, device_id: str = "kiosk-01",
                pdf_sizes: tuple[int, ...] = (5000,), seq: int | None = None) -> TestRecord:
-    seq = seq if seq is not None else int.from_bytes(os.urandom(2), "big") % 9999 + 1
+    if seq is None:
+        seq = conn.execute("SELECT COUNT(*) FROM dossiers").fetchone()[0] + 1
     code = f"000.00.12.H42-261125-{seq:04d}"
     record_id = str(uuid.uuid4())
     store = FileStore(files_root)
@@ -64,7 +65,7 @@ def add_record(conn: sqlite3.Connection, files_root: Path, *, device_id: str = "
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO dossiers(code, procedure_code, status, created_at, signed_at, signed_by) "
-            "VALUES (?, '1.000000', 'signed', ?, ?, 'Nguyễn Thị Lan')", (code + record_id, now, now))
+            "VALUES (?, '1.000000', 'signed', ?, ?, 'Nguyễn Thị Lan')", (code, now, now))
         conn.execute(
             "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
             "VALUES (?, ?, ?, ?, ?)", (record_id, cur.lastrowid, body_json, sha, now))

@@ -113,3 +113,12 @@ def test_stats(conn, tmp_path):
     assert s["queue_depth"] == 2 and s["pending"] == 1 and s["sending"] == 1
     assert s["delivered_count"] == 1 and s["last_delivery_at"] == 150.0
     assert 9.9 < s["oldest_undelivered_age_seconds"] < 12
+
+
+def test_a_clock_that_went_backwards_does_not_strand_rows(conn, tmp_path):
+    rec = add_record(conn, tmp_path / "files")
+    outbox.claim_next(conn, now=1_000_000.0)
+    outbox.retry_later(conn, rec.record_id, now=1_000_000.0)
+    assert outbox.claim_next(conn, now=1_000_000.5) is None
+    again = outbox.claim_next(conn, now=5_000.0)  # rebooted with an old clock
+    assert again is not None and again.record_id == rec.record_id

@@ -1,4 +1,4 @@
-"""Fixtures for the sync tests: a real mosquitto, device and central configs, services in threads."""
+"""Sync test fixtures: a real mosquitto, device and central configs, services in threads."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Brokers:
 
     def stop_all(self) -> None:
         for broker in self.started:
-            broker.kill() if broker.alive() else None
+            broker.kill()
 
 
 @pytest.fixture

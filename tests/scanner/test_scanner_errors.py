@@ -1,0 +1,45 @@
+"""Every SANE status text maps to its typed error and message key."""
+
+from __future__ import annotations
+
+import _sane
+import pytest
+
+from appliance.scanner import errors as E
+
+CASES = [
+    ("Document feeder jammed", E.ScannerJammed, "scanner.jammed"),
+    ("Document feeder out of documents", E.ScannerNoDocuments, "scanner.no_documents"),
+    ("Scanner cover is open", E.ScannerCoverOpen, "scanner.cover_open"),
+    ("Device busy", E.ScannerBusy, "scanner.busy"),
+    ("Error during device I/O", E.ScannerIOError, "scanner.io_error"),
+    ("Operation was cancelled", E.ScannerCancelled, "scanner.cancelled"),
+    ("Operation was canceled", E.ScannerCancelled, "scanner.cancelled"),
+    ("Access to resource has been denied", E.ScannerAccessDenied, "scanner.access_denied"),
+    ("Out of memory", E.ScannerNoMemory, "scanner.no_memory"),
+    ("Operation not supported", E.ScannerUnsupported, "scanner.unsupported"),
+    ("Invalid argument", E.ScannerInvalid, "scanner.invalid"),
+]
+
+
+@pytest.mark.parametrize(("text", "cls", "key"), CASES)
+def test_sane_text_maps_to_typed_error(text, cls, key):
+    err = E.wrap_sane_error(_sane.error(text), device="test:0", pages_done=3)
+    assert type(err) is cls
+    assert isinstance(err, E.ScannerError)
+    assert err.key == key
+    assert err.pages_done == 3
+    assert "test:0" in str(err) and text in str(err)
+
+
+def test_unknown_text_is_an_io_error():
+    assert E.error_class_for("Something new in SANE 1.5") is E.ScannerIOError
+
+
+def test_keys_are_unique_and_namespaced():
+    classes = [c for c in vars(E).values()
+               if isinstance(c, type) and issubclass(c, E.ScannerError)]
+    keys = [c.key for c in classes]
+    assert len(keys) == len(set(keys)) >= 12
+    assert all(k.startswith("scanner.") for k in keys)
+    assert E.ScannerNotFound.key in E.ALL_KEYS

@@ -1,0 +1,183 @@
+"""Kiosk, officer and technician screens through the Flask test client."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from appliance.records import dossiers
+from appliance.store.db import set_state
+from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
+
+
+def html(response) -> str:
+    text = response.get_data(as_text=True)
+    assert unicodedata.normalize("NFC", text) == text
+    return text
+
+
+def start_dossier(client, procedure: str = "tk1-ts") -> None:
+    r = client.post("/kiosk/dossiers", data={"procedure": procedure})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk/dossier")
+
+
+def session_dossier(client) -> int | None:
+    with client.session_transaction() as s:
+        return s.get("dossier_id")
+
+
+def test_root_redirects_to_kiosk(client):
+    r = client.get("/")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk")
+
+
+def test_start_screen_vietnamese_first(client):
+    page = html(client.get("/kiosk"))
+    assert '<html lang="vi">' in page
+    assert "Bạn cần số hóa giấy tờ cho thủ tục nào?" in page
+    assert "Cấp lại, đổi thẻ BHYT" in page
+    assert page.count('class="btn btn-procedure"') == 4
+    assert "Hãy hỏi cán bộ tại quầy tiếp nhận" in page
+    assert 'data-idle-seconds="120"' in page
+
+
+def test_language_toggle_and_cookie(client):
+    page = html(client.get("/kiosk?lang=en"))
+    assert '<html lang="en">' in page and "Which procedure" in page
+    assert "lang=en" in client.get("/kiosk?lang=en").headers["Set-Cookie"]
+    assert "Which procedure" in html(client.get("/kiosk"))  # remembered by the cookie
+    assert "Bạn cần" in html(client.get("/kiosk?lang=vi"))
+
+
+def test_choose_procedure_opens_a_dossier(client, conn):
+    start_dossier(client)
+    dossier_id = session_dossier(client)
+    d = dossiers.get(conn, dossier_id)
+    page = html(client.get("/kiosk/dossier"))
+    assert "Mã hồ sơ" in page and d.code in page
+    assert "Quét một trang" in page and "Quét nhiều trang" in page
+    assert 'id="submit" disabled' in page
+
+
+def test_unknown_procedure_is_refused(client, conn):
+    r = client.post("/kiosk/dossiers", data={"procedure": "x"}, follow_redirects=True)
+    assert "Không có thủ tục này" in html(r)
+    assert conn.execute("SELECT COUNT(*) FROM dossiers").fetchone()[0] == 0
+
+
+def test_dossier_screen_requires_a_session(client, conn, config):
+    other = dossiers.create(conn, config, "khac")
+    r = client.get("/kiosk/dossier")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk")
+    assert other  # a dossier exists, yet nobody reaches it without its session
+
+
+def test_scan_progress_and_jam(client, conn, config):
+    start_dossier(client)
+    dossier_id = session_dossier(client)
+    r = client.post("/kiosk/dossier/scan", data={"source": "adf"})
+    assert r.status_code == 302
+    job_id = conn.execute("SELECT id FROM jobs").fetchone()[0]
+    page = html(client.get("/kiosk/dossier"))
+    assert f'data-job-id="{job_id}"' in page and 'id="scan-adf" disabled' in page
+    # the worker stored two pages, then the feeder jammed
+    paper_id = add_scanned_paper(conn, config, dossier_id, pages=2, blank=(2,))
+    conn.execute("UPDATE jobs SET state='failed', error_key='scanner.jammed', "
+                 "progress_json='{\"step\": \"scanning\", \"pages\": 2}' WHERE id=?", (job_id,))
+    page = html(client.get("/kiosk/dossier"))
+    assert "Giấy bị kẹt trong máy quét" in page and "Quét tiếp" in page
+    assert f'name="paper_id" value="{paper_id}"' in page
+    assert "Trang trắng?" in page and page.count("/thumbnail") == 2
+    client.post("/kiosk/dossier/scan", data={"source": "adf", "paper_id": str(paper_id)})
+    params = conn.execute("SELECT params_json FROM jobs ORDER BY id DESC").fetchone()[0]
+    assert f'"paper_id": {paper_id}' in params
+    # a second tap while the first is queued is refused with a message
+    r = client.post("/kiosk/dossier/scan", data={"source": "flatbed"}, follow_redirects=True)
+    assert "Máy quét đang xử lý một lượt quét" in html(r)
+
+
+def test_submit_shows_receipt_and_forgets_the_dossier(client, conn, config):
+    start_dossier(client)
+    dossier_id = session_dossier(client)
+    r = client.post("/kiosk/dossier/submit", follow_redirects=True)
+    assert "chưa có giấy tờ nào được quét xong" in html(r)
+    add_scanned_paper(conn, config, dossier_id, pages=1)
+    r = client.post("/kiosk/dossier/submit", follow_redirects=True)
+    page = html(r)
+    code = dossiers.get(conn, dossier_id).code
+    assert code in page and "Mang bản gốc" in page
+    assert dossiers.get(conn, dossier_id).status == "submitted"
+    assert session_dossier(client) is None
+
+
+def test_reset_wipes_session_and_abandons_open_dossier(client, conn):
+    start_dossier(client)
+    dossier_id = session_dossier(client)
+    client.get("/kiosk?lang=en")
+    r = client.post("/kiosk/reset")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk")
+    assert session_dossier(client) is None
+    assert dossiers.get(conn, dossier_id).status == "cancelled"
+    assert "Bạn cần" in html(client.get("/kiosk"))  # language back to the default
+    assert client.get("/kiosk/dossier").status_code == 302
+
+
+def test_reset_keeps_a_dossier_the_worker_is_scanning(client, conn):
+    start_dossier(client)
+    dossier_id = session_dossier(client)
+    add_job(conn, dossier_id, "running", {"step": "scanning", "pages": 1})
+    client.post("/kiosk/reset")
+    assert dossiers.get(conn, dossier_id).status == "open"
+    assert session_dossier(client) is None
+
+
+def test_cancel(client, conn):
+    start_dossier(client)
+    dossier_id = session_dossier(client)
+    r = client.post("/kiosk/dossier/cancel", follow_redirects=True)
+    assert "Hồ sơ đã được hủy" in html(r)
+    assert dossiers.get(conn, dossier_id).status == "cancelled"
+
+
+def test_officer_flow(client, conn, config):
+    dossier_id = submitted_dossier(conn, config, pages=2, blank=(2,))
+    code = dossiers.get(conn, dossier_id).code
+    page = html(client.get("/officer"))
+    assert code in page and "Hồ sơ chờ kiểm tra" in page
+    page = html(client.get(f"/officer/dossiers/{dossier_id}"))
+    assert "NGUYỄN VĂN AN" in page and "Số CCCD" in page and "Ngày sinh" in page
+    assert "Họ và tên: Nguyễn Văn An" in page and "Trang trắng?" in page
+    assert "Ký xác nhận và cấp mã kết quả số hóa" in page
+    sha = dossiers.get(conn, dossier_id).papers[0].pages[0].sha256
+    assert "/image" in html(client.get(f"/officer/dossiers/{dossier_id}/pages/{sha}"))
+    r = client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": " "},
+                    follow_redirects=True)
+    assert "Hãy nhập họ tên cán bộ" in html(r)
+    r = client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": "Nguyễn Văn A"},
+                    follow_redirects=True)
+    page = html(r)
+    assert f"{code}.01" in page and "Đang chờ gửi về trung ương" in page
+    assert "Nguyễn Văn A" in page
+    conn.execute("UPDATE outbox SET state='delivered', delivered_at=1")
+    assert "Đã gửi về trung ương" in html(client.get("/officer"))
+    assert "Không tìm thấy hồ sơ" in html(client.get("/officer/dossiers/999",
+                                                       follow_redirects=True))
+
+
+def test_technician_status(client, conn):
+    page = html(client.get("/technician"))
+    assert "Tình trạng thiết bị" in page and "Chưa có thông tin" in page
+    set_state(conn, "sync.state", "no_broker")
+    set_state(conn, "scanner.state", "error:scanner.cover_open")
+    set_state(conn, "worker.heartbeat", "0")
+    page = html(client.get("/technician"))
+    assert ("Chưa cấu hình máy chủ trung ương: kết quả đang được lưu chờ trên thiết bị"
+            in page)
+    assert "Lỗi: Nắp máy quét đang mở" in page
+    assert "ngày trước" in page
+    assert "Device status" in html(client.get("/technician?lang=en"))
+
+
+def test_html_errors_are_translated_pages(client):
+    r = client.get("/kiosk/nowhere")
+    assert r.status_code == 404 and "Không tìm thấy trang" in html(r)
+    assert "Traceback" not in html(r)
