@@ -57,6 +57,8 @@ class WebConfig:
     threads: int = 4
     idle_reset_seconds: int = 120
     default_language: str = "vi"
+    # Empty: officer screens open without a PIN (demo); set one on every real device.
+    officer_pin: str = ""
 
 
 @dataclass(frozen=True)

@@ -95,12 +95,13 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     db.init_app(app)
     i18n.init_app(app, i18n.Translations.load(), config.web.default_language)
 
-    from appliance.web import api, kiosk, officer, technician
+    from appliance.web import api, kiosk, officer, staff, technician
 
     app.register_blueprint(api.bp)
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(officer.bp)
     app.register_blueprint(technician.bp)
+    app.register_blueprint(staff.bp)
     _register_error_pages(app)
 
     @app.get("/")
@@ -109,7 +110,8 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
 
     @app.context_processor
     def device_facts() -> dict[str, Any]:
-        return {"agency_name": config.device.agency_name}
+        return {"agency_name": config.device.agency_name,
+                "staff_lock": bool(staff.configured_pin())}
 
     @app.after_request
     def security_headers(response: Response) -> Response:

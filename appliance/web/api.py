@@ -20,6 +20,7 @@ from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, from_records, from_store
 from appliance.web.i18n import LANGUAGES, current_language, t
 from appliance.web.openapi import spec
+from appliance.web.staff import is_staff
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -50,7 +51,8 @@ def handle_store_error(e: StoreError) -> tuple[Response, int]:
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    # force: a client that forgets the Content-Type header still gets its JSON read.
+    body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         raise WebError("error.bad_json", 400)
     return body
@@ -96,6 +98,8 @@ def create_dossier() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/dossiers")
 def list_dossiers() -> Response:
+    if not is_staff():
+        raise WebError("error.staff_only", 403)
     wanted = request.args.get("status")
     if wanted is not None and wanted not in ("open", "submitted", "signed", "cancelled"):
         raise WebError("error.bad_request", 400)
@@ -157,6 +161,8 @@ def cancel(dossier_id: int) -> Response:
 
 @bp.post("/dossiers/<int:dossier_id>/sign")
 def sign(dossier_id: int) -> Response:
+    if not is_staff():
+        raise WebError("error.staff_only", 403)
     body = json_body()
     officer = body.get("officer")
     if not isinstance(officer, str) or not officer.strip():

@@ -42,7 +42,7 @@ ERROR_KEYS: tuple[str, ...] = SCANNER_ERROR_KEYS + (
     "error.bad_source", "error.bad_paper", "error.bad_language", "error.job_active",
     "error.job_not_found", "error.officer_required", "error.not_found",
     "error.method_not_allowed", "error.bad_request", "error.file_missing",
-    "error.storage",
+    "error.storage", "error.staff_only",
 )
 STATE_KEYS: tuple[str, ...] = (
     "state.scanner.ready", "state.scanner.busy", "state.scanner.error",

@@ -28,8 +28,10 @@ from appliance.store.errors import StoreError
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError, from_records, from_store
 from appliance.web.i18n import current_language
+from appliance.web.staff import require_staff
 
 bp = Blueprint("officer", __name__, url_prefix="/officer")
+bp.before_request(require_staff)
 
 OFFICER_COOKIE = "officer_name"
 MAX_OFFICER_NAME = 120

@@ -16,7 +16,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "bad input", 404: "unknown id", 409: "wrong state or a scan is active",
+    text = {400: "bad input", 403: "staff PIN required (X-Officer-PIN), when one is configured",
+            404: "unknown id", 409: "wrong state or a scan is active",
             503: "storage or code sequence unavailable", 507: "disk full"}
     return {str(c): _json(ERROR_REF, text[c]) for c in codes}
 
@@ -25,6 +26,8 @@ def _id_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
+# Staff-only operations; the empty alternative means "open" when no PIN is configured.
+STAFF: list[dict[str, list[str]]] = [{"officerPin": []}, {}]
 SHA_PARAM = {"name": "sha", "in": "path", "required": True,
              "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
 LANG_PARAM = {"name": "lang", "in": "query", "required": False,
@@ -65,8 +68,9 @@ def spec() -> dict[str, Any]:
                     {"name": "status", "in": "query", "required": False, "schema": {
                         "type": "string",
                         "enum": ["open", "submitted", "signed", "cancelled"]}}],
+                    "security": STAFF,
                     "responses": {"200": _json({"type": "array", "items": dossier_ref},
-                                               "dossiers"), **_errors(400)}},
+                                               "dossiers"), **_errors(400, 403)}},
                 "post": {"summary": "open a dossier; its code is the citizen's receipt number",
                          "requestBody": _body({"type": "object", "required": ["procedure"],
                                                "properties": {
@@ -113,7 +117,7 @@ def spec() -> dict[str, Any]:
                               **_errors(400, 404, 409)}}},
             "/api/dossiers/{dossier_id}/sign": {"post": {
                 "summary": "officer sign-off: issue result codes, write record and outbox row",
-                "parameters": [_id_param("dossier_id")],
+                "parameters": [_id_param("dossier_id")], "security": STAFF,
                 "requestBody": _body({"type": "object", "required": ["officer"],
                                       "properties": {"officer": {"type": "string"}}}),
                 "responses": {"200": _json({"type": "object", "properties": {
@@ -123,7 +127,7 @@ def spec() -> dict[str, Any]:
                         "id": {"type": "integer"}, "ordinal": {"type": "integer"},
                         "title": {"type": "string"},
                         "result_code": {"type": "string"}}}}}}, "signed"),
-                    **_errors(400, 404, 409)}}},
+                    **_errors(400, 403, 404, 409)}}},
             "/api/pages/{sha}/thumbnail": {"get": {"summary": "a page's JPEG thumbnail",
                                                    "parameters": [SHA_PARAM],
                                                    "responses": _file("image/jpeg")}},
@@ -139,7 +143,12 @@ def spec() -> dict[str, Any]:
             "/api/openapi.json": {"get": {"summary": "this document", "responses": {
                 "200": _json({"type": "object"}, "OpenAPI 3 document")}}},
         },
-        "components": {"schemas": {
+        "components": {
+            "securitySchemes": {"officerPin": {
+                "type": "apiKey", "in": "header", "name": "X-Officer-PIN",
+                "description": "only when a staff PIN is configured; the officer screens "
+                               "use a session after the PIN was entered on the keypad"}},
+            "schemas": {
             "Error": {"type": "object", "required": ["error", "message"], "properties": {
                 "error": {"type": "string", "description": "message key, e.g. scanner.jammed"},
                 "message": {"type": "string", "description": "translated, says what to do"}}},
@@ -192,5 +201,6 @@ def spec() -> dict[str, Any]:
                 "disk_free_bytes": {"type": "integer", "nullable": True},
                 "worker_heartbeat_age_s": {"type": "number", "nullable": True},
                 "checked_at": {"type": "number"}}},
-        }},
+            },
+        },
     }

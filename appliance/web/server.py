@@ -70,12 +70,7 @@ class WebServer(BaseApplication):
 def run_web(config: Config) -> None:
     """Serve until SIGTERM/SIGINT (handled by gunicorn's arbiter)."""
     log.info("web: serving on %s with %d threads", config.web.bind, config.web.threads)
-    # gunicorn parses sys.argv in BaseApplication only for its own CLI; keep ours out.
-    saved, sys.argv = sys.argv, [sys.argv[0]]
-    try:
-        WebServer(config).run()
-    finally:
-        sys.argv = saved
+    WebServer(config).run()
 
 
 def add_web_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,8 +13,10 @@ from flask import Blueprint, render_template
 from appliance.web import status
 from appliance.web.db import get_config, get_db
 from appliance.web.i18n import t
+from appliance.web.staff import require_staff
 
 bp = Blueprint("technician", __name__, url_prefix="/technician")
+bp.before_request(require_staff)
 
 
 def _age(seconds: float | None) -> str:

@@ -98,7 +98,7 @@ def edit(a: list[int], b: list[int]) -> int:
     return prev[-1]
 
 
-def evaluate(model: nn.Module, ds: Shards, limit: int = 1000) -> float:
+def evaluate(model: nn.Module, ds: Shards, limit: int = 600) -> float:
     model.eval()
     errs, total = 0, 0
     idx = sorted(range(min(limit, len(ds.imgs))), key=lambda i: ds.imgs[i].shape[1])

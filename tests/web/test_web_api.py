@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -54,8 +55,10 @@ def test_create_dossier_bad_input(client, conn, kwargs, key):
 def test_unknown_ids_are_translated_404s(client):
     r = client.get("/api/dossiers/999")
     assert r.status_code == 404
-    assert r.get_json() == {"error": "error.dossier_not_found",
-                            "message": "Không tìm thấy hồ sơ. Hãy quay lại trang đầu và bắt đầu lại."}
+    assert r.get_json() == {
+        "error": "error.dossier_not_found",
+        "message": "Không tìm thấy hồ sơ. Hãy quay lại trang đầu và bắt đầu lại.",
+    }
     assert client.get("/api/dossiers/999?lang=en").get_json()["message"].startswith("The dossier")
     assert client.get("/api/dossiers/abc").get_json()["error"] == "error.not_found"
     assert client.get("/api/jobs/5").get_json()["error"] == "error.job_not_found"
@@ -239,6 +242,8 @@ def test_openapi_describes_every_api_route(app, client):
         assert path in spec["paths"], path
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in spec["paths"][path], (path, method)
+    refs = set(re.findall(r'"\$ref":\s*"#/components/schemas/(\w+)"', json.dumps(spec)))
+    assert refs and refs <= set(spec["components"]["schemas"])
 
 
 def test_unexpected_error_is_a_translated_500(app, client, monkeypatch):

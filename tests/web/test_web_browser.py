@@ -182,7 +182,8 @@ def test_kiosk_scan_progress_jam_and_retry(server, page, db, tmp_path):
     page.locator("#submit").click()
     page.wait_for_url("**/kiosk/receipt")
     expect(page.locator("#receipt-code")).to_have_text(d.code)
-    expect(page.get_by_text("Mang bản gốc các giấy tờ vừa quét đến quầy tiếp nhận.")).to_be_visible()
+    next_step = "Mang bản gốc các giấy tờ vừa quét đến quầy tiếp nhận."
+    expect(page.get_by_text(next_step)).to_be_visible()
     assert dossiers.get(db, d.id).status == "submitted"
 
 

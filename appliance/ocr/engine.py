@@ -1,0 +1,235 @@
+"""OCR engines behind one interface: the local ONNX pipeline and tesseract.
+
+OcrEngine is what the worker calls; TesseractEngine exists to measure against
+(the accuracy bar named in the findings), not to ship as the default.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+from appliance.ocr.classifier import TextClassifier
+from appliance.ocr.detector import DetectorConfig, TextDetector
+from appliance.ocr.errors import BadImageError, OcrError
+from appliance.ocr.geometry import Quad
+from appliance.ocr.manifest import Manifest, default_models_dir
+from appliance.ocr.recognizer import TextRecognizer, crop_line
+
+MAX_PIXELS = 60_000_000  # A4 at 600 dpi is ~35 MP; beyond this is a bomb or a mistake
+MAX_SIDE = 20_000
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class TextLine:
+    text: str
+    box: tuple[int, int, int, int]
+    confidence: float
+    char_confidences: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PageText:
+    seconds: float
+    lines: tuple[TextLine, ...]
+    rotation: int = 0  # degrees the page was turned (counter-clockwise) before reading
+
+
+class Engine(Protocol):
+    name: str
+
+    def read(self, image: Image.Image) -> PageText: ...
+
+
+def check_image(image: object) -> Image.Image:
+    """Reject what cannot be a scanned page before any model sees it."""
+    if not isinstance(image, Image.Image):
+        raise BadImageError(f"not an image: {type(image).__name__}")
+    w, h = image.size
+    if w == 0 or h == 0:
+        raise BadImageError("empty image (0 pixels)")
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise BadImageError(f"image too small to hold text: {w}x{h}")
+    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+        raise BadImageError(f"image too large: {w}x{h} pixels (limit {MAX_PIXELS} pixels)")
+    return image
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode a file, mapping every failure to BadImageError."""
+    try:
+        with Image.open(path) as im:
+            check_image(im)  # header only: refuse bombs before decoding
+            im.load()
+            return im.copy()
+    except BadImageError as e:
+        raise BadImageError(f"{path}: {e}") from e
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        raise BadImageError(f"{path}: unreadable image ({e})") from e
+
+
+def reading_order(items: list[tuple[Quad, object]]) -> list[tuple[Quad, object]]:
+    """Top-to-bottom rows, left-to-right within a row; a row is boxes whose centres align."""
+    if not items:
+        return []
+    items = sorted(items, key=lambda it: it[0].center()[1])
+    rows: list[list[tuple[Quad, object]]] = []
+    for it in items:
+        cy = it[0].center()[1]
+        h = max(4.0, it[0].height)
+        if rows:
+            row = rows[-1]
+            ry = sum(r[0].center()[1] for r in row) / len(row)
+            rh = max(4.0, min(r[0].height for r in row))
+            if abs(cy - ry) < 0.45 * min(h, rh):
+                row.append(it)
+                continue
+        rows.append([it])
+    out: list[tuple[Quad, object]] = []
+    for row in rows:
+        out.extend(sorted(row, key=lambda r: r[0].center()[0]))
+    return out
+
+
+class OcrEngine:
+    """Detection -> orientation -> recognition, one onnxruntime session per stage."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        detector: TextDetector,
+        classifier: TextClassifier | None,
+        recognizer: TextRecognizer,
+        used: list[str],
+    ) -> None:
+        self.manifest = manifest
+        self.detector = detector
+        self.classifier = classifier
+        self.recognizer = recognizer
+        self._used = used
+
+    @classmethod
+    def load(
+        cls,
+        models_dir: Path | None = None,
+        threads: int = 2,
+        recognizer: str = "int8",
+        detector_config: DetectorConfig | None = None,
+    ) -> OcrEngine:
+        mdir = Path(models_dir) if models_dir is not None else default_models_dir()
+        manifest = Manifest.load(mdir)
+        det_e = manifest.find("detector")
+        rec_e = manifest.find("recognizer", recognizer)
+        used = [det_e.name, rec_e.name]
+        det = TextDetector(det_e.verified_path(mdir), threads, detector_config)
+        rec = TextRecognizer(rec_e.verified_path(mdir), rec_e.charset, threads)
+        clf = None
+        try:
+            cls_e = manifest.find("classifier")
+        except OcrError:
+            cls_e = None
+        if cls_e is not None:
+            clf = TextClassifier(cls_e.verified_path(mdir), threads)
+            used.append(cls_e.name)
+        engine = cls(manifest, det, clf, rec, used)
+        engine.name = f"onnx-{recognizer}"
+        return engine
+
+    def models(self) -> list[dict[str, str]]:
+        return [
+            {"name": e.name, "file": e.file, "sha256": e.sha256}
+            for e in self.manifest.entries
+            if e.name in self._used
+        ]
+
+    def _detect_upright(self, gray: Image.Image) -> tuple[Image.Image, list[Quad], int]:
+        det = self.detector(gray)
+        quads = list(det.quads)
+        rotation = 0
+        tall = sum(1 for q in quads if q.height > 1.5 * q.width)
+        if quads and tall > len(quads) / 2:
+            gray = gray.transpose(Image.Transpose.ROTATE_90)
+            rotation = 90
+            quads = list(self.detector(gray).quads)
+        if self.classifier is not None and quads:
+            samples = [Image.fromarray(crop_line(gray, q, 48)) for q in quads]
+            if self.classifier(samples).upside_down:
+                gray = gray.transpose(Image.Transpose.ROTATE_180)
+                rotation = (rotation + 180) % 360
+                quads = list(self.detector(gray).quads)
+        return gray, quads, rotation
+
+    def read(self, image: Image.Image) -> PageText:
+        t0 = time.perf_counter()
+        check_image(image)
+        gray = image.convert("L")
+        gray, quads, rotation = self._detect_upright(gray)
+        crops = [crop_line(gray, q) for q in quads]
+        rec = self.recognizer(crops) if crops else None
+        pairs: list[tuple[Quad, object]] = []
+        if rec is not None:
+            pairs = [(q, r) for q, r in zip(quads, rec.lines, strict=True) if r.text.strip()]
+        lines = []
+        for q, r in reading_order(pairs):
+            lines.append(TextLine(r.text, q.bbox(), r.confidence, r.char_confidences))  # type: ignore[attr-defined]
+        return PageText(time.perf_counter() - t0, tuple(lines), rotation)
+
+
+class TesseractEngine:
+    """tesseract -l vie, single-threaded (OMP_THREAD_LIMIT=1: 10x faster here)."""
+
+    name = "tesseract"
+
+    def __init__(self, lang: str = "vie", psm: int = 3) -> None:
+        exe = shutil.which("tesseract")
+        if exe is None:
+            raise OcrError("tesseract is not installed (Debian: tesseract-ocr tesseract-ocr-vie)")
+        self.exe = exe
+        self.lang = lang
+        self.psm = psm
+
+    def models(self) -> list[dict[str, str]]:
+        return [{"name": f"tesseract-{self.lang}", "file": self.exe, "sha256": ""}]
+
+    def read(self, image: Image.Image) -> PageText:
+        t0 = time.perf_counter()
+        check_image(image)
+        buf = io.BytesIO()
+        image.convert("L").save(buf, format="PNG")
+        env = dict(os.environ, OMP_THREAD_LIMIT="1")
+        proc = subprocess.run(
+            [self.exe, "stdin", "stdout", "-l", self.lang, "--psm", str(self.psm), "tsv"],
+            input=buf.getvalue(), capture_output=True, env=env, timeout=300, check=False,
+        )
+        if proc.returncode != 0:
+            raise OcrError(f"tesseract failed: {proc.stderr.decode(errors='replace')[-300:]}")
+        groups: dict[tuple[str, ...], list[list[str]]] = {}
+        for row in proc.stdout.decode("utf-8", errors="replace").splitlines()[1:]:
+            f = row.split("\t")
+            if len(f) < 12 or f[0] != "5" or not f[11].strip():
+                continue
+            groups.setdefault((f[1], f[2], f[3], f[4]), []).append(f)
+        lines = []
+        for words in groups.values():
+            text = unicodedata.normalize("NFC", " ".join(w[11].strip() for w in words))
+            x0 = min(int(w[6]) for w in words)
+            y0 = min(int(w[7]) for w in words)
+            x1 = max(int(w[6]) + int(w[8]) for w in words)
+            y1 = max(int(w[7]) + int(w[9]) for w in words)
+            confs = [max(0.0, float(w[10])) / 100 for w in words]
+            chars = tuple(c for w, cf in zip(words, confs, strict=True)
+                          for c in [cf] * len(w[11].strip()))
+            lines.append(TextLine(text, (x0, y0, x1, y1), sum(confs) / len(confs), chars))
+        return PageText(time.perf_counter() - t0, tuple(lines))
