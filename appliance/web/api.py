@@ -11,11 +11,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
+from appliance import status
 from appliance.records import dossiers, procedures
 from appliance.records.errors import RecordsError
 from appliance.store import jobs
 from appliance.store.errors import StoreError
-from appliance.web import actions, status
+from appliance.web import actions
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, from_records, from_store
 from appliance.web.i18n import LANGUAGES, current_language, t
@@ -213,7 +214,7 @@ def paper_pdf(sha: str) -> Response:
 
 @bp.get("/status")
 def device_status() -> Response:
-    return jsonify(status.collect(get_db(), get_config().paths.data_dir))
+    return jsonify(status.snapshot(get_db(), get_config()))
 
 
 @bp.get("/openapi.json")

@@ -10,7 +10,7 @@ import time
 
 from flask import Blueprint, render_template
 
-from appliance.web import status
+from appliance import status
 from appliance.web.db import get_config, get_db
 from appliance.web.i18n import t
 from appliance.web.staff import require_staff
@@ -50,14 +50,15 @@ def _scanner(state: str) -> str:
 @bp.get("/")
 @bp.get("")  # registered first, so links use the form without a slash
 def index() -> str:
-    s = status.collect(get_db(), get_config().paths.data_dir)
+    s = status.snapshot(get_db(), get_config())
     sync = s["sync_state"] if s["sync_state"] in ("no_broker", "connected",
                                                    "disconnected") else "unknown"
     ocr = s["ocr_state"] if s["ocr_state"] in ("ready", "unavailable") else "unknown"
     last = s["last_delivery_at"]
     rows = [
-        ("tech.depth", str(s["depth"])),
-        ("tech.oldest", _age(s["oldest_age_s"]) if s["depth"] else t("tech.none_waiting")),
+        ("tech.depth", str(s["queue_depth"])),
+        ("tech.oldest", _age(s["oldest_undelivered_age_s"]) if s["queue_depth"]
+         else t("tech.none_waiting")),
         ("tech.last_delivery", _age(time.time() - last) if last else t("tech.never")),
         ("tech.delivered", str(s["delivered"])),
         ("tech.sync", t(f"state.sync.{sync}")),

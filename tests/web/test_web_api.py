@@ -219,15 +219,16 @@ def test_files(client, conn, config):
 
 def test_status(client, conn, config):
     s = client.get("/api/status").get_json()
-    assert {"depth", "oldest_age_s", "last_delivery_at", "sync_state", "scanner_state",
-            "ocr_state", "disk_free_bytes"} <= set(s)
-    assert s["depth"] == 0 and s["disk_free_bytes"] > 0
+    assert {"queue_depth", "oldest_undelivered_age_s", "last_delivery_at", "sync_state",
+            "scanner_state", "ocr_state", "disk_free_bytes"} <= set(s)
+    assert s["queue_depth"] == 0 and s["disk_free_bytes"] > 0
     set_state(conn, "sync.state", "no_broker")
     set_state(conn, "scanner.state", "error:scanner.jammed")
     set_state(conn, "ocr.state", "ready")
     dossiers.sign_off(conn, config, submitted_dossier(conn, config), "Lê Thị B")
     s = client.get("/api/status").get_json()
-    assert s["depth"] == 1 and s["oldest_age_s"] >= 0 and s["last_delivery_at"] is None
+    assert s["queue_depth"] == 1 and s["oldest_undelivered_age_s"] >= 0
+    assert s["last_delivery_at"] is None
     assert (s["sync_state"], s["scanner_state"], s["ocr_state"]) == (
         "no_broker", "error:scanner.jammed", "ready")
 
