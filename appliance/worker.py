@@ -165,6 +165,25 @@ class Worker:
             log.exception("job %s failed", job.id)
             jobs.fail(self.conn, job.id, key, str(e))
 
+    def recover_unfinished_papers(self) -> int:
+        """Finish papers whose pages were stored but whose job died before the PDF
+        (a kill -9 or power cut mid-OCR): the pages are the citizen's, keep them whole."""
+        rows = self.conn.execute(
+            "SELECT p.id, p.title FROM papers p JOIN dossiers d ON d.id = p.dossier_id "
+            "WHERE p.pdf_sha256 IS NULL AND d.status = 'open' "
+            "AND EXISTS (SELECT 1 FROM pages WHERE paper_id = p.id)"
+        ).fetchall()
+        for row in rows:
+            log.warning("finishing paper %s left unfinished by an interrupted job", row["id"])
+            recovery = jobs.Job(id=0, kind="recover", dossier_id=None,
+                                params={"title": row["title"]}, state=jobs.JobState.RUNNING,
+                                progress={}, error_key=None, error_detail=None)
+            try:
+                self.finish_paper(recovery, row["id"])
+            except (StoreError, OSError) as e:
+                log.error("paper %s could not be finished: %s", row["id"], e)
+        return len(rows)
+
     def _page_count(self, paper_id: int) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM pages WHERE paper_id=?",
                                      (paper_id,)).fetchone()[0])
@@ -194,6 +213,7 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
     set_state(conn, "scanner.state", "ready")
     worker = Worker(config, conn, load_ocr(config))
     set_state(conn, "ocr.state", "ready" if worker.ocr is not None else "unavailable")
+    worker.recover_unfinished_papers()
     if notify:
         notify("READY=1")
     log.info("worker ready")

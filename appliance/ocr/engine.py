@@ -221,7 +221,7 @@ class TesseractEngine:
             if len(f) < 12 or f[0] != "5" or not f[11].strip():
                 continue
             groups.setdefault((f[1], f[2], f[3], f[4]), []).append(f)
-        lines = []
+        lines: list[tuple[Quad, object]] = []
         for words in groups.values():
             text = unicodedata.normalize("NFC", " ".join(w[11].strip() for w in words))
             x0 = min(int(w[6]) for w in words)
@@ -231,5 +231,7 @@ class TesseractEngine:
             confs = [max(0.0, float(w[10])) / 100 for w in words]
             chars = tuple(c for w, cf in zip(words, confs, strict=True)
                           for c in [cf] * len(w[11].strip()))
-            lines.append(TextLine(text, (x0, y0, x1, y1), sum(confs) / len(confs), chars))
-        return PageText(time.perf_counter() - t0, tuple(lines))
+            quad = Quad(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), 1.0)
+            lines.append((quad, TextLine(text, (x0, y0, x1, y1), sum(confs) / len(confs), chars)))
+        ordered = tuple(t for _, t in reading_order(lines))  # type: ignore[misc]
+        return PageText(time.perf_counter() - t0, ordered)

@@ -11,6 +11,11 @@ first `list_devices()` / `open_scanner()`), so set it first, e.g. with
 life of the process; backend files (test.conf, airscan.conf) are re-read by
 `reload_sane()`. Only one process should drive a scanner (the worker); web
 workers never open it, and SANE must not be initialised before a fork.
+
+python-sane releases the GIL while scanning but *not* in close() or sane.exit():
+those block every Python thread of the process until the backend returns (airscan
+waits for the scanner to answer its DELETE, up to its 30 s HTTP timeout). A
+watchdog-pinging thread in the worker stalls meanwhile; size WatchdogSec for it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ page (a counter), so every page of a batch differs. The flatbed gives one page p
 job; the feeder gives `adf_pages` pages per job, as if refilled for every batch.
 `jam_after=k` makes the feeder jam after k pages of each job, so tests can check
 that a jam keeps the pages already delivered.
+
+Run it in its own process (`appliance demo-scanner`), never in the process that
+drives SANE: python-sane calls sane_close()/sane_exit() with the GIL held, and
+airscan's close waits for this server to answer its DELETE, so a server thread in
+the same process deadlocks it (seen here when a batch was closed mid-job).
 """
 
 from __future__ import annotations

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from appliance.scanner.escl_emulator import NS_PWG, NS_SCAN, EsclEmulator
+from tests.scanner.demo_scanner import start_demo_scanner, stop_process
 
 pytestmark = pytest.mark.timeout(60)
-REPO = Path(__file__).resolve().parents[2]
 
 SETTINGS = f"""<?xml version="1.0" encoding="UTF-8"?>
 <scan:ScanSettings xmlns:scan="{NS_SCAN}" xmlns:pwg="{NS_PWG}">
@@ -110,25 +106,11 @@ def test_stop_frees_the_port():
 
 
 def test_demo_scanner_command_serves_until_sigterm():
-    code = ("import argparse, sys\n"
-            "from appliance.scanner.commands import add_demo_scanner_arguments, "
-            "cmd_demo_scanner\n"
-            "p = argparse.ArgumentParser(); add_demo_scanner_arguments(p)\n"
-            "sys.exit(cmd_demo_scanner(p.parse_args(sys.argv[1:])))\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--adf-pages", "2"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc, url = start_demo_scanner("--adf-pages", "2")
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("demo scanner ready: http://127.0.0.1:"), line
-        url = line.split(": ", 1)[1].strip()
         status, _, _ = _request("GET", f"{url}/ScannerCapabilities")
         assert status == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        stop_process(proc)

@@ -1,0 +1,51 @@
+"""One engine over a directory of pages, in its own process so peak RSS is its own.
+
+    python -m appliance.ocr.bench_worker ENGINE PAGES_DIR [--threads N] [--models-dir D]
+Prints one JSON object: per-page seconds and lines, and peak RSS in MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+from pathlib import Path
+
+from appliance.ocr.engine import Engine, OcrEngine, TesseractEngine, open_image
+
+
+def make_engine(name: str, threads: int, models_dir: Path | None) -> Engine:
+    if name == "tesseract":
+        return TesseractEngine()
+    return OcrEngine.load(models_dir, threads=threads, recognizer=name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("engine", choices=["int8", "fp32", "tesseract"])
+    ap.add_argument("pages", type=Path)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models-dir", type=Path, default=None)
+    ap.add_argument("--warmup", type=int, default=1)
+    a = ap.parse_args(argv)
+    engine = make_engine(a.engine, a.threads, a.models_dir)
+    files = sorted(a.pages.glob("*.png"))
+    for f in files[: a.warmup]:
+        engine.read(open_image(f))
+    out = []
+    for f in files:
+        img = open_image(f)
+        page = engine.read(img)
+        out.append({"file": f.name, "seconds": page.seconds,
+                    "lines": [ln.text for ln in page.lines]})
+    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss = rss_child if a.engine == "tesseract" else rss_self
+    json.dump({"engine": a.engine, "pages": out, "rss_mb": round(rss, 1),
+               "rss_python_mb": round(rss_self, 1)}, sys.stdout, ensure_ascii=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

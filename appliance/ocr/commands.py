@@ -1,0 +1,175 @@
+"""CLI glue for `appliance ocr` and `appliance bench ocr` (wired in appliance/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from appliance.ocr.errors import BadImageError, OcrError
+
+
+def add_ocr_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", type=Path, help="page images (PNG, JPEG, TIFF)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--recognizer", choices=["int8", "fp32"], default="int8")
+    parser.add_argument("--engine", choices=["onnx", "tesseract"], default="onnx")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models-dir", type=Path, default=None)
+
+
+def cmd_ocr(args: argparse.Namespace) -> int:
+    from appliance.ocr.engine import Engine, OcrEngine, TesseractEngine, open_image
+
+    try:
+        engine: Engine = (
+            TesseractEngine() if args.engine == "tesseract"
+            else OcrEngine.load(args.models_dir, threads=args.threads, recognizer=args.recognizer)
+        )
+    except OcrError as e:
+        print(f"appliance ocr: {e}", file=sys.stderr)
+        return 2
+    pages: list[dict[str, Any]] = []
+    failed = 0
+    for path in args.images:
+        try:
+            page = engine.read(open_image(path))
+        except OcrError as e:  # one bad page must not stop the batch
+            failed += 1
+            print(f"appliance ocr: {e}", file=sys.stderr)
+            pages.append({"file": str(path), "seconds": 0.0, "lines": [], "error": str(e)})
+            continue
+        lines = [{"text": ln.text, "box": list(ln.box), "confidence": round(ln.confidence, 4)}
+                 for ln in page.lines]
+        pages.append({"file": str(path), "seconds": round(page.seconds, 4), "lines": lines})
+        if not args.json:
+            for ln in page.lines:
+                print(ln.text)
+    if args.json:
+        json.dump({"pages": pages}, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    return 1 if failed else 0
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--pages", type=int, default=12, help="number of generated pages")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--engines", default="int8,fp32,tesseract")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="write the pages here and keep them")
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    v = sorted(values)
+    k = min(len(v) - 1, max(0, round(q * (len(v) - 1))))
+    return v[k]
+
+
+def write_corpus(out: Path, n: int, seed: int) -> list[dict[str, Any]]:
+    """Degraded pages, two thirds at 200 dpi and a third at 300 dpi, with truth JSON."""
+    from appliance.ocr.corpus import render_page
+
+    out.mkdir(parents=True, exist_ok=True)
+    truth = []
+    for i in range(n):
+        dpi = 300 if i % 3 == 2 else 200
+        page = render_page(seed + i, dpi=dpi, degraded=True)
+        name = f"page_{i:03d}.png"
+        page.image.save(out / name)
+        truth.append({"file": name, "dpi": dpi, "font": page.font,
+                      "lines": [f.text for f in page.lines],
+                      "values": [[f.kind, f.text] for f in page.values]})
+    (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")
+    return truth
+
+
+def run_engine(engine: str, pages: Path, threads: int, models_dir: Path | None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "appliance.ocr.bench_worker", engine, str(pages),
+           "--threads", str(threads)]
+    if models_dir is not None:
+        cmd += ["--models-dir", str(models_dir)]
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise OcrError(f"bench worker {engine} failed: {proc.stderr[-500:]}")
+    return json.loads(proc.stdout)
+
+
+def measure(result: dict[str, Any], truth: list[dict[str, Any]]) -> dict[str, Any]:
+    from appliance.ocr.metrics import score_page, summarize
+
+    by_file = {t["file"]: t for t in truth}
+    scores, s200, s300 = [], [], []
+    for p in result["pages"]:
+        t = by_file[p["file"]]
+        sc = score_page(t["lines"], p["lines"], [tuple(v) for v in t["values"]])
+        scores.append(sc)
+        (s200 if t["dpi"] == 200 else s300).append(sc)
+    secs = [p["seconds"] for p in result["pages"]]
+    out: dict[str, Any] = summarize(scores)
+    out["cer_200dpi"] = summarize(s200)["cer"] if s200 else None
+    out["cer_300dpi"] = summarize(s300)["cer"] if s300 else None
+    out.update({
+        "p50_s": round(statistics.median(secs), 4) if secs else 0.0,
+        "p95_s": round(_pct(secs, 0.95), 4),
+        "rss_mb": result["rss_mb"],
+        "pages": len(secs),
+    })
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 3)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    with tempfile.TemporaryDirectory() as td:
+        pages = args.keep or Path(td)
+        truth = write_corpus(pages, args.pages, args.seed)
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            for e in engines:
+                results[e] = measure(run_engine(e, pages, args.threads, args.models_dir), truth)
+        except OcrError as e:
+            print(f"appliance bench ocr: {e}", file=sys.stderr)
+            return 2
+    ratios: dict[str, Any] = {}
+    i8, f32, tes = results.get("int8"), results.get("fp32"), results.get("tesseract")
+    if i8 and f32:
+        ratios["fp32_over_int8_p50"] = _ratio(f32["p50_s"], i8["p50_s"])
+        ratios["int8_minus_fp32_cer_points"] = round(i8["cer"] - f32["cer"], 3)
+        ratios["int8_over_fp32_rss"] = _ratio(i8["rss_mb"], f32["rss_mb"])
+    if i8 and tes:
+        ratios["tesseract_over_int8_p50"] = _ratio(tes["p50_s"], i8["p50_s"])
+        ratios["tesseract_over_int8_p95"] = _ratio(tes["p95_s"], i8["p95_s"])
+        ratios["int8_over_tesseract_cer"] = _ratio(i8["cer"], tes["cer"])
+        ratios["int8_over_tesseract_rss"] = _ratio(i8["rss_mb"], tes["rss_mb"])
+    if f32 and tes:
+        ratios["tesseract_over_fp32_p50"] = _ratio(tes["p50_s"], f32["p50_s"])
+    doc = {"engines": results, "ratios": ratios}
+    if args.json:
+        json.dump(doc, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        for name, r in results.items():
+            print(f"{name:10s} CER {r['cer']:.2f}%  plain {r['cer_no_diacritics']:.2f}%  "
+                  f"p50 {r['p50_s']:.3f}s  p95 {r['p95_s']:.3f}s  RSS {r['rss_mb']:.0f} MB")
+        for k, v in ratios.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+__all__ = ["BadImageError", "add_bench_arguments", "add_ocr_arguments", "cmd_bench", "cmd_ocr"]

@@ -1,0 +1,137 @@
+"""The worker as a real process against the eSCL emulator through sane-airscan:
+a jam keeps the pages already scanned, a retry continues the same paper, and a
+kill -9 in the middle of a batch loses no stored page."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from appliance.records import dossiers
+from appliance.scanner.sane_env import write_sane_config
+from appliance.store import jobs
+from appliance.store.db import connect
+from appliance.store.files import FileStore
+from appliance.system import config as config_mod
+from tests.helpers.processes import Processes, free_port, wait_for
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@dataclass
+class Rig:
+    config: config_mod.Config
+    procs: Processes
+    conn: sqlite3.Connection
+    scanner_port: int
+
+    def start_scanner(self, *extra: str) -> None:
+        self.procs.start("scanner", "demo-scanner", "--port", str(self.scanner_port), *extra)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", self.scanner_port), 1).close()
+                 or True, 30, "the demo scanner's port")
+
+    def wait_job(self, job_id: int, timeout: float = 180) -> jobs.Job:
+        return wait_for(lambda: (j := jobs.get(self.conn, job_id)) and
+                        j.state in (jobs.JobState.DONE, jobs.JobState.FAILED) and j,
+                        timeout, f"job {job_id}", interval=0.3)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    scanner_port = free_port()
+    sane_dir = tmp_path / "sane"
+    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
+    config = config_mod.with_overrides(
+        config_mod.Config(), paths={"data_dir": str(tmp_path / "data")},
+        scanner={"sane_config_dir": str(sane_dir)})
+    cfg = tmp_path / "appliance.toml"
+    cfg.write_text(config_mod.dump(config), encoding="utf-8")
+    (tmp_path / "logs").mkdir()
+    env = dict(os.environ, APPLIANCE_CONFIG=str(cfg), PYTHONUNBUFFERED="1")
+    env.pop("NOTIFY_SOCKET", None)
+    procs = Processes(tmp_path / "logs", env)
+    conn = connect(config.paths.database)
+    try:
+        yield Rig(config, procs, conn, scanner_port)
+    except BaseException:
+        print(procs.logs())
+        raise
+    finally:
+        procs.stop_all()
+        conn.close()
+
+
+def paper_pages(conn: sqlite3.Connection, paper_id: int) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM pages WHERE paper_id=? ORDER BY ordinal",
+                        (paper_id,)).fetchall()
+
+
+def test_jam_keeps_scanned_pages_and_retry_continues_the_paper(rig: Rig):
+    rig.start_scanner("--adf-pages", "4", "--jam-after", "2")
+    rig.procs.start("worker", "worker")
+    dossier_id = dossiers.create(rig.conn, rig.config, "tk1-ts")
+    job = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id,
+                                    {"source": "adf", "title": "Tờ khai TK1-TS"}))
+    assert job.state == jobs.JobState.FAILED
+    assert job.error_key == "scanner.jammed"
+    [paper] = dossiers.get(rig.conn, dossier_id).papers
+    assert [p.ordinal for p in paper.pages] == [1, 2]
+    assert paper.pdf_sha256, "a PDF of the pages kept is built even after a jam"
+    files = FileStore(rig.config.paths.files)
+    for page in paper.pages:
+        with Image.open(files.path(page.sha256, ".png")) as img:
+            assert img.size == (page.width, page.height)
+    retry = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id,
+                                      {"source": "flatbed", "paper_id": paper.id}))
+    assert retry.state == jobs.JobState.DONE, retry
+    [paper] = dossiers.get(rig.conn, dossier_id).papers
+    assert [p.ordinal for p in paper.pages] == [1, 2, 3]
+    assert paper.pdf_size and paper.pdf_size > 0
+    assert paper.pages[0].ocr_text, "OCR read the first page"
+
+
+def test_unreachable_scanner_fails_with_a_clear_key_and_worker_goes_on(rig: Rig):
+    rig.procs.start("worker", "worker")  # no scanner process is running
+    dossier_id = dossiers.create(rig.conn, rig.config, "khac")
+    job = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id, {"source": "flatbed"}))
+    assert job.state == jobs.JobState.FAILED
+    assert job.error_key in ("scanner.io_error", "scanner.not_found")
+    assert dossiers.get(rig.conn, dossier_id).papers == ()
+    rig.start_scanner()
+    again = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id, {"source": "flatbed"}))
+    assert again.state == jobs.JobState.DONE, again
+
+
+def test_kill_9_mid_batch_loses_no_stored_page(rig: Rig):
+    rig.start_scanner("--adf-pages", "4")
+    worker = rig.procs.start("worker", "worker")
+    dossier_id = dossiers.create(rig.conn, rig.config, "tk1-ts")
+    job_id = jobs.enqueue(rig.conn, "scan", dossier_id, {"source": "adf"})
+
+    def some_pages_stored() -> bool:
+        job = jobs.get(rig.conn, job_id)
+        return job is not None and job.progress.get("step") in ("scanning", "reading") and \
+            rig.conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0] >= 2
+
+    wait_for(some_pages_stored, 120, "two stored pages", interval=0.05)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    rig.procs.children.pop("worker")
+    stored = rig.conn.execute("SELECT sha256 FROM pages ORDER BY id").fetchall()
+    files = FileStore(rig.config.paths.files)
+    for row in stored:  # every committed row names a whole, verified file
+        files.read(row["sha256"], ".png")
+    rig.procs.start("worker", "worker")
+    job = rig.wait_job(job_id)
+    assert job.state == jobs.JobState.FAILED and job.error_key == "error.worker_restarted"
+    [paper] = wait_for(lambda: (d := dossiers.get(rig.conn, dossier_id)).papers and
+                       d.papers[0].pdf_sha256 and d.papers, 120, "the recovered paper's PDF")
+    assert len(paper.pages) == len(stored) >= 2
