@@ -86,7 +86,7 @@ class Worker:
 
     def _store_page(self, job: jobs.Job, paper_id: int | None, image: Image.Image) -> int:
         image = image.convert("RGB")
-        png = imaging.encode_png(image)
+        png = imaging.encode_png(image, dpi=self._dpi(image))
         sha = self.files.put(png, ".png")
         self.files.put_derived(sha, ".thumb.jpg", imaging.thumbnail_jpeg(image))
         with transaction(self.conn):
@@ -94,13 +94,18 @@ class Worker:
                 paper_id = dossiers.add_paper(self.conn, job.dossier_id or 0,
                                               job.params.get("title", ""))
             dossiers.add_page(self.conn, paper_id, sha, image.width, image.height,
-                              self.config.scanner.resolution, imaging.is_blank(image))
+                              self._dpi(image), imaging.is_blank(image))
         return paper_id
+
+    def _dpi(self, image: Image.Image) -> int:
+        """The resolution the device really used (it may round the requested one up)."""
+        dpi = image.info.get("dpi")
+        return int(round(dpi[0])) if dpi else self.config.scanner.resolution
 
     # -- steps 2-4: OCR, extraction, PDF -------------------------------------------
     def finish_paper(self, job: jobs.Job, paper_id: int) -> None:
         paper_rows = self.conn.execute(
-            "SELECT id, sha256, ocr_json FROM pages WHERE paper_id=? ORDER BY ordinal",
+            "SELECT id, sha256, dpi, ocr_json FROM pages WHERE paper_id=? ORDER BY ordinal",
             (paper_id,),
         ).fetchall()
         images: list[Image.Image] = []
@@ -125,7 +130,7 @@ class Worker:
                 all_lines.extend(ln["text"] for ln in json.loads(row["ocr_json"])["lines"])
         jobs.set_progress(self.conn, job.id, step="assembling", pages=len(paper_rows))
         fields = extract(all_lines).as_dict()
-        pdf = imaging.assemble_pdf(images, self.config.scanner.resolution,
+        pdf = imaging.assemble_pdf(images, paper_rows[0]["dpi"],
                                    title=job.params.get("title", ""),
                                    author=self.config.device.agency_name)
         pdf_sha = self.files.put(pdf, ".pdf")

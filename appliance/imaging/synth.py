@@ -430,12 +430,13 @@ def _degrade(image: Image.Image, lines: Iterable[TruthLine], rng: random.Random,
                   for line in lines)
     np_rng = np.random.default_rng(rng.getrandbits(32))
     width, height = size
-    # Shading varies slowly across the page: a 2-D ramp is enough to look like it.
-    ramp_x = np.linspace(0, rng.uniform(-16, 16), width, dtype=np.float32)
-    ramp_y = np.linspace(0, rng.uniform(-16, 16), height, dtype=np.float32)
-    offset = np_rng.integers(-8, 9, size=(height, width), dtype=np.int16)
-    offset += (ramp_y[:, None] + ramp_x[None, :] + 128).astype(np.int16)
-    layer = Image.fromarray(np.clip(offset, 0, 255).astype(np.uint8), "L")
+    # Values around 128 so ImageChops.add(..., offset=-128) can lighten and darken.
+    noise = Image.fromarray(np_rng.integers(120, 137, (height, width), dtype=np.uint8), "L")
+    # Shading varies slowly across the page: corner values blown up bilinearly.
+    corners = Image.new("L", (2, 2))
+    corners.putdata([128 + rng.randint(-14, 14) for _ in range(4)])
+    shade = corners.resize(size, Image.Resampling.BILINEAR)
+    layer = ImageChops.add(noise, shade, 1.0, -128)
     out = ImageChops.add(rotated, Image.merge("RGB", (layer, layer, layer)), 1.0, -128)
     return out, moved, angle
 

@@ -64,7 +64,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engines", default="int8,fp32,tesseract")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models-dir", type=Path, default=None)
-    parser.add_argument("--keep", type=Path, default=None, help="write the pages here and keep them")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write the pages here and keep them")
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -24,7 +24,7 @@ _STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    max_side: int = 1024
+    max_side: int = 640
     thresh: float = 0.3
     box_thresh: float = 0.5
     unclip_x: float = 0.6  # growth along the line, in line heights (kernel -> text)

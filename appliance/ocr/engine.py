@@ -74,7 +74,9 @@ def open_image(path: Path) -> Image.Image:
             return im.copy()
     except BadImageError as e:
         raise BadImageError(f"{path}: {e}") from e
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+    except Image.DecompressionBombError as e:
+        raise BadImageError(f"{path}: image too large ({e})") from e
+    except (OSError, ValueError, SyntaxError) as e:
         raise BadImageError(f"{path}: unreadable image ({e})") from e
 
 

@@ -15,6 +15,9 @@ def make_session(path: Path, threads: int) -> ort.InferenceSession:
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    # The arena keeps the largest detector activations allocated for the life of the
+    # process; without it peak RSS drops by ~100 MB for a few ms per page.
+    so.enable_cpu_mem_arena = False
     # Spinning threads burn the second core the scanner/web processes need.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

@@ -303,8 +303,11 @@ class Scanner:
                 if source != "adf":
                     return
         finally:
-            with contextlib.suppress(_sane.error):
-                self._dev.cancel()
+            # Also runs when the caller stops early or the generator is collected after
+            # close(): then the handle is gone and close() has already cancelled.
+            if not self._closed:
+                with contextlib.suppress(_sane.error):
+                    self._dev.cancel()
 
 
 def open_scanner(name: str = "", resolution: int = 200, mode: str = "Color") -> Scanner:

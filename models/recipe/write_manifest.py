@@ -54,12 +54,14 @@ def entries() -> list[dict]:
             "sha256": "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
             "input_shape": ["N", 3, 48, 192], "licence": "Apache-2.0", "source": PPOCR_SOURCE,
             "install": {"wheel": RAPIDOCR_WHEEL, "wheel_sha256": RAPIDOCR_WHEEL_SHA256,
-                        "member": "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"},
+                        "member": "rapidocr_onnxruntime/models/"
+                                  "ch_ppocr_mobile_v2.0_cls_infer.onnx"},
         },
         {
             "name": "vi-rec-int8", "role": "recognizer", "variant": "int8",
             "file": "vi_rec_int8.onnx", "input_shape": ["N", 1, 32, "W"],
-            "licence": "Apache-2.0", "source": rec_source + "; static QDQ int8 by models/recipe/export.py",
+            "licence": "Apache-2.0",
+            "source": rec_source + "; static QDQ int8 by models/recipe/export.py",
             "charset": cs,
         },
         {

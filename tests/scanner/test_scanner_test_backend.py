@@ -94,3 +94,25 @@ def test_resolve_device_by_identity_and_name():
         device.resolve_device("test:0", replugged)
     with pytest.raises(E.ScannerNotFound):
         device.resolve_device("", [])
+
+
+def test_pnm_backend_returns_the_file_pixel_for_pixel(sane_rig, tmp_path):
+    from appliance.imaging.synth import render_form_page
+
+    original = render_form_page(4, dpi=100).image
+    ppm = tmp_path / "page.ppm"
+    original.save(ppm)
+    with device.open_scanner("pnm:0", resolution=100) as scanner:
+        scanner.set_option("filename", str(ppm))
+        (page,) = list(scanner.scan("flatbed"))
+    assert page.mode == "RGB"
+    assert page.tobytes() == original.tobytes()
+
+
+def test_stopping_early_cancels_the_batch(sane_rig):
+    with device.open_scanner("test:0", resolution=50) as scanner:
+        batch = scanner.scan("adf")
+        next(batch)
+        batch.close()
+        # The device is usable again straight away.
+        assert len(list(scanner.scan("flatbed"))) == 1

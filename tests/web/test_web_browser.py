@@ -164,8 +164,15 @@ def test_kiosk_scan_progress_jam_and_retry(server, page, db, tmp_path):
     expect(page.locator("#retry")).to_have_text("Quét tiếp")
     expect(page.locator(".thumb img")).to_have_count(3)
     expect(page.locator(".thumb-blank")).to_have_count(1)
-    page.wait_for_function(
-        "Array.from(document.querySelectorAll('.thumb img')).every(i => i.naturalWidth > 0)")
+    # Polled from Python: wait_for_function compiles a string in the page, which the
+    # app's Content-Security-Policy (no 'unsafe-eval') rightly forbids.
+    for _ in range(100):
+        if page.evaluate("() => Array.from(document.querySelectorAll('.thumb img'))"
+                         ".every(i => i.naturalWidth > 0)"):
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("thumbnails did not load")
     shot = tmp_path / "kiosk-dossier.png"
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("WEB_SCREENSHOT_DIR"):

@@ -1,0 +1,76 @@
+"""Accuracy on a small generated corpus, against thresholds taken from measurement.
+
+A handful of degraded 200/300 dpi pages in several fonts, including one the
+recognizer never trained on; the full comparison with tesseract and timing
+is the benchmark below (`pytest -m benchmark`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from appliance.ocr.commands import add_bench_arguments, cmd_bench
+from appliance.ocr.corpus import available_fonts, render_page
+from appliance.ocr.metrics import score_page, summarize
+
+# measured on this corpus (see models/README.md) with a safety margin
+MAX_CER = 3.0
+MAX_CER_PLAIN = 1.5
+MIN_EXACT_ID = 90.0
+MIN_EXACT_DATE = 90.0
+MIN_EXACT_NAME = 60.0
+
+
+def test_small_corpus_accuracy(engine):
+    scores = []
+    fonts = available_fonts()
+    for i, seed in enumerate((101, 102, 103, 104)):
+        page = render_page(seed, dpi=(200, 200, 300, 200)[i], degraded=True,
+                           font_path=fonts[(i * 2) % len(fonts)])
+        got = engine.read(page.image)
+        scores.append(score_page([f.text for f in page.lines], [ln.text for ln in got.lines],
+                                 [(f.kind, f.text) for f in page.values]))
+    s = summarize(scores)
+    print(json.dumps(s))
+    assert s["cer"] <= MAX_CER
+    assert s["cer_no_diacritics"] <= MAX_CER_PLAIN
+    assert s["exact_id"] >= MIN_EXACT_ID
+    assert s["exact_date"] >= MIN_EXACT_DATE
+    assert s["exact_name"] >= MIN_EXACT_NAME
+
+
+def test_stacked_accent_names_read_on_a_clean_page(engine):
+    page = render_page(105, dpi=300, degraded=False)
+    text = " ".join(ln.text for ln in engine.read(page.image).lines)
+    hits = [f.text in text for f in page.fields("name")]
+    assert sum(hits) >= len(hits) - 1
+
+
+def test_upside_down_page_is_turned(engine):
+    page = render_page(106, dpi=200, degraded=False)
+    got = engine.read(page.image.rotate(180))
+    assert got.rotation == 180
+    text = " ".join(ln.text for ln in got.lines)
+    assert "CỘNG HÒA" in text or "Độc lập" in text
+
+
+@pytest.mark.benchmark
+def test_benchmark_goals(capsys):
+    p = argparse.ArgumentParser()
+    add_bench_arguments(p)
+    assert cmd_bench(p.parse_args(["--json", "--pages", "12"])) == 0
+    doc = json.loads(capsys.readouterr().out)
+    e, r = doc["engines"], doc["ratios"]
+    for name in ("int8", "fp32", "tesseract"):
+        assert {"cer", "p50_s", "p95_s", "rss_mb"} <= set(e[name])
+    assert e["int8"]["cer_200dpi"] <= 1.0
+    assert e["int8"]["cer"] <= e["tesseract"]["cer"]
+    assert e["int8"]["exact_id"] == 100.0 and e["int8"]["exact_date"] == 100.0
+    assert e["int8"]["exact_name"] >= 95.0
+    assert r["fp32_over_int8_p50"] >= 1.5
+    assert r["int8_minus_fp32_cer_points"] <= 0.3
+    assert r["tesseract_over_int8_p50"] >= 3.0
+    assert e["int8"]["rss_mb"] <= 250
