@@ -23,7 +23,7 @@ from appliance.ocr.detector import DetectorConfig, TextDetector
 from appliance.ocr.errors import BadImageError, OcrError
 from appliance.ocr.geometry import Quad
 from appliance.ocr.manifest import Manifest, default_models_dir
-from appliance.ocr.recognizer import TextRecognizer, crop_line
+from appliance.ocr.recognizer import TextRecognizer, crop_line, tighten
 
 MAX_PIXELS = 60_000_000  # A4 at 600 dpi is ~35 MP; beyond this is a bomb or a mistake
 MAX_SIDE = 20_000
@@ -178,6 +178,7 @@ class OcrEngine:
         check_image(image)
         gray = image.convert("L")
         gray, quads, rotation = self._detect_upright(gray)
+        quads = [tighten(gray, q) for q in quads]
         crops = [crop_line(gray, q) for q in quads]
         rec = self.recognizer(crops) if crops else None
         pairs: list[tuple[Quad, object]] = []

@@ -103,6 +103,37 @@ def pause(stop: threading.Event, seconds: float, notify: Callable[[str], None]) 
         stop.wait(min(left, 1.0))
 
 
+RECONNECT_MIN_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 30.0
+
+
+class Reconnector:
+    """Connection attempts with doubling back-off, shared by the device and the receiver.
+
+    While it waits it keeps feeding the watchdog (via `pause`), so an unreachable broker
+    never makes systemd restart a healthy service.
+    """
+
+    def __init__(self, stop: threading.Event, notify: Callable[[str], None]) -> None:
+        self.stop = stop
+        self.notify = notify
+        self.delay = RECONNECT_MIN_SECONDS
+
+    def attempt(self, connect: Callable[[], None],
+                on_failure: Callable[[BrokerUnavailable], None] | None = None) -> bool:
+        try:
+            connect()
+        except BrokerUnavailable as e:
+            log.warning("%s; retrying in %.1f s", e, self.delay)
+            if on_failure is not None:
+                on_failure(e)
+            pause(self.stop, self.delay, self.notify)
+            self.delay = min(self.delay * 2, RECONNECT_MAX_SECONDS)
+            return False
+        self.delay = RECONNECT_MIN_SECONDS
+        return True
+
+
 def close(client: mqtt.Client) -> None:
     """Disconnect politely if still connected, then make sure the socket is closed.
 

@@ -24,8 +24,15 @@ from appliance.store import db, outbox
 from appliance.store.errors import StoreError
 from appliance.store.files import FileStore
 from appliance.sync import wire
-from appliance.sync.client import MAX_INFLIGHT, close, make_client, open_session, pause
-from appliance.sync.errors import BrokerUnavailable, LocalFileError, WireError
+from appliance.sync.client import (
+    MAX_INFLIGHT,
+    Reconnector,
+    close,
+    make_client,
+    open_session,
+    pause,
+)
+from appliance.sync.errors import LocalFileError, WireError
 from appliance.system.config import Config
 
 log = logging.getLogger(__name__)
@@ -34,8 +41,6 @@ Notify = Callable[[str], None]
 
 STATE_KEY = "sync.state"
 ERROR_KEY = "sync.last_error"
-RECONNECT_MIN_SECONDS = 0.5
-RECONNECT_MAX_SECONDS = 30.0
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
 DEFAULT_WINDOW = 8
@@ -262,19 +267,13 @@ class _Publisher:
             while not self.stop.is_set():
                 pause(self.stop, NO_BROKER_POLL_SECONDS, self.notify)
             return
-        delay = RECONNECT_MIN_SECONDS
+        reconnect = Reconnector(self.stop, self.notify)
         try:
             while not self.stop.is_set():
                 self.notify("WATCHDOG=1")
                 if self.client is None:
-                    try:
-                        self.connect()
-                        delay = RECONNECT_MIN_SECONDS
-                    except BrokerUnavailable as e:
-                        log.warning("%s; retrying in %.1f s", e, delay)
-                        self.show("disconnected", str(e))
-                        pause(self.stop, delay, self.notify)
-                        delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                    reconnect.attempt(self.connect,
+                                      lambda e: self.show("disconnected", str(e)))
                     continue
                 rc = self.client.loop(timeout=LOOP_SECONDS)
                 if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:

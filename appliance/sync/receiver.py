@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 from appliance.store.errors import StoreError
 from appliance.sync import central_store, wire
 from appliance.sync.central_store import list_records
-from appliance.sync.client import close, make_client, open_session, pause
+from appliance.sync.client import Reconnector, close, make_client, open_session, pause
 from appliance.sync.errors import BrokerUnavailable, WireError
 from appliance.system.config import Config
 
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
 
 CLIENT_ID = "appliance-central"
-RECONNECT_MIN_SECONDS = 0.5
-RECONNECT_MAX_SECONDS = 30.0
 LOOP_SECONDS = 0.2
 DB_ERROR_PAUSE_SECONDS = 5.0
 
@@ -107,18 +105,12 @@ class _Receiver:
 
     def run(self) -> None:
         self.notify("READY=1")
-        delay = RECONNECT_MIN_SECONDS
+        reconnect = Reconnector(self.stop, self.notify)
         try:
             while not self.stop.is_set():
                 self.notify("WATCHDOG=1")
                 if self.client is None:
-                    try:
-                        self.connect()
-                        delay = RECONNECT_MIN_SECONDS
-                    except BrokerUnavailable as e:
-                        log.warning("%s; retrying in %.1f s", e, delay)
-                        pause(self.stop, delay, self.notify)
-                        delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                    reconnect.attempt(self.connect)
                     continue
                 try:
                     rc = self.client.loop(timeout=LOOP_SECONDS)
