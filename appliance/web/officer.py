@@ -24,6 +24,7 @@ from flask import (
 from appliance.records import dossiers, procedures
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
+from appliance.store.db import get_state
 from appliance.store.errors import StoreError
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError, from_records, from_store
@@ -48,7 +49,11 @@ def index() -> str:
     conn = get_db()
     waiting = [dossiers.get(conn, i) for i in dossiers.list_ids(conn, "submitted", 100)]
     signed = [dossiers.get(conn, i) for i in dossiers.list_ids(conn, "signed", 50)]
+    sync = get_state(conn, "sync.state")
+    # Pending records are normal for seconds; say why only when no link can carry them.
+    link_down = sync[0] if sync and sync[0] in ("no_broker", "disconnected") else None
     return render_template("officer/index.html", waiting=waiting, signed=signed,
+                           link_down=link_down,
                            procedure_name=_procedure_name,
                            agency_name=get_config().device.agency_name)
 

@@ -157,8 +157,13 @@ def test_officer_flow(client, conn, config):
     page = html(r)
     assert f"{code}.01" in page and "Đang chờ gửi về trung ương" in page
     assert "Nguyễn Văn A" in page
+    assert 'id="link-down"' not in page  # the sync state is not known to be down
+    set_state(conn, "sync.state", "no_broker")
+    assert ("Chưa cấu hình máy chủ trung ương: kết quả đang được lưu chờ trên thiết bị"
+            in html(client.get("/officer")))
     conn.execute("UPDATE outbox SET state='delivered', delivered_at=1")
-    assert "Đã gửi về trung ương" in html(client.get("/officer"))
+    page = html(client.get("/officer"))
+    assert "Đã gửi về trung ương" in page and 'id="link-down"' not in page
     assert "Không tìm thấy hồ sơ" in html(client.get("/officer/dossiers/999",
                                                        follow_redirects=True))
 
