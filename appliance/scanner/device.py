@@ -24,6 +24,8 @@ import contextlib
 import functools
 import logging
 import re
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,11 +87,24 @@ class DeviceInfo:
         return "|".join((self.backend, self.vendor, self.model, stable))
 
 
+def _ignore_sigpipe() -> None:
+    """Put SIGPIPE back to "ignore" after libsane touched it.
+
+    Python ignores SIGPIPE so a write to a closed socket raises EPIPE; SANE backends
+    (the test backend's reader, sanei_thread) reset it to the default action, after
+    which any later write to a dead peer (an MQTT broker, a browser) kills the whole
+    process silently. Only the main thread may change signal dispositions.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
 @functools.cache
 def _sane_started() -> int:
     # Cached so the library is initialised once per process: libsane's dll layer
     # must not be re-initialised while a device is open.
     version = sane.init()
+    _ignore_sigpipe()
     log.debug("SANE initialised: %s", version)
     return int(version[0])
 
@@ -167,6 +182,8 @@ class Scanner:
             self._dev.close()
         except _sane.error as e:
             log.warning("closing %s: %s", self.info.name, e)
+        finally:
+            _ignore_sigpipe()
 
     def __enter__(self) -> Scanner:
         return self
@@ -285,8 +302,11 @@ class Scanner:
         try:
             while True:
                 try:
-                    self._dev.start()
-                    image = self._dev.snap(no_cancel=(source == "adf"))
+                    try:
+                        self._dev.start()
+                        image = self._dev.snap(no_cancel=(source == "adf"))
+                    finally:
+                        _ignore_sigpipe()
                 except _sane.error as e:
                     err = wrap_sane_error(e, device=self.info.name, pages_done=pages,
                                           context=f"page {pages + 1}")
@@ -321,11 +341,13 @@ def open_scanner(name: str = "", resolution: int = 200, mode: str = "Color") -> 
     try:
         dev = sane.open(name)
     except _sane.error as e:
+        _ignore_sigpipe()
         err = wrap_sane_error(e, device=name, context="opening")
         if isinstance(err, ScannerInvalid):
             # SANE answers an unknown device name with "Invalid argument".
             raise ScannerNotFound(f"scanner not found: {name}", device=name) from e
         raise err from e
+    _ignore_sigpipe()
     if info is None:
         info = DeviceInfo(name, "", "", "")
         with contextlib.suppress(ScannerError):

@@ -29,7 +29,7 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
                                check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         if migrate:
@@ -37,6 +37,25 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
     except sqlite3.Error as e:
         raise StoreError(f"cannot open database {path}: {e}") from e
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new database to WAL (the mode then persists in the file).
+
+    The switch needs a moment of exclusive access and SQLite does not wait on the
+    busy handler for it, so two processes creating the database at once retry here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from appliance.store import db
 from appliance.store.db import transaction
 from appliance.store.errors import StoreError
 from appliance.sync import wire
@@ -87,13 +88,8 @@ class RecordResult:
 def connect(path: str | Path) -> sqlite3.Connection:
     """WAL and synchronous=FULL for the same reason as on the device: an ack is a promise."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = db.connect(path, migrate=False)  # the central office has its own schema
     try:
-        conn = sqlite3.connect(path, timeout=15, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=15000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         with transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -101,7 +97,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
             for statement in SCHEMA.split(";\n"):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    except sqlite3.Error as e:
+    except (sqlite3.Error, StoreError) as e:
+        conn.close()
         raise StoreError(f"cannot open central database {path}: {e}") from e
     return conn
 

@@ -116,3 +116,17 @@ def test_stopping_early_cancels_the_batch(sane_rig):
         batch.close()
         # The device is usable again straight away.
         assert len(list(scanner.scan("flatbed"))) == 1
+
+
+def test_process_survives_a_dead_peer_after_scanning(sane_rig):
+    """libsane resets SIGPIPE to its default; a later write to a closed socket must
+    raise EPIPE, not kill the worker (it did kill this very test run once)."""
+    import socket
+
+    with device.open_scanner("test:0", resolution=75) as scanner:
+        list(scanner.scan("flatbed"))
+    mine, peer = socket.socketpair()
+    peer.close()
+    with mine, pytest.raises(OSError):
+        for _ in range(3):
+            mine.send(b"x" * 64)
