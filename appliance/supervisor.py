@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.system import config as config_mod
+from appliance.system.process import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Child:
     restarts: int = field(default=0)
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, env=env)
+        self.process = subprocess.Popen(self.argv, env=env, preexec_fn=die_with_parent)
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
 

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.system.process import die_with_parent
+
 MOSQUITTO = "/usr/sbin/mosquitto"
 START_TIMEOUT_SECONDS = 10.0
 
@@ -149,7 +151,8 @@ def start_mosquitto(folder: Path, port: int | None = None, *, tls: TlsFiles | No
     conf.write_text(_config(folder, port, tls, extra_config), encoding="utf-8")
     with open(folder / "stderr.log", "ab") as err:
         proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=err, start_new_session=True)
+                                stderr=err, start_new_session=True,
+                                preexec_fn=die_with_parent)
     broker = MosquittoProcess(proc, port, folder)
     _LIVE[proc.pid] = broker
     deadline = time.monotonic() + START_TIMEOUT_SECONDS

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.system.process import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -53,6 +55,7 @@ class Processes:
         proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", *argv], env=self.env, cwd=REPO,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         log.close()
         self.children[name] = proc

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from appliance.system.process import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SCANNER = (
     "import argparse, sys\n"
@@ -32,7 +34,7 @@ def start_demo_scanner(*args: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", DEMO_SCANNER, "--port", "0", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=die_with_parent,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
