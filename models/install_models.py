@@ -12,7 +12,6 @@ already present with the right hash are left alone.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -20,13 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from appliance.ocr.manifest import sha256_file
 
 
 def fetch_wheel(requirement: str, dest: Path, wheel_dir: Path | None) -> Path:

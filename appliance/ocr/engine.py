@@ -7,6 +7,7 @@ OcrEngine is what the worker calls; TesseractEngine exists to measure against
 from __future__ import annotations
 
 import io
+import math
 import os
 import shutil
 import subprocess
@@ -14,16 +15,16 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from PIL import Image
 
 from appliance.ocr.classifier import TextClassifier
-from appliance.ocr.detector import DetectorConfig, TextDetector
+from appliance.ocr.detector import DetectorConfig, DetResult, TextDetector
 from appliance.ocr.errors import BadImageError, OcrError
 from appliance.ocr.geometry import Quad
 from appliance.ocr.manifest import Manifest, default_models_dir
-from appliance.ocr.recognizer import TextRecognizer, crop_line, tighten
+from appliance.ocr.recognizer import LineReading, TextRecognizer, crop_line, tighten
 
 MAX_PIXELS = 60_000_000  # A4 at 600 dpi is ~35 MP; beyond this is a bomb or a mistake
 MAX_SIDE = 20_000
@@ -80,26 +81,44 @@ def open_image(path: Path) -> Image.Image:
         raise BadImageError(f"{path}: unreadable image ({e})") from e
 
 
-def reading_order(items: list[tuple[Quad, object]]) -> list[tuple[Quad, object]]:
-    """Top-to-bottom rows, left-to-right within a row; a row is boxes whose centres align."""
+T = TypeVar("T")
+
+
+def reading_order(items: list[tuple[Quad, T]], angle: float = 0.0) -> list[tuple[Quad, T]]:
+    """Top-to-bottom rows, left-to-right within a row; a row is boxes whose centres align.
+
+    Centres are measured in the page's deskewed frame (angle = its skew), so a
+    label at the left margin and its value across the page stay in one row
+    even when the scan is a degree off.
+    """
     if not items:
         return []
-    items = sorted(items, key=lambda it: it[0].center()[1])
-    rows: list[list[tuple[Quad, object]]] = []
+    ca, sa = math.cos(angle), math.sin(angle)
+
+    def across(q: Quad) -> float:
+        x, y = q.center()
+        return -x * sa + y * ca
+
+    def along(q: Quad) -> float:
+        x, y = q.center()
+        return x * ca + y * sa
+
+    items = sorted(items, key=lambda it: across(it[0]))
+    rows: list[list[tuple[Quad, T]]] = []
     for it in items:
-        cy = it[0].center()[1]
+        cy = across(it[0])
         h = max(4.0, it[0].height)
         if rows:
             row = rows[-1]
-            ry = sum(r[0].center()[1] for r in row) / len(row)
+            ry = sum(across(r[0]) for r in row) / len(row)
             rh = max(4.0, min(r[0].height for r in row))
-            if abs(cy - ry) < 0.45 * min(h, rh):
+            if abs(cy - ry) < 0.5 * min(h, rh):
                 row.append(it)
                 continue
         rows.append([it])
-    out: list[tuple[Quad, object]] = []
+    out: list[tuple[Quad, T]] = []
     for row in rows:
-        out.extend(sorted(row, key=lambda r: r[0].center()[0]))
+        out.extend(sorted(row, key=lambda r: along(r[0])))
     return out
 
 
@@ -132,7 +151,10 @@ class OcrEngine:
     ) -> OcrEngine:
         mdir = Path(models_dir) if models_dir is not None else default_models_dir()
         manifest = Manifest.load(mdir)
-        det_e = manifest.find("detector")
+        # The int8 pipeline uses an int8 detector when the manifest has one.
+        det_e = next((e for e in manifest.entries
+                      if e.role == "detector" and e.variant == recognizer), None)
+        det_e = det_e or manifest.find("detector", "fp32")
         rec_e = manifest.find("recognizer", recognizer)
         used = [det_e.name, rec_e.name]
         det = TextDetector(det_e.verified_path(mdir), threads, detector_config)
@@ -156,37 +178,36 @@ class OcrEngine:
             if e.name in self._used
         ]
 
-    def _detect_upright(self, gray: Image.Image) -> tuple[Image.Image, list[Quad], int]:
+    def _detect_upright(self, gray: Image.Image) -> tuple[Image.Image, DetResult, int]:
         det = self.detector(gray)
-        quads = list(det.quads)
         rotation = 0
-        tall = sum(1 for q in quads if q.height > 1.5 * q.width)
-        if quads and tall > len(quads) / 2:
+        tall = sum(1 for q in det.quads if q.height > 1.5 * q.width)
+        if det.quads and tall > len(det.quads) / 2:
             gray = gray.transpose(Image.Transpose.ROTATE_90)
             rotation = 90
-            quads = list(self.detector(gray).quads)
-        if self.classifier is not None and quads:
-            samples = [Image.fromarray(crop_line(gray, q, 48)) for q in quads]
+            det = self.detector(gray)
+        if self.classifier is not None and det.quads:
+            widest = sorted(det.quads, key=lambda q: -q.width)[: self.classifier.vote_lines]
+            samples = [Image.fromarray(crop_line(gray, q, 48)) for q in widest]
             if self.classifier(samples).upside_down:
                 gray = gray.transpose(Image.Transpose.ROTATE_180)
                 rotation = (rotation + 180) % 360
-                quads = list(self.detector(gray).quads)
-        return gray, quads, rotation
+                det = self.detector(gray)
+        return gray, det, rotation
 
     def read(self, image: Image.Image) -> PageText:
         t0 = time.perf_counter()
         check_image(image)
         gray = image.convert("L")
-        gray, quads, rotation = self._detect_upright(gray)
-        quads = [tighten(gray, q) for q in quads]
+        gray, det, rotation = self._detect_upright(gray)
+        quads = [tighten(gray, q) for q in det.quads]
         crops = [crop_line(gray, q) for q in quads]
         rec = self.recognizer(crops) if crops else None
-        pairs: list[tuple[Quad, object]] = []
+        pairs: list[tuple[Quad, LineReading]] = []
         if rec is not None:
             pairs = [(q, r) for q, r in zip(quads, rec.lines, strict=True) if r.text.strip()]
-        lines = []
-        for q, r in reading_order(pairs):
-            lines.append(TextLine(r.text, q.bbox(), r.confidence, r.char_confidences))  # type: ignore[attr-defined]
+        lines = [TextLine(r.text, q.bbox(), r.confidence, r.char_confidences)
+                 for q, r in reading_order(pairs, det.angle)]
         return PageText(time.perf_counter() - t0, tuple(lines), rotation)
 
 
@@ -224,7 +245,7 @@ class TesseractEngine:
             if len(f) < 12 or f[0] != "5" or not f[11].strip():
                 continue
             groups.setdefault((f[1], f[2], f[3], f[4]), []).append(f)
-        lines: list[tuple[Quad, object]] = []
+        lines: list[tuple[Quad, TextLine]] = []
         for words in groups.values():
             text = unicodedata.normalize("NFC", " ".join(w[11].strip() for w in words))
             x0 = min(int(w[6]) for w in words)
@@ -236,5 +257,5 @@ class TesseractEngine:
                           for c in [cf] * len(w[11].strip()))
             quad = Quad(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), 1.0)
             lines.append((quad, TextLine(text, (x0, y0, x1, y1), sum(confs) / len(confs), chars)))
-        ordered = tuple(t for _, t in reading_order(lines))  # type: ignore[misc]
+        ordered = tuple(t for _, t in reading_order(lines))
         return PageText(time.perf_counter() - t0, ordered)

@@ -87,12 +87,16 @@ def components(mask: np.ndarray) -> list[np.ndarray]:
     return [runs[idx] for idx in groups.values()]
 
 
-def oriented_box(runs: np.ndarray, max_angle_deg: float = 10.0) -> tuple[float, np.ndarray]:
+def oriented_box(
+    runs: np.ndarray, max_angle_deg: float = 10.0, angle: float | None = None
+) -> tuple[float, np.ndarray]:
     """Principal-axis rectangle of a component's pixels.
 
     Returns (angle, corners[4,2] in map x/y). Text lines are long and thin, so
     the principal axis is the baseline direction; angles beyond max_angle_deg
-    are clamped to zero (a box that steep is not a line of form text).
+    are clamped to zero (a box that steep is not a line of form text). A given
+    `angle` (the page's skew) replaces the estimate, which is unreliable for
+    short words.
     """
     rows = runs[:, 0].astype(np.float64)
     s = runs[:, 1].astype(np.float64)
@@ -109,7 +113,7 @@ def oriented_box(runs: np.ndarray, max_angle_deg: float = 10.0) -> tuple[float, 
     cxx = sxx / n - mx * mx
     cyy = syy / n - my * my
     cxy = sxy / n - mx * my
-    ang = 0.5 * math.atan2(2 * cxy, cxx - cyy)
+    ang = 0.5 * math.atan2(2 * cxy, cxx - cyy) if angle is None else angle
     if abs(math.degrees(ang)) > max_angle_deg:
         ang = 0.0
     ca, sa = math.cos(ang), math.sin(ang)

@@ -47,6 +47,8 @@ def _pil_quad(quad: Quad) -> tuple[float, ...]:
 
 
 RULE_RUN = 36  # probe pixels: longer than any letter stroke at PROBE_HEIGHT
+VRULE_RUN = 38  # vertical: taller than a stacked-accent capital in a generous box
+MIN_INK_ROWS = 7  # thinner than this is a rule or a speck, not a line of text
 
 
 def _long_runs(ink: np.ndarray, length: int) -> np.ndarray:
@@ -112,9 +114,21 @@ def tighten(gray: Image.Image, quad: Quad, margin: float = 0.12) -> Quad:
     if bg - fg < 40:
         return quad
     ink = a < (bg + fg) // 2
-    ink &= ~_long_runs(ink, RULE_RUN)  # form rules crossing the box are not text
-    span = _ink_span(ink.sum(axis=1).astype(np.int32), max_gap=3)
-    if span is None:
+    # Form rules crossing the box are not text. Blur, noise and a slight tilt break
+    # a rule into pieces, so runs are looked for on a 1-pixel dilation of the ink.
+    grown = ink.copy()
+    grown[:, 1:] |= ink[:, :-1]
+    grown[:, :-1] |= ink[:, 1:]
+    grown[1:] |= ink[:-1]
+    grown[:-1] |= ink[1:]
+    rules = _long_runs(grown, RULE_RUN) | _long_runs(grown.T, VRULE_RUN).T
+    ink &= ~rules
+    # what is left of a rule after the runs are cut: columns inked nearly top to bottom
+    ink[:, ink.mean(axis=0) > 0.6] = False
+    prof = ink.sum(axis=1).astype(np.int32)
+    prof[prof < 2] = 0  # single specks of noise do not make a row of text
+    span = _ink_span(prof, max_gap=3)
+    if span is None or span[1] - span[0] < MIN_INK_ROWS:
         return quad
     y0, y1 = span
     band = ink[y0:y1 + 1]

@@ -32,8 +32,7 @@ MODELS = Path(__file__).resolve().parents[1]
 
 class PageReader(CalibrationDataReader):
     def __init__(self, max_side: int, n: int) -> None:
-        det = TextDetector.__new__(TextDetector)
-        det.config = DetectorConfig(max_side=max_side)
+        det = TextDetector(MODELS / "ch_PP-OCRv4_det_infer.onnx", 1, DetectorConfig(max_side))
         self.items = []
         for seed in range(n):
             page = render_page(10_000 + seed, dpi=(200, 300)[seed % 2], degraded=seed % 3 != 0)

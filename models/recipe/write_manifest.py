@@ -9,10 +9,10 @@ verify them without the files).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from appliance.ocr.manifest import sha256_file
 from models.recipe.charset import charset
 
 MODELS = Path(__file__).resolve().parents[1]
@@ -23,14 +23,6 @@ PPOCR_SOURCE = (
     "PaddleOCR PP-OCR model (Apache-2.0, PaddlePaddle authors), ONNX conversion as shipped "
     f"in the PyPI wheel {RAPIDOCR_WHEEL}"
 )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def entries() -> list[dict]:
