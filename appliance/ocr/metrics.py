@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -18,7 +18,8 @@ def strip_accents(text: str) -> str:
     return d.replace("đ", "d").replace("Đ", "D")
 
 
-def edit_distance(a: str, b: str) -> int:
+def edit_distance(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
+    """Levenshtein distance of two strings, or of two label sequences (training)."""
     if len(a) < len(b):
         a, b = b, a
     prev = list(range(len(b) + 1))

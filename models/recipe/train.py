@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from appliance.ocr.metrics import edit_distance
 from models.recipe.charset import charset
 from models.recipe.model import CRNN
 
@@ -88,16 +89,6 @@ def greedy(logits: torch.Tensor) -> list[list[int]]:
     return out
 
 
-def edit(a: list[int], b: list[int]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
 def evaluate(model: nn.Module, ds: Shards, limit: int = 600) -> float:
     model.eval()
     errs, total = 0, 0
@@ -108,7 +99,7 @@ def evaluate(model: nn.Module, ds: Shards, limit: int = 600) -> float:
             pred = greedy(model(make_batch([ds.imgs[i] for i in b])).float())
             for i, p in zip(b, pred, strict=True):
                 gt = ds.labels[i].tolist()
-                errs += edit(p, gt)
+                errs += edit_distance(p, gt)
                 total += len(gt)
     model.train()
     return 100.0 * errs / max(1, total)
