@@ -71,8 +71,10 @@ def extract(lines: Sequence[str]) -> ExtractedFields:
     values: dict[str, str] = {}
     problems: list[str] = []
     lines = [unicodedata.normalize("NFC", line) for line in lines]
-    for line in lines:
+    for n, line in enumerate(lines):
         folded = _fold(line)
+        # Numbers written in boxed cells sit on the line below their label.
+        with_next = line + " " + (lines[n + 1] if n + 1 < len(lines) else "")
         if "full_name" not in values and "ho va ten" in folded:
             name = _after_label(line, "ho va ten")
             if name:
@@ -84,13 +86,15 @@ def extract(lines: Sequence[str]) -> ExtractedFields:
             else:
                 problems.append("birth_date")
         if "cccd" not in values and ("cccd" in folded or "can cuoc" in folded):
-            m = CCCD_RE.search(line.replace(" ", ""))
+            m = CCCD_RE.search(line.replace(" ", "")) or CCCD_RE.search(
+                with_next.split(":", 1)[-1].replace(" ", ""))
             if m and valid_cccd(m.group(1)):
                 values["cccd"] = m.group(1)
             else:
                 problems.append("cccd")
         if "bhxh_number" not in values and "ma so bhxh" in folded:
-            m = BHXH_RE.search(line.replace(" ", ""))
+            m = BHXH_RE.search(line.replace(" ", "")) or BHXH_RE.search(
+                with_next.split(":", 1)[-1].replace(" ", ""))
             if m:
                 values["bhxh_number"] = m.group(1)
             else:

@@ -28,3 +28,15 @@ def test_validators():
     assert valid_cccd("079203001234")
     assert not valid_cccd("000203001234")  # province 000 does not exist
     assert parse_date("ngày 5-1-2024").isoformat() == "2024-01-05"  # day first, always
+
+
+def test_boxed_numbers_on_the_line_below_their_label():
+    result = extract(["[06]. Số CCCD/ĐDCN/Hộ chiếu:", "0 7 9 2 0 3 0 0 1 2 3 4",
+                      "[01]. Mã số BHXH:", "7 9 0 1 2 3 4 5 6 7"])
+    assert result.values == {"cccd": "079203001234", "bhxh_number": "7901234567"}
+    assert result.problems == ()
+
+
+def test_a_short_boxed_number_stays_a_problem():
+    result = extract(["[06]. Số CCCD:", "0 9 2 1915 115 5 4 8"])  # 13 digits: misread
+    assert "cccd" not in result.values and result.problems == ("cccd",)
