@@ -4,31 +4,16 @@ the technician screen, so a technician sees the same figures an automated check 
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
+from appliance.ocr.errors import OcrError
+from appliance.ocr.manifest import Manifest, default_models_dir
 from appliance.store import outbox
 from appliance.store.db import connect, get_state
 from appliance.system.config import Config
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-
-
-def model_summary(models_dir: Path = MODELS_DIR) -> list[dict[str, Any]]:
-    """Names and checksums from the manifest, without loading any model."""
-    manifest = models_dir / "manifest.json"
-    if not manifest.exists():
-        return []
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    entries = data.get("models", data) if isinstance(data, dict) else data
-    if isinstance(entries, dict):
-        entries = [dict(v, name=k) for k, v in entries.items()]
-    return [{"name": e.get("name"), "file": e.get("file"), "sha256": e.get("sha256")}
-            for e in entries]
 
 
 def snapshot(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
@@ -73,3 +58,12 @@ def collect(config: Config) -> dict[str, Any]:
         return {**snapshot(conn, config), "models": model_summary()}
     finally:
         conn.close()
+
+
+def model_summary() -> list[dict[str, str]]:
+    """Names and checksums from the manifest, without loading any model."""
+    try:
+        manifest = Manifest.load(default_models_dir())
+    except OcrError:
+        return []
+    return [{"name": e.name, "file": e.file, "sha256": e.sha256} for e in manifest.entries]

@@ -103,7 +103,14 @@ class Worker:
         return int(round(dpi[0])) if dpi else self.config.scanner.resolution
 
     # -- steps 2-4: OCR, extraction, PDF -------------------------------------------
-    def finish_paper(self, job: jobs.Job, paper_id: int) -> None:
+    def finish_paper(self, paper_id: int, title: str, job_id: int | None = None) -> None:
+        """OCR the pages still unread, extract fields, and (re)build the paper's PDF;
+        progress goes to the job when there is one (recovery at start has none)."""
+
+        def progress(**values: Any) -> None:
+            if job_id is not None:
+                jobs.set_progress(self.conn, job_id, **values)
+
         paper_rows = self.conn.execute(
             "SELECT id, sha256, dpi, ocr_json FROM pages WHERE paper_id=? ORDER BY ordinal",
             (paper_id,),
@@ -117,8 +124,7 @@ class Worker:
             if self.ocr is None:
                 continue
             if row["ocr_json"] is None:
-                jobs.set_progress(self.conn, job.id, step="reading", page=n,
-                                  pages=len(paper_rows))
+                progress(step="reading", page=n, pages=len(paper_rows))
                 page_text = self._read(image)
                 if page_text is None:
                     continue
@@ -128,10 +134,10 @@ class Worker:
                 all_lines.extend(ln["text"] for ln in lines)
             else:
                 all_lines.extend(ln["text"] for ln in json.loads(row["ocr_json"])["lines"])
-        jobs.set_progress(self.conn, job.id, step="assembling", pages=len(paper_rows))
+        progress(step="assembling", pages=len(paper_rows))
         fields = extract(all_lines).as_dict()
         pdf = imaging.assemble_pdf(images, paper_rows[0]["dpi"],
-                                   title=job.params.get("title", ""),
+                                   title=title,
                                    author=self.config.device.agency_name)
         pdf_sha = self.files.put(pdf, ".pdf")
         with transaction(self.conn):
@@ -152,9 +158,8 @@ class Worker:
             if job.kind != "scan":
                 raise JobFailed("error.generic", f"unknown job kind {job.kind!r}")
             outcome = self.scan(job)
-            if outcome.paper_id is not None and outcome.pages + self._page_count(
-                    outcome.paper_id) > 0:
-                self.finish_paper(job, outcome.paper_id)
+            if outcome.paper_id is not None:  # a paper exists only once it has a page
+                self.finish_paper(outcome.paper_id, job.params.get("title", ""), job.id)
             elif outcome.paper_id is None and outcome.fault is None:
                 raise JobFailed("scanner.no_documents", "the scanner returned no page")
             if outcome.fault is not None:
@@ -180,18 +185,11 @@ class Worker:
         ).fetchall()
         for row in rows:
             log.warning("finishing paper %s left unfinished by an interrupted job", row["id"])
-            recovery = jobs.Job(id=0, kind="recover", dossier_id=None,
-                                params={"title": row["title"]}, state=jobs.JobState.RUNNING,
-                                progress={}, error_key=None, error_detail=None)
             try:
-                self.finish_paper(recovery, row["id"])
+                self.finish_paper(row["id"], row["title"])
             except (StoreError, OSError) as e:
                 log.error("paper %s could not be finished: %s", row["id"], e)
         return len(rows)
-
-    def _page_count(self, paper_id: int) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM pages WHERE paper_id=?",
-                                     (paper_id,)).fetchone()[0])
 
 
 def load_ocr(config: Config) -> Any | None:

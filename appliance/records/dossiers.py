@@ -172,14 +172,6 @@ def set_paper_result(conn: sqlite3.Connection, paper_id: int, pdf_sha256: str, p
     )
 
 
-def remove_empty_papers(conn: sqlite3.Connection, dossier_id: int) -> None:
-    """A scan that failed before its first page leaves an empty paper: drop only those."""
-    conn.execute(
-        "DELETE FROM papers WHERE dossier_id=? AND id NOT IN (SELECT paper_id FROM pages)",
-        (dossier_id,),
-    )
-
-
 def submit(conn: sqlite3.Connection, dossier_id: int) -> None:
     with transaction(conn):
         dossier = get(conn, dossier_id)
