@@ -147,6 +147,7 @@ def test_officer_flow(client, conn, config):
     assert "NGUYỄN VĂN AN" in page and "Số CCCD" in page and "Ngày sinh" in page
     assert "Họ và tên: Nguyễn Văn An" in page and "Trang trắng?" in page
     assert "Ký xác nhận và cấp mã kết quả số hóa" in page
+    assert 'id="dossier-status"' in page  # the officer sees the dossier's state
     sha = dossiers.get(conn, dossier_id).papers[0].pages[0].sha256
     assert "/image" in html(client.get(f"/officer/dossiers/{dossier_id}/pages/{sha}"))
     r = client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": " "},
