@@ -117,6 +117,8 @@ class Worker:
         ).fetchall()
         images: list[Image.Image] = []
         all_lines: list[str] = []
+        # least sure character per line; None once any page predates the field
+        all_sure: list[float] | None = []
         for n, row in enumerate(paper_rows, start=1):
             image = Image.open(io.BytesIO(self.files.read(row["sha256"], ".png")))
             image.load()
@@ -128,14 +130,20 @@ class Worker:
                 page_text = self._read(image)
                 if page_text is None:
                     continue
-                lines = [{"text": ln.text, "box": list(ln.box), "confidence": ln.confidence}
+                lines = [{"text": ln.text, "box": list(ln.box),
+                          "confidence": round(ln.confidence, 4),
+                          "min_char_confidence": round(min(ln.char_confidences, default=1.0), 4)}
                          for ln in page_text.lines]
                 dossiers.set_page_ocr(self.conn, row["id"], {"lines": lines}, page_text.seconds)
-                all_lines.extend(ln["text"] for ln in lines)
             else:
-                all_lines.extend(ln["text"] for ln in json.loads(row["ocr_json"])["lines"])
+                lines = json.loads(row["ocr_json"])["lines"]
+            all_lines.extend(ln["text"] for ln in lines)
+            if all_sure is not None and all("min_char_confidence" in ln for ln in lines):
+                all_sure.extend(ln["min_char_confidence"] for ln in lines)
+            else:
+                all_sure = None
         progress(step="assembling", pages=len(paper_rows))
-        fields = extract(all_lines).as_dict()
+        fields = extract(all_lines, all_sure).as_dict()
         pdf = imaging.assemble_pdf(images, paper_rows[0]["dpi"],
                                    title=title,
                                    author=self.config.device.agency_name)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     for f in files:
         img = open_image(f)
         page = engine.read(img)
-        out.append({"file": f.name, "seconds": page.seconds,
+        out.append({"file": f.name, "seconds": page.seconds, "stages": page.stage_seconds,
                     "lines": [ln.text for ln in page.lines]})
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -64,6 +64,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engines", default="int8,fp32,tesseract")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip measuring the CPU's int8-over-fp32 GEMM speed-up")
     parser.add_argument("--keep", type=Path, default=None,
                         help="write the pages here and keep them")
 
@@ -126,6 +128,10 @@ def measure(result: dict[str, Any], truth: list[dict[str, Any]]) -> dict[str, An
         "rss_mb": result["rss_mb"],
         "pages": len(secs),
     })
+    for stage in ("detect", "recognize"):
+        times = [p["stages"][stage] for p in result["pages"] if stage in p.get("stages", {})]
+        if times:
+            out[f"{stage}_p50_s"] = round(statistics.median(times), 4)
     return out
 
 
@@ -151,6 +157,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     i8, f32, tes = results.get("int8"), results.get("fp32"), results.get("tesseract")
     if i8 and f32:
         ratios["fp32_over_int8_p50"] = _ratio(f32["p50_s"], i8["p50_s"])
+        ratios["fp32_over_int8_recognizer_p50"] = _ratio(f32.get("recognize_p50_s"),
+                                                         i8.get("recognize_p50_s"))
         ratios["int8_minus_fp32_cer_points"] = round(i8["cer"] - f32["cer"], 3)
         ratios["int8_over_fp32_rss"] = _ratio(i8["rss_mb"], f32["rss_mb"])
     if i8 and tes:
@@ -160,6 +168,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ratios["int8_over_tesseract_rss"] = _ratio(i8["rss_mb"], tes["rss_mb"])
     if f32 and tes:
         ratios["tesseract_over_fp32_p50"] = _ratio(tes["p50_s"], f32["p50_s"])
+    if i8 and f32 and not args.no_ceiling:
+        from appliance.ocr.ceiling import int8_gemm_speedup
+
+        ceiling = int8_gemm_speedup(args.threads)
+        # the most any int8 model can gain over fp32 on this CPU (1.0 = no gain)
+        ratios["cpu_int8_gemm_speedup"] = ceiling["int8_speedup"]
     doc = {"engines": results, "ratios": ratios}
     if args.json:
         json.dump(doc, sys.stdout, ensure_ascii=False)

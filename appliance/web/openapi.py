@@ -167,7 +167,9 @@ def spec() -> dict[str, Any]:
                 "result_code": {"type": "string", "nullable": True},
                 "pdf_sha256": {"type": "string", "nullable": True},
                 "pdf_url": {"type": "string", "nullable": True},
-                "fields": {"type": "object", "description": "{values: {...}, problems: [...]}"},
+                "fields": {"type": "object", "description": (
+                    "{values: {...}, problems: [...], uncertain: [...]}; problems failed "
+                    "validation, uncertain are valid values read with low confidence")},
                 "pages": {"type": "array", "items": {"$ref": "#/components/schemas/Page"}}}},
             "Dossier": {"type": "object", "properties": {
                 "id": {"type": "integer"}, "code": {"type": "string"},

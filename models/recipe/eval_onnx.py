@@ -13,7 +13,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from models.recipe.train import Shards, edit, make_batch
+from appliance.ocr.metrics import edit_distance
+from models.recipe.train import Shards, make_batch
 
 
 def run(path: Path, ds: Shards, limit: int, threads: int) -> tuple[float, float]:
@@ -38,7 +39,7 @@ def run(path: Path, ds: Shards, limit: int, threads: int) -> tuple[float, float]
                     out.append(c)
                 prev = c
             gt = ds.labels[i].tolist()
-            errs += edit(out, gt)
+            errs += edit_distance(out, gt)
             total += len(gt)
     return 100.0 * errs / max(1, total), 1000.0 * secs / len(idx)
 
@@ -58,7 +59,6 @@ def main() -> None:
     for m in a.models:
         res = {n: run(m, ds, a.limit, a.threads) for n, ds in sets.items()}
         print(m.name, " ".join(f"{n}: CER {c:.2f}% {ms:.2f} ms/line" for n, (c, ms) in res.items()))
-
 
 
 if __name__ == "__main__":

@@ -93,14 +93,18 @@ class LineReader(CalibrationDataReader):
 
 
 def quantize_int8(fp32: Path, out: Path, n_batches: int = 40,
-                  exclude: tuple[str, ...] = ()) -> None:
+                  exclude: tuple[str, ...] = (), reduce_range: bool = True) -> None:
+    """reduce_range: 7-bit weights. x86 without VNNI multiplies u8 x s8 pairs into
+    int16 (vpmaddubsw), which saturates with full-range weights and garbles sums
+    (tests/ocr/test_ceiling.py); 7 bits cannot overflow there and cost nothing
+    measurable on other CPUs."""
     pre = out.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
     quantize_static(
         str(pre), str(out), LineReader(n_batches),
         quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
+        calibrate_method=CalibrationMethod.MinMax, reduce_range=reduce_range,
         op_types_to_quantize=["Conv", "MatMul", "Gemm"],
         nodes_to_exclude=list(exclude),
     )
@@ -114,6 +118,8 @@ def main() -> None:
     ap.add_argument("--calib-batches", type=int, default=20)
     ap.add_argument("--exclude", default=None,
                     help="comma-separated node names kept in fp32 (default: the first Conv)")
+    ap.add_argument("--full-range", action="store_true",
+                    help="8-bit weights (default 7-bit, safe on AVX2 without VNNI)")
     ap.add_argument("--int8-only", action="store_true", help="reuse the existing fp32 export")
     ap.add_argument("--raw", action="store_true", help="training checkpoint: raw, not EMA weights")
     ap.add_argument("--no-lstm-dynamic", dest="lstm_dynamic", action="store_false",
@@ -127,7 +133,7 @@ def main() -> None:
     excl = tuple(x for x in (a.exclude or "").split(",") if x)
     if a.exclude is None:
         excl = (first_conv(fp32),)
-    quantize_int8(fp32, int8, a.calib_batches, excl)
+    quantize_int8(fp32, int8, a.calib_batches, excl, reduce_range=not a.full_range)
     if a.lstm_dynamic:
         tmp = int8.with_suffix(".lstm.onnx")
         quantize_dynamic(str(int8), str(tmp), op_types_to_quantize=["LSTM"],

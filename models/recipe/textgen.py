@@ -27,6 +27,12 @@ from models.recipe.vn_data import (
 HUNSPELL_DIC = Path("/usr/share/hunspell/vi_VN.dic")
 
 
+def _unaccent(word: str) -> str:
+    """Strip tone and vowel marks (and đ -> d), as people do in e-mail addresses."""
+    base = unicodedata.normalize("NFD", word.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in base if not unicodedata.combining(c))
+
+
 def load_words(path: Path = HUNSPELL_DIC) -> list[str]:
     """Syllables from hunspell-vi, affix flags stripped, NFC, charset-only."""
     allowed = set(charset())
@@ -139,6 +145,18 @@ class TextSource:
             )
         return f"{r.choice(DISTRICTS)}, {r.choice(PROVINCES_OLD)}"
 
+    def email(self) -> str:
+        """Forms ask for an e-mail: unaccented name parts, digits, dots and domains."""
+        r = self.rng
+        parts = [_unaccent(w).lower() for w in self.name().split()]
+        r.shuffle(parts)
+        local = r.choice(["", ".", "_"]).join(parts[: r.randint(1, 3)])
+        if r.random() < 0.6:
+            local += str(r.randint(1, 99) if r.random() < 0.5 else r.randint(1950, 2010))
+        domain = r.choice(["gmail.com", "yahoo.com", "yahoo.com.vn", "outlook.com",
+                           "baohiemxahoi.gov.vn", "vnpt.vn", "fpt.vn", "hotmail.com"])
+        return f"{local}@{domain}"
+
     def random_chars(self) -> str:
         r = self.rng
         n = r.randint(3, 20)
@@ -150,8 +168,8 @@ class TextSource:
         r = self.rng
         kind = r.choices(
             ["upname", "name", "label", "labelval", "date", "number", "place", "words",
-             "upwords", "random", "mixed"],
-            [0.17, 0.07, 0.08, 0.14, 0.09, 0.11, 0.09, 0.12, 0.05, 0.03, 0.05],
+             "upwords", "random", "mixed", "email"],
+            [0.17, 0.07, 0.08, 0.14, 0.09, 0.11, 0.09, 0.12, 0.05, 0.03, 0.05, 0.03],
         )[0]
         if kind == "upname":
             s = self.name().upper()
@@ -181,6 +199,10 @@ class TextSource:
                 s += r.choice([".", ",", ":", ";", "?", "!", "…"])
         elif kind == "upwords":
             s = " ".join(self.word() for _ in range(r.randint(1, 5))).upper()
+        elif kind == "email":
+            s = self.email()
+            if r.random() < 0.4:
+                s = f"{r.choice(['Email:', 'E-mail:', '[08]. Email:'])} {s}"
         elif kind == "random":
             s = self.random_chars()
         else:

@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--bs", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (final.pt) with a fresh optimizer: fine-tuning")
     ap.add_argument("--bf16", action="store_true", help="only on CPUs with AMX/AVX512-BF16")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--eval-minutes", type=float, default=10.0)
@@ -131,6 +133,13 @@ def main() -> None:
     ckpt = a.work / "ckpt.pt"
     step, start = 0, time.time()
     deadline = a.deadline or start + a.minutes * 60
+    a.work.mkdir(parents=True, exist_ok=True)
+    if a.init is not None and not ckpt.exists():
+        model.load_state_dict(torch.load(a.init, weights_only=False)["model"])
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.999), use_buffers=True
+        )
+        print(f"fine-tuning from {a.init}", flush=True)
     if ckpt.exists():
         st = torch.load(ckpt, weights_only=False)
         model.load_state_dict(st["model"])

@@ -40,3 +40,14 @@ def test_boxed_numbers_on_the_line_below_their_label():
 def test_a_short_boxed_number_stays_a_problem():
     result = extract(["[06]. Số CCCD:", "0 9 2 1915 115 5 4 8"])  # 13 digits: misread
     assert "cccd" not in result.values and result.problems == ("cccd",)
+
+
+def test_values_from_doubtful_lines_are_kept_but_flagged():
+    lines = ["[01]. Họ và tên: TRƯƠNG PHƯƠNG QUYÊN", "[06]. Số CCCD:", "048192098695",
+             "[07]. Điện thoại: 0582378927"]
+    result = extract(lines, confidences=[0.95, 0.97, 0.52, 0.91])
+    assert result.values["cccd"] == "048192098695"
+    assert result.uncertain == ("cccd",)  # the number came from the unsure line below
+    assert extract(lines, confidences=[0.62, 0.97, 0.99, 0.91]).uncertain == ("full_name",)
+    assert extract(lines).uncertain == ()  # no confidences, no claim either way
+    assert result.as_dict()["uncertain"] == ["cccd"]

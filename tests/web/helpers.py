@@ -64,7 +64,7 @@ def add_scanned_paper(conn: sqlite3.Connection, config: Config, dossier_id: int,
         with transaction(conn):
             dossiers.set_paper_result(conn, paper_id, pdf_sha, len(pdf.getvalue()), fields or {
                 "values": {"full_name": "NGUYỄN VĂN AN", "cccd": "001203004567"},
-                "problems": ["birth_date"],
+                "problems": ["birth_date"], "uncertain": ["cccd"],
             })
     return paper_id
 

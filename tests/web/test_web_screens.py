@@ -148,6 +148,10 @@ def test_officer_flow(client, conn, config):
     assert "Họ và tên: Nguyễn Văn An" in page and "Trang trắng?" in page
     assert "Ký xác nhận và cấp mã kết quả số hóa" in page
     assert 'id="dossier-status"' in page  # the officer sees the dossier's state
+    # a value read with low confidence is shown, marked, and named in a notice
+    assert '<dd class="uncertain" data-field="cccd">001203004567' in page
+    assert "Máy đọc chưa chắc chắn, hãy đối chiếu với bản giấy:" in page
+    assert '<dd data-field="full_name">NGUYỄN VĂN AN</dd>' in page
     sha = dossiers.get(conn, dossier_id).papers[0].pages[0].sha256
     assert "/image" in html(client.get(f"/officer/dossiers/{dossier_id}/pages/{sha}"))
     r = client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": " "},

@@ -4,6 +4,7 @@ kill -9 in the middle of a batch loses no stored page."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -96,6 +97,11 @@ def test_jam_keeps_scanned_pages_and_retry_continues_the_paper(rig: Rig):
     assert [p.ordinal for p in paper.pages] == [1, 2, 3]
     assert paper.pdf_size and paper.pdf_size > 0
     assert paper.pages[0].ocr_text, "OCR read the first page"
+    # each line keeps its least sure character, which flags doubtful field values
+    lines = json.loads(paper_pages(rig.conn, paper.id)[0]["ocr_json"])["lines"]
+    assert lines and all(0.0 <= ln["min_char_confidence"] <= ln["confidence"] <= 1.0
+                         for ln in lines)
+    assert isinstance(paper.fields["uncertain"], list)
 
 
 def test_unreachable_scanner_fails_with_a_clear_key_and_worker_goes_on(rig: Rig):
