@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -11,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from appliance.ocr.errors import BadImageError, OcrError
 
@@ -64,6 +67,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engines", default="int8,fp32,tesseract")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--renderer", choices=["corpus", "forms"], default="corpus",
+                        help="corpus: the accuracy corpus (the recipe's renderer family); "
+                             "forms: the demo scanner's TK1-TS pages, served as JPEG")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip measuring the CPU's int8-over-fp32 GEMM speed-up")
     parser.add_argument("--keep", type=Path, default=None,
@@ -78,7 +84,22 @@ def _pct(values: list[float], q: float) -> float:
     return v[k]
 
 
-def write_corpus(out: Path, n: int, seed: int) -> list[dict[str, Any]]:
+def _form_page(seed: int, dpi: int) -> tuple[Image.Image, dict[str, Any]]:
+    """A TK1-TS page from the demo scanner's renderer, through JPEG as the eSCL
+    emulator serves it: a layout, fonts and artefacts the recognizer never trained on."""
+    from appliance.imaging.synth import render_form_page
+
+    page = render_form_page(seed, dpi=dpi, degrade=True)
+    buf = io.BytesIO()
+    page.image.convert("RGB").save(buf, "JPEG", quality=88)
+    image = Image.open(io.BytesIO(buf.getvalue()))
+    f = page.fields
+    values = [["name", f["full_name"]], ["date", f["birth_date"]], ["id", f["cccd"]],
+              ["id", f["bhxh_number"]]]
+    return image, {"font": "forms", "lines": [ln.text for ln in page.lines], "values": values}
+
+
+def write_corpus(out: Path, n: int, seed: int, renderer: str = "corpus") -> list[dict[str, Any]]:
     """Degraded pages, two thirds at 200 dpi and a third at 300 dpi, with truth JSON."""
     from appliance.ocr.corpus import render_page
 
@@ -86,12 +107,16 @@ def write_corpus(out: Path, n: int, seed: int) -> list[dict[str, Any]]:
     truth = []
     for i in range(n):
         dpi = 300 if i % 3 == 2 else 200
-        page = render_page(seed + i, dpi=dpi, degraded=True)
         name = f"page_{i:03d}.png"
-        page.image.save(out / name)
-        truth.append({"file": name, "dpi": dpi, "font": page.font,
-                      "lines": [f.text for f in page.lines],
-                      "values": [[f.kind, f.text] for f in page.values]})
+        if renderer == "forms":
+            image, t = _form_page(seed + i, dpi)
+        else:
+            page = render_page(seed + i, dpi=dpi, degraded=True)
+            image = page.image
+            t = {"font": page.font, "lines": [f.text for f in page.lines],
+                 "values": [[f.kind, f.text] for f in page.values]}
+        image.save(out / name)
+        truth.append({"file": name, "dpi": dpi, **t})
     (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")
     return truth
 
@@ -145,7 +170,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     with tempfile.TemporaryDirectory() as td:
         pages = args.keep or Path(td)
-        truth = write_corpus(pages, args.pages, args.seed)
+        truth = write_corpus(pages, args.pages, args.seed, args.renderer)
         results: dict[str, dict[str, Any]] = {}
         try:
             for e in engines:

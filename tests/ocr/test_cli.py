@@ -6,7 +6,7 @@ import argparse
 import json
 import unicodedata
 
-from appliance.ocr.commands import add_ocr_arguments, cmd_ocr
+from appliance.ocr.commands import add_ocr_arguments, cmd_ocr, write_corpus
 from appliance.ocr.corpus import render_page
 
 
@@ -53,3 +53,15 @@ def test_bad_page_in_a_batch_does_not_stop_it(tmp_path, capsys):
     assert doc["pages"][0]["lines"] == [] and "bad.jpg" in doc["pages"][0]["error"]
     assert doc["pages"][1]["lines"]
     assert "bad.jpg" in out.err
+
+
+def test_bench_can_use_the_demo_scanners_pages(tmp_path):
+    """`bench ocr --renderer forms`: TK1-TS pages served as JPEG, with their truth."""
+    from PIL import Image
+
+    [truth] = write_corpus(tmp_path, 1, 31, "forms")
+    with Image.open(tmp_path / truth["file"]) as img:
+        assert img.format == "PNG" and img.size[0] > 1000
+    assert truth["dpi"] == 200 and truth["font"] == "forms"
+    assert {k for k, _ in truth["values"]} == {"name", "date", "id"}
+    assert any(v in line for _, v in truth["values"] for line in truth["lines"])
