@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         img = open_image(f)
         page = engine.read(img)
         out.append({"file": f.name, "seconds": page.seconds, "stages": page.stage_seconds,
-                    "lines": [ln.text for ln in page.lines]})
+                    "lines": [ln.text for ln in page.lines],
+                    "least_sure": [min(ln.char_confidences, default=1.0) for ln in page.lines]})
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rss = rss_child if a.engine == "tesseract" else rss_self

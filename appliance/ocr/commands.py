@@ -153,11 +153,39 @@ def measure(result: dict[str, Any], truth: list[dict[str, Any]]) -> dict[str, An
         "rss_mb": result["rss_mb"],
         "pages": len(secs),
     })
+    out.update(flagging(result, by_file))
     for stage in ("detect", "recognize"):
         times = [p["stages"][stage] for p in result["pages"] if stage in p.get("stages", {})]
         if times:
             out[f"{stage}_p50_s"] = round(statistics.median(times), 4)
     return out
+
+
+def flagging(result: dict[str, Any], by_file: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How well "least sure character < UNSURE_BELOW" separates misread lines from good ones.
+
+    A read line counts as good when it appears verbatim in the page's truth; the
+    officer screen flags values from lines below the threshold, so this is the
+    share of misreads it catches and the share of good lines it flags needlessly.
+    """
+    from appliance.extraction.fields import UNSURE_BELOW
+    from appliance.ocr.metrics import normalize
+
+    caught = missed = needless = quiet = 0
+    for p in result["pages"]:
+        if "least_sure" not in p:
+            return {}
+        truth = normalize(" ".join(by_file[p["file"]]["lines"]))
+        for text, sure in zip(p["lines"], p["least_sure"], strict=True):
+            good = normalize(text) in truth
+            low = sure < UNSURE_BELOW
+            caught += low and not good
+            missed += not low and not good
+            needless += low and good
+            quiet += not low and good
+    return {"misread_lines_flagged_pct": round(100.0 * caught / max(1, caught + missed), 1),
+            "good_lines_flagged_pct": round(100.0 * needless / max(1, needless + quiet), 1),
+            "misread_lines": caught + missed}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import unicodedata
 
-from appliance.ocr.commands import add_ocr_arguments, cmd_ocr, write_corpus
+from appliance.ocr.commands import add_ocr_arguments, cmd_ocr, flagging, write_corpus
 from appliance.ocr.corpus import render_page
 
 
@@ -65,3 +65,12 @@ def test_bench_can_use_the_demo_scanners_pages(tmp_path):
     assert truth["dpi"] == 200 and truth["font"] == "forms"
     assert {k for k, _ in truth["values"]} == {"name", "date", "id"}
     assert any(v in line for _, v in truth["values"] for line in truth["lines"])
+
+
+def test_flagging_counts_caught_and_needless_flags():
+    truth = {"p.png": {"lines": ["Nơi sinh: Hà Nội", "Số 24, đường Ngô Quyền"]}}
+    result = {"pages": [{"file": "p.png",
+                         "lines": ["Hà Nội", "Hà Nộị", "Ngô Quyện", "Số 24,"],
+                         "least_sure": [0.95, 0.41, 0.88, 0.52]}]}
+    assert flagging(result, truth) == {"misread_lines_flagged_pct": 50.0,
+                                       "good_lines_flagged_pct": 50.0, "misread_lines": 2}
