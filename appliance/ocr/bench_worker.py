@@ -21,6 +21,19 @@ def make_engine(name: str, threads: int, models_dir: Path | None) -> Engine:
     return OcrEngine.load(models_dir, threads=threads, recognizer=name)
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM).
+
+    Not getrusage: Linux carries ru_maxrss across exec, so a worker started by
+    a big parent (a test run holding an engine, a bench that rendered 300 dpi
+    pages) would report the parent's size: 271 MB here for a 195 MB worker.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("engine", choices=["int8", "fp32", "tesseract"])
@@ -40,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         out.append({"file": f.name, "seconds": page.seconds, "stages": page.stage_seconds,
                     "lines": [ln.text for ln in page.lines],
                     "least_sure": [min(ln.char_confidences, default=1.0) for ln in page.lines]})
-    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_self = peak_rss_mb()
     rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rss = rss_child if a.engine == "tesseract" else rss_self
     json.dump({"engine": a.engine, "pages": out, "rss_mb": round(rss, 1),

@@ -25,6 +25,7 @@ from appliance.ocr.errors import BadImageError, OcrError
 from appliance.ocr.geometry import Quad
 from appliance.ocr.manifest import Manifest, default_models_dir
 from appliance.ocr.recognizer import LineReading, TextRecognizer, crop_line, tighten
+from appliance.ocr.session import keep_large_buffers_off_the_heap
 
 MAX_PIXELS = 60_000_000  # A4 at 600 dpi is ~35 MP; beyond this is a bomb or a mistake
 MAX_SIDE = 20_000
@@ -154,6 +155,7 @@ class OcrEngine:
     ) -> OcrEngine:
         mdir = Path(models_dir) if models_dir is not None else default_models_dir()
         manifest = Manifest.load(mdir)
+        keep_large_buffers_off_the_heap()
         # The int8 pipeline uses an int8 detector when the manifest has one.
         det_e = next((e for e in manifest.entries
                       if e.role == "detector" and e.variant == recognizer), None)

@@ -16,8 +16,8 @@ from appliance.ocr.commands import add_bench_arguments, cmd_bench
 from appliance.ocr.corpus import available_fonts, render_page
 from appliance.ocr.metrics import score_page, summarize
 
-# measured on these 4 pages with the committed int8 model: CER 0.30 %, without
-# diacritics 0.19 %, IDs and dates 100 %, names 91.7 % (11/12); margins below
+# measured on these 4 pages with the committed int8 model: CER 0.27 %, without
+# diacritics 0.19 %, IDs, dates and names 100 %; margins below
 MAX_CER = 1.0
 MAX_CER_PLAIN = 0.6
 MIN_EXACT_ID = 100.0
@@ -98,11 +98,11 @@ def test_benchmark_goals(capsys):
     assert e["int8"]["rss_mb"] <= 250
 
 
-# Measured 4.1 % (2.3 % without diacritics) when this test was written: pages from
-# the demo scanner's renderer (appliance.imaging.synth), which neither the training
-# data nor the corpus above come from, served as JPEG the way the eSCL emulator does.
-# The gap to the corpus figures is the renderer gap; the bound keeps it from growing.
-MAX_CER_OTHER_RENDERER = 6.0
+# Pages from the demo scanner's renderer (appliance.imaging.synth), which neither
+# the training data nor the corpus above come from, served as JPEG the way the eSCL
+# emulator does. Measured 4.1 % before the recipe learned dotted writing lines and
+# digits in cells, 0.71 % (0.59 % without diacritics) after; the bound keeps it there.
+MAX_CER_OTHER_RENDERER = 1.5
 
 
 def test_pages_from_another_renderer(engine):
@@ -123,3 +123,16 @@ def test_pages_from_another_renderer(engine):
     s = summarize(scores)
     print(json.dumps(s))
     assert s["cer"] <= MAX_CER_OTHER_RENDERER
+
+
+def test_peak_memory_of_the_ocr_process_stays_in_budget(tmp_path):
+    """Nine demo-scanner pages (three at 300 dpi) in one process, as the worker
+    reads them. The budget is 250 MB; measured 207 MB with large buffers kept off
+    the heap and 244 MB without (272 MB by the twelfth page), so the bound sits
+    between the two to keep that fix from regressing."""
+    from appliance.ocr.commands import run_engine, write_corpus
+
+    write_corpus(tmp_path, 9, 2024, "forms")
+    result = run_engine("int8", tmp_path, 2, None)
+    assert len(result["pages"]) == 9
+    assert result["rss_mb"] <= 230, result["rss_mb"]
