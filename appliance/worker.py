@@ -132,7 +132,7 @@ class Worker:
                     continue
                 lines = [{"text": ln.text, "box": list(ln.box),
                           "confidence": round(ln.confidence, 4),
-                          "min_char_confidence": round(min(ln.char_confidences, default=1.0), 4)}
+                          "min_char_confidence": round(ln.least_sure, 4)}
                          for ln in page_text.lines]
                 dossiers.set_page_ocr(self.conn, row["id"], {"lines": lines}, page_text.seconds)
             else:

@@ -127,6 +127,7 @@ def extract(lines: Sequence[str], confidences: Sequence[float] | None = None) ->
     if confidences is not None:
         uncertain = tuple(
             name for name, used in sources.items()
-            if min(confidences[i] for i in used if i < len(confidences)) < UNSURE_BELOW
+            if min((confidences[i] for i in used if i < len(confidences)), default=1.0)
+            < UNSURE_BELOW
         )
     return ExtractedFields(values, tuple(dict.fromkeys(problems)), uncertain)

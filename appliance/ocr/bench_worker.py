@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         page = engine.read(img)
         out.append({"file": f.name, "seconds": page.seconds, "stages": page.stage_seconds,
                     "lines": [ln.text for ln in page.lines],
-                    "least_sure": [min(ln.char_confidences, default=1.0) for ln in page.lines]})
+                    "least_sure": [ln.least_sure for ln in page.lines]})
     rss_self = peak_rss_mb()
     rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rss = rss_child if a.engine == "tesseract" else rss_self

@@ -39,13 +39,18 @@ class TextLine:
     confidence: float
     char_confidences: tuple[float, ...]
 
+    @property
+    def least_sure(self) -> float:
+        """The weakest character decides whether a value needs a human look."""
+        return min(self.char_confidences, default=1.0)
+
 
 @dataclass(frozen=True)
 class PageText:
     seconds: float
     lines: tuple[TextLine, ...]
     rotation: int = 0  # degrees the page was turned (counter-clockwise) before reading
-    # seconds per stage (detect, recognize); the benchmark reports them so a
+    # seconds per stage (detect, crop, recognize); the benchmark reports them so a
     # recognizer's int8 speed-up is visible even when detection dominates a page
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
