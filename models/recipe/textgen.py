@@ -12,6 +12,7 @@ import random
 import unicodedata
 from pathlib import Path
 
+from appliance.ocr.metrics import strip_accents
 from models.recipe.charset import DIGITS, charset, hard_letters
 from models.recipe.vn_data import (
     DISTRICTS,
@@ -25,12 +26,6 @@ from models.recipe.vn_data import (
 )
 
 HUNSPELL_DIC = Path("/usr/share/hunspell/vi_VN.dic")
-
-
-def _unaccent(word: str) -> str:
-    """Strip tone and vowel marks (and đ -> d), as people do in e-mail addresses."""
-    base = unicodedata.normalize("NFD", word.replace("đ", "d").replace("Đ", "D"))
-    return "".join(c for c in base if not unicodedata.combining(c))
 
 
 def load_words(path: Path = HUNSPELL_DIC) -> list[str]:
@@ -148,7 +143,7 @@ class TextSource:
     def email(self) -> str:
         """Forms ask for an e-mail: unaccented name parts, digits, dots and domains."""
         r = self.rng
-        parts = [_unaccent(w).lower() for w in self.name().split()]
+        parts = [strip_accents(w).lower() for w in self.name().split()]  # as addresses are
         r.shuffle(parts)
         local = r.choice(["", ".", "_"]).join(parts[: r.randint(1, 3)])
         if r.random() < 0.6:

@@ -125,21 +125,19 @@ def main() -> None:
     rng = random.Random(0)
     n_classes = len(charset()) + 1
     model = CRNN(n_classes).to(memory_format=torch.channels_last)
+    ckpt = a.work / "ckpt.pt"
+    a.work.mkdir(parents=True, exist_ok=True)
+    if a.init is not None and not ckpt.exists():
+        # before the EMA copies the weights, so it starts from them too
+        model.load_state_dict(torch.load(a.init, weights_only=False)["model"])
+        print(f"fine-tuning from {a.init}", flush=True)
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.999), use_buffers=True
     )
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    ckpt = a.work / "ckpt.pt"
     step, start = 0, time.time()
     deadline = a.deadline or start + a.minutes * 60
-    a.work.mkdir(parents=True, exist_ok=True)
-    if a.init is not None and not ckpt.exists():
-        model.load_state_dict(torch.load(a.init, weights_only=False)["model"])
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.999), use_buffers=True
-        )
-        print(f"fine-tuning from {a.init}", flush=True)
     if ckpt.exists():
         st = torch.load(ckpt, weights_only=False)
         model.load_state_dict(st["model"])
