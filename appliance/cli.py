@@ -62,7 +62,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from appliance.supervisor import run_demo
+    from appliance.demo.supervisor import run_demo
 
     return run_demo(args)
 
@@ -79,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{config_mod.DEFAULT_CONFIG_PATH}, then built-in defaults)")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from appliance.bench import ocr as bench_ocr
+    from appliance.central import commands as central_cmds
+    from appliance.demo import commands as demo_cmds
     from appliance.ocr import commands as ocr_cmds
-    from appliance.scanner import commands as scanner_cmds
     from appliance.sync import commands as sync_cmds
     from appliance.web import server as web_server
 
@@ -96,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=sync_cmds.cmd_sync)
 
     p = sub.add_parser("central", help="reference receiver for the central office")
-    sync_cmds.add_central_arguments(p)
-    p.set_defaults(func=sync_cmds.cmd_central)
+    central_cmds.add_central_arguments(p)
+    p.set_defaults(func=central_cmds.cmd_central)
 
     p = sub.add_parser("ocr", help="read images and print their text")
     ocr_cmds.add_ocr_arguments(p)
@@ -106,12 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measurements").add_subparsers(dest="what",
                                                                          required=True)
     p = bench.add_parser("ocr", help="int8 vs fp32 vs tesseract on generated pages")
-    ocr_cmds.add_bench_arguments(p)
-    p.set_defaults(func=ocr_cmds.cmd_bench)
+    bench_ocr.add_bench_arguments(p)
+    p.set_defaults(func=bench_ocr.cmd_bench)
 
     p = sub.add_parser("demo-scanner", help="an eSCL (AirScan) scanner emulator on loopback")
-    scanner_cmds.add_demo_scanner_arguments(p)
-    p.set_defaults(func=scanner_cmds.cmd_demo_scanner)
+    demo_cmds.add_demo_scanner_arguments(p)
+    p.set_defaults(func=demo_cmds.cmd_demo_scanner)
 
     p = sub.add_parser("status", help="queue, delivery, scanner and model state")
     p.add_argument("--json", action="store_true")

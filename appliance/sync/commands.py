@@ -1,4 +1,4 @@
-"""CLI entry points `appliance sync` and `appliance central` (wired in appliance/cli.py).
+"""CLI entry point `appliance sync` (wired in appliance/cli.py).
 
 SIGTERM (systemd's stop) and SIGINT set a stop event; the loops notice it within a
 fraction of a second and close the MQTT session politely. Nothing needs flushing on
@@ -35,10 +35,6 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     _add_config(parser)
     parser.add_argument("--window", type=int, default=8,
                         help="records sent but not yet acknowledged at most (default 8)")
-
-
-def add_central_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_config(parser)
 
 
 def _sd_notify() -> Callable[[str], None] | None:
@@ -87,28 +83,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_central(args: argparse.Namespace) -> int:
-    from appliance.sync.receiver import run_receiver
-
-    _setup_logging()
-    try:
-        config = config_mod.load(getattr(args, "config", None))
-        stop = _stop_on_signals()
-        run_receiver(config, stop, _sd_notify())
-    except (ConfigError, StoreError, SyncError, sqlite3.Error) as e:
-        log.error("central receiver stopped: %s", e)
-        return 1
-    return 0
-
-
 def main_sync(argv: list[str] | None = None) -> int:
     """`python -m`-style entry used by tests that run the service as a real process."""
     parser = argparse.ArgumentParser(prog="appliance sync")
     add_sync_arguments(parser)
     return cmd_sync(parser.parse_args(argv))
-
-
-def main_central(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="appliance central")
-    add_central_arguments(parser)
-    return cmd_central(parser.parse_args(argv))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from appliance.ocr.metrics import edit_distance
+from appliance.bench.metrics import edit_distance
 from models.recipe.train import Shards, make_batch
 
 

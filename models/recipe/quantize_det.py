@@ -2,7 +2,7 @@
 
 Detection dominates the per-page time once recognition is quantized; int8
 convolutions (per-channel weights, MinMax activations) cut it on x86 with
-VNNI/AVX2. Calibration pages come from appliance.ocr.corpus at the size the
+VNNI/AVX2. Calibration pages come from appliance.bench.corpus at the size the
 engine feeds the detector.
 
     python -m models.recipe.quantize_det [--max-side 640]
@@ -24,7 +24,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from appliance.ocr.corpus import render_page
+from appliance.bench.corpus import render_page
 from appliance.ocr.detector import DetectorConfig, TextDetector
 
 MODELS = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import random
 import unicodedata
 from pathlib import Path
 
-from appliance.ocr.metrics import strip_accents
+from appliance.bench.metrics import strip_accents
 from models.recipe.charset import DIGITS, charset, hard_letters
 from models.recipe.vn_data import (
     DISTRICTS,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from appliance.ocr.metrics import edit_distance
+from appliance.bench.metrics import edit_distance
 from models.recipe.charset import charset
 from models.recipe.model import CRNN
 

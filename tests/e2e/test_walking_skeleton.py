@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.central.receiver import list_records
 from appliance.scanner.sane_env import write_sane_config
-from appliance.sync.receiver import list_records
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import start_mosquitto
 from tests.helpers.processes import Processes, free_port, http, wait_for

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from appliance.demo.synth import find_font, render_form_page
 from appliance.imaging.pages import (
     assemble_pdf,
     check_page,
@@ -19,7 +20,6 @@ from appliance.imaging.pages import (
     is_blank,
     thumbnail_jpeg,
 )
-from appliance.imaging.synth import find_font, render_form_page
 
 A4_200 = (1654, 2339)
 

@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from appliance.ocr.commands import add_bench_arguments, cmd_bench
-from appliance.ocr.corpus import available_fonts, render_page
-from appliance.ocr.metrics import score_page, summarize
+from appliance.bench.corpus import available_fonts, render_page
+from appliance.bench.metrics import score_page, summarize
+from appliance.bench.ocr import add_bench_arguments, cmd_bench
 
 # measured on these 4 pages with the committed int8 model: CER 0.27 %, without
 # diacritics 0.19 %, IDs, dates and names 100 %; margins below
@@ -98,7 +98,7 @@ def test_benchmark_goals(capsys):
     assert e["int8"]["rss_mb"] <= 250
 
 
-# Pages from the demo scanner's renderer (appliance.imaging.synth), which neither
+# Pages from the demo scanner's renderer (appliance.demo.synth), which neither
 # the training data nor the corpus above come from, served as JPEG the way the eSCL
 # emulator does. Measured 4.1 % before the recipe learned dotted writing lines and
 # digits in cells, 0.71 % (0.59 % without diacritics) after; the bound keeps it there.
@@ -110,7 +110,7 @@ def test_pages_from_another_renderer(engine):
 
     from PIL import Image
 
-    from appliance.imaging.synth import render_form_page
+    from appliance.demo.synth import render_form_page
 
     scores = []
     for seed, degrade in ((11, False), (13, True)):
@@ -130,7 +130,7 @@ def test_peak_memory_of_the_ocr_process_stays_in_budget(tmp_path):
     reads them. The budget is 250 MB; measured 207 MB with large buffers kept off
     the heap and 244 MB without (272 MB by the twelfth page), so the bound sits
     between the two to keep that fix from regressing."""
-    from appliance.ocr.commands import run_engine, write_corpus
+    from appliance.bench.ocr import run_engine, write_corpus
 
     write_corpus(tmp_path, 9, 2024, "forms")
     result = run_engine("int8", tmp_path, 2, None)

@@ -6,8 +6,9 @@ import argparse
 import json
 import unicodedata
 
-from appliance.ocr.commands import add_ocr_arguments, cmd_ocr, flagging, write_corpus
-from appliance.ocr.corpus import render_page
+from appliance.bench.corpus import render_page
+from appliance.bench.ocr import flagging, write_corpus
+from appliance.ocr.commands import add_ocr_arguments, cmd_ocr
 
 
 def _run(argv, capsys):

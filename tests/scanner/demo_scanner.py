@@ -15,7 +15,7 @@ from appliance.system.process import die_with_parent
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SCANNER = (
     "import argparse, sys\n"
-    "from appliance.scanner.commands import add_demo_scanner_arguments, cmd_demo_scanner\n"
+    "from appliance.demo.commands import add_demo_scanner_arguments, cmd_demo_scanner\n"
     "parser = argparse.ArgumentParser()\n"
     "add_demo_scanner_arguments(parser)\n"
     "sys.exit(cmd_demo_scanner(parser.parse_args(sys.argv[1:])))\n"

@@ -97,7 +97,7 @@ def test_resolve_device_by_identity_and_name():
 
 
 def test_pnm_backend_returns_the_file_pixel_for_pixel(sane_rig, tmp_path):
-    from appliance.imaging.synth import render_form_page
+    from appliance.demo.synth import render_form_page
 
     original = render_form_page(4, dpi=100).image
     ppm = tmp_path / "page.ppm"

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from appliance.central import store as central_store
+from appliance.central.receiver import list_records, run_receiver
 from appliance.store import outbox
 from appliance.store.db import connect
 from appliance.store.files import FileStore
 from appliance.store.outbox import OutboxState
-from appliance.sync import central_store
 from appliance.sync.publisher import run_publisher
-from appliance.sync.receiver import list_records, run_receiver
 from appliance.system import config as config_mod
 from tests.helpers.device_records import TestRecord, add_record
 from tests.helpers.mosquitto import free_port
-from tests.sync.conftest import device_state, make_config, outbox_state, wait_for
+from tests.helpers.sync_rig import device_state, make_config, outbox_state, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[2]

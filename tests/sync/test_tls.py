@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.central.receiver import list_records, run_receiver
 from appliance.store.db import connect
 from appliance.store.outbox import OutboxState
 from appliance.sync.publisher import run_publisher
-from appliance.sync.receiver import list_records, run_receiver
 from tests.helpers.certs import make_pki
 from tests.helpers.device_records import add_record
 from tests.helpers.mosquitto import TlsFiles
-from tests.sync.conftest import device_state, make_config, outbox_state, wait_for
+from tests.helpers.sync_rig import device_state, make_config, outbox_state, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

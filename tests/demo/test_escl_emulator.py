@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from appliance.scanner.escl_emulator import NS_PWG, NS_SCAN, EsclEmulator
+from appliance.demo.escl_emulator import NS_PWG, NS_SCAN, EsclEmulator
 from tests.scanner.demo_scanner import start_demo_scanner, stop_process
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,7 +5,7 @@ self-test and the tests drive it through the real sane-airscan backend, the same
 code path as a real network scanner. Only what sane-airscan asks for is answered:
 capabilities, status, job creation, NextDocument and job deletion.
 
-Pages come from `appliance.imaging.synth` at the requested resolution, one seed per
+Pages come from `appliance.demo.synth` at the requested resolution, one seed per
 page (a counter), so every page of a batch differs. The flatbed gives one page per
 job; the feeder gives `adf_pages` pages per job, as if refilled for every batch.
 `jam_after=k` makes the feeder jam after k pages of each job, so tests can check
@@ -31,7 +31,7 @@ from typing import Any
 
 from PIL import Image
 
-from appliance.imaging.synth import render_form_page
+from appliance.demo.synth import render_form_page
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One engine over a directory of pages, in its own process so peak RSS is its own.
 
-    python -m appliance.ocr.bench_worker ENGINE PAGES_DIR [--threads N] [--models-dir D]
+    python -m appliance.bench.ocr_worker ENGINE PAGES_DIR [--threads N] [--models-dir D]
 Prints one JSON object: per-page seconds and lines, and peak RSS in MB.
 """
 

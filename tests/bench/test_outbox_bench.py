@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.sync.bench import run_bench
+from appliance.bench.outbox import run_bench
 
 
 @pytest.mark.benchmark

@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from appliance.central import store as central_store
+from appliance.central.store import list_records
 from appliance.store.errors import StoreError
-from appliance.sync import central_store, wire
-from appliance.sync.central_store import list_records
+from appliance.sync import wire
 from appliance.sync.client import Reconnector, close, make_client, open_session, pause
 from appliance.sync.errors import BrokerUnavailable, WireError
 from appliance.system.config import Config

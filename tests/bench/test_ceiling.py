@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.ocr.ceiling import PROBE_DIR, int8_gemm_speedup
+from appliance.bench.ceiling import PROBE_DIR, int8_gemm_speedup
 from appliance.ocr.session import make_session
 
 

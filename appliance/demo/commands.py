@@ -13,7 +13,7 @@ import signal
 import threading
 from types import FrameType
 
-from appliance.scanner.escl_emulator import EsclEmulator
+from appliance.demo.escl_emulator import EsclEmulator
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from appliance.imaging.synth import find_font, render_form_page
+from appliance.demo.synth import find_font, render_form_page
 
 
 @pytest.fixture(scope="module")

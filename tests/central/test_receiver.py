@@ -13,9 +13,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from appliance.sync import central_store, wire
-from appliance.sync.receiver import list_records, run_receiver
-from tests.sync.conftest import make_config
+from appliance.central import store as central_store
+from appliance.central.receiver import list_records, run_receiver
+from appliance.sync import wire
+from tests.helpers.sync_rig import make_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -107,7 +108,7 @@ def test_duplicates_are_stored_once_and_acked_each_time(tmp_path, broker, servic
 
 def test_tampered_file_and_body_are_rejected_not_acked(
         tmp_path, broker, services, device, caplog):
-    caplog.set_level(logging.ERROR, logger="appliance.sync.central_store")
+    caplog.set_level(logging.ERROR, logger="appliance.central.store")
     config = make_config(tmp_path, broker.port)
     services(run_receiver, config)
     device.wait_receiver()

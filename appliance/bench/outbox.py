@@ -27,10 +27,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from appliance.central.receiver import run_receiver
 from appliance.store import db, outbox
 from appliance.store.files import FileStore
 from appliance.sync.publisher import run_publisher
-from appliance.sync.receiver import run_receiver
 from appliance.system import config as config_mod
 
 log = logging.getLogger(__name__)
