@@ -23,6 +23,15 @@ class JobState(StrEnum):
     FAILED = "failed"
 
 
+class JobStep(StrEnum):
+    """Where a running job is, in its progress; the kiosk translates `job.<step>`."""
+
+    SCANNING = "scanning"
+    READING = "reading"
+    ASSEMBLING = "assembling"
+    DONE = "done"
+
+
 @dataclass(frozen=True)
 class Job:
     id: int
