@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import time
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image
 
@@ -44,6 +45,29 @@ class TextLine:
         """The weakest character decides whether a value needs a human look."""
         return min(self.char_confidences, default=1.0)
 
+    def to_json(self, *, with_least_sure: bool = True) -> dict[str, Any]:
+        """The line as a JSON object; the one place its stored and printed form is made.
+
+        Only the least sure character is kept, not every character's confidence: it is
+        what flags a doubtful value, and a page's JSON stays small. The `appliance ocr`
+        CLI leaves it out (`with_least_sure=False`), as its output always has.
+        """
+        out: dict[str, Any] = {"text": self.text, "box": list(self.box),
+                               "confidence": round(self.confidence, 4)}
+        if with_least_sure:
+            out["min_char_confidence"] = round(self.least_sure, 4)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> TextLine:
+        """Parse what `to_json` wrote. A line stored before the least sure character
+        was kept has no character confidences (`char_confidences == ()`)."""
+        least = obj.get("min_char_confidence")
+        x0, y0, x1, y1 = (int(v) for v in obj["box"])
+        return cls(text=str(obj["text"]), box=(x0, y0, x1, y1),
+                   confidence=float(obj["confidence"]),
+                   char_confidences=() if least is None else (float(least),))
+
 
 @dataclass(frozen=True)
 class PageText:
@@ -53,6 +77,32 @@ class PageText:
     # seconds per stage (detect, crop, recognize); the benchmark reports them so a
     # recognizer's int8 speed-up is visible even when detection dominates a page
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self, *, with_least_sure: bool = True) -> dict[str, Any]:
+        """The page as a JSON object: what the worker stores for a page and the CLI prints."""
+        out: dict[str, Any] = {
+            "seconds": round(self.seconds, 4),
+            "rotation": self.rotation,
+            "lines": [ln.to_json(with_least_sure=with_least_sure) for ln in self.lines],
+        }
+        if self.stage_seconds:
+            out["stage_seconds"] = {k: round(v, 4) for k, v in self.stage_seconds.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> PageText:
+        """Parse what `to_json` wrote; pages stored with only their lines read as 0 s."""
+        return cls(
+            seconds=float(obj.get("seconds", 0.0)),
+            lines=tuple(TextLine.from_json(ln) for ln in obj["lines"]),
+            rotation=int(obj.get("rotation", 0)),
+            stage_seconds={str(k): float(v) for k, v in obj.get("stage_seconds", {}).items()},
+        )
+
+    @property
+    def text(self) -> str:
+        """The page's text, one line per line, in reading order."""
+        return "\n".join(ln.text for ln in self.lines)
 
 
 class Engine(Protocol):
