@@ -41,9 +41,7 @@ def cmd_ocr(args: argparse.Namespace) -> int:
             print(f"appliance ocr: {e}", file=sys.stderr)
             pages.append({"file": str(path), "seconds": 0.0, "lines": [], "error": str(e)})
             continue
-        lines = [{"text": ln.text, "box": list(ln.box), "confidence": round(ln.confidence, 4)}
-                 for ln in page.lines]
-        pages.append({"file": str(path), "seconds": round(page.seconds, 4), "lines": lines})
+        pages.append({"file": str(path), **page.to_json(with_least_sure=False)})
         if not args.json:
             for ln in page.lines:
                 print(ln.text)
