@@ -59,6 +59,7 @@ class WebConfig:
     default_language: str = "vi"
     # Empty: officer screens open without a PIN (demo); set one on every real device.
     officer_pin: str = ""
+    technician_pin: str = ""  # empty: the officer PIN also opens the technician screens
 
 
 @dataclass(frozen=True)
