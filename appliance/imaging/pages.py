@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 import numpy as np
 from PIL import Image
 
+from appliance.imaging.flags import is_skewed
+
 # Measured on 200 dpi A4: a filled form covers 4-5 %, one short typed line ~0.08 %,
 # 3,000 specks of dust on recycled paper ~0.02 %, sensor noise and shading 0 %.
 DEFAULT_BLANK_THRESHOLD = 0.0003
@@ -39,6 +41,11 @@ class PageCheck:
     ink_coverage: float
     blank: bool
     skew_degrees: float
+
+    @property
+    def skewed(self) -> bool:
+        """Crooked enough to show the officer; the page is kept as scanned either way."""
+        return is_skewed(self.skew_degrees)
 
 
 def _analysis_gray(img: Image.Image, margin_fraction: float) -> np.ndarray:

@@ -8,15 +8,14 @@ written in one transaction). What a citizen scans counts only after that sign-of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from appliance.records import codes, procedures
+from appliance.imaging.flags import is_skewed
+from appliance.records import codes, procedures, signing
 from appliance.records.errors import (
     DossierNotFound,
     InvalidState,
@@ -27,7 +26,7 @@ from appliance.store import outbox
 from appliance.store.db import now, transaction
 from appliance.system.config import Config
 
-RECORD_SCHEMA = "bhxh.digitization.record/1"
+RECORD_SCHEMA = signing.RECORD_SCHEMA  # where it always was, for existing importers
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,12 @@ class Page:
     blank: bool
     ocr_text: str | None
     ocr_seconds: float | None
+    skew_degrees: float | None = None  # None for pages stored before skew was measured
+
+    @property
+    def skewed(self) -> bool:
+        """Crooked enough for the officer to look at (imaging decides how much is enough)."""
+        return is_skewed(self.skew_degrees)
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,14 @@ def _pages(conn: sqlite3.Connection, paper_id: int) -> tuple[Page, ...]:
         "SELECT * FROM pages WHERE paper_id=? ORDER BY ordinal", (paper_id,)
     ).fetchall()
     out = []
+    # Imported here: the engine module loads onnxruntime, which the web process (the
+    # main reader of dossiers) must not carry just to show a page's text.
+    from appliance.ocr.engine import PageText
+
     for r in rows:
-        text = None
-        if r["ocr_json"]:
-            text = "\n".join(line["text"] for line in json.loads(r["ocr_json"])["lines"])
+        text = PageText.from_json(json.loads(r["ocr_json"])).text if r["ocr_json"] else None
         out.append(Page(r["id"], r["ordinal"], r["sha256"], r["width"], r["height"], r["dpi"],
-                        bool(r["blank"]), text, r["ocr_seconds"]))
+                        bool(r["blank"]), text, r["ocr_seconds"], r["skew_degrees"]))
     return tuple(out)
 
 
@@ -146,22 +153,18 @@ def add_paper(conn: sqlite3.Connection, dossier_id: int, title: str) -> int:
 
 
 def add_page(conn: sqlite3.Connection, paper_id: int, sha256: str, width: int, height: int,
-             dpi: int, blank: bool) -> int:
+             dpi: int, blank: bool, *, skew_degrees: float | None = None) -> int:
+    """The row of a page whose file is already stored; `records.pages.store_page` is
+    the one caller that also writes the file, and the one the worker uses."""
     ordinal = conn.execute(
         "SELECT COALESCE(MAX(ordinal), 0) + 1 FROM pages WHERE paper_id=?", (paper_id,)
     ).fetchone()[0]
     cur = conn.execute(
-        "INSERT INTO pages(paper_id, ordinal, sha256, width, height, dpi, blank, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (paper_id, ordinal, sha256, width, height, dpi, int(blank), now()),
+        "INSERT INTO pages(paper_id, ordinal, sha256, width, height, dpi, blank, skew_degrees, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (paper_id, ordinal, sha256, width, height, dpi, int(blank), skew_degrees, now()),
     )
     return int(cur.lastrowid or 0)
-
-
-def set_page_ocr(conn: sqlite3.Connection, page_id: int, ocr: dict[str, Any],
-                 seconds: float) -> None:
-    conn.execute("UPDATE pages SET ocr_json=?, ocr_seconds=? WHERE id=?",
-                 (json.dumps(ocr, ensure_ascii=False), seconds, page_id))
 
 
 def set_paper_result(conn: sqlite3.Connection, paper_id: int, pdf_sha256: str, pdf_size: int,
@@ -191,10 +194,6 @@ def cancel(conn: sqlite3.Connection, dossier_id: int) -> None:
         conn.execute("UPDATE dossiers SET status='cancelled' WHERE id=?", (dossier_id,))
 
 
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
-
-
 def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: str) -> str:
     """Issue the result codes and write the record and its outbox row atomically.
 
@@ -211,41 +210,17 @@ def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer:
         dossier = get(conn, dossier_id)
         if dossier.status != "submitted":
             raise InvalidState(f"dossier {dossier.code} is {dossier.status}, not submitted")
-        papers = []
-        for paper in dossier.papers:
-            code = codes.result_code(config.codes, dossier.code, paper.ordinal)
-            conn.execute("UPDATE papers SET result_code=? WHERE id=?", (code, paper.id))
-            papers.append({
-                "ordinal": paper.ordinal,
-                "result_code": code,
-                "title": paper.title,
-                "page_count": len(paper.pages),
-                "blank_pages": [p.ordinal for p in paper.pages if p.blank],
-                "file": {"sha256": paper.pdf_sha256, "size": paper.pdf_size,
-                         "media_type": "application/pdf", "name": f"{code}.pdf"},
-                "fields": paper.fields,
-                # Decree 30/2020 Annex VI names, so other procedures can reuse the data.
-                "metadata": {
-                    "FileCode": dossier.code, "OrganId": config.device.agency_code,
-                    "DocOrdinal": paper.ordinal, "TypeName": paper.title,
-                    "PageAmount": len(paper.pages), "Language": "vi",
-                    "OrganName": config.device.agency_name,
-                    "Description": "Bản điện tử chuyển đổi từ giấy",
-                },
-            })
-        body = {
-            "schema": RECORD_SCHEMA, "record_id": record_id,
-            "device_id": config.device.id, "agency_code": config.device.agency_code,
-            "dossier_code": dossier.code, "procedure_code": dossier.procedure_code,
-            "signed_by": officer, "signed_at": _iso(at), "created_at": _iso(dossier.created_at),
-            "papers": papers,
-        }
-        body_json = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        sha = hashlib.sha256(body_json.encode("utf-8")).hexdigest()
+        result_codes = {p.id: codes.result_code(config.codes, dossier.code, p.ordinal)
+                        for p in dossier.papers}
+        for paper_id, code in result_codes.items():
+            conn.execute("UPDATE papers SET result_code=? WHERE id=?", (code, paper_id))
+        record = signing.encode(signing.record_body(
+            dossier, record_id=record_id, device=config.device, result_codes=result_codes,
+            officer=officer, signed_at=at))
         conn.execute(
             "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (record_id, dossier_id, body_json, sha, at),
+            (record_id, dossier_id, record.body_json, record.sha256, at),
         )
         outbox.enqueue(conn, record_id)
         conn.execute(

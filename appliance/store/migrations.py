@@ -90,4 +90,8 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_state ON outbox(state, id)
 """,
+    # 2: each page's measured skew, so a crooked scan is flagged to the officer
+    """
+ALTER TABLE pages ADD COLUMN skew_degrees REAL
+""",
 ]

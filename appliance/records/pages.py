@@ -1,0 +1,111 @@
+"""Storing what the scanner and OCR produce for a paper: its pages, their text, its PDF.
+
+One function per fact, used by the worker and by every test that needs scanned data,
+so a page on screen in a test is stored exactly as a scanned one is: the PNG master
+(written and fsynced first), its thumbnail, its checks (blank, skew), and only then
+the row that names it, so a crash leaves either a whole page or none.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from appliance.imaging import pages as imaging
+from appliance.ocr.engine import PageText
+from appliance.records import dossiers
+from appliance.store.db import transaction
+from appliance.store.files import FileStore
+
+PNG = ".png"
+THUMBNAIL = ".thumb.jpg"
+PDF = ".pdf"
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A page committed to the store; `paper_id` is the paper it went into (new or given)."""
+
+    paper_id: int
+    page_id: int
+    sha256: str
+    check: imaging.PageCheck
+
+
+@dataclass(frozen=True)
+class PageRow:
+    """A stored page as the OCR and assembly steps need it."""
+
+    id: int
+    ordinal: int
+    sha256: str
+    dpi: int
+    text: PageText | None  # None until OCR has read the page
+
+
+def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
+               paper_id: int | None, image: Image.Image, title: str, *, dpi: int) -> StoredPage:
+    """Keep one scanned page for good; starts the paper with its first page.
+
+    A paper exists only once it has a page, so an empty feeder leaves no empty paper.
+    The page is checked here (blank, skew) and flagged, never dropped or altered:
+    the PNG is the page as the scanner delivered it.
+    """
+    image = image.convert("RGB")
+    check = imaging.check_page(image)
+    sha = files.put(imaging.encode_png(image, dpi=dpi), PNG)
+    files.put_derived(sha, THUMBNAIL, imaging.thumbnail_jpeg(image))
+    with transaction(conn):
+        if paper_id is None:
+            paper_id = dossiers.add_paper(conn, dossier_id, title)
+        page_id = dossiers.add_page(conn, paper_id, sha, image.width, image.height, dpi,
+                                    check.blank, skew_degrees=check.skew_degrees)
+    return StoredPage(paper_id, page_id, sha, check)
+
+
+def paper_pages(conn: sqlite3.Connection, paper_id: int) -> list[PageRow]:
+    rows = conn.execute(
+        "SELECT id, ordinal, sha256, dpi, ocr_json FROM pages WHERE paper_id=? ORDER BY ordinal",
+        (paper_id,),
+    ).fetchall()
+    return [PageRow(r["id"], r["ordinal"], r["sha256"], r["dpi"],
+                    PageText.from_json(json.loads(r["ocr_json"])) if r["ocr_json"] else None)
+            for r in rows]
+
+
+def load_image(files: FileStore, sha256: str) -> Image.Image:
+    """A stored page's master image, verified against its hash and fully decoded."""
+    image = Image.open(io.BytesIO(files.read(sha256, PNG)))
+    image.load()
+    return image
+
+
+def set_page_text(conn: sqlite3.Connection, page_id: int, text: PageText) -> None:
+    """Store what OCR read on a page, in the form `PageText.to_json` gives it."""
+    conn.execute("UPDATE pages SET ocr_json=?, ocr_seconds=? WHERE id=?",
+                 (json.dumps(text.to_json(), ensure_ascii=False), text.seconds, page_id))
+
+
+def store_paper_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int, pdf: bytes,
+                    fields: dict[str, Any]) -> str:
+    """Keep a paper's PDF (file first, then the row) with the fields read from it."""
+    sha = files.put(pdf, PDF)
+    with transaction(conn):
+        dossiers.set_paper_result(conn, paper_id, sha, len(pdf), fields)
+    return sha
+
+
+def unfinished_papers(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(paper id, title) of open dossiers' papers with pages but no PDF yet: left so by
+    a job that died between storing pages and building the PDF."""
+    rows = conn.execute(
+        "SELECT p.id, p.title FROM papers p JOIN dossiers d ON d.id = p.dossier_id "
+        "WHERE p.pdf_sha256 IS NULL AND d.status = 'open' "
+        "AND EXISTS (SELECT 1 FROM pages WHERE paper_id = p.id)"
+    ).fetchall()
+    return [(int(r["id"]), str(r["title"])) for r in rows]
