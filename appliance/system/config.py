@@ -90,7 +90,13 @@ class MqttConfig:
     topic_prefix: str = "bhxh"
     keepalive: int = 30
     ack_timeout_seconds: float = 10.0
+    # 64 KiB: a chunk message plus topic and MQTT header stays well inside a broker
+    # that caps messages at 128 KB (AWS IoT Core).
     chunk_bytes: int = 65536
+    # PEM Ed25519 public key (or certificate) of the central receiver, installed at
+    # provisioning. Set: only acks signed by it mark records delivered. Empty (demo,
+    # tests without keys): acks are believed on their sha256 alone, with a warning.
+    central_public_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,14 @@ class CentralConfig:
     """The reference receiver that stands in for BHXH's central software."""
 
     database: str = "/var/lib/appliance-central/central.sqlite3"
+    # PEM Ed25519 key that signs acks; empty: <database>.ack-key, made on first start
+    # with its public half beside it (<database>.ack-key.pub) for the devices.
+    signing_key: str = ""
+    # Incomplete chunk transfers idle this long are purged (a device re-sends them).
+    chunk_expiry_seconds: float = 86400.0
+    # Files being assembled at once per device, and chunk bytes held in all.
+    max_transfers_per_device: int = 64
+    max_chunk_store_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
