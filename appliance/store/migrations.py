@@ -94,4 +94,17 @@ CREATE INDEX outbox_state ON outbox(state, id)
     """
 ALTER TABLE pages ADD COLUMN skew_degrees REAL
 """,
+    # 3: messages the sync service could not use (malformed, forged, for another
+    # device...), moved aside with their reason instead of crashing it or being lost
+    """
+CREATE TABLE sync_dead_letters (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    head BLOB NOT NULL,
+    at REAL NOT NULL
+)
+""",
 ]
