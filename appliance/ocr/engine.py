@@ -54,7 +54,7 @@ class TextLine:
         """
         out: dict[str, Any] = {"text": self.text, "box": list(self.box),
                                "confidence": round(self.confidence, 4)}
-        if with_least_sure:
+        if with_least_sure and self.char_confidences:
             out["min_char_confidence"] = round(self.least_sure, 4)
         return out
 
