@@ -12,6 +12,7 @@ from typing import Any
 from appliance.ocr.errors import OcrError
 from appliance.ocr.manifest import Manifest, default_models_dir
 from appliance.store import outbox
+from appliance.store import state as device_state
 from appliance.store.db import connect, get_state
 from appliance.system.config import Config
 
@@ -43,7 +44,7 @@ def snapshot(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
         "delivered": stats["delivered_count"],
         "sync_state": state("sync.state") or "not_started",
         "sync_last_error": state("sync.last_error"),
-        "scanner_state": state("scanner.state") or "unknown",
+        "scanner_state": device_state.scanner_summary(conn) or "unknown",
         "ocr_state": state("ocr.state") or "unknown",
         "worker_heartbeat_age_s": heartbeat_age,
         "disk_free_bytes": disk_free,

@@ -228,3 +228,12 @@ def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer:
             (at, officer, dossier_id),
         )
     return record_id
+
+
+def record_of(conn: sqlite3.Connection, record_id: str) -> signing.EncodedRecord:
+    """A signed record exactly as committed (the bytes the sync service sends)."""
+    row = conn.execute("SELECT body_json, sha256 FROM records WHERE record_id=?",
+                       (record_id,)).fetchone()
+    if row is None:
+        raise DossierNotFound(f"record {record_id} not found")
+    return signing.EncodedRecord(row["body_json"], row["sha256"])

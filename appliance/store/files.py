@@ -35,9 +35,11 @@ class FileStore:
     def _write(self, target: Path, data: bytes) -> None:
         if target.exists() and target.stat().st_size == len(data):
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
+            # Inside the try: a folder that cannot be made is a store error like any
+            # other write failure, with the same disk-full check, not a bare OSError.
+            target.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()

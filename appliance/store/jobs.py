@@ -15,6 +15,9 @@ from typing import Any
 
 from appliance.store.db import now, transaction
 
+# The error key of a job a dead worker left running (the kiosk translates it).
+WORKER_RESTARTED = "error.worker_restarted"
+
 
 class JobState(StrEnum):
     QUEUED = "queued"
@@ -76,9 +79,9 @@ def fail_abandoned(conn: sqlite3.Connection) -> int:
     """Fail jobs a dead worker left running; the pages it stored stay."""
     with transaction(conn):
         cur = conn.execute(
-            "UPDATE jobs SET state=?, finished_at=?, error_key='error.worker_restarted', "
+            "UPDATE jobs SET state=?, finished_at=?, error_key=?, "
             "error_detail='worker restarted while the job was running' WHERE state=?",
-            (JobState.FAILED, now(), JobState.RUNNING),
+            (JobState.FAILED, now(), WORKER_RESTARTED, JobState.RUNNING),
         )
     return cur.rowcount
 

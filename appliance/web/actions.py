@@ -118,23 +118,14 @@ def latest_job(conn: sqlite3.Connection, dossier_id: int) -> Job | None:
 def retry_paper_id(conn: sqlite3.Connection, job: Job) -> int | None:
     """The paper a failed scan was filling, so "scan on" appends to it.
 
-    A failed job does not report its paper; it is the one named in its params, or the
-    one the worker started for it (created after the job, in the same dossier).
-    None means the scan failed before the first page: start a fresh paper.
+    The one named in its params, else the one its progress names (the worker writes
+    the paper id with every progress report). None means the scan failed before the
+    first page: start a fresh paper.
     """
-    if isinstance(job.params.get("paper_id"), int):
-        return int(job.params["paper_id"])
-    done_paper = job.progress.get("paper_id")
-    if isinstance(done_paper, int):
-        return done_paper
-    row = conn.execute(
-        "SELECT p.id FROM papers p JOIN jobs j ON j.id=? "
-        "WHERE p.dossier_id=j.dossier_id AND p.created_at>=j.created_at "
-        "AND EXISTS (SELECT 1 FROM pages WHERE paper_id=p.id) "
-        "ORDER BY p.ordinal DESC LIMIT 1",
-        (job.id,),
-    ).fetchone()
-    return int(row["id"]) if row else None
+    for paper_id in (job.params.get("paper_id"), job.progress.get("paper_id")):
+        if isinstance(paper_id, int):
+            return paper_id
+    return None
 
 
 def worker_stalled(conn: sqlite3.Connection, at: float | None = None) -> bool:

@@ -1,24 +1,26 @@
-"""Signed records written straight into a device database, for sync and outbox tests.
+"""Signed records in a device database, for sync and outbox tests.
 
-The records module builds the real ones from scans; these tests only need rows of the
-same shape (a dossier, a record whose body names its PDFs, the outbox row committed
-in the same transaction) without a scanner or OCR.
+Made the way the product makes them: a dossier opened, a page stored, a PDF of the
+wanted size kept for each paper, submitted and signed off (the record and its outbox
+row in one transaction). Only the scanner, the OCR and the PDF's content are left
+out: the PDF is random bytes of the size a test needs (chunking, big files).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.store import outbox
-from appliance.store.db import transaction
+from PIL import Image, ImageDraw
+
+from appliance.records import dossiers, pages
 from appliance.store.files import FileStore
+from appliance.system.config import Config, with_overrides
+
+OFFICER = "Nguyễn Thị Lan"
 
 
 @dataclass(frozen=True)
@@ -33,42 +35,32 @@ class TestRecord:
     result_codes: list[str]
 
 
+def _page(n: int) -> Image.Image:
+    image = Image.new("RGB", (64, 90), "white")
+    ImageDraw.Draw(image).rectangle((8, 8 + n % 40, 56, 20 + n % 40), fill="black")
+    return image
+
+
 def add_record(conn: sqlite3.Connection, files_root: Path, *, device_id: str = "kiosk-01",
                pdf_sizes: tuple[int, ...] = (5000,), seq: int | None = None) -> TestRecord:
-    if seq is None:
-        seq = conn.execute("SELECT COUNT(*) FROM dossiers").fetchone()[0] + 1
-    code = f"000.00.12.H42-261125-{seq:04d}"
-    record_id = str(uuid.uuid4())
-    store = FileStore(files_root)
-    papers = []
-    shas: list[str] = []
-    for ordinal, size in enumerate(pdf_sizes, start=1):
-        data = b"%PDF-1.7\n" + os.urandom(max(0, size - 9))
-        sha = store.put(data, ".pdf")
-        shas.append(sha)
-        papers.append({
-            "ordinal": ordinal, "result_code": f"{code}.{ordinal:02d}", "title": "Tờ khai",
-            "page_count": 1,
-            "file": {"sha256": sha, "size": len(data), "media_type": "application/pdf",
-                     "name": f"{code}.{ordinal:02d}.pdf"},
-            "fields": {"ho_ten": "Nguyễn Văn An"}, "metadata": {"Language": "vi"},
-        })
-    body = {
-        "schema": "bhxh.digitization.record/1", "record_id": record_id, "device_id": device_id,
-        "agency_code": "000.00.12.H42", "dossier_code": code, "procedure_code": "1.000000",
-        "signed_by": "Nguyễn Thị Lan", "signed_at": "2026-11-25T00:00:00+00:00",
-        "created_at": "2026-11-25T00:00:00+00:00", "papers": papers,
-    }
-    body_json = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    sha = hashlib.sha256(body_json.encode("utf-8")).hexdigest()
-    now = time.time()
-    with transaction(conn):
-        cur = conn.execute(
-            "INSERT INTO dossiers(code, procedure_code, status, created_at, signed_at, signed_by) "
-            "VALUES (?, '1.000000', 'signed', ?, ?, 'Nguyễn Thị Lan')", (code, now, now))
-        conn.execute(
-            "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
-            "VALUES (?, ?, ?, ?, ?)", (record_id, cur.lastrowid, body_json, sha, now))
-        outbox.enqueue(conn, record_id)
-    return TestRecord(record_id, sha, body_json, code, shas,
-                      [p["result_code"] for p in papers])
+    """One signed record with one paper per entry of `pdf_sizes`.
+
+    `seq` is accepted for older callers and ignored: the dossier code now comes from
+    the device's real sequence, which gives each record its own code all the same.
+    """
+    del seq
+    config: Config = with_overrides(Config(), device={"id": device_id})
+    files = FileStore(files_root)
+    dossier_id = dossiers.create(conn, config, "khac")
+    for n, size in enumerate(pdf_sizes, start=1):
+        stored = pages.store_page(conn, files, dossier_id, None, _page(n), "Tờ khai", dpi=200)
+        pdf = b"%PDF-1.7\n" + os.urandom(max(0, size - 9))
+        pages.store_paper_pdf(conn, files, stored.paper_id, pdf,
+                              {"values": {"full_name": "NGUYỄN VĂN AN"}})
+    dossiers.submit(conn, dossier_id)
+    record_id = dossiers.sign_off(conn, config, dossier_id, OFFICER)
+    record = dossiers.record_of(conn, record_id)
+    body = json.loads(record.body_json)
+    return TestRecord(record_id, record.sha256, record.body_json, body["dossier_code"],
+                      [p["file"]["sha256"] for p in body["papers"]],
+                      [p["result_code"] for p in body["papers"]])

@@ -1,23 +1,28 @@
-"""Put dossiers, scanned papers and jobs straight into the store, as the worker would.
+"""Dossiers, scanned papers and jobs made through the product's own functions.
 
 No worker or scanner runs in the web tests: the web only reads what the worker wrote,
-so writing the same rows and files directly tests the screens on realistic data.
+so the tests store pages, text and PDFs with the same `records` functions the worker
+calls (only the scanner and the OCR engine are left out), and move jobs through the
+job queue's own verbs.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import os
 import sqlite3
 from typing import Any
 
 from PIL import Image, ImageDraw
 
+from appliance.imaging.pages import assemble_pdf
+from appliance.ocr.engine import PageText, TextLine
 from appliance.records import dossiers
+from appliance.records import pages as page_store
 from appliance.store import jobs
-from appliance.store.db import transaction
 from appliance.store.files import FileStore
 from appliance.system.config import Config
+
+DPI = 200
 
 
 def page_image(seed: int, blank: bool = False) -> Image.Image:
@@ -31,41 +36,36 @@ def page_image(seed: int, blank: bool = False) -> Image.Image:
     return image
 
 
+def page_text(n: int) -> PageText:
+    """What OCR might read on the form: a name line and the page number."""
+    return PageText(0.1, (TextLine("Họ và tên: Nguyễn Văn An", (0, 0, 1, 1), 0.9, ()),
+                          TextLine(f"Trang {n}", (0, 0, 1, 1), 0.9, ())))
+
+
 def add_scanned_paper(conn: sqlite3.Connection, config: Config, dossier_id: int,
                       title: str = "Tờ khai TK1-TS", pages: int = 2, blank: tuple[int, ...] = (),
                       fields: dict[str, Any] | None = None, finished: bool = True,
                       seed: int = 0) -> int:
-    """A paper with `pages` stored pages (PNG + thumbnail), OCR text and, if finished, a PDF."""
+    """A paper with `pages` stored pages (PNG + thumbnail), OCR text and, if finished, a PDF.
+
+    Pages listed in `blank` are white, so the page check flags them as the worker would.
+    """
     files = FileStore(config.paths.files)
     images = []
-    with transaction(conn):
-        paper_id = dossiers.add_paper(conn, dossier_id, title)
-        for n in range(1, pages + 1):
-            image = page_image(seed * 100 + n, blank=n in blank)
-            images.append(image)
-            png = io.BytesIO()
-            image.save(png, "PNG")
-            sha = files.put(png.getvalue(), ".png")
-            thumb = image.copy()
-            thumb.thumbnail((120, 170))
-            jpg = io.BytesIO()
-            thumb.save(jpg, "JPEG", quality=80)
-            files.put_derived(sha, ".thumb.jpg", jpg.getvalue())
-            page_id = dossiers.add_page(conn, paper_id, sha, image.width, image.height, 200,
-                                        n in blank)
-            dossiers.set_page_ocr(conn, page_id, {"lines": [
-                {"text": "Họ và tên: Nguyễn Văn An", "box": [0, 0, 1, 1], "confidence": 0.9},
-                {"text": f"Trang {n}", "box": [0, 0, 1, 1], "confidence": 0.9},
-            ]}, 0.1)
+    paper_id: int | None = None
+    for n in range(1, pages + 1):
+        image = page_image(seed * 100 + n, blank=n in blank)
+        images.append(image)
+        stored = page_store.store_page(conn, files, dossier_id, paper_id, image, title, dpi=DPI)
+        paper_id = stored.paper_id
+        page_store.set_page_text(conn, stored.page_id, page_text(n))
+    assert paper_id is not None, "a paper needs at least one page"
     if finished:
-        pdf = io.BytesIO()
-        images[0].save(pdf, "PDF", save_all=True, append_images=images[1:], resolution=200)
-        pdf_sha = files.put(pdf.getvalue(), ".pdf")
-        with transaction(conn):
-            dossiers.set_paper_result(conn, paper_id, pdf_sha, len(pdf.getvalue()), fields or {
-                "values": {"full_name": "NGUYỄN VĂN AN", "cccd": "001203004567"},
-                "problems": ["birth_date"], "uncertain": ["cccd"],
-            })
+        pdf = assemble_pdf(images, DPI, title=title, author=config.device.agency_name)
+        page_store.store_paper_pdf(conn, files, paper_id, pdf, fields or {
+            "values": {"full_name": "NGUYỄN VĂN AN", "cccd": "001203004567"},
+            "problems": ["birth_date"], "uncertain": ["cccd"],
+        })
     return paper_id
 
 
@@ -79,10 +79,20 @@ def add_job(conn: sqlite3.Connection, dossier_id: int, state: str = "running",
 
 def update_job(conn: sqlite3.Connection, job_id: int, state: str,
                progress: dict[str, Any], error_key: str | None = None) -> None:
-    conn.execute(
-        "UPDATE jobs SET state=?, progress_json=?, error_key=?, error_detail=? WHERE id=?",
-        (state, json.dumps(progress), error_key, error_key, job_id),
-    )
+    """Move a job the way the worker does: claim it, report progress, finish or fail."""
+    job = jobs.get(conn, job_id)
+    assert job is not None, f"no job {job_id}"
+    if state == jobs.JobState.QUEUED:
+        assert job.state == jobs.JobState.QUEUED, f"job {job_id} is already {job.state}"
+        return
+    if job.state == jobs.JobState.QUEUED:
+        claimed = jobs.claim_next(conn, os.getpid())
+        assert claimed is not None and claimed.id == job_id, "another job was queued first"
+    jobs.set_progress(conn, job_id, **progress)
+    if state == jobs.JobState.DONE:
+        jobs.finish(conn, job_id)
+    elif state == jobs.JobState.FAILED:
+        jobs.fail(conn, job_id, error_key or "error.generic", error_key or "")
 
 
 def submitted_dossier(conn: sqlite3.Connection, config: Config, pages: int = 2,

@@ -1,0 +1,77 @@
+"""`appliance worker`: the only process that opens the scanner; runs scan and OCR jobs.
+
+The job itself is `pipeline.run_job` (named steps over one `Tools` and one progress
+call); this module is the process around it: start-up (abandoned jobs, device state,
+the OCR engine, papers left unfinished), the claim loop, and readiness and liveness
+for systemd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from appliance.ocr.engine import Engine
+from appliance.store import jobs, state
+from appliance.store.db import connect
+from appliance.store.files import FileStore
+from appliance.store.state import OcrState, ScannerState
+from appliance.system.config import Config
+from appliance.worker.context import Liveness, Notify, Tools
+from appliance.worker.errors import JobFailed
+from appliance.worker.pipeline import recover_unfinished_papers, run_job
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JobFailed", "load_ocr", "run_worker"]
+
+IDLE_SECONDS = 0.3  # how long an idle worker waits before looking for a job again
+
+
+def load_ocr(config: Config) -> Engine | None:
+    """The configured engine, or None: scanning must work without OCR."""
+    if not config.ocr.enabled:
+        return None
+    from appliance.ocr.engine import OcrEngine
+
+    try:
+        return OcrEngine.load(None, threads=config.ocr.threads,
+                              recognizer=config.ocr.recognizer)
+    except Exception as e:  # noqa: BLE001 - scanning must work without OCR
+        log.error("OCR engine unavailable, pages will be stored without text: %s", e)
+        return None
+
+
+def run_worker(config: Config, stop: threading.Event, notify: Notify | None = None, *,
+               engine: Callable[[Config], Engine | None] = load_ocr) -> None:
+    """Run jobs until `stop` is set. `engine` builds the OCR engine (tests slow it down
+    to a Pi's pace to see the watchdog kicked during a long paper)."""
+    if config.scanner.sane_config_dir:
+        # sane.init() reads this once per process: set before the first scanner use.
+        os.environ["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
+    conn = connect(config.paths.database)
+    abandoned = jobs.fail_abandoned(conn)
+    if abandoned:
+        log.warning("%d job(s) left running by a previous worker were failed", abandoned)
+    state.set_scanner(conn, ScannerState.READY)
+    ocr = engine(config)
+    state.set_ocr(conn, OcrState.READY if ocr is not None else OcrState.UNAVAILABLE)
+    tools = Tools(config, conn, FileStore(config.paths.files), ocr, Liveness(conn, notify))
+    recover_unfinished_papers(tools)
+    if notify:
+        notify("READY=1")
+    log.info("worker ready")
+    try:
+        while not stop.is_set():
+            tools.liveness.alive()
+            job = jobs.claim_next(conn, os.getpid())
+            if job is None:
+                stop.wait(IDLE_SECONDS)
+                continue
+            run_job(tools, job)
+    finally:
+        if notify:
+            notify("STOPPING=1")
+        conn.close()

@@ -1,0 +1,127 @@
+"""What a job's steps share: the job as asked, the tools, and the one progress call.
+
+Values that cross from one step to the next are frozen dataclasses (`ScanRequest`,
+`ScannedPaper`), so a step cannot change what an earlier one decided. The tools (the
+connection, the file store, the OCR engine) sit in one `Tools` object built once per
+worker, and `Progress` is the only way a step reports: it writes the job's progress
+(always with the paper it is filling, so a failed job still names its paper), proves
+the worker alive to the web (heartbeat) and to systemd (watchdog) whenever due.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.ocr.engine import Engine
+from appliance.store import jobs, state
+from appliance.store.files import FileStore
+from appliance.system.config import Config
+from appliance.system.notify import WatchdogKicker
+from appliance.worker.errors import FailureKey, JobFailed
+
+Notify = Callable[[str], Any]
+
+# The heartbeat is a committed row (an fsync on the SD card); the web calls the worker
+# stalled after a minute without one, so once a second is plenty.
+HEARTBEAT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """A scan job as the web asked for it."""
+
+    job_id: int
+    dossier_id: int
+    source: str
+    title: str
+    paper_id: int | None  # "scan on": append to this paper instead of starting one
+
+    @classmethod
+    def from_job(cls, job: jobs.Job) -> ScanRequest:
+        if job.kind != "scan":
+            raise JobFailed(FailureKey.GENERIC, f"unknown job kind {job.kind!r}")
+        if job.dossier_id is None:
+            raise JobFailed(FailureKey.GENERIC, f"scan job {job.id} names no dossier")
+        paper_id = job.params.get("paper_id")
+        return cls(job.id, job.dossier_id, str(job.params.get("source", "flatbed")),
+                   str(job.params.get("title", "")),
+                   paper_id if isinstance(paper_id, int) else None)
+
+
+@dataclass(frozen=True)
+class ScannedPaper:
+    """What the scan step leaves: the paper filled (None if no page came), how many
+    pages this job added, and the scanner fault that ended the batch early, if any."""
+
+    paper_id: int | None
+    pages: int
+    fault: JobFailed | None
+
+
+class Liveness:
+    """Heartbeat for the web, watchdog for systemd; both only as often as they are due.
+
+    Called from the work itself (each progress report, each idle loop), never from a
+    timer thread: a stuck SANE call or a hung OCR must stop both signs of life.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, notify: Notify | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._conn = conn
+        self._clock = clock
+        self._last_beat: float | None = None
+        self._kick = self._watchdog_kick(notify)
+
+    @staticmethod
+    def _watchdog_kick(notify: Notify | None) -> Callable[[], object] | None:
+        if notify is None:
+            return None
+        kick = getattr(notify, "kick_if_due", None)
+        if callable(kick):
+            return kick
+        interval = getattr(notify, "watchdog_interval", None)
+        if callable(interval):
+            return WatchdogKicker(notify, interval()).kick_if_due
+        return None  # a plain callable (a test's list.append): no watchdog to kick
+
+    def alive(self) -> None:
+        now = self._clock()
+        if self._last_beat is None or now - self._last_beat >= HEARTBEAT_SECONDS:
+            state.beat(self._conn)
+            self._last_beat = now
+        if self._kick is not None:
+            self._kick()
+
+
+class Progress:
+    """The one progress call of a job (or of a recovery, which has no job)."""
+
+    def __init__(self, conn: sqlite3.Connection, job_id: int | None, liveness: Liveness) -> None:
+        self._conn = conn
+        self.job_id = job_id
+        self._liveness = liveness
+
+    def __call__(self, step: jobs.JobStep, paper_id: int | None, **counts: int) -> None:
+        """Report `step` of the paper being filled; the paper id is never left out, so
+        the web reads which paper a failed scan was filling from the job itself."""
+        if self.job_id is not None:
+            jobs.set_progress(self._conn, self.job_id, step=step, paper_id=paper_id, **counts)
+        self._liveness.alive()
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What every step may use; built once per worker process."""
+
+    config: Config
+    conn: sqlite3.Connection
+    files: FileStore
+    ocr: Engine | None
+    liveness: Liveness
+
+    def progress(self, job_id: int | None) -> Progress:
+        return Progress(self.conn, job_id, self.liveness)

@@ -1,0 +1,186 @@
+"""A scan job as named steps: scan → store page → OCR → extract → assemble.
+
+Each page is stored (file fsynced, then its row committed) the moment it leaves the
+scanner, so a jam, a crash or a kill -9 on page 7 keeps pages 1-6. A scanner fault
+ends the batch, not the job: the pages kept are still read and assembled into the
+paper's PDF, then the job fails with the fault's message key, which the kiosk
+translates. `run_job` is the one failure path: whatever a step raises becomes a
+`JobFailed`, is logged once and fails the job; the scanner's state is put right in
+`finally`, whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from PIL import Image
+
+from appliance.extraction.fields import extract
+from appliance.imaging import pages as imaging
+from appliance.ocr.engine import Engine, PageText
+from appliance.records import pages
+from appliance.records.errors import RecordsError
+from appliance.store import jobs, state
+from appliance.store.errors import DiskFull, StoreError
+from appliance.store.jobs import JobStep
+from appliance.store.state import ScannerState
+from appliance.worker.context import Progress, ScannedPaper, ScanRequest, Tools
+from appliance.worker.errors import FailureKey, JobFailed
+
+log = logging.getLogger(__name__)
+
+
+# -- step 1: scan ---------------------------------------------------------------------
+def scan(tools: Tools, request: ScanRequest) -> Iterator[Image.Image]:
+    """Pages as they leave the scanner; a fault is raised after the pages already given."""
+    from appliance.scanner.device import open_scanner  # SANE loads only in the worker
+
+    sc = tools.config.scanner
+    with open_scanner(sc.device, sc.resolution, sc.mode) as scanner:
+        yield from scanner.scan(request.source)
+
+
+def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> ScannedPaper:
+    """Steps 1 and 2: each page from `scan` goes straight to `store_page`."""
+    from appliance.scanner.errors import ScannerError
+
+    paper_id = request.paper_id
+    count = 0
+    try:
+        for image in scan(tools, request):
+            paper_id = store_page(tools, request, paper_id, image)
+            count += 1
+            progress(JobStep.SCANNING, paper_id, pages=count)
+    except ScannerError as e:
+        # Logged once, by run_job, when the fault fails the job.
+        state.set_scanner(tools.conn, ScannerState.ERROR, e.key)
+        return ScannedPaper(paper_id, count, JobFailed(e.key, str(e)))
+    return ScannedPaper(paper_id, count, None)
+
+
+# -- step 2: store page ---------------------------------------------------------------
+def store_page(tools: Tools, request: ScanRequest, paper_id: int | None,
+               image: Image.Image) -> int:
+    stored = pages.store_page(tools.conn, tools.files, request.dossier_id, paper_id, image,
+                              request.title, dpi=_dpi(tools, image))
+    if stored.check.skewed:
+        log.info("page %s of paper %s is %.1f degrees off straight; flagged for the officer",
+                 stored.page_id, stored.paper_id, stored.check.skew_degrees)
+    return stored.paper_id
+
+
+def _dpi(tools: Tools, image: Image.Image) -> int:
+    """The resolution the device really used (it may round the requested one up)."""
+    dpi = image.info.get("dpi")
+    return int(round(dpi[0])) if dpi else tools.config.scanner.resolution
+
+
+# -- step 3: OCR ----------------------------------------------------------------------
+def read_page(engine: Engine, image: Image.Image) -> PageText | None:
+    """OCR one page; a page OCR cannot read is kept, only its text is missing."""
+    try:
+        return engine.read(image)
+    except Exception as e:  # noqa: BLE001 - any OCR failure must not lose the scan
+        log.error("OCR failed on a page, page kept without text: %s", e)
+        return None
+
+
+# -- step 4: extract ------------------------------------------------------------------
+def extract_fields(texts: list[PageText]) -> dict[str, object]:
+    """Fields of the paper from all its pages' lines, in order. The least sure
+    character of each line flags doubtful values; a page read before that was kept
+    (its lines carry no character confidences) switches the flagging off."""
+    lines = [ln for text in texts for ln in text.lines]
+    sure = [ln.least_sure for ln in lines] if all(ln.char_confidences for ln in lines) else None
+    return extract([ln.text for ln in lines], sure).as_dict()
+
+
+# -- step 5: assemble -----------------------------------------------------------------
+def assemble(tools: Tools, images: list[Image.Image], dpi: int, title: str) -> bytes:
+    return imaging.assemble_pdf(images, dpi, title=title,
+                                author=tools.config.device.agency_name)
+
+
+def finish_paper(tools: Tools, paper_id: int, title: str, progress: Progress) -> None:
+    """Steps 3-5 for a paper: OCR the pages still unread, extract fields, (re)build the
+    PDF. Also run at start-up for papers an interrupted job left without a PDF."""
+    rows = pages.paper_pages(tools.conn, paper_id)
+    images: list[Image.Image] = []
+    texts: list[PageText] = []
+    for n, row in enumerate(rows, start=1):
+        image = pages.load_image(tools.files, row.sha256)
+        images.append(image)
+        if tools.ocr is None:
+            continue
+        text = row.text
+        if text is None:
+            progress(JobStep.READING, paper_id, page=n, pages=len(rows))
+            text = read_page(tools.ocr, image)
+            if text is None:
+                continue
+            pages.set_page_text(tools.conn, row.id, text)
+        texts.append(text)
+    progress(JobStep.ASSEMBLING, paper_id, pages=len(rows))
+    fields = extract_fields(texts)
+    pdf = assemble(tools, images, rows[0].dpi, title)
+    pages.store_paper_pdf(tools.conn, tools.files, paper_id, pdf, fields)
+
+
+# -- the job --------------------------------------------------------------------------
+def scan_job(tools: Tools, request: ScanRequest, progress: Progress) -> ScannedPaper:
+    """The steps in order; raises JobFailed when the job must fail."""
+    scanned = scan_into_paper(tools, request, progress)
+    if scanned.paper_id is None:  # a paper exists only once it has a page
+        raise scanned.fault or JobFailed(FailureKey.NO_PAGE, "the scanner returned no page")
+    finish_paper(tools, scanned.paper_id, request.title, progress)
+    if scanned.fault is not None:
+        raise scanned.fault
+    progress(JobStep.DONE, scanned.paper_id, pages=scanned.pages)
+    return scanned
+
+
+def _as_job_failed(e: Exception) -> JobFailed:
+    """The one boundary where other layers' errors become a message key."""
+    if isinstance(e, JobFailed):
+        return e
+    if isinstance(e, DiskFull):
+        return JobFailed(FailureKey.DISK_FULL, str(e))
+    return JobFailed(FailureKey.GENERIC, str(e))
+
+
+def run_job(tools: Tools, job: jobs.Job) -> None:
+    """Run one job to done or failed; never raises for a failure of the job itself."""
+    log.info("job %s (%s) started for dossier %s", job.id, job.kind, job.dossier_id)
+    progress = tools.progress(job.id)
+    state.set_scanner(tools.conn, ScannerState.BUSY)
+    try:
+        request = ScanRequest.from_job(job)
+        scanned = scan_job(tools, request, progress)
+        jobs.finish(tools.conn, job.id)
+        log.info("job %s done: %d page(s)", job.id, scanned.pages)
+    except (JobFailed, StoreError, RecordsError, OSError) as e:
+        failed = _as_job_failed(e)
+        if failed is e:  # an expected fault (jam, empty feeder): no traceback
+            log.warning("job %s failed (%s): %s", job.id, failed.key, e)
+        else:
+            log.error("job %s failed (%s): %s", job.id, failed.key, e, exc_info=e)
+        jobs.fail(tools.conn, job.id, failed.key, str(failed))
+    finally:
+        # A scanner fault stays shown until the next scan; anything else leaves the
+        # scanner as it was before the job: ready.
+        if state.read(tools.conn, state.StateKey.SCANNER) == ScannerState.BUSY:
+            state.set_scanner(tools.conn, ScannerState.READY)
+
+
+def recover_unfinished_papers(tools: Tools) -> int:
+    """Finish papers whose pages were stored but whose job died before the PDF
+    (a kill -9 or power cut mid-OCR): the pages are the citizen's, keep them whole."""
+    unfinished = pages.unfinished_papers(tools.conn)
+    for paper_id, title in unfinished:
+        log.warning("finishing paper %s left unfinished by an interrupted job", paper_id)
+        try:
+            finish_paper(tools, paper_id, title, tools.progress(None))
+        except (StoreError, OSError) as e:
+            log.error("paper %s could not be finished: %s", paper_id, e)
+    return len(unfinished)
