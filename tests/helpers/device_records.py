@@ -41,15 +41,13 @@ def _page(n: int) -> Image.Image:
     return image
 
 
-def add_record(conn: sqlite3.Connection, files_root: Path, *, device_id: str = "kiosk-01",
-               pdf_sizes: tuple[int, ...] = (5000,), seq: int | None = None) -> TestRecord:
-    """One signed record with one paper per entry of `pdf_sizes`.
+def device_config(device_id: str = "kiosk-01") -> Config:
+    return with_overrides(Config(), device={"id": device_id})
 
-    `seq` is accepted for older callers and ignored: the dossier code now comes from
-    the device's real sequence, which gives each record its own code all the same.
-    """
-    del seq
-    config: Config = with_overrides(Config(), device={"id": device_id})
+
+def submitted_dossier(conn: sqlite3.Connection, config: Config, files_root: Path,
+                      pdf_sizes: tuple[int, ...] = (5000,)) -> int:
+    """A dossier ready for sign-off: one paper, with one page and a PDF, per size."""
     files = FileStore(files_root)
     dossier_id = dossiers.create(conn, config, "khac")
     for n, size in enumerate(pdf_sizes, start=1):
@@ -58,7 +56,20 @@ def add_record(conn: sqlite3.Connection, files_root: Path, *, device_id: str = "
         pages.store_paper_pdf(conn, files, stored.paper_id, pdf,
                               {"values": {"full_name": "NGUYỄN VĂN AN"}})
     dossiers.submit(conn, dossier_id)
-    record_id = dossiers.sign_off(conn, config, dossier_id, OFFICER)
+    return dossier_id
+
+
+def add_record(conn: sqlite3.Connection, files_root: Path, *, device_id: str = "kiosk-01",
+               pdf_sizes: tuple[int, ...] = (5000,), seq: int | None = None) -> TestRecord:
+    """One signed record with one paper per entry of `pdf_sizes`.
+
+    `seq` is accepted for older callers and ignored: the dossier code now comes from
+    the device's real sequence, which gives each record its own code all the same.
+    """
+    del seq
+    config = device_config(device_id)
+    record_id = dossiers.sign_off(conn, config,
+                                  submitted_dossier(conn, config, files_root, pdf_sizes), OFFICER)
     record = dossiers.record_of(conn, record_id)
     body = json.loads(record.body_json)
     return TestRecord(record_id, record.sha256, record.body_json, body["dossier_code"],

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 
 from appliance.records import codes, dossiers
+from appliance.records import pages as page_store
 from appliance.records.errors import InvalidState, NothingScanned, SequenceExhausted
-from appliance.store.db import connect, transaction
+from appliance.store.db import connect
+from appliance.store.files import FileStore
 from appliance.system.config import Config, with_overrides
+
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 4
 
 
 @pytest.fixture
@@ -28,12 +34,18 @@ def conn(config: Config) -> sqlite3.Connection:
 
 
 def scanned_dossier(conn: sqlite3.Connection, config: Config, pages: int = 2) -> int:
+    """A dossier with one paper whose second page is blank, stored as the worker does."""
+    files = FileStore(config.paths.files)
     dossier_id = dossiers.create(conn, config, "tk1-ts")
-    with transaction(conn):
-        paper = dossiers.add_paper(conn, dossier_id, "Tờ khai TK1-TS")
-        for n in range(pages):
-            dossiers.add_page(conn, paper, f"{n:064x}", 1654, 2339, 200, blank=n == 1)
-        dossiers.set_paper_result(conn, paper, "ab" * 32, 1234, {"values": {"cccd": "001"}})
+    paper: int | None = None
+    for n in range(pages):
+        image = Image.new("RGB", (300, 420), "white")
+        if n != 1:
+            ImageDraw.Draw(image).rectangle((30, 40 + n * 10, 270, 60 + n * 10), fill="black")
+        paper = page_store.store_page(conn, files, dossier_id, paper, image, "Tờ khai TK1-TS",
+                                      dpi=200).paper_id
+    assert paper is not None
+    page_store.store_paper_pdf(conn, files, paper, PDF, {"values": {"cccd": "001"}})
     return dossier_id
 
 
@@ -86,7 +98,7 @@ def test_sign_off_writes_codes_record_and_outbox_together(conn, config):
     assert dossier.papers[0].result_code == f"{dossier.code}.01"
     body = json.loads(conn.execute("SELECT body_json FROM records WHERE record_id=?",
                                    (record_id,)).fetchone()[0])
-    assert body["papers"][0]["file"]["sha256"] == "ab" * 32
+    assert body["papers"][0]["file"]["sha256"] == hashlib.sha256(PDF).hexdigest()
     assert body["papers"][0]["blank_pages"] == [2]
     assert body["papers"][0]["metadata"]["PageAmount"] == 2
     assert body["signed_by"] == "Nguyễn Thị Lan"

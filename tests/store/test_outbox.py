@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
+from appliance.records import dossiers
 from appliance.store import outbox
-from appliance.store.db import connect, transaction
+from appliance.store.db import connect
 from appliance.store.errors import StoreError
 from appliance.store.outbox import OutboxState
-from tests.helpers.device_records import add_record
+from tests.helpers.device_records import add_record, device_config, submitted_dossier
 
 
 @pytest.fixture
@@ -25,19 +28,18 @@ def test_enqueue_refuses_to_run_outside_the_record_transaction(conn, tmp_path):
 
 
 def test_enqueue_rolls_back_with_the_record(conn, tmp_path):
-    with pytest.raises(RuntimeError), transaction(conn):
-        conn.execute("INSERT INTO dossiers(code, procedure_code, status, created_at) "
-                     "VALUES ('X', 'p', 'signed', 0)")
-        conn.execute("INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
-                     "VALUES ('r1', 1, '{}', 'x', 0)")
-        outbox.enqueue(conn, "r1")
-        raise RuntimeError("crash before commit")
+    dossier_id = submitted_dossier(conn, device_config(), tmp_path / "files")
+    # The last write of sign-off fails after the record and its outbox row were written.
+    conn.execute("CREATE TEMP TRIGGER crash BEFORE UPDATE OF status ON dossiers "
+                 "WHEN NEW.status = 'signed' BEGIN SELECT RAISE(ABORT, 'crash'); END")
+    with pytest.raises(sqlite3.DatabaseError):
+        dossiers.sign_off(conn, device_config(), dossier_id, "Nguyễn Thị Lan")
     assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
     assert conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
 
 
 def test_claims_oldest_first_and_each_row_once(conn, tmp_path):
-    recs = [add_record(conn, tmp_path / "files", seq=i) for i in range(1, 4)]
+    recs = [add_record(conn, tmp_path / "files") for _ in range(3)]
     claimed = [outbox.claim_next(conn) for _ in range(3)]
     assert [c.record_id for c in claimed] == [r.record_id for r in recs]
     assert claimed[0].body_json == recs[0].body_json and claimed[0].sha256 == recs[0].sha256
@@ -56,8 +58,8 @@ def test_stale_claims_are_reset_at_start(conn, tmp_path):
 
 
 def test_backoff_keeps_a_failing_row_from_blocking_younger_ones(conn, tmp_path):
-    first = add_record(conn, tmp_path / "files", seq=1)
-    second = add_record(conn, tmp_path / "files", seq=2)
+    first = add_record(conn, tmp_path / "files")
+    second = add_record(conn, tmp_path / "files")
     t = 1000.0
     assert outbox.claim_next(conn, now=t).record_id == first.record_id
     outbox.retry_later(conn, first.record_id, now=t)
@@ -103,7 +105,7 @@ def test_stats(conn, tmp_path):
     assert empty["queue_depth"] == 0
     assert empty["oldest_undelivered_age_seconds"] is None
     assert empty["last_delivery_at"] is None and empty["delivered_count"] == 0
-    recs = [add_record(conn, tmp_path / "files", seq=i) for i in range(1, 4)]
+    recs = [add_record(conn, tmp_path / "files") for _ in range(3)]
     conn.execute("UPDATE outbox SET created_at=100.0 WHERE record_id=?", (recs[0].record_id,))
     outbox.claim_next(conn)
     outbox.mark_delivered(conn, recs[0].record_id, {"sha256": recs[0].sha256}, now=150.0)
