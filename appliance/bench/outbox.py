@@ -6,15 +6,13 @@ the publisher's start to the last receiver ack committed on the device. The rati
 the price of "delivered means on the central disk": two fsynced commits on the device
 and two on the receiver per record, plus the ack's round trip.
 
-The records are written with plain SQL rather than through the records module so that
-the benchmark needs no scanner, OCR or dossier workflow.
+The records are made through the records module (dossier, page, PDF, sign-off), as on
+a kiosk, without a scanner or OCR.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -26,8 +24,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from PIL import Image
 
 from appliance.central.receiver import run_receiver
+from appliance.records import dossiers, pages
 from appliance.store import db, outbox
 from appliance.store.files import FileStore
 from appliance.sync.publisher import run_publisher
@@ -85,27 +85,19 @@ def measure_raw(host: str, port: int, count: int, size: int) -> float:
 
 
 def _fill_outbox(config: config_mod.Config, count: int, size: int) -> None:
+    """Signed records made the way the product makes them: a dossier, one page, one
+    PDF of `size` random bytes, submitted and signed off (record and outbox row in
+    one transaction). Only the scanner and OCR are left out; the page is a tiny image."""
     conn = db.connect(config.paths.database)
     files = FileStore(config.paths.files)
+    page = Image.new("RGB", (32, 32), "white")
     try:
-        for i in range(count):
-            data = os.urandom(size)
-            sha = files.put(data, ".pdf")
-            record_id = str(uuid.uuid4())
-            body = json.dumps({"record_id": record_id, "device_id": config.device.id,
-                               "dossier_code": f"BENCH-{i:05d}",
-                               "papers": [{"ordinal": 1, "result_code": f"BENCH-{i:05d}.01",
-                                           "file": {"sha256": sha, "size": size}}]},
-                              sort_keys=True, separators=(",", ":"))
-            with db.transaction(conn):
-                cur = conn.execute("INSERT INTO dossiers(code, procedure_code, status, created_at) "
-                                   "VALUES (?, 'bench', 'signed', ?)", (f"BENCH-{i:05d}", 0.0))
-                conn.execute(
-                    "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (record_id, cur.lastrowid, body,
-                     hashlib.sha256(body.encode()).hexdigest(), time.time()))
-                outbox.enqueue(conn, record_id)
+        for _ in range(count):
+            dossier_id = dossiers.create(conn, config, "khac")
+            stored = pages.store_page(conn, files, dossier_id, None, page, "bench", dpi=200)
+            pages.store_paper_pdf(conn, files, stored.paper_id, os.urandom(size), {})
+            dossiers.submit(conn, dossier_id)
+            dossiers.sign_off(conn, config, dossier_id, "bench")
     finally:
         conn.close()
 
