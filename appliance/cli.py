@@ -1,52 +1,122 @@
 """`appliance …`: one entry point, one subcommand per process or tool.
 
-Subcommands import their module only when chosen, so `appliance status` does not
-load onnxruntime and `appliance web` never imports the scanner.
+The argument tree is built from names and help strings only: a subcommand's module is
+imported when that subcommand is chosen (to add its options, then to run it), never
+before. So `appliance sync` holds the outbox loop, paho and sqlite3 in memory and not
+Flask, numpy or onnxruntime, and `appliance web` never imports the scanner.
+Every long-running subcommand starts through ``appliance.system.service``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import signal
+import os
 import sys
-import threading
-from collections.abc import Callable
-from types import FrameType
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from appliance.system import config as config_mod
 from appliance.system.errors import ConfigError
+from appliance.system.service import report_config_error, run_service
+
+CONFIG_HELP = (f"TOML file (default: ${config_mod.CONFIG_ENV}, then "
+               f"{config_mod.DEFAULT_CONFIG_PATH}, then built-in defaults)")
 
 
-def stop_on_signals() -> threading.Event:
-    """SIGTERM/SIGINT set an event the service loop watches, so it ends cleanly."""
-    stop = threading.Event()
+@dataclass(frozen=True)
+class Command:
+    """A subcommand by name: ``module:function`` to run and, optionally, to add options.
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    Strings, not functions, so that listing the commands imports none of them.
+    """
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
+    name: str
+    help: str
+    run: str
+    arguments: str | None = None
 
 
-def run_service(name: str, args: argparse.Namespace,
-                body: Callable[[config_mod.Config, threading.Event, Callable[[str], Any]], None]
-                ) -> int:
-    from appliance.system.logging import setup_logging
-    from appliance.system.notify import ServiceNotifier
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
 
-    setup_logging(name)
-    config = config_mod.load(args.config)
-    body(config, stop_on_signals(), ServiceNotifier())
-    return 0
+
+class LazyParser(argparse.ArgumentParser):
+    """A parser whose options are added by its command's module on first real use.
+
+    argparse parses a chosen subcommand by calling that subparser's
+    ``parse_known_args``, and prints help through ``format_help``; both load the
+    options first, so only the chosen subcommand's module is ever imported.
+    """
+
+    def __init__(self, *args: Any, command: Command | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._command = command
+        self._loaded = command is None or command.arguments is None
+
+    def _load(self) -> None:
+        if self._loaded or self._command is None or self._command.arguments is None:
+            return
+        self._loaded = True
+        _resolve(self._command.arguments)(self)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._load()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._load()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._load()
+        return super().format_usage()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("web", "serve the kiosk, officer and technician screens (gunicorn)",
+            "appliance.web.server:cmd_web", "appliance.web.server:add_web_arguments"),
+    Command("worker", "run scan and OCR jobs (the only scanner user)",
+            "appliance.cli:cmd_worker"),
+    Command("sync", "forward the outbox to the central office over MQTT",
+            "appliance.sync.commands:cmd_sync", "appliance.sync.commands:add_sync_arguments"),
+    Command("central", "reference receiver for the central office",
+            "appliance.central.commands:cmd_central",
+            "appliance.central.commands:add_central_arguments"),
+    Command("ocr", "read images and print their text",
+            "appliance.ocr.commands:cmd_ocr", "appliance.ocr.commands:add_ocr_arguments"),
+    Command("demo-scanner", "an eSCL (AirScan) scanner emulator on loopback",
+            "appliance.demo.commands:cmd_demo_scanner",
+            "appliance.demo.commands:add_demo_scanner_arguments"),
+    Command("status", "queue, delivery, scanner and model state",
+            "appliance.cli:cmd_status", "appliance.cli:add_status_arguments"),
+    Command("run", "start web, worker, sync and a demo scanner together",
+            "appliance.demo.supervisor:run_demo", "appliance.demo.supervisor:add_run_arguments"),
+    Command("check-config", "validate the configuration and print it",
+            "appliance.cli:cmd_check_config"),
+)
+
+BENCH_COMMANDS: tuple[Command, ...] = (
+    Command("ocr", "int8 vs fp32 vs tesseract on generated pages",
+            "appliance.bench.ocr:cmd_bench", "appliance.bench.ocr:add_bench_arguments"),
+    Command("outbox", "outbox end-to-end vs raw paho publishing on one broker",
+            "appliance.cli:cmd_bench_outbox", "appliance.cli:add_bench_outbox_arguments"),
+)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from appliance.worker import run_worker
 
-    return run_service("worker", args, run_worker)
+    return run_service("worker", args.config, run_worker)
+
+
+def add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -61,84 +131,66 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from appliance.demo.supervisor import run_demo
-
-    return run_demo(args)
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = config_mod.load(args.config)
     print(config_mod.dump(config))
     return 0
 
 
+def add_bench_outbox_arguments(parser: argparse.ArgumentParser) -> None:
+    from appliance.bench.outbox import add_bench_sync_arguments
+
+    add_bench_sync_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def cmd_bench_outbox(args: argparse.Namespace) -> int:
+    """Needs a running broker at --host/--port (tests start their own mosquitto)."""
+    from appliance.bench.outbox import run_bench
+
+    result = run_bench(args.host, args.port, args.records, args.size)
+    if args.json:
+        print(json.dumps({
+            "records": result.records,
+            "size_bytes": result.size,
+            "raw_msgs_per_s": result.raw_msgs_per_s,
+            "outbox_records_per_s": result.outbox_records_per_s,
+            "ratio": result.ratio,
+        }))
+    else:
+        print(result.summary())
+    return 0
+
+
+def _add_commands(parent: argparse.ArgumentParser, dest: str,
+                  commands: Sequence[Command]) -> argparse._SubParsersAction[Any]:
+    sub = parent.add_subparsers(dest=dest, required=True, parser_class=LazyParser)
+    for command in commands:
+        p = sub.add_parser(command.name, help=command.help, command=command)
+        # Also accepted after the subcommand; SUPPRESS keeps an absent one from
+        # overwriting the top-level value (the old `--config FILE sync` bug).
+        p.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+        p.set_defaults(command=command)
+    return sub
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
-    parser.add_argument("--config", help="TOML file (default: $APPLIANCE_CONFIG, then "
-                        f"{config_mod.DEFAULT_CONFIG_PATH}, then built-in defaults)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    from appliance.bench import ocr as bench_ocr
-    from appliance.central import commands as central_cmds
-    from appliance.demo import commands as demo_cmds
-    from appliance.ocr import commands as ocr_cmds
-    from appliance.sync import commands as sync_cmds
-    from appliance.web import server as web_server
-
-    p = sub.add_parser("web", help="serve the kiosk, officer and technician screens (gunicorn)")
-    web_server.add_web_arguments(p)
-    p.set_defaults(func=web_server.cmd_web)
-
-    p = sub.add_parser("worker", help="run scan and OCR jobs (the only scanner user)")
-    p.set_defaults(func=cmd_worker)
-
-    p = sub.add_parser("sync", help="forward the outbox to the central office over MQTT")
-    sync_cmds.add_sync_arguments(p)
-    p.set_defaults(func=sync_cmds.cmd_sync)
-
-    p = sub.add_parser("central", help="reference receiver for the central office")
-    central_cmds.add_central_arguments(p)
-    p.set_defaults(func=central_cmds.cmd_central)
-
-    p = sub.add_parser("ocr", help="read images and print their text")
-    ocr_cmds.add_ocr_arguments(p)
-    p.set_defaults(func=ocr_cmds.cmd_ocr)
-
-    bench = sub.add_parser("bench", help="measurements").add_subparsers(dest="what",
-                                                                         required=True)
-    p = bench.add_parser("ocr", help="int8 vs fp32 vs tesseract on generated pages")
-    bench_ocr.add_bench_arguments(p)
-    p.set_defaults(func=bench_ocr.cmd_bench)
-
-    p = sub.add_parser("demo-scanner", help="an eSCL (AirScan) scanner emulator on loopback")
-    demo_cmds.add_demo_scanner_arguments(p)
-    p.set_defaults(func=demo_cmds.cmd_demo_scanner)
-
-    p = sub.add_parser("status", help="queue, delivery, scanner and model state")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("run", help="start web, worker, sync and a demo scanner together")
-    p.add_argument("--no-demo-scanner", action="store_true",
-                   help="use the configured scanner instead of the built-in emulator")
-    p.add_argument("--demo-scanner-port", type=int, default=8090)
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("check-config", help="validate the configuration and print it")
-    p.set_defaults(func=cmd_check_config)
+    parser = LazyParser(prog="appliance", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--config", help=CONFIG_HELP)
+    sub = _add_commands(parser, "what", COMMANDS)
+    bench = sub.add_parser("bench", help="measurements")
+    bench.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    _add_commands(bench, "bench", BENCH_COMMANDS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.config:
-        # Children and gunicorn workers read the same file.
-        import os
-
+        # Children (`appliance run`) and gunicorn workers read the same file.
         os.environ[config_mod.CONFIG_ENV] = args.config
+    command: Command = args.command
     try:
-        sys.exit(args.func(args))
+        sys.exit(_resolve(command.run)(args))
     except ConfigError as e:
-        print(f"appliance: configuration error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report_config_error(e))

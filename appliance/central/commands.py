@@ -1,39 +1,54 @@
-"""CLI entry point `appliance central` (wired in appliance/cli.py)."""
+"""CLI entry point `appliance central` (wired in appliance/cli.py).
+
+Started through the one service bootstrap (``appliance.system.service``), like the
+device's services: journal logging as ``appliance-central``, exit 2 for a bad
+configuration, SIGTERM/SIGINT into the stop event, one notifier. It imports nothing
+of the device's packages (store, records, scanner, ocr, imaging, worker, web): the
+central office shares only the wire format with the appliance.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sqlite3
+import threading
 
-from appliance.store.errors import StoreError
-from appliance.sync.commands import _add_config, _sd_notify, _setup_logging, _stop_on_signals
 from appliance.sync.errors import SyncError
-from appliance.system import config as config_mod
-from appliance.system.errors import ConfigError
-
-log = logging.getLogger(__name__)
+from appliance.system.config import Config
+from appliance.system.service import ServiceNotifier, run_service
 
 
 def add_central_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_config(parser)
+    """No options of its own; `--config` is the CLI's."""
+
+
+def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier) -> None:
+    from appliance.central.receiver import run_receiver
+
+    run_receiver(config, stop, notifier)
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """The error the central store raises for a database it cannot open or migrate.
+
+    Looked up on the central store module rather than imported from the device's
+    ``appliance.store``, which central must not depend on; whichever class that module
+    exposes (``CentralStoreError`` once it has its own, ``StoreError`` until then).
+    """
+    from appliance.central import store as central_store
+
+    found = [getattr(central_store, name, None) for name in ("CentralStoreError", "StoreError")]
+    return tuple(c for c in found if isinstance(c, type) and issubclass(c, BaseException))
 
 
 def cmd_central(args: argparse.Namespace) -> int:
-    from appliance.central.receiver import run_receiver
-
-    _setup_logging()
-    try:
-        config = config_mod.load(getattr(args, "config", None))
-        stop = _stop_on_signals()
-        run_receiver(config, stop, _sd_notify())
-    except (ConfigError, StoreError, SyncError, sqlite3.Error) as e:
-        log.error("central receiver stopped: %s", e)
-        return 1
-    return 0
+    return run_service("central", getattr(args, "config", None), _receive,
+                       failures=(SyncError, sqlite3.Error, *_store_errors()))
 
 
 def main_central(argv: list[str] | None = None) -> int:
+    """`python -c`-style entry for tests that run the receiver as a real process."""
     parser = argparse.ArgumentParser(prog="appliance central")
+    parser.add_argument("--config", default=None)
     add_central_arguments(parser)
     return cmd_central(parser.parse_args(argv))

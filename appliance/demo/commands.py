@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-from types import FrameType
 
-from appliance.demo.escl_emulator import EsclEmulator
+from appliance.system.config import Config
+from appliance.system.service import ServiceNotifier, run_service
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +29,10 @@ def add_demo_scanner_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add skew, shading and noise to the pages, like a cheap scanner")
 
 
-def cmd_demo_scanner(args: argparse.Namespace) -> int:
-    """Serve until SIGTERM or SIGINT, then stop cleanly (systemd's normal stop)."""
-    stop = threading.Event()
+def serve(args: argparse.Namespace, stop: threading.Event, notifier: ServiceNotifier) -> None:
+    """Serve the emulator until ``stop`` is set; READY once it listens."""
+    from appliance.demo.escl_emulator import EsclEmulator
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping the demo scanner", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     emulator = EsclEmulator(args.host, args.port, adf_pages=args.adf_pages,
                             jam_after=getattr(args, "jam_after", None),
                             degrade=bool(getattr(args, "degrade", False)))
@@ -46,10 +40,19 @@ def cmd_demo_scanner(args: argparse.Namespace) -> int:
         emulator.start()
         # Printed, not only logged: a technician starting it by hand needs the URL.
         print(f"demo scanner ready: {emulator.url}", flush=True)
+        notifier.ready(f"serving {emulator.url}")
         while not stop.wait(1.0):
             pass
+        log.info("stopping the demo scanner")
+        notifier.stopping()
     finally:
         emulator.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+
+
+def cmd_demo_scanner(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or SIGINT, then stop cleanly (systemd's normal stop)."""
+
+    def body(_config: Config, stop: threading.Event, notifier: ServiceNotifier) -> None:
+        serve(args, stop, notifier)
+
+    return run_service("demo-scanner", getattr(args, "config", None), body)

@@ -3,6 +3,8 @@
 On a device systemd starts each process (see systemd/); here one parent starts the
 demo scanner, the worker, the sync service and the web server, restarts any that
 dies (as Restart=on-failure would) and stops them all by PID on SIGTERM or Ctrl-C.
+It starts through the same bootstrap as the services it supervises
+(``appliance.system.service``), as ``appliance-run``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.system import config as config_mod
 from appliance.system.process import die_with_parent
+from appliance.system.service import ServiceNotifier, run_service
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +72,26 @@ def stop_all(children: list[Child]) -> None:
             child.process.wait()
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from appliance.cli import stop_on_signals
-    from appliance.system.logging import setup_logging
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-demo-scanner", action="store_true",
+                        help="use the configured scanner instead of the built-in emulator")
+    parser.add_argument("--demo-scanner-port", type=int, default=8090)
 
-    setup_logging("run")
-    config = config_mod.load(args.config)
-    demo_port = None if args.no_demo_scanner else args.demo_scanner_port
-    config = prepare_demo_config(config, demo_port)
+
+def run_demo(args: argparse.Namespace) -> int:
+    """`appliance run`: the whole appliance under one parent until SIGTERM or Ctrl-C."""
+
+    def body(config: config_mod.Config, stop: threading.Event,
+             notifier: ServiceNotifier) -> None:
+        demo_port = None if args.no_demo_scanner else args.demo_scanner_port
+        supervise(prepare_demo_config(config, demo_port), demo_port, stop, notifier)
+
+    return run_service("run", getattr(args, "config", None), body)
+
+
+def supervise(config: config_mod.Config, demo_port: int | None, stop: threading.Event,
+              notifier: ServiceNotifier) -> None:
+    """Start the children with ``config`` handed over as a file; restart, then stop them."""
     data_dir = Path(config.paths.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     run_config = data_dir / "run-config.toml"
@@ -88,12 +104,12 @@ def run_demo(args: argparse.Namespace) -> int:
         children.append(Child("demo-scanner", [*me, "demo-scanner", "--port", str(demo_port)]))
     children += [Child("worker", [*me, "worker"]), Child("sync", [*me, "sync"]),
                  Child("web", [*me, "web"])]
-    stop = stop_on_signals()
     for child in children:
         child.start(env)
     host, _, port = config.web.bind.rpartition(":")
     print(f"appliance: kiosk at http://{host}:{port}/kiosk  (officer: /officer, "
           f"technician: /technician); Ctrl-C stops", flush=True)
+    notifier.ready()
     try:
         while not stop.wait(0.5):
             for child in children:
@@ -108,5 +124,5 @@ def run_demo(args: argparse.Namespace) -> int:
                 child.restarts += 1
                 child.start(env)
     finally:
+        notifier.stopping()
         stop_all(children)
-    return 0

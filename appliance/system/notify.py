@@ -13,6 +13,16 @@ timer keeps kicking while the main loop is stuck, so systemd would never notice 
 kiosk would wait forever. Kicking only after a loop iteration has completed makes
 "WATCHDOG=1 arrived" mean "the service did useful work recently". ``run_watched_loop``
 and ``WatchdogKicker`` below implement that.
+
+Long work inside one iteration (OCR of a four-page paper takes a minute on a Pi, longer
+than ``WatchdogSec=``) proves liveness from its own progress instead: call
+``notifier.kick_if_due()`` from the job's progress callback, after each page or line
+batch that really completed. It sends ``WATCHDOG=1`` at most once per half interval
+(a ``WatchdogKicker`` the notifier owns), so calling it often is cheap, and it does
+nothing when systemd does not watch the process. A callback that only receives a
+plain ``Callable[[str], None]`` (tests pass ``list.append``) can use
+``kick_watchdog_if_due(notify)``, which kicks through a ServiceNotifier and does
+nothing for anything else.
 """
 
 from __future__ import annotations
@@ -22,8 +32,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-
-from systemd import daemon
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +64,21 @@ class ServiceNotifier:
         self._pid = pid if pid is not None else os.getpid()
         self._failure_logged = False
         self._lock = threading.Lock()
+        # Built on first use: the interval is read from the environment only then.
+        self._kicker: WatchdogKicker | None = None
+        self._kick_lock = threading.Lock()
 
     def __call__(self, message: str) -> None:
         self.send(message)
 
     def send(self, message: str) -> bool:
         """Send raw ``KEY=value`` lines; True only when systemd got them."""
+        if not os.environ.get(NOTIFY_SOCKET_ENV):
+            # What sd_notify() itself does without a socket; skipping the import keeps
+            # libsystemd out of processes that systemd does not supervise.
+            return False
+        from systemd import daemon
+
         try:
             return bool(daemon.notify(message))
         except OSError as e:
@@ -84,6 +101,26 @@ class ServiceNotifier:
     def watchdog(self) -> bool:
         """Prove liveness; call only from the loop that does the work (see module doc)."""
         return self.send("WATCHDOG=1")
+
+    @property
+    def kicker(self) -> WatchdogKicker:
+        """The rate limiter behind ``kick_if_due``, shared by every caller in the process."""
+        with self._kick_lock:
+            if self._kicker is None:
+                self._kicker = WatchdogKicker(self.send, self.watchdog_interval())
+            return self._kicker
+
+    def kick_if_due(self) -> bool:
+        """Send ``WATCHDOG=1`` when half the watchdog interval has passed since the last kick.
+
+        For long jobs: call it from progress callbacks (after a page, after a line batch)
+        so a minute of OCR does not get the worker killed, while a job that stops making
+        progress still stops the kicks. Thread-safe; a no-op when not watched. True when
+        a kick was sent.
+        """
+        kicker = self.kicker
+        with self._kick_lock:
+            return kicker.kick_if_due()
 
     def stopping(self, status: str = "") -> bool:
         """Tell systemd a clean shutdown has begun, so a slow stop is not seen as a hang."""
@@ -121,6 +158,17 @@ class ServiceNotifier:
             if owner_pid != self._pid:
                 return None
         return usec / 1_000_000
+
+
+def kick_watchdog_if_due(notify: Callable[[str], object] | None) -> bool:
+    """``notify.kick_if_due()`` when ``notify`` is a ServiceNotifier, else nothing.
+
+    Lets code that is handed a plain callable (the worker's ``notify`` argument, which
+    tests replace with ``list.append``) kick the watchdog without type checks of its own.
+    """
+    if isinstance(notify, ServiceNotifier):
+        return notify.kick_if_due()
+    return False
 
 
 def _with_status(head: str, status: str) -> str:

@@ -19,7 +19,7 @@ from gunicorn.app.base import BaseApplication
 
 from appliance.system import config as config_mod
 from appliance.system.config import Config
-from appliance.system.errors import ConfigError
+from appliance.system.service import run_service
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +79,21 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from appliance.system.logging import setup_logging
+    """Start through the service bootstrap (logging as ``appliance-web``, the configuration
+    validated once, exit 2 when it is wrong); gunicorn's arbiter installs its own signal
+    handlers and sends READY=1, so the bootstrap leaves both to it."""
 
-    setup_logging("web")
-    config = config_mod.load(getattr(args, "config", None))
-    overrides: dict[str, Any] = {}
-    if getattr(args, "bind", None):
-        overrides["bind"] = args.bind
-    if getattr(args, "threads", None):
-        overrides["threads"] = args.threads
-    if overrides:
-        config = config_mod.with_overrides(config, web=overrides)
-    run_web(config)
-    return 0
+    def body(config: Config, _stop: object, _notifier: object) -> None:
+        overrides: dict[str, Any] = {}
+        if getattr(args, "bind", None):
+            overrides["bind"] = args.bind
+        if getattr(args, "threads", None):
+            overrides["threads"] = args.threads
+        if overrides:
+            config = config_mod.with_overrides(config, web=overrides)
+        run_web(config)
+
+    return run_service("web", getattr(args, "config", None), body, handle_signals=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="appliance-web")
     parser.add_argument("--config", default=os.environ.get(config_mod.CONFIG_ENV))
     add_web_arguments(parser)
-    try:
-        return cmd_web(parser.parse_args(argv))
-    except ConfigError as e:
-        print(f"appliance web: configuration error: {e}", file=sys.stderr)
-        return 2
+    return cmd_web(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

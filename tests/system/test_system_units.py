@@ -144,3 +144,42 @@ def test_target_wants_the_device_services_but_not_central():
         wants
     )
     assert "appliance-central.service" not in wants
+
+
+def _service_name(unit: str) -> str:
+    """`appliance-sync.service` -> `sync`: the name the unit's process logs under."""
+    return unit.removeprefix("appliance-").removesuffix(".service")
+
+
+@pytest.mark.parametrize("name", sorted(EXPOSURE_BOUND) + [f"user/{u}" for u in USER_UNITS])
+def test_every_service_sets_its_syslog_identifier(name):
+    # Without it stderr lines (gunicorn's, a traceback) are tagged with the binary's
+    # name and `journalctl -t appliance-sync` finds nothing of them.
+    unit = Path(name).name
+    assert _directives(name).get("SyslogIdentifier") == [f"appliance-{_service_name(unit)}"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPOSURE_BOUND))
+def test_the_units_tag_is_the_one_the_service_logs_with(name, monkeypatch):
+    """The JournalHandler the bootstrap installs for the unit's subcommand uses the very
+    identifier the unit sets, so journal records and stderr lines share one tag."""
+    import logging
+
+    from systemd import journal
+
+    from appliance.system import logging as system_logging
+
+    monkeypatch.setattr(system_logging, "under_systemd", lambda environ=None, stream=None: True)
+    root = logging.getLogger()
+    before = list(root.handlers)
+    command = _directives(name)["ExecStart"][0].split()[1]
+    try:
+        system_logging.setup_logging(command)
+        (handler,) = [h for h in root.handlers if getattr(h, "_appliance_handler", False)]
+        assert isinstance(handler, journal.JournalHandler)
+        assert handler._extra == {"SYSLOG_IDENTIFIER": _directives(name)["SyslogIdentifier"][0]}
+    finally:
+        for h in list(root.handlers):
+            if h not in before:
+                root.removeHandler(h)
+                h.close()
