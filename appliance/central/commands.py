@@ -28,22 +28,10 @@ def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier) -
     run_receiver(config, stop, notifier)
 
 
-def _store_errors() -> tuple[type[BaseException], ...]:
-    """The error the central store raises for a database it cannot open or migrate.
-
-    Looked up on the central store module rather than imported from the device's
-    ``appliance.store``, which central must not depend on; whichever class that module
-    exposes (``CentralStoreError`` once it has its own, ``StoreError`` until then).
-    """
-    from appliance.central import store as central_store
-
-    found = [getattr(central_store, name, None) for name in ("CentralStoreError", "StoreError")]
-    return tuple(c for c in found if isinstance(c, type) and issubclass(c, BaseException))
-
-
 def cmd_central(args: argparse.Namespace) -> int:
     return run_service("central", getattr(args, "config", None), _receive,
-                       failures=(SyncError, sqlite3.Error, *_store_errors()))
+                       # CentralStoreError (the central store's own) is a SyncError.
+                       failures=(SyncError, sqlite3.Error))
 
 
 def main_central(argv: list[str] | None = None) -> int:
