@@ -2,9 +2,16 @@
 
 It subscribes to every device's records topic with a persistent session, stores
 chunks and records in its own SQLite, verifies every hash, commits, and only then
-publishes the ack that lets a device mark the record delivered. Database work runs
-inside paho's on_message, before paho sends the PUBACK, so a message whose commit
-failed is not acknowledged to the broker either.
+publishes the ack, signed with its own Ed25519 key, that lets a device mark the
+record delivered. Database work runs inside paho's on_message, before paho sends
+the PUBACK, so a message whose commit failed for want of disk is not acknowledged
+to the broker either and comes back later.
+
+Anything else that goes wrong with a message (it does not parse, breaks a limit, or
+trips a bug) is about the message, not the disk: it is moved to the dead-letter
+table with its reason and counted, and on_message returns normally so the broker
+gets its PUBACK and never redelivers it. No message can stop this process, and none
+can put it into a crash loop through a persistent session or a retained message.
 """
 
 from __future__ import annotations
@@ -14,13 +21,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from appliance.central import store as central_store
+from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.central.store import list_records
-from appliance.store.errors import StoreError
-from appliance.sync import wire
+from appliance.sync import acksig, wire
 from appliance.sync.client import Reconnector, close, make_client, open_session, pause
 from appliance.sync.errors import BrokerUnavailable, WireError
 from appliance.system.config import Config
@@ -32,8 +41,26 @@ Notify = Callable[[str], None]
 CLIENT_ID = "appliance-central"
 LOOP_SECONDS = 0.2
 DB_ERROR_PAUSE_SECONDS = 5.0
+# Dead letters logged one by one up to this many, then every hundredth: a flood of
+# junk must not flood the journal too (the count is in the database either way).
+DEAD_LETTERS_LOGGED = 20
 
-__all__ = ["CLIENT_ID", "list_records", "run_receiver"]
+__all__ = ["CLIENT_ID", "list_records", "run_receiver", "signing_key_path"]
+
+
+def signing_key_path(config: Config) -> Path:
+    """central.signing_key, or a key beside the database made on first start."""
+    if config.central.signing_key:
+        return Path(config.central.signing_key)
+    db = Path(config.central.database)
+    return db.with_name(db.name + ".ack-key")
+
+
+def _topic(message: mqtt.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return repr(message._topic)  # noqa: SLF001 - the raw bytes are all there is
 
 
 class _Receiver:
@@ -45,6 +72,13 @@ class _Receiver:
         self.notify = notify
         self.client_id = client_id
         self.prefix = self.cfg.topic_prefix
+        self.key = acksig.load_or_create_private_key(signing_key_path(config))
+        self.limits = central_store.Limits(
+            max_transfers_per_device=config.central.max_transfers_per_device,
+            max_chunk_store_bytes=config.central.max_chunk_store_bytes,
+            chunk_expiry_seconds=config.central.chunk_expiry_seconds)
+        self.purge_every = max(0.5, min(60.0, self.limits.chunk_expiry_seconds / 4))
+        self.next_purge = 0.0
         self.client: mqtt.Client | None = None
         self.connected = False
         self.refusal: str | None = None
@@ -58,7 +92,10 @@ class _Receiver:
         self.connected = True
         # Subscribe even when the session is present: a broker killed before its
         # autosave forgets sessions, and a repeated subscription costs nothing.
-        client.subscribe(wire.records_subscription(self.prefix), qos=1)
+        # Retained messages are never sent: devices never retain, so a retained
+        # message on a records topic is junk that would come back at every subscribe.
+        client.subscribe(wire.records_subscription(self.prefix), options=SubscribeOptions(
+            qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
         log.info("receiver connected to %s:%d (session present: %s)", self.cfg.host,
                  self.cfg.port, flags.session_present)
 
@@ -70,28 +107,51 @@ class _Receiver:
 
     def on_message(self, client: mqtt.Client, userdata: object,
                    message: mqtt.MQTTMessage) -> None:
-        device_id = wire.device_from_topic(self.prefix, message.topic)
-        if device_id is None:
-            log.warning("ignoring message on unexpected topic %s", message.topic)
-            return
+        """Handle one message; anything but a failing disk ends in a dead letter."""
+        topic = _topic(message)
+        device_id = wire.device_from_topic(self.prefix, topic)
         try:
-            msg = wire.decode(message.payload)
-        except WireError as e:
-            log.error("ignoring malformed message from %s: %s", device_id, e)
-            return
+            if device_id is None:
+                raise WireError("not a device records topic")
+            if message.retain:
+                raise WireError("retained message (devices never retain)")
+            self.handle(client, device_id, message.payload)
+        except (sqlite3.OperationalError, CentralStoreError):
+            raise  # the disk, not the message: no PUBACK, the broker keeps it
+        except (WireError, ChunkRefused, sqlite3.Error) as e:
+            self.dead_letter(topic, device_id, str(e), message.payload)
+        except Exception as e:  # noqa: BLE001 - a bug must not become a crash loop
+            log.exception("unexpected error on a message from %s", device_id)
+            self.dead_letter(topic, device_id, f"internal error: {type(e).__name__}: {e}",
+                             message.payload)
+
+    def dead_letter(self, topic: str, device_id: str | None, reason: str,
+                    payload: bytes) -> None:
+        count = central_store.put_dead_letter(self.conn, topic, device_id, reason, payload)
+        if count <= DEAD_LETTERS_LOGGED or count % 100 == 0:
+            log.warning("dead letter #%d on %s (%d bytes): %s", count, topic[:200],
+                        len(payload), reason)
+
+    def handle(self, client: mqtt.Client, device_id: str, payload: bytes) -> None:
+        msg = wire.decode_device_message(payload)
         if isinstance(msg, wire.Chunk):
-            central_store.put_chunk(self.conn, device_id, msg)
-        elif isinstance(msg, wire.RecordMessage):
-            result = central_store.put_record(self.conn, device_id, msg)
-            if result.ack:
-                ack = wire.Ack(msg.record_id, msg.sha256, time.time())
-                client.publish(wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack),
-                               qos=1)
-                if result.outcome is central_store.Outcome.DUPLICATE:
-                    log.info("record %s from %s already stored; acknowledged again",
-                             msg.record_id, device_id)
-        else:
-            log.warning("ignoring %s message on a records topic", type(msg).__name__)
+            central_store.put_chunk(self.conn, device_id, msg, self.limits)
+            return
+        result = central_store.put_record(self.conn, device_id, msg)
+        if not result.ack:
+            return
+        ack = acksig.sign(self.key, wire.Ack(msg.record_id, msg.sha256, time.time(),
+                                             device_id, result.status))
+        client.publish(wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack), qos=1)
+        if result.outcome is central_store.Outcome.DUPLICATE:
+            log.info("record %s from %s already held (%s); acknowledged again",
+                     msg.record_id, device_id, result.status)
+
+    def purge(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_purge:
+            self.next_purge = now + self.purge_every
+            central_store.purge_expired(self.conn, self.limits.chunk_expiry_seconds)
 
     def connect(self) -> None:
         self.connected = False
@@ -110,16 +170,18 @@ class _Receiver:
         try:
             while not self.stop.is_set():
                 self.notify("WATCHDOG=1")
-                if self.client is None:
-                    reconnect.attempt(self.connect)
-                    continue
                 try:
+                    self.purge()
+                    if self.client is None:
+                        reconnect.attempt(self.connect)
+                        continue
                     rc = self.client.loop(timeout=LOOP_SECONDS)
-                except (sqlite3.Error, StoreError) as e:
+                except (sqlite3.Error, CentralStoreError) as e:
                     # Raised from on_message before paho sent the PUBACK: the broker
                     # keeps the message and redelivers it once the disk works again.
                     log.error("central database error, dropping the connection: %s", e)
-                    close(self.client)
+                    if self.client is not None:
+                        close(self.client)
                     self.client = None
                     pause(self.stop, DB_ERROR_PAUSE_SECONDS, self.notify)
                     continue

@@ -1,10 +1,26 @@
-"""The reference receiver's own SQLite database.
+"""The reference receiver's own SQLite database: records, files, chunks, dead letters.
 
 Files are kept as BLOBs next to their records so that a record and its PDFs commit
 in one transaction: the ack goes out only after that commit, so an acknowledged
-record is on disk whatever crashes next. Chunks are scratch space until a record
-message completes them; they are keyed by (file, chunk count, index) so that chunks
-cut with a different chunk size on another attempt never mix.
+record is on disk whatever crashes next.
+
+Identity: a record id lives in its device's namespace (the device comes from the
+topic, which the broker's ACL binds to the client certificate), and every distinct
+content is kept under (device, record_id, sha256). The first content for an id is
+served; a different one is held aside and the id is marked in conflict. A device
+that receives a CONFLICT ack re-sends its bytes with claim=true: the first claim
+made while the bytes were held wins and is served from then on; a second claim
+marks the id contested, nothing is served for it and an operator decides. So a
+squatter who publishes first can delay a record but never make its own bytes the
+ones served once the real device has spoken, and an ack always names exact bytes.
+
+Chunks are scratch space per (device, file, chunk count): a transfer row counts what
+arrived, bounds it by the file's size, and limits how many a device may keep open and
+how many bytes all devices may hold; idle transfers are purged after
+central.chunk_expiry_seconds (the device re-sends the record when no ack comes).
+
+Every function here runs inside the caller's transaction if there is one (group
+commit), or opens its own.
 """
 
 from __future__ import annotations
@@ -14,213 +30,391 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from appliance.store import db
-from appliance.store.db import transaction
-from appliance.store.errors import StoreError
+from appliance.central.db import connect, transaction
+from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.sync import wire
 from appliance.sync.errors import WireError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS chunks (
-    file_sha256 TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    record_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    data BLOB NOT NULL,
-    received_at REAL NOT NULL,
-    PRIMARY KEY (file_sha256, count, idx)
-);
-CREATE TABLE IF NOT EXISTS files (
-    sha256 TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    stored_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    record_id TEXT PRIMARY KEY,
-    device_id TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    body_json TEXT NOT NULL,
-    dossier_code TEXT NOT NULL DEFAULT '',
-    result_codes_json TEXT NOT NULL DEFAULT '[]',
-    received_at REAL NOT NULL,
-    copies INTEGER NOT NULL DEFAULT 1,
-    last_copy_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejections (
-    id INTEGER PRIMARY KEY,
-    device_id TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
-)
-"""
+__all__ = ["CentralStoreError", "ChunkRefused", "Outcome", "RecordResult", "connect"]
+
+# More open transfers than this in all would mean a flood over many device ids.
+MAX_TRANSFERS_TOTAL = 100_000
+# Dead letters kept for inspection; older ones are dropped, the counter keeps counting.
+DEAD_LETTERS_KEPT = 10_000
+DEAD_LETTER_HEAD_BYTES = 256
 
 
 class Outcome(StrEnum):
-    STORED = "stored"          # new, committed: ack
-    DUPLICATE = "duplicate"    # already stored with the same sha256: ack again
+    STORED = "stored"          # new, or a copy of what is held: ack with its status
+    DUPLICATE = "duplicate"    # these exact bytes were already held: ack again
     INCOMPLETE = "incomplete"  # chunks missing: no ack, the device re-sends after its timeout
-    REJECTED = "rejected"      # content does not match its hashes: no ack, logged
+    REJECTED = "rejected"      # content does not match its hashes or its topic: no ack
 
 
 @dataclass(frozen=True)
 class RecordResult:
     outcome: Outcome
     reason: str = ""
+    status: wire.AckStatus = wire.AckStatus.STORED
 
     @property
     def ack(self) -> bool:
         return self.outcome in (Outcome.STORED, Outcome.DUPLICATE)
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """WAL and synchronous=FULL for the same reason as on the device: an ack is a promise."""
-    path = Path(path)
-    conn = db.connect(path, migrate=False)  # the central office has its own schema
-    try:
+@dataclass(frozen=True)
+class Limits:
+    """How much chunk state the receiver keeps (central.* in the configuration)."""
+
+    max_transfers_per_device: int = 64
+    max_chunk_store_bytes: int = 2 * 1024 * 1024 * 1024
+    chunk_expiry_seconds: float = 86400.0
+
+
+@contextmanager
+def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """The caller's transaction if it has one, else a new one of our own."""
+    if conn.in_transaction:
+        yield conn
+    else:
         with transaction(conn):
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"central database {path} has newer schema {version}")
-            for statement in SCHEMA.split(";\n"):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    except (sqlite3.Error, StoreError) as e:
-        conn.close()
-        raise StoreError(f"cannot open central database {path}: {e}") from e
-    return conn
+            yield conn
 
 
-def put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk) -> None:
+def _count(conn: sqlite3.Connection, name: str, n: int = 1) -> int:
+    row = conn.execute(
+        "INSERT INTO counters(name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value=value+excluded.value RETURNING value",
+        (name, n)).fetchone()
+    return int(row[0])
+
+
+def counters(conn: sqlite3.Connection) -> dict[str, int]:
+    return {r["name"]: r["value"] for r in conn.execute("SELECT name, value FROM counters")}
+
+
+# --- dead letters -------------------------------------------------------------------
+
+
+def put_dead_letter(conn: sqlite3.Connection, topic: str, device_id: str | None,
+                    reason: str, payload: bytes) -> int:
+    """Move a message that cannot be processed aside; returns the running count.
+
+    Only the payload's first bytes are kept: the point is to see what it was, and a
+    5 MB poison message must not become 5 MB of disk each time it is sent.
+    """
+    with _tx(conn):
+        cur = conn.execute(
+            "INSERT INTO dead_letters(topic, device_id, reason, size, head, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (topic[:300], device_id, reason[:500], len(payload),
+             bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time()))
+        if cur.lastrowid and cur.lastrowid % 1000 == 0:
+            conn.execute("DELETE FROM dead_letters WHERE id <= ?",
+                         (cur.lastrowid - DEAD_LETTERS_KEPT,))
+        return _count(conn, "dead_letters")
+
+
+# --- chunks -------------------------------------------------------------------------
+
+
+def _drop_transfer(conn: sqlite3.Connection, device_id: str, sha: str, count: int) -> int:
+    row = conn.execute("DELETE FROM transfers WHERE device_id=? AND file_sha256=? AND count=? "
+                       "RETURNING bytes", (device_id, sha, count)).fetchone()
+    conn.execute("DELETE FROM chunks WHERE device_id=? AND file_sha256=? AND count=?",
+                 (device_id, sha, count))
+    if row is None:
+        return 0
+    _count(conn, "chunk_bytes_held", -row[0])
+    _count(conn, "transfers_open", -1)
+    return int(row[0])
+
+
+def put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
+              limits: Limits | None = None) -> None:
     """Keep a chunk until its record arrives; chunks of a file already stored are dropped.
 
-    Committed without fsync (synchronous=NORMAL, still safe against a crash of this
-    process): a chunk promises nothing to anyone. The record's FULL commit fsyncs the
-    WAL, chunk frames included, before any ack; a chunk lost to a power cut only makes
-    the record incomplete, and the device re-sends it after its ack timeout.
+    Raises ChunkRefused when the chunk breaks a limit; the caller moves it aside.
+    Committed without fsync when this is its own transaction (synchronous=NORMAL,
+    still safe against a crash of this process): a chunk promises nothing to anyone.
     """
-    conn.execute("PRAGMA synchronous=NORMAL")
-    with transaction(conn):
+    limits = limits or Limits()
+    own = not conn.in_transaction
+    if own:
+        conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        _put_chunk(conn, device_id, chunk, limits)
+    finally:
+        if own:
+            conn.execute("PRAGMA synchronous=FULL")
+
+
+def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
+               limits: Limits) -> None:
+    with _tx(conn):
         if conn.execute("SELECT 1 FROM files WHERE sha256=?", (chunk.file_sha256,)).fetchone():
             return
-        conn.execute(
-            "INSERT OR REPLACE INTO chunks(file_sha256, count, idx, size, record_id, device_id, "
-            "data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (chunk.file_sha256, chunk.count, chunk.index, chunk.size, chunk.record_id,
-             device_id, chunk.data, time.time()),
-        )
+        key = (device_id, chunk.file_sha256, chunk.count)
+        now = time.time()
+        transfer = conn.execute(
+            "SELECT size, bytes FROM transfers WHERE device_id=? AND file_sha256=? AND count=?",
+            key).fetchone()
+        if transfer is not None and transfer["size"] != chunk.size:
+            # The latest sender wins, so a stray transfer cannot block the real one.
+            log.warning("chunks of %s from %s announce %d bytes, earlier ones %d: restarting "
+                        "the transfer", chunk.file_sha256, device_id, chunk.size,
+                        transfer["size"])
+            _drop_transfer(conn, *key)
+            transfer = None
+        counts = counters(conn)
+        if transfer is None:
+            open_here = conn.execute("SELECT COUNT(*) FROM transfers WHERE device_id=?",
+                                     (device_id,)).fetchone()[0]
+            if open_here >= limits.max_transfers_per_device:
+                raise ChunkRefused(f"device {device_id} has {open_here} transfers open "
+                                   f"(limit {limits.max_transfers_per_device})")
+            if counts.get("transfers_open", 0) >= MAX_TRANSFERS_TOTAL:
+                raise ChunkRefused(f"{MAX_TRANSFERS_TOTAL} transfers open in all")
+            conn.execute("INSERT INTO transfers(device_id, file_sha256, count, size, record_id, "
+                         "started_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (*key, chunk.size, chunk.record_id, now, now))
+            _count(conn, "transfers_open")
+            held = 0
+        else:
+            held = transfer["bytes"]
+        if held + len(chunk.data) > chunk.size:
+            raise ChunkRefused(f"chunks of {chunk.file_sha256} exceed its {chunk.size} bytes")
+        if counts.get("chunk_bytes_held", 0) + len(chunk.data) > limits.max_chunk_store_bytes:
+            raise ChunkRefused(f"chunk store full ({limits.max_chunk_store_bytes} bytes)")
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO chunks(device_id, file_sha256, count, idx, data) "
+            "VALUES (?, ?, ?, ?, ?)", (*key, chunk.index, chunk.data))
+        if cur.rowcount == 1:
+            conn.execute("UPDATE transfers SET have=have+1, bytes=bytes+?, last_at=? "
+                         "WHERE device_id=? AND file_sha256=? AND count=?",
+                         (len(chunk.data), now, *key))
+            _count(conn, "chunk_bytes_held", len(chunk.data))
+        else:
+            conn.execute("UPDATE transfers SET last_at=? WHERE device_id=? AND file_sha256=? "
+                         "AND count=?", (now, *key))
 
 
-def _assemble(conn: sqlite3.Connection, sha: str, size: int) -> str | None:
-    """Build a file from a complete set of chunks; None if done, else why not ('' = missing)."""
-    groups = conn.execute(
-        "SELECT count, COUNT(*) AS have FROM chunks WHERE file_sha256=? GROUP BY count "
-        "ORDER BY have DESC", (sha,)).fetchall()
-    complete = [g["count"] for g in groups if g["have"] == g["count"]]
-    if not complete:
+def purge_expired(conn: sqlite3.Connection, expiry_seconds: float,
+                  now: float | None = None) -> int:
+    """Drop transfers idle longer than expiry_seconds, with a log line; returns how many."""
+    cutoff = (time.time() if now is None else now) - expiry_seconds
+    with _tx(conn):
+        stale = conn.execute("SELECT device_id, file_sha256, count, record_id, have, "
+                             "count AS total FROM transfers WHERE last_at < ?",
+                             (cutoff,)).fetchall()
+        freed = sum(_drop_transfer(conn, r["device_id"], r["file_sha256"], r["count"])
+                    for r in stale)
+        if stale:
+            _count(conn, "transfers_purged", len(stale))
+    if stale:
+        names = ", ".join(f"{r['device_id']}/{r['record_id']} ({r['have']}/{r['total']})"
+                          for r in stale[:10])
+        log.warning("purged %d incomplete transfer(s), %d bytes, idle for more than %.0f s: %s%s",
+                    len(stale), freed, expiry_seconds, names,
+                    " ..." if len(stale) > 10 else "")
+    return len(stale)
+
+
+def _assemble(conn: sqlite3.Connection, device_id: str, sha: str, size: int) -> str | None:
+    """Build a file from this device's complete chunks; None if done, else why not
+    ('' = still missing)."""
+    complete = conn.execute(
+        "SELECT count FROM transfers WHERE device_id=? AND file_sha256=? AND size=? "
+        "AND have=count ORDER BY last_at DESC LIMIT 1", (device_id, sha, size)).fetchone()
+    if complete is None:
         return ""
-    rows = conn.execute(
-        "SELECT data FROM chunks WHERE file_sha256=? AND count=? ORDER BY idx",
-        (sha, complete[0])).fetchall()
+    count = complete["count"]
+    rows = conn.execute("SELECT data FROM chunks WHERE device_id=? AND file_sha256=? "
+                        "AND count=? ORDER BY idx", (device_id, sha, count)).fetchall()
     data = b"".join(r["data"] for r in rows)
-    conn.execute("DELETE FROM chunks WHERE file_sha256=? AND count=?", (sha, complete[0]))
+    _drop_transfer(conn, device_id, sha, count)
     if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
         return f"file {sha} arrived with {len(data)} bytes that do not match its sha256/size"
-    conn.execute("INSERT INTO files(sha256, size, data, stored_at) VALUES (?, ?, ?, ?)",
-                 (sha, size, data, time.time()))
+    conn.execute("INSERT OR IGNORE INTO files(sha256, size, data, stored_at) "
+                 "VALUES (?, ?, ?, ?)", (sha, size, data, time.time()))
     return None
+
+
+# --- records ------------------------------------------------------------------------
 
 
 def _reject(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage,
             reason: str) -> RecordResult:
     conn.execute("INSERT INTO rejections(device_id, record_id, sha256, reason, at) "
-                 "VALUES (?, ?, ?, ?, ?)", (device_id, msg.record_id, msg.sha256, reason,
+                 "VALUES (?, ?, ?, ?, ?)", (device_id, msg.record_id, msg.sha256, reason[:500],
                                             time.time()))
+    _count(conn, "records_rejected")
     log.error("rejected record %s from %s: %s", msg.record_id, device_id, reason)
     return RecordResult(Outcome.REJECTED, reason)
 
 
+def _status(conn: sqlite3.Connection, device_id: str, record_id: str,
+            sha: str) -> wire.AckStatus:
+    conflict = conn.execute("SELECT state FROM conflicts WHERE device_id=? AND record_id=?",
+                            (device_id, record_id)).fetchone()
+    if conflict is not None and conflict["state"] == "contested":
+        return wire.AckStatus.CONTESTED
+    row = conn.execute("SELECT status FROM records WHERE device_id=? AND record_id=? "
+                       "AND sha256=?", (device_id, record_id, sha)).fetchone()
+    return wire.AckStatus.STORED if row["status"] == "served" else wire.AckStatus.CONFLICT
+
+
+def _claim(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) -> None:
+    """The device says these held bytes are its record: serve them, unless someone
+    else claimed other bytes too, which makes the id contested (nothing served)."""
+    key = (device_id, msg.record_id)
+    now = time.time()
+    others = conn.execute("SELECT COUNT(*) FROM records WHERE device_id=? AND record_id=? "
+                          "AND sha256!=? AND claimed=1", (*key, msg.sha256)).fetchone()[0]
+    conn.execute("UPDATE records SET claimed=1 WHERE device_id=? AND record_id=? AND sha256=?",
+                 (*key, msg.sha256))
+    state = conn.execute("SELECT state FROM conflicts WHERE device_id=? AND record_id=?",
+                         key).fetchone()
+    if others or (state is not None and state["state"] == "contested"):
+        conn.execute("UPDATE records SET status='held' WHERE device_id=? AND record_id=?", key)
+        conn.execute("UPDATE conflicts SET state='contested', updated_at=? WHERE device_id=? "
+                     "AND record_id=?", (now, *key))
+        _count(conn, "conflicts_contested")
+        log.error("record %s of %s: two contents were claimed; none is served until an "
+                  "operator decides", msg.record_id, device_id)
+        return
+    conn.execute("UPDATE records SET status='held' WHERE device_id=? AND record_id=? "
+                 "AND status='served'", key)
+    conn.execute("UPDATE records SET status='served' WHERE device_id=? AND record_id=? "
+                 "AND sha256=?", (*key, msg.sha256))
+    conn.execute("UPDATE conflicts SET state='resolved', updated_at=? WHERE device_id=? "
+                 "AND record_id=?", (now, *key))
+    log.warning("record %s of %s: the device claimed sha256 %s; it is served, the other "
+                "content stays held aside", msg.record_id, device_id, msg.sha256)
+
+
 def put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
     """Verify and store a record with all its files in one transaction (fsynced: it gets acked)."""
-    conn.execute("PRAGMA synchronous=FULL")
-    with transaction(conn):
-        now = time.time()
-        existing = conn.execute("SELECT sha256 FROM records WHERE record_id=?",
-                                (msg.record_id,)).fetchone()
-        if existing is not None:
-            if existing["sha256"] != msg.sha256:
-                return _reject(conn, device_id, msg,
-                               f"record_id already stored with sha256 {existing['sha256']}")
-            conn.execute("UPDATE records SET copies=copies+1, last_copy_at=? WHERE record_id=?",
-                         (now, msg.record_id))
-            return RecordResult(Outcome.DUPLICATE)
-        if hashlib.sha256(msg.body_json.encode("utf-8")).hexdigest() != msg.sha256:
-            return _reject(conn, device_id, msg, "record body does not match its sha256")
-        try:
-            body = json.loads(msg.body_json)
-            files = wire.record_files(msg.body_json)
-        except (json.JSONDecodeError, WireError) as e:
-            return _reject(conn, device_id, msg, f"record body unreadable: {e}")
-        if not isinstance(body, dict) or body.get("record_id") != msg.record_id:
-            return _reject(conn, device_id, msg, "record body names another record_id")
-        if body.get("device_id") not in (None, device_id):
-            return _reject(conn, device_id, msg,
-                           f"record body is from device {body.get('device_id')!r}, "
-                           f"sent on the topic of {device_id!r}")
-        missing: list[str] = []
-        for sha, size in files:
-            if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
-                continue
-            problem = _assemble(conn, sha, size)
-            if problem:
-                return _reject(conn, device_id, msg, problem)
-            if problem == "":
-                missing.append(sha)
-        if missing:
-            log.warning("record %s from %s: %d file(s) incomplete, waiting for a re-send",
-                        msg.record_id, device_id, len(missing))
-            return RecordResult(Outcome.INCOMPLETE, f"missing chunks of {', '.join(missing)}")
-        codes = [p.get("result_code", "") for p in body.get("papers", []) if isinstance(p, dict)]
-        conn.execute(
-            "INSERT INTO records(record_id, device_id, sha256, body_json, dossier_code, "
-            "result_codes_json, received_at, last_copy_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (msg.record_id, device_id, msg.sha256, msg.body_json,
-             str(body.get("dossier_code", "")), json.dumps(codes, ensure_ascii=False), now, now),
-        )
-    log.info("stored record %s from %s (%d file(s))", msg.record_id, device_id, len(files))
-    return RecordResult(Outcome.STORED)
+    own = not conn.in_transaction
+    if own:
+        conn.execute("PRAGMA synchronous=FULL")
+    with _tx(conn):
+        result = _put_record(conn, device_id, msg)
+    if result.outcome is Outcome.STORED:
+        log.info("stored record %s from %s (%s)", msg.record_id, device_id, result.status)
+    return result
+
+
+def _put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
+    now = time.time()
+    key = (device_id, msg.record_id)
+    mine = conn.execute("SELECT status FROM records WHERE device_id=? AND record_id=? "
+                        "AND sha256=?", (*key, msg.sha256)).fetchone()
+    if mine is not None:
+        conn.execute("UPDATE records SET copies=copies+1, last_copy_at=? WHERE device_id=? "
+                     "AND record_id=? AND sha256=?", (now, *key, msg.sha256))
+        if msg.claim and mine["status"] == "held":
+            _claim(conn, device_id, msg)
+        return RecordResult(Outcome.DUPLICATE, status=_status(conn, *key, msg.sha256))
+    if hashlib.sha256(msg.body_json.encode("utf-8")).hexdigest() != msg.sha256:
+        return _reject(conn, device_id, msg, "record body does not match its sha256")
+    try:
+        body = wire.parse_body(msg.body_json)
+    except WireError as e:
+        return _reject(conn, device_id, msg, f"record body unreadable: {e}")
+    if body.record_id != msg.record_id:
+        return _reject(conn, device_id, msg, "record body names another record_id")
+    if body.device_id != device_id:
+        return _reject(conn, device_id, msg,
+                       f"record body is from device {body.device_id!r}, "
+                       f"sent on the topic of {device_id!r}")
+    missing: list[str] = []
+    for sha, size in body.files:
+        if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+            continue
+        problem = _assemble(conn, device_id, sha, size)
+        if problem:
+            return _reject(conn, device_id, msg, problem)
+        if problem == "":
+            missing.append(sha)
+    if missing:
+        log.warning("record %s from %s: %d file(s) incomplete, waiting for a re-send",
+                    msg.record_id, device_id, len(missing))
+        return RecordResult(Outcome.INCOMPLETE, f"missing chunks of {', '.join(missing)}")
+    others = conn.execute("SELECT COUNT(*) FROM records WHERE device_id=? AND record_id=?",
+                          key).fetchone()[0]
+    conn.execute(
+        "INSERT INTO records(device_id, record_id, sha256, body_json, dossier_code, "
+        "result_codes_json, status, received_at, last_copy_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (device_id, msg.record_id, msg.sha256, msg.body_json, body.dossier_code,
+         json.dumps(body.result_codes, ensure_ascii=False),
+         "held" if others else "served", now, now))
+    if others:
+        conn.execute("INSERT INTO conflicts(device_id, record_id, state, opened_at, updated_at) "
+                     "VALUES (?, ?, 'open', ?, ?) ON CONFLICT(device_id, record_id) DO "
+                     "UPDATE SET updated_at=excluded.updated_at", (*key, now, now))
+        _count(conn, "conflicts")
+        log.warning("record %s of %s arrived with sha256 %s, other content is already held "
+                    "under that id: kept aside as a conflict", msg.record_id, device_id,
+                    msg.sha256)
+        if msg.claim:
+            _claim(conn, device_id, msg)
+    _count(conn, "records_stored")
+    return RecordResult(Outcome.STORED, status=_status(conn, *key, msg.sha256))
+
+
+# --- reading, for tests and a status page -------------------------------------------
+
+
+def _row(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "record_id": r["record_id"],
+        "device_id": r["device_id"],
+        "dossier_code": r["dossier_code"],
+        "sha256": r["sha256"],
+        "result_codes": json.loads(r["result_codes_json"]),
+        "received_at": r["received_at"],
+        "copies": r["copies"],
+        "status": r["status"],
+        "files": [sha for sha, _size in wire.record_files(r["body_json"])],
+        "body_json": r["body_json"],
+    }
 
 
 def list_records(db_path: str | Path) -> list[dict[str, Any]]:
-    """Stored records, oldest first, for tests and a status page."""
+    """Served records (one per device and record id), oldest first."""
     conn = connect(db_path)
     try:
-        return [
-            {
-                "record_id": r["record_id"],
-                "device_id": r["device_id"],
-                "dossier_code": r["dossier_code"],
-                "sha256": r["sha256"],
-                "result_codes": json.loads(r["result_codes_json"]),
-                "received_at": r["received_at"],
-                "copies": r["copies"],
-                "files": [sha for sha, _size in wire.record_files(r["body_json"])],
-                "body_json": r["body_json"],
-            }
-            for r in conn.execute("SELECT * FROM records ORDER BY received_at, rowid")
-        ]
+        return [_row(r) for r in conn.execute(
+            "SELECT * FROM records WHERE status='served' ORDER BY received_at, rowid")]
+    finally:
+        conn.close()
+
+
+def list_held(db_path: str | Path) -> list[dict[str, Any]]:
+    """Contents kept aside under an id that has other content: conflicts to report."""
+    conn = connect(db_path)
+    try:
+        return [_row(r) for r in conn.execute(
+            "SELECT * FROM records WHERE status='held' ORDER BY received_at, rowid")]
+    finally:
+        conn.close()
+
+
+def list_conflicts(db_path: str | Path) -> list[dict[str, Any]]:
+    conn = connect(db_path)
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM conflicts ORDER BY opened_at")]
     finally:
         conn.close()
 
@@ -229,6 +423,34 @@ def list_rejections(db_path: str | Path) -> list[dict[str, Any]]:
     conn = connect(db_path)
     try:
         return [dict(r) for r in conn.execute("SELECT * FROM rejections ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def list_dead_letters(db_path: str | Path) -> list[dict[str, Any]]:
+    conn = connect(db_path)
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM dead_letters ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def read_counters(db_path: str | Path) -> dict[str, int]:
+    conn = connect(db_path)
+    try:
+        return counters(conn)
+    finally:
+        conn.close()
+
+
+def chunk_state(db_path: str | Path) -> dict[str, int]:
+    """Open transfers, chunk rows and chunk bytes held: what expiry must bring to zero."""
+    conn = connect(db_path)
+    try:
+        row = conn.execute("SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b "
+                           "FROM transfers").fetchone()
+        chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return {"transfers": row["n"], "chunks": chunks, "bytes": row["b"]}
     finally:
         conn.close()
 

@@ -23,19 +23,36 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from appliance.store.db import transaction
+from appliance.store.db import get_state, set_state, transaction
 from appliance.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 300.0
+DEAD_LETTER_STATE_KEY = "sync.dead_letters"
+# Dead letters kept for inspection; older ones are dropped, the counters keep counting.
+DEAD_LETTERS_KEPT = 10_000
+DEAD_LETTER_HEAD_BYTES = 256
 
 
 class OutboxState(StrEnum):
     PENDING = "pending"
     SENDING = "sending"
     DELIVERED = "delivered"
+
+
+class DeadLetterKind(StrEnum):
+    """Why the sync service set a message aside; each has its own counter."""
+
+    MALFORMED = "malformed"            # not a well-formed ack within the wire limits
+    UNEXPECTED_TOPIC = "unexpected_topic"
+    RETAINED = "retained"              # the central never retains acks
+    OTHER_DEVICE = "other_device"      # an ack signed for another device (replayed)
+    FORGED = "forged"                  # signature missing or wrong
+    UNKNOWN_RECORD = "unknown_record"  # no such record on this device
+    WRONG_HASH = "wrong_hash"          # signed, but for other bytes than this record's
+    INTERNAL = "internal"              # a bug while handling it; logged with its trace
 
 
 @dataclass(frozen=True)
@@ -213,3 +230,44 @@ def stats(conn: sqlite3.Connection, *, now: float | None = None) -> dict[str, An
         "last_delivery_at": last,
         "attempts_undelivered": row["tries"],
     }
+
+
+def record_sha256(conn: sqlite3.Connection, record_id: str) -> str | None:
+    """The sha256 the device signed for a record, or None for an unknown id."""
+    row = conn.execute("SELECT sha256 FROM records WHERE record_id=?", (record_id,)).fetchone()
+    return row["sha256"] if row else None
+
+
+def put_dead_letter(conn: sqlite3.Connection, topic: str, kind: DeadLetterKind, reason: str,
+                    payload: bytes) -> int:
+    """Set a message aside with its reason and count it; returns the total count.
+
+    The counters live in device_state (sync.dead_letters and sync.dead_letters.<kind>)
+    so the status heartbeat and the technician's screen read them like any other fact.
+    Only the payload's first bytes are kept: enough to see what it was.
+    """
+    with transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO sync_dead_letters(topic, kind, reason, size, head, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (topic[:300], kind.value, reason[:500], len(payload),
+             bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time()))
+        if cur.lastrowid and cur.lastrowid % 1000 == 0:
+            conn.execute("DELETE FROM sync_dead_letters WHERE id <= ?",
+                         (cur.lastrowid - DEAD_LETTERS_KEPT,))
+        counts = {}
+        for key in (DEAD_LETTER_STATE_KEY, f"{DEAD_LETTER_STATE_KEY}.{kind.value}"):
+            found = get_state(conn, key)
+            counts[key] = (int(found[0]) if found and found[0].isdigit() else 0) + 1
+            set_state(conn, key, str(counts[key]))
+    return counts[DEAD_LETTER_STATE_KEY]
+
+
+def dead_letter_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """{'total': n, '<kind>': n, ...} from the counters (kept even after old rows go)."""
+    out: dict[str, int] = {}
+    for row in conn.execute("SELECT key, value FROM device_state WHERE key=? OR key LIKE ?",
+                            (DEAD_LETTER_STATE_KEY, DEAD_LETTER_STATE_KEY + ".%")):
+        name = row["key"][len(DEAD_LETTER_STATE_KEY) + 1:] or "total"
+        out[name] = int(row["value"]) if row["value"].isdigit() else 0
+    return out

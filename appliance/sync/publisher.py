@@ -1,11 +1,21 @@
 """`appliance sync`: send outbox records to the central office until each is acknowledged.
 
 All state that matters is in SQLite: a row is 'delivered' only after the central
-receiver's ack (which it publishes after its own commit) names the record's sha256.
+receiver's ack (which it publishes after its own commit) names the record's sha256
+and, when mqtt.central_public_key is set, carries the central's Ed25519 signature
+over this device's id, the record id, that sha256 and the receiver's verdict.
 Everything in memory here (what is in flight, paho's queue) may vanish with a
 kill -9 of this process or of the broker; the cost is a re-send, which the receiver
 deduplicates by record_id. A broker PUBACK is used only as flow control, to keep at
 most a few chunks of one record in memory at a time.
+
+The ack topic is read as untrusted input: anything that is not a well-formed,
+correctly signed ack for one of this device's records, with this record's bytes, is
+moved to the sync_dead_letters table with its reason and counted in device_state,
+and the PUBACK goes to the broker so it never comes back. A signed ack for other
+bytes means the receiver holds something else under this record's id (a squatter):
+the record is due again at once; a CONFLICT ack makes the device re-send it with
+claim=true, which makes the receiver serve these bytes (see central/store.py).
 """
 
 from __future__ import annotations
@@ -17,13 +27,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from appliance.store import db, outbox
 from appliance.store.errors import StoreError
 from appliance.store.files import FileStore
-from appliance.sync import wire
+from appliance.store.outbox import DeadLetterKind
+from appliance.sync import acksig, wire
 from appliance.sync.client import (
     MAX_INFLIGHT,
     Reconnector,
@@ -45,6 +58,8 @@ NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
 DEFAULT_WINDOW = 8
 PDF_SUFFIX = ".pdf"
+# Dead letters logged one by one up to this many, then every hundredth.
+DEAD_LETTERS_LOGGED = 20
 
 
 @dataclass
@@ -67,6 +82,17 @@ class _Publisher:
         self.notify = notify
         self.window = max(1, window)
         self.files = FileStore(config.paths.files)
+        self.device_id = config.device.id
+        self.chunk_bytes = min(self.cfg.chunk_bytes, wire.MAX_MESSAGE_BYTES)
+        if self.chunk_bytes < self.cfg.chunk_bytes:
+            log.warning("mqtt.chunk_bytes %d is over what a receiver accepts; using %d",
+                        self.cfg.chunk_bytes, self.chunk_bytes)
+        self.verifier = (acksig.load_public_key(Path(self.cfg.central_public_key))
+                         if self.cfg.central_public_key else None)
+        # Records the receiver said conflict with other bytes under their id: their
+        # next record message carries claim=true. Lost on restart, which only costs
+        # one more CONFLICT ack.
+        self.claims: set[str] = set()
         self.topic = wire.records_topic(self.cfg.topic_prefix, config.device.id)
         self.ack_topic = wire.acks_topic(self.cfg.topic_prefix, config.device.id)
         self.client: mqtt.Client | None = None
@@ -98,7 +124,10 @@ class _Publisher:
             self.refusal = str(reason)
             return
         self.connected = True
-        client.subscribe(self.ack_topic, qos=1)
+        # Never the retained message: the central does not retain acks, so one found
+        # there was put by someone else and would come back at every subscribe.
+        client.subscribe(self.ack_topic, options=SubscribeOptions(
+            qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
         log.info("connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
                  flags.session_present)
 
@@ -116,17 +145,81 @@ class _Publisher:
 
     def on_message(self, client: mqtt.Client, userdata: object,
                    message: mqtt.MQTTMessage) -> None:
+        """Handle one message; anything but a failing database ends in a dead letter."""
         try:
-            ack = wire.decode(message.payload)
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are all there is
+        try:
+            self.handle_ack(topic, message.payload, message.retain)
+        except sqlite3.OperationalError:
+            raise  # the disk, not the message: no PUBACK, the broker keeps it
+        except Exception as e:  # noqa: BLE001 - a bug must not become a crash loop
+            log.exception("unexpected error on a message on %s", topic)
+            self.set_aside(DeadLetterKind.INTERNAL, topic, f"{type(e).__name__}: {e}",
+                           message.payload)
+
+    def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
+                  payload: bytes) -> None:
+        count = outbox.put_dead_letter(self.conn, topic, kind, reason, payload)
+        if count <= DEAD_LETTERS_LOGGED or count % 100 == 0:
+            log.warning("dead letter #%d (%s) on %s, %d bytes: %s", count, kind.value,
+                        topic[:200], len(payload), reason)
+
+    def handle_ack(self, topic: str, payload: bytes, retain: bool) -> None:
+        if topic != self.ack_topic:
+            self.set_aside(DeadLetterKind.UNEXPECTED_TOPIC, topic, "not this device's ack "
+                           "topic", payload)
+            return
+        if retain:
+            self.set_aside(DeadLetterKind.RETAINED, topic, "retained ack", payload)
+            return
+        try:
+            ack = wire.decode_ack(payload)
         except WireError as e:
-            log.warning("ignoring malformed message on %s: %s", message.topic, e)
+            self.set_aside(DeadLetterKind.MALFORMED, topic, str(e), payload)
             return
-        if not isinstance(ack, wire.Ack):
-            log.warning("ignoring %s message on the ack topic", type(ack).__name__)
+        if ack.device_id != self.device_id:
+            self.set_aside(DeadLetterKind.OTHER_DEVICE, topic,
+                           f"ack for device {ack.device_id!r}", payload)
             return
+        if self.verifier is not None and not acksig.verify(self.verifier, ack):
+            self.set_aside(DeadLetterKind.FORGED, topic,
+                           f"bad signature on an ack for record {ack.record_id}", payload)
+            return
+        expected = outbox.record_sha256(self.conn, ack.record_id)
+        if expected is None:
+            self.set_aside(DeadLetterKind.UNKNOWN_RECORD, topic,
+                           f"no record {ack.record_id} on this device", payload)
+            return
+        if ack.sha256 != expected:
+            # The receiver committed other bytes under this id: ours are not there.
+            self.set_aside(DeadLetterKind.WRONG_HASH, topic,
+                           f"ack for record {ack.record_id} names sha256 {ack.sha256}, "
+                           f"ours is {expected}", payload)
+            log.warning("record %s: the receiver holds other bytes under its id; "
+                        "sending ours again now", ack.record_id)
+            self.resend_now(ack.record_id)
+            return
+        if ack.status is wire.AckStatus.CONFLICT:
+            log.warning("record %s: the receiver has other bytes under its id too; "
+                        "re-sending ours with a claim", ack.record_id)
+            self.claims.add(ack.record_id)
+            self.resend_now(ack.record_id)
+            return
+        if ack.status is wire.AckStatus.CONTESTED:
+            log.error("record %s: the receiver holds our bytes but another content was "
+                      "claimed under its id too; an operator at the central office must "
+                      "decide (our copy is on its disk)", ack.record_id)
         if outbox.mark_delivered(self.conn, ack.record_id, ack.as_dict()):
             log.info("record %s delivered (acknowledged by the receiver)", ack.record_id)
+        self.claims.discard(ack.record_id)
         self.forget(ack.record_id)
+
+    def resend_now(self, record_id: str) -> None:
+        """Due again at once (not after the ack timeout): the receiver answered already."""
+        outbox.retry_later(self.conn, record_id, delay=0)
+        self.forget(record_id)
 
     # --- connection -----------------------------------------------------------------
 
@@ -196,14 +289,14 @@ class _Publisher:
     def _encode(self, item: outbox.OutboxItem,
                 blobs: list[tuple[str, bytes]]) -> Iterator[tuple[bytes, bool]]:
         for sha, data in blobs:
-            for chunk in wire.iter_chunks(item.record_id, sha, data, self.cfg.chunk_bytes):
+            for chunk in wire.iter_chunks(item.record_id, sha, data, self.chunk_bytes):
                 yield wire.encode_chunk(chunk), False
-        payload = wire.encode_record(
-            wire.RecordMessage(item.record_id, item.sha256, item.body_json))
-        if len(payload) > self.cfg.chunk_bytes:
+        payload = wire.encode_record(wire.RecordMessage(
+            item.record_id, item.sha256, item.body_json, item.record_id in self.claims))
+        if len(payload) > self.chunk_bytes:
             log.warning("record %s message is %d bytes, over mqtt.chunk_bytes (%d): brokers "
                         "with a size cap (AWS IoT: 128 KB) may refuse it",
-                        item.record_id, len(payload), self.cfg.chunk_bytes)
+                        item.record_id, len(payload), self.chunk_bytes)
         yield payload, True
 
     def claim(self) -> bool:
@@ -260,6 +353,10 @@ class _Publisher:
 
     def run(self) -> None:
         outbox.reset_stale(self.conn)
+        if self.verifier is None and self.cfg.host:
+            log.warning("mqtt.central_public_key is not set: acknowledgements are believed "
+                        "without a signature check (acceptable for a demo, never in an "
+                        "office)")
         self.notify("READY=1")
         if not self.cfg.host:
             log.info("no MQTT broker configured (mqtt.host is empty); records wait in SQLite")

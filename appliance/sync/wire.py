@@ -2,13 +2,21 @@
 
 Topics:
   {prefix}/devices/{device_id}/records  device -> central: file chunks, then the record
-  {prefix}/devices/{device_id}/acks     central -> device: one ack per stored record
+  {prefix}/devices/{device_id}/acks     central -> device: one signed ack per stored record
 
 Every payload is a UTF-8 JSON object with "v" (format version) and "type". A record
 travels as the chunks of each of its files followed by one "record" message that
 carries body_json verbatim (byte-exact, so its sha256 can be checked) and that
-sha256. The idempotency key is record_id: the receiver stores a record once however
-often it arrives and acknowledges every copy.
+sha256. The receiver keys what it holds by (device, record_id, sha256): a record id
+lives in its device's namespace, and an ack names the exact bytes it confirms.
+
+Everything read from the broker is untrusted: anyone who can publish on a topic can
+send anything. So `decode` bounds the payload's size, its JSON nesting depth and the
+length of every number BEFORE Python's json module sees it (json.loads recurses once
+per nesting level and int() is quadratic in the digits: a 100,000-deep array or a
+4,301-digit integer would otherwise raise from deep inside the parser, or burn CPU),
+and then checks every field's type and range. Anything it refuses raises WireError,
+never another exception, so one except clause at each consumer moves it aside.
 
 Chunks exist because brokers cap message size (AWS IoT Core: 128 KB); mqtt.chunk_bytes
 bounds the whole encoded payload, base64 and JSON included, not just the data.
@@ -19,9 +27,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from appliance.sync.errors import WireError
@@ -29,8 +39,34 @@ from appliance.sync.errors import WireError
 WIRE_VERSION = 1
 # Room for the JSON envelope around the base64 data of a chunk.
 CHUNK_ENVELOPE_BYTES = 512
+
+# Hard limits on what a consumer will even try to parse. A device's messages are at
+# most mqtt.chunk_bytes (64 KiB by default, capped at MAX_MESSAGE_BYTES); the record
+# message carries the body, which lists a dossier's papers and fields (a few KiB).
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_ACK_BYTES = 4096
+MAX_BODY_BYTES = 512 * 1024
+# Our envelopes are flat objects; a record body nests papers -> file/fields -> values.
+MAX_ENVELOPE_DEPTH = 2
+MAX_BODY_DEPTH = 16
+# Longer than any Unix time in ms or file size; Python's own default limit is 4,300.
+MAX_NUMBER_CHARS = 20
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_CHUNKS = 65536
+MAX_PAPERS = 1000
+MAX_RECORD_ID_CHARS = 128
+MAX_TEXT_CHARS = 1000
+# Unix seconds; anything beyond the year 5138 is not a time a receiver wrote.
+MAX_TIMESTAMP = 1e11
+ED25519_SIGNATURE_BYTES = 64
+
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_SEGMENT_RE = re.compile(r"^[^/+#]+$")
+_RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# The same shape as config's device.id: a topic segment without wildcards or '/'.
+_DEVICE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# A JSON string, escapes included (unrolled so the regex engine never backtracks).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 
 
 def records_topic(prefix: str, device_id: str) -> str:
@@ -45,18 +81,37 @@ def records_subscription(prefix: str) -> str:
     return f"{prefix}/devices/+/records"
 
 
+def valid_device_id(device_id: object) -> bool:
+    return isinstance(device_id, str) and bool(_DEVICE_RE.match(device_id))
+
+
 def device_from_topic(prefix: str, topic: str) -> str | None:
     """The device id in a records topic, or None for a topic that is not one."""
     head = f"{prefix}/devices/"
     if not topic.startswith(head) or not topic.endswith("/records"):
         return None
     device = topic[len(head): -len("/records")]
-    return device if _SEGMENT_RE.match(device) else None
+    return device if valid_device_id(device) else None
 
 
 def chunk_data_bytes(chunk_bytes: int) -> int:
     """Raw file bytes per chunk so that the encoded message stays within chunk_bytes."""
     return max(3, (chunk_bytes - CHUNK_ENVELOPE_BYTES) // 4 * 3)
+
+
+class AckStatus(StrEnum):
+    """What the receiver holds for (device, record_id) at the acknowledged sha256.
+
+    STORED: these bytes are the record the receiver serves; the device is done.
+    CONFLICT: other bytes already came under this id (a squatter, or an old version);
+      these are held aside and the device should re-send them with claim=true.
+    CONTESTED: more than one content was claimed; all are held aside for an operator.
+      The bytes are safe on the central disk, so the device is done too.
+    """
+
+    STORED = "stored"
+    CONFLICT = "conflict"
+    CONTESTED = "contested"
 
 
 @dataclass(frozen=True)
@@ -74,17 +129,38 @@ class RecordMessage:
     record_id: str
     sha256: str
     body_json: str
+    # Set by a device that was told its bytes conflict with others under the same id.
+    claim: bool = False
 
 
 @dataclass(frozen=True)
 class Ack:
+    """The receiver's signed statement that it committed these bytes for this device."""
+
     record_id: str
     sha256: str
     received_at: float
+    device_id: str = ""
+    status: AckStatus = AckStatus.STORED
+    signature: bytes = b""
+
+    def signed_bytes(self) -> bytes:
+        """What the receiver's Ed25519 key signs: every field a device acts on.
+
+        The device id is inside so that an ack replayed onto another device's topic
+        fails, the sha256 so that an ack cannot be moved to other bytes, the status so
+        that a CONFLICT cannot be turned into STORED. received_at is written with
+        repr(), which round-trips exactly through JSON.
+        """
+        return json.dumps(["appliance-ack/1", self.device_id, self.record_id, self.sha256,
+                           repr(float(self.received_at)), self.status.value],
+                          separators=(",", ":")).encode("utf-8")
 
     def as_dict(self) -> dict[str, Any]:
         return {"record_id": self.record_id, "sha256": self.sha256,
-                "received_at": self.received_at}
+                "received_at": self.received_at, "device_id": self.device_id,
+                "status": self.status.value,
+                "sig": base64.b64encode(self.signature).decode("ascii")}
 
 
 Message = Chunk | RecordMessage | Ack
@@ -103,8 +179,11 @@ def encode_chunk(chunk: Chunk) -> bytes:
 
 
 def encode_record(msg: RecordMessage) -> bytes:
-    return _dump({"v": WIRE_VERSION, "type": "record", "record_id": msg.record_id,
-                  "sha256": msg.sha256, "body_json": msg.body_json})
+    obj: dict[str, Any] = {"v": WIRE_VERSION, "type": "record", "record_id": msg.record_id,
+                           "sha256": msg.sha256, "body_json": msg.body_json}
+    if msg.claim:
+        obj["claim"] = True
+    return _dump(obj)
 
 
 def encode_ack(ack: Ack) -> bytes:
@@ -120,11 +199,88 @@ def iter_chunks(record_id: str, file_sha256: str, data: bytes, chunk_bytes: int)
                     data[index * step:(index + 1) * step])
 
 
+# --- the bounded JSON decoder -------------------------------------------------------
+
+
+def _check_depth(payload: bytes, max_depth: int) -> None:
+    """Refuse nesting deeper than max_depth by scanning the bytes, before any parser runs.
+
+    Strings are blanked first so brackets inside them do not count; what remains is
+    only brackets, so the loop is short for every payload we send. An unterminated
+    string is left in place, which can only over-count (the parser refuses it anyway).
+    """
+    skeleton = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b'""', payload))
+    depth = 0
+    for byte in skeleton:
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                raise WireError(f"JSON nested deeper than {max_depth} levels")
+        else:
+            depth -= 1
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise WireError(f"integer with {len(text)} characters (limit {MAX_NUMBER_CHARS})")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS + 10:
+        raise WireError(f"number with {len(text)} characters")
+    value = float(text)
+    if not math.isfinite(value):
+        raise WireError(f"number {text[:30]!r} is not finite")
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise WireError(f"{text} is not JSON")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Refuse duplicate keys: two "sha256" fields would mean what the last one says to
+    Python and maybe something else to another reader."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise WireError("JSON object with a duplicate key")
+    return obj
+
+
+def bounded_loads(payload: bytes | str, *, max_bytes: int, max_depth: int) -> Any:
+    """json.loads with size, depth and number limits checked first; WireError otherwise."""
+    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    if not isinstance(raw, bytes | bytearray):
+        raise WireError(f"payload is {type(payload).__name__}, not bytes")
+    if len(raw) > max_bytes:
+        raise WireError(f"payload of {len(raw)} bytes is over the {max_bytes}-byte limit")
+    _check_depth(bytes(raw), max_depth)
+    try:
+        text = raw.decode("utf-8") if not isinstance(payload, str) else payload
+        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
+                          parse_constant=_parse_constant, object_pairs_hook=_object)
+    except UnicodeDecodeError as e:
+        raise WireError(f"payload is not UTF-8: {e}") from e
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
+        raise WireError(f"payload is not valid JSON: {e}") from e
+
+
+# --- field checks -------------------------------------------------------------------
+
+
 def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
     value = obj.get(name)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise WireError(f"field {name!r} missing or not {kind.__name__}")
     return value
+
+
+def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = _field(obj, name, int)
+    if not low <= value <= high:
+        raise WireError(f"field {name!r} = {value} outside {low}..{high}")
+    return int(value)
 
 
 def _sha(obj: dict[str, Any], name: str) -> str:
@@ -134,37 +290,148 @@ def _sha(obj: dict[str, Any], name: str) -> str:
     return value
 
 
-def decode(payload: bytes) -> Message:
-    """Parse and check one payload; anything malformed raises WireError, never KeyError."""
-    try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WireError(f"payload is not UTF-8 JSON: {e}") from e
+def _record_id(obj: dict[str, Any]) -> str:
+    value = _field(obj, "record_id", str)
+    if not _RECORD_ID_RE.match(value):
+        raise WireError("record_id empty, too long or with characters outside [A-Za-z0-9._:-]")
+    return value
+
+
+def _envelope(payload: bytes, max_bytes: int) -> dict[str, Any]:
+    obj = bounded_loads(payload, max_bytes=max_bytes, max_depth=MAX_ENVELOPE_DEPTH)
     if not isinstance(obj, dict):
         raise WireError("payload is not a JSON object")
-    if obj.get("v") != WIRE_VERSION:
-        raise WireError(f"unsupported wire version {obj.get('v')!r}")
+    if obj.get("v") != WIRE_VERSION or isinstance(obj.get("v"), bool):
+        raise WireError(f"unsupported wire version {str(obj.get('v'))[:20]!r}")
+    return obj
+
+
+def _chunk(obj: dict[str, Any]) -> Chunk:
+    record_id = _record_id(obj)
+    count = _int(obj, "count", 1, MAX_CHUNKS)
+    index = _int(obj, "index", 0, count - 1)
+    size = _int(obj, "size", 0, MAX_FILE_BYTES)
+    try:
+        data = base64.b64decode(_field(obj, "data", str), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise WireError(f"chunk data is not base64: {e}") from e
+    if len(data) > size or (size > 0 and not data):
+        raise WireError(f"chunk of {len(data)} bytes for a file of {size} bytes")
+    return Chunk(record_id, _sha(obj, "sha256"), index, count, size, data)
+
+
+def _record(obj: dict[str, Any]) -> RecordMessage:
+    record_id = _record_id(obj)
+    body = _field(obj, "body_json", str)
+    if len(body) > MAX_BODY_BYTES:
+        raise WireError(f"body_json of {len(body)} characters is over {MAX_BODY_BYTES}")
+    claim = obj.get("claim", False)
+    if not isinstance(claim, bool):
+        raise WireError("field 'claim' is not true/false")
+    return RecordMessage(record_id, _sha(obj, "sha256"), body, claim)
+
+
+def _ack(obj: dict[str, Any]) -> Ack:
+    record_id = _record_id(obj)
+    received = obj.get("received_at")
+    if (not isinstance(received, int | float) or isinstance(received, bool)
+            or not 0 <= received < MAX_TIMESTAMP):
+        raise WireError("field 'received_at' missing or not a plausible Unix time")
+    device_id = _field(obj, "device_id", str)
+    if not valid_device_id(device_id):
+        raise WireError("field 'device_id' is not a device id")
+    try:
+        status = AckStatus(_field(obj, "status", str))
+    except ValueError as e:
+        raise WireError(f"field 'status' unknown: {str(obj.get('status'))[:20]!r}") from e
+    sig_text = _field(obj, "sig", str)
+    if len(sig_text) > 2 * ED25519_SIGNATURE_BYTES:
+        raise WireError("field 'sig' too long")
+    try:
+        signature = base64.b64decode(sig_text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise WireError(f"field 'sig' is not base64: {e}") from e
+    return Ack(record_id, _sha(obj, "sha256"), float(received), device_id, status, signature)
+
+
+def decode(payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+    """Parse and check one payload; anything malformed raises WireError, nothing else."""
+    obj = _envelope(payload, max_bytes)
     kind = obj.get("type")
-    record_id = _field(obj, "record_id", str)
-    if not record_id or len(record_id) > 200:
-        raise WireError("record_id empty or too long")
     if kind == "chunk":
-        index, count, size = (_field(obj, k, int) for k in ("index", "count", "size"))
-        if not (0 <= index < count) or size < 0:
-            raise WireError(f"chunk index {index} / count {count} / size {size} out of range")
-        try:
-            data = base64.b64decode(_field(obj, "data", str), validate=True)
-        except (binascii.Error, ValueError) as e:
-            raise WireError(f"chunk data is not base64: {e}") from e
-        return Chunk(record_id, _sha(obj, "sha256"), index, count, size, data)
+        return _chunk(obj)
     if kind == "record":
-        return RecordMessage(record_id, _sha(obj, "sha256"), _field(obj, "body_json", str))
+        return _record(obj)
     if kind == "ack":
-        received = obj.get("received_at")
-        if not isinstance(received, int | float) or isinstance(received, bool):
-            raise WireError("field 'received_at' missing or not a number")
-        return Ack(record_id, _sha(obj, "sha256"), float(received))
-    raise WireError(f"unknown message type {kind!r}")
+        return _ack(obj)
+    raise WireError(f"unknown message type {str(kind)[:20]!r}")
+
+
+def decode_ack(payload: bytes) -> Ack:
+    """What a device accepts on its ack topic: one small ack, nothing else."""
+    msg = decode(payload, max_bytes=MAX_ACK_BYTES)
+    if not isinstance(msg, Ack):
+        raise WireError(f"{type(msg).__name__} message on an ack topic")
+    return msg
+
+
+def decode_device_message(payload: bytes) -> Chunk | RecordMessage:
+    """What the receiver accepts on a records topic: chunks and records, nothing else."""
+    msg = decode(payload, max_bytes=MAX_MESSAGE_BYTES)
+    if isinstance(msg, Ack):
+        raise WireError("ack message on a records topic")
+    return msg
+
+
+# --- record bodies ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordBody:
+    """The fields of a record body the receiver relies on, checked."""
+
+    record_id: str
+    device_id: str
+    dossier_code: str
+    result_codes: list[str]
+    files: list[tuple[str, int]]
+
+
+def _text(obj: dict[str, Any], name: str, default: str = "") -> str:
+    value = obj.get(name, default)
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        raise WireError(f"body field {name!r} is not a short string")
+    return value
+
+
+def parse_body(body_json: str) -> RecordBody:
+    """Read a record body with the same limits as a message: it came off the wire too."""
+    body = bounded_loads(body_json, max_bytes=MAX_BODY_BYTES * 4, max_depth=MAX_BODY_DEPTH)
+    if not isinstance(body, dict):
+        raise WireError("record body is not a JSON object")
+    record_id = _record_id(body)
+    device_id = body.get("device_id")
+    if not valid_device_id(device_id):
+        raise WireError("record body has no valid device_id")
+    papers = body.get("papers", [])
+    if not isinstance(papers, list) or len(papers) > MAX_PAPERS:
+        raise WireError("record body 'papers' is not a list of at most "
+                        f"{MAX_PAPERS} papers")
+    files: list[tuple[str, int]] = []
+    codes: list[str] = []
+    for paper in papers:
+        if not isinstance(paper, dict):
+            raise WireError("record body has a paper that is not an object")
+        codes.append(_text(paper, "result_code"))
+        file = paper.get("file")
+        if file is None:
+            continue
+        if not isinstance(file, dict):
+            raise WireError("record body has a paper whose file is not an object")
+        if file.get("sha256") is None:
+            continue
+        files.append((_sha(file, "sha256"), _int(file, "size", 0, MAX_FILE_BYTES)))
+    return RecordBody(record_id, str(device_id), _text(body, "dossier_code"), codes, files)
 
 
 def record_files(body_json: str) -> list[tuple[str, int]]:
@@ -173,13 +440,13 @@ def record_files(body_json: str) -> list[tuple[str, int]]:
     A paper whose file is null has nothing to send; whether that is allowed is the
     records module's decision, recorded verbatim in the body.
     """
-    try:
-        body = json.loads(body_json)
-        files = [(p["file"]["sha256"], int(p["file"]["size"])) for p in body.get("papers", [])
-                 if p.get("file") and p["file"].get("sha256") is not None]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise WireError(f"record body does not list its files: {e}") from e
-    for sha, size in files:
-        if not isinstance(sha, str) or not _SHA_RE.match(sha) or size < 0:
-            raise WireError(f"record body names a bad file {sha!r} / {size}")
+    body = bounded_loads(body_json, max_bytes=MAX_BODY_BYTES * 4, max_depth=MAX_BODY_DEPTH)
+    papers = body.get("papers", []) if isinstance(body, dict) else None
+    if not isinstance(papers, list):
+        raise WireError("record body does not list its papers")
+    files: list[tuple[str, int]] = []
+    for paper in papers:
+        file = paper.get("file") if isinstance(paper, dict) else None
+        if isinstance(file, dict) and file.get("sha256") is not None:
+            files.append((_sha(file, "sha256"), _int(file, "size", 0, MAX_FILE_BYTES)))
     return files

@@ -133,7 +133,8 @@ def test_incomplete_record_waits_for_a_resend(tmp_path, broker, services, device
     device.wait_receiver()
     data = os.urandom(9000)
     sha = hashlib.sha256(data).hexdigest()
-    body = json.dumps({"record_id": "r-inc", "papers": [{"file": {"sha256": sha,
+    body = json.dumps({"record_id": "r-inc", "device_id": device.device_id,
+                       "papers": [{"file": {"sha256": sha,
                                                                    "size": len(data)}}]})
     body_sha = hashlib.sha256(body.encode()).hexdigest()
     chunks = list(wire.iter_chunks("r-inc", sha, data, 2048))

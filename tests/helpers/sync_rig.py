@@ -12,6 +12,7 @@ import pytest
 
 from appliance.store.db import connect, get_state
 from appliance.store.outbox import OutboxState, state_of
+from appliance.sync import acksig
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import MosquittoProcess, free_port, start_mosquitto
 
@@ -47,15 +48,33 @@ def broker(brokers: Brokers) -> MosquittoProcess:
     return brokers.start()
 
 
-def make_config(tmp_path: Path, port: int, **mqtt: Any) -> config_mod.Config:
+def ack_keys(folder: Path) -> tuple[Path, Path]:
+    """The central's ack signing key and its public half, made now (never committed)."""
+    private, public = folder / "central-ack.key", folder / "central-ack.pub"
+    if not private.exists():
+        acksig.generate_key(private, public)
+    return private, public
+
+
+def make_config(tmp_path: Path, port: int, *, signed: bool = True,
+                central: dict[str, Any] | None = None, **mqtt: Any) -> config_mod.Config:
+    """Device and receiver in one config; with signed=True (the default, as in an office)
+    the receiver signs with a key made for this test and the device verifies it."""
     settings = {"host": "127.0.0.1", "port": port, "ack_timeout_seconds": 2.0,
                 "chunk_bytes": 4096, "keepalive": 10}
+    central_settings: dict[str, Any] = {
+        "database": str(tmp_path / "central" / "central.sqlite3")}
+    if signed:
+        private, public = ack_keys(tmp_path / "keys")
+        settings["central_public_key"] = str(public)
+        central_settings["signing_key"] = str(private)
     settings.update(mqtt)
+    central_settings.update(central or {})
     return config_mod.with_overrides(
         config_mod.Config(),
         paths={"data_dir": str(tmp_path / "device")},
         mqtt=settings,
-        central={"database": str(tmp_path / "central" / "central.sqlite3")},
+        central=central_settings,
     )
 
 
@@ -128,5 +147,5 @@ def device_state(config: config_mod.Config, key: str) -> str | None:
         conn.close()
 
 
-__all__ = ["Brokers", "Service", "device_state", "free_port", "make_config", "outbox_state",
-           "wait_for"]
+__all__ = ["Brokers", "Service", "ack_keys", "device_state", "free_port", "make_config",
+           "outbox_state", "wait_for"]

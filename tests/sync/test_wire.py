@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
+import subprocess
+import time
 
 import pytest
 
-from appliance.sync import wire
+from appliance.sync import acksig, wire
 from appliance.sync.errors import WireError
 
 SHA = "a" * 64
@@ -37,8 +41,10 @@ def test_record_body_travels_verbatim():
     sha = hashlib.sha256(body.encode()).hexdigest()
     msg = wire.decode(wire.encode_record(wire.RecordMessage("r", sha, body)))
     assert msg == wire.RecordMessage("r", sha, body)
-    ack = wire.decode(wire.encode_ack(wire.Ack("r", sha, 12.5)))
-    assert ack == wire.Ack("r", sha, 12.5)
+    ack = wire.Ack("r", sha, 12.5, "kiosk-01", wire.AckStatus.CONFLICT, b"s" * 64)
+    assert wire.decode(wire.encode_ack(ack)) == ack
+    claimed = wire.RecordMessage("r", sha, body, claim=True)
+    assert wire.decode(wire.encode_record(claimed)) == claimed
 
 
 def test_topics():
@@ -71,3 +77,146 @@ def test_record_files_lists_papers_in_order():
     assert wire.record_files(body) == [("1" * 64, 5), ("2" * 64, 7)]
     with pytest.raises(WireError):
         wire.record_files('{"papers":[{"file":{"sha256":"bad","size":1}}]}')
+
+
+# --- hostile payloads: each is refused with WireError, quickly, before json parses it ---
+
+def _chunk_json(**fields: object) -> bytes:
+    obj = {"v": 1, "type": "chunk", "record_id": "r", "sha256": SHA, "index": 0,
+           "count": 1, "size": 1, "data": "QQ=="}
+    obj.update(fields)
+    return json.dumps(obj).encode()
+
+
+HOSTILE = {
+    "nested 100,000 deep": b"[" * 100_000 + b"]" * 100_000,
+    "nested object 100,000 deep": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "nested inside a field": b'{"v":1,"type":"record","x":' + b"[" * 50 + b"]" * 50 + b"}",
+    "4,301-digit integer": b'{"v":1,"type":"chunk","count":' + b"9" * 4301 + b"}",
+    "4,301-digit integer alone": b"9" * 4301,
+    "21-digit integer": _chunk_json(count=10**20),
+    "chunk count 2**64": _chunk_json(count=2**64),
+    "chunk count 0": _chunk_json(count=0, index=0),
+    "chunk index negative": _chunk_json(index=-1),
+    "chunk bigger than its file": _chunk_json(size=0),
+    "file size 2**40": _chunk_json(size=2**40),
+    "non-UTF-8 bytes": b'{"v":1,"type":"record","record_id":"' + bytes([0xFF, 0xFE]) + b'"}',
+    "5 MB payload": b'{"v":1,"type":"record","body_json":"' + b"a" * 5_000_000 + b'"}',
+    "NaN": b'{"v":1,"type":"ack","received_at":NaN}',
+    "Infinity float": b'{"v":1,"type":"ack","received_at":1e999}',
+    "duplicate key": _chunk_json()[:-1] + b',"count":2}',
+    "record_id an int": _chunk_json(record_id=5),
+    "record_id with a slash": _chunk_json(record_id="../x"),
+    "record_id 200 chars": _chunk_json(record_id="r" * 200),
+    "index a string": _chunk_json(index="0"),
+    "index a bool": _chunk_json(index=True),
+    "index a float": _chunk_json(index=0.0),
+    "v true": _chunk_json(v=True),
+    "sha256 upper case": _chunk_json(sha256=SHA.upper()),
+    "data not a string": _chunk_json(data=[1]),
+    "body_json not a string": b'{"v":1,"type":"record","record_id":"r","sha256":"'
+                              + SHA.encode() + b'","body_json":{}}',
+    "claim a string": b'{"v":1,"type":"record","record_id":"r","sha256":"'
+                      + SHA.encode() + b'","body_json":"{}","claim":"yes"}',
+    "ack without signature": b'{"v":1,"type":"ack","record_id":"r","sha256":"'
+                             + SHA.encode() + b'","received_at":1,"device_id":"kiosk-01",'
+                             b'"status":"stored"}',
+    "ack status unknown": b'{"v":1,"type":"ack","record_id":"r","sha256":"' + SHA.encode()
+                          + b'","received_at":1,"device_id":"kiosk-01","status":"ok",'
+                          b'"sig":""}',
+    "ack received_at in year 10^6": b'{"v":1,"type":"ack","record_id":"r","sha256":"'
+                                    + SHA.encode() + b'","received_at":3e13,'
+                                    b'"device_id":"kiosk-01","status":"stored","sig":""}',
+    "a JSON string": b'"hello"',
+    "empty": b"",
+    "a lone quote with brackets": b'"' + b"[" * 1000,
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_payloads_are_refused_fast(name):
+    start = time.perf_counter()
+    with pytest.raises(WireError):
+        wire.decode(HOSTILE[name])
+    assert time.perf_counter() - start < 0.5, name
+
+
+def test_the_device_reads_only_small_acks():
+    ack = wire.Ack("r", SHA, 1.0, "kiosk-01", wire.AckStatus.STORED, b"s" * 64)
+    assert wire.decode_ack(wire.encode_ack(ack)) == ack
+    with pytest.raises(WireError):
+        wire.decode_ack(wire.encode_chunk(wire.Chunk("r", SHA, 0, 1, 1, b"A")))
+    with pytest.raises(WireError):
+        wire.decode_ack(wire.encode_ack(ack)[:-1] + b' ' * 5000 + b'}')
+    with pytest.raises(WireError):
+        wire.decode_device_message(wire.encode_ack(ack))
+
+
+def test_a_full_size_chunk_decodes_quickly():
+    data = os.urandom(wire.chunk_data_bytes(wire.MAX_MESSAGE_BYTES))
+    [chunk] = wire.iter_chunks("r", SHA, data, wire.MAX_MESSAGE_BYTES)
+    payload = wire.encode_chunk(chunk)
+    assert len(payload) <= wire.MAX_MESSAGE_BYTES
+    start = time.perf_counter()
+    assert wire.decode(payload) == chunk
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("body", [
+    '{"record_id":"r","device_id":"kiosk-01","papers":' + "[" * 100 + "]" * 100 + "}",
+    '{"record_id":"r","device_id":"kiosk-01","papers":[{"file":{"sha256":"' + "1" * 64
+    + '","size":' + "9" * 4301 + "}}]}",
+    '{"record_id":"r","papers":[]}',
+    '{"record_id":"r","device_id":"Kiosk 01","papers":[]}',
+    '{"record_id":"r","device_id":"kiosk-01","papers":{"a":1}}',
+    '{"record_id":"r","device_id":"kiosk-01","papers":[1]}',
+    '{"record_id":"r","device_id":"kiosk-01","papers":[{"file":"x"}]}',
+    '{"record_id":"r","device_id":"kiosk-01","papers":[{"result_code":7}]}',
+    '{"record_id":"r","device_id":"kiosk-01","dossier_code":["x"],"papers":[]}',
+])
+def test_hostile_record_bodies_are_refused(body):
+    with pytest.raises(WireError):
+        wire.parse_body(body)
+
+
+def test_a_genuine_body_parses():
+    body = ('{"record_id":"r","device_id":"kiosk-01","dossier_code":"D","papers":['
+            '{"result_code":"D.01","file":{"sha256":"' + "1" * 64 + '","size":5},'
+            '"fields":{"a":{"b":[1,2,{"c":"d"}]}}},{"file":null}]}')
+    parsed = wire.parse_body(body)
+    assert parsed.files == [("1" * 64, 5)] and parsed.result_codes == ["D.01", ""]
+    assert parsed.device_id == "kiosk-01" and parsed.dossier_code == "D"
+
+
+def test_signed_acks_verify_and_any_change_breaks_them(tmp_path):
+    key = acksig.generate_key(tmp_path / "k", tmp_path / "k.pub")
+    public = acksig.load_public_key(tmp_path / "k.pub")
+    ack = acksig.sign(key, wire.Ack("r", SHA, 1700000000.123456, "kiosk-01"))
+    assert acksig.verify(public, wire.decode_ack(wire.encode_ack(ack)))
+    for changed in (
+        dataclasses.replace(ack, record_id="r2"),
+        dataclasses.replace(ack, sha256="b" * 64),
+        dataclasses.replace(ack, device_id="kiosk-02"),
+        dataclasses.replace(ack, status=wire.AckStatus.CONFLICT),
+        dataclasses.replace(ack, received_at=ack.received_at + 1),
+        dataclasses.replace(ack, signature=b""),
+        dataclasses.replace(ack, signature=bytes(64)),
+    ):
+        assert not acksig.verify(public, changed)
+    other = acksig.generate_key(tmp_path / "other", None)
+    assert not acksig.verify(public, acksig.sign(other, ack))
+
+
+def test_public_key_from_a_certificate_and_bad_key_files(tmp_path):
+    key = acksig.generate_key(tmp_path / "k", None)
+    subprocess.run(["openssl", "req", "-x509", "-new", "-key", str(tmp_path / "k"),
+                    "-subj", "/CN=central.bhxh", "-days", "2", "-out", str(tmp_path / "c.crt")],
+                   check=True, capture_output=True, timeout=30)
+    public = acksig.load_public_key(tmp_path / "c.crt")
+    assert acksig.verify(public, acksig.sign(key, wire.Ack("r", SHA, 1.0, "kiosk-01")))
+    (tmp_path / "junk").write_bytes(b"not a key")
+    for bad in (tmp_path / "junk", tmp_path / "missing"):
+        with pytest.raises(acksig.AckKeyError):
+            acksig.load_public_key(bad)
+        with pytest.raises(acksig.AckKeyError):
+            acksig.load_private_key(bad)

@@ -1,0 +1,111 @@
+"""Ed25519 signatures on acknowledgements: the receiver signs, the device verifies.
+
+Why: an ack makes the device stop sending a record it may hold the only copy of, and
+anyone who can publish on a device's ack topic (a broker without ACLs, a leaked
+credential) learns each record's id and sha256 from the device's own traffic. A
+signature by the central office's own key, whose public half was installed on the
+device at provisioning, is the one thing such a publisher cannot produce.
+
+The central key is a PEM PKCS#8 Ed25519 private key; the device accepts either the
+PEM public key or an X.509 certificate that carries it (so provisioning can ship the
+central's certificate). cryptography's errors are wrapped into AckKeyError here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from appliance.sync.errors import SyncError
+from appliance.sync.wire import Ack
+
+
+class AckKeyError(SyncError):
+    """A signing or verification key is missing, unreadable or not Ed25519."""
+
+
+def generate_key(private_path: Path, public_path: Path | None = None) -> Ed25519PrivateKey:
+    """Write a new private key (mode 0600) and, if asked, its public key beside it."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    if public_path is not None:
+        public_path.write_bytes(public_pem(key))
+    return key
+
+
+def public_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise AckKeyError(f"cannot read the ack signing key {path}: {e}") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AckKeyError(f"{path}: the ack signing key must be Ed25519")
+    return key
+
+
+def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+    """The receiver's key; made on first start so no key ever sits in the repository.
+
+    The public half is written next to it (``<name>.pub``) for provisioning to copy
+    onto every device as mqtt.central_public_key.
+    """
+    if not path.exists():
+        try:
+            return generate_key(path, path.with_name(path.name + ".pub"))
+        except FileExistsError:
+            pass  # another receiver made it a moment ago
+        except OSError as e:
+            raise AckKeyError(f"cannot create the ack signing key {path}: {e}") from e
+    return load_private_key(path)
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """The central's public key from a PEM public key or a PEM X.509 certificate."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise AckKeyError(f"cannot read the central public key {path}: {e}") from e
+    try:
+        if b"BEGIN CERTIFICATE" in data:
+            key = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise AckKeyError(f"{path} is not a PEM public key or certificate: {e}") from e
+    if not isinstance(key, Ed25519PublicKey):
+        raise AckKeyError(f"{path}: the central public key must be Ed25519")
+    return key
+
+
+def sign(key: Ed25519PrivateKey, ack: Ack) -> Ack:
+    return replace(ack, signature=key.sign(ack.signed_bytes()))
+
+
+def verify(key: Ed25519PublicKey, ack: Ack) -> bool:
+    """True only for an ack whose every signed field is exactly what the receiver wrote."""
+    if len(ack.signature) != 64:
+        return False
+    try:
+        key.verify(ack.signature, ack.signed_bytes())
+    except InvalidSignature:
+        return False
+    return True
