@@ -5,8 +5,8 @@ scanner, so a jam, a crash or a kill -9 on page 7 keeps pages 1-6. A scanner fau
 ends the batch, not the job: the pages kept are still read and assembled into the
 paper's PDF, then the job fails with the fault's message key, which the kiosk
 translates. `run_job` is the one failure path: whatever a step raises becomes a
-`JobFailed`, is logged once and fails the job; the scanner's state is put right in
-`finally`, whatever happened.
+`JobFailed`, is logged once and fails the job. The scan step puts the scanner's state
+right in its `finally`, whatever ended the batch.
 """
 
 from __future__ import annotations
@@ -47,16 +47,25 @@ def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> S
 
     paper_id = request.paper_id
     count = 0
+    fault: ScannerError | None = None
+    state.set_scanner(tools.conn, ScannerState.BUSY)
     try:
         for image in scan(tools, request):
             paper_id = store_page(tools, request, paper_id, image)
             count += 1
             progress(JobStep.SCANNING, paper_id, pages=count)
     except ScannerError as e:
-        # Logged once, by run_job, when the fault fails the job.
-        state.set_scanner(tools.conn, ScannerState.ERROR, e.key)
-        return ScannedPaper(paper_id, count, JobFailed(e.key, str(e)))
-    return ScannedPaper(paper_id, count, None)
+        fault = e  # logged once, by run_job, when the fault fails the job
+    finally:
+        # Whatever ended the batch (the last page, a fault, a full disk, a storage
+        # error), the scanner is no longer busy: free during OCR, and shown so before
+        # the job is marked done or failed. A fault stays shown until the next scan.
+        if fault is None:
+            state.set_scanner(tools.conn, ScannerState.READY)
+        else:
+            state.set_scanner(tools.conn, ScannerState.ERROR, fault.key)
+    return ScannedPaper(paper_id, count,
+                        None if fault is None else JobFailed(fault.key, str(fault)))
 
 
 # -- step 2: store page ---------------------------------------------------------------
@@ -153,7 +162,6 @@ def run_job(tools: Tools, job: jobs.Job) -> None:
     """Run one job to done or failed; never raises for a failure of the job itself."""
     log.info("job %s (%s) started for dossier %s", job.id, job.kind, job.dossier_id)
     progress = tools.progress(job.id)
-    state.set_scanner(tools.conn, ScannerState.BUSY)
     try:
         request = ScanRequest.from_job(job)
         scanned = scan_job(tools, request, progress)
@@ -166,11 +174,6 @@ def run_job(tools: Tools, job: jobs.Job) -> None:
         else:
             log.error("job %s failed (%s): %s", job.id, failed.key, e, exc_info=e)
         jobs.fail(tools.conn, job.id, failed.key, str(failed))
-    finally:
-        # A scanner fault stays shown until the next scan; anything else leaves the
-        # scanner as it was before the job: ready.
-        if state.read(tools.conn, state.StateKey.SCANNER) == ScannerState.BUSY:
-            state.set_scanner(tools.conn, ScannerState.READY)
 
 
 def recover_unfinished_papers(tools: Tools) -> int:

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +24,12 @@ from PIL import Image
 
 from appliance.records import dossiers
 from appliance.scanner.sane_env import write_sane_config
-from appliance.store import jobs
+from appliance.store import jobs, state
 from appliance.store.db import connect
 from appliance.store.files import FileStore
+from appliance.store.state import ScannerState, StateKey
 from appliance.system import config as config_mod
-from tests.helpers.processes import Processes, free_port, wait_for
+from tests.helpers.processes import REPO, Processes, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -85,6 +92,13 @@ def test_jam_keeps_scanned_pages_and_retry_continues_the_paper(rig: Rig):
     assert job.error_key == "scanner.jammed"
     [paper] = dossiers.get(rig.conn, dossier_id).papers
     assert [p.ordinal for p in paper.pages] == [1, 2]
+    # the failed job names the paper it was filling, so "scan on" needs no guessing
+    assert job.progress["paper_id"] == paper.id
+    # the fault's key sits under its own state key, not packed into the state
+    assert state.read(rig.conn, StateKey.SCANNER) == ScannerState.ERROR
+    assert state.read(rig.conn, StateKey.SCANNER_ERROR) == "scanner.jammed"
+    # every stored page went through the skew check
+    assert all(p.skew_degrees is not None for p in paper.pages)
     assert paper.pdf_sha256, "a PDF of the pages kept is built even after a jam"
     files = FileStore(rig.config.paths.files)
     for page in paper.pages:
@@ -93,6 +107,7 @@ def test_jam_keeps_scanned_pages_and_retry_continues_the_paper(rig: Rig):
     retry = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id,
                                       {"source": "flatbed", "paper_id": paper.id}))
     assert retry.state == jobs.JobState.DONE, retry
+    assert state.read(rig.conn, StateKey.SCANNER) == ScannerState.READY
     [paper] = dossiers.get(rig.conn, dossier_id).papers
     assert [p.ordinal for p in paper.pages] == [1, 2, 3]
     assert paper.pdf_size and paper.pdf_size > 0
@@ -141,3 +156,79 @@ def test_kill_9_mid_batch_loses_no_stored_page(rig: Rig):
     [paper] = wait_for(lambda: (d := dossiers.get(rig.conn, dossier_id)).papers and
                        d.papers[0].pdf_sha256 and d.papers, 120, "the recovered paper's PDF")
     assert len(paper.pages) == len(stored) >= 2
+
+
+def test_a_failure_that_is_not_the_scanners_leaves_the_scanner_ready(rig: Rig):
+    """Storage trouble fails the job but must not leave `scanner.state` at "busy" (it
+    did for every error other than a scanner fault or a full disk)."""
+    rig.start_scanner()
+    Path(rig.config.paths.files).parent.mkdir(parents=True, exist_ok=True)
+    Path(rig.config.paths.files).write_text("not a folder")  # no page can be stored
+    rig.procs.start("worker", "worker")
+    dossier_id = dossiers.create(rig.conn, rig.config, "khac")
+    job = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id, {"source": "flatbed"}))
+    assert job.state == jobs.JobState.FAILED and job.error_key == "error.generic"
+    assert state.read(rig.conn, StateKey.SCANNER) == ScannerState.READY
+    assert dossiers.get(rig.conn, dossier_id).papers == ()
+
+
+WATCHDOG_SECONDS = 8.0  # WatchdogSec of the test's "unit"; the worker kicks every 4 s
+PAGES = 6
+OCR_SECONDS_PER_PAGE = 1.0  # added to the real OCR: a paper then outlasts the watchdog
+
+
+def test_watchdog_is_kicked_while_a_long_paper_is_read(rig: Rig):
+    """A paper whose OCR takes longer than WatchdogSec must not get the worker killed:
+    WATCHDOG=1 keeps arriving during the job, never more than WatchdogSec apart (it
+    used to be sent only between jobs)."""
+    from tests.system.conftest import NotifySocket
+
+    folder = Path(tempfile.mkdtemp(prefix="sdn-", dir="/tmp"))  # AF_UNIX path limit
+    sock = NotifySocket(folder / "notify")
+    heard: list[tuple[float, str]] = []
+    listening = threading.Event()
+    listening.set()
+
+    def listen() -> None:
+        while listening.is_set():
+            try:
+                message = sock.recv(0.2)
+            except (TimeoutError, OSError):
+                continue
+            heard.append((time.time(), message.text))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    rig.start_scanner("--adf-pages", str(PAGES))
+    env = dict(rig.procs.env, NOTIFY_SOCKET=str(sock.path),
+               WATCHDOG_USEC=str(int(WATCHDOG_SECONDS * 1_000_000)),
+               SLOW_OCR_SECONDS=str(OCR_SECONDS_PER_PAGE))
+    env.pop("WATCHDOG_PID", None)
+    log = open(rig.procs.log_dir / "slow-worker.log", "ab")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen([sys.executable, "-m", "tests.worker.slow_ocr_worker"],
+                              env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        wait_for(lambda: any(text == "READY=1" for _, text in heard), 120, "READY=1")
+        dossier_id = dossiers.create(rig.conn, rig.config, "tk1-ts")
+        job_id = jobs.enqueue(rig.conn, "scan", dossier_id, {"source": "adf"})
+        job = rig.wait_job(job_id)
+        assert job.state == jobs.JobState.DONE, job
+        started, finished = rig.conn.execute(
+            "SELECT started_at, finished_at FROM jobs WHERE id=?", (job_id,)).fetchone()
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+        log.close()
+        listening.clear()
+        listener.join(5)
+        sock.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert finished - started > WATCHDOG_SECONDS, "the paper must outlast the watchdog"
+    kicks = [at for at, text in heard if text == "WATCHDOG=1"]
+    during = [at for at in kicks if started < at < finished]
+    assert len(during) >= 2, (kicks, started, finished)
+    ready_at = next(at for at, text in heard if text == "READY=1")
+    watched = [ready_at, *(at for at in kicks if ready_at <= at <= finished), finished]
+    gaps = [b - a for a, b in zip(watched, watched[1:], strict=False)]
+    assert max(gaps) < WATCHDOG_SECONDS, gaps
