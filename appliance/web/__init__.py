@@ -14,11 +14,12 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, redirect, url_for
+from werkzeug.routing import IntegerConverter, Map
 
+from appliance.records.queries import MAX_ROW_ID
 from appliance.system.config import Config
-from appliance.web import db, i18n
+from appliance.web import auth, db, errors, i18n, security, usecases
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +49,16 @@ def _secret_key(data_dir: str) -> bytes:
     return path.read_bytes()
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/api"
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: an id a SQLite rowid can hold, else no match (404).
 
+    Without the bound, an id of 2^63 or more reaches the driver, which raises
+    OverflowError: a 500 instead of "not found".
+    """
 
-def _register_error_pages(app: Flask) -> None:
-    """Every error is a translated message: JSON under /api, a page elsewhere."""
-
-    def respond(key: str, status: int) -> Any:
-        if _wants_json():
-            return jsonify({"error": key, "message": i18n.t(key)}), status
-        return render_template("error.html", message=i18n.t(key), status=status), status
-
-    @app.errorhandler(HTTPException)
-    def http_error(e: HTTPException) -> Any:
-        code = e.code or 500
-        key = {404: "error.not_found", 405: "error.method_not_allowed"}.get(
-            code, "error.bad_request" if 400 <= code < 500 else "error.generic")
-        return respond(key, code)
-
-    @app.errorhandler(Exception)
-    def unexpected(e: Exception) -> Any:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return respond("error.generic", 500)
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:
@@ -81,9 +69,14 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=_secret_key(config.paths.data_dir),
-        SESSION_COOKIE_SAMESITE="Lax",
+        # Strict: no other site's page, link or form ever travels with our session.
+        SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_HTTPONLY=True,
+        # A session cookie older than this is refused even with a good signature.
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
         MAX_CONTENT_LENGTH=64 * 1024,
+        # CSRF is checked by security.protect_state_changes, not on every view blindly.
+        WTF_CSRF_CHECK_DEFAULT=False,
     )
     app.config[db.CONFIG_KEY] = config
     if test_config:
@@ -91,9 +84,13 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     # Vietnamese names stay readable in JSON; field order stays as written.
     app.json.ensure_ascii = False
     app.json.sort_keys = False
+    app.url_map.converters["int"] = RowIdConverter
 
     db.init_app(app)
     i18n.init_app(app, i18n.Translations.load(), config.web.default_language)
+    auth.init_app(app)
+    usecases.init_app(app, config)
+    security.init_app(app)
 
     from appliance.web import api, kiosk, officer, staff, technician
 
@@ -102,7 +99,12 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.register_blueprint(officer.bp)
     app.register_blueprint(technician.bp)
     app.register_blueprint(staff.bp)
-    _register_error_pages(app)
+    errors.register_app(app)
+
+    if not (config.web.officer_pin or app.config.get("OFFICER_PIN")) and not _loopback(
+            config.web.bind):
+        log.warning("web: no officer PIN configured while listening on %s: staff screens "
+                    "and the staff API are open to the network", config.web.bind)
 
     @app.get("/")
     def index() -> Response:
@@ -111,19 +113,17 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     @app.context_processor
     def device_facts() -> dict[str, Any]:
         return {"agency_name": config.device.agency_name,
-                "staff_lock": bool(staff.configured_pin())}
+                "staff_lock": bool(auth.officer_pin() or auth.technician_pin())}
 
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        # Everything is served from the device itself; nothing may be framed or fetched.
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-            "frame-ancestors 'none'; base-uri 'none'")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if not request.path.startswith(("/static/", "/api/pages/", "/api/papers/")):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    @app.before_request
+    def citizen_alive() -> None:
+        dossier_id = auth.citizen_dossier()
+        if dossier_id is not None:
+            usecases.touch(dossier_id)
 
     return app
+
+
+def _loopback(bind: str) -> bool:
+    host = bind.rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")

@@ -1,58 +1,40 @@
 """/api: the JSON interface the kiosk's script and the end-to-end tests drive.
 
-Stable on purpose: routes and field names only grow. Every refusal is a 4xx with
-{"error": key, "message": text in the request's language} and changes nothing.
+Stable on purpose: routes and field names only grow. Every refusal is a 4xx problem
+document ({"error": key, "message": text in the request's language, RFC 9457 members})
+and changes nothing. Each operation declares who may call it (`auth.access`); one
+guard checks it before the view runs, and the OpenAPI document states it.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
+from flask_wtf.csrf import generate_csrf
 
 from appliance import status
-from appliance.records import dossiers, procedures
-from appliance.records.errors import RecordsError
-from appliance.store import jobs
-from appliance.store.errors import StoreError
-from appliance.web import actions
+from appliance.records import dossiers, queries
+from appliance.web import auth, presenters, usecases
+from appliance.web.auth import Access, access
 from appliance.web.db import get_config, get_db, get_files
-from appliance.web.errors import WebError, from_records, from_store
-from appliance.web.i18n import LANGUAGES, current_language, t
+from appliance.web.errors import WebError, register_api
+from appliance.web.i18n import current_language
 from appliance.web.openapi import spec
-from appliance.web.staff import is_staff
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+bp.before_request(auth.guard_api)
+register_api(bp)
 
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-# Content-addressed files never change under their name.
-IMMUTABLE_MAX_AGE = 365 * 24 * 3600
-
-
-def error_response(key: str, status_code: int) -> tuple[Response, int]:
-    return jsonify({"error": key, "message": t(key)}), status_code
-
-
-@bp.errorhandler(WebError)
-def handle_web_error(e: WebError) -> tuple[Response, int]:
-    return error_response(e.key, e.status)
-
-
-@bp.errorhandler(RecordsError)
-def handle_records_error(e: RecordsError) -> tuple[Response, int]:
-    err = from_records(e)
-    return error_response(err.key, err.status)
-
-
-@bp.errorhandler(StoreError)
-def handle_store_error(e: StoreError) -> tuple[Response, int]:
-    err = from_store(e)
-    return error_response(err.key, err.status)
+DOSSIER_STATUSES = ("open", "submitted", "signed", "cancelled")
 
 
 def json_body() -> dict[str, Any]:
-    # force: a client that forgets the Content-Type header still gets its JSON read.
+    # force: a client that forgets the Content-Type header still gets its JSON read;
+    # a browser on another site cannot use that (the origin check refuses it).
     body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         raise WebError("error.bad_json", 400)
@@ -66,157 +48,182 @@ def optional_json_body() -> dict[str, Any]:
     return json_body()
 
 
+def _dossier_arg(_conn: sqlite3.Connection, args: dict[str, Any]) -> set[int]:
+    return {int(args["dossier_id"])}
+
+
+def _job_owner(conn: sqlite3.Connection, args: dict[str, Any]) -> set[int]:
+    found = queries.job_dossier(conn, int(args["job_id"]))
+    return {found} if found is not None else set()
+
+
+def _page_owner(conn: sqlite3.Connection, args: dict[str, Any]) -> set[int]:
+    sha = str(args.get("sha", ""))
+    return queries.page_dossiers(conn, sha) if SHA_RE.match(sha) else set()
+
+
 @bp.get("/health")
+@access(Access.PUBLIC)
 def health() -> Response:
     return jsonify({"ok": True})
 
 
+@bp.get("/session")
+@access(Access.PUBLIC)
+def current_session() -> Response:
+    """What this caller's session holds, and the CSRF token its state-changing calls
+    must send (X-CSRFToken) when a cookie authenticates them."""
+    return jsonify({"dossier_id": auth.citizen_dossier(), "officer": auth.is_officer(),
+                    "csrf_token": generate_csrf()})
+
+
 @bp.get("/procedures")
+@access(Access.PUBLIC)
 def list_procedures() -> Response:
-    lang = current_language()
-    return jsonify([
-        {"code": p.code, "name": p.name(lang),
-         "papers": [vi if lang == "vi" else en for vi, en in p.papers]}
-        for p in procedures.CATALOGUE
-    ])
+    return jsonify(presenters.procedures_json())
 
 
 @bp.post("/dossiers")
+@access(Access.PUBLIC)
 def create_dossier() -> tuple[Response, int, dict[str, str]]:
+    """Anonymous, like the kiosk: the caller's session is bound to the new dossier."""
     body = json_body()
-    code = body.get("procedure")
-    if not isinstance(code, str) or procedures.find(code) is None:
-        raise WebError("error.unknown_procedure", 400)
-    language = body.get("language", current_language())
-    if language not in LANGUAGES:
-        raise WebError("error.bad_language", 400)
-    conn = get_db()
-    dossier_id = dossiers.create(conn, get_config(), code, language)
-    d = dossiers.get(conn, dossier_id)
+    d = usecases.open_dossier(get_db(), get_config(), body.get("procedure"),
+                              body.get("language", current_language()), auth.client_key(),
+                              auth.citizen_dossier())
+    auth.bind_citizen(d.id)
     location = url_for("api.get_dossier", dossier_id=d.id)
-    return jsonify({"id": d.id, "code": d.code, "status": d.status}), 201, {"Location": location}
+    return jsonify(presenters.created_json(d)), 201, {"Location": location}
 
 
 @bp.get("/dossiers")
+@access(Access.OFFICER)
 def list_dossiers() -> Response:
-    if not is_staff():
-        raise WebError("error.staff_only", 403)
     wanted = request.args.get("status")
-    if wanted is not None and wanted not in ("open", "submitted", "signed", "cancelled"):
+    if wanted is not None and wanted not in DOSSIER_STATUSES:
         raise WebError("error.bad_request", 400)
     conn = get_db()
-    return jsonify([actions.dossier_json(dossiers.get(conn, i))
+    return jsonify([presenters.dossier_json(dossiers.get(conn, i))
                     for i in dossiers.list_ids(conn, wanted)])
 
 
 @bp.get("/dossiers/<int:dossier_id>")
+@access(Access.OWNER, _dossier_arg)
 def get_dossier(dossier_id: int) -> Response:
-    return jsonify(actions.dossier_json(dossiers.get(get_db(), dossier_id)))
+    return jsonify(presenters.dossier_json(dossiers.get(get_db(), dossier_id)))
 
 
 @bp.post("/dossiers/<int:dossier_id>/scans")
+@access(Access.OWNER, _dossier_arg)
 def start_scan(dossier_id: int) -> tuple[Response, int, dict[str, str]]:
     body = json_body()
-    job_id = actions.start_scan(get_db(), dossier_id, body.get("source"), body.get("paper_id"))
+    job_id = usecases.start_scan(get_db(), dossier_id, body.get("source"),
+                                 body.get("paper_id"), auth.client_key())
     return jsonify({"job_id": job_id}), 202, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
 @bp.get("/dossiers/<int:dossier_id>/jobs/latest")
+@access(Access.OWNER, _dossier_arg)
 def latest_job(dossier_id: int) -> Response:
     conn = get_db()
-    dossiers.get(conn, dossier_id)
-    job = actions.latest_job(conn, dossier_id)
-    if job is None:
-        raise WebError("error.job_not_found", 404)
-    return jsonify(actions.job_json(job, actions.worker_stalled(conn)))
+    job = usecases.latest_job(conn, dossier_id)
+    return jsonify(presenters.job_json(job, usecases.worker_stalled(conn)))
 
 
 @bp.get("/jobs/<int:job_id>")
+@access(Access.OWNER, _job_owner)
 def get_job(job_id: int) -> Response:
     conn = get_db()
-    job = jobs.get(conn, job_id)
-    if job is None:
-        raise WebError("error.job_not_found", 404)
-    return jsonify(actions.job_json(job, actions.worker_stalled(conn)))
+    job = usecases.get_job(conn, job_id)
+    return jsonify(presenters.job_json(job, usecases.worker_stalled(conn)))
 
 
 @bp.post("/dossiers/<int:dossier_id>/submit")
+@access(Access.OWNER, _dossier_arg)
 def submit(dossier_id: int) -> Response:
     optional_json_body()
-    conn = get_db()
-    if jobs.active_for_dossier(conn, dossier_id) is not None:
-        raise WebError("error.job_active", 409)
-    dossiers.submit(conn, dossier_id)
-    return jsonify(actions.dossier_json(dossiers.get(conn, dossier_id)))
+    d = usecases.submit(get_db(), dossier_id)
+    if auth.citizen_dossier() == dossier_id:
+        auth.bind_receipt(dossier_id)
+    return jsonify(presenters.dossier_json(d))
 
 
 @bp.post("/dossiers/<int:dossier_id>/cancel")
+@access(Access.OWNER, _dossier_arg)
 def cancel(dossier_id: int) -> Response:
     optional_json_body()
-    conn = get_db()
-    if jobs.active_for_dossier(conn, dossier_id) is not None:
-        raise WebError("error.job_active", 409)
-    dossiers.cancel(conn, dossier_id)
-    return jsonify(actions.dossier_json(dossiers.get(conn, dossier_id)))
+    d = usecases.cancel(get_db(), dossier_id, officer=auth.is_officer())
+    return jsonify(presenters.dossier_json(d))
 
 
 @bp.post("/dossiers/<int:dossier_id>/sign")
+@access(Access.OFFICER)
 def sign(dossier_id: int) -> Response:
-    if not is_staff():
-        raise WebError("error.staff_only", 403)
     body = json_body()
-    officer = body.get("officer")
-    if not isinstance(officer, str) or not officer.strip():
-        raise WebError("error.officer_required", 400)
     conn = get_db()
-    record_id = dossiers.sign_off(conn, get_config(), dossier_id, officer)
-    d = dossiers.get(conn, dossier_id)
-    return jsonify({
-        "record_id": record_id,
-        "code": d.code,
-        "status": d.status,
-        "delivery": d.delivery,
-        "papers": [{"id": p.id, "ordinal": p.ordinal, "title": p.title,
-                    "result_code": p.result_code} for p in d.papers],
-    })
+    record_id = usecases.sign(conn, get_config(), dossier_id, body.get("officer"))
+    return jsonify(presenters.signed_json(dossiers.get(conn, dossier_id), record_id))
 
 
-def _send_stored(sha: str, suffix: str, mimetype: str, table_sql: str) -> Response:
-    """Serve a stored file, but only one the database knows: never an arbitrary path."""
-    if not SHA_RE.match(sha):
-        raise WebError("error.not_found", 404)
-    if get_db().execute(table_sql, (sha,)).fetchone() is None:
-        raise WebError("error.not_found", 404)
+def _send_stored(sha: str, suffix: str, mimetype: str) -> Response:
+    """Serve a stored file the guard let through; never an arbitrary path, never cached."""
     path = get_files().path(sha, suffix)
     if not path.is_file():
         raise WebError("error.file_missing", 404)
-    return send_file(path, mimetype=mimetype, max_age=IMMUTABLE_MAX_AGE, etag=sha)
+    response = send_file(path, mimetype=mimetype, max_age=0, etag=False, conditional=False)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
-PAGE_SQL = "SELECT 1 FROM pages WHERE sha256=? LIMIT 1"
+def _known(found: set[int]) -> None:
+    if not found:
+        raise WebError("error.not_found", 404)
 
 
 @bp.get("/pages/<sha>/thumbnail")
+@access(Access.OWNER, _page_owner)
 def page_thumbnail(sha: str) -> Response:
-    return _send_stored(sha, ".thumb.jpg", "image/jpeg", PAGE_SQL)
+    _known(_page_owner(get_db(), {"sha": sha}))
+    return _send_stored(sha, ".thumb.jpg", "image/jpeg")
 
 
 @bp.get("/pages/<sha>/image")
+@access(Access.OFFICER)
 def page_image(sha: str) -> Response:
-    return _send_stored(sha, ".png", "image/png", PAGE_SQL)
+    _known(_page_owner(get_db(), {"sha": sha}))
+    return _send_stored(sha, ".png", "image/png")
 
 
 @bp.get("/papers/<sha>/pdf")
+@access(Access.OFFICER)
 def paper_pdf(sha: str) -> Response:
-    return _send_stored(sha, ".pdf", "application/pdf",
-                        "SELECT 1 FROM papers WHERE pdf_sha256=? LIMIT 1")
+    _known(queries.pdf_dossiers(get_db(), sha) if SHA_RE.match(sha) else set())
+    return _send_stored(sha, ".pdf", "application/pdf")
 
 
 @bp.get("/status")
+@access(Access.STAFF)
 def device_status() -> Response:
     return jsonify(status.snapshot(get_db(), get_config()))
 
 
 @bp.get("/openapi.json")
+@access(Access.PUBLIC)
 def openapi() -> Response:
-    return jsonify(spec())
+    return jsonify(spec(bp_access()))
+
+
+def bp_access() -> dict[tuple[str, str], Access]:
+    """(path template, method) → declared access, for the OpenAPI document."""
+    from flask import current_app
+
+    out: dict[tuple[str, str], Access] = {}
+    for rule in current_app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        view = current_app.view_functions[rule.endpoint]
+        path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule)
+        for method in rule.methods or ():
+            if method not in ("HEAD", "OPTIONS"):
+                out[(path, method.lower())] = auth.view_access(view)
+    return out

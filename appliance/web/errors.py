@@ -1,11 +1,22 @@
-"""Errors of the web layer and the HTTP status each error key maps to.
+"""Errors of the web layer and the one failure path of each face.
 
 Every failure a screen or the API reports is a message key plus a status: the key is
-translated for the person in front of the screen, the status tells a program what
-kind of mistake it made. Nothing below ever carries a stack trace to a client.
+translated for the person in front of the screen, the status tells a program what kind
+of mistake it made. Views raise (a `WebError`, or the records/store error as it comes)
+and never catch: each blueprint registers one handler here, which turns the error into
+a translated notice and a redirect on the HTML faces, or a JSON problem (RFC 9457,
+`application/problem+json`) on the API. Nothing below ever carries a stack trace out.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 
 from appliance.records.errors import (
     DossierNotFound,
@@ -17,14 +28,39 @@ from appliance.records.errors import (
 )
 from appliance.store.errors import DiskFull, StoreError
 
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# The keys this layer raises itself; i18n joins them with every other layer's keys.
+MESSAGE_KEYS: tuple[str, ...] = (
+    "error.generic", "error.not_found", "error.method_not_allowed", "error.bad_request",
+    "error.bad_json", "error.bad_source", "error.bad_paper", "error.bad_language",
+    "error.job_active", "error.job_not_found", "error.officer_required",
+    "error.file_missing", "error.storage", "error.disk_full", "error.staff_only",
+    "error.technician_only", "error.forbidden", "error.csrf", "error.cross_origin",
+    "error.too_large", "error.rate_limited", "error.locked", "error.busy",
+    "error.too_many_open",
+)
+
+_HTTP_KEYS: dict[int, str] = {
+    404: "error.not_found", 405: "error.method_not_allowed", 413: "error.too_large",
+    429: "error.rate_limited",
+}
+
 
 class WebError(Exception):
-    """A request the appliance refuses; `key` is translated, `status` is the HTTP code."""
+    """A request the appliance refuses; `key` is translated, `status` is the HTTP code.
 
-    def __init__(self, key: str, status: int, detail: str = "") -> None:
+    `retry_after` (seconds) goes out as a Retry-After header with a 429 or 503.
+    """
+
+    def __init__(self, key: str, status: int, detail: str = "",
+                 retry_after: int | None = None) -> None:
         super().__init__(detail or key)
         self.key = key
         self.status = status
+        self.retry_after = retry_after
 
 
 _RECORDS_STATUS: tuple[tuple[type[RecordsError], int], ...] = (
@@ -45,3 +81,95 @@ def from_store(error: StoreError) -> WebError:
     if isinstance(error, DiskFull):
         return WebError("error.disk_full", 507, str(error))
     return WebError("error.storage", 503, str(error))
+
+
+def from_http(error: HTTPException) -> WebError:
+    code = error.code or 500
+    if isinstance(error, CSRFError):
+        return WebError("error.csrf", 400, error.description or "")
+    key = _HTTP_KEYS.get(code, "error.bad_request" if 400 <= code < 500 else "error.generic")
+    return WebError(key, code, error.description or "")
+
+
+def to_web_error(error: Exception) -> WebError:
+    """The one mapping from anything a view can raise to a key and a status."""
+    if isinstance(error, WebError):
+        return error
+    if isinstance(error, RecordsError):
+        return from_records(error)
+    if isinstance(error, StoreError):
+        return from_store(error)
+    if isinstance(error, HTTPException):
+        return from_http(error)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return WebError("error.generic", 500)
+
+
+def _headers(error: WebError) -> dict[str, str]:
+    return {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+
+
+def problem(error: WebError) -> Response:
+    """A JSON problem: RFC 9457 members plus the appliance's `error` and `message`."""
+    from appliance.web.i18n import t
+
+    text = t(error.key)
+    response = jsonify({"type": "about:blank", "title": text, "status": error.status,
+                        "error": error.key, "message": text})
+    response.status_code = error.status
+    response.mimetype = PROBLEM_JSON
+    response.headers.update(_headers(error))
+    return response
+
+
+def page(error: WebError) -> Response:
+    """The error page itself, for what has no screen to go back to."""
+    from appliance.web.i18n import t
+
+    response = Response(render_template("error.html", message=t(error.key),
+                                        status=error.status), error.status)
+    response.headers.update(_headers(error))
+    return response
+
+
+HANDLED: tuple[type[Exception], ...] = (WebError, RecordsError, StoreError, HTTPException)
+
+
+def register_api(bp: Blueprint) -> None:
+    """The API's one failure path: every refusal is a problem document."""
+
+    @bp.errorhandler(Exception)
+    def api_error(e: Exception) -> Response:
+        return problem(to_web_error(e))
+
+
+def register_html(bp: Blueprint, back_to: Callable[[WebError], str | None]) -> None:
+    """A screen's one failure path: flash the key, go back where the person can act.
+
+    `back_to` names the screen to return to for an error, or None to show the error
+    page (a wrong address, or a refusal with nowhere sensible to go). A 429 always gets
+    the error page with its Retry-After: a redirect would only be retried at once.
+    """
+
+    @bp.errorhandler(Exception)
+    def html_error(e: Exception) -> Any:
+        error = to_web_error(e)
+        target = None if error.status in (429, 500) else back_to(error)
+        if target is None:
+            return page(error)
+        flash(error.key, "error")
+        return redirect(target)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/api"
+
+
+def register_app(app: Any) -> None:
+    """What no blueprint owns (an unknown address, a wrong method): JSON under /api,
+    the error page elsewhere."""
+
+    @app.errorhandler(Exception)
+    def app_error(e: Exception) -> Response:
+        error = to_web_error(e)
+        return problem(error) if wants_json() else page(error)

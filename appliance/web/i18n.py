@@ -9,9 +9,13 @@ language of its build, not the one the citizen reads.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import logging
+import pkgutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -24,25 +28,12 @@ COOKIE = "lang"
 EXTENSION = "appliance.i18n"
 TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 
-# Keys built at run time (from a job step, an error key, a device state) rather than
-# written literally in a template; the translation test checks these exist too.
+# Keys built at run time (from a job step or a device state) rather than written
+# literally in a template; the translation test checks these exist too. Error keys are
+# not listed here: `message_keys()` reads them from the layers that raise them.
 JOB_STEP_KEYS: tuple[str, ...] = (
     "job.queued", "job.scanning", "job.reading", "job.assembling", "job.done",
     "job.worker_stalled",
-)
-SCANNER_ERROR_KEYS: tuple[str, ...] = (
-    "scanner.jammed", "scanner.no_documents", "scanner.cover_open", "scanner.busy",
-    "scanner.io_error", "scanner.not_found", "scanner.cancelled", "scanner.access_denied",
-    "scanner.no_memory", "scanner.unsupported", "scanner.invalid",
-)
-ERROR_KEYS: tuple[str, ...] = SCANNER_ERROR_KEYS + (
-    "error.disk_full", "error.worker_restarted", "error.generic",
-    "error.sequence_exhausted", "error.dossier_not_found", "error.invalid_state",
-    "error.unknown_procedure", "error.nothing_scanned", "error.bad_json",
-    "error.bad_source", "error.bad_paper", "error.bad_language", "error.job_active",
-    "error.job_not_found", "error.officer_required", "error.not_found",
-    "error.method_not_allowed", "error.bad_request", "error.file_missing",
-    "error.storage", "error.staff_only",
 )
 STATE_KEYS: tuple[str, ...] = (
     "state.scanner.ready", "state.scanner.busy", "state.scanner.error",
@@ -55,7 +46,41 @@ STATE_KEYS: tuple[str, ...] = (
 FIELD_KEYS: tuple[str, ...] = (
     "field.full_name", "field.birth_date", "field.cccd", "field.bhxh_number", "field.phone",
 )
-DYNAMIC_KEYS: tuple[str, ...] = JOB_STEP_KEYS + ERROR_KEYS + STATE_KEYS + FIELD_KEYS
+
+
+def _keys_of(module: ModuleType) -> set[str]:
+    """A layer's message keys: its MESSAGE_KEYS / ALL_KEYS tuples and the `key` of each
+    of its error classes."""
+    keys: set[str] = set()
+    for name in ("MESSAGE_KEYS", "ALL_KEYS"):
+        keys |= set(getattr(module, name, ()))
+    for value in vars(module).values():
+        if (isinstance(value, type) and issubclass(value, BaseException)
+                and isinstance(getattr(value, "key", None), str)):
+            keys.add(value.key)
+    return keys
+
+
+def message_keys() -> frozenset[str]:
+    """Every message key a layer can hand to a face, read from the layers themselves.
+
+    Each package of `appliance` that has an ``errors`` module declares its keys there
+    (error classes with a `key`, or a MESSAGE_KEYS tuple); a new error in any layer is
+    therefore a key the translation test demands at once, and no list here can drift.
+    """
+    import appliance
+
+    keys: set[str] = set()
+    for info in pkgutil.iter_modules(appliance.__path__):
+        if not info.ispkg:
+            continue
+        name = f"appliance.{info.name}.errors"
+        if importlib.util.find_spec(name) is not None:
+            keys |= _keys_of(importlib.import_module(name))
+    return frozenset(keys)
+
+
+DYNAMIC_KEYS: tuple[str, ...] = JOB_STEP_KEYS + STATE_KEYS + FIELD_KEYS
 
 
 class Translations:
@@ -117,7 +142,7 @@ def init_app(app: Flask, translations: Translations, default_language: str) -> N
     def remember_language(response: Response) -> Response:
         asked = request.args.get("lang")
         if asked in LANGUAGES and not request.path.startswith("/api/"):
-            response.set_cookie(COOKIE, asked, samesite="Lax", httponly=True)
+            response.set_cookie(COOKIE, asked, samesite="Strict", httponly=True)
         return response
 
     @app.context_processor

@@ -4,6 +4,7 @@ Only a signed dossier counts as digitized (Decision 1333 names officers, not
 citizens, as the ones who digitize), so sign-off is the single step that issues
 result codes and puts the record in the outbox. The officer's name is remembered in a
 cookie on this counter's browser only to save typing; it is never a credential.
+Every route needs the officer role (one guard); views raise, one handler answers.
 """
 
 from __future__ import annotations
@@ -21,26 +22,37 @@ from flask import (
     url_for,
 )
 
-from appliance.records import dossiers, procedures
-from appliance.records.dossiers import Dossier
-from appliance.records.errors import RecordsError
+from appliance.records import dossiers
+from appliance.records.errors import DossierNotFound
 from appliance.store.db import get_state
-from appliance.store.errors import StoreError
+from appliance.web import auth, presenters, usecases
 from appliance.web.db import get_config, get_db
-from appliance.web.errors import WebError, from_records, from_store
-from appliance.web.i18n import current_language
-from appliance.web.staff import require_staff
+from appliance.web.errors import WebError, register_html
 
 bp = Blueprint("officer", __name__, url_prefix="/officer")
-bp.before_request(require_staff)
+bp.before_request(auth.guard_officer)
 
 OFFICER_COOKIE = "officer_name"
-MAX_OFFICER_NAME = 120
 
 
-def _procedure_name(d: Dossier) -> str:
-    proc = procedures.find(d.procedure_code)
-    return proc.name(current_language()) if proc else d.procedure_code
+def _back_to(error: WebError) -> str | None:
+    if error.status == 401:  # no officer session: to the keypad, then back here
+        return url_for("staff.login", next=request.full_path.rstrip("?"))
+    if error.key == DossierNotFound.key:
+        return url_for("officer.index")
+    if error.status == 405:
+        return None
+    return _dossier_url()
+
+
+def _dossier_url() -> str:
+    dossier_id = (request.view_args or {}).get("dossier_id")
+    if isinstance(dossier_id, int):
+        return url_for("officer.detail", dossier_id=dossier_id)
+    return url_for("officer.index")
+
+
+register_html(bp, _back_to)
 
 
 @bp.get("/")
@@ -54,19 +66,15 @@ def index() -> str:
     link_down = sync[0] if sync and sync[0] in ("no_broker", "disconnected") else None
     return render_template("officer/index.html", waiting=waiting, signed=signed,
                            link_down=link_down,
-                           procedure_name=_procedure_name,
+                           procedure_name=presenters.procedure_name,
                            agency_name=get_config().device.agency_name)
 
 
 @bp.get("/dossiers/<int:dossier_id>")
 def detail(dossier_id: int) -> Any:
-    try:
-        d = dossiers.get(get_db(), dossier_id)
-    except RecordsError as e:
-        flash(from_records(e).key, "error")
-        return redirect(url_for("officer.index"))
+    d = dossiers.get(get_db(), dossier_id)
     return render_template(
-        "officer/detail.html", d=d, procedure_name=_procedure_name(d),
+        "officer/detail.html", d=d, procedure_name=presenters.procedure_name(d),
         officer_name=request.cookies.get(OFFICER_COOKIE, ""),
         messages=get_flashed_messages(with_categories=True),
         agency_name=get_config().device.agency_name)
@@ -80,28 +88,15 @@ def page(dossier_id: int, sha: str) -> Any:
             if pg.sha256 == sha:
                 return render_template("officer/page.html", d=d, paper=paper, page=pg,
                                        agency_name=get_config().device.agency_name)
-    flash("error.not_found", "error")
-    return redirect(url_for("officer.detail", dossier_id=dossier_id))
+    raise WebError("error.not_found", 404)
 
 
 @bp.post("/dossiers/<int:dossier_id>/sign")
 def sign(dossier_id: int) -> Response:
-    officer = request.form.get("officer", "").strip()[:MAX_OFFICER_NAME]
-    target = redirect(url_for("officer.detail", dossier_id=dossier_id))
-    try:
-        if not officer:
-            raise WebError("error.officer_required", 400)
-        dossiers.sign_off(get_db(), get_config(), dossier_id, officer)
-    except WebError as e:
-        flash(e.key, "error")
-        return target
-    except RecordsError as e:
-        flash(from_records(e).key, "error")
-        return target
-    except StoreError as e:
-        flash(from_store(e).key, "error")
-        return target
+    officer = usecases.officer_name(request.form.get("officer"))
+    usecases.sign(get_db(), get_config(), dossier_id, officer)
     flash("officer.signed", "info")
-    target.set_cookie(OFFICER_COOKIE, officer, samesite="Lax", httponly=True,
-                      max_age=12 * 3600)
+    target = redirect(url_for("officer.detail", dossier_id=dossier_id))
+    target.set_cookie(OFFICER_COOKIE, officer, samesite="Strict", httponly=True,
+                      max_age=12 * 3600, path="/officer")
     return target

@@ -1,7 +1,10 @@
 """The OpenAPI 3 description of /api, built as data so it cannot drift from a template.
 
 Integrators (the central office, a monitoring script) read this instead of the code;
-the test suite checks that every /api route is described here.
+the test suite checks that every /api route is described here. The `security` of each
+operation is not written here by hand: it is filled in from the access each route
+declares (`auth.access`), the same declaration the API's guard enforces, and the test
+suite calls every protected operation anonymously to see it refused.
 """
 
 from __future__ import annotations
@@ -16,18 +19,61 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "bad input", 403: "staff PIN required (X-Officer-PIN), when one is configured",
+    text = {400: "bad input", 403: "not allowed for this caller (see the operation's security)",
             404: "unknown id", 409: "wrong state or a scan is active",
-            503: "storage or code sequence unavailable", 507: "disk full"}
-    return {str(c): _json(ERROR_REF, text[c]) for c in codes}
+            413: "body too large", 429: "too many requests or PIN attempts: see Retry-After",
+            503: "storage, code sequence or open-dossier capacity unavailable",
+            507: "disk full"}
+    return {str(c): {"description": text[c], "content": {"application/problem+json": {
+        "schema": ERROR_REF}}} for c in codes}
+
+
+# Who may call an operation, by the access its route declares (auth.Access values).
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "public": [],
+    "owner": [{"kioskSession": []}, {"officerPin": []}, {"officerSession": []}],
+    "officer": [{"officerPin": []}, {"officerSession": []}],
+    "staff": [{"officerPin": []}, {"officerSession": []}, {"technicianPin": []},
+              {"technicianSession": []}],
+}
+SECURITY_SCHEMES: dict[str, Any] = {
+    "officerPin": {
+        "type": "apiKey", "in": "header", "name": "X-Officer-PIN",
+        "description": "the officer PIN (web.officer_pin); wrong PINs are locked out with "
+                       "back-off per client and in total (429 + Retry-After). While no "
+                       "officer PIN is configured (a demo install) staff operations are open."},
+    "officerSession": {
+        "type": "apiKey", "in": "cookie", "name": "session",
+        "description": "the session of an officer who entered the PIN on the keypad; "
+                       "state-changing calls also need its CSRF token (X-CSRFToken)"},
+    "technicianPin": {
+        "type": "apiKey", "in": "header", "name": "X-Technician-PIN",
+        "description": "the technician PIN (web.technician_pin)"},
+    "technicianSession": {
+        "type": "apiKey", "in": "cookie", "name": "session",
+        "description": "the session of a technician who entered the technician PIN"},
+    "kioskSession": {
+        "type": "apiKey", "in": "cookie", "name": "session",
+        "description": "the citizen's kiosk session, bound to the one dossier it opened "
+                       "(POST /api/dossiers): that dossier, its jobs and thumbnails only"},
+}
 
 
 def _id_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+    # SQLite rowids are signed 64-bit: a larger number names nothing (404).
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
 
 
-# Staff-only operations; the empty alternative means "open" when no PIN is configured.
-STAFF: list[dict[str, list[str]]] = [{"officerPin": []}, {}]
+def _secure(paths: dict[str, Any], access: dict[tuple[str, str], str]) -> None:
+    """State each operation's security from its route's declared access; protected
+    operations also list the refusals an anonymous or locked-out caller gets."""
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            level = str(access.get((path, method), "officer"))
+            op["security"] = SECURITY[level]
+            if level != "public":
+                op["responses"].update(_errors(403, 429))
 SHA_PARAM = {"name": "sha", "in": "path", "required": True,
              "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
 LANG_PARAM = {"name": "lang", "in": "query", "required": False,
@@ -45,7 +91,14 @@ def _file(media: str) -> dict[str, Any]:
             **_errors(404)}
 
 
-def spec() -> dict[str, Any]:
+def spec(access: dict[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+    """The document; `access` maps (path, method) to the route's declared access."""
+    doc = _document()
+    _secure(doc["paths"], {k: str(v) for k, v in (access or {}).items()})
+    return doc
+
+
+def _document() -> dict[str, Any]:
     dossier_ref = {"$ref": "#/components/schemas/Dossier"}
     return {
         "openapi": "3.0.3",
@@ -53,12 +106,22 @@ def spec() -> dict[str, Any]:
             "title": "BHXH digitization appliance",
             "version": "1",
             "description": "Kiosk dossiers, scan jobs, officer sign-off and device status. "
-                           "Errors are {error: message key, message: translated text}.",
+                           "Errors are problem documents (application/problem+json) with "
+                           "{error: message key, message: translated text}. Calls that "
+                           "change state from a browser need the page's CSRF token "
+                           "(X-CSRFToken) and are refused from another origin.",
         },
         "paths": {
             "/api/health": {"get": {"summary": "liveness", "responses": {
                 "200": _json({"type": "object", "properties": {"ok": {"type": "boolean"}}},
                              "alive")}}},
+            "/api/session": {"get": {
+                "summary": "this caller's session: its dossier, whether it is an officer, and "
+                           "the CSRF token for state-changing calls made with its cookie",
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "dossier_id": {"type": "integer", "nullable": True},
+                    "officer": {"type": "boolean"},
+                    "csrf_token": {"type": "string"}}}, "the session")}}},
             "/api/procedures": {"get": {"summary": "procedures a citizen can start",
                                         "parameters": [LANG_PARAM], "responses": {
                 "200": _json({"type": "array", "items": {"$ref":
@@ -68,7 +131,6 @@ def spec() -> dict[str, Any]:
                     {"name": "status", "in": "query", "required": False, "schema": {
                         "type": "string",
                         "enum": ["open", "submitted", "signed", "cancelled"]}}],
-                    "security": STAFF,
                     "responses": {"200": _json({"type": "array", "items": dossier_ref},
                                                "dossiers"), **_errors(400, 403)}},
                 "post": {"summary": "open a dossier; its code is the citizen's receipt number",
@@ -80,7 +142,7 @@ def spec() -> dict[str, Any]:
                          "responses": {"201": _json({"type": "object", "properties": {
                              "id": {"type": "integer"}, "code": {"type": "string"},
                              "status": {"type": "string"}}}, "created"),
-                             **_errors(400, 503)}},
+                             **_errors(400, 429, 503)}},
             },
             "/api/dossiers/{dossier_id}": {"get": {
                 "summary": "a dossier with its papers and pages",
@@ -94,7 +156,7 @@ def spec() -> dict[str, Any]:
                     "paper_id": {"type": "integer",
                                  "description": "continue this paper (after a jam)"}}}),
                 "responses": {"202": _json({"type": "object", "properties": {
-                    "job_id": {"type": "integer"}}}, "queued"), **_errors(400, 404, 409)}}},
+                    "job_id": {"type": "integer"}}}, "queued"), **_errors(400, 404, 409, 429)}}},
             "/api/dossiers/{dossier_id}/jobs/latest": {"get": {
                 "summary": "the dossier's most recent scan job",
                 "parameters": [_id_param("dossier_id"), LANG_PARAM],
@@ -117,7 +179,7 @@ def spec() -> dict[str, Any]:
                               **_errors(400, 404, 409)}}},
             "/api/dossiers/{dossier_id}/sign": {"post": {
                 "summary": "officer sign-off: issue result codes, write record and outbox row",
-                "parameters": [_id_param("dossier_id")], "security": STAFF,
+                "parameters": [_id_param("dossier_id")],
                 "requestBody": _body({"type": "object", "required": ["officer"],
                                       "properties": {"officer": {"type": "string"}}}),
                 "responses": {"200": _json({"type": "object", "properties": {
@@ -144,12 +206,13 @@ def spec() -> dict[str, Any]:
                 "200": _json({"type": "object"}, "OpenAPI 3 document")}}},
         },
         "components": {
-            "securitySchemes": {"officerPin": {
-                "type": "apiKey", "in": "header", "name": "X-Officer-PIN",
-                "description": "only when a staff PIN is configured; the officer screens "
-                               "use a session after the PIN was entered on the keypad"}},
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {
+            "Error": {"type": "object", "required": ["error", "message"],
+                      "description": "an RFC 9457 problem (application/problem+json)",
+                      "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"},
                 "error": {"type": "string", "description": "message key, e.g. scanner.jammed"},
                 "message": {"type": "string", "description": "translated, says what to do"}}},
             "Procedure": {"type": "object", "properties": {

@@ -1,22 +1,33 @@
 """/technician: what a field technician needs to judge the device at a glance.
 
 Raw figures sit next to their meaning: "no broker" is not a fault on a device not yet
-connected to the central office, and the screen says that records wait safely.
+connected to the central office, and the screen says that records wait safely. Every
+route needs the technician role (one guard).
 """
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request, url_for
 
 from appliance import status
+from appliance.web import auth
 from appliance.web.db import get_config, get_db
+from appliance.web.errors import WebError, register_html
 from appliance.web.i18n import t
-from appliance.web.staff import require_staff
 
 bp = Blueprint("technician", __name__, url_prefix="/technician")
-bp.before_request(require_staff)
+bp.before_request(auth.guard_technician)
+
+
+def _back_to(error: WebError) -> str | None:
+    if error.status == 401:
+        return url_for("staff.login", next=request.full_path.rstrip("?"))
+    return None
+
+
+register_html(bp, _back_to)
 
 
 def _age(seconds: float | None) -> str:

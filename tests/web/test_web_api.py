@@ -12,6 +12,16 @@ from appliance.store.db import set_state
 from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
 
 
+@pytest.fixture
+def client(app):
+    """A program, not a browser: no cookie jar, as the end-to-end tests and scripts call.
+
+    With no officer PIN configured (the default) it may do everything; what a browser's
+    session may do, with its CSRF token, is in test_web_security.py.
+    """
+    return app.test_client(use_cookies=False)
+
+
 def count(conn, table: str) -> int:
     return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
@@ -55,7 +65,10 @@ def test_create_dossier_bad_input(client, conn, kwargs, key):
 def test_unknown_ids_are_translated_404s(client):
     r = client.get("/api/dossiers/999")
     assert r.status_code == 404
+    assert r.mimetype == "application/problem+json"
     assert r.get_json() == {
+        "type": "about:blank", "status": 404,
+        "title": "Không tìm thấy hồ sơ. Hãy quay lại trang đầu và bắt đầu lại.",
         "error": "error.dossier_not_found",
         "message": "Không tìm thấy hồ sơ. Hãy quay lại trang đầu và bắt đầu lại.",
     }

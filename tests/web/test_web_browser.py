@@ -202,6 +202,7 @@ def test_idle_reset_returns_to_start_and_wipes_session(browser, tmp_path):
         page.goto(f"{server.url}/kiosk?lang=en")
         page.get_by_role("button", name=re.compile("Digitize papers on request")).click()
         page.wait_for_url("**/kiosk/dossier")
+        before = {c["name"]: c["value"] for c in context.cookies()}["session"]
         conn = connect(server.config.paths.database)
         try:
             d = latest_dossier(conn)
@@ -209,8 +210,11 @@ def test_idle_reset_returns_to_start_and_wipes_session(browser, tmp_path):
             expect(page.locator("#dossier-code")).to_have_count(0, timeout=8000)
             page.wait_for_url(re.compile(r"/kiosk$"))
             expect(page.locator("html")).to_have_attribute("lang", "vi")
-            names = {c["name"] for c in context.cookies()}
-            assert "session" not in names and "lang" not in names
+            cookies = {c["name"]: c["value"] for c in context.cookies()}
+            # The start page's form token opens a fresh session: none of the old one.
+            assert "lang" not in cookies and cookies.get("session") != before
+            assert page.evaluate("() => fetch('/api/session').then(r => r.json())"
+                                 ".then(s => s.dossier_id)") is None
             assert dossiers.get(conn, d.id).status == "cancelled"
             page.goto(f"{server.url}/kiosk/dossier")
             assert page.url.endswith("/kiosk")

@@ -56,7 +56,7 @@ def test_vietnamese_has_its_diacritics():
 
 
 def test_every_used_key_exists():
-    keys = used_keys() | set(i18n.DYNAMIC_KEYS)
+    keys = used_keys() | set(i18n.DYNAMIC_KEYS) | i18n.message_keys()
     assert len(keys) > 100
     assert sorted(keys - set(TABLES["vi"])) == []
 
@@ -77,12 +77,28 @@ def test_records_error_keys_exist():
     assert {c.key for c in classes} <= set(TABLES["vi"])
 
 
-def test_worker_error_keys_exist():
-    """The worker's failure keys (read from its source) all have a message."""
-    worker = (WEB.parent / "worker.py").read_text("utf-8")
-    keys = set(re.findall(r"""['"]((?:scanner|error)\.[a-z_]+)['"]""", worker))
-    keys.discard("scanner.state")  # a device_state name, not a message
-    assert keys <= set(TABLES["vi"])
+def test_every_layer_message_key_has_vietnamese_and_english_text():
+    """Each layer's errors module declares its keys; every one reads in both languages."""
+    keys = i18n.message_keys()
+    # the layers that raise keys are all seen, and so are their newest keys
+    assert {"scanner.jammed", "ocr.model_missing", "ocr.bad_image", "error.dossier_not_found",
+            "error.csrf", "error.locked"} <= keys
+    for lang in i18n.LANGUAGES:
+        missing = sorted(k for k in keys if not TABLES[lang].get(k, "").strip())
+        assert missing == [], (lang, missing)
+
+
+def test_error_keys_written_as_literals_exist():
+    """Keys the worker and the job store write as plain strings have a message too."""
+    appliance = WEB.parent
+    sources = [*appliance.glob("worker*.py"), *appliance.glob("worker/*.py"),
+               appliance / "store" / "jobs.py"]
+    keys: set[str] = set()
+    for path in sources:
+        keys |= set(re.findall(r"""['"]((?:scanner|error|ocr)\.[a-z_]+)['"]""",
+                               path.read_text("utf-8")))
+    keys -= {"scanner.state", "scanner.error", "ocr.state"}  # device-state names
+    assert keys and keys <= set(TABLES["vi"]), sorted(keys - set(TABLES["vi"]))
 
 
 def test_missing_key_falls_back_to_a_sentence():

@@ -6,6 +6,7 @@ import unicodedata
 
 from appliance.records import dossiers
 from appliance.store.db import set_state
+from tests.web.forms import post_form
 from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
 
 
@@ -16,7 +17,7 @@ def html(response) -> str:
 
 
 def start_dossier(client, procedure: str = "tk1-ts") -> None:
-    r = client.post("/kiosk/dossiers", data={"procedure": procedure})
+    r = post_form(client, "/kiosk/dossiers", data={"procedure": procedure})
     assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk/dossier")
 
 
@@ -59,7 +60,7 @@ def test_choose_procedure_opens_a_dossier(client, conn):
 
 
 def test_unknown_procedure_is_refused(client, conn):
-    r = client.post("/kiosk/dossiers", data={"procedure": "x"}, follow_redirects=True)
+    r = post_form(client, "/kiosk/dossiers", data={"procedure": "x"}, follow_redirects=True)
     assert "Không có thủ tục này" in html(r)
     assert conn.execute("SELECT COUNT(*) FROM dossiers").fetchone()[0] == 0
 
@@ -74,7 +75,7 @@ def test_dossier_screen_requires_a_session(client, conn, config):
 def test_scan_progress_and_jam(client, conn, config):
     start_dossier(client)
     dossier_id = session_dossier(client)
-    r = client.post("/kiosk/dossier/scan", data={"source": "adf"})
+    r = post_form(client, "/kiosk/dossier/scan", page="/kiosk/dossier", data={"source": "adf"})
     assert r.status_code == 302
     job_id = conn.execute("SELECT id FROM jobs").fetchone()[0]
     page = html(client.get("/kiosk/dossier"))
@@ -87,21 +88,23 @@ def test_scan_progress_and_jam(client, conn, config):
     assert "Giấy bị kẹt trong máy quét" in page and "Quét tiếp" in page
     assert f'name="paper_id" value="{paper_id}"' in page
     assert "Trang trắng?" in page and page.count("/thumbnail") == 2
-    client.post("/kiosk/dossier/scan", data={"source": "adf", "paper_id": str(paper_id)})
+    post_form(client, "/kiosk/dossier/scan", page="/kiosk/dossier",
+              data={"source": "adf", "paper_id": str(paper_id)})
     params = conn.execute("SELECT params_json FROM jobs ORDER BY id DESC").fetchone()[0]
     assert f'"paper_id": {paper_id}' in params
     # a second tap while the first is queued is refused with a message
-    r = client.post("/kiosk/dossier/scan", data={"source": "flatbed"}, follow_redirects=True)
+    r = post_form(client, "/kiosk/dossier/scan", page="/kiosk/dossier",
+                  data={"source": "flatbed"}, follow_redirects=True)
     assert "Máy quét đang xử lý một lượt quét" in html(r)
 
 
 def test_submit_shows_receipt_and_forgets_the_dossier(client, conn, config):
     start_dossier(client)
     dossier_id = session_dossier(client)
-    r = client.post("/kiosk/dossier/submit", follow_redirects=True)
+    r = post_form(client, "/kiosk/dossier/submit", page="/kiosk/dossier", follow_redirects=True)
     assert "chưa có giấy tờ nào được quét xong" in html(r)
     add_scanned_paper(conn, config, dossier_id, pages=1)
-    r = client.post("/kiosk/dossier/submit", follow_redirects=True)
+    r = post_form(client, "/kiosk/dossier/submit", page="/kiosk/dossier", follow_redirects=True)
     page = html(r)
     code = dossiers.get(conn, dossier_id).code
     assert code in page and "Mang bản gốc" in page
@@ -113,7 +116,7 @@ def test_reset_wipes_session_and_abandons_open_dossier(client, conn):
     start_dossier(client)
     dossier_id = session_dossier(client)
     client.get("/kiosk?lang=en")
-    r = client.post("/kiosk/reset")
+    r = post_form(client, "/kiosk/reset")
     assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk")
     assert session_dossier(client) is None
     assert dossiers.get(conn, dossier_id).status == "cancelled"
@@ -125,7 +128,7 @@ def test_reset_keeps_a_dossier_the_worker_is_scanning(client, conn):
     start_dossier(client)
     dossier_id = session_dossier(client)
     add_job(conn, dossier_id, "running", {"step": "scanning", "pages": 1})
-    client.post("/kiosk/reset")
+    post_form(client, "/kiosk/reset")
     assert dossiers.get(conn, dossier_id).status == "open"
     assert session_dossier(client) is None
 
@@ -133,7 +136,7 @@ def test_reset_keeps_a_dossier_the_worker_is_scanning(client, conn):
 def test_cancel(client, conn):
     start_dossier(client)
     dossier_id = session_dossier(client)
-    r = client.post("/kiosk/dossier/cancel", follow_redirects=True)
+    r = post_form(client, "/kiosk/dossier/cancel", page="/kiosk/dossier", follow_redirects=True)
     assert "Hồ sơ đã được hủy" in html(r)
     assert dossiers.get(conn, dossier_id).status == "cancelled"
 
@@ -154,11 +157,12 @@ def test_officer_flow(client, conn, config):
     assert '<dd data-field="full_name">NGUYỄN VĂN AN</dd>' in page
     sha = dossiers.get(conn, dossier_id).papers[0].pages[0].sha256
     assert "/image" in html(client.get(f"/officer/dossiers/{dossier_id}/pages/{sha}"))
-    r = client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": " "},
-                    follow_redirects=True)
+    detail = f"/officer/dossiers/{dossier_id}"
+    r = post_form(client, f"{detail}/sign", page=detail, data={"officer": " "},
+                  follow_redirects=True)
     assert "Hãy nhập họ tên cán bộ" in html(r)
-    r = client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": "Nguyễn Văn A"},
-                    follow_redirects=True)
+    r = post_form(client, f"{detail}/sign", page=detail, data={"officer": "Nguyễn Văn A"},
+                  follow_redirects=True)
     page = html(r)
     assert f"{code}.01" in page and "Đang chờ gửi về trung ương" in page
     assert "Nguyễn Văn A" in page

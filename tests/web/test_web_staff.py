@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.web import create_app, staff
+from appliance.web import create_app
+from tests.web.forms import post_form
 from tests.web.helpers import submitted_dossier
 
 PIN = "2468"
 
 
 @pytest.fixture
-def locked(config, monkeypatch):
-    monkeypatch.setattr(staff, "WRONG_PIN_DELAY_SECONDS", 0)
+def locked(config):
     return create_app(config, {"TESTING": True, "OFFICER_PIN": PIN}).test_client()
+
+
+def login(client, pin: str, next_path: str = "/officer"):
+    return post_form(client, "/staff/login", {"pin": pin, "next": next_path},
+                     page=f"/staff/login?next={next_path}")
 
 
 @pytest.mark.parametrize("path", ["/officer", "/technician", "/officer/dossiers/1"])
@@ -25,26 +30,28 @@ def test_staff_screens_ask_for_the_pin(locked, path):
 
 
 def test_login_logout(locked):
-    r = locked.post("/staff/login", data={"pin": "1111", "next": "/technician"})
+    r = login(locked, "1111", "/technician")
     assert r.status_code == 403 and "Mã PIN không đúng" in r.get_data(as_text=True)
     assert locked.get("/technician").status_code == 302
-    r = locked.post("/staff/login", data={"pin": PIN, "next": "/technician"})
+    r = login(locked, PIN, "/technician")
     assert r.status_code == 302 and r.headers["Location"] == "/technician"
     page = locked.get("/technician").get_data(as_text=True)
     assert "Tình trạng thiết bị" in page and 'id="logout"' in page
     assert locked.get("/officer").status_code == 200
-    locked.post("/staff/logout")
+    post_form(locked, "/staff/logout", page="/officer")
     assert locked.get("/officer").status_code == 302
 
 
 def test_next_must_stay_on_the_device(locked):
-    r = locked.post("/staff/login", data={"pin": PIN, "next": "//evil.example/x"})
+    r = login(locked, PIN, "//evil.example/x")
     assert r.headers["Location"] == "/officer"
 
 
 def test_kiosk_needs_no_pin(locked):
     assert locked.get("/kiosk").status_code == 200
-    assert locked.post("/api/dossiers", json={"procedure": "khac"}).status_code == 201
+    token = locked.get("/api/session").get_json()["csrf_token"]  # a browser: it has a cookie
+    r = locked.post("/api/dossiers", json={"procedure": "khac"}, headers={"X-CSRFToken": token})
+    assert r.status_code == 201
 
 
 def test_api_sign_needs_the_pin(locked, conn, config):

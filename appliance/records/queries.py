@@ -1,0 +1,92 @@
+"""Read-side questions the faces ask of the records, written once, in SQL, here.
+
+The web layer holds no SQL: a screen or an API route asks one of these functions and
+gets plain values back. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from appliance.store.jobs import Job
+
+# SQLite integers are signed 64-bit: a larger id cannot name a row (and would make the
+# driver raise OverflowError), so callers may use this bound to refuse it early.
+MAX_ROW_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class OpenDossier:
+    """An open (not yet submitted) dossier, as the flood limits need to see it."""
+
+    id: int
+    created_at: float
+    pages: int
+    active_job: bool
+
+
+def latest_job(conn: sqlite3.Connection, dossier_id: int) -> Job | None:
+    row = conn.execute(
+        "SELECT * FROM jobs WHERE dossier_id=? ORDER BY id DESC LIMIT 1", (dossier_id,)
+    ).fetchone()
+    return Job.from_row(row) if row else None
+
+
+def job_dossier(conn: sqlite3.Connection, job_id: int) -> int | None:
+    """The dossier a job belongs to, or None for an unknown job."""
+    if not 0 < job_id <= MAX_ROW_ID:
+        return None
+    row = conn.execute("SELECT dossier_id FROM jobs WHERE id=?", (job_id,)).fetchone()
+    return int(row["dossier_id"]) if row else None
+
+
+def retry_paper_id(conn: sqlite3.Connection, job: Job) -> int | None:
+    """The paper a failed scan was filling, so "scan on" appends to it.
+
+    It is the one named in the job's params or progress; for a job written before the
+    worker reported its paper, the one started for it (created after the job, in the
+    same dossier, with pages). None means the scan failed before the first page.
+    """
+    if isinstance(job.params.get("paper_id"), int):
+        return int(job.params["paper_id"])
+    done_paper = job.progress.get("paper_id")
+    if isinstance(done_paper, int):
+        return done_paper
+    row = conn.execute(
+        "SELECT p.id FROM papers p JOIN jobs j ON j.id=? "
+        "WHERE p.dossier_id=j.dossier_id AND p.created_at>=j.created_at "
+        "AND EXISTS (SELECT 1 FROM pages WHERE paper_id=p.id) "
+        "ORDER BY p.ordinal DESC LIMIT 1",
+        (job.id,),
+    ).fetchone()
+    return int(row["id"]) if row else None
+
+
+def page_dossiers(conn: sqlite3.Connection, sha256: str) -> set[int]:
+    """The dossiers holding a page with this content hash (a page can be scanned twice)."""
+    rows = conn.execute(
+        "SELECT DISTINCT pa.dossier_id FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
+        "WHERE pg.sha256=?", (sha256,)).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def pdf_dossiers(conn: sqlite3.Connection, sha256: str) -> set[int]:
+    """The dossiers holding a paper whose PDF has this content hash."""
+    rows = conn.execute("SELECT DISTINCT dossier_id FROM papers WHERE pdf_sha256=?",
+                        (sha256,)).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def open_dossiers(conn: sqlite3.Connection) -> list[OpenDossier]:
+    """Every open dossier, oldest first, with its page count and whether a job is active."""
+    rows = conn.execute(
+        "SELECT d.id, d.created_at, "
+        "(SELECT COUNT(*) FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
+        " WHERE pa.dossier_id = d.id) AS pages, "
+        "EXISTS (SELECT 1 FROM jobs j WHERE j.dossier_id = d.id "
+        " AND j.state IN ('queued', 'running')) AS active "
+        "FROM dossiers d WHERE d.status='open' ORDER BY d.id"
+    ).fetchall()
+    return [OpenDossier(int(r["id"]), float(r["created_at"]), int(r["pages"]),
+                        bool(r["active"])) for r in rows]

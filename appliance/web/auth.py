@@ -1,0 +1,239 @@
+"""Who may do what, decided in one place.
+
+Three roles, as the Flask tutorial's `login_required` does it, but once per blueprint
+(a `before_request` guard) rather than inside each view:
+
+- **citizen**: anonymous; the kiosk session is bound to the one dossier it created
+  (and, after submitting, to that dossier's receipt). No other dossier is reachable by
+  id, on the screens or through the API.
+- **officer**: the officer PIN (``web.officer_pin``), entered on the keypad (a session
+  that lapses after `ROLE_SESSION_SECONDS` idle) or sent as the ``X-Officer-PIN``
+  header by a program.
+- **technician**: its own PIN (``web.technician_pin``, header ``X-Technician-PIN``);
+  while none is configured the officer PIN opens the technician screens too.
+
+Every PIN attempt, from the keypad or a header, goes through the same lockout
+(`limits.Backoff`, per client and in total) which refuses with 429 + Retry-After and
+never sleeps. An empty officer PIN (a fresh install, the demo) leaves staff functions
+open, as before; `create_app` logs a warning when such a device listens beyond loopback.
+
+The API declares each operation's access with `@access(...)`; the API guard reads that
+declaration, and the OpenAPI document states it, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import hmac
+import sqlite3
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from flask import current_app, request, session
+
+from appliance.web.db import get_config, get_db
+from appliance.web.errors import WebError
+from appliance.web.limits import Backoff, retry_after
+
+ROLE = "role"
+ROLE_UNTIL = "role_until"
+DOSSIER = "dossier_id"  # the citizen's open dossier
+RECEIPT = "receipt_id"  # the citizen's just-submitted dossier (receipt screen only)
+ROLE_SESSION_SECONDS = 15 * 60
+OFFICER_HEADER = "X-Officer-PIN"
+TECHNICIAN_HEADER = "X-Technician-PIN"
+LOCKOUT = "appliance.lockout"
+TOTAL = "*"
+ACCESS_ATTR = "_appliance_access"
+OWNER_ATTR = "_appliance_owner"
+
+
+class Role(StrEnum):
+    CITIZEN = "citizen"
+    OFFICER = "officer"
+    TECHNICIAN = "technician"
+
+
+class Access(StrEnum):
+    """What an API operation asks of its caller."""
+
+    PUBLIC = "public"  # anyone (rate limits may still apply)
+    OWNER = "owner"  # the citizen whose session holds the dossier, or an officer
+    OFFICER = "officer"
+    STAFF = "staff"  # an officer or a technician
+
+
+# Which dossiers a request's target belongs to (from the URL's view args).
+Owner = Callable[[sqlite3.Connection, dict[str, Any]], set[int]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def access(level: Access, owner: Owner | None = None) -> Callable[[F], F]:
+    """Declare an API view's access; undeclared views are officer-only."""
+
+    def mark(view: F) -> F:
+        setattr(view, ACCESS_ATTR, level)
+        setattr(view, OWNER_ATTR, owner)
+        return view
+
+    return mark
+
+
+def view_access(view: Callable[..., Any]) -> Access:
+    return getattr(view, ACCESS_ATTR, Access.OFFICER)
+
+
+class Lockout:
+    """PIN failures per client and in total; the total keeps counting through an
+    officer's success once it has locked, so a distributed guesser gains nothing."""
+
+    def __init__(self, free_per_client: int = 5, free_total: int = 20) -> None:
+        self.per_client = Backoff(free=free_per_client)
+        self.total = Backoff(free=free_total, forget=6 * 3600.0)
+        self.free_total = free_total
+
+    def check(self, client: str) -> None:
+        wait = max(self.per_client.wait(client), self.total.wait(TOTAL))
+        if wait > 0:
+            raise WebError("error.locked", 429, "PIN attempts locked", retry_after(wait))
+
+    def verify(self, client: str, candidate: str, pin: str) -> bool:
+        self.check(client)
+        if hmac.compare_digest(candidate.encode("utf-8"), pin.encode("utf-8")):
+            self.per_client.succeed(client)
+            if self.total.wait(TOTAL) == 0 and not self._total_has_locked():
+                self.total.succeed(TOTAL)
+            return True
+        self.per_client.fail(client)
+        self.total.fail(TOTAL)
+        return False
+
+    def _total_has_locked(self) -> bool:
+        f = self.total._keys.get(TOTAL)
+        return f is not None and f.count > self.free_total
+
+
+def client_key() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _lockout() -> Lockout:
+    return current_app.extensions[LOCKOUT]
+
+
+def officer_pin() -> str:
+    pin = current_app.config.get("OFFICER_PIN") or get_config().web.officer_pin
+    return str(pin or "")
+
+
+def technician_pin() -> str:
+    pin = current_app.config.get("TECHNICIAN_PIN") or get_config().web.technician_pin
+    return str(pin or "")
+
+
+def verify_pin(candidate: str, pin: str) -> bool:
+    """One PIN attempt through the lockout; raises 429 while locked."""
+    return _lockout().verify(client_key(), candidate, pin)
+
+
+def _session_role() -> str | None:
+    role, until = session.get(ROLE), session.get(ROLE_UNTIL)
+    if isinstance(role, str) and isinstance(until, int | float) and until > time.time():
+        session[ROLE_UNTIL] = time.time() + ROLE_SESSION_SECONDS
+        return role
+    if role is not None:
+        session.pop(ROLE, None)
+        session.pop(ROLE_UNTIL, None)
+    return None
+
+
+def _pin_role(role: Role, pin: str, header: str) -> bool:
+    if not pin:
+        return True
+    sent = request.headers.get(header)
+    if sent is not None:
+        return verify_pin(sent, pin)
+    return _session_role() == role
+
+
+def is_officer() -> bool:
+    return _pin_role(Role.OFFICER, officer_pin(), OFFICER_HEADER)
+
+
+def is_technician() -> bool:
+    pin = technician_pin()
+    if not pin:
+        return is_officer()
+    return _pin_role(Role.TECHNICIAN, pin, TECHNICIAN_HEADER)
+
+
+def start_role(role: Role) -> None:
+    """A new staff session starts clean: nothing of a citizen's session survives."""
+    session.clear()
+    session[ROLE] = role.value
+    session[ROLE_UNTIL] = time.time() + ROLE_SESSION_SECONDS
+
+
+def citizen_dossier(key: str = DOSSIER) -> int | None:
+    value = session.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def bind_citizen(dossier_id: int) -> None:
+    session.clear()
+    session[DOSSIER] = dossier_id
+
+
+def require(level: Access, owner: Owner | None = None) -> None:
+    """Refuse the request unless its caller has `level`; the single check."""
+    if level == Access.PUBLIC:
+        return
+    if level == Access.OFFICER:
+        if not is_officer():
+            raise WebError("error.staff_only", 403)
+        return
+    if level == Access.STAFF:
+        if not (is_officer() or is_technician()):
+            raise WebError("error.staff_only", 403)
+        return
+    # OWNER: the dossier this session holds, or an officer. A citizen learns nothing
+    # about dossiers that are not theirs, not even whether they exist.
+    mine = citizen_dossier()
+    if mine is not None and owner is not None and mine in owner(get_db(), request.view_args
+                                                                 or {}):
+        return
+    if is_officer():
+        return
+    raise WebError("error.forbidden", 403)
+
+
+def guard_api() -> None:
+    """before_request of /api: the operation's declared access, or officer-only."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None:
+        return  # an unknown address: the 404/405 follows
+    require(view_access(view), getattr(view, OWNER_ATTR, None))
+
+
+def guard_officer() -> None:
+    """before_request of /officer."""
+    if not is_officer():
+        raise WebError("error.staff_only", 401)
+
+
+def guard_technician() -> None:
+    """before_request of /technician."""
+    if not is_technician():
+        raise WebError("error.technician_only", 401)
+
+
+def init_app(app: Any) -> None:
+    app.extensions[LOCKOUT] = Lockout(app.config.get("PIN_FREE_PER_CLIENT", 5),
+                                      app.config.get("PIN_FREE_TOTAL", 20))
+
+
+def bind_receipt(dossier_id: int) -> None:
+    """After submitting, the session may show the receipt and nothing else."""
+    session.clear()
+    session[RECEIPT] = dossier_id

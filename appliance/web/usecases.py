@@ -1,0 +1,254 @@
+"""What the kiosk screens and the JSON API both *do*, written once.
+
+The kiosk posts forms and the API takes JSON, but opening a dossier, asking for a
+scan, submitting, cancelling and signing must follow the same rules on both. Each
+function raises a `WebError` (or the records/store error as it comes) and lets the
+blueprint's one error handler answer.
+
+Flood limits live here too, because they are part of what "open a dossier" means:
+one open dossier per kiosk session (a second tap on the same procedure keeps the
+first), a creation rate per client, a cap of open dossiers per client and in total,
+and abandoned dossiers (their session long gone) cancelled to make room, so anonymous
+requests cannot use up the day's dossier codes and a flood degrades only the flooder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from typing import Any
+
+from flask import current_app
+
+from appliance.records import dossiers, procedures, queries
+from appliance.records.dossiers import Dossier
+from appliance.records.errors import RecordsError
+from appliance.store import jobs
+from appliance.store.db import get_state, transaction
+from appliance.system.config import Config
+from appliance.web.errors import WebError
+from appliance.web.i18n import LANGUAGES
+from appliance.web.limits import Leases, TokenBucket, retry_after
+
+log = logging.getLogger(__name__)
+
+SOURCES: tuple[str, ...] = ("flatbed", "adf")
+# The worker beats every loop (~0.3 s idle) but not while a long page is being read;
+# OCR of one page can take 15 s+ on a Pi, so only a much longer silence is a fault.
+WORKER_STALE_SECONDS = 60.0
+MAX_OFFICER_NAME = 120
+
+LIMITS = "appliance.limits"
+DEFAULTS: dict[str, Any] = {
+    "CREATE_BURST": 5, "CREATE_EVERY_SECONDS": 60.0,  # dossiers opened per client
+    "SCAN_BURST": 10, "SCAN_EVERY_SECONDS": 5.0,  # scans asked for per client
+    "MAX_OPEN_PER_CLIENT": 3, "MAX_OPEN_DOSSIERS": 40,
+    "DOSSIER_LEASE_SECONDS": None,  # None: max(15 min, 3 x the kiosk's idle reset)
+}
+
+
+class Limits:
+    def __init__(self, settings: dict[str, Any], idle_reset_seconds: int) -> None:
+        self.create = TokenBucket(settings["CREATE_BURST"], settings["CREATE_EVERY_SECONDS"])
+        self.scan = TokenBucket(settings["SCAN_BURST"], settings["SCAN_EVERY_SECONDS"])
+        self.max_per_client = int(settings["MAX_OPEN_PER_CLIENT"])
+        self.max_open = int(settings["MAX_OPEN_DOSSIERS"])
+        lease = settings["DOSSIER_LEASE_SECONDS"]
+        self.lease_seconds = float(lease if lease is not None
+                                   else max(15 * 60, 3 * idle_reset_seconds))
+        self.leases = Leases()
+
+
+def init_app(app: Any, config: Config) -> None:
+    settings = {k: app.config.get(k, v) for k, v in DEFAULTS.items()}
+    app.extensions[LIMITS] = Limits(settings, config.web.idle_reset_seconds)
+
+
+def limits() -> Limits:
+    return current_app.extensions[LIMITS]
+
+
+def _spend(bucket: TokenBucket, client: str) -> None:
+    wait = bucket.take(client)
+    if wait > 0:
+        raise WebError("error.rate_limited", 429, "rate limited", retry_after(wait))
+
+
+def worker_stalled(conn: sqlite3.Connection, at: float | None = None) -> bool:
+    """True when the worker has published a heartbeat but not recently.
+
+    A queued scan then waits for nobody, and the citizen should be told to ask for
+    help instead of watching a spinner. No heartbeat at all means "not known yet"
+    (first start), which is not reported as a fault.
+    """
+    found = get_state(conn, "worker.heartbeat")
+    if found is None:
+        return False
+    try:
+        beat = float(found[0])
+    except ValueError:
+        return False
+    return (time.time() if at is None else at) - beat > WORKER_STALE_SECONDS
+
+
+def abandon(conn: sqlite3.Connection, dossier_id: int | None) -> None:
+    """Cancel an open dossier nobody will finish, unless the worker is still on it."""
+    if dossier_id is None:
+        return
+    with contextlib.suppress(RecordsError):  # gone, or someone else finished it
+        d = dossiers.get(conn, dossier_id)
+        if d.status == "open" and jobs.active_for_dossier(conn, d.id) is None:
+            dossiers.cancel(conn, d.id)
+
+
+def _make_room(conn: sqlite3.Connection, client: str) -> None:
+    """Refuse a new dossier over the caps, after cancelling abandoned ones."""
+    lim = limits()
+    now = time.time()
+    opened = queries.open_dossiers(conn)
+    lim.leases.forget({o.id for o in opened})
+
+    def stale(o: queries.OpenDossier) -> bool:
+        return not o.active_job and now - lim.leases.seen(o.id, o.created_at) > lim.lease_seconds
+
+    def expire(victims: list[queries.OpenDossier]) -> None:
+        for o in victims:
+            log.info("dossier %d: abandoned (no session for %.0f s), cancelled to make room",
+                     o.id, lim.lease_seconds)
+            abandon(conn, o.id)
+
+    mine = [o for o in opened if lim.leases.client(o.id) == client]
+    if len(mine) >= lim.max_per_client:
+        expire([o for o in mine if stale(o)])
+        mine = [o for o in mine if not stale(o)]
+        if len(mine) >= lim.max_per_client:
+            wait = min(lim.leases.seen(o.id, o.created_at) for o in mine) + lim.lease_seconds
+            raise WebError("error.too_many_open", 429, "open dossiers per client",
+                           retry_after(wait - now))
+    if len(opened) >= lim.max_open:
+        expire([o for o in opened if stale(o)])
+        left = [o for o in opened if not stale(o)]
+        if len(left) >= lim.max_open:
+            raise WebError("error.too_many_open", 503, "open dossiers in total",
+                           retry_after(lim.lease_seconds / 10))
+
+
+def open_dossier(conn: sqlite3.Connection, config: Config, procedure: Any, language: Any,
+                 client: str, current: int | None) -> Dossier:
+    """Open a dossier for a citizen whose session holds `current` (or nothing).
+
+    The same procedure tapped again while the session's dossier is still empty keeps
+    that dossier (and its code); anything else abandons it first, as before.
+    """
+    if not isinstance(procedure, str) or procedures.find(procedure) is None:
+        raise WebError("error.unknown_procedure", 400)
+    if language not in LANGUAGES:
+        raise WebError("error.bad_language", 400)
+    if current is not None:
+        with contextlib.suppress(RecordsError):
+            d = dossiers.get(conn, current)
+            if (d.status == "open" and d.procedure_code == procedure
+                    and d.language == language and not d.papers
+                    and jobs.active_for_dossier(conn, d.id) is None):
+                limits().leases.bind(d.id, client)
+                return d
+        abandon(conn, current)
+    _spend(limits().create, client)
+    _make_room(conn, client)
+    dossier_id = dossiers.create(conn, config, procedure, language)
+    limits().leases.bind(dossier_id, client)
+    return dossiers.get(conn, dossier_id)
+
+
+def touch(dossier_id: int) -> None:
+    """The citizen's session is alive: its dossier is not abandoned."""
+    limits().leases.touch(dossier_id)
+
+
+def _next_title(dossier: Dossier) -> str:
+    """Name a new paper after the procedure's list, so the officer knows what it is.
+
+    Titles are Vietnamese whatever the screen language: they go into the record.
+    """
+    proc = procedures.find(dossier.procedure_code)
+    expected = proc.papers if proc else ()
+    n = len(dossier.papers)
+    if n < len(expected):
+        return expected[n][0]
+    return f"Giấy tờ số {n + 1}"
+
+
+def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
+               paper_id: Any = None, client: str | None = None) -> int:
+    """Queue a scan for the worker; refuse a second one while one is queued or running.
+
+    The check and the insert share one write transaction so two quick taps (or two
+    clients) cannot queue two scans of the same feeder.
+    """
+    if source not in SOURCES:
+        raise WebError("error.bad_source", 400)
+    if paper_id is not None and (isinstance(paper_id, bool) or not isinstance(paper_id, int)):
+        raise WebError("error.bad_paper", 400)
+    if client is not None:
+        _spend(limits().scan, client)
+    with transaction(conn):
+        dossier = dossiers.get(conn, dossier_id)
+        if dossier.status != "open":
+            raise WebError("error.invalid_state", 409)
+        if jobs.active_for_dossier(conn, dossier_id) is not None:
+            raise WebError("error.job_active", 409)
+        params: dict[str, Any] = {"source": source}
+        if paper_id is not None:
+            paper = next((p for p in dossier.papers if p.id == paper_id), None)
+            if paper is None:
+                raise WebError("error.bad_paper", 400)
+            params.update(paper_id=paper_id, title=paper.title)
+        else:
+            params["title"] = _next_title(dossier)
+        return jobs.enqueue(conn, "scan", dossier_id, params)
+
+
+def submit(conn: sqlite3.Connection, dossier_id: int) -> Dossier:
+    if jobs.active_for_dossier(conn, dossier_id) is not None:
+        raise WebError("error.job_active", 409)
+    dossiers.submit(conn, dossier_id)
+    return dossiers.get(conn, dossier_id)
+
+
+def cancel(conn: sqlite3.Connection, dossier_id: int, *, officer: bool) -> Dossier:
+    """Cancel a dossier. A citizen may cancel only while it is open: once submitted,
+    its owner holds a receipt, and only an officer may take it off the list."""
+    d = dossiers.get(conn, dossier_id)
+    if d.status != "open" and not officer:
+        raise WebError("error.invalid_state", 409)
+    if jobs.active_for_dossier(conn, dossier_id) is not None:
+        raise WebError("error.job_active", 409)
+    dossiers.cancel(conn, dossier_id)
+    return dossiers.get(conn, dossier_id)
+
+
+def officer_name(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise WebError("error.officer_required", 400)
+    return raw.strip()[:MAX_OFFICER_NAME]
+
+
+def sign(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: Any) -> str:
+    return dossiers.sign_off(conn, config, dossier_id, officer_name(officer))
+
+
+def latest_job(conn: sqlite3.Connection, dossier_id: int) -> jobs.Job:
+    dossiers.get(conn, dossier_id)
+    job = queries.latest_job(conn, dossier_id)
+    if job is None:
+        raise WebError("error.job_not_found", 404)
+    return job
+
+
+def get_job(conn: sqlite3.Connection, job_id: int) -> jobs.Job:
+    job = jobs.get(conn, job_id)
+    if job is None:
+        raise WebError("error.job_not_found", 404)
+    return job
