@@ -111,7 +111,7 @@ class Lockout:
 
     def _total_has_locked(self) -> bool:
         f = self.total._keys.get(TOTAL)
-        return f is not None and f.count > self.free_total
+        return f is not None and f.count >= self.free_total
 
 
 def client_key() -> str:

@@ -148,16 +148,21 @@ def register_html(bp: Blueprint, back_to: Callable[[WebError], str | None]) -> N
 
     `back_to` names the screen to return to for an error, or None to show the error
     page (a wrong address, or a refusal with nowhere sensible to go). A 429 always gets
-    the error page with its Retry-After: a redirect would only be retried at once.
+    the error page with its Retry-After (a redirect would only be retried at once), and
+    so does a request from another origin. A 401 (no staff session) goes to the PIN
+    keypad without a notice.
     """
 
     @bp.errorhandler(Exception)
     def html_error(e: Exception) -> Any:
         error = to_web_error(e)
-        target = None if error.status in (429, 500) else back_to(error)
+        # A cross-origin request gets no redirect: nobody on this device sent it.
+        target = (None if error.status in (429, 500) or error.key == "error.cross_origin"
+                  else back_to(error))
         if target is None:
             return page(error)
-        flash(error.key, "error")
+        if error.status != 401:
+            flash(error.key, "error")
         return redirect(target)
 
 

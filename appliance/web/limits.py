@@ -71,7 +71,7 @@ class _Failures:
 class Backoff:
     """Failed attempts per key: `free` tries, then a lock that doubles with each failure.
 
-    The lock after the n-th failure beyond `free` lasts base * 2^(n-1) seconds, capped
+    The `free`-th failure locks for `base` seconds, each further one for twice as long, capped
     at `cap`; a key quiet for `forget` seconds starts afresh, a success clears it.
     """
 
@@ -103,9 +103,9 @@ class Backoff:
                 f.count = 0
             f.count += 1
             f.last = now
-            over = f.count - self.free
-            if over > 0:
-                f.locked_until = now + min(self.cap, self.base * 2 ** (over - 1))
+            over = f.count - self.free  # 0 on the last free try: that one locks already
+            if over >= 0:
+                f.locked_until = now + min(self.cap, self.base * 2 ** min(over, 32))
 
     def succeed(self, key: str) -> None:
         with self._lock:
