@@ -103,11 +103,12 @@ def _stop_leftovers() -> None:
 atexit.register(_stop_leftovers)
 
 
-def _config(folder: Path, port: int, tls: TlsFiles | None, extra: str) -> str:
+def _config(folder: Path, port: int, tls: TlsFiles | None, extra: str,
+            anonymous: bool) -> str:
     lines = [
         "user root" if os.geteuid() == 0 else "",
         "per_listener_settings false",
-        "allow_anonymous true",
+        f"allow_anonymous {'true' if anonymous else 'false'}",
         "persistence true",
         f"persistence_location {folder}/",
         "persistence_file mosquitto.db",
@@ -142,13 +143,18 @@ def _accepts(port: int) -> bool:
 
 
 def start_mosquitto(folder: Path, port: int | None = None, *, tls: TlsFiles | None = None,
-                    extra_config: str = "") -> MosquittoProcess:
-    """Start mosquitto on 127.0.0.1 and return once its port accepts connections."""
+                    extra_config: str = "", anonymous: bool = True) -> MosquittoProcess:
+    """Start mosquitto on 127.0.0.1 and return once its port accepts connections.
+
+    anonymous=False with TLS client certificates and an acl_file in extra_config is
+    the production setup (provisioning/mosquitto-broker.conf); the default keeps the
+    broker open, as an attacker on an unconfigured broker would find it.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = folder / "mosquitto.conf"
-    conf.write_text(_config(folder, port, tls, extra_config), encoding="utf-8")
+    conf.write_text(_config(folder, port, tls, extra_config, anonymous), encoding="utf-8")
     with open(folder / "stderr.log", "ab") as err:
         proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True,

@@ -8,12 +8,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
+from appliance.central import store as central_store
 from appliance.store.db import connect, get_state
-from appliance.store.outbox import OutboxState, state_of
+from appliance.store.files import FileStore
+from appliance.store.outbox import OutboxState, dead_letter_counts, state_of
 from appliance.sync import acksig
 from appliance.system import config as config_mod
+from tests.helpers.device_records import TestRecord, add_record
 from tests.helpers.mosquitto import MosquittoProcess, free_port, start_mosquitto
 
 
@@ -94,6 +99,10 @@ class Service:
         except BaseException as e:  # reported by stop()
             self.error = e
 
+    def running(self) -> bool:
+        """Still in its loop: not returned, not raised."""
+        return self.thread.is_alive() and self.error is None
+
     def stop(self) -> None:
         self.stop_event.set()
         self.thread.join(15)
@@ -147,5 +156,94 @@ def device_state(config: config_mod.Config, key: str) -> str | None:
         conn.close()
 
 
-__all__ = ["Brokers", "Service", "ack_keys", "device_state", "free_port", "make_config",
-           "outbox_state", "wait_for"]
+class Attacker:
+    """A bare paho client that publishes whatever a test hands it, and sniffs topics.
+
+    It stands for anyone who can reach the broker: without ACLs, that is anyone.
+    """
+
+    def __init__(self, port: int, client_id: str = "attacker", **connect: Any) -> None:
+        self.seen: list[tuple[str, bytes]] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = lambda c, u, m: self.seen.append((m.topic, m.payload))
+        self.client.connect("127.0.0.1", port, **connect)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(10)
+        assert info.is_published(), f"broker did not take a message on {topic}"
+
+    def sniff(self, topic: str) -> None:
+        self.client.subscribe(topic, qos=1)
+        time.sleep(0.3)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def enqueue(config: config_mod.Config, count: int = 1,
+            pdf_sizes: tuple[int, ...] = (5000,)) -> list[TestRecord]:
+    """Genuine signed records in the device's outbox, made through the product."""
+    conn = connect(config.paths.database)
+    try:
+        return [add_record(conn, config.paths.files, device_id=config.device.id,
+                           pdf_sizes=pdf_sizes) for _ in range(count)]
+    finally:
+        conn.close()
+
+
+def all_delivered(config: config_mod.Config, recs: list[TestRecord]) -> bool:
+    return all(outbox_state(config, r.record_id) is OutboxState.DELIVERED for r in recs)
+
+
+def assert_exactly_once(config: config_mod.Config, recs: list[TestRecord]) -> None:
+    """Each genuine record is served by the receiver once, byte-identical, files included,
+    and is delivered on the device."""
+    served = central_store.list_records(config.central.database)
+    files = FileStore(config.paths.files)
+    for rec in recs:
+        got = [r for r in served if r["record_id"] == rec.record_id
+               and r["device_id"] == config.device.id]
+        assert len(got) == 1, (rec.record_id, got)
+        assert got[0]["sha256"] == rec.sha256
+        assert got[0]["body_json"] == rec.body_json
+        assert got[0]["files"] == rec.file_shas
+        for sha in rec.file_shas:
+            assert central_store.get_file(config.central.database, sha) == files.read(sha, ".pdf")
+        assert outbox_state(config, rec.record_id) is OutboxState.DELIVERED
+
+
+def assert_no_false_delivery(config: config_mod.Config) -> None:
+    """No outbox row is 'delivered' unless the receiver holds exactly its bytes."""
+    conn = connect(config.paths.database)
+    try:
+        rows = conn.execute("SELECT r.record_id, r.sha256 FROM outbox o JOIN records r "
+                            "USING (record_id) WHERE o.state='delivered'").fetchall()
+    finally:
+        conn.close()
+    held = {(r["record_id"], r["sha256"])
+            for r in central_store.list_records(config.central.database)
+            + central_store.list_held(config.central.database)
+            if r["device_id"] == config.device.id}
+    for row in rows:
+        assert (row["record_id"], row["sha256"]) in held, dict(row)
+
+
+def device_dead_letters(config: config_mod.Config) -> dict[str, int]:
+    conn = connect(config.paths.database)
+    try:
+        return dead_letter_counts(conn)
+    finally:
+        conn.close()
+
+
+def central_counters(config: config_mod.Config) -> dict[str, int]:
+    return central_store.read_counters(config.central.database)
+
+
+__all__ = ["Attacker", "Brokers", "Service", "ack_keys", "all_delivered", "assert_exactly_once",
+           "assert_no_false_delivery", "central_counters", "device_dead_letters",
+           "device_state", "enqueue", "free_port", "make_config", "outbox_state", "wait_for"]

@@ -1,0 +1,66 @@
+"""Hostile payloads for the wire: what an attacker who can publish on a topic sends.
+
+Shared by the decoder's unit tests and the fault tests that publish them through a
+real broker at the receiver and at the device.
+"""
+
+from __future__ import annotations
+
+import json
+
+SHA = "a" * 64
+
+
+def _chunk_json(**fields: object) -> bytes:
+    obj = {"v": 1, "type": "chunk", "record_id": "r", "sha256": SHA, "index": 0,
+           "count": 1, "size": 1, "data": "QQ=="}
+    obj.update(fields)
+    return json.dumps(obj).encode()
+
+
+HOSTILE = {
+    "nested 100,000 deep": b"[" * 100_000 + b"]" * 100_000,
+    "nested object 100,000 deep": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "nested inside a field": b'{"v":1,"type":"record","x":' + b"[" * 50 + b"]" * 50 + b"}",
+    "4,301-digit integer": b'{"v":1,"type":"chunk","count":' + b"9" * 4301 + b"}",
+    "4,301-digit integer alone": b"9" * 4301,
+    "21-digit integer": _chunk_json(count=10**20),
+    "chunk count 2**64": _chunk_json(count=2**64),
+    "chunk count 0": _chunk_json(count=0, index=0),
+    "chunk index negative": _chunk_json(index=-1),
+    "chunk bigger than its file": _chunk_json(size=0),
+    "file size 2**40": _chunk_json(size=2**40),
+    "non-UTF-8 bytes": b'{"v":1,"type":"record","record_id":"' + bytes([0xFF, 0xFE]) + b'"}',
+    "5 MB payload": b'{"v":1,"type":"record","body_json":"' + b"a" * 5_000_000 + b'"}',
+    "NaN": b'{"v":1,"type":"ack","received_at":NaN}',
+    "Infinity float": b'{"v":1,"type":"ack","received_at":1e999}',
+    "duplicate key": _chunk_json()[:-1] + b',"count":2}',
+    "record_id an int": _chunk_json(record_id=5),
+    "record_id with a slash": _chunk_json(record_id="../x"),
+    "record_id 200 chars": _chunk_json(record_id="r" * 200),
+    "index a string": _chunk_json(index="0"),
+    "index a bool": _chunk_json(index=True),
+    "index a float": _chunk_json(index=0.0),
+    "v true": _chunk_json(v=True),
+    "sha256 upper case": _chunk_json(sha256=SHA.upper()),
+    "data not a string": _chunk_json(data=[1]),
+    "body_json not a string": b'{"v":1,"type":"record","record_id":"r","sha256":"'
+                              + SHA.encode() + b'","body_json":{}}',
+    "claim a string": b'{"v":1,"type":"record","record_id":"r","sha256":"'
+                      + SHA.encode() + b'","body_json":"{}","claim":"yes"}',
+    "ack without signature": b'{"v":1,"type":"ack","record_id":"r","sha256":"'
+                             + SHA.encode() + b'","received_at":1,"device_id":"kiosk-01",'
+                             b'"status":"stored"}',
+    "ack status unknown": b'{"v":1,"type":"ack","record_id":"r","sha256":"' + SHA.encode()
+                          + b'","received_at":1,"device_id":"kiosk-01","status":"ok",'
+                          b'"sig":""}',
+    "ack received_at in year 10^6": b'{"v":1,"type":"ack","record_id":"r","sha256":"'
+                                    + SHA.encode() + b'","received_at":3e13,'
+                                    b'"device_id":"kiosk-01","status":"stored","sig":""}',
+    "a well-formed ack with a made-up signature": json.dumps({
+        "v": 1, "type": "ack", "record_id": "r", "sha256": SHA, "received_at": 1.0,
+        "device_id": "kiosk-01", "status": "stored", "sig": "QUFB" * 21 + "QQ=="}).encode(),
+    "a JSON string": b'"hello"',
+    "empty": b"",
+    "a lone quote with brackets": b'"' + b"[" * 1000,
+}
