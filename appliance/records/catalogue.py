@@ -44,6 +44,9 @@ class FieldSpec:
     labels: tuple[str, ...]
     mandatory: bool = False
     past: bool = False  # a date that cannot lie in the future (a date of birth)
+    rows_below: int = 1  # rows under the label that may hold the value
+    same_as: str = ""  # another field that must read the same
+    upper_case: bool = True  # names: printed in upper case on this paper
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,11 @@ def validate(data: Any) -> None:
         if twice:
             raise CatalogueError(f"paper {paper['code']}: fields defined twice: "
                                  f"{', '.join(twice)}")
+        dangling = sorted({f["same_as"] for f in paper["fields"]
+                           if f.get("same_as") and f["same_as"] not in names})
+        if dangling:
+            raise CatalogueError(f"paper {paper['code']}: same_as names unknown fields: "
+                                 f"{', '.join(dangling)}")
     known = set(codes)
     for proc in data["procedures"]:
         refs = [r["paper"] for r in proc["papers"]]
@@ -168,7 +176,9 @@ def _build(data: dict[str, Any], path: Path | None) -> Catalogue:
             code=p["code"], name_vi=p["name_vi"], name_en=p["name_en"],
             title_labels=tuple(p["title_labels"]), form=p.get("form", ""),
             fields=tuple(FieldSpec(f["name"], f["kind"], tuple(f["labels"]),
-                                   f.get("mandatory", False), f.get("past", False))
+                                   f.get("mandatory", False), f.get("past", False),
+                                   f.get("rows_below", 1), f.get("same_as", ""),
+                                   f.get("upper_case", True))
                          for f in p["fields"]),
         )
         for p in data["papers"]
