@@ -93,7 +93,11 @@ def now() -> float:
 
 
 def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
-    """Small device-wide facts (scanner state, last sync) that the web shows."""
+    """Small device-wide facts (scanner state, last sync) that the web shows.
+
+    The keys and their values are named in `store/state.py`; write through its
+    functions there so writer and reader cannot drift apart.
+    """
     conn.execute(
         "INSERT INTO device_state(key, value, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",

@@ -126,3 +126,12 @@ def test_pdf_is_reproducible_with_a_fixed_date():
     assert first == assemble_pdf(images, 100, "t", "a", created=when)
     with pytest.raises(ValueError):
         assemble_pdf([], 200, "t", "a")
+
+
+def test_a_crooked_page_is_flagged_a_straight_one_is_not():
+    straight = render_form_page(1).image
+    crooked = straight.rotate(-1.8, resample=Image.Resampling.BICUBIC, fillcolor="white")
+    assert not check_page(straight).skewed
+    check = check_page(crooked)
+    assert check.skewed and check.skew_degrees == pytest.approx(-1.8, abs=0.3)
+    assert not check_page(Image.new("RGB", A4_200, "white")).skewed  # nothing to measure
