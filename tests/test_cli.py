@@ -4,25 +4,50 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from appliance.system import config as config_mod
+from tests.helpers.sync_rig import broker, brokers  # noqa: F401 (fixtures)
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = ["web", "worker", "sync", "central", "demo-scanner", "run"]
 
 
-def run(args: list[str], config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
+def _env(config: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "WATCHDOG_USEC")}
+    env.pop(config_mod.CONFIG_ENV, None)
     if config:
-        env["APPLIANCE_CONFIG"] = str(config)
-    return subprocess.run([sys.executable, "-m", "appliance", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+        env[config_mod.CONFIG_ENV] = str(config)
+    return env
+
+
+def run(args: list[str], config: Path | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", *args], env=_env(config),
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def write_config(path: Path, data_dir: Path, **sections: dict[str, object]) -> Path:
+    path.write_text(config_mod.dump(config_mod.with_overrides(
+        config_mod.Config(), paths={"data_dir": str(data_dir)}, **sections)), encoding="utf-8")
+    return path
+
+
+def bad_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[mqtt]\nhots = "broker"\n', encoding="utf-8")
+    return cfg
 
 
 def test_status_json_on_a_fresh_device(tmp_path):
-    cfg = tmp_path / "a.toml"
-    cfg.write_text(config_mod.dump(config_mod.with_overrides(
-        config_mod.Config(), paths={"data_dir": str(tmp_path / "data")})))
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "data")
     result = run(["status", "--json"], cfg)
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
@@ -35,8 +60,144 @@ def test_status_json_on_a_fresh_device(tmp_path):
 
 
 def test_bad_config_is_refused_naming_the_key(tmp_path):
-    cfg = tmp_path / "bad.toml"
-    cfg.write_text('[mqtt]\nhots = "broker"\n')
-    result = run(["check-config"], cfg)
+    result = run(["check-config"], bad_config(tmp_path))
     assert result.returncode == 2
     assert "mqtt.hots" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize("command", SERVICES)
+def test_every_service_refuses_a_bad_config_with_exit_2(tmp_path, command, where):
+    """One exit code for one mistake: sync used to exit 1, the demo scanner never read
+    the file. `--config` is honoured before and after the subcommand."""
+    bad = str(bad_config(tmp_path))
+    args = ["--config", bad, command] if where == "before" else [command, "--config", bad]
+    result = run(args, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "configuration error" in result.stderr and "mqtt.hots" in result.stderr
+
+
+def _start(args: list[str], env_config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "appliance", *args],
+                                env=_env(env_config), stdout=out, stderr=subprocess.STDOUT,
+                                cwd=REPO, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+def test_sync_honours_the_top_level_config_option(tmp_path):
+    """`appliance --config FILE sync` used to read $APPLIANCE_CONFIG instead of FILE (the
+    subcommand's own --config default overwrote the top-level value)."""
+    good = write_config(tmp_path / "good.toml", tmp_path / "data")
+    log = tmp_path / "sync.log"
+    proc = _start(["--config", str(good), "sync"], bad_config(tmp_path), log)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "data" / "appliance.sqlite3").exists():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        code = _stop(proc)
+    assert code == 0, log.read_text()
+    assert "configuration error" not in log.read_text()
+
+
+def test_central_honours_the_top_level_config_option(tmp_path):
+    # The good file has no broker: the receiver refuses that in one logged line.
+    good = write_config(tmp_path / "good.toml", tmp_path / "data",
+                        central={"database": str(tmp_path / "central.sqlite3")})
+    result = subprocess.run([sys.executable, "-m", "appliance", "--config", str(good), "central"],
+                            env=_env(bad_config(tmp_path)), capture_output=True, text=True,
+                            timeout=60, cwd=REPO)
+    assert result.returncode == 1, result.stderr
+    assert "mqtt.host is empty" in result.stderr
+    assert "configuration error" not in result.stderr
+
+
+HANDLERS = """
+import json, logging, sys
+import {module} as target
+
+def body(config, stop, notify=None, **kwargs):
+    print(json.dumps([[type(h).__name__, getattr(h, "_extra", None)]
+                      for h in logging.getLogger().handlers]), flush=True)
+
+target.{function} = body
+from appliance.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(("command", "module", "function"), [
+    ("sync", "appliance.sync.publisher", "run_publisher"),
+    ("central", "appliance.central.receiver", "run_receiver"),
+])
+def test_sync_and_central_log_to_the_journal_under_their_identifier(tmp_path, command, module,
+                                                                    function):
+    """Under systemd (stderr is the journal stream) every service logs through
+    JournalHandler tagged appliance-<service>; sync and central used basicConfig."""
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "data",
+                       central={"database": str(tmp_path / "central.sqlite3")})
+    stderr = tmp_path / "stderr"
+    with open(stderr, "wb") as err:
+        st = os.fstat(err.fileno())
+        env = dict(_env(), JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        result = subprocess.run(
+            [sys.executable, "-c", HANDLERS.format(module=module, function=function),
+             "--config", str(cfg), command],
+            env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 0, stderr.read_text()
+    handlers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ["JournalHandler", {"SYSLOG_IDENTIFIER": f"appliance-{command}"}] in handlers
+
+
+def test_help_lists_every_command_without_importing_them():
+    code = ("import sys, contextlib, io\n"
+            "from appliance.cli import build_parser\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out, "
+            "contextlib.suppress(SystemExit):\n"
+            "    build_parser().parse_args(['--help'])\n"
+            "print(out.getvalue())\n"
+            "print(sorted(m for m in sys.modules if m.startswith('appliance.')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=REPO, env=_env())
+    assert result.returncode == 0, result.stderr
+    for command in [*SERVICES, "ocr", "status", "check-config", "bench"]:
+        assert command in result.stdout
+    loaded = result.stdout.strip().splitlines()[-1]
+    assert "appliance.web" not in loaded and "appliance.sync" not in loaded, loaded
+
+
+def test_demo_supervisor_does_not_import_the_cli():
+    """The old `cli` <-> `demo.supervisor` cycle: the supervisor took stop_on_signals from
+    the CLI module."""
+    code = ("import sys\nimport appliance.demo.supervisor\n"
+            "print('appliance.cli' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=REPO, env=_env())
+    assert result.stdout.strip() == "False", result.stderr
+    source = (REPO / "appliance" / "demo" / "supervisor.py").read_text(encoding="utf-8")
+    assert "appliance.cli" not in source
+
+
+@pytest.mark.timeout(300)
+def test_bench_outbox_prints_json(broker):  # noqa: F811 (fixture)
+    result = run(["bench", "outbox", "--json", "--port", str(broker.port),
+                  "--records", "20", "--size", "512"], timeout=240)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["records"] == 20 and figures["size_bytes"] == 512
+    assert figures["raw_msgs_per_s"] > 0 and figures["outbox_records_per_s"] > 0
+    assert 0 < figures["ratio"] == pytest.approx(
+        figures["outbox_records_per_s"] / figures["raw_msgs_per_s"])
