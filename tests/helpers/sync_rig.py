@@ -184,6 +184,32 @@ class Attacker:
         self.client.loop_stop()
 
 
+def probe(publish: Callable[[], None], count: Callable[[], int], what: str) -> int:
+    """Publish junk until the consumer has set one aside (so it is subscribed), then
+    return the settled count that later assertions add to."""
+    deadline = time.monotonic() + 20
+    while count() < 1:
+        assert time.monotonic() < deadline, f"{what} never subscribed"
+        publish()
+        end = time.monotonic() + 1.0
+        while count() < 1 and time.monotonic() < end:
+            time.sleep(0.05)
+    time.sleep(0.5)
+    return count()
+
+
+def subscribed_receiver(start: Callable[..., Service], config: config_mod.Config,
+                        attacker: Attacker) -> Service:
+    """A receiver thread whose subscription is known to be active."""
+    from appliance.central.receiver import run_receiver
+
+    receiver = start(run_receiver, config)
+    probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
+          lambda: central_store.read_counters(config.central.database).get("dead_letters", 0),
+          "the receiver")
+    return receiver
+
+
 def enqueue(config: config_mod.Config, count: int = 1,
             pdf_sizes: tuple[int, ...] = (5000,)) -> list[TestRecord]:
     """Genuine signed records in the device's outbox, made through the product."""
@@ -246,4 +272,5 @@ def central_counters(config: config_mod.Config) -> dict[str, int]:
 
 __all__ = ["Attacker", "Brokers", "Service", "ack_keys", "all_delivered", "assert_exactly_once",
            "assert_no_false_delivery", "central_counters", "device_dead_letters",
-           "device_state", "enqueue", "free_port", "make_config", "outbox_state", "wait_for"]
+           "device_state", "enqueue", "free_port", "make_config", "outbox_state", "probe",
+           "subscribed_receiver", "wait_for"]

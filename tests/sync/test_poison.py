@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +34,7 @@ from tests.helpers.sync_rig import (
     device_state,
     enqueue,
     make_config,
+    probe,
     wait_for,
 )
 from tests.sync.hostile import HOSTILE
@@ -46,20 +46,6 @@ POISON = list(HOSTILE.values())
 
 def dead_letters_at_central(config: config_mod.Config) -> int:
     return central_counters(config).get("dead_letters", 0)
-
-
-def probe(publish: Callable[[], None], count: Callable[[], int], what: str) -> int:
-    """Publish junk until the consumer has set one aside (so it is subscribed), then
-    return the settled count that later assertions add to."""
-    deadline = time.monotonic() + 20
-    while count() < 1:
-        assert time.monotonic() < deadline, f"{what} never subscribed"
-        publish()
-        end = time.monotonic() + 1.0
-        while count() < 1 and time.monotonic() < end:
-            time.sleep(0.05)
-    time.sleep(0.5)
-    return count()
 
 
 def test_poison_on_records_topics_is_set_aside_and_genuine_records_pass(
