@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from appliance.system import config as config_mod
 from appliance.system.config import Config
@@ -113,6 +114,16 @@ def _on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _install(stop: threading.Event) -> dict[int, Any]:
+    """Point SIGTERM and SIGINT at ``stop``; the handlers they had before."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+
+
 @contextmanager
 def signals_set(stop: threading.Event) -> Iterator[threading.Event]:
     """While inside, SIGTERM and SIGINT set ``stop``; the previous handlers come back after.
@@ -123,12 +134,7 @@ def signals_set(stop: threading.Event) -> Iterator[threading.Event]:
     if not _on_main_thread():
         yield stop
         return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    previous = _install(stop)
     try:
         yield stop
     finally:
@@ -139,8 +145,8 @@ def signals_set(stop: threading.Event) -> Iterator[threading.Event]:
 def stop_on_signals() -> threading.Event:
     """A new event that SIGTERM/SIGINT set for the rest of the process's life."""
     stop = threading.Event()
-    context = signals_set(stop)
-    context.__enter__()
+    if _on_main_thread():
+        _install(stop)
     return stop
 
 
