@@ -1,0 +1,98 @@
+"""Schemathesis against the served OpenAPI document, in process, bounded in time.
+
+Every operation gets valid and invalid requests generated from its description: no
+answer may be a 5xx, and no refused request (4xx) may change anything in the database.
+An officer PIN is configured, as on every real device: one pass calls anonymously,
+one with the PIN (where valid requests may change state, refused ones still may not).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+hypothesis = pytest.importorskip("hypothesis")
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
+
+from appliance.records import dossiers  # noqa: E402
+from appliance.web import create_app  # noqa: E402
+from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier  # noqa: E402
+
+PIN = "80413579"
+BUDGET_SECONDS = 40.0
+EXAMPLES = 25
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def fingerprint(conn) -> tuple:
+    """Everything a request could change, in one comparable value."""
+    return (
+        tuple(conn.execute("SELECT id, status, signed_by FROM dossiers ORDER BY id")),
+        tuple(conn.execute("SELECT id, state FROM jobs ORDER BY id")),
+        conn.execute("SELECT COUNT(*) FROM records").fetchone()[0],
+        conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
+        conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0],
+        tuple(conn.execute("SELECT agency_code, day, last FROM code_sequences")),
+    )
+
+
+def fuzz(conn, operation, mode, headers: dict[str, str], deadline: float, tally: Counter[str],
+         server_errors: list[str], changed_on_refusal: list[str]) -> None:
+    """Up to EXAMPLES generated calls of one operation in one mode, until the deadline."""
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case) -> None:
+        if time.monotonic() > deadline:
+            return
+        before = fingerprint(conn)
+        response = case.call(headers=headers)
+        code = response.status_code
+        tally[f"{code // 100}xx"] += 1
+        tally[str(code)] += 1
+        where = f"{case.method} {case.formatted_path} -> {code}"
+        if code >= 500:
+            server_errors.append(where)
+        elif code >= 400 and fingerprint(conn) != before:
+            changed_on_refusal.append(where)
+
+    run()
+
+
+def test_generated_requests_never_get_a_5xx_and_refusals_change_nothing(config, conn):
+    app = create_app(config, {"TESTING": True, "OFFICER_PIN": PIN,
+                              # let the generator reach the handlers, not only the limits
+                              "CREATE_BURST": 10_000, "SCAN_BURST": 10_000,
+                              "MAX_OPEN_PER_CLIENT": 10_000, "MAX_OPEN_DOSSIERS": 10_000,
+                              "PIN_FREE_PER_CLIENT": 10_000, "PIN_FREE_TOTAL": 10_000})
+    submitted = submitted_dossier(conn, config)
+    open_id = dossiers.create(conn, config, "khac")
+    add_scanned_paper(conn, config, open_id, pages=1, seed=3)
+    add_job(conn, open_id, "done", {"step": "done", "pages": 1})
+    assert submitted and open_id
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    tally: Counter[str] = Counter()
+    server_errors: list[str] = []
+    changed_on_refusal: list[str] = []
+    deadline = time.monotonic() + BUDGET_SECONDS
+    operations = [result.ok() for result in schema.get_all_operations()]
+    passes = [(operation, mode, headers) for headers in ({}, {"X-Officer-PIN": PIN})
+              for operation in operations
+              for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+    for operation, mode, headers in passes:
+        try:
+            fuzz(conn, operation, mode, headers, deadline, tally, server_errors,
+                 changed_on_refusal)
+        except hypothesis.errors.Unsatisfiable:
+            tally["operations with nothing to make invalid"] += 1  # e.g. GET /api/health
+    print("schemathesis:", dict(sorted(tally.items())))
+    assert tally["4xx"] > 100 and tally["2xx"] > 100  # it really exercised the API
+    assert server_errors == []
+    assert changed_on_refusal == []
