@@ -1,0 +1,190 @@
+"""The central store on a real SQLite file: identity per device, claims, chunk limits,
+expiry, dead letters, and a schema of its own (nothing imported from the device)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance.central import store
+from appliance.central.db import MIGRATIONS, connect
+from appliance.central.errors import ChunkRefused
+from appliance.sync import wire
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "central.sqlite3"
+    conn = connect(path)
+    yield conn, path
+    conn.close()
+
+
+def record(record_id: str, device_id: str = "kiosk-01", code: str = "D-1",
+           files: list[bytes] = (), claim: bool = False) -> wire.RecordMessage:
+    papers = [{"result_code": f"{code}.{i:02d}",
+               "file": {"sha256": hashlib.sha256(f).hexdigest(), "size": len(f)}}
+              for i, f in enumerate(files, start=1)]
+    body = json.dumps({"record_id": record_id, "device_id": device_id, "dossier_code": code,
+                       "papers": papers})
+    return wire.RecordMessage(record_id, hashlib.sha256(body.encode()).hexdigest(), body,
+                              claim)
+
+
+def served(path: Path) -> dict[tuple[str, str], str]:
+    return {(r["device_id"], r["record_id"]): r["sha256"] for r in store.list_records(path)}
+
+
+def test_record_ids_are_per_device(db):
+    conn, path = db
+    a, b = record("r-1", "kiosk-01"), record("r-1", "kiosk-02")
+    assert store.put_record(conn, "kiosk-01", a).status is wire.AckStatus.STORED
+    assert store.put_record(conn, "kiosk-02", b).status is wire.AckStatus.STORED
+    assert served(path) == {("kiosk-01", "r-1"): a.sha256, ("kiosk-02", "r-1"): b.sha256}
+    assert store.list_conflicts(path) == []
+
+
+def test_first_claim_wins_and_a_second_claim_contests(db):
+    conn, path = db
+    squat = record("r-1", code="FORGED")
+    genuine = record("r-1", code="GENUINE")
+    assert store.put_record(conn, "kiosk-01", squat).status is wire.AckStatus.STORED
+    # The genuine bytes arrive: held aside, never overwriting, acked as CONFLICT.
+    result = store.put_record(conn, "kiosk-01", genuine)
+    assert (result.outcome, result.status) == (store.Outcome.STORED, wire.AckStatus.CONFLICT)
+    assert served(path) == {("kiosk-01", "r-1"): squat.sha256}
+    # The device claims its bytes: they are served, the squat is held aside.
+    claimed = wire.RecordMessage(genuine.record_id, genuine.sha256, genuine.body_json, True)
+    assert store.put_record(conn, "kiosk-01", claimed).status is wire.AckStatus.STORED
+    assert served(path) == {("kiosk-01", "r-1"): genuine.sha256}
+    assert [h["sha256"] for h in store.list_held(path)] == [squat.sha256]
+    # A copy of the squat (no claim) changes nothing.
+    assert store.put_record(conn, "kiosk-01", squat).status is wire.AckStatus.CONFLICT
+    assert served(path) == {("kiosk-01", "r-1"): genuine.sha256}
+    # The squatter claims too: contested, nothing is served, an operator decides.
+    counter = wire.RecordMessage(squat.record_id, squat.sha256, squat.body_json, True)
+    assert store.put_record(conn, "kiosk-01", counter).status is wire.AckStatus.CONTESTED
+    assert served(path) == {}
+    assert {h["sha256"] for h in store.list_held(path)} == {squat.sha256, genuine.sha256}
+    assert store.put_record(conn, "kiosk-01", genuine).status is wire.AckStatus.CONTESTED
+    [conflict] = store.list_conflicts(path)
+    assert conflict["state"] == "contested"
+    assert store.counters(conn)["conflicts"] == 1
+
+
+def test_a_claim_sent_with_the_first_copy_counts_for_nothing(db):
+    """A squatter who claims up front gains nothing: claims count only while held."""
+    conn, path = db
+    squat = record("r-1", code="FORGED", claim=True)
+    genuine = record("r-1", code="GENUINE")
+    store.put_record(conn, "kiosk-01", squat)
+    store.put_record(conn, "kiosk-01", genuine)
+    claimed = wire.RecordMessage(genuine.record_id, genuine.sha256, genuine.body_json, True)
+    assert store.put_record(conn, "kiosk-01", claimed).status is wire.AckStatus.STORED
+    assert served(path) == {("kiosk-01", "r-1"): genuine.sha256}
+
+
+def chunks_of(record_id: str, data: bytes, chunk_bytes: int = 1024) -> list[wire.Chunk]:
+    return list(wire.iter_chunks(record_id, hashlib.sha256(data).hexdigest(), data,
+                                 chunk_bytes))
+
+
+def test_chunks_are_per_device_and_cannot_poison_another_devices_file(db):
+    conn, path = db
+    data = os.urandom(3000)
+    good = chunks_of("r-1", data)
+    bad = chunks_of("r-1", os.urandom(3000))
+    bad = [wire.Chunk(c.record_id, good[0].file_sha256, c.index, c.count, c.size, c.data)
+           for c in bad]
+    for c in bad:  # another device sends junk under the same file hash
+        store.put_chunk(conn, "kiosk-66", c)
+    for c in good:
+        store.put_chunk(conn, "kiosk-01", c)
+    result = store.put_record(conn, "kiosk-01", record("r-1", files=[data]))
+    assert result.ack
+    assert store.get_file(path, good[0].file_sha256) == data
+    assert store.chunk_state(path)["transfers"] == 1  # kiosk-66's junk, until it expires
+
+
+def test_chunk_limits(db):
+    conn, path = db
+    limits = store.Limits(max_transfers_per_device=2, max_chunk_store_bytes=10_000)
+    files = [os.urandom(3000) for _ in range(4)]
+    for f in files[:2]:
+        store.put_chunk(conn, "ghost-01", chunks_of("x", f)[0], limits)
+    with pytest.raises(ChunkRefused, match="2 transfers open"):
+        store.put_chunk(conn, "ghost-01", chunks_of("x", files[2])[0], limits)
+    # Another device is not blocked by ghost-01's transfers, but by the byte budget.
+    for c in chunks_of("y", files[3])[:3]:
+        store.put_chunk(conn, "kiosk-01", c, limits)
+    big = chunks_of("y", os.urandom(9000))
+    with pytest.raises(ChunkRefused, match="chunk store full"):
+        for c in big:
+            store.put_chunk(conn, "kiosk-02", c, limits)
+    # More data than the file announces is refused.
+    c = chunks_of("z", os.urandom(3000))[0]
+    store.put_chunk(conn, "kiosk-03", c)
+    with pytest.raises(ChunkRefused, match="exceed"):
+        store.put_chunk(conn, "kiosk-03", wire.Chunk("z", c.file_sha256, 1, c.count, c.size,
+                                                     os.urandom(3000)))
+
+
+def test_incomplete_transfers_expire_with_a_log_line(db, caplog):
+    caplog.set_level(logging.WARNING, logger="appliance.central.store")
+    conn, path = db
+    for n in range(20):
+        store.put_chunk(conn, f"ghost-{n:02d}", chunks_of("r", os.urandom(5000))[0])
+    assert store.chunk_state(path)["transfers"] == 20
+    assert store.purge_expired(conn, 3600) == 0
+    import time
+    assert store.purge_expired(conn, 3600, now=time.time() + 3601) == 20
+    assert store.chunk_state(path) == {"transfers": 0, "chunks": 0, "bytes": 0}
+    assert store.counters(conn)["chunk_bytes_held"] == 0
+    assert any("purged 20 incomplete transfer(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_dead_letters_keep_the_head_and_count(db):
+    conn, path = db
+    for _ in range(3):
+        store.put_dead_letter(conn, "bhxh/devices/x/records", "x", "junk", b"A" * 5_000_000)
+    letters = store.list_dead_letters(path)
+    assert len(letters) == 3 and all(len(d["head"]) == 256 for d in letters)
+    assert letters[0]["size"] == 5_000_000
+    assert store.counters(conn)["dead_letters"] == 3
+
+
+def test_old_central_database_is_migrated(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    for statement in MIGRATIONS[0].split(";\n"):
+        old.execute(statement)
+    old.execute("INSERT INTO records(record_id, device_id, sha256, body_json, received_at, "
+                "last_copy_at) VALUES ('r-1', 'kiosk-01', ?, '{}', 1, 1)", ("a" * 64,))
+    old.execute("PRAGMA user_version=1")
+    old.commit()
+    old.close()
+    conn = connect(path)
+    conn.close()
+    assert served(path) == {("kiosk-01", "r-1"): "a" * 64}
+
+
+def test_central_imports_nothing_of_the_device():
+    code = ("import sys, appliance.central.receiver, appliance.central.store, "
+            "appliance.central.db; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[:2] in ("
+            "['appliance','store'], ['appliance','records'], ['appliance','scanner'], "
+            "['appliance','ocr'], ['appliance','imaging'], ['appliance','worker'], "
+            "['appliance','web'])); print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
