@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance.extraction import validators as v
-from appliance.extraction.layout import Box, Line, reading_order, row_below, row_to_the_right
+from appliance.extraction.layout import Box, Line, reading_order, row_to_the_right, rows_below
 from appliance.extraction.layout import to_lines as _to_lines
 from appliance.extraction.text import find_label, find_words, fold, fold_with_map
 from appliance.records import catalogue as cat
@@ -275,7 +275,7 @@ def _take_until_label(line: Line, hits: list[_Hit]) -> tuple[Piece | None, bool]
 
 
 def _candidates(hit: _Hit, hits_by_line: dict[int, list[_Hit]],
-                page_lines: Sequence[Line], rows_below: int = 1) -> list[_Candidate]:
+                page_lines: Sequence[Line], rows: int = 1) -> list[_Candidate]:
     """Where the value of `hit` may be, nearest first: after the label on its line,
     on along its row, then on the row(s) below."""
     line = hit.line
@@ -299,13 +299,11 @@ def _candidates(hit: _Hit, hits_by_line: dict[int, list[_Hit]],
         if right:
             out.append(_Candidate(same + tuple(right), "right"))
     h = line.height
-    x_from = line.x_at(hit.start) - int(1.5 * h) if line.real_box else line.box[0]
+    opens_line = not _MARKER.sub("", text[:hit.start]).strip()
+    left = line.box[0] if opens_line else line.x_at(hit.start)
+    x_from = left - int(1.5 * h) if line.real_box else line.box[0]
     x_to = line.x_at(hit.end) + 3 * h
-    above = line
-    for _ in range(rows_below):
-        row = row_below(above, page_lines, x_from, x_to, max(h, above.height))
-        if not row:
-            break
+    for row in rows_below(line, page_lines, x_from, x_to, rows):
         below: list[Piece] = []
         ended = False
         for other in row:
@@ -316,9 +314,8 @@ def _candidates(hit: _Hit, hits_by_line: dict[int, list[_Hit]],
                 break
         if below:
             out.append(_Candidate(tuple(below), "below"))
-        if ended or (row and _take_until_label(row[0], hits_by_line[id(row[0])])[0] is None):
-            break  # a label opens the row: what follows belongs to it
-        above = row[0]
+        if ended:
+            break  # a label in the row: what follows belongs to it
     return out
 
 
@@ -406,6 +403,8 @@ def _same_as(paper: PaperType, fields: dict[str, FieldValue]) -> None:
         if (not spec.same_as or mine is None or theirs is None or mine.value is None
                 or theirs.value is None or mine.value == theirs.value):
             continue
+        if not set(mine.flags) <= {"low_confidence"}:
+            continue  # an odd reading (a scrawl read as "X N") is no second opinion
         for name, other in ((spec.name, theirs), (spec.same_as, mine)):
             f = fields[name]
             if f.status == VALID:

@@ -148,26 +148,32 @@ def row_to_the_right(line: Line, lines: Sequence[Line]) -> list[Line]:
                   key=lambda ln: ln.box[0])
 
 
-def row_below(line: Line, lines: Sequence[Line], x_from: int, x_to: int,
-              height: int | None = None) -> list[Line]:
-    """The nearest row under `line` that starts between x_from and x_to: where a
-    value written under its label sits. Left to right, contiguous pieces only.
-    `height` is the text height gaps are measured in (the label's, when `line` is a
-    smaller scrap such as a signature read as letters)."""
-    h = height or line.height
-    below = [ln for ln in lines
-             if ln.page == line.page and ln is not line
-             and ln.centre_y > line.box[3] - 0.2 * h
-             and ln.box[1] - line.box[3] < 1.6 * h
-             and x_from <= ln.box[0] <= x_to and not same_row(line, ln)]
-    if not below:
-        return []
-    nearest = min(below, key=lambda ln: ln.box[1])
-    row = sorted((ln for ln in lines if same_row(nearest, ln) and ln.box[0] >= nearest.box[0]),
-                 key=lambda ln: ln.box[0])
-    out = [row[0]]
-    for ln in row[1:]:
-        if ln.box[0] - out[-1].box[2] > 2 * max(ln.height, out[-1].height):
+def rows_below(line: Line, lines: Sequence[Line], x_from: int, x_to: int,
+               rows: int = 1) -> list[list[Line]]:
+    """Up to `rows` rows under `line` where a value written under its label sits,
+    nearest first, each left to right and cut where a wide gap opens (the next
+    column). A row counts only if it starts between x_from and x_to; the search
+    ends at the first row that covers that span but starts elsewhere, because what
+    lies under it belongs to another label. Rows are looked for within 1.6 text
+    heights per row, so a signature scrawl between a label and a name is passed."""
+    h = line.height
+    reach = line.box[3] + 1.6 * h * rows
+    under = sorted((ln for ln in lines
+                    if ln.page == line.page and ln is not line and not same_row(line, ln)
+                    and ln.centre_y > line.box[3] - 0.2 * h and ln.box[1] < reach
+                    and ln.box[0] <= x_to and ln.box[2] >= x_from),
+                   key=lambda ln: ln.box[1])
+    out: list[list[Line]] = []
+    while under and len(out) < rows:
+        nearest = under[0]
+        row = sorted((ln for ln in under if same_row(nearest, ln)), key=lambda ln: ln.box[0])
+        under = [ln for ln in under if ln not in row]
+        if not x_from <= row[0].box[0] <= x_to:
             break
-        out.append(ln)
+        pieces = [row[0]]
+        for ln in row[1:]:
+            if ln.box[0] - pieces[-1].box[2] > 2 * max(ln.height, pieces[-1].height):
+                break
+            pieces.append(ln)
+        out.append(pieces)
     return out
