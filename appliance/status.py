@@ -13,7 +13,8 @@ from appliance.ocr.errors import OcrError
 from appliance.ocr.manifest import Manifest, default_models_dir
 from appliance.store import outbox
 from appliance.store import state as device_state
-from appliance.store.db import connect, get_state
+from appliance.store.db import connect
+from appliance.store.state import StateKey
 from appliance.system.config import Config
 
 
@@ -22,15 +23,11 @@ def snapshot(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
     at = time.time()
     stats = outbox.stats(conn, now=at)
 
-    def state(key: str) -> str | None:
-        found = get_state(conn, key)
-        return found[0] if found else None
+    def state(key: StateKey) -> str | None:
+        return device_state.read(conn, key)
 
-    heartbeat = state("worker.heartbeat")
-    try:
-        heartbeat_age = round(max(0.0, at - float(heartbeat)), 1) if heartbeat else None
-    except ValueError:
-        heartbeat_age = None
+    beat = device_state.heartbeat(conn)
+    heartbeat_age = round(max(0.0, at - beat), 1) if beat is not None else None
     try:
         disk_free: int | None = shutil.disk_usage(config.paths.data_dir).free
     except OSError:
@@ -42,10 +39,10 @@ def snapshot(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
         "oldest_undelivered_age_s": stats["oldest_undelivered_age_seconds"],
         "last_delivery_at": stats["last_delivery_at"],
         "delivered": stats["delivered_count"],
-        "sync_state": state("sync.state") or "not_started",
-        "sync_last_error": state("sync.last_error"),
+        "sync_state": state(StateKey.SYNC) or "not_started",
+        "sync_last_error": state(StateKey.SYNC_ERROR),
         "scanner_state": device_state.scanner_summary(conn) or "unknown",
-        "ocr_state": state("ocr.state") or "unknown",
+        "ocr_state": state(StateKey.OCR) or "unknown",
         "worker_heartbeat_age_s": heartbeat_age,
         "disk_free_bytes": disk_free,
         "checked_at": at,
