@@ -101,8 +101,15 @@ def test_truth_is_nfc_and_not_empty(page):
 def test_totals():
     originals = [p for p in PAGES if p["derived_from"] is None]
     assert len(PAGES) >= 20
-    assert sum(len(_lines(p)) for p in originals) >= 600
-    assert sum(p["real_scan"] for p in originals) >= 24
+    assert sum(len(_lines(p)) for p in originals) >= 680
+    assert sum(p["real_scan"] for p in originals) >= 26
+
+
+def test_kinds_and_colours_are_present():
+    originals = [p for p in PAGES if p["derived_from"] is None]
+    assert {"admin", "form", "table", "photo"} <= {p["kind"] for p in originals}
+    assert {"colour", "grey", "bilevel"} <= {p["colour"] for p in PAGES}
+    assert {150, 200, 300} <= {p["dpi"] for p in originals if not p["dpi_estimated"]}
 
 
 def test_each_rotation_is_present():
