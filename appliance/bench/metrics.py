@@ -1,10 +1,12 @@
-"""Accuracy measures: CER with and without diacritics, exact matches of key fields."""
+"""Accuracy measures: CER with and without diacritics, line-aligned CER, exact key fields."""
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 
 def normalize(text: str) -> str:
@@ -78,3 +80,51 @@ def summarize(scores: list[PageScore]) -> dict[str, float]:
     for k, (ok, tot) in sorted(kinds.items()):
         out[f"exact_{k}"] = round(100.0 * ok / max(1, tot), 2)
     return out
+
+
+def best_stretch_errors(line: str, text: str) -> int:
+    """Edit distance from `line` to the stretch of `text` it matches best.
+
+    Semi-global alignment: skipping text before and after the stretch is free.
+    This is how a transcribed line is scored when the reading order of the output
+    differs from the transcription's (a two-column header, a seal read between two
+    lines) or when only part of a page was transcribed. One numpy pass per
+    character of the line: the in-row recurrence D[j] = min(T[j], D[j-1] + 1) is a
+    running minimum of T[k] - k, plus j.
+    """
+    if not line:
+        return 0
+    if not text:
+        return len(line)
+    t = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    idx = np.arange(len(t) + 1, dtype=np.int64)
+    prev = np.zeros(len(t) + 1, dtype=np.int64)  # any start in the text costs nothing
+    tmp = np.empty(len(t) + 1, dtype=np.int64)
+    for i, ch in enumerate(line, 1):
+        cost = (t != ord(ch)).astype(np.int64)
+        tmp[0] = i
+        np.minimum(prev[:-1] + cost, prev[1:] + 1, out=tmp[1:])
+        prev = np.minimum.accumulate(tmp - idx) + idx
+    return int(prev.min())  # any end in the text costs nothing
+
+
+@dataclass(frozen=True)
+class LineAlignedScore:
+    errors: int
+    errors_plain: int  # after stripping diacritics from both sides
+    length: int
+
+
+def score_lines_aligned(truth_lines: Iterable[str], read_lines: Iterable[str]) -> LineAlignedScore:
+    """Each truth line against its best-matching stretch of the page's whole output."""
+    text = normalize(" ".join(read_lines))
+    plain = strip_accents(text)
+    errs = errs_plain = n = 0
+    for raw in truth_lines:
+        line = normalize(raw)
+        if not line:
+            continue
+        errs += best_stretch_errors(line, text)
+        errs_plain += best_stretch_errors(strip_accents(line), plain)
+        n += len(line)
+    return LineAlignedScore(errs, errs_plain, n)

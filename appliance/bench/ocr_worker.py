@@ -1,7 +1,8 @@
 """One engine over a directory of pages, in its own process so peak RSS is its own.
 
     python -m appliance.bench.ocr_worker ENGINE PAGES_DIR [--threads N] [--models-dir D]
-Prints one JSON object: per-page seconds and lines, and peak RSS in MB.
+Prints one JSON object: per-page seconds, lines and the turn the engine gave the
+page, and peak RSS in MB.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 from appliance.ocr.engine import Engine, OcrEngine, TesseractEngine, open_image
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}  # generated pages are PNG, real scans not
 
 
 def make_engine(name: str, threads: int, models_dir: Path | None) -> Engine:
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     a = ap.parse_args(argv)
     engine = make_engine(a.engine, a.threads, a.models_dir)
-    files = sorted(a.pages.glob("*.png"))
+    files = sorted(f for f in a.pages.iterdir() if f.suffix.lower() in IMAGE_EXTS)
     for f in files[: a.warmup]:
         engine.read(open_image(f))
     out = []
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         img = open_image(f)
         page = engine.read(img)
         out.append({"file": f.name, "seconds": page.seconds, "stages": page.stage_seconds,
+                    "rotation": page.rotation,
                     "lines": [ln.text for ln in page.lines],
                     "least_sure": [ln.least_sure for ln in page.lines]})
     rss_self = peak_rss_mb()

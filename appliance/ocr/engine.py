@@ -18,19 +18,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 from PIL import Image
 
-from appliance.ocr.classifier import TextClassifier
 from appliance.ocr.detector import DetectorConfig, DetResult, TextDetector
 from appliance.ocr.errors import BadImageError, OcrError
 from appliance.ocr.geometry import Quad
 from appliance.ocr.manifest import Manifest, default_models_dir
-from appliance.ocr.recognizer import LineReading, TextRecognizer, crop_line, tighten
+from appliance.ocr.orientation import (
+    MIN_EVIDENCE_LINES,
+    FlipVote,
+    evidence_lines,
+    is_sideways,
+    turn_quad_180,
+    vote,
+)
+from appliance.ocr.recognizer import (
+    LineReading,
+    RecResult,
+    TextRecognizer,
+    crop_line,
+    tighten,
+)
 from appliance.ocr.session import keep_large_buffers_off_the_heap
 
 MAX_PIXELS = 60_000_000  # A4 at 600 dpi is ~35 MP; beyond this is a bomb or a mistake
 MAX_SIDE = 20_000
-MIN_SIDE = 16
+MIN_SIDE = 16  # a page thinner than this holds no line of text: read as no lines
+# A line whose best symbols average below this log-probability per frame is not text
+# the recognizer can read (noise, a photo, a seal's curved letters): it is dropped
+# rather than reported as invented text.
+MIN_FRAME_SCORE = -99.0
+
+
+def keep_line(r: LineReading) -> bool:
+    """Whether a recognized line is reported: it has text and the model was sure enough."""
+    return bool(r.text.strip()) and r.frame_score >= MIN_FRAME_SCORE
 
 
 @dataclass(frozen=True)
@@ -118,8 +141,6 @@ def check_image(image: object) -> Image.Image:
     w, h = image.size
     if w == 0 or h == 0:
         raise BadImageError("empty image (0 pixels)")
-    if w < MIN_SIDE or h < MIN_SIDE:
-        raise BadImageError(f"image too small to hold text: {w}x{h}")
     if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
         raise BadImageError(f"image too large: {w}x{h} pixels (limit {MAX_PIXELS} pixels)")
     return image
@@ -190,13 +211,11 @@ class OcrEngine:
         self,
         manifest: Manifest,
         detector: TextDetector,
-        classifier: TextClassifier | None,
         recognizer: TextRecognizer,
         used: list[str],
     ) -> None:
         self.manifest = manifest
         self.detector = detector
-        self.classifier = classifier
         self.recognizer = recognizer
         self._used = used
 
@@ -219,15 +238,9 @@ class OcrEngine:
         used = [det_e.name, rec_e.name]
         det = TextDetector(det_e.verified_path(mdir), threads, detector_config)
         rec = TextRecognizer(rec_e.verified_path(mdir), rec_e.charset, threads)
-        clf = None
-        try:
-            cls_e = manifest.find("classifier")
-        except OcrError:
-            cls_e = None
-        if cls_e is not None:
-            clf = TextClassifier(cls_e.verified_path(mdir), threads)
-            used.append(cls_e.name)
-        engine = cls(manifest, det, clf, rec, used)
+        # The manifest's line classifier is not loaded: orientation is decided by the
+        # recognizer itself (appliance/ocr/orientation.py says why).
+        engine = cls(manifest, det, rec, used)
         engine.name = f"onnx-{recognizer}"
         return engine
 
@@ -238,40 +251,50 @@ class OcrEngine:
             if e.name in self._used
         ]
 
-    def _detect_upright(self, gray: Image.Image) -> tuple[Image.Image, DetResult, int]:
+    def _detect(self, gray: Image.Image) -> tuple[Image.Image, DetResult, int]:
+        """Detect lines, turning a page that lies sideways a quarter turn first."""
         det = self.detector(gray)
-        rotation = 0
-        tall = sum(1 for q in det.quads if q.height > 1.5 * q.width)
-        if det.quads and tall > len(det.quads) / 2:
+        if is_sideways(det.quads):
             gray = gray.transpose(Image.Transpose.ROTATE_90)
-            rotation = 90
-            det = self.detector(gray)
-        if self.classifier is not None and det.quads:
-            widest = sorted(det.quads, key=lambda q: -q.width)[: self.classifier.vote_lines]
-            samples = [Image.fromarray(crop_line(gray, q, 48)) for q in widest]
-            if self.classifier(samples).upside_down:
-                gray = gray.transpose(Image.Transpose.ROTATE_180)
-                rotation = (rotation + 180) % 360
-                det = self.detector(gray)
-        return gray, det, rotation
+            return gray, self.detector(gray), 90
+        return gray, det, 0
+
+    def _flip_vote(self, crops: list[np.ndarray], upright: RecResult) -> FlipVote:
+        """Read the evidence lines turned 180 degrees and compare with how they read as cut."""
+        idx = evidence_lines(crops)
+        if len(idx) < MIN_EVIDENCE_LINES:
+            return vote([], [])
+        turned = self.recognizer([np.ascontiguousarray(crops[i][::-1, ::-1]) for i in idx])
+        return vote([upright.lines[i].frame_score for i in idx],
+                    [r.frame_score for r in turned.lines])
 
     def read(self, image: Image.Image) -> PageText:
         t0 = time.perf_counter()
         check_image(image)
+        if min(image.size) < MIN_SIDE:  # a strip too thin to hold a line of text
+            return PageText(time.perf_counter() - t0, (), 0, {})
         gray = image.convert("L")
-        gray, det, rotation = self._detect_upright(gray)
+        gray, det, rotation = self._detect(gray)
         t_det = time.perf_counter()
         quads = [tighten(gray, q) for q in det.quads]
         crops = [crop_line(gray, q) for q in quads]
         t_crop = time.perf_counter()
         rec = self.recognizer(crops) if crops else None
         t_rec = time.perf_counter()
+        if rec is not None and self._flip_vote(crops, rec).upside_down:
+            w, h = gray.size
+            quads = [turn_quad_180(q, w, h) for q in quads]
+            crops = [np.ascontiguousarray(c[::-1, ::-1]) for c in crops]
+            rec = self.recognizer(crops)
+            rotation = (rotation + 180) % 360
+        t_orient = time.perf_counter()
         pairs: list[tuple[Quad, LineReading]] = []
         if rec is not None:
-            pairs = [(q, r) for q, r in zip(quads, rec.lines, strict=True) if r.text.strip()]
+            pairs = [(q, r) for q, r in zip(quads, rec.lines, strict=True) if keep_line(r)]
         lines = [TextLine(r.text, q.bbox(), r.confidence, r.char_confidences)
                  for q, r in reading_order(pairs, det.angle)]
-        stages = {"detect": t_det - t0, "crop": t_crop - t_det, "recognize": t_rec - t_crop}
+        stages = {"detect": t_det - t0, "crop": t_crop - t_det, "recognize": t_rec - t_crop,
+                  "orient": t_orient - t_rec}
         return PageText(time.perf_counter() - t0, tuple(lines), rotation, stages)
 
 

@@ -29,6 +29,10 @@ class LineReading:
     text: str
     confidence: float
     char_confidences: tuple[float, ...]
+    # mean log-probability of the best symbol over every frame, blanks included: how
+    # sure the model is of the whole line, so it also tells an upside-down line (whose
+    # few emitted characters may each look confident) from an upright one
+    frame_score: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ class TextRecognizer:
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         best = p.argmax(axis=1)
+        frame_score = float(np.log(np.maximum(p.max(axis=1), 1e-12)).mean()) if len(p) else -99.0
         chars: list[str] = []
         confs: list[float] = []
         prev = 0
@@ -226,4 +231,4 @@ class TextRecognizer:
             text, confs = text[:-1], confs[:-1]
         text = unicodedata.normalize("NFC", text)
         conf = float(np.mean(confs)) if confs else 0.0
-        return LineReading(text, conf, tuple(round(c, 4) for c in confs))
+        return LineReading(text, conf, tuple(round(c, 4) for c in confs), frame_score)

@@ -71,7 +71,7 @@ def test_page_scanned_sideways_is_turned_upright(engine, turn):
 
 def test_stage_times_add_up_to_the_page(engine):
     got = engine.read(render_page(108, dpi=200, degraded=False).image)
-    assert set(got.stage_seconds) == {"detect", "crop", "recognize"}
+    assert set(got.stage_seconds) == {"detect", "crop", "recognize", "orient"}
     assert all(v > 0 for v in got.stage_seconds.values())
     assert sum(got.stage_seconds.values()) <= got.seconds
 
