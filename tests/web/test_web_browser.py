@@ -47,11 +47,12 @@ class Server:
     log: Path
 
 
-def start_server(root: Path, idle_seconds: int) -> Server:
+def start_server(root: Path, idle_seconds: int, **web: object) -> Server:
     port = free_port()
     config = config_mod.with_overrides(
         Config(), paths={"data_dir": str(root / "data")},
-        web={"bind": f"127.0.0.1:{port}", "threads": 4, "idle_reset_seconds": idle_seconds},
+        web={"bind": f"127.0.0.1:{port}", "threads": 4, "idle_reset_seconds": idle_seconds,
+             **web},
     )
     toml = root / "appliance.toml"
     toml.write_text(config_mod.dump(config), encoding="utf-8")
