@@ -31,7 +31,14 @@ from typing import Any
 from appliance.extraction import validators as v
 from appliance.extraction.layout import Box, Line, reading_order, row_to_the_right, rows_below
 from appliance.extraction.layout import to_lines as _to_lines
-from appliance.extraction.text import find_label, find_words, fold, fold_with_map
+from appliance.extraction.text import (
+    edit_distance,
+    find_label,
+    find_words,
+    fold,
+    fold_with_map,
+    label_tolerance,
+)
 from appliance.records import catalogue as cat
 from appliance.records.catalogue import Catalogue, FieldSpec, PaperType
 
@@ -202,6 +209,21 @@ def _generic_labels(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _near_label(text: str, labels: Sequence[tuple[str, FieldSpec | None]]) -> FieldSpec | None:
+    """The field whose label `text` (label-looking text before a colon) nearly spells."""
+    squeezed = fold(re.sub(r"\([^)]*\)", " ", text)).replace(" ", "")
+    best: tuple[int, FieldSpec] | None = None
+    for needle, spec in labels:
+        target = needle.replace(" ", "")
+        limit = label_tolerance(len(target))
+        if spec is None or limit == 0:
+            continue
+        distance = edit_distance(squeezed, target, limit)
+        if distance <= limit and (best is None or distance < best[0]):
+            best = (distance, spec)
+    return best[1] if best else None
+
+
 def _line_hits(line: Line, labels: Sequence[tuple[str, FieldSpec | None]]) -> list[_Hit]:
     """Labels in `line`, longest first where they overlap, then markers and generic
     labels as plain stops."""
@@ -220,8 +242,15 @@ def _line_hits(line: Line, labels: Sequence[tuple[str, FieldSpec | None]]) -> li
     for hit in found:
         if not chosen or hit[0] >= chosen[-1][1]:
             chosen.append(hit)
-    stops = [(m.start(), m.end()) for m in _MARKER.finditer(line.text)]
-    stops += _generic_labels(line.text)
+    generic = _generic_labels(line.text)
+    for start, end in generic:  # a label OCR misread ("thuộc tỉinh:") is still a label
+        if any(not (end <= s or start >= e) for s, e, _ in chosen):
+            continue
+        spec = _near_label(line.text[start:end - 1], labels)
+        if spec is not None:
+            chosen.append((start, end - 1, spec))
+    chosen.sort()
+    stops = [(m.start(), m.end()) for m in _MARKER.finditer(line.text)] + generic
     for start, end in stops:
         if all(end <= s or start >= e for s, e, _ in chosen):
             chosen.append((start, end, None))

@@ -78,3 +78,28 @@ def find_label(haystack: str, needle: str) -> list[tuple[int, int]]:
             hits.append((start, end))
         pos = squeezed.find(target, pos + 1)
     return hits
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, giving up (returning limit + 1) once it exceeds `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+def label_tolerance(length: int) -> int:
+    """Characters a misread label may differ by and still be taken for the label:
+    none for short ones ("Số", "Nơi sinh"), one in "Dân tộc"-length and more for long
+    ones, where a near-miss is still far from every other label."""
+    if length < 8:
+        return 0
+    return 1 if length < 16 else 2 if length < 30 else 3
