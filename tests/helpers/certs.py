@@ -47,3 +47,11 @@ def make_pki(folder: Path, client_cn: str = "kiosk-01") -> Pki:
     _signed("client", f"/CN={client_cn}", "extendedKeyUsage=clientAuth\n", folder)
     return Pki(folder / "ca.crt", folder / "server.crt", folder / "server.key",
                folder / "client.crt", folder / "client.key")
+
+
+def client_certificate(pki: Pki, cn: str) -> tuple[Path, Path]:
+    """Another client certificate from the same CA: (certificate, key), named after cn."""
+    folder = pki.ca_cert.parent
+    stem = "client-" + "".join(c if c.isalnum() else "_" for c in cn)
+    _signed(stem, f"/CN={cn}", "extendedKeyUsage=clientAuth\n", folder)
+    return folder / f"{stem}.crt", folder / f"{stem}.key"

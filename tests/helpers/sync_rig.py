@@ -162,12 +162,19 @@ class Attacker:
     It stands for anyone who can reach the broker: without ACLs, that is anyone.
     """
 
-    def __init__(self, port: int, client_id: str = "attacker", **connect: Any) -> None:
+    def __init__(self, port: int, client_id: str = "attacker",
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
+        """tls: (CA, certificate, key) to connect as a client certificate's owner."""
         self.seen: list[tuple[str, bytes]] = []
+        self.granted: list[list[mqtt.ReasonCode]] = []
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
         self.client.on_message = lambda c, u, m: self.seen.append((m.topic, m.payload))
-        self.client.connect("127.0.0.1", port, **connect)
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.granted.append(codes)
+        if tls is not None:
+            self.client.tls_set(ca_certs=str(tls[0]), certfile=str(tls[1]),
+                                keyfile=str(tls[2]))
+        self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
