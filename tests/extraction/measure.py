@@ -6,7 +6,10 @@ generated TK1-TS pages (appliance.demo.synth, degraded like a cheap scanner), re
 them with the OCR engine and scores the four mandatory values against the truth,
 for the extraction and, with --baseline FILE, for an older fields.py beside it.
 
-    python -m appliance.extraction.measure --seeds 9001-9012
+    python -m tests.extraction.measure --seeds 9001-9012
+
+It lives under tests/ because it draws pages with appliance.demo, a layer the
+extraction must not import.
 """
 
 from __future__ import annotations
