@@ -267,6 +267,8 @@ Piece = tuple[Line, int, int]  # a line and the character span taken from it
 class _Candidate:
     pieces: tuple[Piece, ...]
     where: str  # "same", "right" or "below"
+    # right after a label that ends in a colon: whatever is there was meant as the value
+    claimed: bool = False
 
     @property
     def text(self) -> str:
@@ -316,7 +318,7 @@ def _candidates(hit: _Hit, hits_by_line: dict[int, list[_Hit]],
     same: tuple[Piece, ...] = ((line, start, stop),) if text[start:stop].strip() else ()
     out: list[_Candidate] = []
     if same:
-        out.append(_Candidate(same, "same"))
+        out.append(_Candidate(same, "same", bool(_AFTER_LABEL.match(text[hit.end:stop]))))
     if stop == len(text):  # nothing else of this line after the value: the row goes on
         right: list[Piece] = []
         for other in row_to_the_right(line, page_lines):
@@ -358,6 +360,9 @@ def _judge(spec: FieldSpec, cands: list[_Candidate],
         text = cand.text
         verdict = v.check(spec.kind, text, formats, past=spec.past,
                           upper_case=spec.upper_case)
+        if verdict is None and cand.claimed and re.search(r"\w", text):
+            verdict = v.Verdict(PROBLEM, None, (0, len(text)), (f"{spec.kind}.format",),
+                                f"not a {spec.kind.replace('_', ' ')}: {text.strip()!r}")
         if verdict is None:
             continue
         box, page, conf = cand.locate(verdict.span)

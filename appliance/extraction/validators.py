@@ -256,8 +256,6 @@ def check_date(text: str, formats: Formats, past: bool = False) -> Verdict | Non
 
 # --- names ----------------------------------------------------------------------------
 
-# Diacritics Vietnamese letters carry: five tone marks, circumflex, breve, horn.
-_VI_MARKS = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323", "\u0302", "\u0306", "\u031b"}
 _ONSET = r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?"
 _NUCLEUS = (r"(?:uyu|uya|uye|uou|uoi|oai|oay|oao|oeo|ieu|yeu|uay|ai|ao|au|ay|eo|eu|ia|ie|"
             r"iu|oa|oe|oi|oo|ua|ue|ui|uo|uu|uy|ya|ye|a|e|i|o|u|y)")
@@ -265,12 +263,25 @@ _CODA = r"(?:ch|ng|nh|[cmnpt])?"
 _SYLLABLE = re.compile(rf"{_ONSET}{_NUCLEUS}{_CODA}")
 
 
+_TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}
+_HATS = {"\u0302": "aeo", "\u0306": "a", "\u031b": "ou"}  # circumflex, breve, horn
+
+
 def _letter_ok(ch: str) -> bool:
-    """A letter of the Vietnamese alphabet (F, J, W, Z allowed for minority names)."""
+    """A letter of the Vietnamese alphabet (F, J, W, Z allowed for minority names):
+    marks only on vowels, at most one tone, hats only where Vietnamese puts them."""
     parts = unicodedata.normalize("NFD", ch)
-    base, marks = parts[0], parts[1:]
-    return (base.isascii() and base.isalpha() or base in "đĐ") and all(
-        m in _VI_MARKS for m in marks)
+    base, marks = parts[0].lower(), parts[1:]
+    if base == "đ":
+        return not marks
+    if not (base.isascii() and base.isalpha()):
+        return False
+    if marks and base not in "aeiouy":
+        return False
+    tones = [m for m in marks if m in _TONES]
+    hats = [m for m in marks if m not in _TONES]
+    return (len(tones) <= 1 and len(hats) <= 1
+            and all(m in _HATS and base in _HATS[m] for m in hats))
 
 
 def is_vietnamese_syllable(word: str) -> bool:
@@ -287,6 +298,7 @@ def check_name(text: str, formats: Formats, upper_case: bool = True) -> Verdict 
     """Vietnamese words, NFC, given in upper case; lower case where the paper prints
     names in capitals (`upper_case`), or syllables Vietnamese does not have, make it
     uncertain."""
+    text = unicodedata.normalize("NFC", text)
     stripped = _NAME_TRAIL.sub("", text)
     lead = len(stripped) - len(stripped.lstrip(" .:-_…"))
     core = stripped[lead:]
