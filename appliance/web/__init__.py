@@ -4,6 +4,16 @@
 global, so tests and gunicorn workers each build their own app. The web only reads
 and writes the database: scans are jobs the worker runs, because a kiosk request must
 never block on (or crash with) the scanner.
+
+How the files divide the work:
+- `kiosk`, `officer`, `technician`, `staff`, `api`: one blueprint per face; views only
+  read the request, call a use case, and render or serialise the answer.
+- `auth`: the roles and the one guard per blueprint; `security`: origin and CSRF checks
+  and the response headers; `limits`: flood limits and the PIN lockout (never a sleep).
+- `usecases`: what a face *does* (open, scan, submit, cancel, sign), the same for the
+  screens and the API; `presenters`: how a dossier or job looks to them.
+- `errors`: the one failure path of each face; `i18n`: the texts; SQL lives in
+  `appliance.records.queries`, never here.
 """
 
 from __future__ import annotations

@@ -111,6 +111,10 @@ class Backoff:
         with self._lock:
             self._keys.pop(key, None)
 
+    def failures(self, key: str) -> int:
+        f = self._keys.get(key)
+        return f.count if f is not None else 0
+
 
 def retry_after(seconds: float) -> int:
     """A Retry-After value: whole seconds, at least 1."""
