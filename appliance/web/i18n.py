@@ -142,7 +142,8 @@ def init_app(app: Flask, translations: Translations, default_language: str) -> N
     def remember_language(response: Response) -> Response:
         asked = request.args.get("lang")
         if asked in LANGUAGES and not request.path.startswith("/api/"):
-            response.set_cookie(COOKIE, asked, samesite="Strict", httponly=True)
+            response.set_cookie(COOKIE, asked, samesite="Strict", httponly=True,
+                                secure=request.is_secure)
         return response
 
     @app.context_processor

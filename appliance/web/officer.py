@@ -98,5 +98,5 @@ def sign(dossier_id: int) -> Response:
     flash("officer.signed", "info")
     target = redirect(url_for("officer.detail", dossier_id=dossier_id))
     target.set_cookie(OFFICER_COOKIE, officer, samesite="Strict", httponly=True,
-                      max_age=12 * 3600, path="/officer")
+                      max_age=12 * 3600, path="/officer", secure=request.is_secure)
     return target

@@ -8,6 +8,7 @@
   (Flask-WTF's CSRFProtect: a hidden field in each form, or the X-CSRFToken header),
   bound to the session and time-limited. A program that authenticates with a PIN
   header and sends no cookie needs none: no browser can add that header cross-site.
+- Cookies are SameSite=Strict and HttpOnly, and Secure when the request came over TLS.
 - Responses carry a strict Content-Security-Policy (nothing from another origin, no
   inline script), refuse framing and cross-origin embedding, and anything that is not
   a static asset is `Cache-Control: no-store` (pages, thumbnails, PDFs, the API).
@@ -18,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from appliance.web.auth import OFFICER_HEADER, TECHNICIAN_HEADER
@@ -95,7 +97,19 @@ def headers(response: Response) -> Response:
     return response
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, marked Secure whenever it travels over TLS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or secure_request()
+
+
+def secure_request() -> bool:
+    return has_request_context() and request.is_secure
+
+
 def init_app(app: Flask) -> Any:
+    app.session_interface = SessionInterface()
     csrf = CSRFProtect(app)
     app.extensions[CSRF] = csrf
     app.before_request(protect_state_changes)

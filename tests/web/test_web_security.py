@@ -162,6 +162,15 @@ def test_cookies_are_strict_and_httponly(client, conn, config):
         assert "SameSite=Strict" in cookie and "HttpOnly" in cookie, cookie
 
 
+def test_cookies_are_secure_over_tls(client):
+    r = client.get("/kiosk?lang=en", base_url="https://localhost")
+    cookies = r.headers.getlist("Set-Cookie")
+    assert {c.split("=", 1)[0] for c in cookies} == {"session", "lang"}
+    assert all("Secure" in c for c in cookies)
+    assert not any("Secure" in c for c in client.get("/kiosk?lang=vi").headers.getlist(
+        "Set-Cookie"))
+
+
 def test_no_personal_data_in_urls(client, conn, config):
     """Links carry ids and content hashes, never a name, an ID number or a phone."""
     dossier_id = submitted_dossier(conn, config)
