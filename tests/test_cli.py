@@ -201,3 +201,38 @@ def test_bench_outbox_prints_json(broker):  # noqa: F811 (fixture)
     assert figures["raw_msgs_per_s"] > 0 and figures["outbox_records_per_s"] > 0
     assert 0 < figures["ratio"] == pytest.approx(
         figures["outbox_records_per_s"] / figures["raw_msgs_per_s"])
+
+
+RUNNING_MODULES = """
+import atexit, json, os, signal, sys, threading
+
+def report():
+    print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})), flush=True)
+
+def stop():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+atexit.register(report)  # a command that ends by itself
+timer = threading.Timer(float(sys.argv[1]), stop)  # a service: stopped as systemd would
+timer.daemon = True
+timer.start()
+from appliance.cli import main
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize(("command", "forbidden"), [
+    ("check-config", {"flask", "gunicorn", "paho", "numpy", "PIL", "onnxruntime", "sane"}),
+    ("status --json", {"flask", "gunicorn", "paho", "numpy", "PIL", "onnxruntime", "sane"}),
+    ("worker", {"flask", "werkzeug", "gunicorn", "paho", "cryptography"}),
+])
+def test_each_subcommand_imports_only_what_it_runs(tmp_path, command, forbidden):
+    """Every subcommand used to import Flask, gunicorn, numpy and PIL at start."""
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNING_MODULES, "5", "--config", str(cfg), *command.split()],
+        env=_env(), capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    (loaded,) = [json.loads(line) for line in result.stdout.splitlines()
+                 if line.startswith('["')]
+    assert set(loaded) & forbidden == set()
