@@ -12,9 +12,15 @@ from __future__ import annotations
 
 
 class ScannerError(Exception):
-    """Base of every scanner fault; `key` is the message key the kiosk translates."""
+    """Base of every scanner fault; `key` is the message key the kiosk translates.
+
+    `reopen` says whether the handle is worth dropping and the device looked up
+    again (a replug, a network scanner that restarted): true for I/O-level faults,
+    false for paper faults, where the same handle works once the officer acts.
+    """
 
     key: str = "scanner.error"
+    reopen: bool = False
 
     def __init__(self, message: str = "", *, device: str = "", pages_done: int = 0) -> None:
         super().__init__(message or self.key)
@@ -42,10 +48,34 @@ class ScannerBusy(ScannerError):
 
 class ScannerIOError(ScannerError):
     key = "scanner.io_error"
+    reopen = True
+
+
+class ScannerGone(ScannerIOError):
+    """The device was there and is no longer: unplugged, powered off, or a network
+    scanner that stopped answering (its SANE name may still be listed: airscan lists
+    configured devices whether or not they answer)."""
+
+    key = "scanner.gone"
+
+
+class ScannerTimeout(ScannerIOError):
+    """A read gave no data within its deadline and was abandoned (cancelled; the
+    handle is not reused, since the backend may still be inside sane_read)."""
+
+    key = "scanner.timeout"
+
+
+class ScannerBadPage(ScannerIOError):
+    """The device returned an image of impossible size (none, or far larger than the
+    area asked for): never stored as a page, because page count must be exact."""
+
+    key = "scanner.bad_page"
 
 
 class ScannerNotFound(ScannerError):
     key = "scanner.not_found"
+    reopen = True
 
 
 class ScannerCancelled(ScannerError):
@@ -84,9 +114,25 @@ _BY_SANE_TEXT: dict[str, type[ScannerError]] = {
     "access to resource has been denied": ScannerAccessDenied,
 }
 
+# SANE_Status names (as the `test` backend's read-return-value option spells them)
+# -> error class: what each status becomes when a read returns it.
+BY_SANE_STATUS: dict[str, type[ScannerError]] = {
+    "SANE_STATUS_UNSUPPORTED": ScannerUnsupported,
+    "SANE_STATUS_CANCELLED": ScannerCancelled,
+    "SANE_STATUS_DEVICE_BUSY": ScannerBusy,
+    "SANE_STATUS_INVAL": ScannerInvalid,
+    "SANE_STATUS_JAMMED": ScannerJammed,
+    "SANE_STATUS_NO_DOCS": ScannerNoDocuments,
+    "SANE_STATUS_COVER_OPEN": ScannerCoverOpen,
+    "SANE_STATUS_IO_ERROR": ScannerIOError,
+    "SANE_STATUS_NO_MEM": ScannerNoMemory,
+    "SANE_STATUS_ACCESS_DENIED": ScannerAccessDenied,
+}
+
 ALL_KEYS: tuple[str, ...] = tuple(
-    sorted({cls.key for cls in _BY_SANE_TEXT.values()} | {ScannerNotFound.key,
-                                                            ScannerError.key})
+    sorted({cls.key for cls in _BY_SANE_TEXT.values()}
+           | {c.key for c in (ScannerNotFound, ScannerError, ScannerGone, ScannerTimeout,
+                              ScannerBadPage)})
 )
 
 
