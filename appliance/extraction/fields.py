@@ -138,7 +138,7 @@ def valid_cccd(number: str, catalogue: Catalogue | None = None) -> bool:
 
 
 def _formats(catalogue: Catalogue) -> v.Formats:
-    return v.Formats(catalogue.cccd_provinces, catalogue.mobile_prefixes)
+    return v.Formats(catalogue.cccd_provinces, catalogue.mobile_prefixes, catalogue.surnames)
 
 
 # --- paper type -----------------------------------------------------------------------

@@ -45,6 +45,7 @@ class Formats:
 
     cccd_provinces: Collection[str]
     mobile_prefixes: Collection[str]
+    surnames: Collection[str] = ()  # upper case; empty: family names are not checked
 
 
 # --- digits ---------------------------------------------------------------------------
@@ -326,6 +327,10 @@ def check_name(text: str, formats: Formats, upper_case: bool = True) -> Verdict 
     if len(words) < 2:
         flags.append("name.single_word")
         reasons.append("a single word")
+    elif formats.surnames and not any(
+            value == s or value.startswith(s + " ") for s in formats.surnames):
+        flags.append("name.surname")
+        reasons.append(f"{value.split()[0]} is not a usual family name")
     if flags:
         return Verdict(UNCERTAIN, value, span, tuple(flags), "; ".join(reasons))
     return Verdict(VALID, value, span)

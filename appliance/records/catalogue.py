@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ class Catalogue:
     cccd_provinces: dict[str, str]
     mobile_prefixes: frozenset[str]
     path: Path | None = None
+    surnames: frozenset[str] = frozenset()  # upper case, NFC
 
     def paper(self, code: str) -> PaperType | None:
         return next((p for p in self.papers if p.code == code), None)
@@ -194,8 +196,10 @@ def _build(data: dict[str, Any], path: Path | None) -> Catalogue:
         for p in data["procedures"]
     )
     formats = data["formats"]
+    surnames = frozenset(unicodedata.normalize("NFC", name).upper()
+                         for name in formats.get("surnames", []))
     return Catalogue(data["version"], papers, procedures, dict(formats["cccd_provinces"]),
-                     frozenset(formats["mobile_prefixes"]), path)
+                     frozenset(formats["mobile_prefixes"]), path, surnames)
 
 
 def from_data(data: Any) -> Catalogue:
