@@ -107,4 +107,15 @@ CREATE TABLE sync_dead_letters (
     at REAL NOT NULL
 )
 """,
+    # 4: the citizen's consent to processing their personal data (Law 91/2025/QH15),
+    # one row per dossier: which notice, in which language, when it was accepted
+    """
+CREATE TABLE consents (
+    id INTEGER PRIMARY KEY,
+    dossier_id INTEGER NOT NULL UNIQUE REFERENCES dossiers(id),
+    notice_version TEXT NOT NULL,
+    language TEXT NOT NULL,
+    accepted_at REAL NOT NULL
+)
+""",
 ]
