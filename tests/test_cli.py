@@ -130,7 +130,7 @@ import json, logging, sys
 import {module} as target
 
 def body(config, stop, notify=None, **kwargs):
-    print(json.dumps([[type(h).__name__, getattr(h, "identifier", None)]
+    print(json.dumps([[type(h).__name__, getattr(h, "_extra", None)]
                       for h in logging.getLogger().handlers]), flush=True)
 
 target.{function} = body
@@ -159,7 +159,7 @@ def test_sync_and_central_log_to_the_journal_under_their_identifier(tmp_path, co
             env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0, stderr.read_text()
     handlers = json.loads(result.stdout.strip().splitlines()[-1])
-    assert ["JournalHandler", f"appliance-{command}"] in handlers
+    assert ["JournalHandler", {"SYSLOG_IDENTIFIER": f"appliance-{command}"}] in handlers
 
 
 def test_help_lists_every_command_without_importing_them():

@@ -1,9 +1,4 @@
-"""Readiness, status and watchdog messages to systemd (sd_notify).
-
-The protocol is one datagram of ``KEY=value`` lines to the AF_UNIX socket named by
-``NOTIFY_SOCKET`` (a path, or ``@name`` in the abstract namespace), sd_notify(3);
-it is sent here with the standard library rather than through libsystemd, whose
-loading costs each service about 1.7 MB of resident memory on a 2 GB device.
+"""Readiness, status and watchdog messages to systemd (sd_notify) through systemd-python.
 
 The worker and the sync service run as ``Type=notify`` with ``WatchdogSec=``: systemd
 starts what depends on them only after ``READY=1`` and restarts them when ``WATCHDOG=1``
@@ -32,10 +27,8 @@ nothing for anything else.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -66,7 +59,7 @@ class ServiceNotifier:
     ) -> None:
         # environ/pid are injectable so watchdog_interval() can be tested without
         # touching the real environment; sending always uses the process environment,
-        # which is where systemd puts NOTIFY_SOCKET.
+        # which is what libsystemd reads.
         self._environ = environ if environ is not None else os.environ
         self._pid = pid if pid is not None else os.getpid()
         self._failure_logged = False
@@ -80,8 +73,14 @@ class ServiceNotifier:
 
     def send(self, message: str) -> bool:
         """Send raw ``KEY=value`` lines; True only when systemd got them."""
+        if not os.environ.get(NOTIFY_SOCKET_ENV):
+            # What sd_notify() itself does without a socket; skipping the import keeps
+            # libsystemd out of processes that systemd does not supervise.
+            return False
+        from systemd import daemon
+
         try:
-            return sd_notify(message)
+            return bool(daemon.notify(message))
         except OSError as e:
             with self._lock:
                 first = not self._failure_logged
@@ -159,26 +158,6 @@ class ServiceNotifier:
             if owner_pid != self._pid:
                 return None
         return usec / 1_000_000
-
-
-def sd_notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
-    """Send ``message`` to ``$NOTIFY_SOCKET``; False when there is none (not a service).
-
-    Raises OSError when the socket is named but unreachable (gone, refused, an address
-    family other than AF_UNIX), for the caller to report.
-    """
-    address = (environ if environ is not None else os.environ).get(NOTIFY_SOCKET_ENV, "")
-    if not address:
-        return False
-    if address.startswith("@"):
-        target = "\0" + address[1:]
-    elif address.startswith("/"):
-        target = address
-    else:
-        raise OSError(errno.EAFNOSUPPORT, f"unsupported {NOTIFY_SOCKET_ENV} address")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.sendto(message.encode("utf-8"), target)
-    return True
 
 
 def kick_watchdog_if_due(notify: Callable[[str], object] | None) -> bool:

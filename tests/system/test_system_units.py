@@ -165,6 +165,8 @@ def test_the_units_tag_is_the_one_the_service_logs_with(name, monkeypatch):
     identifier the unit sets, so journal records and stderr lines share one tag."""
     import logging
 
+    from systemd import journal
+
     from appliance.system import logging as system_logging
 
     monkeypatch.setattr(system_logging, "under_systemd", lambda environ=None, stream=None: True)
@@ -174,8 +176,8 @@ def test_the_units_tag_is_the_one_the_service_logs_with(name, monkeypatch):
     try:
         system_logging.setup_logging(command)
         (handler,) = [h for h in root.handlers if getattr(h, "_appliance_handler", False)]
-        assert isinstance(handler, system_logging.JournalHandler)
-        assert handler.identifier == _directives(name)["SyslogIdentifier"][0]
+        assert isinstance(handler, journal.JournalHandler)
+        assert handler._extra == {"SYSLOG_IDENTIFIER": _directives(name)["SyslogIdentifier"][0]}
     finally:
         for h in list(root.handlers):
             if h not in before:
