@@ -39,7 +39,9 @@ def _pages_dir() -> Path | None:
 
 
 PAGES_DIR = _pages_dir()
-needs_images = pytest.mark.skipif(PAGES_DIR is None, reason="page images not present (see tests/corpus/real/README.md)")
+needs_images = pytest.mark.skipif(
+    PAGES_DIR is None, reason="page images not present (see tests/corpus/real/README.md)"
+)
 
 
 def _truth(page: dict) -> str:
