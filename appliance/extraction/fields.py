@@ -183,7 +183,8 @@ class _Hit:
 
 
 _AFTER_LABEL = re.compile(r"^\s*(?:\([^)]*\)\s*)?(?:/[^:]{0,40})?\s*:")
-_MARKER = re.compile(r"\[\s*\d{1,2}\s*\]\s*\.?|^\s*[IVX]{1,4}\.\s")
+# Item numbers that open a field's line: "[01].", "II. ", "3. ", "4)".
+_MARKER = re.compile(r"\[\s*\d{1,2}\s*\]\s*\.?|^\s*[IVX]{1,4}\.\s|^\s*\d{1,2}\s?[.)](?!\d)")
 _LEAD = re.compile(r"^\s*(?:\([^)]*\)\s*)?(?:/\s*[A-Za-z][A-Za-z .,]*?\s*(?=:))?[\s:.\-–…_]*")
 
 
@@ -311,14 +312,21 @@ def _candidates(hit: _Hit, hits_by_line: dict[int, list[_Hit]],
     on along its row, then on the row(s) below."""
     line = hit.line
     text = line.text
-    after = [h.start for h in hits_by_line[id(line)] if h.start >= hit.end]
-    stop = min(after, default=len(text))
-    lead = _LEAD.match(text[hit.end:stop])
-    start = hit.end + (lead.end() if lead else 0)
+    after = [h for h in hits_by_line[id(line)] if h.start >= hit.end]
+    label_end = hit.end
+    # A label-looking stop right behind the label is the rest of it: the English half
+    # of "Đặc điểm nhân dạng / Personal identification:" with its "/" read as "1".
+    while after and after[0].spec is None and not _MARKER.match(text, after[0].start) and len(
+            text[label_end:after[0].start].strip()) <= 2:
+        label_end = after.pop(0).end
+    stop = after[0].start if after else len(text)
+    lead = _LEAD.match(text[label_end:stop])
+    start = label_end + (lead.end() if lead else 0)
     same: tuple[Piece, ...] = ((line, start, stop),) if text[start:stop].strip() else ()
     out: list[_Candidate] = []
     if same:
-        out.append(_Candidate(same, "same", bool(_AFTER_LABEL.match(text[hit.end:stop]))))
+        out.append(_Candidate(same, "same", bool(_AFTER_LABEL.match(text[label_end:stop])
+                                                 or label_end > hit.end)))
     if stop == len(text):  # nothing else of this line after the value: the row goes on
         right: list[Piece] = []
         for other in row_to_the_right(line, page_lines):
