@@ -1,9 +1,16 @@
 """The one module that talks to SANE (through python-sane).
 
 Callers get typed errors (`appliance.scanner.errors`) instead of `_sane.error`, a
-stable identity per device, and pages one at a time: `Scanner.scan()` is a
-generator, so the worker stores page k before asking the feeder for page k+1 and
-a jam on page 7 leaves pages 1-6 safely on disk (the error is raised after them).
+stable identity per device (`identity.ScannerIdentity`), and pages one at a time:
+`Scanner.scan()` is a generator, so the worker stores page k before asking the
+feeder for page k+1 and a jam on page 7 leaves pages 1-6 safely on disk (the error
+is raised after them).
+
+Each page is read on a short-lived thread while the caller's thread watches it: the
+caller gets progress (lines read) on its own thread, so it may write SQLite, and a
+read that stops delivering data is cancelled and abandoned after `read_timeout`
+instead of hanging the worker forever (`ScannerTimeout`). python-sane releases the
+GIL inside sane_start/sane_read, and SANE allows sane_cancel() from another thread.
 
 SANE_CONFIG_DIR: libsane reads it at the process's first `sane.init()` (here: the
 first `list_devices()` / `open_scanner()`), so set it first, e.g. with
@@ -12,10 +19,10 @@ life of the process; backend files (test.conf, airscan.conf) are re-read by
 `reload_sane()`. Only one process should drive a scanner (the worker); web
 workers never open it, and SANE must not be initialised before a fork.
 
-python-sane releases the GIL while scanning but *not* in close() or sane.exit():
-those block every Python thread of the process until the backend returns (airscan
-waits for the scanner to answer its DELETE, up to its 30 s HTTP timeout). A
-watchdog-pinging thread in the worker stalls meanwhile; size WatchdogSec for it.
+python-sane does *not* release the GIL in close() or sane.exit(): those block every
+Python thread of the process until the backend returns (airscan waits for the
+scanner to answer its DELETE, up to its 30 s HTTP timeout). A watchdog-pinging
+thread in the worker stalls meanwhile; size WatchdogSec for it.
 """
 
 from __future__ import annotations
@@ -23,68 +30,121 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import signal
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import _sane
 import sane
 from PIL import Image
 
 from appliance.scanner.errors import (
+    ScannerBadPage,
+    ScannerCancelled,
     ScannerError,
     ScannerInvalid,
     ScannerIOError,
     ScannerNoDocuments,
     ScannerNotFound,
+    ScannerTimeout,
     ScannerUnsupported,
     wrap_sane_error,
 )
+from appliance.scanner.identity import ScannerIdentity, serial_from_name
+from appliance.scanner.settings import (
+    A4_MM,
+    PRESETS,
+    SOURCES,
+    ScanSettings,
+    Source,
+)
+
+__all__ = ["A4_MM", "SOURCES", "Capabilities", "DeviceInfo", "PageProgress", "Scanner",
+           "list_devices", "open_scanner", "reload_sane", "resolve_device", "shutdown_sane"]
 
 log = logging.getLogger(__name__)
 
-A4_MM = (210.0, 297.0)
-SOURCES = ("flatbed", "adf")
-
-# Parts of SANE device names that change when the same scanner is replugged or
-# the config is reordered: USB bus/device numbers, airscan's entry index.
-_VOLATILE_NAME_PARTS = (
-    (re.compile(r"libusb:\d+:\d+"), "libusb"),
-    (re.compile(r"^airscan:[ew]\d+:"), "airscan:"),
-    (re.compile(r"/dev/bus/usb/\d+/\d+"), "usb"),
-)
+# No data at all for this long and a read is abandoned. Generous: a network scanner
+# warms its lamp and a feeder pulls the next sheet before the first line arrives.
+READ_TIMEOUT_S = 90.0
+# After cancelling a stalled read, how long the reader thread may take to return
+# before the handle is written off as wedged.
+CANCEL_GRACE_S = 5.0
+_POLL_S = 0.1  # how often the caller's thread looks at a running read
 
 # Source option values, by what the appliance means. Backends disagree: the test
 # backend says "Automatic Document Feeder", airscan "ADF", others "ADF Front".
 _FLATBED_WORDS = ("flatbed", "platen", "normal")
 _ADF_WORDS = ("adf", "feeder", "document feeder")
+_COLOUR_WORDS = ("color", "colour")
+_GRAY_WORDS = ("gray", "grey")
+
+
+class CancelToken(Protocol):
+    """Anything with is_set(), e.g. a threading.Event the screen's "stop" sets."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class PageProgress:
+    """A page being read: `lines` of `total_lines` (-1 when the device does not know
+    the length in advance, as with a feeder's automatic length)."""
+
+    page: int
+    lines: int
+    total_lines: int
+
+    @property
+    def fraction(self) -> float | None:
+        return None if self.total_lines <= 0 else min(1.0, self.lines / self.total_lines)
+
+
+ProgressCallback = Callable[[PageProgress], object]
 
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A scanner as SANE lists it, plus an identity that survives a replug."""
+    """A scanner as SANE lists it, with the serial where its backend gives one."""
 
     name: str
     vendor: str
     model: str
     type: str
+    serial: str = ""
 
     @property
     def backend(self) -> str:
         return self.name.split(":", 1)[0]
 
     @property
-    def identity(self) -> str:
-        """`backend|vendor|model|name-without-bus-numbers`: what the configuration
-        should remember, because a USB scanner's SANE name changes after a power
-        cycle (a top complaint against scanservjs)."""
-        stable = self.name
-        for pattern, replacement in _VOLATILE_NAME_PARTS:
-            stable = pattern.sub(replacement, stable)
-        return "|".join((self.backend, self.vendor, self.model, stable))
+    def identity(self) -> ScannerIdentity:
+        """What the configuration should remember instead of `name`, which changes
+        after a USB replug (see identity.py)."""
+        return ScannerIdentity.of(self)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the opened device can do, so the screens show only what will work."""
+
+    device: str
+    sources: tuple[str, ...]
+    modes: tuple[str, ...]
+    resolutions: tuple[int, ...]  # the discrete values, or (min, max) of a range
+    resolution_range: bool
+    max_area_mm: tuple[float, float] | None
+    presets: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def max_resolution(self) -> int:
+        return max(self.resolutions) if self.resolutions else 0
 
 
 def _ignore_sigpipe() -> None:
@@ -99,6 +159,12 @@ def _ignore_sigpipe() -> None:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 
+# Open Scanner objects of this process. libsane's state is process-wide, and
+# reload_sane() would pull SANE from under an open handle; a weak set so a forgotten
+# Scanner does not pin this.
+_OPEN: weakref.WeakSet[Scanner] = weakref.WeakSet()
+
+
 @functools.cache
 def _sane_started() -> int:
     # Cached so the library is initialised once per process: libsane's dll layer
@@ -110,7 +176,8 @@ def _sane_started() -> int:
 
 
 def reload_sane() -> None:
-    """Re-read the backends' configuration files (e.g. a new airscan.conf).
+    """Re-read the backends' configuration files (e.g. a new airscan.conf) and let
+    backends that probe once per init (USB) see a replugged device.
     Closes SANE underneath every open Scanner: close them first."""
     shutdown_sane()
     _sane_started()
@@ -133,12 +200,16 @@ def list_devices(local_only: bool = False) -> list[DeviceInfo]:
         raw = sane.get_devices(local_only)
     except _sane.error as e:
         raise wrap_sane_error(e, context="listing devices") from e
-    return [DeviceInfo(str(n), str(v), str(m), str(t)) for n, v, m, t in raw]
+    finally:
+        _ignore_sigpipe()
+    return [DeviceInfo(str(n), str(v), str(m), str(t), serial_from_name(str(n)))
+            for n, v, m, t in raw]
 
 
 def resolve_device(wanted: str, devices: Sequence[DeviceInfo]) -> DeviceInfo:
     """The device meant by `wanted`: '' = the first one, else an exact SANE name,
-    else an identity (so a replugged USB scanner is found again)."""
+    else an identity (`ScannerIdentity.to_string()` or the older `a|b|c|d` form),
+    so a replugged USB scanner is found again under its new name."""
     if not devices:
         raise ScannerNotFound("no scanner found", device=wanted)
     if not wanted:
@@ -146,29 +217,78 @@ def resolve_device(wanted: str, devices: Sequence[DeviceInfo]) -> DeviceInfo:
     for dev in devices:
         if dev.name == wanted:
             return dev
-    for dev in devices:
-        if dev.identity == wanted:
-            return dev
+    if ScannerIdentity.looks_like(wanted):
+        try:
+            found = ScannerIdentity.from_string(wanted).find(devices)
+        except ValueError as e:
+            raise ScannerInvalid(str(e), device=wanted) from e
+        if found is not None:
+            return found
     raise ScannerNotFound(f"scanner not found: {wanted}", device=wanted)
 
 
 def _pick_source(values: Sequence[str], source: str) -> str | None:
     lowered = [(v, v.lower()) for v in values]
-    if source == "flatbed":
+    if source == Source.FLATBED:
         return next((v for v, low in lowered if any(w in low for w in _FLATBED_WORDS)), None)
+    if source == Source.DUPLEX:
+        return next((v for v, low in lowered if "duplex" in low), None)
     simplex = [(v, low) for v, low in lowered if "duplex" not in low and "back" not in low]
     return next((v for v, low in simplex if any(w in low for w in _ADF_WORDS)), None)
 
 
-class Scanner:
-    """An open SANE device. Use as a context manager; one scan at a time."""
+def _pick_mode(values: Sequence[str], wanted: str) -> str | None:
+    """The device's spelling of `wanted` ("Color" may be "Colour" or "24bit Color")."""
+    for v in values:
+        if v.lower() == wanted.lower():
+            return v
+    words = _COLOUR_WORDS if any(w in wanted.lower() for w in _COLOUR_WORDS) else _GRAY_WORDS
+    return next((v for v in values if any(w in v.lower() for w in words)), None)
 
-    def __init__(self, dev: sane.SaneDev, info: DeviceInfo, resolution: int, mode: str) -> None:
+
+class _Read:
+    """One page being read on a helper thread; the caller's thread watches it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.lines = 0
+        self.total = -1
+        self.last_data = time.monotonic()
+        self.result: Image.Image | None = None
+        self.error: BaseException | None = None
+
+    def on_line(self, lines: int, total: int) -> None:
+        # Called by python-sane with the GIL for every line: keep it tiny.
+        self.lines = lines
+        self.total = total
+        self.last_data = time.monotonic()
+
+
+class Scanner:
+    """An open SANE device. Use as a context manager; one scan at a time.
+
+    `resolution` and `mode` are the defaults for `scan(source)`; with a
+    `ScanSettings` (a preset) `resolution` stays a floor.
+    """
+
+    def __init__(self, dev: sane.SaneDev, info: DeviceInfo, resolution: int, mode: str,
+                 *, read_timeout: float = READ_TIMEOUT_S,
+                 page_timeout: float | None = None) -> None:
         self._dev = dev
         self.info = info
         self.resolution = resolution
         self.mode = mode
+        self.read_timeout = read_timeout
+        self.page_timeout = page_timeout
         self._closed = False
+        self._wedged = False  # a reader thread may still be inside sane_read
+        _OPEN.add(self)
+
+    @property
+    def identity(self) -> ScannerIdentity:
+        serial = self.info.serial or self.serial()
+        return ScannerIdentity.of(DeviceInfo(self.info.name, self.info.vendor,
+                                             self.info.model, self.info.type, serial))
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -176,6 +296,12 @@ class Scanner:
         if self._closed:
             return
         self._closed = True
+        _OPEN.discard(self)
+        if self._wedged:
+            # sane_close() while another thread is inside sane_read() is undefined
+            # behaviour in every backend; leaking one handle is the lesser harm.
+            log.error("%s: not closing a handle whose read never returned", self.info.name)
+            return
         with contextlib.suppress(_sane.error):
             self._dev.cancel()
         try:
@@ -184,6 +310,10 @@ class Scanner:
             log.warning("closing %s: %s", self.info.name, e)
         finally:
             _ignore_sigpipe()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __enter__(self) -> Scanner:
         return self
@@ -204,6 +334,10 @@ class Scanner:
                                      device=self.info.name)
         self._set(option, value)
 
+    def _has(self, option: str) -> bool:
+        opt = self._dev.opt.get(option)
+        return opt is not None and opt.is_active()
+
     def _constraint(self, option: str) -> Any:
         opt = self._dev.opt.get(option)
         return None if opt is None else opt.constraint
@@ -218,30 +352,119 @@ class Scanner:
             raise wrap_sane_error(e, device=self.info.name,
                                   context=f"setting {option}={value!r}") from e
 
-    def sources(self) -> list[str]:
-        """The appliance's names ("flatbed", "adf") this device offers."""
-        values = self._constraint("source")
-        if not isinstance(values, list):
-            return ["flatbed"]
-        return [s for s in SOURCES if _pick_source([str(v) for v in values], s)]
+    def serial(self) -> str:
+        """A serial number the backend exposes as a read-only option, or ''."""
+        for name, opt in self._dev.opt.items():
+            if "serial" in name and opt.type == _sane.TYPE_STRING:
+                with contextlib.suppress(_sane.error, AttributeError):
+                    value = getattr(self._dev, name)
+                    if value:
+                        return str(value).strip()
+        return ""
 
-    def _select_source(self, source: str) -> None:
-        if source not in SOURCES:
-            raise ScannerInvalid(f"unknown source {source!r}", device=self.info.name)
+    def sources(self) -> list[str]:
+        """The appliance's names ("flatbed", "adf", "duplex") this device offers."""
         values = self._constraint("source")
         if not isinstance(values, list):
-            if source == "adf":
+            return [Source.FLATBED.value]
+        found = [s for s in SOURCES if _pick_source([str(v) for v in values], s)]
+        if Source.ADF in found and Source.DUPLEX not in found and self._duplex_switch():
+            found.append(Source.DUPLEX.value)
+        return found
+
+    def _duplex_switch(self) -> tuple[str, Any] | None:
+        """Backends that keep duplex apart from the source: epson2's `adf-mode`
+        (Simplex/Duplex), HPLIP's boolean `duplex`."""
+        values = self._constraint("adf_mode")
+        if isinstance(values, list):
+            duplex = next((v for v in values if "duplex" in str(v).lower()), None)
+            if duplex is not None:
+                return "adf_mode", duplex
+        opt = self._dev.opt.get("duplex")
+        if opt is not None and opt.type == _sane.TYPE_BOOL:
+            return "duplex", True
+        return None
+
+    def capabilities(self) -> Capabilities:
+        """Sources, modes, resolutions, the largest area and the presets this device
+        can honour. Read from the option constraints as they stand now (the source
+        in effect decides the area on some backends)."""
+        modes_c = self._constraint("mode")
+        modes = tuple(str(m) for m in modes_c) if isinstance(modes_c, list) else ()
+        res_c = self._constraint("resolution")
+        if isinstance(res_c, list):
+            resolutions, is_range = tuple(sorted(int(r) for r in res_c)), False
+        elif isinstance(res_c, tuple) and len(res_c) == 3:
+            resolutions, is_range = (int(res_c[0]), int(res_c[1])), True
+        else:
+            resolutions, is_range = (), False
+        area: tuple[float, float] | None = None
+        br_x, br_y = self._constraint("br_x"), self._constraint("br_y")
+        if isinstance(br_x, tuple) and isinstance(br_y, tuple):
+            area = (float(br_x[1]), float(br_y[1]))
+        sources = tuple(self.sources())
+        caps = Capabilities(self.info.name, sources, modes, resolutions, is_range, area)
+        supported = tuple(name for name, p in PRESETS.items()
+                          if self._can(caps, p.settings.at_least(self.resolution)))
+        return Capabilities(self.info.name, sources, modes, resolutions, is_range, area,
+                            supported)
+
+    @staticmethod
+    def _can(caps: Capabilities, settings: ScanSettings) -> bool:
+        if settings.source not in caps.sources:
+            return False
+        if caps.modes and _pick_mode(caps.modes, settings.mode) is None:
+            return False
+        if caps.resolutions and caps.max_resolution() < settings.resolution:
+            return False
+        if caps.max_area_mm is not None:
+            # Half a millimetre of slack: eSCL sizes are 1/300 inch, A4 is 296.97+.
+            far = settings.far_corner_mm
+            if far[0] > caps.max_area_mm[0] + 0.5 or far[1] > caps.max_area_mm[1] + 0.5:
+                return False
+        return True
+
+    def _select_source(self, source: Source) -> None:
+        values = self._constraint("source")
+        if not isinstance(values, list):
+            if source.feeder:
                 raise ScannerUnsupported("this scanner has no document feeder",
                                          device=self.info.name)
             return
-        value = _pick_source([str(v) for v in values], source)
+        str_values = [str(v) for v in values]
+        value = _pick_source(str_values, source)
+        switch = None
+        if value is None and source == Source.DUPLEX:
+            switch = self._duplex_switch()
+            value = _pick_source(str_values, Source.ADF) if switch else None
         if value is None:
             raise ScannerUnsupported(f"{self.info.name} offers no {source} (has {values})",
                                      device=self.info.name)
         self._set("source", value)
+        if switch is not None:
+            self._set(*switch)
+        elif source == Source.ADF:
+            with contextlib.suppress(ScannerError):  # back to one side if left on
+                plain = self._duplex_switch()
+                if plain is not None and plain[0] == "adf_mode":
+                    simplex = next((v for v in self._constraint("adf_mode")
+                                    if "simplex" in str(v).lower()), None)
+                    if simplex is not None:
+                        self._set("adf_mode", simplex)
+                elif plain is not None:
+                    self._set("duplex", False)
 
-    def _select_resolution(self) -> int:
-        wanted = self.resolution
+    def _select_mode(self, mode: str) -> None:
+        if not self._has("mode"):
+            return
+        values = self._constraint("mode")
+        chosen = _pick_mode([str(v) for v in values], mode) if isinstance(values, list) else mode
+        if chosen is None:
+            raise ScannerUnsupported(f"{self.info.name} has no {mode} mode (has {values})",
+                                     device=self.info.name)
+        self._set("mode", chosen)
+
+    def _select_resolution(self, wanted: int) -> int:
         constraint = self._constraint("resolution")
         chosen = wanted
         if isinstance(constraint, list):
@@ -261,95 +484,211 @@ class Scanner:
         self._set("resolution", chosen)
         return chosen
 
-    def _select_geometry(self, page_mm: tuple[float, float]) -> None:
-        # After the source: switching source resets the window on some backends
-        # (airscan), which would otherwise scan the feeder's default area.
-        for option, value in (("tl_x", 0.0), ("tl_y", 0.0),
-                              ("br_x", page_mm[0]), ("br_y", page_mm[1])):
-            if option not in self._dev.opt or not self._dev[option].is_active():
+    def _select_geometry(self, settings: ScanSettings) -> None:
+        # Last, after source, mode and resolution: switching source resets the window
+        # on some backends (airscan), which would otherwise scan the feeder's default
+        # area. br_* before tl_*, so the window never turns negative on the way.
+        (x0, y0), (x1, y1) = settings.offset_mm, settings.far_corner_mm
+        for option, value in (("br_x", x1), ("br_y", y1), ("tl_x", x0), ("tl_y", y0)):
+            if not self._has(option):
                 continue
             constraint = self._constraint(option)
             if isinstance(constraint, tuple) and len(constraint) == 3:
                 value = max(float(constraint[0]), min(float(constraint[1]), value))
             self._set(option, float(value))
 
-    def _prepare(self, source: str, page_mm: tuple[float, float]) -> int:
-        self._select_source(source)
-        if "mode" in self._dev.opt:
-            self._set("mode", self.mode)
-        if "depth" in self._dev.opt and self._dev["depth"].is_active():
+    def _prepare(self, settings: ScanSettings) -> int:
+        self._select_source(settings.source)
+        self._select_mode(settings.mode)
+        if self._has("depth"):
             with contextlib.suppress(ScannerError):
                 self._set("depth", 8)
-        chosen = self._select_resolution()
-        self._select_geometry(page_mm)
+        chosen = self._select_resolution(settings.resolution)
+        self._select_geometry(settings)
         return chosen
+
+    def settings_for(self, source: str | ScanSettings,
+                     page_mm: tuple[float, float] | None = None) -> ScanSettings:
+        """`source` as settings: a bare source name takes this scanner's resolution
+        and mode; given settings keep theirs, with the resolution raised to this
+        scanner's (the configured floor)."""
+        if isinstance(source, ScanSettings):
+            return source.at_least(self.resolution)
+        try:
+            src = Source(source)
+        except ValueError as e:
+            raise ScannerInvalid(f"unknown source {source!r}", device=self.info.name) from e
+        return ScanSettings(src, self.resolution, self.mode, page_mm or A4_MM)
 
     # --- scanning --------------------------------------------------------------------
 
-    def scan(self, source: str = "flatbed", *,
-             page_mm: tuple[float, float] = A4_MM) -> Iterator[Image.Image]:
+    def scan(self, source: str | ScanSettings = "flatbed", *,
+             page_mm: tuple[float, float] | None = None,
+             cancel: CancelToken | None = None,
+             progress: ProgressCallback | None = None) -> Iterator[Image.Image]:
         """Yield pages one by one as they leave the device.
 
-        Flatbed: one page. ADF: until the feeder is empty; an empty feeder before the
-        first page raises ScannerNoDocuments. Any fault is raised after the pages
-        already yielded, with `pages_done` set, so the caller keeps those pages.
-        Closing the generator early cancels the batch.
+        Flatbed: one page. Feeder: until it is empty; an empty feeder before the
+        first page raises ScannerNoDocuments. Duplex: front, back, front, back ...
+        as the device delivers them, each page marked with `info["side"]`.
+        Any fault is raised after the pages already yielded, with `pages_done` set,
+        so the caller keeps those pages. `cancel` is looked at before each page: once
+        set, the batch is cancelled on the device and ScannerCancelled raised (pages
+        so far kept). `progress` is called on the caller's thread while a page is
+        read. Closing the generator early also cancels the batch.
         """
+        settings = self.settings_for(source, page_mm)
         if self._closed:
             raise ScannerInvalid("scanner is closed", device=self.info.name)
-        dpi = self._prepare(source, page_mm)
+        if self._wedged:
+            raise ScannerTimeout(f"{self.info.name}: an earlier read never returned",
+                                 device=self.info.name)
+        dpi = self._prepare(settings)
+        expected = (settings.page_mm[0] / 25.4 * dpi, settings.page_mm[1] / 25.4 * dpi)
         pages = 0
         try:
             while True:
+                if cancel is not None and cancel.is_set():
+                    with contextlib.suppress(_sane.error):
+                        self._dev.cancel()
+                    raise ScannerCancelled(
+                        f"{self.info.name}: cancelled after {pages} page(s)",
+                        device=self.info.name, pages_done=pages)
                 try:
-                    try:
-                        self._dev.start()
-                        image = self._dev.snap(no_cancel=(source == "adf"))
-                    finally:
-                        _ignore_sigpipe()
-                except _sane.error as e:
-                    err = wrap_sane_error(e, device=self.info.name, pages_done=pages,
-                                          context=f"page {pages + 1}")
-                    if isinstance(err, ScannerNoDocuments) and pages > 0:
-                        return
-                    raise err from e
-                except RuntimeError as e:  # python-sane: "Scanner returned no data"
-                    raise ScannerIOError(f"{self.info.name}: page {pages + 1}: {e}",
-                                         device=self.info.name, pages_done=pages) from e
-                image.info["dpi"] = (dpi, dpi)
+                    image = self._read_page(pages + 1, settings.source.feeder, progress)
+                except ScannerNoDocuments as err:
+                    if pages > 0 and settings.source.feeder:
+                        return  # the feeder is empty: the batch is complete
+                    err.pages_done = pages
+                    raise
+                except ScannerError as err:
+                    err.pages_done = pages
+                    raise
+                self._check_size(image, expected, pages)
                 pages += 1
-                log.debug("%s: page %d (%dx%d)", self.info.name, pages, *image.size)
+                image.info["dpi"] = (dpi, dpi)
+                image.info["page"] = pages
+                back = settings.source == Source.DUPLEX and pages % 2 == 0
+                image.info["side"] = "back" if back else "front"
+                log.debug("%s: page %d (%dx%d, %s)", self.info.name, pages, *image.size,
+                          image.info["side"])
                 yield image
-                if source != "adf":
+                if not settings.source.feeder:
                     return
         finally:
             # Also runs when the caller stops early or the generator is collected after
             # close(): then the handle is gone and close() has already cancelled.
-            if not self._closed:
+            if not self._closed and not self._wedged:
                 with contextlib.suppress(_sane.error):
                     self._dev.cancel()
 
+    def _check_size(self, image: Image.Image, expected: tuple[float, float],
+                    pages: int) -> None:
+        """Refuse an impossible page (none, or much larger than the area asked for);
+        shorter is fine: feeders with automatic length stop at the paper's end."""
+        width, height = image.size
+        if width < 1 or height < 1 or width > expected[0] * 1.1 + 16 \
+                or height > expected[1] * 1.1 + 16:
+            raise ScannerBadPage(
+                f"{self.info.name}: page {pages + 1} is {width}x{height} px, expected at "
+                f"most {expected[0]:.0f}x{expected[1]:.0f}", device=self.info.name,
+                pages_done=pages)
 
-def open_scanner(name: str = "", resolution: int = 200, mode: str = "Color") -> Scanner:
+    def _read_page(self, page: int, feeder: bool,
+                   progress: ProgressCallback | None) -> Image.Image:
+        """sane_start + the whole page on a helper thread, watched from this one."""
+        read = _Read()
+
+        def work() -> None:
+            try:
+                self._dev.start()
+                read.last_data = time.monotonic()
+                read.result = self._dev.snap(no_cancel=feeder, progress=read.on_line)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                read.error = e
+            finally:
+                read.done.set()
+
+        reader = threading.Thread(target=work, name=f"sane-read-{page}", daemon=True)
+        started = time.monotonic()
+        reader.start()
+        reported = -1
+        try:
+            while not read.done.wait(_POLL_S):
+                if progress is not None and read.lines != reported:
+                    reported = read.lines
+                    progress(PageProgress(page, read.lines, read.total))
+                now = time.monotonic()
+                stalled = now - read.last_data > self.read_timeout
+                too_long = self.page_timeout is not None and now - started > self.page_timeout
+                if stalled or too_long:
+                    why = (f"no data for {now - read.last_data:.0f} s" if stalled
+                           else f"page took over {self.page_timeout:.0f} s")
+                    self._abandon(reader, page, why)
+        finally:
+            _ignore_sigpipe()
+        if read.error is not None:
+            e = read.error
+            if isinstance(e, _sane.error):
+                raise wrap_sane_error(e, device=self.info.name,
+                                      context=f"page {page}") from e
+            if isinstance(e, RuntimeError):  # python-sane: "Scanner returned no data"
+                raise ScannerIOError(f"{self.info.name}: page {page}: {e}",
+                                     device=self.info.name) from e
+            raise e
+        assert read.result is not None
+        if progress is not None:
+            progress(PageProgress(page, read.lines, read.total))
+        return read.result
+
+    def _abandon(self, reader: threading.Thread, page: int, why: str) -> None:
+        """Cancel a read that stopped delivering; raise ScannerTimeout either way."""
+        log.error("%s: page %d: %s; cancelling the read", self.info.name, page, why)
+        with contextlib.suppress(_sane.error):
+            self._dev.cancel()
+        reader.join(CANCEL_GRACE_S)
+        if reader.is_alive():
+            self._wedged = True
+            log.error("%s: the read did not return %.0f s after cancel; handle abandoned",
+                      self.info.name, CANCEL_GRACE_S)
+        raise ScannerTimeout(f"{self.info.name}: page {page}: {why}", device=self.info.name)
+
+
+def open_scanner(name: str = "", resolution: int = 200, mode: str = "Color", *,
+                 read_timeout: float = READ_TIMEOUT_S,
+                 page_timeout: float | None = None) -> Scanner:
     """Open a scanner by SANE name or identity ('' = the first one listed).
-    Mode and resolution are applied for each scan, after the source is chosen."""
+
+    Mode and resolution are applied for each scan, after the source is chosen. An
+    identity not in the list (a USB scanner replugged since SANE started) gets one
+    more look after SANE is re-initialised, when no other handle is open.
+    """
     _sane_started()
     info: DeviceInfo | None = None
-    if not name or "|" in name:
-        info = resolve_device(name, list_devices())
+    if not name or ScannerIdentity.looks_like(name):
+        try:
+            info = resolve_device(name, list_devices())
+        except ScannerNotFound:
+            if _OPEN:
+                raise
+            log.info("scanner %r not listed; re-initialising SANE and looking again",
+                     name or "(any)")
+            reload_sane()
+            info = resolve_device(name, list_devices())
         name = info.name
     try:
         dev = sane.open(name)
     except _sane.error as e:
-        _ignore_sigpipe()
         err = wrap_sane_error(e, device=name, context="opening")
         if isinstance(err, ScannerInvalid):
             # SANE answers an unknown device name with "Invalid argument".
             raise ScannerNotFound(f"scanner not found: {name}", device=name) from e
         raise err from e
-    _ignore_sigpipe()
+    finally:
+        _ignore_sigpipe()
     if info is None:
-        info = DeviceInfo(name, "", "", "")
+        info = DeviceInfo(name, "", "", "", serial_from_name(name))
         with contextlib.suppress(ScannerError):
             info = next((d for d in list_devices() if d.name == name), info)
-    return Scanner(dev, info, resolution, mode)
+    return Scanner(dev, info, resolution, mode, read_timeout=read_timeout,
+                   page_timeout=page_timeout)

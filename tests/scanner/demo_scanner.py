@@ -1,5 +1,6 @@
-"""The demo-scanner command as a child process, for tests that need an eSCL scanner
-outside the test process (see conftest.py for why), stopped by PID."""
+"""The eSCL emulator as a child process (`python -m appliance.demo.escl_emulator`),
+for tests that need an eSCL scanner outside the test process (see conftest.py for
+why), stopped by PID."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ DEMO_SCANNER = (
     "add_demo_scanner_arguments(parser)\n"
     "sys.exit(cmd_demo_scanner(parser.parse_args(sys.argv[1:])))\n"
 )
+EMULATOR = "appliance.demo.escl_emulator"
 
 
 def unused_port() -> int:
@@ -28,11 +30,14 @@ def unused_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_demo_scanner(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the demo-scanner command on a free port; returns the process and the
-    eSCL URL it printed once it was listening."""
+def start_demo_scanner(*args: str, port: int = 0,
+                       command: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """Start the eSCL emulator on `port` (0: a free one); returns the process and the
+    eSCL URL it printed once it was listening. `command=True` starts it through the
+    `appliance demo-scanner` command instead (its own options only)."""
+    argv = ["-c", DEMO_SCANNER] if command else ["-m", EMULATOR]
     proc = subprocess.Popen(
-        [sys.executable, "-c", DEMO_SCANNER, "--port", "0", *args],
+        [sys.executable, *argv, "--port", str(port), *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         start_new_session=True, preexec_fn=die_with_parent,
     )
