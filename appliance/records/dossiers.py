@@ -4,18 +4,25 @@ Lifecycle: open (citizen scanning) → submitted (citizen done) → signed (an o
 checked the papers against the originals; codes issued, record and outbox row
 written in one transaction). What a citizen scans counts only after that sign-off
 (Decision 1333: citizens are not among those who digitize).
+
+Personal columns (a paper's fields, a page's OCR text, the record body) are sealed
+with the installation key on write and opened on read here, through `store.db`, so
+callers see clear values and the database file holds none (issue 8). Sign-off writes
+its audit line in the same transaction and carries the dossier's audit trail in the
+record body, which is how the trail reaches the central office.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from appliance.imaging.flags import is_skewed
-from appliance.records import codes, procedures, signing
+from appliance.records import audit, codes, procedures, signing
 from appliance.records.errors import (
     DossierNotFound,
     InvalidState,
@@ -23,7 +30,7 @@ from appliance.records.errors import (
     UnknownProcedure,
 )
 from appliance.store import outbox
-from appliance.store.db import now, transaction
+from appliance.store.db import aad, now, open_text, seal_text, transaction
 from appliance.system.config import Config
 
 RECORD_SCHEMA = signing.RECORD_SCHEMA  # where it always was, for existing importers
@@ -72,6 +79,9 @@ class Dossier:
     papers: tuple[Paper, ...]
     record_id: str | None
     delivery: str | None  # outbox state of its record, if any
+    erased_at: float | None = None  # erased on the citizen's request (records/erasure.py)
+    purged_at: float | None = None  # local copies purged after delivery + retention
+    public_id: str | None = None  # unguessable name for URLs (secrets.token_urlsafe)
 
     @property
     def page_count(self) -> int:
@@ -87,9 +97,9 @@ def create(conn: sqlite3.Connection, config: Config, procedure_code: str,
     with transaction(conn):
         code = codes.next_dossier_code(conn, config.device, config.codes, at)
         cur = conn.execute(
-            "INSERT INTO dossiers(code, procedure_code, status, language, created_at) "
-            "VALUES (?, ?, 'open', ?, ?)",
-            (code, procedure_code, language, at),
+            "INSERT INTO dossiers(code, procedure_code, status, language, created_at, "
+            "public_id) VALUES (?, ?, 'open', ?, ?, ?)",
+            (code, procedure_code, language, at, secrets.token_urlsafe(16)),
         )
     return int(cur.lastrowid or 0)
 
@@ -104,7 +114,9 @@ def _pages(conn: sqlite3.Connection, paper_id: int) -> tuple[Page, ...]:
     from appliance.ocr.engine import PageText
 
     for r in rows:
-        text = PageText.from_json(json.loads(r["ocr_json"])).text if r["ocr_json"] else None
+        text = (PageText.from_json(json.loads(open_text(
+            conn, r["ocr_json"], aad("pages", "ocr_json", r["id"])))).text
+            if r["ocr_json"] else None)
         out.append(Page(r["id"], r["ordinal"], r["sha256"], r["width"], r["height"], r["dpi"],
                         bool(r["blank"]), text, r["ocr_seconds"], r["skew_degrees"]))
     return tuple(out)
@@ -116,7 +128,8 @@ def get(conn: sqlite3.Connection, dossier_id: int) -> Dossier:
         raise DossierNotFound(f"dossier {dossier_id} not found")
     papers = tuple(
         Paper(p["id"], p["ordinal"], p["title"], p["result_code"], p["pdf_sha256"],
-              p["pdf_size"], json.loads(p["fields_json"]), _pages(conn, p["id"]))
+              p["pdf_size"], paper_fields(conn, p["id"], p["fields_json"]),
+              _pages(conn, p["id"]))
         for p in conn.execute(
             "SELECT * FROM papers WHERE dossier_id=? ORDER BY ordinal", (dossier_id,)
         ).fetchall()
@@ -128,7 +141,22 @@ def get(conn: sqlite3.Connection, dossier_id: int) -> Dossier:
     ).fetchone()
     return Dossier(row["id"], row["code"], row["procedure_code"], row["status"],
                    row["language"], row["created_at"], row["signed_by"], papers,
-                   rec["record_id"] if rec else None, rec["state"] if rec else None)
+                   rec["record_id"] if rec else None, rec["state"] if rec else None,
+                   row["erased_at"], row["purged_at"], row["public_id"])
+
+
+def by_public_id(conn: sqlite3.Connection, public_id: str) -> int:
+    """The row id of the dossier a browser names by its public id."""
+    row = conn.execute("SELECT id FROM dossiers WHERE public_id=?", (public_id,)).fetchone()
+    if row is None:
+        raise DossierNotFound("no dossier with that public id")
+    return int(row["id"])
+
+
+def paper_fields(conn: sqlite3.Connection, paper_id: int, stored: str) -> dict[str, Any]:
+    """A paper's fields from their (sealed) column value."""
+    value = json.loads(open_text(conn, stored, aad("papers", "fields_json", paper_id)))
+    return value if isinstance(value, dict) else {}
 
 
 def list_ids(conn: sqlite3.Connection, status: str | None = None, limit: int = 50) -> list[int]:
@@ -171,7 +199,9 @@ def set_paper_result(conn: sqlite3.Connection, paper_id: int, pdf_sha256: str, p
                      fields: dict[str, Any]) -> None:
     conn.execute(
         "UPDATE papers SET pdf_sha256=?, pdf_size=?, fields_json=? WHERE id=?",
-        (pdf_sha256, pdf_size, json.dumps(fields, ensure_ascii=False), paper_id),
+        (pdf_sha256, pdf_size,
+         seal_text(conn, json.dumps(fields, ensure_ascii=False),
+                   aad("papers", "fields_json", paper_id)), paper_id),
     )
 
 
@@ -214,13 +244,19 @@ def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer:
                         for p in dossier.papers}
         for paper_id, code in result_codes.items():
             conn.execute("UPDATE papers SET result_code=? WHERE id=?", (code, paper_id))
+        audit.append(conn, audit.AuditAction.SIGN, officer, dossier_id,
+                     {"record_id": record_id, "dossier_code": dossier.code,
+                      "result_codes": sorted(result_codes.values())})
+        trail = [e.as_dict() for e in audit.entries(conn, dossier_id)]
         record = signing.encode(signing.record_body(
             dossier, record_id=record_id, device=config.device, result_codes=result_codes,
-            officer=officer, signed_at=at))
+            officer=officer, signed_at=at, audit=trail))
         conn.execute(
             "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (record_id, dossier_id, record.body_json, record.sha256, at),
+            (record_id, dossier_id,
+             seal_text(conn, record.body_json, aad("records", "body_json", record_id)),
+             record.sha256, at),
         )
         outbox.enqueue(conn, record_id)
         conn.execute(
@@ -236,4 +272,5 @@ def record_of(conn: sqlite3.Connection, record_id: str) -> signing.EncodedRecord
                        (record_id,)).fetchone()
     if row is None:
         raise DossierNotFound(f"record {record_id} not found")
-    return signing.EncodedRecord(row["body_json"], row["sha256"])
+    return signing.EncodedRecord(
+        open_text(conn, row["body_json"], aad("records", "body_json", record_id)), row["sha256"])

@@ -18,8 +18,8 @@ from PIL import Image
 
 from appliance.imaging import pages as imaging
 from appliance.ocr.engine import PageText
-from appliance.records import dossiers
-from appliance.store.db import transaction
+from appliance.records import audit, dossiers
+from appliance.store.db import aad, open_text, seal_text, transaction
 from appliance.store.files import FileStore
 
 PNG = ".png"
@@ -49,7 +49,8 @@ class PageRow:
 
 
 def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
-               paper_id: int | None, image: Image.Image, title: str, *, dpi: int) -> StoredPage:
+               paper_id: int | None, image: Image.Image, title: str, *, dpi: int,
+               actor: str = "citizen") -> StoredPage:
     """Keep one scanned page for good; starts the paper with its first page.
 
     A paper exists only once it has a page, so an empty feeder leaves no empty paper.
@@ -65,6 +66,8 @@ def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
             paper_id = dossiers.add_paper(conn, dossier_id, title)
         page_id = dossiers.add_page(conn, paper_id, sha, image.width, image.height, dpi,
                                     check.blank, skew_degrees=check.skew_degrees)
+        audit.append(conn, audit.AuditAction.SCAN, actor, dossier_id,
+                     {"paper_id": paper_id, "page_id": page_id, "sha256": sha})
     return StoredPage(paper_id, page_id, sha, check)
 
 
@@ -74,7 +77,9 @@ def paper_pages(conn: sqlite3.Connection, paper_id: int) -> list[PageRow]:
         (paper_id,),
     ).fetchall()
     return [PageRow(r["id"], r["ordinal"], r["sha256"], r["dpi"],
-                    PageText.from_json(json.loads(r["ocr_json"])) if r["ocr_json"] else None)
+                    PageText.from_json(json.loads(open_text(
+                        conn, r["ocr_json"], aad("pages", "ocr_json", r["id"]))))
+                    if r["ocr_json"] else None)
             for r in rows]
 
 
@@ -88,7 +93,8 @@ def load_image(files: FileStore, sha256: str) -> Image.Image:
 def set_page_text(conn: sqlite3.Connection, page_id: int, text: PageText) -> None:
     """Store what OCR read on a page, in the form `PageText.to_json` gives it."""
     conn.execute("UPDATE pages SET ocr_json=?, ocr_seconds=? WHERE id=?",
-                 (json.dumps(text.to_json(), ensure_ascii=False), text.seconds, page_id))
+                 (seal_text(conn, json.dumps(text.to_json(), ensure_ascii=False),
+                            aad("pages", "ocr_json", page_id)), text.seconds, page_id))
 
 
 def store_paper_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int, pdf: bytes,

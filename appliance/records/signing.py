@@ -34,8 +34,13 @@ def iso(at: float) -> str:
 
 def record_body(dossier: Dossier, *, record_id: str, device: DeviceConfig,
                 result_codes: Mapping[int, str], officer: str,
-                signed_at: float) -> dict[str, Any]:
-    """The record of a checked dossier; `result_codes` maps each paper's id to its code."""
+                signed_at: float, audit: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The record of a checked dossier; `result_codes` maps each paper's id to its code.
+
+    `audit` is the dossier's audit trail up to and including the sign-off
+    (records/audit.py): it travels inside the signed body so the central office holds
+    who scanned, viewed and corrected the dossier, each entry with its chain hashes.
+    """
     papers = []
     for paper in dossier.papers:
         code = result_codes[paper.id]
@@ -57,13 +62,16 @@ def record_body(dossier: Dossier, *, record_id: str, device: DeviceConfig,
                 "Description": "Bản điện tử chuyển đổi từ giấy",
             },
         })
-    return {
+    body: dict[str, Any] = {
         "schema": RECORD_SCHEMA, "record_id": record_id,
         "device_id": device.id, "agency_code": device.agency_code,
         "dossier_code": dossier.code, "procedure_code": dossier.procedure_code,
         "signed_by": officer, "signed_at": iso(signed_at), "created_at": iso(dossier.created_at),
         "papers": papers,
     }
+    if audit is not None:
+        body["audit"] = audit
+    return body
 
 
 def encode(body: Mapping[str, Any]) -> EncodedRecord:

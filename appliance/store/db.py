@@ -4,6 +4,15 @@ WAL lets the web, worker and sync processes read while one writes; synchronous=F
 because an acknowledged record must survive a power cut, and NORMAL in WAL mode may
 lose the last commits. Writers take the lock up front (BEGIN IMMEDIATE) so two
 processes never deadlock upgrading a read lock.
+
+Every connection carries the installation's `Sealer` (system/crypto.py): the columns
+that hold personal data (a paper's fields, a page's OCR text, a signed record's body)
+are sealed with AES-GCM on write and opened on read through `seal_text`/`open_text`,
+bound to their table, column and row, so the database file holds none of it in clear.
+`connect` checks the key against the check value kept in the database before anything
+else happens, so a wrong or missing key stops a service at start (exit 2) instead of
+mixing data sealed under two keys. secure_delete makes SQLite zero what is deleted or
+overwritten, so an erased citizen's data does not linger in free pages.
 """
 
 from __future__ import annotations
@@ -16,27 +25,112 @@ from pathlib import Path
 
 from appliance.store.errors import StoreError
 from appliance.store.migrations import MIGRATIONS
+from appliance.system import crypto
+from appliance.system.crypto import KeyProblem, Sealer, Tampered
 
 BUSY_TIMEOUT_MS = 15000
 
 
-def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
-    """Open the database in autocommit mode; callers group writes with `transaction()`."""
+class StoreConnection(sqlite3.Connection):
+    """A connection that knows the key its personal columns are sealed with."""
+
+    sealer: Sealer | None = None
+
+
+def default_key_path(database: str | Path) -> Path:
+    """Where the demo keeps its key: beside the database (paths.key_path's default)."""
+    return Path(database).parent / crypto.KEY_FILE_NAME
+
+
+def connect(path: str | Path, *, migrate: bool = True,
+            key_file: str | Path | None = None) -> StoreConnection:
+    """Open the database in autocommit mode; callers group writes with `transaction()`.
+
+    `key_file` is paths.key_file: empty or None means the key beside the database,
+    made here if the database holds no encrypted data yet; a named file must exist.
+    Raises KeyProblem (a ConfigError: exit 2) for a missing or wrong key.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, factory=StoreConnection)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA secure_delete=ON")
         if migrate:
             apply_migrations(conn)
+        named = bool(key_file)
+        conn.sealer = open_key(conn, Path(key_file) if key_file else default_key_path(path),
+                               may_create=not named, where=f"database {path}")
     except sqlite3.Error as e:
         raise StoreError(f"cannot open database {path}: {e}") from e
     return conn
+
+
+def _stored_check(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT check_value FROM key_check WHERE id=1").fetchone()
+    except sqlite3.OperationalError:  # not migrated yet (a migrate=False reader)
+        return None
+    return str(row[0]) if row else None
+
+
+def open_key(conn: sqlite3.Connection, key_path: Path, *, may_create: bool,
+             where: str) -> Sealer:
+    """Load the key, make it only for a database that holds no sealed data yet, and
+    check it against the value the database keeps; never overwrite either."""
+    stored = _stored_check(conn)
+    try:
+        sealer = crypto.load_sealer(key_path)
+    except KeyProblem as e:
+        if stored is not None or not may_create or crypto.resolve_key_path(key_path).exists():
+            hint = (f"; {where} holds data sealed with a key (check value {stored[:12]}): "
+                    "restore that key file" if stored is not None
+                    else "; create it with `appliance keys init`")
+            raise KeyProblem(f"{e}{hint}. Nothing was changed.") from e
+        crypto.create_key(key_path)
+        sealer = crypto.load_sealer(key_path)
+    if stored is None:
+        try:
+            with transaction(conn):
+                conn.execute("INSERT OR IGNORE INTO key_check(id, check_value, created_at) "
+                             "VALUES (1, ?, ?)", (sealer.check_value, now()))
+        except sqlite3.OperationalError:
+            pass  # not migrated yet: the migrating process stores it
+        stored = _stored_check(conn)
+    crypto.check(sealer, stored, where)
+    return sealer
+
+
+def sealer_of(conn: sqlite3.Connection) -> Sealer:
+    sealer = getattr(conn, "sealer", None)
+    if sealer is None:
+        raise StoreError("this connection has no encryption key; open it with store.db.connect")
+    return sealer
+
+
+def seal_text(conn: sqlite3.Connection, value: str, aad: str) -> str:
+    """Seal a personal column's value; `aad` names table, column and row (see `aad`)."""
+    return sealer_of(conn).seal_text(value, aad)
+
+
+def open_text(conn: sqlite3.Connection, value: str, aad: str) -> str:
+    """A sealed column's clear value; a value stored before sealing passes unchanged."""
+    if not crypto.is_sealed_text(value):
+        return value
+    try:
+        return sealer_of(conn).open_text(value, aad)
+    except Tampered as e:
+        raise StoreError(f"sealed value of {aad} does not open: {e}") from e
+
+
+def aad(table: str, column: str, row: object) -> str:
+    """What a sealed value is bound to: moved to another row or column, it fails to open."""
+    return f"{table}.{column}:{row}"
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:

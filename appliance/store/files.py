@@ -1,8 +1,14 @@
-"""Content-addressed files (page images, paper PDFs) beside the database.
+"""Content-addressed files (page images, thumbnails, paper PDFs) beside the database.
 
 A file is written to a temporary name, fsynced, renamed into place and its folder
 fsynced, so after a crash it either exists whole under its hash or not at all; the
 database row that names it is committed only afterwards.
+
+Files are sealed with the installation's key (AES-GCM, system/crypto.py): the name
+stays the sha256 of the *plaintext*, so the hashes in signed records and in the
+database do not change, and the associated data is that name plus its suffix, so a
+sealed file renamed to another address (or a thumbnail passed off as a page) fails to
+open. A file written before sealing existed is still read, verified by its hash.
 """
 
 from __future__ import annotations
@@ -13,26 +19,53 @@ import os
 from pathlib import Path
 
 from appliance.store.errors import DiskFull, StoreError
+from appliance.system import crypto
+from appliance.system.crypto import Sealer, Tampered
 
 
 class FileStore:
-    def __init__(self, root: str | Path) -> None:
+    """The file store under `root`, sealing with `sealer` or the key in `key_file`.
+
+    Without either, the key is the one beside the data folder (paths.key_path's
+    default); it is loaded on first use and never created here: the database's
+    `connect` makes and checks it, so a file store cannot start a second key.
+    """
+
+    def __init__(self, root: str | Path, *, sealer: Sealer | None = None,
+                 key_file: str | Path | None = None) -> None:
         self.root = Path(root)
+        self._sealer = sealer
+        self._key_file = Path(key_file) if key_file else self.root.parent / crypto.KEY_FILE_NAME
+
+    @property
+    def sealer(self) -> Sealer:
+        if self._sealer is None:
+            self._sealer = crypto.load_sealer(self._key_file)
+        return self._sealer
 
     def path(self, sha256: str, suffix: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}{suffix}"
 
+    def exists(self, sha256: str, suffix: str) -> bool:
+        return self.path(sha256, suffix).is_file()
+
+    @staticmethod
+    def _aad(sha256: str, suffix: str) -> bytes:
+        return f"{sha256}{suffix}".encode("ascii")
+
     def put(self, data: bytes, suffix: str) -> str:
-        """Store bytes; return their sha256. Idempotent for identical content."""
+        """Store bytes sealed; return the sha256 of their plaintext. Idempotent."""
         sha = hashlib.sha256(data).hexdigest()
-        self._write(self.path(sha, suffix), data)
+        self._write(self.path(sha, suffix), self.sealer.seal(data, self._aad(sha, suffix)))
         return sha
 
     def put_derived(self, sha256: str, suffix: str, data: bytes) -> None:
         """Store a file derived from another (a page's thumbnail) under that one's hash."""
-        self._write(self.path(sha256, suffix), data)
+        self._write(self.path(sha256, suffix), self.sealer.seal(data, self._aad(sha256, suffix)))
 
     def _write(self, target: Path, data: bytes) -> None:
+        # Same address and size: the same content sealed before (nonces differ, sizes
+        # do not), so an idempotent put does not rewrite (and re-fsync) the file.
         if target.exists() and target.stat().st_size == len(data):
             return
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -45,20 +78,50 @@ class FileStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            self._sync_dir(target.parent)
         except OSError as e:
             tmp.unlink(missing_ok=True)
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(f"no space left for {target.name} in {self.root}") from e
             raise StoreError(f"cannot write {target}: {e}") from e
 
+    @staticmethod
+    def _sync_dir(folder: Path) -> None:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _open(self, sha256: str, suffix: str) -> bytes:
+        blob = self.path(sha256, suffix).read_bytes()
+        if not crypto.is_sealed(blob):
+            return blob  # written before sealing; the caller verifies what it can
+        try:
+            return self.sealer.open(blob, self._aad(sha256, suffix))
+        except Tampered as e:
+            raise StoreError(f"file {sha256}{suffix} is corrupt or not this device's "
+                             f"(it does not open: {e})") from e
+
     def read(self, sha256: str, suffix: str) -> bytes:
         """Read and verify: a file whose bytes no longer match its name is an error, not data."""
-        data = self.path(sha256, suffix).read_bytes()
+        data = self._open(sha256, suffix)
         if hashlib.sha256(data).hexdigest() != sha256:
             raise StoreError(f"file {sha256}{suffix} is corrupt (hash mismatch)")
         return data
+
+    def read_derived(self, sha256: str, suffix: str) -> bytes:
+        """A derived file (thumbnail): authenticated by its seal, not by its own hash."""
+        return self._open(sha256, suffix)
+
+    def remove(self, sha256: str, suffix: str) -> bool:
+        """Delete a stored file for good (erasure, retention); True if one was there."""
+        target = self.path(sha256, suffix)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StoreError(f"cannot remove {target}: {e}") from e
+        self._sync_dir(target.parent)
+        return True

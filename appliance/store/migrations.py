@@ -118,4 +118,43 @@ CREATE TABLE consents (
     accepted_at REAL NOT NULL
 )
 """,
+    # 5: encryption at rest, the audit trail, erasure and retention (issue 8).
+    # key_check: an HMAC of a constant under the key, so a missing or wrong key is
+    # found at start instead of after writing data nobody can read. audit_log: append
+    # only (triggers refuse UPDATE and DELETE; `appliance audit verify` detects what
+    # gets past them through the hash chain and the head kept in audit_head). Dossiers
+    # are tombstoned (erased_at, purged_at), never deleted, so codes stay unique and
+    # accounted for; public_id is the unguessable name a browser may see.
+    """
+CREATE TABLE key_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    check_value TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    dossier_id INTEGER,
+    detail_json TEXT NOT NULL,
+    prev_sha256 TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX audit_log_dossier ON audit_log(dossier_id, seq);
+CREATE TABLE audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+ALTER TABLE dossiers ADD COLUMN erased_at REAL;
+ALTER TABLE dossiers ADD COLUMN purged_at REAL;
+ALTER TABLE dossiers ADD COLUMN public_id TEXT;
+UPDATE dossiers SET public_id = lower(hex(randomblob(16))) WHERE public_id IS NULL;
+CREATE UNIQUE INDEX dossiers_public_id ON dossiers(public_id)
+""",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from appliance.store.db import get_state, set_state, transaction
+from appliance.store.db import aad, get_state, open_text, set_state, transaction
 from appliance.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ def claim_next(conn: sqlite3.Connection, *, now: float | None = None) -> OutboxI
             raise StoreError(f"outbox row {row['record_id']} has no record")
     return OutboxItem(
         record_id=row["record_id"],
-        body_json=rec["body_json"],
+        # Sealed at rest (store/db.py); the wire carries the signed clear bytes.
+        body_json=open_text(conn, rec["body_json"], aad("records", "body_json", row["record_id"])),
         sha256=rec["sha256"],
         attempts=row["attempts"],
         created_at=row["created_at"],

@@ -41,10 +41,18 @@ class DeviceConfig:
 @dataclass(frozen=True)
 class PathsConfig:
     data_dir: str = "/var/lib/appliance"
+    # The AES-GCM key that seals pages, PDFs and personal fields at rest (root-only file,
+    # made at provisioning). Empty: appliance.key in data_dir, made on the first start
+    # when no encrypted data exists yet (the demo); a path named here must exist.
+    key_file: str = ""
 
     @property
     def database(self) -> Path:
         return Path(self.data_dir) / "appliance.sqlite3"
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.key_file) if self.key_file else Path(self.data_dir) / "appliance.key"
 
     @property
     def files(self) -> Path:
@@ -122,6 +130,25 @@ class CentralConfig:
     # Files being assembled at once per device, and chunk bytes held in all.
     max_transfers_per_device: int = 64
     max_chunk_store_bytes: int = 2 * 1024 * 1024 * 1024
+    # AES-GCM key sealing what the receiver stores (record bodies, files, chunks).
+    # Empty: <database>.key, made on the first start when the database holds no data.
+    key_file: str = ""
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.key_file) if self.key_file else Path(self.database + ".key")
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long local copies stay after the central office acknowledged them.
+
+    Only delivered and acknowledged dossiers are ever purged (their images, PDFs and
+    personal fields; codes, hashes and the audit trail stay). The period is not fixed
+    by any text found (regulations.md: unconfirmed), hence configuration.
+    """
+
+    delivered_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -134,6 +161,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     codes: CodesConfig = field(default_factory=CodesConfig)
     central: CentralConfig = field(default_factory=CentralConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -184,6 +212,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("mqtt.port: must be 1-65535")
     if config.mqtt.chunk_bytes < 1024:
         raise ConfigError("mqtt.chunk_bytes: must be at least 1024")
+    if config.retention.delivered_days < 0:
+        raise ConfigError("retention.delivered_days: must be 0 or more")
     templates = (("codes.dossier", config.codes.dossier), ("codes.result", config.codes.result))
     for key, template in templates:
         try:

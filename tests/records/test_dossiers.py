@@ -96,8 +96,7 @@ def test_sign_off_writes_codes_record_and_outbox_together(conn, config):
     dossier = dossiers.get(conn, dossier_id)
     assert dossier.status == "signed" and dossier.delivery == "pending"
     assert dossier.papers[0].result_code == f"{dossier.code}.01"
-    body = json.loads(conn.execute("SELECT body_json FROM records WHERE record_id=?",
-                                   (record_id,)).fetchone()[0])
+    body = json.loads(dossiers.record_of(conn, record_id).body_json)
     assert body["papers"][0]["file"]["sha256"] == hashlib.sha256(PDF).hexdigest()
     assert body["papers"][0]["blank_pages"] == [2]
     assert body["papers"][0]["metadata"]["PageAmount"] == 2

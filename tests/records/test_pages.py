@@ -105,7 +105,8 @@ def test_sign_off_commits_the_body_record_body_builds(conn, config):
     rebuilt = signing.encode(signing.record_body(
         dossier, record_id=record_id, device=config.device,
         result_codes={p.id: p.result_code or "" for p in dossier.papers},
-        officer="Nguyễn Thị Lan", signed_at=signed_at))
+        officer="Nguyễn Thị Lan", signed_at=signed_at, audit=body["audit"]))
     assert rebuilt == stored_record
+    assert [e["action"] for e in body["audit"]] == ["scan", "sign"]
     assert body["schema"] == signing.RECORD_SCHEMA
     assert body["papers"][0]["file"]["name"] == f"{dossier.code}.01.pdf"

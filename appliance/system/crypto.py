@@ -1,0 +1,246 @@
+"""Encryption at rest: one AES-256-GCM key per installation, in a root-only file.
+
+Why: the kiosk stands in a public hall and the device can be carried off; a citizen's
+pages, PDFs and the fields read from them are personal data (Law 91/2025/QH15), so
+what lies on the disk must be useless without the key. AES-GCM is authenticated: a
+changed byte, or a blob moved to another place, fails to open instead of decoding into
+something plausible. The associated data names where a blob belongs (a file's
+content address, a column and its row), which is what stops files or values from
+being swapped.
+
+The key file holds 32 random bytes, base64-encoded on one line, mode 0600. It is made
+at provisioning (`appliance keys init`, or `python -m appliance.system.crypto init
+PATH` from install.sh); in the demo, where the key sits beside the data, the first
+process to open a database that holds no encrypted data yet makes it. A key that does
+not match the check value the database keeps (an HMAC of a constant, never the key) or
+a missing key for a database that holds encrypted data is a `KeyProblem`: a
+configuration error, so every service stops with exit code 2 and a message, and
+nothing is written or overwritten.
+
+Under systemd the services run as an unprivileged user and cannot read a root-only
+file; a unit passes it with `LoadCredential=appliance.key:/etc/appliance/appliance.key`
+and `resolve_key_path` then prefers `$CREDENTIALS_DIRECTORY/appliance.key`.
+
+This module sits in the system layer so that the device's store and the central
+receiver (which must not import the device's store) share one implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from appliance.system.errors import ConfigError
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+# The first bytes of every sealed blob: a format version, so a later scheme (another
+# cipher, a key id) can be told apart from this one and from plaintext written before.
+BLOB_MAGIC = b"AGCM1\x00"
+# Sealed text values in SQLite carry this prefix before their base64.
+TEXT_PREFIX = "gcm1:"
+OVERHEAD = len(BLOB_MAGIC) + NONCE_BYTES + TAG_BYTES
+KEY_FILE_NAME = "appliance.key"
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+# What the key check value is computed over; changing it invalidates every database.
+_CHECK_CONSTANT = b"bhxh-appliance key check v1"
+
+
+class KeyProblem(ConfigError):
+    """The key is missing, unreadable, malformed or not the one the data was sealed with.
+
+    A ConfigError, so `run_service` ends the process with EXIT_CONFIG (2): a restart
+    cannot help until a person restores the right key file.
+    """
+
+
+class Tampered(ValueError):
+    """A sealed blob did not open: wrong key, changed bytes, or moved to another place."""
+
+
+class Sealer:
+    """Seals and opens bytes and text with one key; safe to share between threads."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise KeyProblem(f"an encryption key has {KEY_BYTES} bytes, not {len(key)}")
+        self._aead = AESGCM(key)
+        self.check_value = hmac.new(key, _CHECK_CONSTANT, hashlib.sha256).hexdigest()
+
+    def seal(self, data: bytes, aad: bytes) -> bytes:
+        """Encrypt `data`; `aad` names where it belongs and must be given again to open it."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return BLOB_MAGIC + nonce + self._aead.encrypt(nonce, data, aad)
+
+    def open(self, blob: bytes, aad: bytes) -> bytes:
+        """Decrypt and authenticate a blob made by `seal` with the same `aad`."""
+        if not is_sealed(blob):
+            raise Tampered("not a sealed blob")
+        nonce = blob[len(BLOB_MAGIC):len(BLOB_MAGIC) + NONCE_BYTES]
+        try:
+            return self._aead.decrypt(nonce, blob[len(BLOB_MAGIC) + NONCE_BYTES:], aad)
+        except InvalidTag as e:
+            raise Tampered("sealed blob does not open: wrong key, changed or moved") from e
+
+    def seal_text(self, text: str, aad: str) -> str:
+        """A text column's value sealed into text (SQLite TEXT, prefixed base64)."""
+        blob = self.seal(text.encode("utf-8"), aad.encode("utf-8"))
+        return TEXT_PREFIX + base64.b64encode(blob).decode("ascii")
+
+    def open_text(self, value: str, aad: str) -> str:
+        if not is_sealed_text(value):
+            raise Tampered("not a sealed value")
+        try:
+            blob = base64.b64decode(value[len(TEXT_PREFIX):], validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise Tampered("sealed value is not valid base64") from e
+        return self.open(blob, aad.encode("utf-8")).decode("utf-8")
+
+
+def is_sealed(blob: bytes) -> bool:
+    return blob.startswith(BLOB_MAGIC) and len(blob) >= OVERHEAD
+
+
+def is_sealed_text(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(TEXT_PREFIX)
+
+
+def resolve_key_path(path: str | os.PathLike[str]) -> Path:
+    """The key file to read: systemd's credential copy when the unit passes one."""
+    creds = os.environ.get(CREDENTIALS_ENV)
+    if creds:
+        passed = Path(creds) / KEY_FILE_NAME
+        if passed.is_file():
+            return passed
+    return Path(path)
+
+
+def read_key(path: str | os.PathLike[str]) -> bytes:
+    """The key in `path`; KeyProblem, naming the file, if it is absent or malformed."""
+    target = resolve_key_path(path)
+    try:
+        text = target.read_text(encoding="ascii").strip()
+    except FileNotFoundError as e:
+        raise KeyProblem(f"encryption key file {target} does not exist") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise KeyProblem(f"encryption key file {target} cannot be read: {e}") from e
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise KeyProblem(f"encryption key file {target} is not a base64 key") from e
+    if len(key) != KEY_BYTES:
+        raise KeyProblem(f"encryption key file {target} holds {len(key)} bytes, "
+                         f"not {KEY_BYTES}")
+    return key
+
+
+def create_key(path: str | os.PathLike[str]) -> bool:
+    """Write a new random key to `path` (mode 0600) unless a file is already there.
+
+    Never overwrites: the file is written under a temporary name and hard-linked into
+    place, which fails if the name exists, so two processes racing here end up using
+    the same key and a key that seals data can never be replaced by accident.
+    Returns True if this call made the key.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return False
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    line = base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, target)
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        tmp.unlink(missing_ok=True)
+    if created:
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return created
+
+
+def load_sealer(path: str | os.PathLike[str]) -> Sealer:
+    return Sealer(read_key(path))
+
+
+def check(sealer: Sealer, stored_check_value: str | None, where: str) -> None:
+    """Refuse a key whose check value is not the one stored with the data at `where`."""
+    if stored_check_value is not None and not hmac.compare_digest(
+            stored_check_value, sealer.check_value):
+        raise KeyProblem(
+            f"the encryption key does not match the one {where} was sealed with "
+            f"(key check value differs); restore the right key file, nothing was changed")
+
+
+# --- `appliance keys` ---------------------------------------------------------------
+
+
+def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
+    """`appliance keys init [--key-file PATH]`: make the key file if it is absent."""
+    sub = parser.add_subparsers(dest="keys_command", required=True)
+    init = sub.add_parser("init", help="create the encryption key file if it is absent")
+    init.add_argument("--key-file", default="",
+                      help="where (default: paths.key_file of the configuration, else "
+                           "appliance.key in the data directory)")
+    init.add_argument("--config", default=None)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create the key file (0600) if absent; 0 when it exists afterwards, 2 on a bad config."""
+    path = args.key_file
+    if not path:
+        from appliance.system.config import load
+
+        try:
+            path = str(load(args.config).paths.key_path)
+        except ConfigError as e:
+            print(f"appliance keys: configuration error: {e}", file=sys.stderr)
+            return 2
+    return init_key(path)
+
+
+def init_key(path: str | os.PathLike[str]) -> int:
+    """Make the key at `path` if absent and check an existing one is readable; exit code."""
+    made = create_key(path)
+    try:
+        sealer = load_sealer(path)
+    except KeyProblem as e:
+        print(f"appliance keys: {e}", file=sys.stderr)
+        return 2
+    print(f"{'created' if made else 'kept existing'} key {path} "
+          f"(check {sealer.check_value[:12]})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m appliance.system.crypto init PATH`: provisioning, before the CLI exists."""
+    parser = argparse.ArgumentParser(prog="appliance.system.crypto")
+    add_keys_arguments(parser)
+    args = parser.parse_args(argv)
+    return cmd_keys(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
