@@ -64,10 +64,16 @@ class Line:
 
 
 def _bbox(raw: Any) -> Box | None:
-    """(left, top, right, bottom) from a bbox or a quad of four points."""
+    """(left, top, right, bottom) from a bbox, a quad of four points or an object
+    with a bbox() (the OCR's Quad); None for anything else."""
     if raw is None:
         return None
-    values = list(raw)
+    if callable(getattr(raw, "bbox", None)):
+        raw = raw.bbox()
+    try:
+        values = list(raw)
+    except TypeError:
+        return None
     if len(values) == 4 and all(isinstance(v, int | float) for v in values):
         left, top, right, bottom = (int(round(float(v))) for v in values)
         return (left, top, right, bottom)

@@ -235,3 +235,11 @@ def test_the_worker_call_keeps_its_shape():
     assert out["values"] == {"full_name": "LÊ VĂN AN", "bhxh_number": "0123456789"}
     assert out["problems"] == [] and out["uncertain"] == ["bhxh_number"]
     assert out["fields"]["full_name"]["box"] is None
+
+
+def test_boxes_in_every_shape_the_callers_have():
+    quad = [[150, 600], [650, 600], [650, 640], [150, 640]]
+    for box in (quad, [150, 600, 650, 640], [150, 600, 650, 600, 650, 640, 150, 640]):
+        result = extract([{"text": "Họ và tên: LÊ VĂN AN", "box": box}])
+        assert result.fields["full_name"].box is not None
+        assert 150 < result.fields["full_name"].box[0] < 650
