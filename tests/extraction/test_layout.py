@@ -41,8 +41,11 @@ TK1_HEAD = [line("Mẫu TK1-TS", 1360, 88),
             line("do cơ quan BHXH cấp", 155, 599)]
 
 
-def test_two_columns_on_one_line_split_at_the_next_label():
-    result = extract([line("Họ và tên: DƯƠNG MINH PHƯỢNG   Ngày sinh: 13/08/2001", 150, 600)])
+@pytest.mark.parametrize("text", ["Họ và tên: DƯƠNG MINH PHƯỢNG   Ngày sinh: 13/08/2001",
+                                  "HỌ VÀ TÊN: DƯƠNG MINH PHƯỢNG   NGÀY SINH: 13/08/2001",
+                                  "Họ và tên DƯƠNG MINH PHƯỢNG   Ngày sinh 13/08/2001"])
+def test_two_columns_on_one_line_split_at_the_next_label(text):
+    result = extract([line(text, 150, 600)])
     assert result.values["full_name"] == "DƯƠNG MINH PHƯỢNG"
     assert result.values["birth_date"] == "13/08/2001"
     name, born = result.fields["full_name"], result.fields["birth_date"]
