@@ -51,7 +51,7 @@ def snapshot(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
 
 def collect(config: Config) -> dict[str, Any]:
     """Everything `appliance status --json` prints, models included."""
-    conn = connect(config.paths.database)
+    conn = connect(config.paths.database, key_file=config.paths.key_file)
     try:
         return {**snapshot(conn, config), "models": model_summary()}
     finally:

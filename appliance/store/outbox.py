@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from appliance.store import audit
 from appliance.store.db import aad, get_state, open_text, set_state, transaction
 from appliance.store.errors import StoreError
 
@@ -174,7 +175,7 @@ def mark_delivered(
     t = time.time() if now is None else now
     with transaction(conn):
         rec = conn.execute(
-            "SELECT sha256 FROM records WHERE record_id=?", (record_id,)
+            "SELECT sha256, dossier_id FROM records WHERE record_id=?", (record_id,)
         ).fetchone()
         if rec is None:
             log.warning("outbox: ack for unknown record %s ignored", record_id)
@@ -195,6 +196,9 @@ def mark_delivered(
                 OutboxState.DELIVERED.value,
             ),
         )
+        if cur.rowcount == 1:  # the audit trail's "send": committed with the delivery
+            audit.append(conn, audit.AuditAction.SEND, "central", rec["dossier_id"],
+                         {"record_id": record_id, "sha256": rec["sha256"]})
     return cur.rowcount == 1
 
 

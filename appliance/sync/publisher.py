@@ -81,7 +81,8 @@ class _Publisher:
         self.stop = stop
         self.notify = notify
         self.window = max(1, window)
-        self.files = FileStore(config.paths.files)
+        # The key store.db.connect checked: PDFs are sealed at rest and opened to send.
+        self.files = FileStore(config.paths.files, sealer=db.sealer_of(conn))
         self.device_id = config.device.id
         self.chunk_bytes = min(self.cfg.chunk_bytes, wire.MAX_MESSAGE_BYTES)
         if self.chunk_bytes < self.cfg.chunk_bytes:
@@ -388,7 +389,7 @@ class _Publisher:
 def run_publisher(config: Config, stop: threading.Event, notify: Notify | None = None, *,
                   window: int = DEFAULT_WINDOW) -> None:
     """Run until `stop` is set. `window` bounds records sent but not yet acknowledged."""
-    conn = db.connect(config.paths.database)
+    conn = db.connect(config.paths.database, key_file=config.paths.key_file)
     # The outbox transitions this process writes (claimed, retry, delivered) may lose
     # their last commits on a power cut, never on a crash of the process (WAL). Each
     # such loss only causes a re-send that the receiver deduplicates, so they skip the

@@ -8,6 +8,7 @@ guard checks it before the view runs, and the OpenAPI document states it.
 
 from __future__ import annotations
 
+import io
 import re
 import sqlite3
 from typing import Any
@@ -16,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request, send_file, url_for
 from flask_wtf.csrf import generate_csrf
 
 from appliance import status
-from appliance.records import dossiers, queries
+from appliance.records import audit, dossiers, queries
 from appliance.web import auth, presenters, usecases
 from appliance.web.auth import Access, access
 from appliance.web.db import get_config, get_db, get_files
@@ -166,13 +167,26 @@ def sign(dossier_id: int) -> Response:
 
 
 def _send_stored(sha: str, suffix: str, mimetype: str) -> Response:
-    """Serve a stored file the guard let through; never an arbitrary path, never cached."""
-    path = get_files().path(sha, suffix)
-    if not path.is_file():
+    """Serve a stored file the guard let through; never an arbitrary path, never cached.
+
+    Files are sealed at rest: they are opened here, after the role guard, and only in
+    memory (store/files.py verifies the seal and, for masters and PDFs, the hash).
+    """
+    files = get_files()
+    if not files.exists(sha, suffix):
         raise WebError("error.file_missing", 404)
-    response = send_file(path, mimetype=mimetype, max_age=0, etag=False, conditional=False)
+    data = files.read(sha, suffix) if suffix in (".png", ".pdf") else files.read_derived(
+        sha, suffix)
+    response = send_file(io.BytesIO(data), mimetype=mimetype, max_age=0, etag=False,
+                         conditional=False)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _viewer() -> str:
+    """Who the audit line names: the officer's remembered name, else the role."""
+    name = (request.cookies.get("officer_name") or "").strip()[:80]
+    return f"officer:{name}" if name else "officer"
 
 
 def _known(found: set[int]) -> None:
@@ -190,14 +204,18 @@ def page_thumbnail(sha: str) -> Response:
 @bp.get("/pages/<sha>/image")
 @access(Access.OFFICER)
 def page_image(sha: str) -> Response:
-    _known(_page_owner(get_db(), {"sha": sha}))
+    found = _page_owner(get_db(), {"sha": sha})
+    _known(found)
+    audit.viewed(get_db(), _viewer(), found, "page", sha)
     return _send_stored(sha, ".png", "image/png")
 
 
 @bp.get("/papers/<sha>/pdf")
 @access(Access.OFFICER)
 def paper_pdf(sha: str) -> Response:
-    _known(queries.pdf_dossiers(get_db(), sha) if SHA_RE.match(sha) else set())
+    found = queries.pdf_dossiers(get_db(), sha) if SHA_RE.match(sha) else set()
+    _known(found)
+    audit.viewed(get_db(), _viewer(), found, "pdf", sha)
     return _send_stored(sha, ".pdf", "application/pdf")
 
 

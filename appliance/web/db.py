@@ -11,7 +11,7 @@ import sqlite3
 
 from flask import Flask, current_app, g
 
-from appliance.store.db import connect
+from appliance.store.db import connect, sealer_of
 from appliance.store.files import FileStore
 from appliance.system.config import Config
 
@@ -24,12 +24,15 @@ def get_config() -> Config:
 
 def get_db() -> sqlite3.Connection:
     if "db" not in g:
-        g.db = connect(get_config().paths.database, migrate=False)
+        g.db = connect(get_config().paths.database, migrate=False,
+                       key_file=get_config().paths.key_file)
     return g.db
 
 
 def get_files() -> FileStore:
-    return FileStore(get_config().paths.files)
+    # The key the connection checked against the database (store/db.py), so files and
+    # rows are never sealed under two different keys.
+    return FileStore(get_config().paths.files, sealer=sealer_of(get_db()))
 
 
 def close_db(exc: BaseException | None = None) -> None:
@@ -40,5 +43,7 @@ def close_db(exc: BaseException | None = None) -> None:
 
 def init_app(app: Flask) -> None:
     # Migrate once per process before the first request, so requests open cheaply.
-    connect(app.config[CONFIG_KEY].paths.database, migrate=True).close()
+    # A missing or wrong encryption key stops the web here, at start (exit 2).
+    paths = app.config[CONFIG_KEY].paths
+    connect(paths.database, migrate=True, key_file=paths.key_file).close()
     app.teardown_appcontext(close_db)

@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 
-from appliance.records import dossiers
+from appliance.records import audit, dossiers
 from appliance.records.errors import DossierNotFound
 from appliance.store.db import get_state
 from appliance.web import auth, presenters, usecases
@@ -55,6 +55,12 @@ def _dossier_url() -> str:
 register_html(bp, _back_to)
 
 
+def _viewer() -> str:
+    """Who the audit line names: the officer's remembered name, else the role."""
+    name = request.cookies.get(OFFICER_COOKIE, "").strip()[:80]
+    return f"officer:{name}" if name else "officer"
+
+
 @bp.get("/")
 @bp.get("")  # registered first, so links use the form without a slash
 def index() -> str:
@@ -73,6 +79,7 @@ def index() -> str:
 @bp.get("/dossiers/<int:dossier_id>")
 def detail(dossier_id: int) -> Any:
     d = dossiers.get(get_db(), dossier_id)
+    audit.viewed(get_db(), _viewer(), {d.id}, "dossier")
     return render_template(
         "officer/detail.html", d=d, procedure_name=presenters.procedure_name(d),
         officer_name=request.cookies.get(OFFICER_COOKIE, ""),
@@ -86,6 +93,7 @@ def page(dossier_id: int, sha: str) -> Any:
     for paper in d.papers:
         for pg in paper.pages:
             if pg.sha256 == sha:
+                audit.viewed(get_db(), _viewer(), {d.id}, "page", sha)
                 return render_template("officer/page.html", d=d, paper=paper, page=pg,
                                        agency_name=get_config().device.agency_name)
     raise WebError("error.not_found", 404)

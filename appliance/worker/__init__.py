@@ -51,14 +51,16 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
     if config.scanner.sane_config_dir:
         # sane.init() reads this once per process: set before the first scanner use.
         os.environ["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
-    conn = connect(config.paths.database)
+    # A missing or wrong encryption key stops the worker here (KeyProblem: exit 2).
+    conn = connect(config.paths.database, key_file=config.paths.key_file)
     abandoned = jobs.fail_abandoned(conn)
     if abandoned:
         log.warning("%d job(s) left running by a previous worker were failed", abandoned)
     state.set_scanner(conn, ScannerState.READY)
     ocr = engine(config)
     state.set_ocr(conn, OcrState.READY if ocr is not None else OcrState.UNAVAILABLE)
-    tools = Tools(config, conn, FileStore(config.paths.files), ocr, Liveness(conn, notify))
+    tools = Tools(config, conn, FileStore(config.paths.files, sealer=conn.sealer), ocr,
+                  Liveness(conn, notify))
     recover_unfinished_papers(tools)
     if notify:
         notify("READY=1")
