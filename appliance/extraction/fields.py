@@ -373,6 +373,9 @@ def _judge(spec: FieldSpec, cands: list[_Candidate],
                                 f"not a {spec.kind.replace('_', ' ')}: {text.strip()!r}")
         if verdict is None:
             continue
+        if (verdict.status == PROBLEM and cand.where == "below"
+                and spec.kind not in v.MIN_DIGITS and spec.kind != "date"):
+            continue  # a sentence under a label is no failed attempt at a name
         box, page, conf = cand.locate(verdict.span)
         flags = list(verdict.flags)
         status, reason = verdict.status, verdict.reason
