@@ -612,7 +612,7 @@ class Scanner:
         reader = threading.Thread(target=work, name=f"sane-read-{page}", daemon=True)
         started = time.monotonic()
         reader.start()
-        reported = -1
+        reported = 0  # nothing said until data flows: no "page 3" for an empty feeder
         try:
             while not read.done.wait(_POLL_S):
                 if progress is not None and read.lines != reported:

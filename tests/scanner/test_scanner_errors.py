@@ -36,6 +36,21 @@ def test_unknown_text_is_an_io_error():
     assert E.error_class_for("Something new in SANE 1.5") is E.ScannerIOError
 
 
+@pytest.mark.parametrize(("status", "cls"), list(E.BY_SANE_STATUS.items()))
+def test_every_sane_status_name_has_a_class_whose_text_maps_back(status, cls):
+    """The status names the test backend's read-return-value offers (exercised
+    through libsane in test_scanner_test_backend.py) and the texts SANE gives them."""
+    assert issubclass(cls, E.ScannerError)
+    assert cls.key in E.ALL_KEYS
+
+
+def test_new_keys_and_reopen_flags():
+    assert {"scanner.gone", "scanner.timeout", "scanner.bad_page"} <= set(E.ALL_KEYS)
+    assert issubclass(E.ScannerGone, E.ScannerIOError)  # callers treating I/O keep working
+    assert E.ScannerGone.reopen and E.ScannerIOError.reopen and E.ScannerNotFound.reopen
+    assert not E.ScannerJammed.reopen and not E.ScannerNoDocuments.reopen
+
+
 def test_keys_are_unique_and_namespaced():
     classes = [c for c in vars(E).values()
                if isinstance(c, type) and issubclass(c, E.ScannerError)]

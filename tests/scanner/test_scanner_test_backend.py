@@ -61,12 +61,9 @@ def test_feeder_gives_ten_pages_then_stops(sane_rig):
 
 
 @pytest.mark.parametrize(("status", "cls"), [
-    ("SANE_STATUS_JAMMED", E.ScannerJammed),
-    ("SANE_STATUS_COVER_OPEN", E.ScannerCoverOpen),
-    ("SANE_STATUS_DEVICE_BUSY", E.ScannerBusy),
-    ("SANE_STATUS_IO_ERROR", E.ScannerIOError),
-    ("SANE_STATUS_NO_DOCS", E.ScannerNoDocuments),
-    ("SANE_STATUS_ACCESS_DENIED", E.ScannerAccessDenied),
+    *E.BY_SANE_STATUS.items(),
+    # A read that ends before any data: python-sane's "no data", an I/O error.
+    ("SANE_STATUS_EOF", E.ScannerIOError),
 ])
 @pytest.mark.parametrize("source", ["flatbed", "adf"])
 def test_read_status_becomes_typed_error(sane_rig, status, cls, source):
