@@ -90,3 +90,64 @@ def open_dossiers(conn: sqlite3.Connection) -> list[OpenDossier]:
     ).fetchall()
     return [OpenDossier(int(r["id"]), float(r["created_at"]), int(r["pages"]),
                         bool(r["active"])) for r in rows]
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One dossier as the officer's lists show it: enough to choose, nothing to read."""
+
+    id: int
+    code: str
+    procedure_code: str
+    status: str
+    submitted_at: float | None
+    signed_at: float | None
+    signed_by: str | None
+    papers: int
+    pages: int
+    delivery: str | None
+
+
+def officer_queue(conn: sqlite3.Connection, status: str, search: str = "",
+                  limit: int = 100) -> list[QueueRow]:
+    """Dossiers in `status`, oldest waiting first for submitted ones (the next to check),
+    newest first otherwise; `search` matches a part of the code, case-insensitively.
+
+    One query with counts, so the list does not load every page's OCR text.
+    """
+    order = "d.submitted_at, d.id" if status == "submitted" else "d.id DESC"
+    pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace(
+        "_", "\\_") + "%"
+    rows = conn.execute(
+        "SELECT d.id, d.code, d.procedure_code, d.status, d.submitted_at, d.signed_at, "
+        "d.signed_by, "
+        "(SELECT COUNT(*) FROM papers WHERE dossier_id = d.id) AS papers, "
+        "(SELECT COUNT(*) FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
+        " WHERE pa.dossier_id = d.id) AS pages, "
+        "(SELECT o.state FROM records r JOIN outbox o USING (record_id) "
+        " WHERE r.dossier_id = d.id ORDER BY r.id DESC LIMIT 1) AS delivery "
+        f"FROM dossiers d WHERE d.status = ? AND d.code LIKE ? ESCAPE '\\' ORDER BY {order} "
+        "LIMIT ?", (status, pattern, limit)).fetchall()
+    return [QueueRow(int(r["id"]), str(r["code"]), str(r["procedure_code"]), str(r["status"]),
+                     r["submitted_at"], r["signed_at"], r["signed_by"], int(r["papers"]),
+                     int(r["pages"]), r["delivery"]) for r in rows]
+
+
+def count_status(conn: sqlite3.Connection, status: str) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM dossiers WHERE status=?",
+                            (status,)).fetchone()[0])
+
+
+def status_by_code(conn: sqlite3.Connection, code: str) -> str | None:
+    """A dossier's status from its code alone, for the kiosk's lookup: nothing else of
+    it (no name, no page) is ever answered to someone holding only a code."""
+    row = conn.execute("SELECT status FROM dossiers WHERE code=?", (code.strip(),)).fetchone()
+    return str(row["status"]) if row else None
+
+
+def paper_exists(conn: sqlite3.Connection, dossier_id: int, paper_id: int) -> bool:
+    """Whether a paper (named by an old job, say) still belongs to the dossier."""
+    if not 0 < paper_id <= MAX_ROW_ID:
+        return False
+    return conn.execute("SELECT 1 FROM papers WHERE id=? AND dossier_id=?",
+                        (paper_id, dossier_id)).fetchone() is not None

@@ -1,10 +1,16 @@
 """/kiosk: the citizen's self-service screens.
 
-A citizen reaches only the dossier in their own session (never one by URL), and an
-idle reset wipes that session and abandons the open dossier, so the next person at
-the kiosk sees nothing of the previous one. Scans are only *requested* here; the
-page polls the job through the API and reloads when it ends. Views raise; the one
-error handler below turns a refusal into a notice on the screen the citizen can use.
+The path of a first-time citizen: choose a procedure → read and accept the personal
+data notice (nothing is opened or scanned before) → say which paper is on the glass
+and scan it → check each page (enlarge, retake, delete, move) → a summary → submit →
+a receipt with the code as text and QR, printable, and a status lookup by code.
+
+A citizen reaches only the dossier in their own session (never one by URL). Every
+form that changes the dossier carries its id, and a form from a stale screen (a
+second tab, Back) whose dossier is no longer the session's is refused instead of
+acting on the other one. Leaving by any path (idle reset, cancel, a new procedure)
+cancels the open dossier and withdraws its queued scan. Views raise; the one error
+handler below turns a refusal into a notice on the screen the citizen can use.
 """
 
 from __future__ import annotations
@@ -23,22 +29,32 @@ from flask import (
     url_for,
 )
 
-from appliance.records import dossiers, procedures, queries
+from appliance.records import consent, dossiers, pages_edit, procedures, queries
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
 from appliance.store import jobs
+from appliance.store.files import FileStore
 from appliance.store.jobs import JobState
 from appliance.web import auth, presenters, usecases
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError, register_html
 from appliance.web.i18n import COOKIE, current_language
+from appliance.web.limits import TokenBucket, retry_after
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
+
+DOSSIER_FIELD = "dossier"
+LOOKUP_BUCKET = "appliance.lookup"
+MAX_CODE = 40
 
 
 def _back_to(error: WebError) -> str | None:
     if error.status in (404, 405):
         return None
+    if error.key == "error.unfinished_dossier":
+        return url_for("kiosk.consent_screen", procedure=request.form.get("procedure", ""))
+    if request.endpoint == "kiosk.lookup":
+        return url_for("kiosk.lookup")
     if auth.citizen_dossier() is not None and request.endpoint != "kiosk.create":
         return url_for("kiosk.dossier")
     return url_for("kiosk.start")
@@ -63,22 +79,64 @@ def _base_context() -> dict[str, Any]:
             "agency_name": get_config().device.agency_name}
 
 
+def _my_dossier() -> int:
+    """The session's dossier, and the form must name the same one.
+
+    A form rendered for another dossier (a stale tab, a page kept by Back) is refused:
+    acting on the session's current dossier instead would put a scan or an edit into
+    a dossier the person never saw.
+    """
+    dossier_id = auth.citizen_dossier()
+    if dossier_id is None:
+        raise WebError("error.session_ended", 409)
+    if request.form.get(DOSSIER_FIELD, "") != str(dossier_id):
+        raise WebError("error.stale_screen", 409)
+    return dossier_id
+
+
+def _files() -> FileStore:
+    return FileStore(get_config().paths.files)
+
+
 @bp.get("/")
 @bp.get("")  # registered first, so links use the form without a slash
 def start() -> str:
     lang = current_language()
+    current = _session_dossier()
     return render_template(
         "kiosk/start.html",
         procedures=[(p.code, p.name(lang)) for p in procedures.CATALOGUE],
-        current=_session_dossier(),
+        current=current if current is not None and current.status == "open" else None,
         **_base_context(),
     )
 
 
+@bp.get("/consent")
+def consent_screen() -> Any:
+    """What is collected and why, before anything is: accept or decline."""
+    proc = procedures.find(request.args.get("procedure", ""))
+    if proc is None:
+        raise WebError("error.unknown_procedure", 400)
+    return render_template(
+        "kiosk/consent.html", procedure=proc, procedure_name=proc.name(current_language()),
+        unfinished=usecases.unfinished(get_db(), auth.citizen_dossier()),
+        notice_version=consent.NOTICE_VERSION, **_base_context())
+
+
 @bp.post("/dossiers")
 def create() -> Response:
-    d = usecases.open_dossier(get_db(), get_config(), request.form.get("procedure", ""),
-                              current_language(), auth.client_key(), auth.citizen_dossier())
+    if request.form.get("consent") != "accept":
+        raise WebError("error.consent_required", 400)
+    conn = get_db()
+    current = auth.citizen_dossier()
+    old = usecases.unfinished(conn, current)
+    if old is not None and request.form.get("replace", "") != str(old.id):
+        # Choosing a procedure never silently drops scanned pages: the consent screen
+        # asked, and only its "start again" form names the dossier it may cancel.
+        raise WebError("error.unfinished_dossier", 409)
+    d = usecases.open_dossier(conn, get_config(), request.form.get("procedure", ""),
+                              current_language(), auth.client_key(), current)
+    consent.record(conn, d.id, current_language())
     auth.bind_citizen(d.id)
     return redirect(url_for("kiosk.dossier"))
 
@@ -91,45 +149,146 @@ def dossier() -> Any:
     conn = get_db()
     job = queries.latest_job(conn, d.id)
     active = job is not None and job.state in (JobState.QUEUED, JobState.RUNNING)
+    stalled = active and usecases.worker_stalled(conn)
     retry = None
-    if job is not None and job.state == JobState.FAILED:
-        retry = {"paper_id": queries.retry_paper_id(conn, job),
-                 "source": job.params.get("source", "flatbed")}
+    if job is not None and job.state == JobState.FAILED and job.error_key not in (
+            consent.SESSION_ENDED, "error.scan_withdrawn"):
+        paper_id = queries.retry_paper_id(conn, job)
+        if paper_id is not None and not queries.paper_exists(conn, d.id, paper_id):
+            paper_id = None
+        retry = {"paper_id": paper_id, "source": job.params.get("source", "flatbed"),
+                 "title": job.params.get("title", "")}
+    choices = presenters.paper_choices(d)
+    new_paper = job.progress.get("paper_id") if job is not None and not active else None
     return render_template(
         "kiosk/dossier.html",
         d=d,
         procedure_name=presenters.procedure_name(d),
-        expected=presenters.expected_papers(d),
+        choices=choices,
+        next_choice=presenters.next_choice(choices),
+        missing=presenters.missing_papers(choices),
         job=job,
-        job_message=presenters.job_message(job, usecases.worker_stalled(conn)) if job else "",
+        job_message=presenters.job_message(job, stalled) if job else "",
         active=active,
+        stalled=stalled,
         retry=retry,
+        new_paper=new_paper,
         can_submit=not active and d.page_count > 0,
+        paper_title=presenters.paper_title,
         errors=get_flashed_messages(category_filter=["error"]),
+        notes=get_flashed_messages(category_filter=["info"]),
         **_base_context(),
     )
 
 
+def _title_from_form(d: Dossier) -> str | None:
+    """The paper the citizen said is on the glass, as the record names it."""
+    code = request.form.get("paper", "")
+    if not code:
+        return None
+    choice = next((c for c in presenters.paper_choices(d) if c.code == code), None)
+    if choice is None:
+        raise WebError("error.bad_paper", 400)
+    return choice.title_vi
+
+
 @bp.post("/dossier/scan")
 def scan() -> Response:
-    dossier_id = auth.citizen_dossier()
-    if dossier_id is None:
-        return redirect(url_for("kiosk.start"))
+    dossier_id = _my_dossier()
     raw_paper = request.form.get("paper_id", "")
     try:
         paper_id = int(raw_paper) if raw_paper else None
     except ValueError:
         raise WebError("error.bad_paper", 400) from None
-    usecases.start_scan(get_db(), dossier_id, request.form.get("source"), paper_id,
-                        auth.client_key())
+    conn = get_db()
+    title = _title_from_form(dossiers.get(conn, dossier_id))
+    usecases.start_scan(conn, dossier_id, request.form.get("source"), paper_id,
+                        auth.client_key(), title=title)
     return redirect(url_for("kiosk.dossier"))
+
+
+@bp.post("/dossier/scan/withdraw")
+def withdraw_scan() -> Response:
+    """The worker is down: take back the queued scan so the citizen is not stuck."""
+    dossier_id = _my_dossier()
+    if consent.cancel_queued_scan(get_db(), dossier_id):
+        flash("kiosk.scan_withdrawn", "info")
+    return redirect(url_for("kiosk.dossier"))
+
+
+def _open_page(page_id: int) -> tuple[Dossier, pages_edit.PageRef]:
+    d = _session_dossier()
+    if d is None or d.status != "open":
+        raise WebError("error.session_ended", 409)
+    try:
+        return d, pages_edit.locate(get_db(), d.id, page_id)
+    except pages_edit.PageNotFound:
+        raise WebError("error.page_not_found", 404) from None
+
+
+@bp.get("/dossier/pages/<int:page_id>")
+def page(page_id: int) -> Any:
+    """One page large, with what can be done to it."""
+    d = _session_dossier()
+    if d is None or d.status != "open":
+        return redirect(url_for("kiosk.start"))
+    d, ref = _open_page(page_id)
+    paper = next(p for p in d.papers if p.id == ref.paper_id)
+    pg = next(p for p in paper.pages if p.id == page_id)
+    busy = jobs.active_for_dossier(get_db(), d.id) is not None
+    return render_template("kiosk/page.html", d=d, paper=paper, page=pg, ref=ref, busy=busy,
+                           paper_title=presenters.paper_title, **_base_context())
+
+
+@bp.post("/dossier/pages/<int:page_id>/delete")
+def delete_page(page_id: int) -> Response:
+    dossier_id = _my_dossier()
+    _open_page(page_id)
+    pages_edit.delete_page(get_db(), _files(), get_config(), dossier_id, page_id)
+    flash("kiosk.page_deleted", "info")
+    return redirect(url_for("kiosk.dossier"))
+
+
+@bp.post("/dossier/pages/<int:page_id>/move")
+def move_page(page_id: int) -> Response:
+    dossier_id = _my_dossier()
+    _open_page(page_id)
+    offset = -1 if request.form.get("direction") == "earlier" else 1
+    pages_edit.move_page(get_db(), _files(), get_config(), dossier_id, page_id, offset)
+    return redirect(url_for("kiosk.page", page_id=page_id))
+
+
+@bp.post("/dossier/pages/<int:page_id>/retake")
+def retake_page(page_id: int) -> Response:
+    """Take the page out and scan it again from the glass into the same paper (or, when
+    it was the paper's only page, as a new paper of the same kind)."""
+    dossier_id = _my_dossier()
+    _, ref = _open_page(page_id)
+    conn = get_db()
+    if usecases.worker_stalled(conn):
+        raise WebError("error.worker_down", 503)
+    kept = pages_edit.delete_page(conn, _files(), get_config(), dossier_id, page_id)
+    usecases.start_scan(conn, dossier_id, "flatbed", kept, auth.client_key(), title=ref.title)
+    return redirect(url_for("kiosk.dossier"))
+
+
+@bp.get("/dossier/summary")
+def summary() -> Any:
+    d = _session_dossier()
+    if d is None or d.status != "open":
+        return redirect(url_for("kiosk.start"))
+    if d.page_count == 0 or jobs.active_for_dossier(get_db(), d.id) is not None:
+        return redirect(url_for("kiosk.dossier"))
+    choices = presenters.paper_choices(d)
+    return render_template("kiosk/summary.html", d=d,
+                           procedure_name=presenters.procedure_name(d),
+                           missing=presenters.missing_papers(choices),
+                           paper_title=presenters.paper_title, **_base_context())
 
 
 @bp.post("/dossier/submit")
 def submit() -> Response:
-    dossier_id = auth.citizen_dossier()
-    if dossier_id is None:
-        return redirect(url_for("kiosk.start"))
+    dossier_id = _my_dossier()
     usecases.submit(get_db(), dossier_id)
     auth.bind_receipt(dossier_id)
     return redirect(url_for("kiosk.receipt"))
@@ -140,16 +299,46 @@ def receipt() -> Any:
     d = _session_dossier(auth.RECEIPT)
     if d is None:
         return redirect(url_for("kiosk.start"))
-    return render_template("kiosk/receipt.html", d=d, **_base_context())
+    return render_template("kiosk/receipt.html", d=d, qr=presenters.qr_svg(d.code),
+                           **_base_context())
+
+
+@bp.record_once
+def _lookup_limit(state: Any) -> None:
+    """Lookups per client: a code tells only a status, but codes are sequential."""
+    state.app.extensions[LOOKUP_BUCKET] = TokenBucket(10, 6.0)
+
+
+def _lookup_bucket() -> TokenBucket:
+    from flask import current_app
+
+    return current_app.extensions[LOOKUP_BUCKET]
+
+
+@bp.get("/lookup")
+def lookup() -> str:
+    """A dossier's status from its code: the status only, never what it holds, so a
+    code read off someone else's receipt tells nothing about them."""
+    code = request.args.get("code", "").strip().upper()[:MAX_CODE]
+    status = None
+    if code:
+        wait = _lookup_bucket().take(auth.client_key())
+        if wait > 0:
+            raise WebError("error.rate_limited", 429, "lookups", retry_after(wait))
+        status = queries.status_by_code(get_db(), code)
+    return render_template("kiosk/lookup.html", code=code, status=status,
+                           searched=bool(code), **_base_context())
 
 
 @bp.post("/dossier/cancel")
 def cancel() -> Response:
     dossier_id = auth.citizen_dossier()
     if dossier_id is not None:
-        if jobs.active_for_dossier(get_db(), dossier_id) is not None:
+        job = jobs.active_for_dossier(get_db(), dossier_id)
+        if job is not None and job.state == JobState.RUNNING and not usecases.worker_stalled(
+                get_db()):
             raise WebError("error.job_active", 409)
-        usecases.abandon(get_db(), dossier_id)
+        usecases.end_session(get_db(), dossier_id)
     session.clear()
     flash("kiosk.cancelled", "info")
     return redirect(url_for("kiosk.start"))
@@ -158,7 +347,7 @@ def cancel() -> Response:
 @bp.post("/reset")
 def reset() -> Response:
     """Idle reset and "done": forget everything about the person who was here."""
-    usecases.abandon(get_db(), auth.citizen_dossier())
+    usecases.end_session(get_db(), auth.citizen_dossier())
     session.clear()
     # The emptied session makes Flask delete its cookie; the language goes too, so the
     # next citizen starts in the office's default language.

@@ -252,7 +252,10 @@ def _document() -> dict[str, Any]:
                 "progress": {"type": "object", "description":
                              "{step: scanning|reading|assembling|done, pages, page, paper_id}"},
                 "error_key": {"type": "string", "nullable": True},
-                "message": {"type": "string"}}},
+                "message": {"type": "string"},
+                "stalled": {"type": "boolean", "description":
+                            "queued or running while the worker shows no sign of life: "
+                            "the screen offers to withdraw it instead of waiting"}}},
             "Status": {"type": "object", "properties": {
                 "device_id": {"type": "string"}, "agency_code": {"type": "string"},
                 "queue_depth": {"type": "integer", "description": "records not yet delivered"},

@@ -7,9 +7,11 @@ end-to-end test another.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import url_for
+from markupsafe import Markup
 
 from appliance.records import procedures
 from appliance.records.dossiers import Dossier
@@ -92,7 +94,7 @@ def expected_papers(d: Dossier) -> list[str]:
 
 def job_message(job: Job, stalled: bool = False) -> str:
     """One sentence for the citizen: what is happening now, or what to do next."""
-    if job.state == JobState.QUEUED and stalled:
+    if job.state in (JobState.QUEUED, JobState.RUNNING) and stalled:
         return t("job.worker_stalled")
     if job.state == JobState.FAILED:
         return t(job.error_key or "error.generic")
@@ -118,4 +120,109 @@ def job_json(job: Job, stalled: bool = False) -> dict[str, Any]:
         "progress": job.progress,
         "error_key": job.error_key,
         "message": job_message(job, stalled),
+        "stalled": bool(stalled and job.state in (JobState.QUEUED, JobState.RUNNING)),
     }
+
+
+@dataclass(frozen=True)
+class PaperChoice:
+    """A paper the procedure asks for, as the kiosk offers it before a scan."""
+
+    code: str
+    title_vi: str  # what the record keeps, whatever the screen's language
+    label: str  # in the screen's language
+    mandatory: bool
+    scanned: bool
+
+
+def _catalogue() -> Any:
+    """The catalogue of paper types, or None when it cannot be loaded (the kiosk then
+    falls back to the built-in procedure list rather than refusing to scan)."""
+    try:
+        from appliance.records import catalogue
+
+        return catalogue.default()
+    except Exception:  # noqa: BLE001 - a broken catalogue file must not stop the kiosk
+        return None
+
+
+def paper_choices(d: Dossier) -> list[PaperChoice]:
+    """The procedure's papers in its order, each marked scanned once a paper with its
+    title is in the dossier; an "other paper" choice is always last."""
+    lang = current_language()
+    present = {p.title for p in d.papers}
+    out: list[PaperChoice] = []
+    cat = _catalogue()
+    proc = cat.procedure(d.procedure_code) if cat is not None else None
+    if proc is not None:
+        for req in proc.papers:
+            ptype = cat.paper(req.paper)
+            if ptype is None:
+                continue
+            out.append(PaperChoice(ptype.code, ptype.name_vi, ptype.name(lang), req.mandatory,
+                                   ptype.name_vi in present))
+        other = cat.paper("other")
+        if other is not None and all(c.code != other.code for c in out):
+            out.append(PaperChoice(other.code, other.name_vi, other.name(lang), False,
+                                   other.name_vi in present))
+        return out
+    fallback = procedures.find(d.procedure_code)
+    for n, (vi, en) in enumerate(fallback.papers if fallback else ()):
+        out.append(PaperChoice(f"p{n + 1}", vi, vi if lang == "vi" else en, n == 0,
+                               vi in present))
+    return out
+
+
+def next_choice(choices: list[PaperChoice]) -> PaperChoice | None:
+    """What the citizen most likely places next: the first mandatory paper not yet
+    scanned, else the first paper not scanned, else the last (another page of it)."""
+    for wanted in (lambda c: c.mandatory and not c.scanned, lambda c: not c.scanned):
+        found = next((c for c in choices if wanted(c)), None)
+        if found is not None:
+            return found
+    return choices[-1] if choices else None
+
+
+def missing_papers(choices: list[PaperChoice]) -> list[str]:
+    return [c.label for c in choices if c.mandatory and not c.scanned]
+
+
+def paper_title(title: str) -> str:
+    """A stored (Vietnamese) paper title in the screen's language."""
+    if current_language() == "vi":
+        return title
+    cat = _catalogue()
+    if cat is not None:
+        for ptype in cat.papers:
+            if ptype.name_vi == title:
+                return str(ptype.name_en)
+    for proc in procedures.CATALOGUE:
+        for vi, en in proc.papers:
+            if vi == title:
+                return en
+    if title.startswith("Giấy tờ số "):
+        return t("kiosk.paper_number", n=title.rsplit(" ", 1)[-1])
+    return title
+
+
+def qr_svg(text: str) -> Markup:
+    """The text as a QR code in inline SVG (no script, no style attribute: the CSP holds);
+    made on the device, since the kiosk has no network."""
+    import segno
+
+    return Markup(segno.make(text, error="m", micro=False).svg_inline(
+        scale=6, border=4, svgclass="qr", lineclass="qr-line", omitsize=False))
+
+
+def age(seconds: float | None) -> str:
+    """How long something has waited, in the screen's language."""
+    if seconds is None:
+        return ""
+    s = max(int(seconds), 0)
+    if s < 60:
+        return t("age.seconds", n=s)
+    if s < 3600:
+        return t("age.minutes", n=s // 60)
+    if s < 86400:
+        return t("age.hours", n=s // 3600, m=(s % 3600) // 60)
+    return t("age.days", n=s // 86400)

@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import current_app
 
-from appliance.records import dossiers, procedures, queries
+from appliance.records import consent, dossiers, procedures, queries
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
 from appliance.store import jobs
@@ -135,12 +135,38 @@ def _make_room(conn: sqlite3.Connection, client: str) -> None:
                            retry_after(lim.lease_seconds / 10))
 
 
+def end_session(conn: sqlite3.Connection, dossier_id: int | None) -> None:
+    """The citizen has left (idle reset, cancel, a new procedure): their open dossier
+    is cancelled where an officer can see it, and a scan they queued never runs."""
+    if dossier_id is None:
+        return
+    if consent.end_session(conn, dossier_id):
+        log.info("dossier %d: session ended during a running scan; cancelled", dossier_id)
+
+
+def unfinished(conn: sqlite3.Connection, dossier_id: int | None) -> Dossier | None:
+    """The session's open dossier when leaving it would lose something (pages, a scan)."""
+    if dossier_id is None:
+        return None
+    try:
+        d = dossiers.get(conn, dossier_id)
+    except RecordsError:
+        return None
+    if d.status != "open":
+        return None
+    if d.papers or jobs.active_for_dossier(conn, d.id) is not None:
+        return d
+    return None
+
+
 def open_dossier(conn: sqlite3.Connection, config: Config, procedure: Any, language: Any,
                  client: str, current: int | None) -> Dossier:
     """Open a dossier for a citizen whose session holds `current` (or nothing).
 
     The same procedure tapped again while the session's dossier is still empty keeps
-    that dossier (and its code); anything else abandons it first, as before.
+    that dossier (and its code); anything else ends the old one first (cancelled, its
+    queued scan withdrawn), so no dossier is left open on no screen. The kiosk asks the
+    citizen before it gets here with a dossier that has pages.
     """
     if not isinstance(procedure, str) or procedures.find(procedure) is None:
         raise WebError("error.unknown_procedure", 400)
@@ -154,7 +180,10 @@ def open_dossier(conn: sqlite3.Connection, config: Config, procedure: Any, langu
                     and jobs.active_for_dossier(conn, d.id) is None):
                 limits().leases.bind(d.id, client)
                 return d
-        abandon(conn, current)
+        running = jobs.active_for_dossier(conn, current)
+        if running is not None and running.state == "running":
+            raise WebError("error.job_active", 409)
+        end_session(conn, current)
     _spend(limits().create, client)
     _make_room(conn, client)
     dossier_id = dossiers.create(conn, config, procedure, language)
@@ -181,16 +210,21 @@ def _next_title(dossier: Dossier) -> str:
 
 
 def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
-               paper_id: Any = None, client: str | None = None) -> int:
+               paper_id: Any = None, client: str | None = None,
+               title: str | None = None) -> int:
     """Queue a scan for the worker; refuse a second one while one is queued or running.
 
     The check and the insert share one write transaction so two quick taps (or two
-    clients) cannot queue two scans of the same feeder.
+    clients) cannot queue two scans of the same feeder. `title` names the paper the
+    citizen said is on the glass; without it the procedure's next paper is assumed.
+    A worker that has gone silent is reported at once: a queued scan would only wait.
     """
     if source not in SOURCES:
         raise WebError("error.bad_source", 400)
     if paper_id is not None and (isinstance(paper_id, bool) or not isinstance(paper_id, int)):
         raise WebError("error.bad_paper", 400)
+    if worker_stalled(conn):
+        raise WebError("error.worker_down", 503)
     if client is not None:
         _spend(limits().scan, client)
     with transaction(conn):
@@ -206,7 +240,7 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
                 raise WebError("error.bad_paper", 400)
             params.update(paper_id=paper_id, title=paper.title)
         else:
-            params["title"] = _next_title(dossier)
+            params["title"] = title or _next_title(dossier)
         return jobs.enqueue(conn, "scan", dossier_id, params)
 
 
@@ -229,10 +263,14 @@ def cancel(conn: sqlite3.Connection, dossier_id: int, *, officer: bool) -> Dossi
     return dossiers.get(conn, dossier_id)
 
 
-def officer_name(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise WebError("error.officer_required", 400)
-    return raw.strip()[:MAX_OFFICER_NAME]
+def officer_name(raw: Any, default: str | None = None) -> str:
+    """The signer's name as typed; `default` stands in for an empty field where the
+    officer is already identified (the PIN session), so no typing is needed."""
+    if isinstance(raw, str) and raw.strip():
+        return raw.strip()[:MAX_OFFICER_NAME]
+    if default:
+        return default[:MAX_OFFICER_NAME]
+    raise WebError("error.officer_required", 400)
 
 
 def sign(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: Any) -> str:

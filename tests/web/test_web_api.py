@@ -136,13 +136,13 @@ def test_continue_a_paper_after_a_jam(client, conn, config):
 
 @pytest.mark.parametrize("state, progress, error_key, vi, en", [
     ("running", {"step": "scanning", "pages": 2}, None,
-     "Đang quét… đã nhận 2 trang", "Scanning… 2 pages received"),
+     "Đang quét… đã nhận 2 trang", "Scanning… pages received: 2"),
     ("running", {"step": "reading", "page": 1, "pages": 3}, None,
      "Đang đọc nội dung trang 1/3…", "Reading the text of page 1/3…"),
     ("running", {"step": "assembling"}, None,
      "Đang tạo bản điện tử (PDF)…", "Making the electronic copy (PDF)…"),
     ("done", {"step": "done", "pages": 3, "paper_id": 1}, None,
-     "Đã quét xong 3 trang.", "Finished: 3 pages scanned."),
+     "Đã quét xong 3 trang.", "Finished. Pages scanned: 3."),
     ("failed", {"step": "scanning", "pages": 2}, "scanner.jammed",
      "Giấy bị kẹt trong máy quét. Các trang đã quét vẫn được giữ. "
      "Hãy gỡ tờ giấy bị kẹt rồi bấm “Quét tiếp”.", "Paper is jammed in the scanner."),

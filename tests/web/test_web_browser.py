@@ -131,6 +131,7 @@ def test_kiosk_start_dossier_and_language(server, page, db):
     expect(page.locator("h1")).to_have_text("Xin chào! Bạn cần số hóa giấy tờ cho thủ tục nào?")
     expect(page.locator("html")).to_have_attribute("lang", "vi")
     page.get_by_role("button", name=re.compile("Cấp lại, đổi thẻ BHYT")).click()
+    page.locator("#accept").click()
     page.wait_for_url("**/kiosk/dossier")
     d = latest_dossier(db)
     assert d.procedure_code == "cap-lai-the-bhyt"
@@ -147,6 +148,7 @@ def test_kiosk_start_dossier_and_language(server, page, db):
 def test_kiosk_scan_progress_jam_and_retry(server, page, db, tmp_path):
     page.goto(f"{server.url}/kiosk")
     page.get_by_role("button", name=re.compile("Đăng ký tham gia")).click()
+    page.locator("#accept").click()
     page.wait_for_url("**/kiosk/dossier")
     page.locator("#scan-adf").click()
     expect(page.locator("#job")).to_be_visible()
@@ -188,6 +190,8 @@ def test_kiosk_scan_progress_jam_and_retry(server, page, db, tmp_path):
     expect(page.locator("#job-done")).to_have_text("Đã quét xong 1 trang.")
     expect(page.locator("#submit")).to_be_enabled()
     page.locator("#submit").click()
+    page.wait_for_url("**/kiosk/dossier/summary")
+    page.locator("#confirm-submit").click()
     page.wait_for_url("**/kiosk/receipt")
     expect(page.locator("#receipt-code")).to_have_text(d.code)
     next_step = "Mang bản gốc các giấy tờ vừa quét đến quầy tiếp nhận."
@@ -202,6 +206,7 @@ def test_idle_reset_returns_to_start_and_wipes_session(browser, tmp_path):
         page = context.new_page()
         page.goto(f"{server.url}/kiosk?lang=en")
         page.get_by_role("button", name=re.compile("Digitize papers on request")).click()
+        page.locator("#accept").click()
         page.wait_for_url("**/kiosk/dossier")
         before = {c["name"]: c["value"] for c in context.cookies()}["session"]
         conn = connect(server.config.paths.database)

@@ -67,7 +67,8 @@ def attack_pages(site, base: str, dossier_id: int) -> dict[str, str]:
         "api create, fetch no-cors": site.add(
             "fetch-create", fetch_page(api, {"procedure": "khac"})),
         "kiosk create form": site.add(
-            "kiosk-create", form_page(f"{base}/kiosk/dossiers", {"procedure": "khac"})),
+            "kiosk-create", form_page(f"{base}/kiosk/dossiers", {"procedure": "khac",
+                                                           "consent": "accept"})),
         "kiosk cancel form": site.add(
             "kiosk-cancel", form_page(f"{base}/kiosk/dossier/cancel", {})),
         "kiosk reset form": site.add("kiosk-reset", form_page(f"{base}/kiosk/reset", {})),
@@ -170,6 +171,7 @@ def test_hostile_page_cannot_touch_the_citizens_open_dossier(browser, tmp_path):
         kiosk = context.new_page()
         kiosk.goto(f"{server.url}/kiosk")
         kiosk.get_by_role("button", name=re.compile("Đăng ký tham gia")).click()
+        kiosk.locator("#accept").click()
         kiosk.wait_for_url("**/kiosk/dossier")
         mine = dossiers.list_ids(conn, "open")[0]
         before = snapshot(conn)

@@ -10,7 +10,7 @@ import pytest
 
 from appliance.records import dossiers
 from appliance.web import errors as web_errors
-from tests.web.forms import post_form
+from tests.web.forms import AGREE, post_form
 from tests.web.helpers import submitted_dossier
 
 WEB = Path(web_errors.__file__).parent
@@ -44,7 +44,7 @@ def test_api_refusals_are_problem_documents(client):
 
 
 def test_kiosk_refusals_are_notices_on_the_screen(client, conn):
-    post_form(client, "/kiosk/dossiers", {"procedure": "khac"})
+    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE})
     r = post_form(client, "/kiosk/dossier/scan", {"source": "camera"}, page="/kiosk/dossier")
     assert r.status_code == 302 and r.headers["Location"] == "/kiosk/dossier"
     page = client.get("/kiosk/dossier").get_data(as_text=True)
@@ -62,7 +62,7 @@ def test_a_storage_failure_is_a_notice_not_a_crash(client, conn, monkeypatch):
         raise DiskFull("no space left")
 
     monkeypatch.setattr(dossiers, "create", full)
-    r = post_form(client, "/kiosk/dossiers", {"procedure": "khac"}, follow_redirects=True)
+    r = post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE}, follow_redirects=True)
     assert "Bộ nhớ của thiết bị đã đầy" in r.get_data(as_text=True)
     r = client.post("/api/dossiers", json={"procedure": "khac"},
                     headers={"X-CSRFToken": client.get("/api/session").get_json()["csrf_token"]})

@@ -9,7 +9,7 @@ from appliance.records import dossiers
 from appliance.store import jobs
 from appliance.web import create_app
 from appliance.web.limits import Backoff, TokenBucket
-from tests.web.forms import post_form
+from tests.web.forms import AGREE, post_form
 
 
 class Clock:
@@ -82,7 +82,7 @@ def test_creation_flood_from_one_client_degrades_only_that_client(app, conn):
     assert count(conn) == created
     # a citizen at the kiosk and another client are not affected
     kiosk = browser(app)
-    r = post_form(kiosk, "/kiosk/dossiers", {"procedure": "tk1-ts"})
+    r = post_form(kiosk, "/kiosk/dossiers", {"procedure": "tk1-ts", **AGREE})
     assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk/dossier")
     assert program(app, "10.0.0.7").post("/api/dossiers",
                                          json={"procedure": "khac"}).status_code == 201
@@ -91,9 +91,9 @@ def test_creation_flood_from_one_client_degrades_only_that_client(app, conn):
 def test_one_open_dossier_per_kiosk_session(client, conn):
     """Tapping the same procedure again keeps the dossier (and its code)."""
     for _ in range(10):
-        post_form(client, "/kiosk/dossiers", {"procedure": "tk1-ts"})
+        post_form(client, "/kiosk/dossiers", {"procedure": "tk1-ts", **AGREE})
     assert count(conn) == 1
-    post_form(client, "/kiosk/dossiers", {"procedure": "khac"})  # changed their mind
+    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE})  # changed their mind
     assert count(conn) == 2
     assert count(conn, "SELECT COUNT(*) FROM dossiers WHERE status='open'") == 1
 
@@ -126,7 +126,7 @@ def test_a_live_session_keeps_its_dossier_when_room_is_made(config, conn):
     app = create_app(config, {"TESTING": True, "MAX_OPEN_DOSSIERS": 2,
                               "DOSSIER_LEASE_SECONDS": 3600})
     kiosk = browser(app)
-    post_form(kiosk, "/kiosk/dossiers", {"procedure": "tk1-ts"})
+    post_form(kiosk, "/kiosk/dossiers", {"procedure": "tk1-ts", **AGREE})
     with kiosk.session_transaction() as s:
         mine = s["dossier_id"]
     program(app, "10.0.0.2").post("/api/dossiers", json={"procedure": "khac"})

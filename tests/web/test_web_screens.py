@@ -6,7 +6,7 @@ import unicodedata
 
 from appliance.records import dossiers
 from appliance.store.db import set_state
-from tests.web.forms import post_form
+from tests.web.forms import AGREE, post_form
 from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
 
 
@@ -17,7 +17,7 @@ def html(response) -> str:
 
 
 def start_dossier(client, procedure: str = "tk1-ts") -> None:
-    r = post_form(client, "/kiosk/dossiers", data={"procedure": procedure})
+    r = post_form(client, "/kiosk/dossiers", data={"procedure": procedure, **AGREE})
     assert r.status_code == 302 and r.headers["Location"].endswith("/kiosk/dossier")
 
 
@@ -60,7 +60,8 @@ def test_choose_procedure_opens_a_dossier(client, conn):
 
 
 def test_unknown_procedure_is_refused(client, conn):
-    r = post_form(client, "/kiosk/dossiers", data={"procedure": "x"}, follow_redirects=True)
+    r = post_form(client, "/kiosk/dossiers", data={"procedure": "x", **AGREE},
+                  follow_redirects=True)
     assert "Không có thủ tục này" in html(r)
     assert conn.execute("SELECT COUNT(*) FROM dossiers").fetchone()[0] == 0
 
@@ -124,12 +125,15 @@ def test_reset_wipes_session_and_abandons_open_dossier(client, conn):
     assert client.get("/kiosk/dossier").status_code == 302
 
 
-def test_reset_keeps_a_dossier_the_worker_is_scanning(client, conn):
+def test_reset_during_a_running_scan_cancels_the_dossier_where_officers_see_it(client, conn):
+    """Left open, it would stay on no screen for good; the worker finishes its scan
+    into the cancelled dossier and a queued one never starts."""
     start_dossier(client)
     dossier_id = session_dossier(client)
-    add_job(conn, dossier_id, "running", {"step": "scanning", "pages": 1})
+    job_id = add_job(conn, dossier_id, "running", {"step": "scanning", "pages": 1})
     post_form(client, "/kiosk/reset")
-    assert dossiers.get(conn, dossier_id).status == "open"
+    assert dossiers.get(conn, dossier_id).status == "cancelled"
+    assert conn.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()[0] == "running"
     assert session_dossier(client) is None
 
 

@@ -13,7 +13,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from appliance.records import dossiers
 from appliance.web import create_app
-from tests.web.forms import csrf_token, post_form
+from tests.web.forms import AGREE, csrf_token, post_form
 from tests.web.helpers import add_scanned_paper, submitted_dossier
 
 PIN = "2468"
@@ -25,7 +25,7 @@ def count(conn, table: str) -> int:
 
 
 def open_dossier(client) -> int:
-    r = post_form(client, "/kiosk/dossiers", {"procedure": "tk1-ts"})
+    r = post_form(client, "/kiosk/dossiers", {"procedure": "tk1-ts", **AGREE})
     assert r.status_code == 302
     with client.session_transaction() as s:
         return s["dossier_id"]
@@ -66,16 +66,16 @@ def test_replayed_tokens_are_refused(app, conn, config):
     attacker, victim = app.test_client(), app.test_client()
     stolen = csrf_token(attacker, "/kiosk")
     victim.get("/kiosk")  # the victim's own session
-    r = victim.post("/kiosk/dossiers", data={"procedure": "khac", "csrf_token": stolen})
+    r = victim.post("/kiosk/dossiers", data={"procedure": "khac", "csrf_token": stolen, **AGREE})
     assert r.status_code == 302 and count(conn, "dossiers") == 0
     # the victim's own token, replayed after its session was reset, is dead too
     old = csrf_token(victim, "/kiosk")
     assert victim.post("/kiosk/reset", data={"csrf_token": old}).status_code == 302
-    r = victim.post("/kiosk/dossiers", data={"procedure": "khac", "csrf_token": old})
+    r = victim.post("/kiosk/dossiers", data={"procedure": "khac", "csrf_token": old, **AGREE})
     assert count(conn, "dossiers") == 0
     assert "Trang đã hết hạn" in victim.get(r.headers["Location"]).get_data(as_text=True)
     # and a token from a time-limited signature that does not verify
-    r = victim.post("/kiosk/dossiers", data={"procedure": "khac",
+    r = victim.post("/kiosk/dossiers", data={"consent": "accept", "procedure": "khac",
                                               "csrf_token": old[:-4] + "AAAA"})
     assert count(conn, "dossiers") == 0
 
@@ -110,7 +110,7 @@ def test_cross_origin_state_changes_are_refused(client, conn, config, headers):
     calls = [
         client.post(f"/officer/dossiers/{dossier_id}/sign",
                     data={"officer": "X", "csrf_token": token}, headers=headers),
-        client.post("/kiosk/dossiers", data={"procedure": "khac", "csrf_token": token},
+        client.post("/kiosk/dossiers", data={"procedure": "khac", "csrf_token": token, **AGREE},
                     headers=headers),
         client.post(f"/api/dossiers/{dossier_id}/cancel", headers=headers),
         client.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "X"},
@@ -123,7 +123,7 @@ def test_cross_origin_state_changes_are_refused(client, conn, config, headers):
 
 
 def test_own_origin_is_accepted(client, conn):
-    r = post_form(client, "/kiosk/dossiers", {"procedure": "khac"},
+    r = post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE},
                   headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
     assert r.status_code == 302 and count(conn, "dossiers") == 1
 
@@ -232,7 +232,7 @@ def test_oversized_bodies_are_413_and_change_nothing(client, conn):
                     content_type="application/json")
     assert r.status_code == 413 and r.get_json()["error"] == "error.too_large"
     token = csrf_token(client)
-    r = client.post("/kiosk/dossiers", data={"procedure": "khac", "pad": big,
+    r = client.post("/kiosk/dossiers", data={"consent": "accept", "procedure": "khac", "pad": big,
                                              "csrf_token": token})
     assert r.status_code in (302, 413)
     assert count(conn, "dossiers") == 0

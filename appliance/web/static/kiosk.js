@@ -1,5 +1,6 @@
-// Kiosk behaviour: idle reset, live scan progress, cancel confirmation.
-// Plain script, no dependencies: the appliance serves everything itself.
+// Kiosk behaviour: idle reset with a countdown, live scan progress, confirmations in the
+// page, printing the receipt, the code keypad. Plain script, no dependencies: the
+// appliance serves everything itself, and the CSP allows no inline script.
 (function () {
   "use strict";
   var body = document.body;
@@ -11,6 +12,7 @@
   // --- idle reset: wipe the session after a period without touch -------------------
   var lastTouch = Date.now();
   var warning = document.getElementById("idle-warning");
+  var countdown = document.getElementById("idle-countdown");
   var resetForm = document.getElementById("idle-reset-form");
   var resetting = false;
 
@@ -30,8 +32,16 @@
     if (idle >= idleSeconds) {
       resetting = true;
       resetForm.submit();
-    } else if (warning && idleSeconds > 2 * WARN_SECONDS && idle >= idleSeconds - WARN_SECONDS) {
-      warning.hidden = false;
+      return;
+    }
+    var warnAt = Math.max(idleSeconds - WARN_SECONDS, idleSeconds / 2);
+    if (warning && idle >= warnAt) {
+      var left = String(Math.max(1, Math.ceil(idleSeconds - idle)));
+      if (countdown && countdown.textContent !== left) { countdown.textContent = left; }
+      if (warning.hidden) {
+        warning.hidden = false;
+        if (stay) { stay.focus(); }
+      }
     }
   }
   setInterval(checkIdle, 250);
@@ -41,6 +51,7 @@
   if (jobBox) {
     var jobId = jobBox.getAttribute("data-job-id");
     var messageEl = document.getElementById("job-message");
+    var bar = document.getElementById("job-progress");
     var poll = function () {
       fetch("/api/jobs/" + encodeURIComponent(jobId) + "?lang=" + encodeURIComponent(lang),
             { cache: "no-store", credentials: "same-origin" })
@@ -52,7 +63,14 @@
             messageEl.textContent = job.message;
             lastTouch = Date.now();
           }
-          if (job && (job.state === "done" || job.state === "failed")) {
+          var p = job && job.progress;
+          if (bar && p && p.step === "reading" && p.pages) {
+            bar.max = p.pages; bar.value = p.page || 0;
+          } else if (bar && p && p.step === "assembling") {
+            bar.max = 1; bar.value = 1;
+          }
+          if (job && (job.state === "done" || job.state === "failed" || job.stalled)) {
+            // A stalled worker is said at once, with what can still be done.
             window.location.reload();
             return;
           }
@@ -63,23 +81,61 @@
     setTimeout(poll, POLL_MS);
   }
 
-  // --- cancel asks once more, in the page (no browser dialog on a kiosk) -----------
-  var ask = document.getElementById("cancel-ask");
-  var confirmBox = document.getElementById("cancel-confirm");
-  var no = document.getElementById("cancel-no");
-  if (ask && confirmBox) {
-    ask.addEventListener("click", function () { confirmBox.hidden = false; ask.hidden = true; });
+  // --- confirmations ask once more, in the page (no browser dialog on a kiosk) -----
+  function confirmation(askId, boxId, noId) {
+    var ask = document.getElementById(askId);
+    var box = document.getElementById(boxId);
+    var no = document.getElementById(noId);
+    if (!ask || !box) { return; }
+    ask.addEventListener("click", function () {
+      box.hidden = false;
+      if (no) { no.focus(); }
+    });
+    if (no) { no.addEventListener("click", function () { box.hidden = true; ask.focus(); }); }
   }
-  if (no && confirmBox && ask) {
-    no.addEventListener("click", function () { confirmBox.hidden = true; ask.hidden = false; });
-  }
+  confirmation("cancel-ask", "cancel-confirm", "cancel-no");
+  confirmation("delete-ask", "delete-confirm", "delete-no");
 
-  // --- a tapped button shows at once that the tap registered ----------------------
+  // --- the newest page in view, above the action bar --------------------------------
+  var fresh = document.querySelector(".thumb-new") || document.getElementById("job-failed");
+  if (fresh && fresh.scrollIntoView) { fresh.scrollIntoView({ block: "nearest" }); }
+
+  // --- receipt: print it (the print stylesheet keeps only the receipt) -------------
+  var printButton = document.getElementById("print");
+  if (printButton) { printButton.addEventListener("click", function () { window.print(); }); }
+
+  // --- on-screen keys for the code field ---------------------------------------------
+  Array.prototype.forEach.call(document.querySelectorAll(".keypad[data-for]"), function (pad) {
+    var input = document.getElementById(pad.getAttribute("data-for"));
+    if (!input) { return; }
+    pad.addEventListener("click", function (event) {
+      var key = event.target.closest && event.target.closest("[data-key]");
+      if (!key) { return; }
+      var k = key.getAttribute("data-key");
+      if (k === "back") { input.value = input.value.slice(0, -1); }
+      else if (input.value.length < (input.maxLength > 0 ? input.maxLength : 40)) { input.value += k; }
+    });
+  });
+
+  // Back to a page kept in memory: its forms may be sent again.
+  window.addEventListener("pageshow", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-sent]"), function (f) {
+      f.removeAttribute("data-sent");
+    });
+    Array.prototype.forEach.call(document.querySelectorAll(".is-busy"), function (b) {
+      b.classList.remove("is-busy");
+    });
+  });
+
+  // --- a tapped button shows at once that the tap registered, and only once ---------
   Array.prototype.forEach.call(document.querySelectorAll("form"), function (form) {
-    form.addEventListener("submit", function () {
-      Array.prototype.forEach.call(form.querySelectorAll("button[type=submit]"), function (b) {
-        b.classList.add("is-busy");
-      });
+    form.addEventListener("submit", function (event) {
+      if (form.getAttribute("data-sent") === "1") { event.preventDefault(); return; }
+      if (form.method.toLowerCase() === "post") { form.setAttribute("data-sent", "1"); }
+      var selector = "button[type=submit][form='" + form.id + "']";
+      var buttons = Array.prototype.slice.call(form.querySelectorAll("button[type=submit]"));
+      if (form.id) { buttons = buttons.concat(Array.prototype.slice.call(document.querySelectorAll(selector))); }
+      buttons.forEach(function (b) { b.classList.add("is-busy"); });
     });
   });
 })();
