@@ -625,6 +625,13 @@ class Scanner:
                     why = (f"no data for {now - read.last_data:.0f} s" if stalled
                            else f"page took over {self.page_timeout:.0f} s")
                     self._abandon(reader, page, why)
+        except BaseException:
+            # The progress callback failed, or an interrupt: never leave a reader
+            # running under a handle the caller is about to close.
+            if reader.is_alive():
+                with contextlib.suppress(ScannerTimeout):
+                    self._abandon(reader, page, "the scan was interrupted")
+            raise
         finally:
             _ignore_sigpipe()
         if read.error is not None:

@@ -58,3 +58,16 @@ def test_keys_are_unique_and_namespaced():
     assert len(keys) == len(set(keys)) >= 12
     assert all(k.startswith("scanner.") for k in keys)
     assert E.ScannerNotFound.key in E.ALL_KEYS
+
+
+def test_every_key_and_preset_label_reads_in_vietnamese_and_english():
+    import json
+    from pathlib import Path
+
+    from appliance.scanner.settings import PRESETS
+
+    folder = Path(__file__).resolve().parents[2] / "appliance" / "web" / "translations"
+    for lang in ("vi", "en"):
+        table = json.loads((folder / f"{lang}.json").read_text(encoding="utf-8"))
+        wanted = {*E.ALL_KEYS, *(p.label_key for p in PRESETS.values())}
+        assert sorted(k for k in wanted if not table.get(k, "").strip()) == [], lang

@@ -272,3 +272,19 @@ def test_an_impossible_page_size_is_refused(sane_rig):
         with pytest.raises(E.ScannerBadPage) as caught:
             next(batch)
     assert caught.value.key == "scanner.bad_page"
+
+
+def test_a_failing_progress_callback_stops_the_read_cleanly(sane_rig):
+    """The worker's progress call writes SQLite; if that fails mid-page the read is
+    cancelled and waited for, and the handle stays usable."""
+
+    def broken(_: device.PageProgress) -> None:
+        raise OSError("database is locked")
+
+    with device.open_scanner("test:0", resolution=75) as scanner:
+        scanner.set_option("read_delay", True)
+        scanner.set_option("read_delay_duration", 20000)
+        with pytest.raises(OSError, match="locked"):
+            list(scanner.scan("flatbed", progress=broken))
+        scanner.set_option("read_delay", False)
+        assert len(list(scanner.scan("flatbed"))) == 1
