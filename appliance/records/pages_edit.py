@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from appliance.imaging import pages as imaging
-from appliance.records import pages
+from appliance.records import audit, pages
 from appliance.records.errors import InvalidState, RecordsError
 from appliance.store.db import transaction
 from appliance.store.files import FileStore
@@ -109,6 +109,8 @@ def delete_page(conn: sqlite3.Connection, files: FileStore, config: Config, doss
     with transaction(conn):
         _check_editable(conn, dossier_id)
         ref = locate(conn, dossier_id, page_id)
+        audit.append(conn, audit.AuditAction.CORRECTION, "citizen", dossier_id,
+                     {"op": "delete_page", "page_id": page_id, "paper_id": ref.paper_id})
         conn.execute("DELETE FROM pages WHERE id=?", (page_id,))
         if ref.paper_pages == 1:
             conn.execute("DELETE FROM papers WHERE id=?", (ref.paper_id,))
@@ -133,6 +135,8 @@ def move_page(conn: sqlite3.Connection, files: FileStore, config: Config, dossie
             return target
         other = conn.execute("SELECT id FROM pages WHERE paper_id=? AND ordinal=?",
                              (ref.paper_id, target)).fetchone()[0]
+        audit.append(conn, audit.AuditAction.CORRECTION, "citizen", dossier_id,
+                     {"op": "move_page", "page_id": page_id, "from": ref.ordinal, "to": target})
         conn.execute("UPDATE pages SET ordinal=0 WHERE id=?", (page_id,))
         conn.execute("UPDATE pages SET ordinal=? WHERE id=?", (ref.ordinal, other))
         conn.execute("UPDATE pages SET ordinal=? WHERE id=?", (target, page_id))

@@ -204,7 +204,6 @@ def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
     init.add_argument("--key-file", default="",
                       help="where (default: paths.key_file of the configuration, else "
                            "appliance.key in the data directory)")
-    init.add_argument("--config", default=None)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -214,7 +213,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         from appliance.system.config import load
 
         try:
-            path = str(load(args.config).paths.key_path)
+            path = str(load(getattr(args, "config", None)).paths.key_path)
         except ConfigError as e:
             print(f"appliance keys: configuration error: {e}", file=sys.stderr)
             return 2
@@ -237,6 +236,7 @@ def init_key(path: str | os.PathLike[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m appliance.system.crypto init PATH`: provisioning, before the CLI exists."""
     parser = argparse.ArgumentParser(prog="appliance.system.crypto")
+    parser.add_argument("--config", default=None)
     add_keys_arguments(parser)
     args = parser.parse_args(argv)
     return cmd_keys(args)

@@ -1,0 +1,225 @@
+"""Removing a citizen's data: erasure on request before sending, and the retention purge.
+
+Why: Law 91/2025/QH15 gives the citizen the right to ask for deletion, and the device
+must not keep copies of papers longer than needed once the central office holds them
+(issue 8 item 6, issue 12 item 5). Both follow the same rules:
+
+- rows are tombstoned, never deleted: the dossier keeps its code, its papers their
+  result codes, its pages their sha256, so every code ever issued stays accounted for
+  and the audit trail still points at something; what goes is the personal content
+  (OCR text, extracted fields, the record body) and the files (page images,
+  thumbnails, PDFs);
+- a file is removed only if no other live dossier names the same content (the file
+  store is content-addressed: the same page scanned into two dossiers is one file);
+- each removal writes an audit line in the same transaction as its tombstone;
+- files are removed after that commit (a crash in between leaves files that
+  `purge_due` sweeps on its next run, never a live row without its file).
+
+Erasure is refused once the record has left (state sending or delivered): from then on
+the central office holds it and the request goes there. The purge only ever touches
+dossiers whose every record the central office acknowledged more than
+retention.delivered_days ago: undelivered data is never purged, whatever its age.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from appliance.records import audit
+from appliance.records.errors import DossierNotFound, InvalidState, RecordsError
+from appliance.store.db import transaction
+from appliance.store.files import FileStore
+from appliance.system.config import Config
+
+log = logging.getLogger(__name__)
+
+PNG = ".png"
+THUMBNAIL = ".thumb.jpg"
+PDF = ".pdf"
+DAY_SECONDS = 86400.0
+# How far back a run looks for files a crash left behind after an erasure or purge.
+SWEEP_DAYS = 7
+
+
+class AlreadySent(RecordsError):
+    """The record is on its way or at the central office: erasure is theirs to do."""
+
+    key = "error.already_sent"
+
+
+class ScanRunning(RecordsError):
+    """A scan is writing into the dossier right now; erase once it has finished."""
+
+    key = "error.job_active"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What one erasure or purge took away."""
+
+    dossier_id: int
+    pages: int
+    papers: int
+    files_removed: int
+
+
+def _live_page_users(conn: sqlite3.Connection, sha: str) -> int:
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
+        "JOIN dossiers d ON d.id = pa.dossier_id "
+        "WHERE pg.sha256=? AND d.erased_at IS NULL AND d.purged_at IS NULL",
+        (sha,)).fetchone()[0])
+
+
+def _live_pdf_users(conn: sqlite3.Connection, sha: str) -> int:
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM papers pa JOIN dossiers d ON d.id = pa.dossier_id "
+        "WHERE pa.pdf_sha256=? AND d.erased_at IS NULL AND d.purged_at IS NULL",
+        (sha,)).fetchone()[0])
+
+
+def _shas(conn: sqlite3.Connection, dossier_id: int) -> tuple[list[str], list[str]]:
+    pages = [str(r[0]) for r in conn.execute(
+        "SELECT pg.sha256 FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
+        "WHERE pa.dossier_id=?", (dossier_id,))]
+    pdfs = [str(r[0]) for r in conn.execute(
+        "SELECT pdf_sha256 FROM papers WHERE dossier_id=? AND pdf_sha256 IS NOT NULL",
+        (dossier_id,))]
+    return pages, pdfs
+
+
+def remove_files(conn: sqlite3.Connection, files: FileStore, dossier_id: int) -> int:
+    """Remove the files of a tombstoned dossier that no live dossier still names."""
+    pages, pdfs = _shas(conn, dossier_id)
+    removed = 0
+    for sha in set(pages):
+        if _live_page_users(conn, sha) == 0:
+            removed += files.remove(sha, PNG) + files.remove(sha, THUMBNAIL)
+    for sha in set(pdfs):
+        if _live_pdf_users(conn, sha) == 0:
+            removed += files.remove(sha, PDF)
+    return removed
+
+
+def _tombstone(conn: sqlite3.Connection, dossier_id: int) -> tuple[int, int]:
+    """Clear a dossier's personal columns (inside the caller's transaction)."""
+    pages = conn.execute(
+        "UPDATE pages SET ocr_json=NULL WHERE paper_id IN "
+        "(SELECT id FROM papers WHERE dossier_id=?)", (dossier_id,)).rowcount
+    papers = conn.execute("UPDATE papers SET fields_json='{}' WHERE dossier_id=?",
+                          (dossier_id,)).rowcount
+    return pages, papers
+
+
+def _tombstone_record(conn: sqlite3.Connection, record_id: str, sha: str, why: str,
+                      at: float) -> None:
+    """A record's body without its content: which record, which hash, and why it went."""
+    conn.execute("UPDATE records SET body_json=? WHERE record_id=?",
+                 (json.dumps({"record_id": record_id, "sha256": sha, "removed": why,
+                              "removed_at": at}, sort_keys=True), record_id))
+
+
+def erase(conn: sqlite3.Connection, files: FileStore, dossier_id: int, officer: str,
+          reason: str = "citizen request") -> Removal:
+    """Erase a citizen's dossier at their request, before its record has left.
+
+    An open or submitted dossier is cancelled; a signed one whose record still waits
+    in the outbox keeps its codes, and its outbox row is withdrawn so it is never sent.
+    """
+    officer = officer.strip()
+    if not officer:
+        raise InvalidState("an officer's name is required to erase a dossier")
+    at = time.time()
+    with transaction(conn):
+        row = conn.execute("SELECT status, erased_at, purged_at FROM dossiers WHERE id=?",
+                           (dossier_id,)).fetchone()
+        if row is None:
+            raise DossierNotFound(f"dossier {dossier_id} not found")
+        if row["erased_at"] is not None or row["purged_at"] is not None:
+            raise InvalidState(f"dossier {dossier_id} is already erased")
+        if conn.execute("SELECT 1 FROM jobs WHERE dossier_id=? AND state='running'",
+                        (dossier_id,)).fetchone():
+            raise ScanRunning(f"dossier {dossier_id} has a scan running")
+        records = conn.execute(
+            "SELECT r.record_id, r.sha256, o.state FROM records r "
+            "LEFT JOIN outbox o USING (record_id) WHERE r.dossier_id=?",
+            (dossier_id,)).fetchall()
+        if any(r["state"] not in (None, "pending") for r in records):
+            raise AlreadySent(f"dossier {dossier_id}'s record has been sent; "
+                              "ask the central office to erase it")
+        conn.execute("UPDATE jobs SET state='failed', finished_at=?, error_key='error.erased', "
+                     "error_detail='the dossier was erased' WHERE dossier_id=? "
+                     "AND state='queued'", (at, dossier_id))
+        for r in records:
+            conn.execute("DELETE FROM outbox WHERE record_id=? AND state='pending'",
+                         (r["record_id"],))
+            _tombstone_record(conn, r["record_id"], r["sha256"], "erased", at)
+        pages, papers = _tombstone(conn, dossier_id)
+        conn.execute("UPDATE dossiers SET erased_at=?, status=CASE WHEN status IN "
+                     "('open', 'submitted') THEN 'cancelled' ELSE status END WHERE id=?",
+                     (at, dossier_id))
+        audit.append(conn, audit.AuditAction.DELETE, officer, dossier_id,
+                     {"reason": reason[:200], "pages": pages, "papers": papers,
+                      "records_withdrawn": [r["record_id"] for r in records]})
+    removed = remove_files(conn, files, dossier_id)
+    log.info("dossier %s erased on request: %d page(s), %d file(s) removed",
+             dossier_id, pages, removed)
+    return Removal(dossier_id, pages, papers, removed)
+
+
+def due_for_purge(conn: sqlite3.Connection, retention_days: int,
+                  now: float | None = None) -> list[int]:
+    """Signed dossiers whose every record was acknowledged over `retention_days` ago."""
+    cutoff = (time.time() if now is None else now) - retention_days * DAY_SECONDS
+    rows = conn.execute(
+        "SELECT d.id FROM dossiers d WHERE d.status='signed' AND d.purged_at IS NULL "
+        "AND d.erased_at IS NULL "
+        "AND EXISTS (SELECT 1 FROM records r JOIN outbox o USING (record_id) "
+        "  WHERE r.dossier_id=d.id AND o.state='delivered' AND o.delivered_at<=?) "
+        "AND NOT EXISTS (SELECT 1 FROM records r LEFT JOIN outbox o USING (record_id) "
+        "  WHERE r.dossier_id=d.id AND (o.state IS NULL OR o.state!='delivered' "
+        "  OR o.delivered_at>?)) ORDER BY d.id",
+        (cutoff, cutoff)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def purge(conn: sqlite3.Connection, files: FileStore, dossier_id: int, retention_days: int,
+          now: float | None = None) -> Removal | None:
+    """Purge one dossier's local copies if it is (still) due; None if it is not."""
+    at = time.time() if now is None else now
+    with transaction(conn):
+        if dossier_id not in due_for_purge(conn, retention_days, at):
+            return None  # re-checked under the write lock: never purge undelivered data
+        records = conn.execute("SELECT record_id, sha256 FROM records WHERE dossier_id=?",
+                               (dossier_id,)).fetchall()
+        for r in records:
+            _tombstone_record(conn, r["record_id"], r["sha256"], "purged", at)
+        pages, papers = _tombstone(conn, dossier_id)
+        conn.execute("UPDATE dossiers SET purged_at=? WHERE id=?", (at, dossier_id))
+        audit.append(conn, audit.AuditAction.PURGE, "retention", dossier_id,
+                     {"retention_days": retention_days, "pages": pages, "papers": papers,
+                      "records": [r["record_id"] for r in records]})
+    return Removal(dossier_id, pages, papers, remove_files(conn, files, dossier_id))
+
+
+def purge_due(conn: sqlite3.Connection, files: FileStore, config: Config,
+              now: float | None = None) -> list[Removal]:
+    """The retention run (worker idle loop or a timer): purge every dossier due, and
+    sweep files a crash left behind after an earlier erasure or purge."""
+    done = []
+    for dossier_id in due_for_purge(conn, config.retention.delivered_days, now):
+        removal = purge(conn, files, dossier_id, config.retention.delivered_days, now)
+        if removal is not None:
+            done.append(removal)
+    since = (time.time() if now is None else now) - SWEEP_DAYS * DAY_SECONDS
+    for row in conn.execute("SELECT id FROM dossiers WHERE erased_at>=? OR purged_at>=?",
+                            (since, since)).fetchall():
+        remove_files(conn, files, int(row[0]))
+    if done:
+        log.info("retention: purged the local copies of %d delivered dossier(s): %s",
+                 len(done), ", ".join(str(r.dossier_id) for r in done))
+    return done
