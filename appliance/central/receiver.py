@@ -3,9 +3,14 @@
 It subscribes to every device's records topic with a persistent session, stores
 chunks and records in its own SQLite, verifies every hash, commits, and only then
 publishes the ack, signed with its own Ed25519 key, that lets a device mark the
-record delivered. Database work runs inside paho's on_message, before paho sends
-the PUBACK, so a message whose commit failed for want of disk is not acknowledged
-to the broker either and comes back later.
+record delivered.
+
+Group commit: messages are handled inside one open transaction (a savepoint each)
+until the socket goes quiet, MAX_BATCH_MESSAGES arrived or MAX_BATCH_SECONDS passed;
+then one COMMIT (one fsync for all of them), then the acks, then the PUBACKs (paho
+in manual-ack mode). So a message whose commit failed for want of disk is not
+acknowledged to the broker either and comes back later, and an ack never leaves
+before the commit that it promises.
 
 Anything else that goes wrong with a message (it does not parse, breaks a limit, or
 trips a bug) is about the message, not the disk: it is moved to the dead-letter
@@ -21,6 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -44,6 +50,12 @@ DB_ERROR_PAUSE_SECONDS = 5.0
 # Dead letters logged one by one up to this many, then every hundredth: a flood of
 # junk must not flood the journal too (the count is in the database either way).
 DEAD_LETTERS_LOGGED = 20
+# One fsync per this many messages at most, and no message waits longer than this
+# for its commit. mosquitto sends a client at most max_inflight_messages (default 20)
+# unacknowledged messages, which usually ends a batch first.
+MAX_BATCH_MESSAGES = 256
+MAX_BATCH_SECONDS = 0.05
+IDLE_POLL_SECONDS = 0.002
 
 __all__ = ["CLIENT_ID", "list_records", "run_receiver", "signing_key_path"]
 
@@ -61,6 +73,15 @@ def _topic(message: mqtt.MQTTMessage) -> str:
         return message.topic
     except UnicodeDecodeError:
         return repr(message._topic)  # noqa: SLF001 - the raw bytes are all there is
+
+
+@dataclass
+class _Batch:
+    """Messages handled in the open transaction, waiting for its COMMIT."""
+
+    started: float
+    mids: list[tuple[int, int]] = field(default_factory=list)
+    acks: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class _Receiver:
@@ -83,6 +104,8 @@ class _Receiver:
         self.connected = False
         self.refusal: str | None = None
         self.dropped: str | None = None
+        self.batch: _Batch | None = None
+        self.handled = 0
 
     def on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                    reason: mqtt.ReasonCode, props: object) -> None:
@@ -107,23 +130,36 @@ class _Receiver:
 
     def on_message(self, client: mqtt.Client, userdata: object,
                    message: mqtt.MQTTMessage) -> None:
-        """Handle one message; anything but a failing disk ends in a dead letter."""
+        """Handle one message in the open batch; anything but a failing disk ends in a
+        dead letter. Its PUBACK waits for the batch's commit."""
         topic = _topic(message)
         device_id = wire.device_from_topic(self.prefix, topic)
+        if self.batch is None:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.batch = _Batch(time.monotonic())
+        batch = self.batch
+        self.handled += 1
+        self.conn.execute("SAVEPOINT message")
         try:
             if device_id is None:
                 raise WireError("not a device records topic")
             if message.retain:
                 raise WireError("retained message (devices never retain)")
-            self.handle(client, device_id, message.payload)
+            ack = self.handle(device_id, message.payload)
+            if ack is not None:
+                batch.acks.append(ack)
         except (sqlite3.OperationalError, CentralStoreError):
-            raise  # the disk, not the message: no PUBACK, the broker keeps it
+            raise  # the disk, not the message: the batch rolls back, no PUBACK
         except (WireError, ChunkRefused, sqlite3.Error) as e:
+            self.conn.execute("ROLLBACK TO message")
             self.dead_letter(topic, device_id, str(e), message.payload)
         except Exception as e:  # noqa: BLE001 - a bug must not become a crash loop
             log.exception("unexpected error on a message from %s", device_id)
+            self.conn.execute("ROLLBACK TO message")
             self.dead_letter(topic, device_id, f"internal error: {type(e).__name__}: {e}",
                              message.payload)
+        self.conn.execute("RELEASE message")
+        batch.mids.append((message.mid, message.qos))
 
     def dead_letter(self, topic: str, device_id: str | None, reason: str,
                     payload: bytes) -> None:
@@ -132,20 +168,50 @@ class _Receiver:
             log.warning("dead letter #%d on %s (%d bytes): %s", count, topic[:200],
                         len(payload), reason)
 
-    def handle(self, client: mqtt.Client, device_id: str, payload: bytes) -> None:
+    def handle(self, device_id: str, payload: bytes) -> tuple[str, bytes] | None:
+        """Store one device message; the signed ack to publish after the commit, if any."""
         msg = wire.decode_device_message(payload)
         if isinstance(msg, wire.Chunk):
             central_store.put_chunk(self.conn, device_id, msg, self.limits)
-            return
+            return None
         result = central_store.put_record(self.conn, device_id, msg)
         if not result.ack:
-            return
-        ack = acksig.sign(self.key, wire.Ack(msg.record_id, msg.sha256, time.time(),
-                                             device_id, result.status))
-        client.publish(wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack), qos=1)
+            return None
         if result.outcome is central_store.Outcome.DUPLICATE:
             log.info("record %s from %s already held (%s); acknowledged again",
                      msg.record_id, device_id, result.status)
+        ack = acksig.sign(self.key, wire.Ack(msg.record_id, msg.sha256, time.time(),
+                                             device_id, result.status))
+        return wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack)
+
+    def flush(self) -> None:
+        """COMMIT the batch (one fsync), then publish its acks and send its PUBACKs."""
+        batch, self.batch = self.batch, None
+        if batch is None:
+            return
+        self.conn.execute("COMMIT")
+        client = self.client
+        if client is None or not self.connected:
+            # Committed, but this connection is gone: the broker redelivers the
+            # messages (duplicates are idempotent) and the devices re-send records.
+            return
+        for topic, payload in batch.acks:
+            client.publish(topic, payload, qos=1)
+        for mid, qos in batch.mids:
+            client.ack(mid, qos)
+
+    def abandon(self) -> None:
+        """Roll the open batch back: nothing of it was promised to anyone."""
+        self.batch = None
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def due(self, handled_before: int) -> bool:
+        """Commit when the socket went quiet, the batch is full, or it has waited enough."""
+        batch = self.batch
+        return batch is not None and (
+            self.handled == handled_before or len(batch.mids) >= MAX_BATCH_MESSAGES
+            or time.monotonic() - batch.started >= MAX_BATCH_SECONDS)
 
     def purge(self) -> None:
         now = time.monotonic()
@@ -157,7 +223,7 @@ class _Receiver:
         self.connected = False
         self.refusal = None
         self.dropped = None
-        client = make_client(self.cfg, self.client_id)
+        client = make_client(self.cfg, self.client_id, manual_ack=True)
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
         client.on_message = self.on_message
@@ -171,15 +237,21 @@ class _Receiver:
             while not self.stop.is_set():
                 self.notify("WATCHDOG=1")
                 try:
-                    self.purge()
+                    if self.batch is None:
+                        self.purge()
                     if self.client is None:
                         reconnect.attempt(self.connect)
                         continue
-                    rc = self.client.loop(timeout=LOOP_SECONDS)
+                    before = self.handled
+                    rc = self.client.loop(
+                        timeout=IDLE_POLL_SECONDS if self.batch else LOOP_SECONDS)
+                    if self.due(before) or rc != mqtt.MQTT_ERR_SUCCESS:
+                        self.flush()
                 except (sqlite3.Error, CentralStoreError) as e:
-                    # Raised from on_message before paho sent the PUBACK: the broker
-                    # keeps the message and redelivers it once the disk works again.
+                    # Raised before the batch's PUBACKs were sent: the broker keeps
+                    # the messages and redelivers them once the disk works again.
                     log.error("central database error, dropping the connection: %s", e)
+                    self.abandon()
                     if self.client is not None:
                         close(self.client)
                     self.client = None
@@ -191,6 +263,11 @@ class _Receiver:
                     close(self.client)
                     self.client = None
         finally:
+            try:
+                self.flush()
+            except sqlite3.Error as e:
+                log.error("could not commit the last batch (it will be redelivered): %s", e)
+                self.abandon()
             if self.client is not None:
                 close(self.client)
 

@@ -98,6 +98,11 @@ def _count(conn: sqlite3.Connection, name: str, n: int = 1) -> int:
     return int(row[0])
 
 
+def _counter(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def counters(conn: sqlite3.Connection) -> dict[str, int]:
     return {r["name"]: r["value"] for r in conn.execute("SELECT name, value FROM counters")}
 
@@ -163,6 +168,17 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
     with _tx(conn):
         if conn.execute("SELECT 1 FROM files WHERE sha256=?", (chunk.file_sha256,)).fetchone():
             return
+        if chunk.count == 1:
+            # The whole file in one message (every small record): it is checked and
+            # stored at once, with no transfer state to keep, limit or expire.
+            if (len(chunk.data) != chunk.size
+                    or hashlib.sha256(chunk.data).hexdigest() != chunk.file_sha256):
+                raise ChunkRefused(f"file {chunk.file_sha256} in one chunk does not match "
+                                   "its sha256/size")
+            conn.execute("INSERT OR IGNORE INTO files(sha256, size, data, stored_at) "
+                         "VALUES (?, ?, ?, ?)",
+                         (chunk.file_sha256, chunk.size, chunk.data, time.time()))
+            return
         key = (device_id, chunk.file_sha256, chunk.count)
         now = time.time()
         transfer = conn.execute(
@@ -175,14 +191,13 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
                         transfer["size"])
             _drop_transfer(conn, *key)
             transfer = None
-        counts = counters(conn)
         if transfer is None:
             open_here = conn.execute("SELECT COUNT(*) FROM transfers WHERE device_id=?",
                                      (device_id,)).fetchone()[0]
             if open_here >= limits.max_transfers_per_device:
                 raise ChunkRefused(f"device {device_id} has {open_here} transfers open "
                                    f"(limit {limits.max_transfers_per_device})")
-            if counts.get("transfers_open", 0) >= MAX_TRANSFERS_TOTAL:
+            if _counter(conn, "transfers_open") >= MAX_TRANSFERS_TOTAL:
                 raise ChunkRefused(f"{MAX_TRANSFERS_TOTAL} transfers open in all")
             conn.execute("INSERT INTO transfers(device_id, file_sha256, count, size, record_id, "
                          "started_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -193,7 +208,7 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
             held = transfer["bytes"]
         if held + len(chunk.data) > chunk.size:
             raise ChunkRefused(f"chunks of {chunk.file_sha256} exceed its {chunk.size} bytes")
-        if counts.get("chunk_bytes_held", 0) + len(chunk.data) > limits.max_chunk_store_bytes:
+        if _counter(conn, "chunk_bytes_held") + len(chunk.data) > limits.max_chunk_store_bytes:
             raise ChunkRefused(f"chunk store full ({limits.max_chunk_store_bytes} bytes)")
         cur = conn.execute(
             "INSERT OR IGNORE INTO chunks(device_id, file_sha256, count, idx, data) "

@@ -202,6 +202,36 @@ def mark_delivered(
     return cur.rowcount == 1
 
 
+def mark_delivered_many(conn: sqlite3.Connection, acks: list[tuple[str, dict[str, Any]]], *,
+                        now: float | None = None) -> list[str]:
+    """mark_delivered for many acks in one transaction; the record ids it completed.
+
+    Why: the sync service receives acks in bursts (the receiver commits in groups), and
+    one transaction per ack was a commit per record on the device as well.
+    """
+    t = time.time() if now is None else now
+    done: list[str] = []
+    with transaction(conn):
+        for record_id, ack in acks:
+            rec = conn.execute("SELECT sha256, dossier_id FROM records WHERE record_id=?",
+                               (record_id,)).fetchone()
+            if rec is None or ack.get("sha256") != rec["sha256"]:
+                log.warning("outbox: ack for record %s does not name its sha256; ignored",
+                            record_id)
+                continue
+            cur = conn.execute(
+                "UPDATE outbox SET state=?, delivered_at=?, ack_json=? "
+                "WHERE record_id=? AND state!=?",
+                (OutboxState.DELIVERED.value, t, json.dumps(ack, ensure_ascii=False,
+                                                            sort_keys=True),
+                 record_id, OutboxState.DELIVERED.value))
+            if cur.rowcount == 1:
+                done.append(record_id)
+                audit.append(conn, audit.AuditAction.SEND, "central", rec["dossier_id"],
+                             {"record_id": record_id, "sha256": rec["sha256"]})
+    return done
+
+
 def state_of(conn: sqlite3.Connection, record_id: str) -> OutboxState | None:
     row = conn.execute("SELECT state FROM outbox WHERE record_id=?", (record_id,)).fetchone()
     return OutboxState(row["state"]) if row else None

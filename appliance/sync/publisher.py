@@ -56,7 +56,7 @@ STATE_KEY = "sync.state"
 ERROR_KEY = "sync.last_error"
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
-DEFAULT_WINDOW = 8
+DEFAULT_WINDOW = 64
 PDF_SUFFIX = ".pdf"
 # Dead letters logged one by one up to this many, then every hundredth.
 DEAD_LETTERS_LOGGED = 20
@@ -94,6 +94,9 @@ class _Publisher:
         # next record message carries claim=true. Lost on restart, which only costs
         # one more CONFLICT ack.
         self.claims: set[str] = set()
+        # Verified acks waiting for the one transaction that marks them all delivered
+        # after this loop() call. A crash before it only means a re-send.
+        self.acked: list[tuple[str, dict[str, object]]] = []
         self.topic = wire.records_topic(self.cfg.topic_prefix, config.device.id)
         self.ack_topic = wire.acks_topic(self.cfg.topic_prefix, config.device.id)
         self.client: mqtt.Client | None = None
@@ -212,10 +215,17 @@ class _Publisher:
             log.error("record %s: the receiver holds our bytes but another content was "
                       "claimed under its id too; an operator at the central office must "
                       "decide (our copy is on its disk)", ack.record_id)
-        if outbox.mark_delivered(self.conn, ack.record_id, ack.as_dict()):
-            log.info("record %s delivered (acknowledged by the receiver)", ack.record_id)
+        self.acked.append((ack.record_id, ack.as_dict()))
         self.claims.discard(ack.record_id)
         self.forget(ack.record_id)
+
+    def mark_acked(self) -> None:
+        """Mark every ack of the last loop() call delivered, in one transaction."""
+        if not self.acked:
+            return
+        acked, self.acked = self.acked, []
+        for record_id in outbox.mark_delivered_many(self.conn, acked):
+            log.info("record %s delivered (acknowledged by the receiver)", record_id)
 
     def resend_now(self, record_id: str) -> None:
         """Due again at once (not after the ack timeout): the receiver answered already."""
@@ -374,12 +384,14 @@ class _Publisher:
                                       lambda e: self.show("disconnected", str(e)))
                     continue
                 rc = self.client.loop(timeout=LOOP_SECONDS)
+                self.mark_acked()
                 if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
                     self.lost(self.dropped or mqtt.error_string(rc))
                     continue
                 self.expire()
                 self.feed()
         finally:
+            self.mark_acked()
             if self.client is not None:
                 close(self.client)
             self.release_all()

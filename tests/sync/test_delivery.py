@@ -107,7 +107,7 @@ def central_chunks(config: config_mod.Config) -> int:
 def test_broker_killed_mid_transfer_still_delivers_exactly_once(tmp_path, brokers, services):
     first = brokers.start()
     config = make_config(tmp_path, first.port, chunk_bytes=2048)
-    rec = enqueue(config, pdf_sizes=(400_000,))  # ~350 chunks
+    rec = enqueue(config, pdf_sizes=(8_000_000,))  # ~5,400 chunks: long enough to kill
     services(run_receiver, config)
     services(run_publisher, config)
     wait_for(lambda: central_chunks(config) > 20, 20, "the transfer to start")
@@ -179,7 +179,7 @@ def test_publisher_kill9_mid_transfer_then_restart_delivers_once(tmp_path, broke
     config = make_config(tmp_path, broker.port, chunk_bytes=2048)
     config_file = tmp_path / "appliance.toml"
     config_file.write_text(config_mod.dump(config), encoding="utf-8")
-    rec = enqueue(config, pdf_sizes=(400_000,))
+    rec = enqueue(config, pdf_sizes=(8_000_000,))  # ~5,400 chunks: long enough to kill
     services(run_receiver, config)
     log = tmp_path / "sync.log"
     proc = _sync_process(config_file, log)
