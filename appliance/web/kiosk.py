@@ -36,7 +36,7 @@ from appliance.store import jobs
 from appliance.store.files import FileStore
 from appliance.store.jobs import JobState
 from appliance.web import auth, presenters, usecases
-from appliance.web.db import get_config, get_db
+from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
 from appliance.web.i18n import COOKIE, current_language
 from appliance.web.limits import TokenBucket, retry_after
@@ -95,7 +95,7 @@ def _my_dossier() -> int:
 
 
 def _files() -> FileStore:
-    return FileStore(get_config().paths.files)
+    return get_files()
 
 
 @bp.get("/")

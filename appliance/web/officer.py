@@ -2,18 +2,25 @@
 
 Only a signed dossier counts as digitized (Decision 1333 names officers, not
 citizens, as the ones who digitize), so sign-off is the single step that issues
-result codes and puts the record in the outbox. The officer's name is remembered in a
-cookie on this counter's browser only to save typing; it is never a credential.
-Every route needs the officer role (one guard); views raise, one handler answers.
+result codes and puts the record in the outbox. It asks for an explicit "checked
+against the originals" and an on-screen confirmation. An officer who came in through
+the PIN keypad need not type a name (the PIN session identifies the counter); a typed
+name, remembered in a cookie on this counter's browser only to save typing, is used
+when given, and is never a credential. The pages leave the screen after an idle time
+(back to the keypad, or to the list when no PIN is set): personal data must not stay
+on a shared touchscreen. Every route needs the officer role (one guard); views raise,
+one handler answers.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     get_flashed_messages,
     redirect,
@@ -22,7 +29,8 @@ from flask import (
     url_for,
 )
 
-from appliance.records import audit, dossiers
+from appliance import status
+from appliance.records import audit, dossiers, queries
 from appliance.records.errors import DossierNotFound
 from appliance.store.db import get_state
 from appliance.web import auth, presenters, usecases
@@ -33,6 +41,24 @@ bp = Blueprint("officer", __name__, url_prefix="/officer")
 bp.before_request(auth.guard_officer)
 
 OFFICER_COOKIE = "officer_name"
+IDLE_SECONDS = 180  # default for OFFICER_IDLE_SECONDS in the app's config
+MAX_SEARCH = 40
+
+
+def _screen_context() -> dict[str, Any]:
+    """What every officer page shows or needs: the idle time and, always in view, the
+    backlog, the last delivery and the free disk (a full disk stops scanning)."""
+    snap = status.snapshot(get_db(), get_config())
+    last = snap["last_delivery_at"]
+    free = snap["disk_free_bytes"]
+    return {
+        "agency_name": get_config().device.agency_name,
+        "officer_idle_seconds": int(current_app.config.get("OFFICER_IDLE_SECONDS",
+                                                           IDLE_SECONDS)),
+        "backlog": snap["queue_depth"],
+        "last_delivery": presenters.age(time.time() - last) if last else None,
+        "disk_free": f"{free / 1024**3:.1f} GiB" if isinstance(free, int | float) else None,
+    }
 
 
 def _back_to(error: WebError) -> str | None:
@@ -65,26 +91,31 @@ def _viewer() -> str:
 @bp.get("")  # registered first, so links use the form without a slash
 def index() -> str:
     conn = get_db()
-    waiting = [dossiers.get(conn, i) for i in dossiers.list_ids(conn, "submitted", 100)]
-    signed = [dossiers.get(conn, i) for i in dossiers.list_ids(conn, "signed", 50)]
+    search = request.args.get("q", "").strip()[:MAX_SEARCH]
+    waiting = queries.officer_queue(conn, "submitted", search, 100)
+    signed = queries.officer_queue(conn, "signed", search, 50)
     sync = get_state(conn, "sync.state")
     # Pending records are normal for seconds; say why only when no link can carry them.
     link_down = sync[0] if sync and sync[0] in ("no_broker", "disconnected") else None
-    return render_template("officer/index.html", waiting=waiting, signed=signed,
-                           link_down=link_down,
-                           procedure_name=presenters.procedure_name,
-                           agency_name=get_config().device.agency_name)
+    now = time.time()
+    return render_template(
+        "officer/index.html", waiting=waiting, signed=signed, search=search,
+        waiting_total=queries.count_status(conn, "submitted"),
+        waited=lambda row: presenters.age(now - row.submitted_at) if row.submitted_at else "",
+        link_down=link_down, procedure_name=presenters.procedure_name_of,
+        **_screen_context())
 
 
 @bp.get("/dossiers/<int:dossier_id>")
 def detail(dossier_id: int) -> Any:
     d = dossiers.get(get_db(), dossier_id)
-    audit.viewed(get_db(), _viewer(), {d.id}, "dossier")
+    audit.viewed(get_db(), _viewer(), {d.id}, "dossier")  # issue 8: every view is logged
     return render_template(
         "officer/detail.html", d=d, procedure_name=presenters.procedure_name(d),
         officer_name=request.cookies.get(OFFICER_COOKIE, ""),
-        messages=get_flashed_messages(with_categories=True),
-        agency_name=get_config().device.agency_name)
+        name_optional=bool(auth.officer_pin()),
+        paper_title=presenters.paper_title,
+        messages=get_flashed_messages(with_categories=True), **_screen_context())
 
 
 @bp.get("/dossiers/<int:dossier_id>/pages/<sha>")
@@ -95,16 +126,23 @@ def page(dossier_id: int, sha: str) -> Any:
             if pg.sha256 == sha:
                 audit.viewed(get_db(), _viewer(), {d.id}, "page", sha)
                 return render_template("officer/page.html", d=d, paper=paper, page=pg,
-                                       agency_name=get_config().device.agency_name)
+                                       **_screen_context())
     raise WebError("error.not_found", 404)
 
 
 @bp.post("/dossiers/<int:dossier_id>/sign")
 def sign(dossier_id: int) -> Response:
-    officer = usecases.officer_name(request.form.get("officer"))
+    if request.form.get("checked") != "yes":
+        raise WebError("error.not_checked", 400)
+    typed = request.form.get("officer")
+    # With a PIN the session identifies the counter's officer: no typing needed.
+    default = (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
+               else None)
+    officer = usecases.officer_name(typed, default)
     usecases.sign(get_db(), get_config(), dossier_id, officer)
     flash("officer.signed", "info")
     target = redirect(url_for("officer.detail", dossier_id=dossier_id))
-    target.set_cookie(OFFICER_COOKIE, officer, samesite="Strict", httponly=True,
-                      max_age=12 * 3600, path="/officer", secure=request.is_secure)
+    if isinstance(typed, str) and typed.strip():
+        target.set_cookie(OFFICER_COOKIE, officer, samesite="Strict", httponly=True,
+                          max_age=12 * 3600, path="/officer", secure=request.is_secure)
     return target

@@ -86,6 +86,11 @@ def procedure_name(d: Dossier) -> str:
     return proc.name(current_language()) if proc else d.procedure_code
 
 
+def procedure_name_of(code: str) -> str:
+    proc = procedures.find(code)
+    return proc.name(current_language()) if proc else code
+
+
 def expected_papers(d: Dossier) -> list[str]:
     proc = procedures.find(d.procedure_code)
     lang = current_language()

@@ -157,16 +157,22 @@ def test_officer_flow(client, conn, config):
     assert 'id="dossier-status"' in page  # the officer sees the dossier's state
     # a value read with low confidence is shown, marked, and named in a notice
     assert '<dd class="uncertain" data-field="cccd">001203004567' in page
+    assert 'class="viewer-img"' in page and 'data-action="rotate"' in page
     assert "Máy đọc chưa chắc chắn, hãy đối chiếu với bản giấy:" in page
     assert '<dd data-field="full_name">NGUYỄN VĂN AN</dd>' in page
     sha = dossiers.get(conn, dossier_id).papers[0].pages[0].sha256
     assert "/image" in html(client.get(f"/officer/dossiers/{dossier_id}/pages/{sha}"))
     detail = f"/officer/dossiers/{dossier_id}"
-    r = post_form(client, f"{detail}/sign", page=detail, data={"officer": " "},
-                  follow_redirects=True)
-    assert "Hãy nhập họ tên cán bộ" in html(r)
+    # the sign-off asks for the "checked against the originals" tick, then (no PIN set,
+    # so nobody is identified) a name
     r = post_form(client, f"{detail}/sign", page=detail, data={"officer": "Nguyễn Văn A"},
                   follow_redirects=True)
+    assert "Hãy đánh dấu đã đối chiếu với bản gốc" in html(r)
+    r = post_form(client, f"{detail}/sign", page=detail, data={"officer": " ", "checked": "yes"},
+                  follow_redirects=True)
+    assert "Hãy nhập họ tên cán bộ" in html(r)
+    r = post_form(client, f"{detail}/sign", page=detail,
+                  data={"officer": "Nguyễn Văn A", "checked": "yes"}, follow_redirects=True)
     page = html(r)
     assert f"{code}.01" in page and "Đang chờ gửi về trung ương" in page
     assert "Nguyễn Văn A" in page

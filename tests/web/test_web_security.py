@@ -153,7 +153,8 @@ def test_cookies_are_strict_and_httponly(client, conn, config):
     dossier_id = submitted_dossier(conn, config)
     cookies = [client.get("/kiosk?lang=en").headers.getlist("Set-Cookie"),
                post_form(client, f"/officer/dossiers/{dossier_id}/sign",
-                         {"officer": "Nguyễn Văn A"}, page=f"/officer/dossiers/{dossier_id}"
+                         {"officer": "Nguyễn Văn A", "checked": "yes"},
+                         page=f"/officer/dossiers/{dossier_id}"
                          ).headers.getlist("Set-Cookie")]
     flat = [c for group in cookies for c in group]
     names = {c.split("=", 1)[0] for c in flat}
@@ -246,7 +247,8 @@ def test_no_personal_data_in_logs(client, conn, config, caplog):
     dossier_id = submitted_dossier(conn, config)
     client.get(f"/officer/dossiers/{dossier_id}")
     client.get(f"/api/dossiers/{dossier_id}")
-    post_form(client, f"/officer/dossiers/{dossier_id}/sign", {"officer": "Trần Thị Bình"},
+    post_form(client, f"/officer/dossiers/{dossier_id}/sign",
+              {"officer": "Trần Thị Bình", "checked": "yes"},
               page=f"/officer/dossiers/{dossier_id}")
     client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": "Trần Thị Bình"},
                 headers={"Origin": EVIL})  # a refusal is logged, the name is not
