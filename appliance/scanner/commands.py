@@ -1,5 +1,5 @@
-"""`appliance scanner list` and `appliance scanner test`: what a field technician
-runs at the counter when "the scanner does not work".
+"""`appliance scanner list`, `scanner test` and `scanner write-config`: what a field
+technician runs at the counter when "the scanner does not work" (and at install).
 
 `list` says what SANE found, by which backend, with the identity the appliance
 would remember, and how long starting SANE and listing took (with
@@ -24,7 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.scanner.sane_env import ENV_VAR, SYSTEM_CONFIG_DIR
+from appliance.scanner.sane_env import (
+    APPLIANCE_BACKENDS,
+    ENV_VAR,
+    SYSTEM_CONFIG_DIR,
+    TEST_BACKENDS,
+    write_sane_config,
+)
 from appliance.scanner.settings import PRESETS, SOURCES
 
 # Run in a child process: SANE_CONFIG_DIR is read once per process.
@@ -247,6 +253,38 @@ def cmd_test(args: argparse.Namespace) -> int:
                          indent=2))
     else:
         print(f"ok: {result['pages']} page(s) from {result['identity']}")
+    return 0
+
+
+def add_write_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path,
+                        help="where to write the SANE files (then set scanner.sane_config_dir)")
+    parser.add_argument("--escl", action="append", default=[], metavar="NAME=URL",
+                        help="a network scanner for airscan, e.g. "
+                             "'Office Scanner=http://192.168.1.50/eSCL' (repeatable)")
+    parser.add_argument("--with-test-backends", action="store_true",
+                        help=f"also load {', '.join(TEST_BACKENDS)} (fault drills)")
+
+
+def cmd_write_config(args: argparse.Namespace) -> int:
+    """Write the appliance's minimal SANE folder: dll.conf with only its backends,
+    airscan.conf with the office scanner and no discovery, the USB backends' files
+    from /etc/sane.d with their network probing off. Exit 2 on a bad --escl."""
+    devices = []
+    for item in args.escl:
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip():
+            print(f"--escl wants NAME=URL, not {item!r}", file=sys.stderr)
+            return 2
+        devices.append((name.strip(), url.strip()))
+    backends = (*APPLIANCE_BACKENDS, *(TEST_BACKENDS if args.with_test_backends else ()))
+    try:
+        folder = write_sane_config(args.folder, backends=backends, airscan_devices=devices)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print(f"SANE configuration written to {folder}: {', '.join(backends)}")
+    print(f"set scanner.sane_config_dir = \"{folder.resolve()}\" in the appliance config")
     return 0
 
 

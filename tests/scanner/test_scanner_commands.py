@@ -74,3 +74,19 @@ def test_compare_system_times_both_configurations(sane_rig, capsys):
     assert system["config_dir"] == "/etc/sane.d"
     assert mine["list_s"] < 1.0
     assert mine["devices"] >= 2  # test:0 and test:1 at least
+
+
+def test_write_config_gives_a_folder_that_lists_fast(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    commands.add_write_config_arguments(parser)
+    folder = tmp_path / "sane"
+    code = commands.cmd_write_config(parser.parse_args(
+        [str(folder), "--escl", "Office Scanner=http://127.0.0.1:9/eSCL"]))
+    assert code == 0 and "sane_config_dir" in capsys.readouterr().out
+    assert '"Office Scanner" = http://127.0.0.1:9/eSCL, escl' in \
+        (folder / "airscan.conf").read_text()
+    timing = commands.time_listing(folder)
+    assert timing.devices == 1 and timing.list_s < 0.5  # the configured eSCL entry only
+    assert commands.cmd_write_config(parser.parse_args([str(folder), "--escl", "nourl"])) == 2
+    assert commands.cmd_write_config(parser.parse_args(
+        [str(folder), "--escl", "X=ftp://host"])) == 2

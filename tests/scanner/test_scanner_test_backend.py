@@ -264,14 +264,17 @@ def test_geometry_follows_each_batch_not_the_last_one(sane_rig):
 
 
 def test_an_impossible_page_size_is_refused(sane_rig):
+    """The test backend's hand-scanner mode ignores the window and returns 11 cm wide
+    lines: asked for a 50 mm card, that is not "one page" and is never yielded."""
     with device.open_scanner("test:0", resolution=100) as scanner:
-        # A window far larger than the page asked for: the device returns it, the
-        # appliance refuses to store it as "one page".
-        batch = scanner.scan(ScanSettings(Source.FLATBED, 100, page_mm=(50.0, 50.0)))
-        scanner._select_geometry = lambda settings: None  # type: ignore[method-assign]
-        with pytest.raises(E.ScannerBadPage) as caught:
-            next(batch)
+        scanner.set_option("hand_scanner", True)
+        try:
+            with pytest.raises(E.ScannerBadPage) as caught:
+                list(scanner.scan(ScanSettings(Source.FLATBED, 100, page_mm=(50.0, 50.0))))
+        finally:
+            scanner.set_option("hand_scanner", False)
     assert caught.value.key == "scanner.bad_page"
+    assert caught.value.pages_done == 0
 
 
 def test_a_failing_progress_callback_stops_the_read_cleanly(sane_rig):
