@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from PIL import Image
 
-from appliance.extraction.fields import extract
+from appliance.extraction.fields import extract_pages
 from appliance.imaging import pages as imaging
 from appliance.ocr.engine import Engine, PageText
 from appliance.records import pages
@@ -97,12 +97,10 @@ def read_page(engine: Engine, image: Image.Image) -> PageText | None:
 
 # -- step 4: extract ------------------------------------------------------------------
 def extract_fields(texts: list[PageText]) -> dict[str, object]:
-    """Fields of the paper from all its pages' lines, in order. The least sure
-    character of each line flags doubtful values; a page read before that was kept
-    (its lines carry no character confidences) switches the flagging off."""
-    lines = [ln for text in texts for ln in text.lines]
-    sure = [ln.least_sure for ln in lines] if all(ln.char_confidences for ln in lines) else None
-    return extract([ln.text for ln in lines], sure).as_dict()
+    """Fields of the paper from all its pages' lines with their boxes, so labels and
+    values are matched by position (two columns on one row, a value under its label).
+    Each line's least sure character flags doubtful values."""
+    return extract_pages([text.lines for text in texts]).as_dict()
 
 
 # -- step 5: assemble -----------------------------------------------------------------
