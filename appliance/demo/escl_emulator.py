@@ -19,8 +19,9 @@ after k images of a job (NextDocument 404 + AdfState ScannerAdfJam); an empty fe
 (`adf_pages=0`) says ScannerAdfEmpty; `page_delay` makes every page slow;
 `hang_at=k` never answers image k until its job is deleted (a hung scanner);
 `vanish_after=k` drops the connection asking for image k+1 and stops listening, as a
-scanner that is switched off mid-batch (`gone` is set; the demo-scanner command then
-exits, and a supervisor or test starts it again, possibly on a new port).
+scanner that is switched off mid-batch (`gone` is set; run as a process, it then
+exits, or with `--come-back-after` serves again later, by default on a new port, as
+a scanner that got a new address when it was switched on again).
 
 Run it in its own process (`appliance demo-scanner`), never in the process that
 drives SANE: python-sane calls sane_close()/sane_exit() with the GIL held, and
@@ -524,6 +525,12 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vanish-after", type=int, default=None,
                         help="after K images, drop the connection and stop listening "
                              "(switched off mid-batch); the process then exits with 3")
+    parser.add_argument("--come-back-after", type=float, default=None,
+                        help="with --vanish-after: seconds later, serve again (a new "
+                             "'ready' line says where) instead of exiting")
+    parser.add_argument("--come-back-port", type=int, default=0,
+                        help="port to come back on (default 0: a new, free one, as a "
+                             "scanner that got a new address from DHCP)")
     parser.add_argument("--pages-dir", type=Path, default=None,
                         help="serve these scanned images (sorted by name) instead of "
                              "synthetic pages")
@@ -551,8 +558,8 @@ def emulator_from_args(args: argparse.Namespace, host: str = "127.0.0.1",
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m appliance.demo.escl_emulator`: serve until SIGTERM/SIGINT (0) or
-    until the emulated scanner vanishes (EXIT_VANISHED). Prints the URL once
-    listening, for whoever started it."""
+    until the emulated scanner vanishes (EXIT_VANISHED), unless told to come back.
+    Prints the URL each time it listens, for whoever started it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090, help="0 = any free port")
@@ -567,8 +574,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"demo scanner ready: {emulator.url}", flush=True)
     try:
         while not stop.wait(0.2):
-            if emulator.gone.is_set():
+            if not emulator.gone.is_set():
+                continue
+            if args.come_back_after is None:
                 return EXIT_VANISHED
+            emulator.stop()
+            if stop.wait(args.come_back_after):
+                break
+            # Powered on again: a fresh feeder, no further vanishing, maybe a new port.
+            args.vanish_after = None
+            emulator = emulator_from_args(args, args.host, args.come_back_port).start()
+            print(f"demo scanner ready: {emulator.url}", flush=True)
         return 0
     finally:
         emulator.stop()

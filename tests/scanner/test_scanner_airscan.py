@@ -224,3 +224,29 @@ def test_identity_finds_the_scanner_under_a_new_name_and_address(sane_rig):
     finally:
         sane_rig.reconfigure()
         stop_process(proc)
+
+
+def test_scanner_coming_back_with_a_new_address(sane_rig):
+    """Switched off mid-batch, switched on again with a new address: once airscan.conf
+    says where (a technician, or airscan's discovery), the same session finds the
+    same scanner by identity, without restarting anything."""
+    name = sane_rig.name("Vanishing Scanner")
+    proc, _ = start_demo_scanner("--adf-pages", "3", "--vanish-after", "1",
+                                 "--come-back-after", "0.5", port=sane_rig.vanishing_port)
+    try:
+        with ScannerSession(name, read_timeout=20) as session:
+            with pytest.raises(E.ScannerGone) as caught:
+                list(session.scan("adf"))
+            assert caught.value.pages_done == 1
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("demo scanner ready: ")
+            new_url = line.split(": ", 1)[1].strip()
+            assert new_url != sane_rig.vanishing_url
+            moved = [(n, new_url if n == "Vanishing Scanner" else u)
+                     for n, u in sane_rig.default_devices()]
+            sane_rig.reconfigure(moved)
+            assert len(list(session.scan("adf"))) == 3
+    finally:
+        sane_rig.reconfigure()
+        stop_process(proc)
