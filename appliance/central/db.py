@@ -8,6 +8,12 @@ WAL so that status readers never block the receiver; synchronous=FULL by default
 because an ack is a promise that the record is on disk (chunk writes lower it to
 NORMAL for their own transaction: a chunk promises nothing). BEGIN IMMEDIATE takes
 the write lock up front, so two receivers on one file never deadlock upgrading.
+
+What the receiver stores of a citizen (record bodies, files, chunks) is sealed with
+its own AES-GCM key (central.key_file; system/crypto.py, shared with the device, as
+central may import system but not the device's store): the connection carries it,
+checked at open against the database's key_check row, so a wrong or missing key
+stops the receiver at start with exit 2 and nothing is written.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from appliance.central.errors import CentralStoreError
+from appliance.system import crypto
 
 BUSY_TIMEOUT_MS = 15000
 
@@ -135,13 +142,18 @@ CREATE TABLE counters (
 ]
 
 
-def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
-    """Open (creating if needed) the central database in autocommit mode, migrated."""
+def connect(path: str | Path, *, migrate: bool = True,
+            key_file: str | Path | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) the central database in autocommit mode, migrated.
+
+    `key_file` is central.key_file: empty means <database>.key, made on first start
+    when the database holds nothing sealed yet; a named file must exist.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, factory=crypto.KeyedConnection)
     except (OSError, sqlite3.Error) as e:
         raise CentralStoreError(f"cannot open central database {path}: {e}") from e
     try:
@@ -149,8 +161,15 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA secure_delete=ON")
         if migrate:
             apply_migrations(conn, path)
+        conn.sealer = crypto.attach_key(
+            conn, Path(key_file) if key_file else Path(f"{path}.key"),
+            may_create=not key_file, where=f"central database {path}", create_table=True)
+    except crypto.KeyProblem:
+        conn.close()
+        raise
     except (sqlite3.Error, CentralStoreError) as e:
         conn.close()
         raise CentralStoreError(f"cannot open central database {path}: {e}") from e

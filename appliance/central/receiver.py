@@ -277,7 +277,8 @@ def run_receiver(config: Config, stop: threading.Event, notify: Notify | None = 
     """Run until `stop` is set; config.mqtt names the broker, config.central the database."""
     if not config.mqtt.host:
         raise BrokerUnavailable("mqtt.host is empty: the receiver needs a broker")
-    conn = central_store.connect(config.central.database)
+    # Sealed at rest with central.key_file; a wrong or missing key: exit 2 at start.
+    conn = central_store.connect(config.central.database, key_file=config.central.key_file)
     try:
         _Receiver(config, conn, stop, notify or (lambda _msg: None), client_id).run()
     finally:

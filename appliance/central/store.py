@@ -21,6 +21,10 @@ central.chunk_expiry_seconds (the device re-sends the record when no ack comes).
 
 Every function here runs inside the caller's transaction if there is one (group
 commit), or opens its own.
+
+At rest, record bodies, files and chunks are sealed with the receiver's key (the
+connection's sealer, central/db.py), each bound to where it belongs; the sha256
+checks and the served bytes are those of the clear content.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from appliance.central.db import connect, transaction
 from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.sync import wire
 from appliance.sync.errors import WireError
+from appliance.system import crypto
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +110,53 @@ def _counter(conn: sqlite3.Connection, name: str) -> int:
 
 def counters(conn: sqlite3.Connection) -> dict[str, int]:
     return {r["name"]: r["value"] for r in conn.execute("SELECT name, value FROM counters")}
+
+
+# --- sealing at rest ---------------------------------------------------------------
+
+
+def _seal(conn: sqlite3.Connection, data: bytes, aad: str) -> bytes:
+    sealer = crypto.sealer_on(conn)
+    return data if sealer is None else sealer.seal(data, aad.encode("utf-8"))
+
+
+def _open(conn: sqlite3.Connection, blob: bytes, aad: str) -> bytes:
+    """Clear bytes of a sealed blob; one stored before sealing passes unchanged."""
+    blob = bytes(blob)
+    if not crypto.is_sealed(blob):
+        return blob
+    sealer = crypto.sealer_on(conn)
+    if sealer is None:
+        raise CentralStoreError(f"{aad} is sealed and this connection has no key")
+    try:
+        return sealer.open(blob, aad.encode("utf-8"))
+    except crypto.Tampered as e:
+        raise CentralStoreError(f"{aad} does not open: {e}") from e
+
+
+def _seal_text(conn: sqlite3.Connection, text: str, aad: str) -> str:
+    sealer = crypto.sealer_on(conn)
+    return text if sealer is None else sealer.seal_text(text, aad)
+
+
+def _open_text(conn: sqlite3.Connection, value: str, aad: str) -> str:
+    if not crypto.is_sealed_text(value):
+        return value
+    sealer = crypto.sealer_on(conn)
+    if sealer is None:
+        raise CentralStoreError(f"{aad} is sealed and this connection has no key")
+    try:
+        return sealer.open_text(value, aad)
+    except crypto.Tampered as e:
+        raise CentralStoreError(f"{aad} does not open: {e}") from e
+
+
+def _body_aad(device_id: str, record_id: str, sha: str) -> str:
+    return f"records.body_json:{device_id}/{record_id}/{sha}"
+
+
+def _chunk_aad(device_id: str, sha: str, count: int, idx: int) -> str:
+    return f"chunks:{device_id}/{sha}/{count}/{idx}"
 
 
 # --- dead letters -------------------------------------------------------------------
@@ -177,7 +229,8 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
                                    "its sha256/size")
             conn.execute("INSERT OR IGNORE INTO files(sha256, size, data, stored_at) "
                          "VALUES (?, ?, ?, ?)",
-                         (chunk.file_sha256, chunk.size, chunk.data, time.time()))
+                         (chunk.file_sha256, chunk.size,
+                          _seal(conn, chunk.data, f"files:{chunk.file_sha256}"), time.time()))
             return
         key = (device_id, chunk.file_sha256, chunk.count)
         now = time.time()
@@ -212,7 +265,10 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
             raise ChunkRefused(f"chunk store full ({limits.max_chunk_store_bytes} bytes)")
         cur = conn.execute(
             "INSERT OR IGNORE INTO chunks(device_id, file_sha256, count, idx, data) "
-            "VALUES (?, ?, ?, ?, ?)", (*key, chunk.index, chunk.data))
+            "VALUES (?, ?, ?, ?, ?)",
+            (*key, chunk.index,
+             _seal(conn, chunk.data, _chunk_aad(device_id, chunk.file_sha256, chunk.count,
+                                                chunk.index))))
         if cur.rowcount == 1:
             conn.execute("UPDATE transfers SET have=have+1, bytes=bytes+?, last_at=? "
                          "WHERE device_id=? AND file_sha256=? AND count=?",
@@ -253,14 +309,16 @@ def _assemble(conn: sqlite3.Connection, device_id: str, sha: str, size: int) -> 
     if complete is None:
         return ""
     count = complete["count"]
-    rows = conn.execute("SELECT data FROM chunks WHERE device_id=? AND file_sha256=? "
+    rows = conn.execute("SELECT idx, data FROM chunks WHERE device_id=? AND file_sha256=? "
                         "AND count=? ORDER BY idx", (device_id, sha, count)).fetchall()
-    data = b"".join(r["data"] for r in rows)
+    data = b"".join(_open(conn, r["data"], _chunk_aad(device_id, sha, count, r["idx"]))
+                    for r in rows)
     _drop_transfer(conn, device_id, sha, count)
     if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
         return f"file {sha} arrived with {len(data)} bytes that do not match its sha256/size"
     conn.execute("INSERT OR IGNORE INTO files(sha256, size, data, stored_at) "
-                 "VALUES (?, ?, ?, ?)", (sha, size, data, time.time()))
+                 "VALUES (?, ?, ?, ?)", (sha, size, _seal(conn, data, f"files:{sha}"),
+                                          time.time()))
     return None
 
 
@@ -371,7 +429,9 @@ def _put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessag
         "INSERT INTO records(device_id, record_id, sha256, body_json, dossier_code, "
         "result_codes_json, status, received_at, last_copy_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (device_id, msg.record_id, msg.sha256, msg.body_json, body.dossier_code,
+        (device_id, msg.record_id, msg.sha256,
+         _seal_text(conn, msg.body_json, _body_aad(device_id, msg.record_id, msg.sha256)),
+         body.dossier_code,
          json.dumps(body.result_codes, ensure_ascii=False),
          "held" if others else "served", now, now))
     if others:
@@ -391,7 +451,9 @@ def _put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessag
 # --- reading, for tests and a status page -------------------------------------------
 
 
-def _row(r: sqlite3.Row) -> dict[str, Any]:
+def _row(conn: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
+    body_json = _open_text(conn, r["body_json"],
+                           _body_aad(r["device_id"], r["record_id"], r["sha256"]))
     return {
         "record_id": r["record_id"],
         "device_id": r["device_id"],
@@ -401,8 +463,8 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
         "received_at": r["received_at"],
         "copies": r["copies"],
         "status": r["status"],
-        "files": [sha for sha, _size in wire.record_files(r["body_json"])],
-        "body_json": r["body_json"],
+        "files": [sha for sha, _size in wire.record_files(body_json)],
+        "body_json": body_json,
     }
 
 
@@ -410,7 +472,7 @@ def list_records(db_path: str | Path) -> list[dict[str, Any]]:
     """Served records (one per device and record id), oldest first."""
     conn = connect(db_path)
     try:
-        return [_row(r) for r in conn.execute(
+        return [_row(conn, r) for r in conn.execute(
             "SELECT * FROM records WHERE status='served' ORDER BY received_at, rowid")]
     finally:
         conn.close()
@@ -420,7 +482,7 @@ def list_held(db_path: str | Path) -> list[dict[str, Any]]:
     """Contents kept aside under an id that has other content: conflicts to report."""
     conn = connect(db_path)
     try:
-        return [_row(r) for r in conn.execute(
+        return [_row(conn, r) for r in conn.execute(
             "SELECT * FROM records WHERE status='held' ORDER BY received_at, rowid")]
     finally:
         conn.close()
@@ -474,6 +536,6 @@ def get_file(db_path: str | Path, sha256: str) -> bytes | None:
     conn = connect(db_path)
     try:
         row = conn.execute("SELECT data FROM files WHERE sha256=?", (sha256,)).fetchone()
-        return bytes(row["data"]) if row else None
+        return _open(conn, row["data"], f"files:{sha256}") if row else None
     finally:
         conn.close()

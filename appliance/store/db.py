@@ -26,15 +26,13 @@ from pathlib import Path
 from appliance.store.errors import StoreError
 from appliance.store.migrations import MIGRATIONS
 from appliance.system import crypto
-from appliance.system.crypto import KeyProblem, Sealer, Tampered
+from appliance.system.crypto import Sealer, Tampered
 
 BUSY_TIMEOUT_MS = 15000
 
 
-class StoreConnection(sqlite3.Connection):
+class StoreConnection(crypto.KeyedConnection):
     """A connection that knows the key its personal columns are sealed with."""
-
-    sealer: Sealer | None = None
 
 
 def default_key_path(database: str | Path) -> Path:
@@ -71,39 +69,11 @@ def connect(path: str | Path, *, migrate: bool = True,
     return conn
 
 
-def _stored_check(conn: sqlite3.Connection) -> str | None:
-    try:
-        row = conn.execute("SELECT check_value FROM key_check WHERE id=1").fetchone()
-    except sqlite3.OperationalError:  # not migrated yet (a migrate=False reader)
-        return None
-    return str(row[0]) if row else None
-
-
 def open_key(conn: sqlite3.Connection, key_path: Path, *, may_create: bool,
              where: str) -> Sealer:
     """Load the key, make it only for a database that holds no sealed data yet, and
     check it against the value the database keeps; never overwrite either."""
-    stored = _stored_check(conn)
-    try:
-        sealer = crypto.load_sealer(key_path)
-    except KeyProblem as e:
-        if stored is not None or not may_create or crypto.resolve_key_path(key_path).exists():
-            hint = (f"; {where} holds data sealed with a key (check value {stored[:12]}): "
-                    "restore that key file" if stored is not None
-                    else "; create it with `appliance keys init`")
-            raise KeyProblem(f"{e}{hint}. Nothing was changed.") from e
-        crypto.create_key(key_path)
-        sealer = crypto.load_sealer(key_path)
-    if stored is None:
-        try:
-            with transaction(conn):
-                conn.execute("INSERT OR IGNORE INTO key_check(id, check_value, created_at) "
-                             "VALUES (1, ?, ?)", (sealer.check_value, now()))
-        except sqlite3.OperationalError:
-            pass  # not migrated yet: the migrating process stores it
-        stored = _stored_check(conn)
-    crypto.check(sealer, stored, where)
-    return sealer
+    return crypto.attach_key(conn, key_path, may_create=may_create, where=where)
 
 
 def sealer_of(conn: sqlite3.Connection) -> Sealer:

@@ -34,7 +34,9 @@ import hashlib
 import hmac
 import os
 import secrets
+import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -192,6 +194,64 @@ def check(sealer: Sealer, stored_check_value: str | None, where: str) -> None:
         raise KeyProblem(
             f"the encryption key does not match the one {where} was sealed with "
             f"(key check value differs); restore the right key file, nothing was changed")
+
+
+# --- a database's key ----------------------------------------------------------------
+
+
+class KeyedConnection(sqlite3.Connection):
+    """A SQLite connection that carries the key its sealed columns and blobs use."""
+
+    sealer: Sealer | None = None
+
+
+KEY_CHECK_TABLE = ("CREATE TABLE IF NOT EXISTS key_check (id INTEGER PRIMARY KEY "
+                   "CHECK (id = 1), check_value TEXT NOT NULL, created_at REAL NOT NULL)")
+
+
+def _stored_check(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT check_value FROM key_check WHERE id=1").fetchone()
+    except sqlite3.OperationalError:  # not migrated yet (a reader that does not migrate)
+        return None
+    return str(row[0]) if row else None
+
+
+def attach_key(conn: sqlite3.Connection, key_path: Path, *, may_create: bool, where: str,
+               create_table: bool = False) -> Sealer:
+    """Load a database's key, check it against the check value the database keeps, and
+    keep that value on first use. The key is made only when `may_create` (the default
+    location of the demo) and the database keeps no check value, i.e. holds nothing
+    sealed yet; an existing key file or check value is never overwritten.
+    `create_table` is for a database without a migration that makes key_check.
+    """
+    if create_table:
+        conn.execute(KEY_CHECK_TABLE)
+    stored = _stored_check(conn)
+    try:
+        sealer = load_sealer(key_path)
+    except KeyProblem as e:
+        if stored is not None or not may_create or resolve_key_path(key_path).exists():
+            hint = (f"; {where} holds data sealed with a key (check value {stored[:12]}): "
+                    "restore that key file" if stored is not None
+                    else "; create it with `appliance keys init`")
+            raise KeyProblem(f"{e}{hint}. Nothing was changed.") from e
+        create_key(key_path)
+        sealer = load_sealer(key_path)
+    if stored is None:
+        try:
+            conn.execute("INSERT OR IGNORE INTO key_check(id, check_value, created_at) "
+                         "VALUES (1, ?, ?)", (sealer.check_value, time.time()))
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise  # a busy database is an error; an unmigrated one stores it later
+        stored = _stored_check(conn)
+    check(sealer, stored, where)
+    return sealer
+
+
+def sealer_on(conn: sqlite3.Connection) -> Sealer | None:
+    return getattr(conn, "sealer", None)
 
 
 # --- `appliance keys` ---------------------------------------------------------------
