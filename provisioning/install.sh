@@ -59,6 +59,17 @@ fi
 echo "==> checking OCR models"
 .venv/bin/python models/install_models.py
 
+# The AES-GCM key that seals citizens' pages, PDFs and personal fields at rest (issue 8):
+# root-only (0600), made once and never overwritten (a second run only checks it).
+# The services read it through systemd's LoadCredential= and name it in
+# /etc/appliance/appliance.toml as paths.key_file; the demo (`run`, `test`) keeps its
+# own key beside its data instead.
+if [ "$mode" = install ]; then
+  echo "==> checking the encryption key"
+  as_root install -d -m 0755 /etc/appliance
+  as_root .venv/bin/python -m appliance.system.crypto init --key-file /etc/appliance/appliance.key
+fi
+
 case "$mode" in
   install)
     echo "==> installed" ;;
