@@ -278,6 +278,11 @@ class _Publisher:
         """Read and verify every file up front, so a damaged record sends nothing at all."""
         if hashlib.sha256(item.body_json.encode("utf-8")).hexdigest() != item.sha256:
             raise LocalFileError(f"record {item.record_id}: body does not match its sha256")
+        if len(item.body_json) > wire.MAX_BODY_BYTES:
+            # The receiver refuses it before parsing; say so here instead of re-sending
+            # something that can never be acknowledged.
+            raise LocalFileError(f"record {item.record_id}: body of {len(item.body_json)} "
+                                 f"characters is over the wire limit {wire.MAX_BODY_BYTES}")
         try:
             names = wire.record_files(item.body_json)
         except WireError as e:
