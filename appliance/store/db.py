@@ -17,6 +17,7 @@ overwritten, so an erased citizen's data does not linger in free pages.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -64,6 +65,8 @@ def connect(path: str | Path, *, migrate: bool = True,
         named = bool(key_file)
         conn.sealer = open_key(conn, Path(key_file) if key_file else default_key_path(path),
                                may_create=not named, where=f"database {path}")
+        if migrate and seal_clear_values(conn):
+            seal_clear_files(path.parent / "files", conn.sealer)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open database {path}: {e}") from e
     return conn
@@ -74,6 +77,52 @@ def open_key(conn: sqlite3.Connection, key_path: Path, *, may_create: bool,
     """Load the key, make it only for a database that holds no sealed data yet, and
     check it against the value the database keeps; never overwrite either."""
     return crypto.attach_key(conn, key_path, may_create=may_create, where=where)
+
+
+# The personal columns: (table, column, the row key their seal is bound to).
+SEALED_COLUMNS = (("papers", "fields_json", "id"), ("pages", "ocr_json", "id"),
+                  ("records", "body_json", "record_id"))
+
+
+def seal_clear_values(conn: sqlite3.Connection) -> int:
+    """Seal personal values a build without encryption wrote (an upgraded device), so
+    the file holds none in clear afterwards (secure_delete zeroes the old pages).
+    Idempotent and cheap when there is nothing to do; returns how many were sealed."""
+    sealed = 0
+    with transaction(conn):
+        for table, column, key in SEALED_COLUMNS:
+            rows = conn.execute(
+                f"SELECT {key} AS k, {column} AS v FROM {table} WHERE {column} IS NOT NULL "
+                f"AND {column} NOT LIKE '{crypto.TEXT_PREFIX}%' AND {column} != '{{}}'"
+            ).fetchall()
+            for r in rows:
+                conn.execute(f"UPDATE {table} SET {column}=? WHERE {key}=?",
+                             (seal_text(conn, r["v"], aad(table, column, r["k"])), r["k"]))
+            sealed += len(rows)
+    return sealed
+
+
+def seal_clear_files(root: Path, sealer: Sealer | None) -> int:
+    """Seal the files an unencrypted build left in the file store (same names)."""
+    from appliance.store.files import FileStore  # files imports nothing of this module
+
+    if sealer is None or not root.is_dir():
+        return 0
+    store = FileStore(root, sealer=sealer)
+    sealed = 0
+    for path in sorted(root.glob("*/*")):
+        name = path.name
+        if name.startswith(".") or len(name) < 64 or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if crypto.is_sealed(data):
+            continue
+        sha, suffix = name[:64], name[64:]
+        if suffix in (".png", ".pdf") and hashlib.sha256(data).hexdigest() != sha:
+            continue  # corrupt: left as it is for the read path to report
+        store.put_derived(sha, suffix, data)  # replaced atomically (sizes differ)
+        sealed += 1
+    return sealed
 
 
 def sealer_of(conn: sqlite3.Connection) -> Sealer:

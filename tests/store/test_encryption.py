@@ -183,3 +183,29 @@ def test_keys_init_makes_the_provisioned_key(tmp_path):
     first = key.read_bytes()
     assert _run(["-m", "appliance.system.crypto", "init"], config, tmp_path).returncode == 0
     assert key.read_bytes() == first
+
+
+def test_an_upgraded_device_has_its_clear_values_and_files_sealed(tmp_path):
+    """Data an unencrypted build wrote is sealed at the next start, and reads the same."""
+    from appliance.records import dossiers
+
+    config = with_overrides(Config(), paths={"data_dir": str(tmp_path)})
+    conn = connect(config.paths.database)
+    dossier_id = dossiers.create(conn, config, "tk1-ts")
+    paper_id = dossiers.add_paper(conn, dossier_id, "Tờ khai")
+    # what the old build left: a clear value and a clear file
+    conn.execute("UPDATE papers SET fields_json=? WHERE id=?",
+                 ('{"values": {"cccd": "001203004567"}}', paper_id))
+    plain = b"%PDF-1.7 NGUYEN VAN AN"
+    sha = hashlib.sha256(plain).hexdigest()
+    files = FileStore(config.paths.files)
+    files.path(sha, ".pdf").parent.mkdir(parents=True)
+    files.path(sha, ".pdf").write_bytes(plain)
+    conn.close()
+    conn = connect(config.paths.database)
+    raw = conn.execute("SELECT fields_json FROM papers WHERE id=?", (paper_id,)).fetchone()[0]
+    assert raw.startswith(crypto.TEXT_PREFIX)
+    assert dossiers.get(conn, dossier_id).papers[0].fields == {"values": {"cccd": "001203004567"}}
+    assert b"NGUYEN" not in files.path(sha, ".pdf").read_bytes()
+    assert files.read(sha, ".pdf") == plain
+    conn.close()
