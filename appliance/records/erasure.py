@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 
 from appliance.records import audit
-from appliance.records.errors import DossierNotFound, InvalidState, RecordsError
+from appliance.records.errors import DossierNotFound, InvalidState
 from appliance.store.db import transaction
 from appliance.store.files import FileStore
 from appliance.system.config import Config
@@ -45,13 +45,13 @@ DAY_SECONDS = 86400.0
 SWEEP_DAYS = 7
 
 
-class AlreadySent(RecordsError):
+class AlreadySent(InvalidState):
     """The record is on its way or at the central office: erasure is theirs to do."""
 
     key = "error.already_sent"
 
 
-class ScanRunning(RecordsError):
+class ScanRunning(InvalidState):
     """A scan is writing into the dossier right now; erase once it has finished."""
 
     key = "error.job_active"

@@ -30,11 +30,11 @@ from flask import (
 )
 
 from appliance import status
-from appliance.records import audit, dossiers, queries
+from appliance.records import audit, dossiers, erasure, queries
 from appliance.records.errors import DossierNotFound
 from appliance.store.db import get_state
 from appliance.web import auth, presenters, usecases
-from appliance.web.db import get_config, get_db
+from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
 
 bp = Blueprint("officer", __name__, url_prefix="/officer")
@@ -146,3 +146,17 @@ def sign(dossier_id: int) -> Response:
         target.set_cookie(OFFICER_COOKIE, officer, samesite="Strict", httponly=True,
                           max_age=12 * 3600, path="/officer", secure=request.is_secure)
     return target
+
+
+@bp.post("/dossiers/<int:dossier_id>/erase")
+def erase(dossier_id: int) -> Response:
+    """The citizen asked for their data to be deleted (Law 91/2025/QH15) before it was
+    sent: files removed, rows tombstoned, codes kept, one audit line (records/erasure)."""
+    if request.form.get("confirm") != "yes":
+        raise WebError("error.not_checked", 400)
+    default = (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
+               else None)
+    officer = usecases.officer_name(request.form.get("officer"), default)
+    erasure.erase(get_db(), get_files(), dossier_id, officer, "citizen request")
+    flash("officer.erased", "info")
+    return redirect(url_for("officer.detail", dossier_id=dossier_id))
