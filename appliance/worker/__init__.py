@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from appliance.ocr.engine import Engine
+from appliance.records import erasure
 from appliance.store import jobs, state
 from appliance.store.db import connect
+from appliance.store.errors import StoreError
 from appliance.store.files import FileStore
 from appliance.store.state import OcrState, ScannerState
 from appliance.system.config import Config
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 __all__ = ["JobFailed", "load_ocr", "run_worker"]
 
 IDLE_SECONDS = 0.3  # how long an idle worker waits before looking for a job again
+# How often an idle worker runs the retention purge (records/erasure.purge_due): local
+# copies of dossiers acknowledged more than retention.delivered_days ago.
+RETENTION_SECONDS = 3600.0
 
 
 def load_ocr(config: Config) -> Engine | None:
@@ -42,6 +48,16 @@ def load_ocr(config: Config) -> Engine | None:
     except Exception as e:  # noqa: BLE001 - scanning must work without OCR
         log.error("OCR engine unavailable, pages will be stored without text: %s", e)
         return None
+
+
+def purge_retained(tools: Tools) -> int:
+    """One retention run between jobs; a failure is logged and tried again next hour,
+    it must never stop scanning."""
+    try:
+        return len(erasure.purge_due(tools.conn, tools.files, tools.config))
+    except (StoreError, OSError) as e:
+        log.error("retention purge failed, will retry: %s", e)
+        return 0
 
 
 def run_worker(config: Config, stop: threading.Event, notify: Notify | None = None, *,
@@ -65,11 +81,15 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
     if notify:
         notify("READY=1")
     log.info("worker ready")
+    next_purge = 0.0
     try:
         while not stop.is_set():
             tools.liveness.alive()
             job = jobs.claim_next(conn, os.getpid())
             if job is None:
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + RETENTION_SECONDS
+                    purge_retained(tools)
                 stop.wait(IDLE_SECONDS)
                 continue
             run_job(tools, job)
