@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from appliance.central.receiver import list_records
+from appliance.records import dossiers
 from appliance.scanner.sane_env import write_sane_config
+from appliance.store.db import connect
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import start_mosquitto
 from tests.helpers.processes import Processes, free_port, http, wait_for
@@ -99,11 +100,12 @@ def scan_and_sign(app: Appliance) -> tuple[int, str]:
     return dossier_id, signed["record_id"]
 
 
-def device_record(app: Appliance, record_id: str) -> sqlite3.Row:
-    conn = sqlite3.connect(app.config.paths.database)
-    conn.row_factory = sqlite3.Row
+def device_record(app: Appliance, record_id: str) -> dict[str, str]:
+    """The signed record as the device keeps it, opened with its key (sealed at rest)."""
+    conn = connect(app.config.paths.database, migrate=False)
     try:
-        return conn.execute("SELECT * FROM records WHERE record_id=?", (record_id,)).fetchone()
+        record = dossiers.record_of(conn, record_id)
+        return {"body_json": record.body_json, "sha256": record.sha256}
     finally:
         conn.close()
 

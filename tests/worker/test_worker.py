@@ -4,7 +4,7 @@ kill -9 in the middle of a batch loses no stored page."""
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import shutil
 import signal
@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from appliance.records import dossiers
+from appliance.records import pages as page_store
 from appliance.scanner.sane_env import write_sane_config
 from appliance.store import jobs, state
 from appliance.store.db import connect
@@ -101,8 +102,8 @@ def test_jam_keeps_scanned_pages_and_retry_continues_the_paper(rig: Rig):
     assert all(p.skew_degrees is not None for p in paper.pages)
     assert paper.pdf_sha256, "a PDF of the pages kept is built even after a jam"
     files = FileStore(rig.config.paths.files)
-    for page in paper.pages:
-        with Image.open(files.path(page.sha256, ".png")) as img:
+    for page in paper.pages:  # sealed at rest: opened through the store
+        with Image.open(io.BytesIO(files.read(page.sha256, ".png"))) as img:
             assert img.size == (page.width, page.height)
     retry = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id,
                                       {"source": "flatbed", "paper_id": paper.id}))
@@ -113,7 +114,9 @@ def test_jam_keeps_scanned_pages_and_retry_continues_the_paper(rig: Rig):
     assert paper.pdf_size and paper.pdf_size > 0
     assert paper.pages[0].ocr_text, "OCR read the first page"
     # each line keeps its least sure character, which flags doubtful field values
-    lines = json.loads(paper_pages(rig.conn, paper.id)[0]["ocr_json"])["lines"]
+    first = page_store.paper_pages(rig.conn, paper.id)[0].text
+    assert first is not None
+    lines = first.to_json()["lines"]
     assert lines and all(0.0 <= ln["min_char_confidence"] <= ln["confidence"] <= 1.0
                          for ln in lines)
     assert isinstance(paper.fields["uncertain"], list)
@@ -236,3 +239,46 @@ def test_watchdog_is_kicked_while_a_long_paper_is_read(rig: Rig):
     watched = [ready_at, *(at for at in kicks if ready_at <= at <= finished), finished]
     gaps = [b - a for a, b in zip(watched, watched[1:], strict=False)]
     assert max(gaps) < WATCHDOG_SECONDS, gaps
+
+
+def test_a_scan_cancelled_mid_batch_stops_at_a_page_boundary_and_keeps_the_pages(rig: Rig):
+    rig.start_scanner("--adf-pages", "8", "--page-delay", "1.0")
+    rig.procs.start("worker", "worker")
+    dossier_id = dossiers.create(rig.conn, rig.config, "tk1-ts")
+    job_id = jobs.enqueue(rig.conn, "scan", dossier_id, {"preset": "feeder_batch"})
+    wait_for(lambda: rig.conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0] >= 2,
+             120, "two stored pages", interval=0.1)
+    assert jobs.request_cancel(rig.conn, job_id, "scanner.cancelled")
+    job = rig.wait_job(job_id)
+    assert job.state == jobs.JobState.FAILED and job.error_key == "scanner.cancelled"
+    [paper] = dossiers.get(rig.conn, dossier_id).papers
+    assert 2 <= len(paper.pages) < 8, "stopped before the feeder ran out"
+    assert [p.ordinal for p in paper.pages] == list(range(1, len(paper.pages) + 1))
+    assert paper.pdf_sha256, "the pages kept are read and assembled"
+    assert job.progress["paper_id"] == paper.id
+    # a cancel is not a fault: the scanner is ready for the next citizen
+    assert state.read(rig.conn, StateKey.SCANNER) == ScannerState.READY
+    assert not jobs.request_cancel(rig.conn, job_id, "scanner.cancelled"), "already ended"
+
+
+def test_a_queued_scan_cancelled_never_reaches_the_scanner(rig: Rig):
+    rig.start_scanner()
+    dossier_id = dossiers.create(rig.conn, rig.config, "khac")
+    job_id = jobs.enqueue(rig.conn, "scan", dossier_id, {"source": "flatbed"})
+    assert jobs.request_cancel(rig.conn, job_id, "scanner.cancelled")
+    rig.procs.start("worker", "worker")
+    later = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id, {"source": "flatbed"}))
+    assert later.state == jobs.JobState.DONE
+    job = jobs.get(rig.conn, job_id)
+    assert job is not None and job.state == jobs.JobState.FAILED
+    assert job.error_key == "scanner.cancelled"
+    assert len(dossiers.get(rig.conn, dossier_id).papers) == 1, "only the later scan ran"
+
+
+def test_an_unknown_preset_fails_the_job_with_a_clear_reason(rig: Rig):
+    rig.start_scanner()
+    rig.procs.start("worker", "worker")
+    dossier_id = dossiers.create(rig.conn, rig.config, "khac")
+    job = rig.wait_job(jobs.enqueue(rig.conn, "scan", dossier_id, {"preset": "no-such"}))
+    assert job.state == jobs.JobState.FAILED and "no-such" in (job.error_detail or "")
+    assert state.read(rig.conn, StateKey.SCANNER) == ScannerState.READY
