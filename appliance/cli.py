@@ -100,8 +100,22 @@ COMMANDS: tuple[Command, ...] = (
             "appliance.cli:cmd_status", "appliance.cli:add_status_arguments"),
     Command("run", "start web, worker, sync and a demo scanner together",
             "appliance.demo.supervisor:run_demo", "appliance.demo.supervisor:add_run_arguments"),
-    Command("check-config", "validate the configuration and print it",
+    Command("check-config", "validate the configuration and print it "
+                            "(alias of `config check` + `config show`)",
             "appliance.cli:cmd_check_config"),
+    Command("config", "check a configuration file, show it, or print the key reference",
+            "appliance.system.config_reference:cmd_config",
+            "appliance.system.config_reference:add_config_arguments"),
+    Command("doctor", "check the device for a technician: ok/warn/fail and the next step",
+            "appliance.cli:cmd_doctor", "appliance.cli:add_doctor_arguments"),
+    Command("purge", "one retention run: purge dossiers delivered long enough ago",
+            "appliance.records.audit_commands:cmd_purge",
+            "appliance.records.audit_commands:add_purge_arguments"),
+    Command("audit", "verify the hash-chained audit log",
+            "appliance.records.audit_commands:cmd_audit",
+            "appliance.records.audit_commands:add_audit_arguments"),
+    Command("keys", "create the encryption key file (provisioning)",
+            "appliance.system.crypto:cmd_keys", "appliance.system.crypto:add_keys_arguments"),
 )
 
 BENCH_COMMANDS: tuple[Command, ...] = (
@@ -109,6 +123,16 @@ BENCH_COMMANDS: tuple[Command, ...] = (
             "appliance.bench.ocr:cmd_bench", "appliance.bench.ocr:add_bench_arguments"),
     Command("outbox", "outbox end-to-end vs raw paho publishing on one broker",
             "appliance.cli:cmd_bench_outbox", "appliance.cli:add_bench_outbox_arguments"),
+)
+
+SCANNER_COMMANDS: tuple[Command, ...] = (
+    Command("list", "SANE devices found, by which backend, and how long it took",
+            "appliance.scanner.commands:cmd_list", "appliance.scanner.commands:add_list_arguments"),
+    Command("test", "open the scanner and scan one batch, timing each step",
+            "appliance.scanner.commands:cmd_test", "appliance.scanner.commands:add_test_arguments"),
+    Command("write-config", "write the appliance's minimal SANE folder",
+            "appliance.scanner.commands:cmd_write_config",
+            "appliance.scanner.commands:add_write_config_arguments"),
 )
 
 
@@ -132,6 +156,74 @@ def cmd_status(args: argparse.Namespace) -> int:
         for key, value in status.items():
             print(f"{key}: {value}")
     return 0
+
+
+def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print warnings and failures only (the hourly timer)")
+    parser.add_argument("--skip", action="append", default=[], metavar="CHECK",
+                        help="leave a check out (e.g. scanner while a scan runs); repeatable")
+
+
+def _check_models(config: config_mod.Config) -> Any:
+    """Every model file against its sha256 in the manifest (the OCR refuses it otherwise)."""
+    from appliance.ocr.errors import OcrError
+    from appliance.ocr.manifest import Manifest, default_models_dir
+    from appliance.system.doctor import Check, Verdict
+
+    if not config.ocr.enabled:
+        return Check("models", Verdict.SKIP, "OCR disabled (ocr.enabled = false)")
+    try:
+        manifest = Manifest.load(default_models_dir())
+        for entry in manifest.entries:
+            entry.verified_path(manifest.models_dir)
+    except OcrError as e:
+        return Check("models", Verdict.FAIL, str(e),
+                     "reinstall the models: `.venv/bin/python models/install_models.py` "
+                     "(offline: copy models/ from the installation medium)")
+    return Check("models", Verdict.OK, f"{len(manifest.entries)} model file(s) match "
+                                       "their sha256")
+
+
+def _check_schema(config: config_mod.Config) -> Any:
+    """The database's schema version against this software's migrations (upgrade/rollback)."""
+    import sqlite3
+
+    from appliance.store.migrations import MIGRATIONS
+    from appliance.system.doctor import Check, Verdict
+
+    path = config.paths.database
+    if not path.exists():
+        return Check("schema", Verdict.SKIP, "no database yet")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+    if version > len(MIGRATIONS):
+        return Check("schema", Verdict.FAIL,
+                     f"database schema {version} is newer than this software "
+                     f"({len(MIGRATIONS)}): a rollback is refused",
+                     "reinstall the newer release; the database was not touched")
+    if version < len(MIGRATIONS):
+        return Check("schema", Verdict.WARN, f"schema {version}, this software "
+                                             f"{len(MIGRATIONS)}",
+                     "migrated forward at the next start: `systemctl restart "
+                     "appliance.target`")
+    return Check("schema", Verdict.OK, f"schema {version} (current)")
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """0 when nothing failed (warnings allowed), 1 when a check failed."""
+    from appliance.system import doctor
+
+    checks = doctor.run_checks(args.config, {"models": _check_models, "schema": _check_schema},
+                               skip=args.skip)
+    text = doctor.to_json(checks) if args.json else doctor.render(checks, quiet=args.quiet)
+    if text:
+        print(text)
+    return doctor.exit_code(checks)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -184,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measurements")
     bench.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     _add_commands(bench, "bench", BENCH_COMMANDS)
+    scanner = sub.add_parser("scanner", help="technician checks of the scanner")
+    scanner.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    _add_commands(scanner, "scanner", SCANNER_COMMANDS)
     return parser
 
 

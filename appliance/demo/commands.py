@@ -18,33 +18,33 @@ log = logging.getLogger(__name__)
 
 
 def add_demo_scanner_arguments(parser: argparse.ArgumentParser) -> None:
+    from appliance.demo.escl_emulator import add_emulator_arguments
+
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8090, help="TCP port (0 = any free port)")
-    parser.add_argument("--adf-pages", type=int, default=3,
-                        help="pages the document feeder delivers per batch")
-    parser.add_argument("--jam-after", type=int, default=None,
-                        help="jam the feeder after this many pages of each batch (fault demo)")
-    parser.add_argument("--degrade", action="store_true",
-                        help="add skew, shading and noise to the pages, like a cheap scanner")
+    add_emulator_arguments(parser)
 
 
-def serve(args: argparse.Namespace, stop: threading.Event, notifier: ServiceNotifier) -> None:
-    """Serve the emulator until ``stop`` is set; READY once it listens."""
-    from appliance.demo.escl_emulator import EsclEmulator
+def serve(args: argparse.Namespace, stop: threading.Event, notifier: ServiceNotifier) -> int:
+    """Serve the emulator until ``stop`` is set; READY once it listens. An emulated
+    power loss (``--vanish-after``) ends the process with EXIT_VANISHED, so whoever
+    supervises it (``appliance run``, systemd) starts it again, as a scanner comes back."""
+    from appliance.demo.escl_emulator import EXIT_VANISHED, emulator_from_args
 
-    emulator = EsclEmulator(args.host, args.port, adf_pages=args.adf_pages,
-                            jam_after=getattr(args, "jam_after", None),
-                            degrade=bool(getattr(args, "degrade", False)))
+    emulator = emulator_from_args(args, args.host, args.port)
     try:
         emulator.start()
         # Printed, not only logged: a technician starting it by hand needs the URL.
         print(f"demo scanner ready: {emulator.url}", flush=True)
         notifier.ready(f"serving {emulator.url}")
-        while not stop.wait(1.0):
-            pass
+        while not stop.wait(0.2):
+            if emulator.gone.is_set():
+                log.warning("the emulated scanner vanished mid-batch")
+                return EXIT_VANISHED
         log.info("stopping the demo scanner")
         notifier.stopping()
+        return 0
     finally:
         emulator.stop()
 
@@ -52,7 +52,9 @@ def serve(args: argparse.Namespace, stop: threading.Event, notifier: ServiceNoti
 def cmd_demo_scanner(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT, then stop cleanly (systemd's normal stop)."""
 
-    def body(_config: Config, stop: threading.Event, notifier: ServiceNotifier) -> None:
-        serve(args, stop, notifier)
+    outcome = {"code": 0}
 
-    return run_service("demo-scanner", getattr(args, "config", None), body)
+    def body(_config: Config, stop: threading.Event, notifier: ServiceNotifier) -> None:
+        outcome["code"] = serve(args, stop, notifier)
+
+    return run_service("demo-scanner", getattr(args, "config", None), body) or outcome["code"]

@@ -114,3 +114,30 @@ def active_for_dossier(conn: sqlite3.Connection, dossier_id: int) -> Job | None:
         (dossier_id, JobState.QUEUED, JobState.RUNNING),
     ).fetchone()
     return Job.from_row(row) if row else None
+
+
+def request_cancel(conn: sqlite3.Connection, job_id: int, key: str) -> bool:
+    """Ask a scan to stop: a queued job fails at once with `key` (it never reaches the
+    scanner); a running one is flagged, and the worker stops at the next page boundary,
+    keeping the pages so far. False when the job had already ended."""
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE jobs SET state=?, finished_at=?, error_key=?, "
+            "error_detail='cancelled before it started' WHERE id=? AND state=?",
+            (JobState.FAILED, now(), key, job_id, JobState.QUEUED),
+        )
+        if cur.rowcount:
+            return True
+        cur = conn.execute(
+            "UPDATE jobs SET params_json=json_set(params_json, '$.cancel', json('true')) "
+            "WHERE id=? AND state=?", (job_id, JobState.RUNNING),
+        )
+        return bool(cur.rowcount)
+
+
+def cancel_requested(conn: sqlite3.Connection, job_id: int) -> bool:
+    """Whether someone asked the running job to stop (read at each page boundary)."""
+    row = conn.execute("SELECT json_extract(params_json, '$.cancel') FROM jobs WHERE id=?",
+                       (job_id,)).fetchone()
+    return bool(row and row[0])
+

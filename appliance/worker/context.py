@@ -39,6 +39,7 @@ class ScanRequest:
     source: str
     title: str
     paper_id: int | None  # "scan on": append to this paper instead of starting one
+    preset: str | None = None  # a one-tap preset (appliance.scanner.settings.PRESETS)
 
     @classmethod
     def from_job(cls, job: jobs.Job) -> ScanRequest:
@@ -47,9 +48,11 @@ class ScanRequest:
         if job.dossier_id is None:
             raise JobFailed(FailureKey.GENERIC, f"scan job {job.id} names no dossier")
         paper_id = job.params.get("paper_id")
+        preset = job.params.get("preset")
         return cls(job.id, job.dossier_id, str(job.params.get("source", "flatbed")),
                    str(job.params.get("title", "")),
-                   paper_id if isinstance(paper_id, int) else None)
+                   paper_id if isinstance(paper_id, int) else None,
+                   preset if isinstance(preset, str) and preset else None)
 
 
 @dataclass(frozen=True)

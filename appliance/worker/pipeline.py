@@ -12,7 +12,8 @@ right in its `finally`, whatever ended the batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from PIL import Image
 
@@ -30,27 +31,61 @@ from appliance.worker.errors import FailureKey, JobFailed
 
 log = logging.getLogger(__name__)
 
+READING_REPORT_S = 1.0  # how often a page being read reports its progress
+
 
 # -- step 1: scan ---------------------------------------------------------------------
-def scan(tools: Tools, request: ScanRequest) -> Iterator[Image.Image]:
-    """Pages as they leave the scanner; a fault is raised after the pages already given."""
-    from appliance.scanner.device import open_scanner  # SANE loads only in the worker
+class _CancelFlag:
+    """The job's "stop" request as the scanner's cancel token: read at page boundaries."""
+
+    def __init__(self, tools: Tools, job_id: int) -> None:
+        self._tools = tools
+        self._job_id = job_id
+
+    def is_set(self) -> bool:
+        return jobs.cancel_requested(self._tools.conn, self._job_id)
+
+
+def scan(tools: Tools, request: ScanRequest, progress: Progress,
+         paper_id: Callable[[], int | None]) -> Iterator[Image.Image]:
+    """Pages as they leave the scanner; a fault is raised after the pages already given.
+    While a page is read, each progress report keeps the job, heartbeat and watchdog
+    alive, so a slow page never looks like a stalled worker."""
+    from appliance.scanner.device import PageProgress, open_scanner  # SANE: worker only
+    from appliance.scanner.settings import preset
 
     sc = tools.config.scanner
+    try:
+        what = preset(request.preset).settings if request.preset else request.source
+    except ValueError as e:
+        raise JobFailed(FailureKey.GENERIC, str(e)) from e
+
+    last = [0.0]
+
+    def reading(page: PageProgress) -> None:
+        # A committed row is an fsync on the SD card: once a second is plenty.
+        if time.monotonic() - last[0] >= READING_REPORT_S:
+            last[0] = time.monotonic()
+            fraction = page.fraction
+            progress(JobStep.SCANNING, paper_id(), page=page.page,
+                     **({} if fraction is None else {"percent": round(100 * fraction)}))
+
     with open_scanner(sc.device, sc.resolution, sc.mode) as scanner:
-        yield from scanner.scan(request.source)
+        yield from scanner.scan(what, cancel=_CancelFlag(tools, request.job_id),
+                                progress=reading)
 
 
 def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> ScannedPaper:
     """Steps 1 and 2: each page from `scan` goes straight to `store_page`."""
-    from appliance.scanner.errors import ScannerError
+    from appliance.scanner.errors import ScannerCancelled, ScannerError
 
     paper_id = request.paper_id
     count = 0
     fault: ScannerError | None = None
     state.set_scanner(tools.conn, ScannerState.BUSY)
     try:
-        for image in scan(tools, request):
+        # late binding intended: progress names the paper the next page joins
+        for image in scan(tools, request, progress, lambda: paper_id):  # noqa: B023
             paper_id = store_page(tools, request, paper_id, image)
             count += 1
             progress(JobStep.SCANNING, paper_id, pages=count)
@@ -58,9 +93,9 @@ def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> S
         fault = e  # logged once, by run_job, when the fault fails the job
     finally:
         # Whatever ended the batch (the last page, a fault, a full disk, a storage
-        # error), the scanner is no longer busy: free during OCR, and shown so before
-        # the job is marked done or failed. A fault stays shown until the next scan.
-        if fault is None:
+        # error, a cancel), the scanner is no longer busy: free during OCR, and shown so
+        # before the job is marked done or failed. A fault stays shown until the next scan.
+        if fault is None or isinstance(fault, ScannerCancelled):
             state.set_scanner(tools.conn, ScannerState.READY)
         else:
             state.set_scanner(tools.conn, ScannerState.ERROR, fault.key)
