@@ -229,15 +229,20 @@ def attach_key(conn: sqlite3.Connection, key_path: Path, *, may_create: bool, wh
         conn.execute(KEY_CHECK_TABLE)
     stored = _stored_check(conn)
     try:
-        sealer = load_sealer(key_path)
+        try:
+            sealer = load_sealer(key_path)
+        except KeyProblem:
+            if stored is not None or not may_create:
+                raise
+            # Services start together on a fresh database: whoever links the key
+            # file first wins (create_key never overwrites) and all load that one.
+            create_key(key_path)
+            sealer = load_sealer(key_path)
     except KeyProblem as e:
-        if stored is not None or not may_create or resolve_key_path(key_path).exists():
-            hint = (f"; {where} holds data sealed with a key (check value {stored[:12]}): "
-                    "restore that key file" if stored is not None
-                    else "; create it with `appliance keys init`")
-            raise KeyProblem(f"{e}{hint}. Nothing was changed.") from e
-        create_key(key_path)
-        sealer = load_sealer(key_path)
+        hint = (f"; {where} holds data sealed with a key (check value {stored[:12]}): "
+                "restore that key file" if stored is not None
+                else "; create it with `appliance keys init`")
+        raise KeyProblem(f"{e}{hint}. Nothing was changed.") from e
     if stored is None:
         try:
             conn.execute("INSERT OR IGNORE INTO key_check(id, check_value, created_at) "

@@ -209,3 +209,14 @@ def test_an_upgraded_device_has_its_clear_values_and_files_sealed(tmp_path):
     assert b"NGUYEN" not in files.path(sha, ".pdf").read_bytes()
     assert files.read(sha, ".pdf") == plain
     conn.close()
+
+
+def test_services_starting_together_on_a_fresh_database_share_one_key(tmp_path):
+    code = ("import sys; from appliance.store.db import connect; "
+            "c = connect(sys.argv[1]); print(c.sealer.check_value); c.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "db.sqlite3")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert len({out.strip() for out, _ in outs}) == 1
