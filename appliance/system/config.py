@@ -8,6 +8,7 @@ A bad file is refused at start with an error that names the key, never half-appl
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -29,17 +30,27 @@ DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 class DeviceConfig:
     """Who this appliance is: the office it serves and its share of the code space."""
 
+    # This device's name in records, MQTT topics and the central office's lists:
+    # lower-case letters, digits and '-', 2-63 characters, unique in the fleet.
     id: str = "kiosk-01"
+    # QCVN 102:2016 code of the office (NNN.NN.NN.XNN, upper case), the first part of
+    # every dossier code.
     agency_code: str = "000.00.12.H42"
+    # The office's name as printed on receipts and shown on the screens.
     agency_name: str = "Bảo hiểm xã hội quận Ba Đình"
     # Several kiosks of one office share an agency code and day; each gets its own
     # slice of the 4-digit sequence so codes never collide without talking to each other.
     sequence_first: int = 1
+    # Last number of this kiosk's slice; 1 <= sequence_first <= sequence_last <= 9999.
     sequence_last: int = 9999
 
 
 @dataclass(frozen=True)
 class PathsConfig:
+    """Where the appliance keeps its state."""
+
+    # The database (appliance.sqlite3) and the sealed file store (files/) live here;
+    # the systemd units allow writes to /var/lib/appliance only.
     data_dir: str = "/var/lib/appliance"
     # The AES-GCM key that seals pages, PDFs and personal fields at rest (root-only file,
     # made at provisioning). Empty: appliance.key in data_dir, made on the first start
@@ -61,9 +72,16 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
+    """The screens (kiosk, officer, technician) served by gunicorn."""
+
+    # host:port gunicorn listens on; the kiosk browser and its policy expect
+    # 127.0.0.1:8000. Opening it to the LAN also needs the web unit's IPAddressAllow=.
     bind: str = "127.0.0.1:8000"
+    # Request threads of the one gunicorn worker process.
     threads: int = 4
+    # Seconds without a touch after which the kiosk wipes the citizen's session.
     idle_reset_seconds: int = 120
+    # Language of a fresh kiosk session: "vi" or "en".
     default_language: str = "vi"
     # Empty: officer screens open without a PIN (demo); set one on every real device.
     officer_pin: str = ""
@@ -72,31 +90,51 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class ScannerConfig:
+    """The document scanner, opened by the worker only."""
+
     # SANE device name; empty means "the first device SANE lists".
     device: str = ""
+    # SANE_CONFIG_DIR for the worker (e.g. /etc/appliance/sane); empty: SANE's own.
     sane_config_dir: str = ""
+    # Scan resolution in dpi; Decree 30/2020 requires at least 200.
     resolution: int = 200
+    # SANE scan mode, as the backend names it ("Color", "Gray", "Lineart").
     mode: str = "Color"
 
 
 @dataclass(frozen=True)
 class OcrConfig:
+    """Text recognition of scanned pages (onnxruntime)."""
+
+    # false: pages are stored and sent without OCR; officers type the fields.
     enabled: bool = True
+    # onnxruntime intra-op threads; the number of CPU cores the worker may use.
     threads: int = 2
+    # Recognizer model variant: "int8" (smaller, faster) or "fp32".
     recognizer: str = "int8"
 
 
 @dataclass(frozen=True)
 class MqttConfig:
+    """The link to the central office: an MQTT broker."""
+
     # Empty host: no broker configured; records wait in SQLite until one is.
     host: str = ""
+    # Broker port, 1-65535 (1883 plain, 8883 for TLS by convention).
     port: int = 1883
+    # true: TLS to the broker (ca_file names the CA that signed the broker).
     tls: bool = False
+    # PEM CA certificate(s) trusted for the broker; empty: the system's CAs.
     ca_file: str = ""
+    # PEM client certificate of this device, for mutual TLS; empty: none.
     cert_file: str = ""
+    # PEM private key of cert_file (made on the device, never leaves it).
     key_file: str = ""
+    # First level of every topic the device publishes and subscribes to.
     topic_prefix: str = "bhxh"
+    # MQTT keepalive in seconds: how soon a dead link is noticed.
     keepalive: int = 30
+    # Seconds to wait for the receiver's acknowledgement before a record is retried.
     ack_timeout_seconds: float = 10.0
     # 64 KiB: a chunk message plus topic and MQTT header stays well inside a broker
     # that caps messages at 128 KB (AWS IoT Core).
@@ -113,7 +151,9 @@ class CodesConfig:
     code's structure was not found in any published text, so its template is a guess
     an operator can override."""
 
+    # Dossier code template; fields {agency}, {yymmdd}, {seq}.
     dossier: str = "{agency}-{yymmdd}-{seq:04d}"
+    # Result code template, one per paper; fields {dossier_code}, {ordinal}.
     result: str = "{dossier_code}.{ordinal:02d}"
 
 
@@ -121,6 +161,7 @@ class CodesConfig:
 class CentralConfig:
     """The reference receiver that stands in for BHXH's central software."""
 
+    # The receiver's SQLite database (its unit may write /var/lib/appliance-central).
     database: str = "/var/lib/appliance-central/central.sqlite3"
     # PEM Ed25519 key that signs acks; empty: <database>.ack-key, made on first start
     # with its public half beside it (<database>.ack-key.pub) for the devices.
@@ -129,6 +170,7 @@ class CentralConfig:
     chunk_expiry_seconds: float = 86400.0
     # Files being assembled at once per device, and chunk bytes held in all.
     max_transfers_per_device: int = 64
+    # Chunk bytes held for all devices together before new transfers are refused.
     max_chunk_store_bytes: int = 2 * 1024 * 1024 * 1024
     # AES-GCM key sealing what the receiver stores (record bodies, files, chunks).
     # Empty: <database>.key, made on the first start when the database holds no data.
@@ -148,7 +190,27 @@ class RetentionConfig:
     by any text found (regulations.md: unconfirmed), hence configuration.
     """
 
+    # Days after the central office's acknowledgement before the local copies of a
+    # dossier are purged (`appliance purge`, daily timer); 0 or more.
     delivered_days: int = 30
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """Thresholds of `appliance doctor` (run by a technician and by an hourly timer)."""
+
+    # Free space on the data disk below which the doctor warns: scans keep arriving
+    # while the link is down, and the outbox must never meet a full disk.
+    disk_warn_mb: int = 2048
+    # Free space below which the doctor fails (and the technician must act at once).
+    disk_fail_mb: int = 512
+    # Seconds the doctor waits for SANE to list scanners before calling it unreachable.
+    scanner_timeout_seconds: float = 20.0
+    # Seconds the doctor waits for the broker's TCP (and TLS) handshake.
+    broker_timeout_seconds: float = 5.0
+    # Days before the device certificate (mqtt.cert_file) expires when the doctor
+    # starts warning; renewal takes a visit or a CSR round trip.
+    cert_warn_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -162,6 +224,12 @@ class Config:
     codes: CodesConfig = field(default_factory=CodesConfig)
     central: CentralConfig = field(default_factory=CentralConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+
+
+# How a value's type is named in errors and in the generated reference.
+TYPE_WORDS: dict[type, str] = {str: "a string", int: "an integer", float: "a number",
+                               bool: "true or false"}
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -172,7 +240,12 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - known)
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"{key}: unknown key")
+        # Name what is allowed there, and the likely intended key: a technician on the
+        # phone with a typo should not need the reference to fix it.
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{key}: unknown key{hint} "
+                          f"(expected one of: {', '.join(f.name for f in fields(cls))})")
     values: dict[str, Any] = {}
     for name, raw in data.items():
         key = f"{where}.{name}" if where else name
@@ -187,7 +260,8 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         if want is int and (isinstance(raw, bool) or not isinstance(raw, int)):
             raise ConfigError(f"{key}: expected an integer, got {raw!r}")
         if not isinstance(raw, want):
-            raise ConfigError(f"{key}: expected {want.__name__}, got {raw!r}")
+            raise ConfigError(f"{key}: expected {TYPE_WORDS.get(want, want.__name__)}, "
+                              f"got {raw!r}")
         values[name] = raw
     return cls(**values)
 
@@ -212,6 +286,12 @@ def validate(config: Config) -> Config:
         raise ConfigError("mqtt.port: must be 1-65535")
     if config.mqtt.chunk_bytes < 1024:
         raise ConfigError("mqtt.chunk_bytes: must be at least 1024")
+    h = config.health
+    if not 0 <= h.disk_fail_mb <= h.disk_warn_mb:
+        raise ConfigError("health.disk_fail_mb/disk_warn_mb: need 0 <= fail <= warn")
+    if h.scanner_timeout_seconds <= 0 or h.broker_timeout_seconds <= 0:
+        raise ConfigError("health.scanner_timeout_seconds/broker_timeout_seconds: "
+                          "must be more than 0")
     if config.retention.delivered_days < 0:
         raise ConfigError("retention.delivered_days: must be 0 or more")
     templates = (("codes.dossier", config.codes.dossier), ("codes.result", config.codes.result))

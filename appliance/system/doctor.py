@@ -1,0 +1,397 @@
+"""`appliance doctor`: one line per fact a field technician needs, with the next step.
+
+Why this exists: appliances run for years in offices with poor connectivity, and the
+person in front of a broken one is a technician with a phone, not the developer. Each
+check says ok, warn or fail in plain words and, when not ok, what to do next; the
+exit status is 1 when anything failed so the hourly timer (appliance-doctor.timer)
+leaves a failed unit that `systemctl --failed` and the central office's monitoring see.
+
+The checks here use only the standard library and the system layer (SQLite read-only,
+a socket to the broker, `scanimage -L` in a child process with a timeout, `systemctl`),
+so a doctor run never holds the scanner, never writes the database and cannot hang on
+a wedged backend. Checks that need upper layers (model checksums from the OCR manifest,
+the schema version from the store's migrations) are passed in by the CLI as extra
+``CheckFn``s, which keeps the import layers intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from appliance.system import config as config_mod
+from appliance.system import crypto
+from appliance.system.config import Config
+from appliance.system.errors import ConfigError
+
+# Units of a kiosk appliance, in the order a technician would look at them.
+DEVICE_UNITS = (
+    "appliance-web.service",
+    "appliance-worker.service",
+    "appliance-sync.service",
+    "appliance-kiosk.service",
+)
+MB = 1024 * 1024
+# A board without a real-time clock boots in 1970 until NTP answers; records signed
+# then would carry absurd dates. Anything before this software was written is wrong.
+EARLIEST_PLAUSIBLE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+QUEUE_WARN_SECONDS = 24 * 3600
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's outcome: what was looked at, what was found, what to do next."""
+
+    name: str
+    verdict: Verdict
+    summary: str
+    next_step: str = ""
+
+
+CheckFn = Callable[[Config], Check | Iterable[Check]]
+
+
+# --- the checks ----------------------------------------------------------------------
+
+
+def check_disk(config: Config) -> Check:
+    data_dir = Path(config.paths.data_dir)
+    probe = data_dir if data_dir.exists() else data_dir.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError as e:
+        return Check("disk", Verdict.FAIL, f"cannot read free space of {probe}: {e}",
+                     "check that the data disk is mounted")
+    figure = f"{free // MB} MB free on {probe}"
+    if free < config.health.disk_fail_mb * MB:
+        return Check("disk", Verdict.FAIL, f"{figure} (below {config.health.disk_fail_mb} MB)",
+                     "free space now: check the broker link so delivered dossiers can be "
+                     "purged (`appliance purge`), remove old journals (`journalctl "
+                     "--vacuum-size=100M`)")
+    if free < config.health.disk_warn_mb * MB:
+        return Check("disk", Verdict.WARN, f"{figure} (below {config.health.disk_warn_mb} MB)",
+                     "check that records are being delivered; plan a larger card or disk")
+    return Check("disk", Verdict.OK, figure)
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    # mode=ro: a doctor never creates or migrates a database; it may run while the
+    # services write (WAL readers do not block writers).
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+
+
+def check_database(config: Config) -> Check:
+    path = config.paths.database
+    if not path.exists():
+        return Check("database", Verdict.WARN, f"{path} does not exist yet",
+                     "start the appliance (`systemctl start appliance.target`); the first "
+                     "service to start creates it")
+    try:
+        conn = _open_read_only(path)
+        try:
+            result = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        return Check("database", Verdict.FAIL, f"{path} cannot be read: {e}",
+                     "check permissions and the disk (`dmesg`); restore from a backup if "
+                     "the file is damaged")
+    if result != ["ok"]:
+        return Check("database", Verdict.FAIL, f"{path} quick_check: {'; '.join(result[:3])}",
+                     "stop the appliance, copy the database aside and call support: "
+                     "undelivered records may need to be recovered from it")
+    return Check("database", Verdict.OK, f"{path} quick_check ok "
+                                         f"({path.stat().st_size // MB} MB)")
+
+
+def _stored_key_check(database: Path) -> str | None:
+    if not database.exists():
+        return None
+    try:
+        conn = _open_read_only(database)
+        try:
+            row = conn.execute("SELECT check_value FROM key_check WHERE id=1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None  # no key_check table yet: nothing sealed
+    return str(row[0]) if row else None
+
+
+def check_key(config: Config) -> Check:
+    path = config.paths.key_path
+    stored = _stored_key_check(config.paths.database)
+    try:
+        sealer = crypto.load_sealer(path)
+    except crypto.KeyProblem as e:
+        if stored is None and not config.paths.key_file:
+            return Check("key", Verdict.WARN, f"{e}; nothing is sealed yet",
+                         "it is made at the first start; on a real device run "
+                         "`appliance keys init` at provisioning")
+        return Check("key", Verdict.FAIL, str(e),
+                     "restore the key file from the provisioning backup; without it the "
+                     "stored pages cannot be read" if stored is not None
+                     else "create it: `appliance keys init`")
+    if stored is not None and stored != sealer.check_value:
+        return Check("key", Verdict.FAIL, f"{path} is not the key the database was sealed "
+                                          "with (check value differs)",
+                     "put back the original key file; do not start the services until then")
+    what = "matches the database" if stored is not None else "present; nothing sealed yet"
+    return Check("key", Verdict.OK, f"{path} {what}")
+
+
+def check_queue(config: Config) -> Check:
+    path = config.paths.database
+    if not path.exists():
+        return Check("queue", Verdict.SKIP, "no database yet")
+    try:
+        conn = _open_read_only(path)
+        try:
+            count, oldest = conn.execute(
+                "SELECT count(*), min(created_at) FROM outbox WHERE state != 'delivered'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        return Check("queue", Verdict.WARN, f"cannot read the outbox: {e}",
+                     "see the database check")
+    if not count:
+        return Check("queue", Verdict.OK, "every signed record delivered")
+    age = max(0.0, time.time() - float(oldest))
+    summary = f"{count} record(s) waiting, oldest {age / 3600:.1f} h"
+    if age > QUEUE_WARN_SECONDS:
+        return Check("queue", Verdict.WARN, summary,
+                     "check the broker check below and the office's Internet link; records "
+                     "stay safe on the device until delivered")
+    return Check("queue", Verdict.OK, summary)
+
+
+def check_clock(config: Config) -> Check:
+    del config
+    now = time.time()
+    if now < EARLIEST_PLAUSIBLE:
+        return Check("clock", Verdict.FAIL,
+                     f"system time {dt.datetime.fromtimestamp(now, dt.UTC):%Y-%m-%d} is "
+                     "before 2026", "connect the network for NTP or set the time: "
+                                    "`timedatectl set-time 'YYYY-MM-DD HH:MM'`")
+    synced = _systemctl_like(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
+    stamp = f"{dt.datetime.fromtimestamp(now, dt.UTC):%Y-%m-%d %H:%M} UTC"
+    if synced == "no":
+        return Check("clock", Verdict.WARN, f"{stamp}, not synchronised with NTP",
+                     "allow NTP (UDP 123) out of the office network, or check "
+                     "`timedatectl timesync-status`")
+    return Check("clock", Verdict.OK, stamp + (", NTP synchronised" if synced == "yes" else ""))
+
+
+def _certificate_days_left(cert_file: str) -> float:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    return (cert.not_valid_after_utc.timestamp() - time.time()) / 86400
+
+
+def check_certificate(config: Config) -> Check:
+    cert_file = config.mqtt.cert_file
+    if not cert_file:
+        return Check("certificate", Verdict.SKIP, "no device certificate configured "
+                                                  "(mqtt.cert_file)")
+    try:
+        days = _certificate_days_left(cert_file)
+    except (OSError, ValueError) as e:
+        return Check("certificate", Verdict.FAIL, f"{cert_file}: {e}",
+                     "install the signed certificate again (provisioning)")
+    if days < 0:
+        return Check("certificate", Verdict.FAIL, f"{cert_file} expired {-days:.0f} day(s) ago",
+                     "renew: make a CSR on the device and install the signed certificate")
+    if days < config.health.cert_warn_days:
+        return Check("certificate", Verdict.WARN, f"{cert_file} expires in {days:.0f} day(s)",
+                     "renew now: make a CSR on the device and install the signed certificate")
+    return Check("certificate", Verdict.OK, f"{cert_file} valid for {days:.0f} more day(s)")
+
+
+def check_broker(config: Config) -> Check:
+    m = config.mqtt
+    if not m.host:
+        return Check("broker", Verdict.WARN, "no broker configured (mqtt.host): records wait "
+                                             "on the device",
+                     "set [mqtt] host (and TLS files) in /etc/appliance/appliance.toml")
+    timeout = config.health.broker_timeout_seconds
+    where = f"{m.host}:{m.port}"
+    try:
+        with socket.create_connection((m.host, m.port), timeout=timeout) as sock:
+            if m.tls:
+                context = ssl.create_default_context(cafile=m.ca_file or None)
+                if m.cert_file:
+                    context.load_cert_chain(m.cert_file, m.key_file or None)
+                with context.wrap_socket(sock, server_hostname=m.host):
+                    pass
+    except ssl.SSLError as e:
+        return Check("broker", Verdict.FAIL, f"{where}: TLS refused: {e.reason or e}",
+                     "check mqtt.ca_file, the device certificate and the clock")
+    except OSError as e:
+        return Check("broker", Verdict.WARN, f"{where} unreachable: {e}",
+                     "check the office's Internet link and firewall; records wait safely")
+    return Check("broker", Verdict.OK, f"{where} reachable" + (" (TLS)" if m.tls else ""))
+
+
+def check_scanner(config: Config) -> Check:
+    scanimage = shutil.which("scanimage")
+    if scanimage is None:
+        return Check("scanner", Verdict.FAIL, "scanimage missing (package sane-utils)",
+                     "reinstall: bash provisioning/install.sh install")
+    env = dict(os.environ)
+    if config.scanner.sane_config_dir:
+        env["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
+    timeout = config.health.scanner_timeout_seconds
+    try:
+        done = subprocess.run([scanimage, "--formatted-device-list=%d%n"],
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return Check("scanner", Verdict.FAIL, f"SANE did not list scanners in {timeout:g} s",
+                     "unplug and replug the scanner, power-cycle it, then run the doctor again")
+    # With none found, scanimage prints a paragraph of advice instead; a SANE device
+    # name always has a backend prefix ("airscan:e0:Office", "fujitsu:libusb:001:004").
+    devices = [d.strip() for d in done.stdout.splitlines()
+               if ":" in d and " " not in d.split(":", 1)[0]]
+    if config.scanner.device:
+        if config.scanner.device in devices:
+            return Check("scanner", Verdict.OK, f"{config.scanner.device} found")
+        return Check("scanner", Verdict.FAIL, f"{config.scanner.device} not found "
+                                              f"({len(devices)} other device(s))",
+                     "check the cable and power; for a network scanner its address in "
+                     "airscan.conf; `appliance scanner list` shows what SANE sees")
+    if not devices:
+        return Check("scanner", Verdict.WARN, "no scanner found",
+                     "connect and switch on the scanner; `appliance scanner list`")
+    return Check("scanner", Verdict.OK, f"{len(devices)} scanner(s): {', '.join(devices[:3])}")
+
+
+def under_systemd() -> bool:
+    """True when this machine's PID 1 is systemd (sd_booted's test)."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def _systemctl_like(argv: list[str]) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def check_units(config: Config, units: Sequence[str] = DEVICE_UNITS) -> list[Check]:
+    del config
+    if not under_systemd():
+        return [Check("units", Verdict.SKIP, "not running under systemd")]
+    out = []
+    for unit in units:
+        shown = _systemctl_like(["systemctl", "show", unit, "--property",
+                                 "LoadState,ActiveState,SubState,NRestarts"])
+        props = dict(line.split("=", 1) for line in (shown or "").splitlines() if "=" in line)
+        name = f"unit {unit.removesuffix('.service')}"
+        state = f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"
+        restarts = int(props.get("NRestarts", "0") or 0)
+        if props.get("LoadState") == "not-found":
+            out.append(Check(name, Verdict.SKIP, "not installed"))
+        elif props.get("ActiveState") == "failed":
+            out.append(Check(name, Verdict.FAIL, state,
+                             f"`journalctl -u {unit} -n 50` for the cause, then "
+                             f"`systemctl restart {unit}`"))
+        elif props.get("ActiveState") != "active":
+            out.append(Check(name, Verdict.WARN, state, f"`systemctl start {unit}`"))
+        elif restarts:
+            out.append(Check(name, Verdict.WARN, f"{state}, restarted {restarts} time(s)",
+                             f"`journalctl -u {unit}` for why it keeps restarting"))
+        else:
+            out.append(Check(name, Verdict.OK, state))
+    return out
+
+
+SYSTEM_CHECKS: dict[str, CheckFn] = {
+    "disk": check_disk,
+    "database": check_database,
+    "key": check_key,
+    "queue": check_queue,
+    "clock": check_clock,
+    "certificate": check_certificate,
+    "broker": check_broker,
+    "scanner": check_scanner,
+    "units": check_units,
+}
+
+
+# --- running and printing ------------------------------------------------------------
+
+
+def run_checks(config_path: str | os.PathLike[str] | None,
+               extra: dict[str, CheckFn] | None = None,
+               skip: Iterable[str] = ()) -> list[Check]:
+    """Load the configuration, then every check not skipped, in a fixed order.
+
+    A check that raises is reported as its own failure: the doctor must finish its round
+    even when one part of the device is broken in a way nobody foresaw.
+    """
+    skipped = set(skip)
+    try:
+        config = config_mod.load(config_path)
+    except ConfigError as e:
+        return [Check("config", Verdict.FAIL, str(e),
+                      "fix that key (`appliance config reference`), then "
+                      "`appliance config check`")]
+    checks = [Check("config", Verdict.OK, "valid")]
+    for name, fn in {**SYSTEM_CHECKS, **(extra or {})}.items():
+        if name in skipped:
+            continue
+        try:
+            found = fn(config)
+        except Exception as e:  # noqa: BLE001 - reported, never fatal (see docstring)
+            found = Check(name, Verdict.FAIL, f"the check itself failed: {e!r}",
+                          "report this to support with the output of `appliance doctor`")
+        checks.extend([found] if isinstance(found, Check) else found)
+    return checks
+
+
+def exit_code(checks: Sequence[Check]) -> int:
+    return 1 if any(c.verdict is Verdict.FAIL for c in checks) else 0
+
+
+def render(checks: Sequence[Check], *, quiet: bool = False) -> str:
+    """One aligned line per check, the next step indented under it; quiet: problems only."""
+    shown = [c for c in checks if not quiet or c.verdict in (Verdict.WARN, Verdict.FAIL)]
+    width = max((len(c.name) for c in shown), default=0)
+    lines = []
+    for c in shown:
+        lines.append(f"{c.verdict.value:<4}  {c.name:<{width}}  {c.summary}")
+        if c.next_step and c.verdict is not Verdict.OK:
+            lines.append(f"{'':<4}  {'':<{width}}  -> {c.next_step}")
+    if not quiet:
+        worst = ("FAIL" if exit_code(checks) else
+                 "WARN" if any(c.verdict is Verdict.WARN for c in checks) else "OK")
+        lines.append(f"verdict: {worst}")
+    return "\n".join(lines)
+
+
+def to_json(checks: Sequence[Check]) -> str:
+    return json.dumps({"ok": exit_code(checks) == 0,
+                       "checks": [asdict(c) for c in checks]}, ensure_ascii=False, indent=2)
