@@ -77,6 +77,9 @@ class PdfPage:
     image: Image.Image
     dpi: int
     lines: Sequence[TextLine] = ()
+    # OCR read the page turned this many degrees counter-clockwise (0, 90, 180, 270);
+    # the line boxes are in that turned image and are turned back here.
+    text_rotation: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class MarkBand:
 
     lines: Sequence[str]
     qr_payload: str
+    # Who signs and when, printed inside the signature box (the signature widget's
+    # own appearance is only its frame, so no second font is embedded for it).
+    signature_lines: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -307,6 +313,37 @@ def _text_ops(font: _Font, text: str, x: float, y: float, size: float, *,
             % (mode, _num(size), scale, _num(x), _num(y), hexed))
 
 
+# For text read on a page turned by 90/180/270 degrees: the text matrix's x and up
+# directions on the stored page, and how a point of the turned image maps back to it.
+_TURNS = {
+    0: ((1, 0, 0, 1), lambda x, y, w, h: (x, y)),
+    90: ((0, -1, 1, 0), lambda x, y, w, h: (w - y, x)),
+    180: ((-1, 0, 0, -1), lambda x, y, w, h: (w - x, h - y)),
+    270: ((0, 1, -1, 0), lambda x, y, w, h: (y, h - x)),
+}
+
+
+def _ocr_line_ops(font: _Font, line: TextLine, rotation: int, size_px: tuple[int, int],
+                  scale: float) -> bytes:
+    """An OCR line as invisible text over its box: its height sets the font size and
+    its width the horizontal stretch, so a search highlights the word on the paper."""
+    text = unicodedata.normalize("NFC", line.text).strip()
+    x0, y0, x1, y1 = line.box
+    turn = _TURNS.get(rotation % 360)
+    hexed, em_width = font.encode(text)
+    if not hexed or em_width <= 0 or x1 <= x0 or y1 <= y0 or turn is None:
+        return b""
+    (a, b, c, d), back = turn
+    height_px = y1 - y0
+    size = height_px * scale / ((font.ascent - font.descent) / 1000)
+    # Baseline start in the turned image's pixels, then on the stored page in points.
+    px, py = back(x0, y1 + font.descent / 1000 * size / scale, *size_px)
+    x, y = px * scale, size_px[1] * scale - py * scale
+    stretch = max(1.0, min(1000.0, 100 * (x1 - x0) * scale / (em_width * size / 1000)))
+    return (b"BT 3 Tr /F1 %s Tf %s Tz %d %d %d %d %s %s Tm <%s> Tj ET\n"
+            % (_num(size), _num(stretch), a, b, c, d, _num(x), _num(y), hexed))
+
+
 def _fit_size(font: _Font, text: str, size: float, width: float) -> float:
     """The largest size up to `size` at which the text fits in `width` points."""
     _, em = font.encode(text)
@@ -344,6 +381,11 @@ def _band_ops(font: _Font, band: MarkBand, width: float, base: float,
     text_w = width - text_x - qr_size - 2 * BAND_PAD
     out = [b"q 0.55 0.55 0.55 RG 0.5 w %s %s m %s %s l S Q\n"
            % (_num(0), _num(base), _num(width), _num(base))]  # where the paper begins
+    sig_w = sig[2] - sig[0] - 2 * BAND_PAD
+    for i, line in enumerate(band.signature_lines):
+        size = _fit_size(font, line, 7.0, sig_w)
+        y = sig[3] - BAND_PAD - (i + 1) * 10.0
+        out.append(_text_ops(font, line, sig[0] + BAND_PAD, y, size, invisible=False))
     line_h = (BAND_HEIGHT - 2 * BAND_PAD) / max(5, len(band.lines))
     for i, line in enumerate(band.lines):
         size = _fit_size(font, line, min(7.5, line_h * 0.85), text_w)
@@ -371,7 +413,7 @@ def assemble_pdfa(pages: Sequence[PdfPage], info: DocInfo, *, band: MarkBand | N
     when = (info.created or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     chars = "".join(unicodedata.normalize("NFC", ln.text) for p in pages for ln in p.lines)
     if band is not None:
-        chars += "".join(band.lines)
+        chars += "".join(band.lines) + "".join(band.signature_lines)
     font = _subset_font(chars)
 
     w = _Writer()
@@ -397,7 +439,6 @@ def assemble_pdfa(pages: Sequence[PdfPage], info: DocInfo, *, band: MarkBand | N
     kids: list[int] = []
     sizes: list[tuple[float, float]] = []
     sig_box: tuple[float, float, float, float] | None = None
-    em_height = (font.ascent - font.descent) / 1000
     for n, page in enumerate(pages):
         image = _rgb(page.image)
         buf = io.BytesIO()
@@ -412,14 +453,7 @@ def assemble_pdfa(pages: Sequence[PdfPage], info: DocInfo, *, band: MarkBand | N
         page_w, page_h = img_w, img_h
         ops = [b"q %s 0 0 %s 0 0 cm /Im0 Do Q\n" % (_num(img_w), _num(img_h))]
         for line in page.lines:
-            text = unicodedata.normalize("NFC", line.text).strip()
-            x0, y0, x1, y1 = line.box
-            if not text or x1 <= x0 or y1 <= y0:
-                continue
-            size = (y1 - y0) * scale / em_height
-            baseline = img_h - y1 * scale - font.descent / 1000 * size
-            ops.append(_text_ops(font, text, x0 * scale, baseline, size, invisible=True,
-                                 width=(x1 - x0) * scale))
+            ops.append(_ocr_line_ops(font, line, page.text_rotation, image.size, scale))
         if n == 0 and band is not None:
             page_w = max(img_w, MIN_BAND_WIDTH)
             page_h = img_h + BAND_HEIGHT
@@ -443,8 +477,11 @@ def assemble_pdfa(pages: Sequence[PdfPage], info: DocInfo, *, band: MarkBand | N
     metadata = w.stream(_xmp(info, when), b" /Type /Metadata /Subtype /XML", compress=False)
     w.set(catalog, b"<< /Type /Catalog /Pages %d 0 R /Metadata %d 0 R /OutputIntents "
           b"[%d 0 R] /Lang (vi-VN) >>" % (page_tree, metadata, intent))
+    # No /Producer here: XMP carries it, and pyhanko, signing later, sets the Info
+    # dictionary's /Producer to exactly what it writes into XMP only when the Info
+    # dictionary has none (PDF/A wants the two to agree).
     entries = [b"/Title " + _pdf_string(info.title), b"/Author " + _pdf_string(info.author),
-               b"/Creator " + _pdf_string(PRODUCER), b"/Producer " + _pdf_string(PRODUCER),
+               b"/Creator " + _pdf_string(PRODUCER),
                b"/CreationDate " + _pdf_date(when), b"/ModDate " + _pdf_date(when)]
     if info.subject:
         entries.append(b"/Subject " + _pdf_string(info.subject))

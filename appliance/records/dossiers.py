@@ -224,22 +224,30 @@ def cancel(conn: sqlite3.Connection, dossier_id: int) -> None:
         conn.execute("UPDATE dossiers SET status='cancelled' WHERE id=?", (dossier_id,))
 
 
-def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: str) -> str:
+def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: str, *,
+             sign_results: bool = True) -> str:
     """Issue the result codes and write the record and its outbox row atomically.
 
     Either all of it commits or nothing does: a crash here leaves a submitted dossier
     that can be signed again, never a code without a record or a record without its
-    place in the outbox.
+    place in the outbox. First each paper's signed PDF/A and metadata are built and
+    stored (records/result.py; `sign_results=False` keeps the stored PDFs, for tests
+    whose PDFs are stand-ins), and the record names the signed PDFs' sha256.
     """
+    from appliance.records import result  # result builds on records.pages, which imports us
+
     officer = officer.strip()
     if not officer:
         raise InvalidState("an officer's name is required to sign off")
     at = now()
     record_id = str(uuid.uuid4())
-    with transaction(conn):
+    with result.issuing(conn, config, dossier_id, officer, at,
+                        enabled=sign_results) as issued, transaction(conn):
         dossier = get(conn, dossier_id)
         if dossier.status != "submitted":
             raise InvalidState(f"dossier {dossier.code} is {dossier.status}, not submitted")
+        result.apply(conn, issued)
+        dossier = get(conn, dossier_id)  # the papers now name their signed PDFs
         result_codes = {p.id: codes.result_code(config.codes, dossier.code, p.ordinal)
                         for p in dossier.papers}
         for paper_id, code in result_codes.items():

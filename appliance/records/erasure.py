@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 PNG = ".png"
 THUMBNAIL = ".thumb.jpg"
 PDF = ".pdf"
+RESULT_JSON = ".result.json"  # records.result.RESULT_SUFFIX
 DAY_SECONDS = 86400.0
 # How far back a run looks for files a crash left behind after an erasure or purge.
 SWEEP_DAYS = 7
@@ -101,7 +102,8 @@ def remove_files(conn: sqlite3.Connection, files: FileStore, dossier_id: int) ->
             removed += files.remove(sha, PNG) + files.remove(sha, THUMBNAIL)
     for sha in set(pdfs):
         if _live_pdf_users(conn, sha) == 0:
-            removed += files.remove(sha, PDF)
+            # with the metadata document stored beside a signed PDF (records/result.py)
+            removed += files.remove(sha, PDF) + files.remove(sha, RESULT_JSON)
     return removed
 
 

@@ -97,7 +97,9 @@ def test_sign_off_writes_codes_record_and_outbox_together(conn, config):
     assert dossier.status == "signed" and dossier.delivery == "pending"
     assert dossier.papers[0].result_code == f"{dossier.code}.01"
     body = json.loads(dossiers.record_of(conn, record_id).body_json)
-    assert body["papers"][0]["file"]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    # The record names the signed PDF/A built at sign-off, not the worker's PDF.
+    assert body["papers"][0]["file"]["sha256"] == dossier.papers[0].pdf_sha256
+    assert dossier.papers[0].pdf_sha256 != hashlib.sha256(PDF).hexdigest()
     assert body["papers"][0]["blank_pages"] == [2]
     assert body["papers"][0]["metadata"]["PageAmount"] == 2
     assert body["signed_by"] == "Nguyễn Thị Lan"
