@@ -111,7 +111,10 @@ def list_dossiers() -> Response:
 @bp.get("/dossiers/<int:dossier_id>")
 @access(Access.OWNER, _dossier_arg)
 def get_dossier(dossier_id: int) -> Response:
-    return jsonify(presenters.dossier_json(dossiers.get(get_db(), dossier_id)))
+    d = dossiers.get(get_db(), dossier_id)
+    if auth.is_officer() and auth.citizen_dossier() != dossier_id:
+        audit.viewed(get_db(), _viewer(), {d.id}, "dossier")  # a citizen's own: no line
+    return jsonify(presenters.dossier_json(d))
 
 
 @bp.post("/dossiers/<int:dossier_id>/scans")

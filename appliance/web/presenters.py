@@ -216,7 +216,7 @@ def qr_svg(text: str) -> Markup:
     import segno
 
     return Markup(segno.make(text, error="m", micro=False).svg_inline(
-        scale=6, border=4, svgclass="qr", lineclass="qr-line", omitsize=False))
+        scale=6, border=4, svgclass="qr", lineclass="qr-line", omitsize=True))
 
 
 def age(seconds: float | None) -> str:

@@ -72,5 +72,8 @@ def login_post() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
+    """End the staff session; an idle officer screen names where to go (its own list,
+    which then asks for the PIN again), a tapped "log out" returns to the kiosk."""
     session.clear()
-    return redirect(url_for("kiosk.start"))
+    target = request.form.get("next")
+    return redirect(_safe_next(target) if target else url_for("kiosk.start"))

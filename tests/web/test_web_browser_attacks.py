@@ -53,9 +53,11 @@ def attack_pages(site, base: str, dossier_id: int) -> dict[str, str]:
     sign = f"{base}/officer/dossiers/{dossier_id}/sign"
     api = f"{base}/api/dossiers"
     return {
-        "officer sign form": site.add("sign", form_page(sign, {"officer": "Mallory"})),
+        "officer sign form": site.add("sign", form_page(sign, {"officer": "Mallory",
+                                                                     "checked": "yes"})),
         "officer sign form, forged token": site.add(
-            "sign-token", form_page(sign, {"officer": "Mallory", "csrf_token": "x" * 40})),
+            "sign-token", form_page(sign, {"officer": "Mallory", "checked": "yes",
+                                     "csrf_token": "x" * 40})),
         "api sign, text/plain json form": site.add("api-sign", form_page(
             f"{api}/{dossier_id}/sign", {'{"officer": "Mallory", "x": "': '"}'},
             enctype="text/plain")),
@@ -133,8 +135,10 @@ def test_hostile_page_cannot_use_the_officers_session(browser, tmp_path):
         assert d.status == "submitted" and d.signed_by is None
         # the officer is still logged in (the logout was refused), and can still sign
         page.goto(f"{server.url}/officer/dossiers/{dossier_id}")
+        page.locator("#checked").check()
         page.locator("#officer").fill("Nguyễn Văn A")
         page.get_by_role("button", name="Ký xác nhận và cấp mã kết quả số hóa").click()
+        page.locator("#sign-yes").click()
         sync_api.expect(page.locator("#signed-result .result-code")).to_have_count(1)
         assert dossiers.get(conn, dossier_id).signed_by == "Nguyễn Văn A"
     finally:

@@ -18,7 +18,9 @@
     if (!idleSeconds || leaving || (Date.now() - last) / 1000 < idleSeconds) { return; }
     leaving = true;
     var logout = document.getElementById("logout-form");
-    if (logout) { logout.submit(); } else { window.location.replace(home); }
+    var next = document.getElementById("logout-next");
+    if (logout && next) { next.value = home; logout.submit(); }
+    else { window.location.replace(home); }
   }, 500);
 
   // --- viewer: one page large, zoom and rotate on the same screen -----------------
