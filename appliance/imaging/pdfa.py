@@ -154,7 +154,8 @@ def _subset_font(text: str) -> _Font:
     from fontTools import subset, ttLib
 
     path = find_font()
-    font = ttLib.TTFont(str(path))
+    # recalcTimestamp=False: the same text gives the same bytes (reproducible PDFs).
+    font = ttLib.TTFont(str(path), recalcTimestamp=False)
     opts = subset.Options()
     opts.layout_features = []
     opts.hinting = False
@@ -379,8 +380,9 @@ def _band_ops(font: _Font, band: MarkBand, width: float, base: float,
     sig = (BAND_PAD, base + BAND_PAD, BAND_PAD + signature_width, top - BAND_PAD)
     text_x = sig[2] + 2 * BAND_PAD
     text_w = width - text_x - qr_size - 2 * BAND_PAD
+    # A hairline where the paper begins, drawn inside the band, never on the paper.
     out = [b"q 0.55 0.55 0.55 RG 0.5 w %s %s m %s %s l S Q\n"
-           % (_num(0), _num(base), _num(width), _num(base))]  # where the paper begins
+           % (_num(0), _num(base + 1.5), _num(width), _num(base + 1.5))]
     sig_w = sig[2] - sig[0] - 2 * BAND_PAD
     for i, line in enumerate(band.signature_lines):
         size = _fit_size(font, line, 7.0, sig_w)
