@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from appliance.records import audit
 from appliance.records.errors import DossierNotFound, InvalidState
-from appliance.store.db import transaction
+from appliance.store.db import aad, open_text, transaction
 from appliance.store.files import FileStore
 from appliance.system.config import Config
 
@@ -44,6 +44,12 @@ RESULT_JSON = ".result.json"  # records.result.RESULT_SUFFIX
 DAY_SECONDS = 86400.0
 # How far back a run looks for files a crash left behind after an erasure or purge.
 SWEEP_DAYS = 7
+# A file no live row names is removed only once it is this old: the worker writes a
+# page's file before the row that names it, and a file that young may be on its way.
+ORPHAN_MIN_AGE_SECONDS = 86400.0
+# What the file store holds, by suffix; anything else in it is left alone.
+PAGE_SUFFIXES = (".png", ".thumb.jpg")
+PAPER_SUFFIXES = (".pdf", ".result.json")
 
 
 class AlreadySent(InvalidState):
@@ -208,6 +214,57 @@ def purge(conn: sqlite3.Connection, files: FileStore, dossier_id: int, retention
     return Removal(dossier_id, pages, papers, remove_files(conn, files, dossier_id))
 
 
+def remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None = None,
+                   min_age: float = ORPHAN_MIN_AGE_SECONDS) -> int:
+    """Remove stored files that no live dossier names any more: a page a citizen
+    deleted, a PDF rebuilt after a correction, a transfer of a cancelled scan. The file
+    store is content-addressed and shared, so pages_edit keeps such files; a citizen's
+    image must not outlive its purpose all the same."""
+    if not files.root.is_dir():
+        return 0
+    live_pages = {str(r[0]) for r in conn.execute(
+        "SELECT pg.sha256 FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
+        "JOIN dossiers d ON d.id = pa.dossier_id "
+        "WHERE d.erased_at IS NULL AND d.purged_at IS NULL")}
+    live_papers = {str(r[0]) for r in conn.execute(
+        "SELECT pa.pdf_sha256 FROM papers pa JOIN dossiers d ON d.id = pa.dossier_id "
+        "WHERE pa.pdf_sha256 IS NOT NULL AND d.erased_at IS NULL AND d.purged_at IS NULL")}
+    # A record on its way names its PDFs: never take one from under the sync service.
+    for r in conn.execute("SELECT r.record_id, r.body_json FROM records r "
+                          "JOIN outbox o USING (record_id) WHERE o.state!='delivered'"):
+        live_papers.update(_record_files(conn, r["record_id"], r["body_json"]))
+    cutoff = (time.time() if now is None else now) - min_age
+    removed = 0
+    for path in files.root.glob("*/*"):
+        name = path.name
+        if name.startswith(".") or len(name) <= 64:
+            continue
+        sha, suffix = name[:64], name[64:]
+        if suffix in PAGE_SUFFIXES:
+            keep = sha in live_pages
+        elif suffix in PAPER_SUFFIXES:
+            keep = sha in live_papers
+        else:
+            continue
+        try:
+            if keep or path.stat().st_mtime > cutoff:
+                continue
+        except FileNotFoundError:
+            continue
+        removed += files.remove(sha, suffix)
+    if removed:
+        log.info("retention: removed %d stored file(s) no dossier names any more", removed)
+    return removed
+
+
+def _record_files(conn: sqlite3.Connection, record_id: str, stored: str) -> list[str]:
+    body = json.loads(open_text(conn, stored, aad("records", "body_json", record_id)))
+    papers = body.get("papers", []) if isinstance(body, dict) else []
+    return [str(p["file"]["sha256"]) for p in papers
+            if isinstance(p, dict) and isinstance(p.get("file"), dict)
+            and p["file"].get("sha256")]
+
+
 def purge_due(conn: sqlite3.Connection, files: FileStore, config: Config,
               now: float | None = None) -> list[Removal]:
     """The retention run (worker idle loop or a timer): purge every dossier due, and
@@ -221,6 +278,7 @@ def purge_due(conn: sqlite3.Connection, files: FileStore, config: Config,
     for row in conn.execute("SELECT id FROM dossiers WHERE erased_at>=? OR purged_at>=?",
                             (since, since)).fetchall():
         remove_files(conn, files, int(row[0]))
+    remove_orphans(conn, files, now)
     if done:
         log.info("retention: purged the local copies of %d delivered dossier(s): %s",
                  len(done), ", ".join(str(r.dossier_id) for r in done))

@@ -47,7 +47,7 @@ def files(config: Config, conn: sqlite3.Connection) -> FileStore:
 
 def _page(n: int) -> Image.Image:
     image = Image.new("RGB", (160, 220), "white")
-    ImageDraw.Draw(image).rectangle((10, 10 + n * 9, 140, 30 + n * 9), fill="black")
+    ImageDraw.Draw(image).rectangle((10, 10 + n % 20 * 9, 140, 30 + n % 20 * 9), fill="black")
     return image
 
 
@@ -191,3 +191,22 @@ def test_purge_only_after_acknowledgement_plus_retention(conn, config, files):
     assert audit.entries(conn, delivered)[-1].action == "purge"
     assert erasure.purge_due(conn, files, config, now=now + 400 * DAY) == []  # pending stays
     assert audit.verify(conn).ok
+
+
+def test_files_no_live_dossier_names_are_removed_once_old_enough(conn, config, files):
+    import time
+
+    from appliance.records import pages_edit
+
+    dossier_id = scanned(conn, config, files, seed=3)
+    [paper] = dossiers.get(conn, dossier_id).papers
+    gone = paper.pages[0]
+    pages_edit.delete_page(conn, files, config, dossier_id, gone.id)
+    assert files.exists(gone.sha256, ".png")  # kept by the edit: the store is shared
+    assert erasure.remove_orphans(conn, files) == 0  # too young: may be on its way
+    later = time.time() + 2 * DAY
+    assert erasure.remove_orphans(conn, files, now=later) == 3  # page, thumbnail, old PDF
+    assert not files.exists(gone.sha256, ".png") and not files.exists(gone.sha256, ".thumb.jpg")
+    live = _files_of(conn, files, dossier_id)
+    assert live and all(files.exists(s, x) for s, x in live)
+    assert audit.entries(conn, dossier_id)[-1].action == "correction"
