@@ -156,3 +156,13 @@ def test_appliance_audit_verify_exits_1_on_tampering(tmp_path, config, conn):
     conn.execute("UPDATE audit_log SET action='view' WHERE seq=1")
     bad = run()
     assert bad.returncode == 1 and not json.loads(bad.stdout)["ok"]
+
+
+def test_a_delivery_marked_in_a_batch_is_logged_as_sent(conn, config):
+    dossier_id, record_id = signed_dossier(conn, config)
+    sha = dossiers.record_of(conn, record_id).sha256
+    assert outbox.mark_delivered_many(conn, [(record_id, {"sha256": sha})]) == [record_id]
+    last = audit.entries(conn, dossier_id)[-1]
+    assert (last.action, last.actor, last.detail["record_id"]) == ("send", "central", record_id)
+    assert outbox.mark_delivered_many(conn, [(record_id, {"sha256": sha})]) == []
+    assert [e.action for e in audit.entries(conn, dossier_id)].count("send") == 1
