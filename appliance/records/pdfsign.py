@@ -58,12 +58,14 @@ class KeySpec:
     pkcs11_token: str = ""  # token label
     pkcs11_key: str = ""  # private key label on the token
     pkcs11_pin: str = ""
+    device: bool = False  # the device's own key from ensure_device_key
 
     @property
     def source(self) -> str:
+        """pkcs11, software (a configured key file) or device (made on the device)."""
         if self.pkcs11_module:
             return "pkcs11"
-        return "software" if self.signing_key else "device"
+        return "device" if self.device or not self.signing_key else "software"
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def ensure_device_key(folder: Path, common_name: str, organisation: str) -> KeyS
 
     key_path, cert_path = folder / DEVICE_KEY, folder / DEVICE_CERT
     if key_path.is_file() and cert_path.is_file():
-        return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path))
+        return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path), device=True)
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
@@ -115,7 +117,7 @@ def ensure_device_key(folder: Path, common_name: str, organisation: str) -> KeyS
     tmp.replace(key_path)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("made this device's signing key %s (self-signed, %s)", key_path, common_name)
-    return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path))
+    return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path), device=True)
 
 
 @contextmanager
@@ -137,9 +139,12 @@ def open_signer(spec: KeySpec) -> Iterator[object]:
             raise SigningError(f"PKCS#11 token {spec.pkcs11_token!r} did not open: {e}") from e
         try:
             cert = load_cert_from_pemder(spec.signing_cert) if spec.signing_cert else None
+            # Tokens (SoftHSM among them) often sign EC keys only in the raw mode:
+            # pyhanko then hashes itself and asks the token for plain ECDSA.
+            raw = cert is not None and cert.public_key.algorithm == "ec"
             yield pkcs11.PKCS11Signer(session, key_label=spec.pkcs11_key or None,
                                       cert_label=None if cert else spec.pkcs11_key,
-                                      signing_cert=cert)
+                                      signing_cert=cert, use_raw_mechanism=raw)
         finally:
             session.close()
         return
