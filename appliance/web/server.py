@@ -69,6 +69,11 @@ class WebServer(BaseApplication):
 
 def run_web(config: Config) -> None:
     """Serve until SIGTERM/SIGINT (handled by gunicorn's arbiter)."""
+    # The key is checked (and the schema migrated) here, before gunicorn forks: a wrong
+    # or missing key is then a configuration error (exit 2), not a worker boot failure.
+    from appliance.store.db import connect
+
+    connect(config.paths.database, migrate=True, key_file=config.paths.key_file).close()
     log.info("web: serving on %s with %d threads", config.web.bind, config.web.threads)
     WebServer(config).run()
 

@@ -220,3 +220,15 @@ def test_services_starting_together_on_a_fresh_database_share_one_key(tmp_path):
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     assert len({out.strip() for out, _ in outs}) == 1
+
+
+@pytest.mark.parametrize("service", ["web", "sync"])
+def test_other_services_refuse_a_missing_key_with_exit_2(tmp_path, service):
+    config = with_overrides(Config(), paths={"data_dir": str(tmp_path / "data")},
+                            web={"bind": "127.0.0.1:1"})
+    connect(config.paths.database).close()
+    config.paths.key_path.unlink()
+    done = _run(["-m", "appliance", service], config, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "restore that key file" in done.stderr
+    assert not config.paths.key_path.exists()
