@@ -246,8 +246,8 @@ def encode(document: Mapping[str, Any]) -> bytes:
 def key_spec(config: Config) -> pdfsign.KeySpec:
     """The configured signing key (records.* in the configuration), else the device's
     own key, made in the data folder on first use."""
-    rc = getattr(config, "records", None)
-    if rc is not None and (rc.signing_key or rc.pkcs11_module):
+    rc = config.records
+    if rc.signing_key or rc.pkcs11_module:
         return pdfsign.KeySpec(
             signing_key=rc.signing_key, signing_cert=rc.signing_cert,
             passphrase=rc.signing_passphrase, pkcs11_module=rc.pkcs11_module,

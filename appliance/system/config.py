@@ -214,6 +214,32 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    """The officer's signature on each paper's result PDF (records/pdfsign.py).
+
+    Nothing set: the device signs with its own key and self-signed certificate, made
+    in data_dir/signing on the first sign-off; an office installs an issued one.
+    """
+
+    # PEM private key, or a PKCS#12 file (.p12/.pfx) holding key and certificate.
+    signing_key: str = ""
+    # PEM or DER certificate of signing_key (or of the token's key); needed with a
+    # PEM key; with a token, empty means "the certificate stored on the token".
+    signing_cert: str = ""
+    # Passphrase of signing_key; empty: the key is not encrypted.
+    signing_passphrase: str = ""
+    # PKCS#11 module of a signing token (e.g. /usr/lib/softhsm/libsofthsm2.so);
+    # set: the token signs and signing_key is not used.
+    pkcs11_module: str = ""
+    # Label of the token to use; empty: the first token found.
+    pkcs11_token: str = ""
+    # Label of the private key on the token.
+    pkcs11_key: str = ""
+    # User PIN of the token.
+    pkcs11_pin: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -225,6 +251,7 @@ class Config:
     central: CentralConfig = field(default_factory=CentralConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
 
 
 # How a value's type is named in errors and in the generated reference.
@@ -294,6 +321,10 @@ def validate(config: Config) -> Config:
                           "must be more than 0")
     if config.retention.delivered_days < 0:
         raise ConfigError("retention.delivered_days: must be 0 or more")
+    rec = config.records
+    if (rec.signing_key and not rec.pkcs11_module and not rec.signing_cert
+            and not rec.signing_key.lower().endswith((".p12", ".pfx"))):
+        raise ConfigError("records.signing_cert: required with a PEM records.signing_key")
     templates = (("codes.dossier", config.codes.dossier), ("codes.result", config.codes.result))
     for key, template in templates:
         try:

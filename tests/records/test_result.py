@@ -227,3 +227,30 @@ def test_an_unsubmitted_dossier_builds_nothing(fresh):
     with pytest.raises(InvalidState):
         result.issue(conn, config, forms.dossier_id, OFFICER, 1_790_000_000.0)
     assert len(_stored_pdfs(config)) == 1
+
+
+def test_a_configured_key_signs_instead_of_the_device_key(tmp_path):
+    from asn1crypto import pem
+
+    from appliance.system.errors import ConfigError
+
+    made = pdfsign.ensure_device_key(tmp_path / "issued", "Phạm Quốc Việt", "BHXH Hà Nội")
+    config = with_overrides(Config(), paths={"data_dir": str(tmp_path / "data")},
+                            records={"signing_key": made.signing_key,
+                                     "signing_cert": made.signing_cert})
+    conn = connect(config.paths.database)
+    try:
+        forms = scanned_forms(conn, config, ((8,),))
+        dossiers.sign_off(conn, config, forms.dossier_id, OFFICER)
+        paper = dossiers.get(conn, forms.dossier_id).papers[0]
+        pdf, document = result.load(files_of(conn, config), paper.pdf_sha256)
+    finally:
+        conn.close()
+    assert not (tmp_path / "data" / "signing").exists()  # no device key was made
+    cert = Path(made.signing_cert).read_bytes()
+    assert pdfsign.verify_pdf(pdf, [cert]).valid
+    signature = document["file"]["signature"]
+    assert signature["key_source"] == "software"
+    assert signature["certificate_sha256"] == hashlib.sha256(pem.unarmor(cert)[2]).hexdigest()
+    with pytest.raises(ConfigError):  # a PEM key without its certificate is refused at start
+        with_overrides(Config(), records={"signing_key": made.signing_key})
