@@ -19,8 +19,12 @@ import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 INSTALLED = "/opt/appliance/.venv/bin/appliance"
-SYSTEM_UNITS = sorted(p.name for p in UNITS.glob("*.service")) + ["appliance.target"]
-USER_UNITS = sorted(p.name for p in (UNITS / "user").glob("*.service"))
+SYSTEM_UNITS = sorted(p.name for p in [*UNITS.glob("*.service"), *UNITS.glob("*.timer"),
+                                         *UNITS.glob("*.target")])
+# The long-running services of the appliance (the kiosk screen and the oneshot jobs of
+# the timers have their own shapes, checked below and in test_system_kiosk.py).
+SERVICES = ("appliance-web.service", "appliance-worker.service", "appliance-sync.service",
+            "appliance-central.service")
 
 # Exposure reported by `systemd-analyze security --offline=true` (systemd 252, Debian
 # 12) when these units were written: web 1.1, sync 1.1, central 1.1, worker 1.6 (it
@@ -28,12 +32,19 @@ USER_UNITS = sorted(p.name for p in (UNITS / "user").glob("*.service"))
 # dropping any one of ProtectSystem, ProtectHome, PrivateTmp or NoNewPrivileges from
 # web raised it to 1.3 (CapabilityBoundingSet to 2.9), so a lost line fails here. A
 # newer systemd that rescores may need the figures measured again.
+# Measured the same way for the units added later: the kiosk screen 2.7 (Chromium needs
+# its JIT, user namespaces for its sandbox, the GPU and input), the self-check 1.2,
+# the retention purge 0.3. The issue's ceiling is 3.0 for every unit.
 EXPOSURE_BOUND = {
     "appliance-web.service": 1.1,
     "appliance-sync.service": 1.1,
     "appliance-central.service": 1.1,
     "appliance-worker.service": 1.6,
+    "appliance-kiosk.service": 2.7,
+    "appliance-doctor.service": 1.2,
+    "appliance-purge.service": 0.3,
 }
+CEILING = 3.0
 
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(
@@ -51,7 +62,7 @@ def _local_appliance() -> str:
 
 def _staged(tmp_path: Path, relative: str) -> Path:
     """Copy every unit beside the one under test (for Wants= and PartOf= look-ups)."""
-    for source in [*UNITS.glob("*.service"), *UNITS.glob("*.target"), *UNITS.glob("user/*")]:
+    for source in [*UNITS.glob("*.service"), *UNITS.glob("*.target"), *UNITS.glob("*.timer")]:
         text = source.read_text(encoding="utf-8")
         (tmp_path / source.name).write_text(
             text.replace(INSTALLED, _local_appliance()), encoding="utf-8"
@@ -72,12 +83,15 @@ def test_there_is_something_to_check():
         "appliance-worker.service",
         "appliance-sync.service",
         "appliance-central.service",
+        "appliance-kiosk.service",
+        "appliance-doctor.timer",
+        "appliance-purge.timer",
     } <= set(SYSTEM_UNITS)
-    assert USER_UNITS == ["appliance-kiosk.service"]
+    assert set(EXPOSURE_BOUND) == {u for u in SYSTEM_UNITS if u.endswith(".service")}
 
 
 @needs_analyze
-@pytest.mark.parametrize("name", SYSTEM_UNITS + [f"user/{u}" for u in USER_UNITS])
+@pytest.mark.parametrize("name", SYSTEM_UNITS)
 def test_systemd_analyze_verify(tmp_path, name):
     unit = _staged(tmp_path, name)
     result = _run("verify", f"./{unit.name}", cwd=tmp_path)
@@ -98,6 +112,7 @@ def test_security_exposure_is_below_the_measured_bound(tmp_path, name):
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, result.stdout + result.stderr
     exposure = float(match.group(1))
+    assert bound <= CEILING
     assert exposure <= bound, f"{name}: exposure {exposure} above {bound}\n{result.stdout}"
     assert result.returncode == 0, result.stderr
 
@@ -111,13 +126,19 @@ def _directives(name: str) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(EXPOSURE_BOUND))
+@pytest.mark.parametrize("name", SERVICES)
 def test_common_service_settings(name):
     d = _directives(name)
     assert d["User"] == ["appliance"]
     assert d["Environment"] == ["APPLIANCE_CONFIG=/etc/appliance/appliance.toml"]
     assert d["ExecStart"][0].startswith(INSTALLED + " ")
     assert d["Restart"] == ["on-failure"]
+    # A restart loop ends (and shows as failed) instead of spinning for ever, a bad
+    # configuration (exit 2) is not restarted at all, and each unit has a memory cap.
+    assert d["StartLimitIntervalSec"] and d["StartLimitBurst"]
+    assert d["RestartPreventExitStatus"] == ["2"]
+    assert d["MemoryMax"][0].endswith("M")
+    assert d["Type"] == ["notify"]
     assert d["NoNewPrivileges"] == ["yes"]
     assert d["ProtectSystem"] == ["strict"]
     assert d["ProtectHome"] == ["yes"]
@@ -125,13 +146,32 @@ def test_common_service_settings(name):
     assert d["ReadWritePaths"] == ["/var/lib/" + d["StateDirectory"][0]]
 
 
+def test_device_services_get_the_key_as_a_credential():
+    for name in ("appliance-web.service", "appliance-worker.service", "appliance-sync.service",
+                 "appliance-doctor.service", "appliance-purge.service"):
+        assert _directives(name)["LoadCredential"] == [
+            "appliance.key:/etc/appliance/appliance.key"], name
+
+
+def test_timers_run_the_self_check_and_the_purge():
+    assert _directives("appliance-doctor.service")["ExecStart"] == [
+        INSTALLED + " doctor --quiet --skip scanner"]
+    assert _directives("appliance-purge.service")["ExecStart"] == [INSTALLED + " purge"]
+    for timer in ("appliance-doctor.timer", "appliance-purge.timer"):
+        assert _directives(timer)["Persistent"] == ["true"]
+    wants = " ".join(_directives("appliance.target")["Wants"]).split()
+    assert {"appliance-doctor.timer", "appliance-purge.timer", "appliance-kiosk.service"} <= set(
+        wants)
+
+
 def test_only_the_worker_has_the_scanner():
-    for name in EXPOSURE_BOUND:
+    for name in SERVICES:
         groups = _directives(name).get("SupplementaryGroups", [])
         assert (groups == ["scanner"]) == (name == "appliance-worker.service"), name
 
 
-@pytest.mark.parametrize("name", ["appliance-worker.service", "appliance-sync.service"])
+@pytest.mark.parametrize("name", ["appliance-worker.service", "appliance-sync.service",
+                                  "appliance-central.service"])
 def test_watched_services_are_notify_with_watchdog(name):
     d = _directives(name)
     assert d["Type"] == ["notify"]
@@ -151,7 +191,7 @@ def _service_name(unit: str) -> str:
     return unit.removeprefix("appliance-").removesuffix(".service")
 
 
-@pytest.mark.parametrize("name", sorted(EXPOSURE_BOUND) + [f"user/{u}" for u in USER_UNITS])
+@pytest.mark.parametrize("name", sorted(EXPOSURE_BOUND))
 def test_every_service_sets_its_syslog_identifier(name):
     # Without it stderr lines (gunicorn's, a traceback) are tagged with the binary's
     # name and `journalctl -t appliance-sync` finds nothing of them.
@@ -159,7 +199,7 @@ def test_every_service_sets_its_syslog_identifier(name):
     assert _directives(name).get("SyslogIdentifier") == [f"appliance-{_service_name(unit)}"]
 
 
-@pytest.mark.parametrize("name", sorted(EXPOSURE_BOUND))
+@pytest.mark.parametrize("name", SERVICES)
 def test_the_units_tag_is_the_one_the_service_logs_with(name, monkeypatch):
     """The JournalHandler the bootstrap installs for the unit's subcommand uses the very
     identifier the unit sets, so journal records and stderr lines share one tag."""
