@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import unicodedata
 import zlib
 from collections.abc import Sequence
@@ -152,6 +153,10 @@ class _Font:
 
 def _subset_font(text: str) -> _Font:
     from fontTools import subset, ttLib
+
+    # fontTools reports each table and glyph at DEBUG/INFO: noise in the journal, and
+    # the glyphs asked for are those of a citizen's text.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
     path = find_font()
     # recalcTimestamp=False: the same text gives the same bytes (reproducible PDFs).

@@ -331,8 +331,10 @@ def issue(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: st
     except BaseException:
         discard(conn, files, issued)
         raise
-    log.info("dossier %s: %d paper(s) built as PDF/A and signed by %s (%s key)",
-             dossier.code, len(issued), officer.strip(), spec.source)
+    # No officer's name here: logs must hold no personal data (who signed is in the
+    # audit trail and the record).
+    log.info("dossier %s: %d paper(s) built as PDF/A and signed (%s key)",
+             dossier.code, len(issued), spec.source)
     return issued
 
 
