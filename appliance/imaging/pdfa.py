@@ -125,8 +125,16 @@ def find_font() -> Path:
 
 @lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
-    """An sRGB ICC profile made by LittleCMS (no file to ship or find)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """An sRGB ICC profile made by LittleCMS (no file to ship or find).
+
+    LittleCMS labels it ICC 4.4; PDF/A-2 refers to ICC.1:2004-10, i.e. version 4.2,
+    and its tags (desc, cprt, wtpt, chad, XYZ, TRC, chrm) are all 4.2 tags, so the
+    header says 4.2 (its profile ID is left zero, "not computed", so it stays true).
+    """
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    if data[8] == 4:
+        data[8:12] = b"\x04\x20\x00\x00"
+    return bytes(data)
 
 
 # -- the font -------------------------------------------------------------------------

@@ -81,6 +81,10 @@ def test_pdfa_identification_and_output_intent(pdf):
     profile = intent["/DestOutputProfile"]
     assert profile["/N"] == 3 and profile.data[36:40] == b"acsp"  # an ICC profile
     assert profile.data[16:20] == b"RGB "
+    assert profile.data[8:10] in (b"\x02\x10", b"\x04\x20")  # ICC 2.1 or 4.2 (ISO 15076-1)
+    from PIL import ImageCms
+
+    ImageCms.ImageCmsProfile(io.BytesIO(profile.data))  # LittleCMS still reads it
     assert len(reader.trailer["/ID"]) == 2
     info = reader.trailer["/Info"]
     assert info["/Title"] == "Tờ khai TK1-TS" and "Tờ khai TK1-TS" in xmp
