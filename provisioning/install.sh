@@ -3,6 +3,11 @@
 #
 #   bash provisioning/install.sh run    # install, then start the appliance (kiosk on :8000)
 #   bash provisioning/install.sh test   # install what the tests need, then run the suite
+#   bash provisioning/install.sh install  # install the appliance on this device (root):
+#       a release folder /opt/appliance-releases/<version> with its own .venv,
+#       /opt/appliance linked to it, system users, /etc/appliance (configuration,
+#       key, SANE folder), udev rule, kiosk policy, systemd units enabled and
+#       started; run again from a newer checkout to upgrade (see README "Upgrade").
 #
 # Idempotent: a second run only re-checks. Needs root for apt-get (or sudo).
 set -euo pipefail
@@ -17,6 +22,23 @@ shift || true
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
+# `install` works on a copy of this checkout in its own release folder, then goes on
+# from there: the units name /opt/appliance/.venv/bin/appliance, and a venv cannot move.
+if [ "$mode" = install ] && [ "${APPLIANCE_IN_RELEASE:-0}" != 1 ]; then
+  if [ "$(id -u)" != 0 ]; then exec sudo bash "$0" install "$@"; fi
+  version="$(sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -n 1)"
+  if git -C "$repo" rev-parse --short HEAD >/dev/null 2>&1; then
+    version="${version}-$(git -C "$repo" rev-parse --short HEAD)"
+  fi
+  release="/opt/appliance-releases/${version:-unversioned}"
+  echo "==> release folder $release"
+  mkdir -p "$release"
+  tar -C "$repo" --exclude=./.venv --exclude=./.git --exclude='__pycache__' \
+    --exclude='./*.egg-info' --exclude=./.pytest_cache --exclude=./.ruff_cache -cf - . \
+    | tar -C "$release" -xf -
+  APPLIANCE_IN_RELEASE=1 exec bash "$release/provisioning/install.sh" install "$@"
+fi
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -27,6 +49,7 @@ packages() {  # package names from the lists, comments and blanks dropped
 
 lists=(provisioning/apt-run.txt)
 [ "$mode" = test ] && lists+=(provisioning/apt-test.txt)
+[ "$mode" = install ] && lists+=(provisioning/apt-kiosk.txt)
 mapfile -t wanted < <(packages "${lists[@]}")
 missing=()
 for p in "${wanted[@]}"; do
@@ -72,6 +95,9 @@ fi
 
 case "$mode" in
   install)
+    # shellcheck source=provisioning/system-install.sh
+    . provisioning/system-install.sh
+    install_system "$repo"
     echo "==> installed" ;;
   run)
     echo "==> starting the appliance"

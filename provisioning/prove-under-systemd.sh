@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Prove the appliance under a real systemd as PID 1, on this machine, without touching
+# its own systemd: a Debian 12 tree (debootstrap) is booted with systemd-nspawn, the
+# appliance is installed into it with the project's own `install.sh install`, and the
+# units are started and checked from outside.
+#
+#   sudo bash provisioning/prove-under-systemd.sh [ROOT]     (ROOT default below)
+#
+# Pass 1 (not booted, host network): install.sh install - Debian packages, release
+#   folder, venv, models, key, configuration, units enabled by links.
+# Pass 2 (booted, private network: only the container's own loopback):
+#   install.sh install again (idempotent; it now starts the units), then checks:
+#   web/worker/sync active (Type=notify: active means READY=1, plus for web the
+#   kiosk page served), the kiosk URL answers inside the container, a SIGKILLed
+#   worker is restarted by systemd, the timers are scheduled, `appliance doctor`.
+# The findings are printed as "PROOF key=value" lines and written to ROOT.proof.json.
+#
+# Needs: root, debootstrap and systemd-container (apt-get install debootstrap
+# systemd-container), the Debian mirror and PyPI for pass 1. The kiosk screen itself
+# (cage on tty1) cannot start in a container without a display: its unit is expected
+# to be skipped by its ConditionPathExists=/dev/tty1 there.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="${1:-${APPLIANCE_PROOF_ROOT:-/var/tmp/appliance-proof/bookworm}}"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+boot_log="$root.boot.log"
+proof="$root.proof.json"
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+for tool in debootstrap systemd-nspawn nsenter; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install debootstrap systemd-container)" >&2; exit 2; }
+done
+
+if [ ! -x "$root/usr/lib/systemd/systemd" ]; then
+  echo "==> debootstrap Debian 12 into $root"
+  mkdir -p "$(dirname "$root")"
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,libpam-systemd,ca-certificates,python3,curl \
+    bookworm "$root" "$mirror"
+fi
+
+echo "==> copying this checkout to $root/root/appliance"
+rm -rf "$root/root/appliance"
+mkdir -p "$root/root/appliance"
+tar -C "$repo" --exclude=./.venv --exclude=./.git --exclude='__pycache__' \
+  --exclude='./*.egg-info' --exclude=./.pytest_cache --exclude=./.ruff_cache -cf - . \
+  | tar -C "$root/root/appliance" -xf -
+
+nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
+
+echo "==> pass 1: install.sh install (not booted)"
+"${nspawn[@]}" --setenv=DEBIAN_FRONTEND=noninteractive \
+  /bin/bash /root/appliance/provisioning/install.sh install
+
+echo "==> pass 2: booting the tree with systemd as PID 1 (log: $boot_log)"
+"${nspawn[@]}" --private-network --console=pipe -b >"$boot_log" 2>&1 &
+nspawn_pid=$!
+cleanup() {
+  kill -TERM "$nspawn_pid" 2>/dev/null || true
+  for _ in $(seq 30); do kill -0 "$nspawn_pid" 2>/dev/null || return 0; sleep 1; done
+  kill -KILL "$nspawn_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ct=""
+for _ in $(seq 60); do
+  ct="$(pgrep -P "$nspawn_pid" | head -n 1 || true)"
+  [ -n "$ct" ] && break
+  sleep 1
+done
+[ -n "$ct" ] || { echo "the container did not start; see $boot_log" >&2; exit 1; }
+in_ct() {
+  nsenter -t "$ct" -m -u -i -n -p -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 "$@"
+}
+state="$(in_ct timeout 180 systemctl is-system-running --wait || true)"
+echo "PROOF pid1=$(in_ct cat /proc/1/comm) system_state=$state"
+
+echo "==> pass 2: install.sh install (booted: starts the units)"
+in_ct /bin/bash /root/appliance/provisioning/install.sh install
+
+declare -A found
+found[pid1]="$(in_ct cat /proc/1/comm)"
+for u in web worker sync kiosk; do
+  found[$u]="$(in_ct systemctl is-active "appliance-$u.service" || true)"
+done
+found[kiosk_condition]="$(in_ct systemctl show appliance-kiosk.service -p ConditionResult --value || true)"
+found[kiosk_http]="$(in_ct curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/kiosk || true)"
+found[web_type]="$(in_ct systemctl show appliance-web.service -p Type --value)"
+found[worker_watchdog_usec]="$(in_ct systemctl show appliance-worker.service -p WatchdogUSec --value)"
+found[sync_watchdog_usec]="$(in_ct systemctl show appliance-sync.service -p WatchdogUSec --value)"
+found[web_memory_max]="$(in_ct systemctl show appliance-web.service -p MemoryMax --value)"
+found[timers]="$(in_ct systemctl list-timers --all --no-legend 'appliance-*' | wc -l)"
+
+# A browser or service dying is the common failure: kill the worker hard and watch
+# systemd bring it back (Restart=on-failure), ready again (Type=notify).
+before="$(in_ct systemctl show appliance-worker.service -p NRestarts --value)"
+worker_pid="$(in_ct systemctl show appliance-worker.service -p MainPID --value)"
+in_ct kill -KILL "$worker_pid" || true
+for _ in $(seq 90); do
+  now="$(in_ct systemctl show appliance-worker.service -p NRestarts --value)"
+  active="$(in_ct systemctl is-active appliance-worker.service || true)"
+  [ "$now" != "$before" ] && [ "$active" = active ] && break
+  sleep 1
+done
+found[worker_restarts_after_kill]="$((now - before))"
+found[worker_after_kill]="$active"
+found[doctor_exit]="$(in_ct /opt/appliance/.venv/bin/appliance --config /etc/appliance/appliance.toml doctor --skip scanner --quiet >/dev/null 2>&1; echo $?)"
+in_ct /opt/appliance/.venv/bin/appliance --config /etc/appliance/appliance.toml doctor --skip scanner || true
+
+{
+  echo "{"
+  first=1
+  for k in "${!found[@]}"; do
+    [ $first = 1 ] || echo ","
+    first=0
+    printf '  "%s": "%s"' "$k" "${found[$k]}"
+  done
+  echo
+  echo "}"
+} >"$proof"
+for k in "${!found[@]}"; do echo "PROOF $k=${found[$k]}"; done
+echo "==> findings in $proof"

@@ -1,0 +1,45 @@
+"""The appliance under a real systemd as PID 1 (systemd-nspawn), installed by its script.
+
+Minutes long, needs root, debootstrap, systemd-container and the Debian mirror and
+PyPI: marked `benchmark`, so only `pytest -m benchmark tests/system/test_system_boot.py`
+runs it. $APPLIANCE_PROOF_ROOT names the Debian tree to reuse (made when absent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "provisioning" / "prove-under-systemd.sh"
+
+pytestmark = [
+    pytest.mark.benchmark,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(shutil.which("systemd-nspawn") is None
+                       or shutil.which("debootstrap") is None,
+                       reason="apt-get install systemd-container debootstrap"),
+]
+
+
+def test_boots_installs_serves_and_restarts_under_systemd():
+    root = Path(os.environ.get("APPLIANCE_PROOF_ROOT", "/var/tmp/appliance-proof/bookworm"))
+    result = subprocess.run(["bash", str(SCRIPT), str(root)], capture_output=True, text=True,
+                            timeout=3500)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    found = json.loads(Path(f"{root}.proof.json").read_text(encoding="utf-8"))
+    assert found["pid1"] == "systemd"
+    for unit in ("web", "worker", "sync"):
+        assert found[unit] == "active", found
+    assert found["kiosk_http"] == "200"
+    assert found["web_type"] == "notify"
+    assert found["worker_watchdog_usec"] not in ("", "0", "infinity")
+    assert int(found["worker_restarts_after_kill"]) >= 1
+    assert found["worker_after_kill"] == "active"
+    assert int(found["timers"]) >= 2
