@@ -195,3 +195,15 @@ def test_a_narrow_paper_gets_a_wider_first_page_not_a_smaller_image(tmp_path: Pa
     assert w >= 420 and h == pytest.approx(90 * 72 / 200 + BAND_HEIGHT)
     x0, y0, x1, y1 = result.signature_box
     assert x0 < 20 and y0 >= 90 * 72 / 200 and y1 <= h  # top left, above the paper
+
+
+def test_the_mark_stays_between_the_signature_box_and_the_qr_code(pdf):
+    """Every word of the mark ends before the QR code's box begins (its quiet zone
+    must stay white for a phone to read it)."""
+    html = _tool("pdftotext", "-bbox", "-f", "1", "-l", "1", "-", "-", stdin=pdf)
+    words = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" '
+                       r'yMax="([\d.]+)">', html)
+    qr_left = 595.44 - 6.0 - (BAND_HEIGHT - 12.0)
+    band = [(float(x0), float(x1)) for x0, y0, x1, y1 in words if float(y1) <= BAND_HEIGHT]
+    assert len(band) > 10
+    assert all(x1 <= qr_left for _x0, x1 in band)
