@@ -254,3 +254,16 @@ def test_a_configured_key_signs_instead_of_the_device_key(tmp_path):
     assert signature["certificate_sha256"] == hashlib.sha256(pem.unarmor(cert)[2]).hexdigest()
     with pytest.raises(ConfigError):  # a PEM key without its certificate is refused at start
         with_overrides(Config(), records={"signing_key": made.signing_key})
+
+
+@pytest.mark.skipif(shutil.which("qpdf") is None, reason="qpdf not installed")
+def test_qpdf_finds_no_structural_error(signed, tmp_path):
+    """An independent parser over the signed files (xref, streams, the incremental
+    update): no error and no warning."""
+    for n, (pdf, _) in enumerate(_results(signed)):
+        path = tmp_path / f"{n}.pdf"
+        path.write_bytes(pdf)
+        done = subprocess.run(["qpdf", "--check", str(path)], capture_output=True,
+                              timeout=60)
+        report = (done.stdout + done.stderr).decode("utf-8", "replace")
+        assert done.returncode == 0 and "WARNING" not in report.upper(), report
