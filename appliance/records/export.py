@@ -109,6 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd(args: argparse.Namespace) -> int:
     """0: exported; 1: the dossier cannot be exported (reason printed); 2: bad config."""
     config = load_config(getattr(args, "config", None))
+    if not config.paths.database.exists():  # never make an empty store just to export
+        print(f"record export: no database at {config.paths.database}")
+        return EXIT_FAILED
     conn = connect(config.paths.database, key_file=config.paths.key_file)
     try:
         files = FileStore(config.paths.files, sealer=sealer_of(conn))

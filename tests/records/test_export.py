@@ -65,6 +65,11 @@ def test_export_writes_what_travels(setup, tmp_path, capsys):
 
 def test_export_refuses_what_it_cannot_vouch_for(setup, tmp_path, capsys):
     config, conn, config_file = setup
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(dump(with_overrides(Config(), paths={"data_dir": str(tmp_path / "no")})),
+                         encoding="utf-8")
+    assert _run(elsewhere, "000.00.12.H42-000000-9999", tmp_path / "z") == 1
+    assert "no database" in capsys.readouterr().out and not (tmp_path / "no").exists()
     assert _run(config_file, "000.00.12.H42-000000-9999", tmp_path / "a") == 1
     assert "no dossier" in capsys.readouterr().out
     forms = scanned_forms(conn, config, ((3,),))
