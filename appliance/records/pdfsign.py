@@ -31,14 +31,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from appliance.records.errors import RecordsError
 
 log = logging.getLogger(__name__)
 
 FIELD_NAME = "ChuKySo1"
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DEVICE_KEY = "signing-key.pem"
 DEVICE_CERT = "signing-cert.pem"
 
@@ -237,7 +235,8 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None) -> SignatureC
         return SignatureCheck(False, False, "", None, False, f"validation failed: {e}")
     signer = str(sig.sig_object.get("/Name", ""))
     coverage = getattr(status, "coverage", None)
-    whole = coverage is not None and coverage.name in ("ENTIRE_FILE", "ENTIRE_REVISION")
+    # ENTIRE_REVISION would mean bytes were appended after the signature.
+    whole = coverage is not None and coverage.name == "ENTIRE_FILE"
     return SignatureCheck(bool(status.intact), bool(status.bottom_line), signer,
                           getattr(status, "signer_reported_dt", None), whole,
                           status.summary())
