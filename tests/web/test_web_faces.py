@@ -491,6 +491,10 @@ def test_technician_panel_readable(server, browser, db, tmp_path, viewport):
         for i in range(rows.count()):
             box = rows.nth(i).bounding_box()
             assert box is not None and box["x"] + box["width"] <= viewport["width"] + 0.5
+        # scanner, scan service, disk and queue: on the first screen, even at 800x480
+        for i in range(4):
+            box = rows.nth(i).bounding_box()
+            assert box["y"] + box["height"] <= viewport["height"], (i, box)
         check_screen(page, f"technician-{viewport['width']}x{viewport['height']}-vi",
                      tmp_path)
         size = page.evaluate("() => parseFloat(getComputedStyle("
