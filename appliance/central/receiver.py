@@ -56,6 +56,9 @@ DEAD_LETTERS_LOGGED = 20
 MAX_BATCH_MESSAGES = 256
 MAX_BATCH_SECONDS = 0.05
 IDLE_POLL_SECONDS = 0.002
+# How often the counters (records, dead letters, conflicts, open transfers) are logged
+# when they changed: the receiver's status heartbeat in the journal.
+REPORT_SECONDS = 60.0
 
 __all__ = ["CLIENT_ID", "list_records", "run_receiver", "signing_key_path"]
 
@@ -106,6 +109,8 @@ class _Receiver:
         self.dropped: str | None = None
         self.batch: _Batch | None = None
         self.handled = 0
+        self.next_report = time.monotonic() + REPORT_SECONDS
+        self.reported: dict[str, int] = {}
 
     def on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                    reason: mqtt.ReasonCode, props: object) -> None:
@@ -214,10 +219,18 @@ class _Receiver:
             or time.monotonic() - batch.started >= MAX_BATCH_SECONDS)
 
     def purge(self) -> None:
+        """Expire idle chunk transfers, and now and then log the counters."""
         now = time.monotonic()
         if now >= self.next_purge:
             self.next_purge = now + self.purge_every
             central_store.purge_expired(self.conn, self.limits.chunk_expiry_seconds)
+        if now >= self.next_report:
+            self.next_report = now + REPORT_SECONDS
+            counts = central_store.counters(self.conn)
+            if counts != self.reported:
+                self.reported = counts
+                log.info("receiver status: %s", ", ".join(
+                    f"{name}={value}" for name, value in sorted(counts.items())))
 
     def connect(self) -> None:
         self.connected = False
