@@ -24,7 +24,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, redirect, url_for
+from flask import Flask, Response, redirect, request, url_for
 from werkzeug.routing import IntegerConverter, Map
 
 from appliance.records.queries import MAX_ROW_ID
@@ -123,7 +123,9 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     @app.context_processor
     def device_facts() -> dict[str, Any]:
         return {"agency_name": config.device.agency_name,
-                "staff_lock": bool(auth.officer_pin() or auth.technician_pin())}
+                "staff_lock": bool(auth.officer_pin() or auth.technician_pin()),
+                # The kiosk's high-contrast look, chosen by the person at the screen.
+                "high_contrast": request.cookies.get("contrast") == "1"}
 
     @app.before_request
     def citizen_alive() -> None:

@@ -330,6 +330,25 @@ def lookup() -> str:
                            searched=bool(code), **_base_context())
 
 
+CONTRAST_COOKIE = "contrast"
+
+
+@bp.get("/contrast")
+def contrast() -> Response:
+    """Switch the high-contrast look on or off for this kiosk session (a cookie, wiped
+    with the rest at the idle reset), then back to the screen the person was on."""
+    target = request.args.get("back", "")
+    if not target.startswith("/kiosk") or target.startswith("//"):
+        target = url_for("kiosk.start")
+    response = redirect(target)
+    if request.args.get("on") == "1":
+        response.set_cookie(CONTRAST_COOKIE, "1", samesite="Strict", httponly=True,
+                            secure=request.is_secure)
+    else:
+        response.delete_cookie(CONTRAST_COOKIE)
+    return response
+
+
 @bp.post("/dossier/cancel")
 def cancel() -> Response:
     dossier_id = auth.citizen_dossier()
@@ -353,4 +372,5 @@ def reset() -> Response:
     # next citizen starts in the office's default language.
     response = redirect(url_for("kiosk.start"))
     response.delete_cookie(COOKIE)
+    response.delete_cookie(CONTRAST_COOKIE)
     return response
