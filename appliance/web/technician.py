@@ -7,7 +7,11 @@ route needs the technician role (one guard).
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
+import platform
 import time
+from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
 
@@ -83,5 +87,39 @@ def index() -> str:
     if s["sync_last_error"]:
         rows.append(("tech.sync_error", s["sync_last_error"]))
     return render_template("technician/index.html", rows=rows, raw=s,
-                           device=get_config().device,
+                           device=get_config().device, models=status.model_summary(),
+                           versions=_versions(), settings=_settings(),
                            agency_name=get_config().device.agency_name)
+
+
+SECRET_WORDS = ("pin", "password", "secret", "passphrase")
+PACKAGES = ("appliance", "flask", "gunicorn", "onnxruntime", "pillow", "paho-mqtt")
+
+
+def _versions() -> list[tuple[str, str]]:
+    """What runs here, read from the installed metadata (nothing is imported for it)."""
+    out = [("python", platform.python_version())]
+    for name in PACKAGES:
+        try:
+            out.append((name, importlib.metadata.version(name)))
+        except importlib.metadata.PackageNotFoundError:
+            out.append((name, t("tech.unknown")))
+    return out
+
+
+def _settings() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The configuration in effect, by section; PINs and passwords only say whether
+    they are set, so the screen can be shown to anyone standing by."""
+    sections: list[tuple[str, list[tuple[str, str]]]] = []
+    for section, values in dataclasses.asdict(get_config()).items():
+        if not isinstance(values, dict):
+            sections.append(("", [(section, str(values))]))
+            continue
+        items: list[tuple[str, str]] = []
+        for key, value in values.items():
+            shown: Any = value
+            if any(word in key.lower() for word in SECRET_WORDS):
+                shown = t("tech.secret_set") if value else t("tech.secret_empty")
+            items.append((key, str(shown)))
+        sections.append((section, items))
+    return sections

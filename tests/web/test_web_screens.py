@@ -199,6 +199,18 @@ def test_technician_status(client, conn):
     assert "Lỗi: Nắp máy quét đang mở" in page
     assert "ngày trước" in page
     assert "Device status" in html(client.get("/technician?lang=en"))
+    assert 'id="models"' in page or "Không đọc được danh sách mô hình" in page
+    assert 'id="versions"' in page and "officer_pin" in page
+
+
+def test_technician_config_hides_pins(config):
+    from appliance.system.config import with_overrides
+    from appliance.web import create_app
+
+    locked = with_overrides(config, web={"officer_pin": "97531", "technician_pin": "8642"})
+    client = create_app(locked, {"TESTING": True}).test_client()
+    page = html(client.get("/technician", headers={"X-Technician-PIN": "8642"}))
+    assert "97531" not in page and "8642" not in page and "đã đặt (ẩn)" in page
 
 
 def test_html_errors_are_translated_pages(client):
