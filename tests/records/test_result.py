@@ -267,3 +267,17 @@ def test_qpdf_finds_no_structural_error(signed, tmp_path):
                               timeout=60)
         report = (done.stdout + done.stderr).decode("utf-8", "replace")
         assert done.returncode == 0 and "WARNING" not in report.upper(), report
+
+
+def test_erasure_removes_the_signed_pdf_and_its_metadata(fresh):
+    from appliance.records import erasure
+
+    config, conn = fresh
+    forms = scanned_forms(conn, config, ((9,),))
+    dossiers.sign_off(conn, config, forms.dossier_id, OFFICER)
+    sha = dossiers.get(conn, forms.dossier_id).papers[0].pdf_sha256
+    files = files_of(conn, config)
+    assert files.exists(sha, ".pdf") and files.exists(sha, result.RESULT_SUFFIX)
+    erasure.erase(conn, files, forms.dossier_id, OFFICER)
+    assert not files.exists(sha, ".pdf") and not files.exists(sha, result.RESULT_SUFFIX)
+    assert not list(config.paths.files.glob("*/*"))  # nothing of the citizen is left
