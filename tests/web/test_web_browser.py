@@ -179,6 +179,7 @@ def test_kiosk_scan_progress_jam_and_retry(server, page, db, tmp_path):
     shot = tmp_path / "kiosk-dossier.png"
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("WEB_SCREENSHOT_DIR"):
+        Path(os.environ["WEB_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, os.environ["WEB_SCREENSHOT_DIR"])
     assert shot.stat().st_size > 10000
     page.locator("#retry").click()
