@@ -49,8 +49,17 @@ tar -C "$repo" --exclude=./.venv --exclude=./.git --exclude='__pycache__' \
 
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
 
+# Behind a TLS-inspecting proxy (an office's, a lab's) pip needs the local CAs the host
+# trusts: they are copied into the tree and pip is pointed at the system store.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  install -d "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  "${nspawn[@]}" /usr/sbin/update-ca-certificates >/dev/null
+fi
+
 echo "==> pass 1: install.sh install (not booted)"
 "${nspawn[@]}" --setenv=DEBIAN_FRONTEND=noninteractive \
+  --setenv=PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
   /bin/bash /root/appliance/provisioning/install.sh install
 
 echo "==> pass 2: booting the tree with systemd as PID 1 (log: $boot_log)"

@@ -142,3 +142,42 @@ def test_chromium_with_the_policy_blocks_every_other_origin(tmp_path):
     assert not found["after_link_url"].startswith("http://127.0.0.1:8001")
     for other in ("file_url", "data_url"):
         assert "ERR_BLOCKED_BY_ADMINISTRATOR" in str(found[other]), (other, found[other])
+
+
+def _cage_available() -> str | None:
+    reason = _probe_available()
+    if reason and "playwright" not in reason:
+        return reason
+    for tool in ("/usr/bin/cage", "/usr/bin/Xwayland"):
+        if not Path(tool).exists():
+            return f"{tool} missing (apt-get install cage xwayland)"
+    return None
+
+
+def _cage_probe(*extra: str) -> dict[str, object]:
+    command = ["unshare", "--mount", "--net", "--propagation", "private", sys.executable,
+               str(Path(__file__).with_name("kiosk_cage_probe.py")), str(UNIT), str(POLICY),
+               *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=150)
+    lines = [x for x in result.stdout.splitlines() if x.startswith("{")]
+    assert result.returncode == 0 and lines, result.stdout + result.stderr
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.timeout(360)
+@pytest.mark.skipif(_cage_available() is not None, reason=str(_cage_available()))
+def test_the_units_own_command_under_cage_stays_on_the_appliance_and_ends_with_the_browser():
+    """The unit's ExecStart= as it is (cage, Chromium with every kiosk flag, the full
+    policy, incognito and devtools locks included), as an unprivileged user with
+    Chromium's sandbox on, on wlroots' headless backend: the kiosk page loads, its
+    attempt to leave for another origin never reaches that origin, and killing the
+    browser ends cage, the process systemd then restarts (Restart=always).
+    The control run without the policy shows the page does leave when not locked."""
+    locked = _cage_probe()
+    assert locked["argv0"] == "/usr/bin/cage"
+    assert "/kiosk" in locked["appliance_requests"]  # type: ignore[operator]
+    assert locked["elsewhere_requests"] == []
+    assert locked["chromium_processes"] > 0  # type: ignore[operator]
+    assert locked["cage_exit_after_browser_killed"] is not None
+    control = _cage_probe("--no-policy")
+    assert "/escaped" in control["elsewhere_requests"]  # type: ignore[operator]
