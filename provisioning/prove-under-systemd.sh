@@ -71,10 +71,13 @@ cleanup() {
   kill -KILL "$nspawn_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 ct=""
 for _ in $(seq 60); do
-  ct="$(pgrep -P "$nspawn_pid" | head -n 1 || true)"
+  # The container's PID 1 as the host sees it: nspawn's child running systemd (short-
+  # lived helpers are forked first).
+  ct="$(pgrep -P "$nspawn_pid" -x systemd | head -n 1 || true)"
   [ -n "$ct" ] && break
   sleep 1
 done

@@ -307,13 +307,17 @@ def check_units(config: Config, units: Sequence[str] = DEVICE_UNITS) -> list[Che
     out = []
     for unit in units:
         shown = _systemctl_like(["systemctl", "show", unit, "--property",
-                                 "LoadState,ActiveState,SubState,NRestarts"])
+                                 "LoadState,ActiveState,SubState,NRestarts,ConditionResult"])
         props = dict(line.split("=", 1) for line in (shown or "").splitlines() if "=" in line)
         name = f"unit {unit.removesuffix('.service')}"
         state = f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"
         restarts = int(props.get("NRestarts", "0") or 0)
         if props.get("LoadState") == "not-found":
             out.append(Check(name, Verdict.SKIP, "not installed"))
+        elif props.get("ActiveState") == "inactive" and props.get("ConditionResult") == "no":
+            # e.g. the kiosk screen on a box without a display (ConditionPathExists=).
+            out.append(Check(name, Verdict.SKIP, "not started: its condition is not met "
+                                                 f"(`systemctl status {unit}`)"))
         elif props.get("ActiveState") == "failed":
             out.append(Check(name, Verdict.FAIL, state,
                              f"`journalctl -u {unit} -n 50` for the cause, then "

@@ -186,3 +186,12 @@ def test_units_verdicts_from_systemctl(monkeypatch, tmp_path, state):
     (check,) = doctor.check_units(device(tmp_path), ["appliance-web.service"])
     assert check.verdict is (Verdict.FAIL if state == "failed" else Verdict.WARN)
     assert "appliance-web.service" in check.next_step
+
+
+def test_a_unit_whose_condition_failed_is_skipped(monkeypatch, tmp_path):
+    monkeypatch.setattr(doctor, "under_systemd", lambda: True)
+    monkeypatch.setattr(doctor, "_systemctl_like", lambda argv: (
+        "LoadState=loaded\nActiveState=inactive\nSubState=dead\nNRestarts=0\n"
+        "ConditionResult=no"))
+    (check,) = doctor.check_units(device(tmp_path), ["appliance-kiosk.service"])
+    assert check.verdict is Verdict.SKIP
