@@ -95,10 +95,17 @@ fi
 
 case "$mode" in
   install)
-    # shellcheck source=provisioning/system-install.sh
-    . provisioning/system-install.sh
-    install_system "$repo"
-    echo "==> installed" ;;
+    # APPLIANCE_BUILD_ONLY=1: build the release folder beside the running version
+    # (packages, venv, models: the slow, networked part) and stop; a later run
+    # switches to it in seconds, offline (README "Upgrade").
+    if [ "${APPLIANCE_BUILD_ONLY:-0}" = 1 ]; then
+      echo "==> built $repo (not activated)"
+    else
+      # shellcheck source=provisioning/system-install.sh
+      . provisioning/system-install.sh
+      install_system "$repo"
+      echo "==> installed"
+    fi ;;
   run)
     echo "==> starting the appliance"
     exec .venv/bin/appliance run "$@" ;;

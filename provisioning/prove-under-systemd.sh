@@ -12,7 +12,10 @@
 #   install.sh install again (idempotent; it now starts the units), then checks:
 #   web/worker/sync active (Type=notify: active means READY=1, plus for web the
 #   kiosk page served), the kiosk URL answers inside the container, a SIGKILLed
-#   worker is restarted by systemd, the timers are scheduled, `appliance doctor`.
+#   worker is restarted by systemd, the timers are scheduled; two signed records
+#   are made and the next version (built beside in pass 1) is installed over the
+#   running one: the records still wait, the database was backed up, the screens
+#   answer; a SIGSTOPped sync service is restarted by the watchdog; `appliance doctor`.
 # The findings are printed as "PROOF key=value" lines and written to ROOT.proof.json.
 #
 # Needs: root, debootstrap and systemd-container (apt-get install debootstrap
@@ -61,6 +64,16 @@ echo "==> pass 1: install.sh install (not booted)"
 "${nspawn[@]}" --setenv=DEBIAN_FRONTEND=noninteractive \
   --setenv=PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
   /bin/bash /root/appliance/provisioning/install.sh install
+
+# The next version, for the upgrade step: this checkout with its version bumped, built
+# beside the current one now (the networked part), switched to later while booted.
+echo "==> pass 1: building the next version beside it (APPLIANCE_BUILD_ONLY=1)"
+rm -rf "$root/root/appliance-next"
+cp -a "$root/root/appliance" "$root/root/appliance-next"
+sed -i 's/^\(version *= *"[^"]*\)"/\1.post1"/' "$root/root/appliance-next/pyproject.toml"
+"${nspawn[@]}" --setenv=DEBIAN_FRONTEND=noninteractive --setenv=APPLIANCE_BUILD_ONLY=1 \
+  --setenv=PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+  /bin/bash /root/appliance-next/provisioning/install.sh install
 
 echo "==> pass 2: booting the tree with systemd as PID 1 (log: $boot_log)"
 "${nspawn[@]}" --private-network --console=pipe -b >"$boot_log" 2>&1 &
@@ -118,6 +131,51 @@ for _ in $(seq 90); do
 done
 found[worker_restarts_after_kill]="$((now - before))"
 found[worker_after_kill]="$active"
+# The timers' jobs, started the way their timers start them, under their hardening.
+for job in doctor purge; do
+  in_ct systemctl start "appliance-$job.service" || true
+  found[${job}_unit_result]="$(in_ct systemctl show "appliance-$job.service" -p Result --value)"
+done
+
+# Upgrade with records waiting: two signed records made by the product's own code as
+# the service user (the key passed as the units pass it), then the next version
+# installed over the running one; they must still be waiting afterwards.
+undelivered() {
+  in_ct sqlite3 "file:/var/lib/appliance/appliance.sqlite3?mode=ro" \
+    "SELECT count(*) FROM outbox WHERE state != 'delivered'"
+}
+in_ct systemd-run --quiet --wait --pipe -p User=appliance -p WorkingDirectory=/opt/appliance \
+  -p LoadCredential=appliance.key:/etc/appliance/appliance.key \
+  -p Environment=APPLIANCE_CONFIG=/etc/appliance/appliance.toml \
+  /opt/appliance/.venv/bin/python -c '
+from appliance.system.config import load
+from appliance.store.db import connect
+from tests.helpers.device_records import add_record
+c = load()
+conn = connect(c.paths.database, key_file=c.paths.key_file)
+for _ in range(2):
+    print("signed", add_record(conn, c.paths.files).record_id)
+'
+found[undelivered_before_upgrade]="$(undelivered)"
+found[release_before_upgrade]="$(in_ct readlink /opt/appliance)"
+in_ct /bin/bash /root/appliance-next/provisioning/install.sh install
+found[release_after_upgrade]="$(in_ct readlink /opt/appliance)"
+found[undelivered_after_upgrade]="$(undelivered)"
+found[backups_after_upgrade]="$(in_ct sh -c 'ls /var/lib/appliance/backups | wc -l')"
+found[web_after_upgrade]="$(in_ct systemctl is-active appliance-web.service || true)"
+found[kiosk_http_after_upgrade]="$(in_ct curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/kiosk || true)"
+
+# The watchdog: a sync service whose main loop stops (SIGSTOP) stops feeding it, and
+# systemd must kill and restart it once WatchdogSec= (60 s) has passed.
+before="$(in_ct systemctl show appliance-sync.service -p NRestarts --value)"
+in_ct kill -STOP "$(in_ct systemctl show appliance-sync.service -p MainPID --value)"
+for _ in $(seq 120); do
+  now="$(in_ct systemctl show appliance-sync.service -p NRestarts --value)"
+  [ "$now" != "$before" ] && break
+  sleep 1
+done
+found[sync_restarts_after_hang]="$((now - before))"
+found[sync_watchdog_logged]="$(in_ct journalctl -u appliance-sync.service --no-pager -q | grep -c 'Watchdog timeout' || true)"
 found[doctor_exit]="$(in_ct /opt/appliance/.venv/bin/appliance --config /etc/appliance/appliance.toml doctor --skip scanner --quiet >/dev/null 2>&1; echo $?)"
 in_ct /opt/appliance/.venv/bin/appliance --config /etc/appliance/appliance.toml doctor --skip scanner || true
 

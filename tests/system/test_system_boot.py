@@ -43,3 +43,17 @@ def test_boots_installs_serves_and_restarts_under_systemd():
     assert int(found["worker_restarts_after_kill"]) >= 1
     assert found["worker_after_kill"] == "active"
     assert int(found["timers"]) >= 2
+    assert found["doctor_unit_result"] == "success"
+    assert found["purge_unit_result"] == "success"
+    # upgrade with records waiting
+    # (a reused tree keeps the records of earlier runs: at least the two made now)
+    assert int(found["undelivered_before_upgrade"]) >= 2
+    assert found["undelivered_after_upgrade"] == found["undelivered_before_upgrade"]
+    assert found["release_after_upgrade"] != found["release_before_upgrade"]
+    assert found["release_after_upgrade"].endswith(".post1")
+    assert int(found["backups_after_upgrade"]) >= 1
+    assert found["web_after_upgrade"] == "active" and found["kiosk_http_after_upgrade"] == "200"
+    # the watchdog, fed from the sync loop, restarts a hung service
+    assert int(found["sync_restarts_after_hang"]) >= 1
+    assert int(found["sync_watchdog_logged"]) >= 1
+    assert found["doctor_exit"] == "0"
