@@ -127,6 +127,11 @@ def assert_on_screen(page, selector: str) -> None:
     vp = page.viewport_size
     footers = page.locator("footer")
     bottom = footers.first.bounding_box()["y"] if footers.count() else vp["height"]
+    bar = page.locator("#actionbar")
+    inside_bar = page.evaluate("(s) => !!document.querySelector(s).closest('#actionbar')",
+                               selector)
+    if bar.count() and not inside_bar:  # content scrolls above the action bar
+        bottom = min(bottom, bar.bounding_box()["y"])
     assert box["x"] >= 0 and box["x"] + box["width"] <= vp["width"] + 0.5, (selector, box)
     assert box["y"] >= 0 and box["y"] + box["height"] <= bottom + 0.5, (selector, box, bottom)
 
