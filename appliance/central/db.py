@@ -204,7 +204,13 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def apply_migrations(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring the schema to the newest version in one transaction; refuse a newer file."""
+    """Bring the schema to the newest version in one transaction; refuse a newer file.
+
+    A current file is recognised with a plain read first, so that status readers and
+    tests opening the database never take the write lock from a running receiver.
+    """
+    if conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+        return
     with transaction(conn):
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         if current > len(MIGRATIONS):

@@ -48,7 +48,6 @@ def test_stray_chunks_are_purged_and_genuine_records_pass(tmp_path, broker, serv
     publisher = services(run_publisher, config)
     stray_chunks(attacker, wire.records_topic("bhxh", config.device.id), 5)
     stray_chunks(attacker, wire.records_topic("bhxh", "ghost-42"), 5)
-    assert central_store.chunk_state(config.central.database)["transfers"] > 0
     wait_for(lambda: all_delivered(config, recs), 30, "the genuine records")
     wait_for(lambda: central_store.chunk_state(config.central.database)["transfers"] == 0, 15,
              "the stray transfers to expire")

@@ -64,7 +64,7 @@ def test_receiver_kill9_during_group_commits_loses_and_duplicates_nothing(
               lambda: central_store.read_counters(config.central.database)
               .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
               "central")
-        recs = enqueue(config, 80, pdf_sizes=(100_000,))
+        recs = enqueue(config, 120, pdf_sizes=(100_000,))
         # A small window keeps the drain long enough to kill the receiver twice in it.
         publisher = services(functools.partial(run_publisher, window=2), config)
         for target in (10, 40):
