@@ -114,6 +114,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("purge", "one retention run: purge dossiers delivered long enough ago",
             "appliance.records.audit_commands:cmd_purge",
             "appliance.records.audit_commands:add_purge_arguments"),
+    Command("record", "export one dossier's signed PDFs, their metadata and the record",
+            "appliance.records.export:cmd", "appliance.records.export:add_arguments"),
     Command("audit", "verify the hash-chained audit log",
             "appliance.records.audit_commands:cmd_audit",
             "appliance.records.audit_commands:add_audit_arguments"),
