@@ -8,6 +8,7 @@ the recognizer still crops sharp pixels.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class DetectorConfig:
     band_overlap: int = 32  # rows of context above and below each band (multiple of 32)
     per_line_angle: bool = True  # long lines are cut at their own angle, short ones at the page's
     own_angle_aspect: float = 6.0  # a line this many heights long says its own angle
+    own_angle_min_dev_deg: float = 1.0  # ...when it departs from the page's by more than this
 
 
     def __post_init__(self) -> None:
@@ -166,6 +168,7 @@ class TextDetector:
         own, own_corners = oriented_box(runs)
         kw = float(np.hypot(*(own_corners[1] - own_corners[0])))
         kh = float(np.hypot(*(own_corners[3] - own_corners[0])))
-        if kw > self.config.own_angle_aspect * kh and abs(own - ang) > 1e-6:
+        if (kw > self.config.own_angle_aspect * kh
+                and abs(own - ang) > math.radians(self.config.own_angle_min_dev_deg)):
             return own_corners
         return corners
