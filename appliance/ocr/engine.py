@@ -330,6 +330,8 @@ class TesseractEngine:
     def read(self, image: Image.Image) -> PageText:
         t0 = time.perf_counter()
         check_image(image)
+        if min(image.size) < MIN_SIDE:  # as OcrEngine: no text, not an error
+            return PageText(time.perf_counter() - t0, ())
         buf = io.BytesIO()
         image.convert("L").save(buf, format="PNG")
         env = dict(os.environ, OMP_THREAD_LIMIT="1")
