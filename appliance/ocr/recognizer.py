@@ -161,7 +161,11 @@ def crop_line(gray: Image.Image, quad: Quad, height: int = HEIGHT) -> np.ndarray
     w = max(1.0, quad.width)
     h = max(1.0, quad.height)
     out_w = int(min(MAX_WIDTH, max(8, round(w * height / h))))
-    img = gray.transform((out_w, height), Image.QUAD, _pil_quad(quad), resample=Image.BILINEAR)
+    # Enlarging a small line (75-150 dpi scans, phone photos) bicubically keeps its
+    # strokes and marks sharper: on 9 such real pages line CER 16.0 -> 15.6 %
+    # (7 better, 2 slightly worse). Shrinking stays bilinear, as in training.
+    resample = Image.BICUBIC if h < height else Image.BILINEAR
+    img = gray.transform((out_w, height), Image.QUAD, _pil_quad(quad), resample=resample)
     return np.asarray(img, dtype=np.uint8)
 
 
