@@ -27,6 +27,7 @@ from paho.mqtt.properties import Properties
 
 from appliance.sync.errors import BrokerUnavailable
 from appliance.system.config import MqttConfig
+from appliance.system.notify import pause
 
 log = logging.getLogger(__name__)
 
@@ -113,17 +114,6 @@ def _no_delay(client: mqtt.Client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as e:
         log.debug("TCP_NODELAY not set: %s", e)
-
-
-def pause(stop: threading.Event, seconds: float, notify: Callable[[str], None]) -> None:
-    """Sleep until `stop` or `seconds`, still feeding the systemd watchdog every second."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        notify("WATCHDOG=1")
-        stop.wait(min(left, 1.0))
 
 
 RECONNECT_MIN_SECONDS = 0.5

@@ -8,7 +8,8 @@ notifier. Nothing needs flushing on the way out because every fact that matters 
 already committed in SQLite.
 
 Imports stay light on purpose: this process lives next to the OCR on a 2 GB device, so
-it loads the outbox loop, paho and sqlite3, and nothing of Flask, numpy or PIL.
+it loads the outbox loop and sqlite3, paho only once a broker is configured, and
+nothing of Flask, numpy or PIL.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from appliance.sync.errors import SyncError
 from appliance.system.config import Config
 from appliance.system.service import ServiceNotifier, run_service
 
-DEFAULT_WINDOW = 8
+# The publisher's own default; importing it from there would load the outbox loop just
+# to print --help, so tests/sync keeps the two equal instead.
+DEFAULT_WINDOW = 64
 
 
 def add_sync_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,25 +28,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
+from typing import TYPE_CHECKING
 
 from appliance.store import db, outbox
 from appliance.store.errors import StoreError
 from appliance.store.files import FileStore
 from appliance.store.outbox import DeadLetterKind
-from appliance.sync import acksig, wire
-from appliance.sync.client import (
-    MAX_INFLIGHT,
-    Reconnector,
-    close,
-    make_client,
-    open_session,
-    pause,
-)
+from appliance.sync import wire
 from appliance.sync.errors import LocalFileError, WireError
 from appliance.system.config import Config
+from appliance.system.notify import pause
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +52,13 @@ ERROR_KEY = "sync.last_error"
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
 DEFAULT_WINDOW = 64
+
+
+def _verify(key: Ed25519PublicKey, ack: wire.Ack) -> bool:
+    """The receiver's signature on `ack` (acksig loads only where a key is configured)."""
+    from appliance.sync import acksig
+
+    return acksig.verify(key, ack)
 PDF_SUFFIX = ".pdf"
 # Dead letters logged one by one up to this many, then every hundredth.
 DEAD_LETTERS_LOGGED = 20
@@ -88,8 +90,13 @@ class _Publisher:
         if self.chunk_bytes < self.cfg.chunk_bytes:
             log.warning("mqtt.chunk_bytes %d is over what a receiver accepts; using %d",
                         self.cfg.chunk_bytes, self.chunk_bytes)
-        self.verifier = (acksig.load_public_key(Path(self.cfg.central_public_key))
-                         if self.cfg.central_public_key else None)
+        self.verifier: Ed25519PublicKey | None = None
+        if self.cfg.central_public_key:
+            # Imported only when acks are to be verified: `cryptography` is about 11 MB
+            # resident, which a sync waiting for its broker has no use for.
+            from appliance.sync import acksig
+
+            self.verifier = acksig.load_public_key(Path(self.cfg.central_public_key))
         # Records the receiver said conflict with other bytes under their id: their
         # next record message carries claim=true. Lost on restart, which only costs
         # one more CONFLICT ack.
@@ -130,6 +137,8 @@ class _Publisher:
         self.connected = True
         # Never the retained message: the central does not retain acks, so one found
         # there was put by someone else and would come back at every subscribe.
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
         client.subscribe(self.ack_topic, options=SubscribeOptions(
             qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
         log.info("connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
@@ -187,7 +196,7 @@ class _Publisher:
             self.set_aside(DeadLetterKind.OTHER_DEVICE, topic,
                            f"ack for device {ack.device_id!r}", payload)
             return
-        if self.verifier is not None and not acksig.verify(self.verifier, ack):
+        if self.verifier is not None and not _verify(self.verifier, ack):
             self.set_aside(DeadLetterKind.FORGED, topic,
                            f"bad signature on an ack for record {ack.record_id}", payload)
             return
@@ -238,6 +247,8 @@ class _Publisher:
         self.connected = False
         self.refusal = None
         self.dropped = None
+        from appliance.sync.client import make_client, open_session
+
         client = make_client(self.cfg, self.config.device.id)
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
@@ -251,6 +262,8 @@ class _Publisher:
         """Connection gone: every claimed record goes back to 'pending', due at once."""
         log.warning("connection to %s:%d lost: %s", self.cfg.host, self.cfg.port, reason)
         if self.client is not None:
+            from appliance.sync.client import close
+
             close(self.client)
         self.client = None
         self.connected = False
@@ -336,6 +349,10 @@ class _Publisher:
     def feed(self) -> None:
         """Publish while paho has room: one record's messages at a time, in outbox order."""
         assert self.client is not None
+        import paho.mqtt.client as mqtt
+
+        from appliance.sync.client import MAX_INFLIGHT
+
         while self.connected and len(self.unacked) < MAX_INFLIGHT:
             if self.current is None and (len(self.flights) >= self.window or not self.claim()):
                 return
@@ -380,6 +397,12 @@ class _Publisher:
             while not self.stop.is_set():
                 pause(self.stop, NO_BROKER_POLL_SECONDS, self.notify)
             return
+        # paho (with urllib, email and ssl: several MB) loads only once there is a broker
+        # to talk to; a device without one keeps that memory for OCR.
+        import paho.mqtt.client as mqtt
+
+        from appliance.sync.client import Reconnector, close
+
         reconnect = Reconnector(self.stop, self.notify)
         try:
             while not self.stop.is_set():

@@ -8,7 +8,6 @@ A bad file is refused at start with an error that names the key, never half-appl
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -269,6 +268,8 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
         # Name what is allowed there, and the likely intended key: a technician on the
         # phone with a typo should not need the reference to fix it.
+        import difflib  # only for the message of a bad file, not every start
+
         close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{key}: unknown key{hint} "

@@ -36,13 +36,15 @@ import os
 import secrets
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from appliance.system.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -72,13 +74,29 @@ class Tampered(ValueError):
 
 
 class Sealer:
-    """Seals and opens bytes and text with one key; safe to share between threads."""
+    """Seals and opens bytes and text with one key; safe to share between threads.
+
+    `cryptography` (about 11 MB resident) loads at the first seal or open, not when
+    the key is checked: `appliance sync` waiting for a broker never opens a file and
+    stays small on a 2 GB Pi.
+    """
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise KeyProblem(f"an encryption key has {KEY_BYTES} bytes, not {len(key)}")
-        self._aead = AESGCM(key)
+        self._key = key
+        self._aead_once: AESGCM | None = None
+        self._lock = threading.Lock()
         self.check_value = hmac.new(key, _CHECK_CONSTANT, hashlib.sha256).hexdigest()
+
+    @property
+    def _aead(self) -> AESGCM:
+        with self._lock:
+            if self._aead_once is None:
+                from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+                self._aead_once = AESGCM(self._key)
+            return self._aead_once
 
     def seal(self, data: bytes, aad: bytes) -> bytes:
         """Encrypt `data`; `aad` names where it belongs and must be given again to open it."""
@@ -90,8 +108,11 @@ class Sealer:
         if not is_sealed(blob):
             raise Tampered("not a sealed blob")
         nonce = blob[len(BLOB_MAGIC):len(BLOB_MAGIC) + NONCE_BYTES]
+        aead = self._aead
+        from cryptography.exceptions import InvalidTag
+
         try:
-            return self._aead.decrypt(nonce, blob[len(BLOB_MAGIC) + NONCE_BYTES:], aad)
+            return aead.decrypt(nonce, blob[len(BLOB_MAGIC) + NONCE_BYTES:], aad)
         except InvalidTag as e:
             raise Tampered("sealed blob does not open: wrong key, changed or moved") from e
 

@@ -243,3 +243,14 @@ def run_watched_loop(
             stop.wait(pause)
     finally:
         notifier.stopping(stopping_status)
+
+
+def pause(stop: threading.Event, seconds: float, notify: Callable[[str], None]) -> None:
+    """Sleep until `stop` or `seconds`, still feeding the systemd watchdog every second."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        notify("WATCHDOG=1")
+        stop.wait(min(left, 1.0))

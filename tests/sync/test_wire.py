@@ -166,3 +166,9 @@ def test_public_key_from_a_certificate_and_bad_key_files(tmp_path):
             acksig.load_public_key(bad)
         with pytest.raises(acksig.AckKeyError):
             acksig.load_private_key(bad)
+
+
+def test_the_cli_window_default_is_the_publishers():
+    from appliance.sync import commands, publisher
+
+    assert commands.DEFAULT_WINDOW == publisher.DEFAULT_WINDOW
