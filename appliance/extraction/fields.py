@@ -147,13 +147,14 @@ def _formats(catalogue: Catalogue) -> v.Formats:
 def guess_paper_type(lines: Sequence[Line], catalogue: Catalogue) -> PaperType | None:
     """The paper type whose longest title label appears near the top of the first
     page; the longest match wins so "Giấy chứng nhận nghỉ việc hưởng BHXH" beats a
-    bare "BHXH"-something. None when no title matches."""
+    bare "BHXH"-something. A long title also counts when misread by a few letters
+    ("SIẤY CHỨNG NHẬN ... HIẾM"), below every exact match. None when no title matches."""
     if not lines:
         return None
     first_page = min(ln.page for ln in lines)
     top = [ln for ln in reading_order(lines) if ln.page == first_page][:TITLE_LINES]
     folded = [fold(ln.text) for ln in top]
-    best: tuple[int, int] | None = None
+    best: tuple[bool, int, int] | None = None
     chosen: PaperType | None = None
     for paper in catalogue.papers:
         for label in paper.title_labels:
@@ -162,11 +163,25 @@ def guess_paper_type(lines: Sequence[Line], catalogue: Catalogue) -> PaperType |
                 # A short label ("Sổ BHXH") names the paper only where it opens a line,
                 # not inside "Mã số BHXH: ..."; a long one is specific anywhere.
                 at = find_words(text, needle)
-                if at and (len(needle) >= TITLE_ANYWHERE or at[0] == 0):
-                    score = (len(needle), -row)
+                exact = bool(at) and (len(needle) >= TITLE_ANYWHERE or at[0] == 0)
+                near = not exact and len(needle) >= TITLE_ANYWHERE and _near_words(
+                    text, needle, label_tolerance(len(needle)))
+                if exact or near:
+                    score = (exact, len(needle), -row)
                     if best is None or score > best:
                         best, chosen = score, paper
     return chosen
+
+
+def _near_words(text: str, needle: str, limit: int) -> bool:
+    """Whether some run of whole words of `text` is within `limit` edits of `needle`."""
+    words = text.split()
+    n = len(needle.split())
+    for k in (n - 1, n, n + 1):
+        for i in range(max(0, len(words) - k + 1)):
+            if k > 0 and edit_distance(" ".join(words[i:i + k]), needle, limit) <= limit:
+                return True
+    return False
 
 
 # --- labels on a line -----------------------------------------------------------------

@@ -113,3 +113,19 @@ def test_no_value_wrong_without_a_flag_on_any_paper_type(engine):
         result, truth = read(engine, paper)
         misses.update({f"{paper.code}.{k}": v for k, v in wrong_unflagged(result, truth).items()})
     assert set(misses) <= {"health-insurance-card.full_name"}, misses
+
+
+def test_a_title_misread_by_a_few_letters_still_names_the_paper():
+    """Real OCR output for the drawn C65 title: G read as S, Ể as Ế."""
+    from appliance.extraction.fields import guess_paper_type
+    from appliance.extraction.layout import to_lines
+    from appliance.records import catalogue as cat
+
+    lines = to_lines(["CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+                      "SIẤY CHỨNG NHẬN NGHỈ VIỆC HƯỞNG BẢO HIẾM XÃ HỘI",
+                      "1. Họ và tên: NGUYỄN THỊ MAI"])
+    paper = guess_paper_type(lines, cat.default())
+    assert paper is not None and paper.code == "sick-leave-c65"
+    # a heading that is merely similar to nothing in the catalogue names no paper
+    assert guess_paper_type(to_lines(["BÁO CÁO TÌNH HÌNH THỰC HIỆN NHIỆM VỤ NĂM"]),
+                            cat.default()) is None
