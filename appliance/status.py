@@ -39,6 +39,8 @@ def snapshot(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
         "oldest_undelivered_age_s": stats["oldest_undelivered_age_seconds"],
         "last_delivery_at": stats["last_delivery_at"],
         "delivered": stats["delivered_count"],
+        # Messages the sync service set aside (unreadable, unverifiable): none is normal.
+        "sync_dead_letters": int(outbox.dead_letter_counts(conn).get("total", 0)),
         "sync_state": state(StateKey.SYNC) or "not_started",
         "sync_last_error": state(StateKey.SYNC_ERROR),
         "scanner_state": device_state.scanner_summary(conn) or "unknown",

@@ -121,8 +121,10 @@ def get_dossier(dossier_id: int) -> Response:
 @access(Access.OWNER, _dossier_arg)
 def start_scan(dossier_id: int) -> tuple[Response, int, dict[str, str]]:
     body = json_body()
+    presets = usecases.STAFF_PRESETS if auth.is_officer() else usecases.KIOSK_PRESETS
     job_id = usecases.start_scan(get_db(), dossier_id, body.get("source"),
-                                 body.get("paper_id"), auth.client_key())
+                                 body.get("paper_id"), auth.client_key(),
+                                 preset=body.get("preset"), presets=presets)
     return jsonify({"job_id": job_id}), 202, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
@@ -140,6 +142,19 @@ def get_job(job_id: int) -> Response:
     conn = get_db()
     job = usecases.get_job(conn, job_id)
     return jsonify(presenters.job_json(job, usecases.worker_stalled(conn)))
+
+
+@bp.post("/jobs/<int:job_id>/cancel")
+@access(Access.OWNER, _job_owner)
+def cancel_job(job_id: int) -> Response:
+    """Stop a scan of the caller's dossier (an officer: any); the job as it now is."""
+    optional_json_body()
+    conn = get_db()
+    job = usecases.get_job(conn, job_id)
+    if job.dossier_id is not None:
+        usecases.stop_scan(conn, job.dossier_id, job.id)
+    return jsonify(presenters.job_json(usecases.get_job(conn, job_id),
+                                       usecases.worker_stalled(conn)))
 
 
 @bp.post("/dossiers/<int:dossier_id>/submit")

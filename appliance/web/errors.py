@@ -40,7 +40,7 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "error.file_missing", "error.storage", "error.disk_full", "error.staff_only",
     "error.technician_only", "error.forbidden", "error.csrf", "error.cross_origin",
     "error.too_large", "error.rate_limited", "error.locked", "error.busy",
-    "error.too_many_open",
+    "error.too_many_open", "error.bad_preset",
 )
 
 _HTTP_KEYS: dict[int, str] = {

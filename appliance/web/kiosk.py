@@ -38,7 +38,7 @@ from appliance.store.jobs import JobState
 from appliance.web import auth, presenters, usecases
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
-from appliance.web.i18n import COOKIE, current_language
+from appliance.web.i18n import COOKIE, current_language, t
 from appliance.web.limits import TokenBucket, retry_after
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
@@ -151,13 +151,17 @@ def dossier() -> Any:
     active = job is not None and job.state in (JobState.QUEUED, JobState.RUNNING)
     stalled = active and usecases.worker_stalled(conn)
     retry = None
+    stopped = job is not None and job.state == JobState.FAILED and (
+        job.error_key == usecases.SCAN_CANCELLED)
     if job is not None and job.state == JobState.FAILED and job.error_key not in (
-            consent.SESSION_ENDED, "error.scan_withdrawn"):
+            consent.SESSION_ENDED, "error.scan_withdrawn", usecases.SCAN_CANCELLED):
         paper_id = queries.retry_paper_id(conn, job)
         if paper_id is not None and not queries.paper_exists(conn, d.id, paper_id):
             paper_id = None
+        preset = job.params.get("preset")
         retry = {"paper_id": paper_id, "source": job.params.get("source", "flatbed"),
-                 "title": job.params.get("title", "")}
+                 "title": job.params.get("title", ""),
+                 "preset": preset if preset in usecases.KIOSK_PRESETS else None}
     choices = presenters.paper_choices(d)
     new_paper = job.progress.get("paper_id") if job is not None and not active else None
     return render_template(
@@ -172,6 +176,9 @@ def dossier() -> Any:
         active=active,
         stalled=stalled,
         retry=retry,
+        stopped=stopped,
+        stopping=usecases.stopping(job),
+        presets=presets(),
         new_paper=new_paper,
         can_submit=not active and d.page_count > 0,
         paper_title=presenters.paper_title,
@@ -192,6 +199,22 @@ def _title_from_form(d: Dossier) -> str | None:
     return choice.title_vi
 
 
+def presets() -> list[tuple[str, str]]:
+    """The one-tap presets a citizen may choose, (name, label), the default first."""
+    return [(name, t(f"scanner.preset.{name}")) for name in usecases.KIOSK_PRESETS]
+
+
+def _preset_from_form(source: str | None) -> str | None:
+    """The preset tapped on the scan step. The kiosk's presets are for the glass: a
+    feeder scan is the plain feeder batch whatever the glass choice says."""
+    name = request.form.get("preset", "")
+    if not name or source != "flatbed":
+        return None
+    if name not in usecases.KIOSK_PRESETS:
+        raise WebError("error.bad_preset", 400)
+    return name
+
+
 @bp.post("/dossier/scan")
 def scan() -> Response:
     dossier_id = _my_dossier()
@@ -202,8 +225,23 @@ def scan() -> Response:
         raise WebError("error.bad_paper", 400) from None
     conn = get_db()
     title = _title_from_form(dossiers.get(conn, dossier_id))
-    usecases.start_scan(conn, dossier_id, request.form.get("source"), paper_id,
-                        auth.client_key(), title=title)
+    source = request.form.get("source")
+    usecases.start_scan(conn, dossier_id, source, paper_id, auth.client_key(), title=title,
+                        preset=_preset_from_form(source))
+    return redirect(url_for("kiosk.dossier"))
+
+
+@bp.post("/dossier/scan/stop")
+def stop_scan() -> Response:
+    """"Stop scanning": the queued scan never starts, a running one stops after the
+    page being read; the pages already scanned stay in the dossier."""
+    dossier_id = _my_dossier()
+    raw_job = request.form.get("job", "")
+    try:
+        job_id = int(raw_job) if raw_job else None
+    except ValueError:
+        raise WebError("error.bad_request", 400) from None
+    usecases.stop_scan(get_db(), dossier_id, job_id)
     return redirect(url_for("kiosk.dossier"))
 
 

@@ -153,6 +153,10 @@ def _document() -> dict[str, Any]:
                 "parameters": [_id_param("dossier_id")],
                 "requestBody": _body({"type": "object", "required": ["source"], "properties": {
                     "source": {"type": "string", "enum": ["flatbed", "adf"]},
+                    "preset": {"type": "string",
+                               "enum": ["a4_form", "cccd", "feeder_batch", "duplex"],
+                               "description": "a one-tap preset; a citizen's session may "
+                                              "use a4_form and cccd, an officer all"},
                     "paper_id": {"type": "integer",
                                  "description": "continue this paper (after a jam)"}}}),
                 "responses": {"202": _json({"type": "object", "properties": {
@@ -167,6 +171,13 @@ def _document() -> dict[str, Any]:
                 "parameters": [_id_param("job_id"), LANG_PARAM],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Job"}, "job"),
                               **_errors(404)}}},
+            "/api/jobs/{job_id}/cancel": {"post": {
+                "summary": "stop a queued or running scan: a queued one never starts, a "
+                           "running one stops at the next page and keeps its pages; the "
+                           "job ends failed with error_key scanner.cancelled",
+                "parameters": [_id_param("job_id"), LANG_PARAM],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Job"}, "job"),
+                              **_errors(404, 409)}}},
             "/api/dossiers/{dossier_id}/submit": {"post": {
                 "summary": "the citizen is done: hand the dossier to an officer",
                 "parameters": [_id_param("dossier_id")],
@@ -262,6 +273,8 @@ def _document() -> dict[str, Any]:
                 "oldest_undelivered_age_s": {"type": "number", "nullable": True},
                 "last_delivery_at": {"type": "number", "nullable": True},
                 "delivered": {"type": "integer"},
+                "sync_dead_letters": {"type": "integer", "description":
+                                      "messages the sync service set aside, in total"},
                 "sync_state": {"type": "string",
                                "description": "no_broker | connected | disconnected | not_started"},
                 "sync_last_error": {"type": "string", "nullable": True},

@@ -82,6 +82,7 @@ def index() -> str:
         ("tech.sync", t(f"state.sync.{sync}")),
         ("tech.last_delivery", _age(time.time() - last) if last else t("tech.never")),
         ("tech.delivered", str(s["delivered"])),
+        ("tech.dead_letters", str(s["sync_dead_letters"])),
         ("tech.ocr", t(f"state.ocr.{ocr}")),
     ]
     if s["sync_last_error"]:

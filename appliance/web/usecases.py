@@ -35,6 +35,20 @@ from appliance.web.limits import Leases, TokenBucket, retry_after
 log = logging.getLogger(__name__)
 
 SOURCES: tuple[str, ...] = ("flatbed", "adf")
+# The one-tap presets by name (appliance.scanner.settings.PRESETS: the web never imports
+# the scanner, so a test keeps these names equal to its), each with the source its
+# paper goes through as the web names it (both sides of a sheet go through the feeder).
+PRESET_SOURCES: dict[str, str] = {
+    "a4_form": "flatbed", "cccd": "flatbed", "feeder_batch": "adf", "duplex": "adf",
+}
+DEFAULT_PRESET = "a4_form"
+# Until the worker publishes the opened scanner's capabilities, a citizen is offered
+# the glass presets every scanner has; staff also get the feeder ones.
+KIOSK_PRESETS: tuple[str, ...] = ("a4_form", "cccd")
+STAFF_PRESETS: tuple[str, ...] = ("a4_form", "cccd", "feeder_batch", "duplex")
+# The key a job stopped from the screen fails with (ScannerCancelled's, as the worker
+# gives it when it stops at a page boundary): a notice, not a fault.
+SCAN_CANCELLED = "scanner.cancelled"
 # The worker beats every loop (~0.3 s idle) but not while a long page is being read;
 # OCR of one page can take 15 s+ on a Pi, so only a much longer silence is a fault.
 WORKER_STALE_SECONDS = 60.0
@@ -209,16 +223,35 @@ def _next_title(dossier: Dossier) -> str:
     return f"Giấy tờ số {n + 1}"
 
 
+def check_preset(preset: Any, source: Any,
+                 allowed: tuple[str, ...] = KIOSK_PRESETS) -> tuple[str | None, Any]:
+    """(preset, source) for a scan: a preset must be one `allowed` here, and names its
+    own source when none is given; a source that contradicts it is refused."""
+    if preset is None or preset == "":
+        return None, source
+    if not isinstance(preset, str) or preset not in allowed or preset not in PRESET_SOURCES:
+        raise WebError("error.bad_preset", 400)
+    wanted = PRESET_SOURCES[preset]
+    if source is None or source == "":
+        return preset, wanted
+    if source != wanted:
+        raise WebError("error.bad_preset", 400)
+    return preset, source
+
+
 def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
                paper_id: Any = None, client: str | None = None,
-               title: str | None = None) -> int:
+               title: str | None = None, preset: Any = None,
+               presets: tuple[str, ...] = KIOSK_PRESETS) -> int:
     """Queue a scan for the worker; refuse a second one while one is queued or running.
 
     The check and the insert share one write transaction so two quick taps (or two
     clients) cannot queue two scans of the same feeder. `title` names the paper the
     citizen said is on the glass; without it the procedure's next paper is assumed.
     A worker that has gone silent is reported at once: a queued scan would only wait.
+    `preset` (one of `presets`) goes into the job's params for the worker.
     """
+    preset, source = check_preset(preset, source, presets)
     if source not in SOURCES:
         raise WebError("error.bad_source", 400)
     if paper_id is not None and (isinstance(paper_id, bool) or not isinstance(paper_id, int)):
@@ -234,6 +267,8 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
         if jobs.active_for_dossier(conn, dossier_id) is not None:
             raise WebError("error.job_active", 409)
         params: dict[str, Any] = {"source": source}
+        if preset is not None:
+            params["preset"] = preset
         if paper_id is not None:
             paper = next((p for p in dossier.papers if p.id == paper_id), None)
             if paper is None:
@@ -242,6 +277,29 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
         else:
             params["title"] = title or _next_title(dossier)
         return jobs.enqueue(conn, "scan", dossier_id, params)
+
+
+def stop_scan(conn: sqlite3.Connection, dossier_id: int, job_id: Any = None) -> bool:
+    """Stop the dossier's queued or running scan from the screen: a queued one fails at
+    once, a running one stops at the next page boundary; the pages so far are kept and
+    the job ends failed with `SCAN_CANCELLED`. Only a job of `dossier_id` is touched:
+    `job_id`, when given (the screen's), must be that dossier's active job. False when
+    there was nothing left to stop (it had just ended)."""
+    job = jobs.active_for_dossier(conn, dossier_id)
+    if job is None:
+        return False
+    if job_id is not None and job_id != job.id:
+        raise WebError("error.stale_screen", 409)
+    stopped = jobs.request_cancel(conn, job.id, SCAN_CANCELLED)
+    if stopped:
+        log.info("dossier %d: scan job %d asked to stop", dossier_id, job.id)
+    return stopped
+
+
+def stopping(job: jobs.Job | None) -> bool:
+    """Whether a running job has been asked to stop (it ends at the next page)."""
+    return bool(job is not None and job.state == jobs.JobState.RUNNING
+                and job.params.get("cancel"))
 
 
 def submit(conn: sqlite3.Connection, dossier_id: int) -> Dossier:

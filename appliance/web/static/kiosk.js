@@ -9,6 +9,10 @@
   var WARN_SECONDS = 15;
   var POLL_MS = 500;
 
+  // --- no browser menu: a long press or right-click on a kiosk offers nothing --------
+  // (save image, open in a new tab, inspect: none of it is for a public screen)
+  document.addEventListener("contextmenu", function (event) { event.preventDefault(); });
+
   // --- idle reset: wipe the session after a period without touch -------------------
   var lastTouch = Date.now();
   var warning = document.getElementById("idle-warning");
