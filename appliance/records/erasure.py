@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass
 
 from appliance.records import audit
-from appliance.records.errors import DossierNotFound, InvalidState
+from appliance.records.errors import DossierNotFound, InvalidState, ScanInProgress
+from appliance.store import jobs
 from appliance.store.db import aad, open_text, transaction
 from appliance.store.files import FileStore
 from appliance.system.config import Config
@@ -56,12 +57,6 @@ class AlreadySent(InvalidState):
     """The record is on its way or at the central office: erasure is theirs to do."""
 
     key = "error.already_sent"
-
-
-class ScanRunning(InvalidState):
-    """A scan is writing into the dossier right now; erase once it has finished."""
-
-    key = "error.job_active"
 
 
 @dataclass(frozen=True)
@@ -149,9 +144,9 @@ def erase(conn: sqlite3.Connection, files: FileStore, dossier_id: int, officer: 
             raise DossierNotFound(f"dossier {dossier_id} not found")
         if row["erased_at"] is not None or row["purged_at"] is not None:
             raise InvalidState(f"dossier {dossier_id} is already erased")
-        if conn.execute("SELECT 1 FROM jobs WHERE dossier_id=? AND state='running'",
-                        (dossier_id,)).fetchone():
-            raise ScanRunning(f"dossier {dossier_id} has a scan running")
+        active = jobs.active_for_dossier(conn, dossier_id)
+        if active is not None and active.state == jobs.JobState.RUNNING:
+            raise ScanInProgress(f"dossier {dossier_id} has a scan running")
         records = conn.execute(
             "SELECT r.record_id, r.sha256, o.state FROM records r "
             "LEFT JOIN outbox o USING (record_id) WHERE r.dossier_id=?",

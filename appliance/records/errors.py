@@ -19,6 +19,13 @@ class InvalidState(RecordsError):
     key = "error.invalid_state"
 
 
+class ScanInProgress(InvalidState):
+    """A scan job is queued or running for the dossier: its papers cannot change now,
+    and it cannot be erased under the worker's feet."""
+
+    key = "error.job_active"
+
+
 class UnknownProcedure(RecordsError):
     key = "error.unknown_procedure"
 

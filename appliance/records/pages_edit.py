@@ -16,24 +16,17 @@ from dataclasses import dataclass
 
 from appliance.imaging import pages as imaging
 from appliance.records import audit, pages
-from appliance.records.errors import InvalidState, RecordsError
+from appliance.records.errors import InvalidState, RecordsError, ScanInProgress
+from appliance.store import jobs
 from appliance.store.db import transaction
 from appliance.store.files import FileStore
 from appliance.system.config import Config
-
-ACTIVE_STATES = ("queued", "running")
 
 
 class PageNotFound(RecordsError):
     """No such page in this dossier (a stale screen, or a forged id)."""
 
     key = "error.page_not_found"
-
-
-class ScanInProgress(RecordsError):
-    """A scan job is queued or running for the dossier: its papers cannot change now."""
-
-    key = "error.job_active"
 
 
 @dataclass(frozen=True)
@@ -64,9 +57,7 @@ def _check_editable(conn: sqlite3.Connection, dossier_id: int) -> None:
     row = conn.execute("SELECT status FROM dossiers WHERE id=?", (dossier_id,)).fetchone()
     if row is None or row["status"] != "open":
         raise InvalidState(f"dossier {dossier_id} is not open")
-    busy = conn.execute("SELECT 1 FROM jobs WHERE dossier_id=? AND state IN (?, ?)",
-                        (dossier_id, *ACTIVE_STATES)).fetchone()
-    if busy is not None:
+    if jobs.active_for_dossier(conn, dossier_id) is not None:
         raise ScanInProgress(f"dossier {dossier_id} has a scan in progress")
 
 

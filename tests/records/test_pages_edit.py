@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.records import consent, dossiers, pages_edit
-from appliance.records.errors import InvalidState
+from appliance.records.errors import InvalidState, ScanInProgress
 from appliance.store import jobs
 from appliance.store.db import connect
 from appliance.store.files import FileStore
@@ -62,7 +62,7 @@ def test_edits_refused_on_other_dossiers_busy_or_closed_ones(setup):
         pages_edit.delete_page(conn, files, config, mine, their_page)
     my_page = page_ids(conn, mine)[0][0]
     job = add_job(conn, mine, "queued", {})
-    with pytest.raises(pages_edit.ScanInProgress):
+    with pytest.raises(ScanInProgress):
         pages_edit.delete_page(conn, files, config, mine, my_page)
     jobs.fail(conn, job, "x", "")
     dossiers.submit(conn, mine)
