@@ -19,13 +19,11 @@ stops the receiver at start with exit 2 and nothing is written.
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from appliance.central.errors import CentralStoreError
 from appliance.system import crypto
+from appliance.system.sqlite import transaction, use_wal
 
 BUSY_TIMEOUT_MS = 15000
 
@@ -159,7 +157,7 @@ def connect(path: str | Path, *, migrate: bool = True,
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        _use_wal(conn)
+        use_wal(conn, BUSY_TIMEOUT_MS / 1000)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA secure_delete=ON")
         if migrate:
@@ -174,33 +172,6 @@ def connect(path: str | Path, *, migrate: bool = True,
         conn.close()
         raise CentralStoreError(f"cannot open central database {path}: {e}") from e
     return conn
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL; two receivers creating the file at once retry the brief lock."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
 
 
 def apply_migrations(conn: sqlite3.Connection, path: Path) -> None:

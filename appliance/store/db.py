@@ -20,14 +20,13 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from appliance.store.errors import StoreError
 from appliance.store.migrations import MIGRATIONS
 from appliance.system import crypto
 from appliance.system.crypto import Sealer, Tampered
+from appliance.system.sqlite import transaction, use_wal
 
 BUSY_TIMEOUT_MS = 15000
 
@@ -56,7 +55,7 @@ def connect(path: str | Path, *, migrate: bool = True,
                                check_same_thread=False, factory=StoreConnection)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        _use_wal(conn)
+        use_wal(conn, BUSY_TIMEOUT_MS / 1000)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA secure_delete=ON")
@@ -150,38 +149,6 @@ def open_text(conn: sqlite3.Connection, value: str, aad: str) -> str:
 def aad(table: str, column: str, row: object) -> str:
     """What a sealed value is bound to: moved to another row or column, it fails to open."""
     return f"{table}.{column}:{row}"
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switch a new database to WAL (the mode then persists in the file).
-
-    The switch needs a moment of exclusive access and SQLite does not wait on the
-    busy handler for it, so two processes creating the database at once retry here.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                return
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
 
 
 def apply_migrations(conn: sqlite3.Connection) -> int:
