@@ -41,26 +41,15 @@ def job_dossier(conn: sqlite3.Connection, job_id: int) -> int | None:
     return int(row["dossier_id"]) if row else None
 
 
-def retry_paper_id(conn: sqlite3.Connection, job: Job) -> int | None:
-    """The paper a failed scan was filling, so "scan on" appends to it.
-
-    It is the one named in the job's params or progress; for a job written before the
-    worker reported its paper, the one started for it (created after the job, in the
-    same dossier, with pages). None means the scan failed before the first page.
+def retry_paper_id(job: Job) -> int | None:
+    """The paper a failed scan was filling, so "scan on" appends to it: the one the job
+    was asked to continue, or the one the worker named in its progress (it names the
+    paper in every report, a failure's included). None: it failed before the first page.
     """
-    if isinstance(job.params.get("paper_id"), int):
-        return int(job.params["paper_id"])
-    done_paper = job.progress.get("paper_id")
-    if isinstance(done_paper, int):
-        return done_paper
-    row = conn.execute(
-        "SELECT p.id FROM papers p JOIN jobs j ON j.id=? "
-        "WHERE p.dossier_id=j.dossier_id AND p.created_at>=j.created_at "
-        "AND EXISTS (SELECT 1 FROM pages WHERE paper_id=p.id) "
-        "ORDER BY p.ordinal DESC LIMIT 1",
-        (job.id,),
-    ).fetchone()
-    return int(row["id"]) if row else None
+    for named in (job.params.get("paper_id"), job.progress.get("paper_id")):
+        if isinstance(named, int):
+            return named
+    return None
 
 
 def page_dossiers(conn: sqlite3.Connection, sha256: str) -> set[int]:

@@ -13,9 +13,5 @@ class BrokerUnavailable(SyncError):
     """The broker could not be reached or refused the connection; retried with back-off."""
 
 
-class RecordRejected(SyncError):
-    """The receiver refuses a record (hash mismatch, missing file): it is not acknowledged."""
-
-
 class LocalFileError(SyncError):
     """A file a record names is missing or corrupt on the device; the record cannot be sent."""

@@ -155,7 +155,7 @@ def dossier() -> Any:
         job.error_key == usecases.SCAN_CANCELLED)
     if job is not None and job.state == JobState.FAILED and job.error_key not in (
             consent.SESSION_ENDED, "error.scan_withdrawn", usecases.SCAN_CANCELLED):
-        paper_id = queries.retry_paper_id(conn, job)
+        paper_id = queries.retry_paper_id(job)
         if paper_id is not None and not queries.paper_exists(conn, d.id, paper_id):
             paper_id = None
         preset = job.params.get("preset")

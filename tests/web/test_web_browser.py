@@ -160,7 +160,10 @@ def test_kiosk_scan_progress_jam_and_retry(server, page, db, tmp_path):
     paper_id = add_scanned_paper(db, server.config, d.id, pages=3, blank=(3,))
     update_job(db, job_id, "running", {"step": "reading", "page": 1, "pages": 3})
     expect(page.locator("#job-message")).to_have_text("Đang đọc nội dung trang 1/3…")
-    update_job(db, job_id, "failed", {"step": "scanning", "pages": 3}, "scanner.jammed")
+    # the worker names the paper it was filling in every progress report, a failed
+    # job's included: "scan on" reads it from there, never from timestamps
+    update_job(db, job_id, "failed", {"step": "scanning", "pages": 3, "paper_id": paper_id},
+               "scanner.jammed")
     expect(page.locator("#job-error")).to_have_text(
         "Giấy bị kẹt trong máy quét. Các trang đã quét vẫn được giữ. "
         "Hãy gỡ tờ giấy bị kẹt rồi bấm “Quét tiếp”.")
