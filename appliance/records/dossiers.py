@@ -153,6 +153,12 @@ def by_public_id(conn: sqlite3.Connection, public_id: str) -> int:
     return int(row["id"])
 
 
+def public_id_of(conn: sqlite3.Connection, dossier_id: int) -> str | None:
+    """The public id of a dossier, the only id of it a browser may be told (issue 8)."""
+    row = conn.execute("SELECT public_id FROM dossiers WHERE id=?", (dossier_id,)).fetchone()
+    return str(row["public_id"]) if row is not None and row["public_id"] else None
+
+
 def paper_fields(conn: sqlite3.Connection, paper_id: int, stored: str) -> dict[str, Any]:
     """A paper's fields from their (sealed) column value."""
     value = json.loads(open_text(conn, stored, aad("papers", "fields_json", paper_id)))

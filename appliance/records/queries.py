@@ -95,6 +95,7 @@ class QueueRow:
     papers: int
     pages: int
     delivery: str | None
+    public_id: str | None = None  # what the officer's links carry (issue 8)
 
 
 def officer_queue(conn: sqlite3.Connection, status: str, search: str = "",
@@ -109,7 +110,7 @@ def officer_queue(conn: sqlite3.Connection, status: str, search: str = "",
         "_", "\\_") + "%"
     rows = conn.execute(
         "SELECT d.id, d.code, d.procedure_code, d.status, d.submitted_at, d.signed_at, "
-        "d.signed_by, "
+        "d.signed_by, d.public_id, "
         "(SELECT COUNT(*) FROM papers WHERE dossier_id = d.id) AS papers, "
         "(SELECT COUNT(*) FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
         " WHERE pa.dossier_id = d.id) AS pages, "
@@ -119,7 +120,7 @@ def officer_queue(conn: sqlite3.Connection, status: str, search: str = "",
         "LIMIT ?", (status, pattern, limit)).fetchall()
     return [QueueRow(int(r["id"]), str(r["code"]), str(r["procedure_code"]), str(r["status"]),
                      r["submitted_at"], r["signed_at"], r["signed_by"], int(r["papers"]),
-                     int(r["pages"]), r["delivery"]) for r in rows]
+                     int(r["pages"]), r["delivery"], r["public_id"]) for r in rows]
 
 
 def count_status(conn: sqlite3.Connection, status: str) -> int:

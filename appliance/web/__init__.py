@@ -29,7 +29,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from appliance.records.queries import MAX_ROW_ID
 from appliance.system.config import Config
-from appliance.web import auth, db, errors, i18n, security, usecases
+from appliance.web import auth, db, errors, i18n, loaders, security, usecases
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.url_map.converters["int"] = RowIdConverter
+    app.url_map.converters["public_id"] = loaders.PublicIdConverter  # dossiers (issue 8)
 
     db.init_app(app)
     i18n.init_app(app, i18n.Translations.load(), config.web.default_language)

@@ -18,7 +18,7 @@ from flask_wtf.csrf import generate_csrf
 
 from appliance import status
 from appliance.records import audit, dossiers, queries
-from appliance.web import auth, presenters, usecases
+from appliance.web import auth, loaders, presenters, usecases
 from appliance.web.auth import Access, access
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_api
@@ -49,10 +49,6 @@ def optional_json_body() -> dict[str, Any]:
     return json_body()
 
 
-def _dossier_arg(_conn: sqlite3.Connection, args: dict[str, Any]) -> set[int]:
-    return {int(args["dossier_id"])}
-
-
 def _job_owner(conn: sqlite3.Connection, args: dict[str, Any]) -> set[int]:
     found = queries.job_dossier(conn, int(args["job_id"]))
     return {found} if found is not None else set()
@@ -74,7 +70,8 @@ def health() -> Response:
 def current_session() -> Response:
     """What this caller's session holds, and the CSRF token its state-changing calls
     must send (X-CSRFToken) when a cookie authenticates them."""
-    return jsonify({"dossier_id": auth.citizen_dossier(), "officer": auth.is_officer(),
+    return jsonify({"dossier_id": loaders.public_id(get_db(), auth.citizen_dossier()),
+                    "officer": auth.is_officer(),
                     "csrf_token": generate_csrf()})
 
 
@@ -93,7 +90,7 @@ def create_dossier() -> tuple[Response, int, dict[str, str]]:
                               body.get("language", current_language()), auth.client_key(),
                               auth.citizen_dossier())
     auth.bind_citizen(d.id)
-    location = url_for("api.get_dossier", dossier_id=d.id)
+    location = url_for("api.get_dossier", dossier_id=d.public_id)
     return jsonify(presenters.created_json(d)), 201, {"Location": location}
 
 
@@ -108,40 +105,39 @@ def list_dossiers() -> Response:
                     for i in dossiers.list_ids(conn, wanted)])
 
 
-@bp.get("/dossiers/<int:dossier_id>")
-@access(Access.OWNER, _dossier_arg)
-def get_dossier(dossier_id: int) -> Response:
-    d = dossiers.get(get_db(), dossier_id)
-    if auth.is_officer() and auth.citizen_dossier() != dossier_id:
+@bp.get("/dossiers/<public_id:dossier_id>")
+@access(Access.OWNER, loaders.dossier_owner)
+def get_dossier(dossier_id: str) -> Response:
+    d = dossiers.get(get_db(), loaders.dossier_row(dossier_id))
+    if auth.is_officer() and auth.citizen_dossier() != d.id:
         audit.viewed(get_db(), _viewer(), {d.id}, "dossier")  # a citizen's own: no line
     return jsonify(presenters.dossier_json(d))
 
 
-@bp.post("/dossiers/<int:dossier_id>/scans")
-@access(Access.OWNER, _dossier_arg)
-def start_scan(dossier_id: int) -> tuple[Response, int, dict[str, str]]:
+@bp.post("/dossiers/<public_id:dossier_id>/scans")
+@access(Access.OWNER, loaders.dossier_owner)
+def start_scan(dossier_id: str) -> tuple[Response, int, dict[str, str]]:
+    row = loaders.dossier_row(dossier_id)
     body = json_body()
     presets = usecases.STAFF_PRESETS if auth.is_officer() else usecases.KIOSK_PRESETS
-    job_id = usecases.start_scan(get_db(), dossier_id, body.get("source"),
+    job_id = usecases.start_scan(get_db(), row, body.get("source"),
                                  body.get("paper_id"), auth.client_key(),
                                  preset=body.get("preset"), presets=presets)
     return jsonify({"job_id": job_id}), 202, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
-@bp.get("/dossiers/<int:dossier_id>/jobs/latest")
-@access(Access.OWNER, _dossier_arg)
-def latest_job(dossier_id: int) -> Response:
+@bp.get("/dossiers/<public_id:dossier_id>/jobs/latest")
+@access(Access.OWNER, loaders.dossier_owner)
+def latest_job(dossier_id: str) -> Response:
     conn = get_db()
-    job = usecases.latest_job(conn, dossier_id)
-    return jsonify(presenters.job_json(job, usecases.worker_stalled(conn)))
+    return _job_json(conn, usecases.latest_job(conn, loaders.dossier_row(dossier_id)))
 
 
 @bp.get("/jobs/<int:job_id>")
 @access(Access.OWNER, _job_owner)
 def get_job(job_id: int) -> Response:
     conn = get_db()
-    job = usecases.get_job(conn, job_id)
-    return jsonify(presenters.job_json(job, usecases.worker_stalled(conn)))
+    return _job_json(conn, usecases.get_job(conn, job_id))
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
@@ -153,35 +149,43 @@ def cancel_job(job_id: int) -> Response:
     job = usecases.get_job(conn, job_id)
     if job.dossier_id is not None:
         usecases.stop_scan(conn, job.dossier_id, job.id)
-    return jsonify(presenters.job_json(usecases.get_job(conn, job_id),
-                                       usecases.worker_stalled(conn)))
+    return _job_json(conn, usecases.get_job(conn, job_id))
 
 
-@bp.post("/dossiers/<int:dossier_id>/submit")
-@access(Access.OWNER, _dossier_arg)
-def submit(dossier_id: int) -> Response:
+@bp.post("/dossiers/<public_id:dossier_id>/submit")
+@access(Access.OWNER, loaders.dossier_owner)
+def submit(dossier_id: str) -> Response:
+    row = loaders.dossier_row(dossier_id)
     optional_json_body()
-    d = usecases.submit(get_db(), dossier_id)
-    if auth.citizen_dossier() == dossier_id:
-        auth.bind_receipt(dossier_id)
+    d = usecases.submit(get_db(), row)
+    if auth.citizen_dossier() == row:
+        auth.bind_receipt(row)
     return jsonify(presenters.dossier_json(d))
 
 
-@bp.post("/dossiers/<int:dossier_id>/cancel")
-@access(Access.OWNER, _dossier_arg)
-def cancel(dossier_id: int) -> Response:
+@bp.post("/dossiers/<public_id:dossier_id>/cancel")
+@access(Access.OWNER, loaders.dossier_owner)
+def cancel(dossier_id: str) -> Response:
+    row = loaders.dossier_row(dossier_id)
     optional_json_body()
-    d = usecases.cancel(get_db(), dossier_id, officer=auth.is_officer())
+    d = usecases.cancel(get_db(), row, officer=auth.is_officer())
     return jsonify(presenters.dossier_json(d))
 
 
-@bp.post("/dossiers/<int:dossier_id>/sign")
+@bp.post("/dossiers/<public_id:dossier_id>/sign")
 @access(Access.OFFICER)
-def sign(dossier_id: int) -> Response:
+def sign(dossier_id: str) -> Response:
+    row = loaders.dossier_row(dossier_id)
     body = json_body()
     conn = get_db()
-    record_id = usecases.sign(conn, get_config(), dossier_id, body.get("officer"))
-    return jsonify(presenters.signed_json(dossiers.get(conn, dossier_id), record_id))
+    record_id = usecases.sign(conn, get_config(), row, body.get("officer"))
+    return jsonify(presenters.signed_json(dossiers.get(conn, row), record_id))
+
+
+def _job_json(conn: sqlite3.Connection, job: Any) -> Response:
+    """A job as JSON, naming its dossier by the public id."""
+    return jsonify(presenters.job_json(job, usecases.worker_stalled(conn),
+                                       loaders.public_id(conn, job.dossier_id)))
 
 
 def _send_stored(sha: str, suffix: str, mimetype: str) -> Response:

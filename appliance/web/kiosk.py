@@ -35,7 +35,7 @@ from appliance.records.errors import RecordsError
 from appliance.store import jobs
 from appliance.store.files import FileStore
 from appliance.store.jobs import JobState
-from appliance.web import auth, presenters, usecases
+from appliance.web import auth, loaders, presenters, usecases
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
 from appliance.web.i18n import COOKIE, current_language, t
@@ -89,7 +89,8 @@ def _my_dossier() -> int:
     dossier_id = auth.citizen_dossier()
     if dossier_id is None:
         raise WebError("error.session_ended", 409)
-    if request.form.get(DOSSIER_FIELD, "") != str(dossier_id):
+    # Forms carry the dossier's public id, never its row id (issue 8).
+    if request.form.get(DOSSIER_FIELD, "") != loaders.public_id(get_db(), dossier_id):
         raise WebError("error.stale_screen", 409)
     return dossier_id
 
@@ -130,7 +131,7 @@ def create() -> Response:
     conn = get_db()
     current = auth.citizen_dossier()
     old = usecases.unfinished(conn, current)
-    if old is not None and request.form.get("replace", "") != str(old.id):
+    if old is not None and request.form.get("replace", "") != old.public_id:
         # Choosing a procedure never silently drops scanned pages: the consent screen
         # asked, and only its "start again" form names the dossier it may cancel.
         raise WebError("error.unfinished_dossier", 409)

@@ -33,7 +33,7 @@ from appliance import status
 from appliance.records import audit, dossiers, erasure, queries
 from appliance.records.errors import DossierNotFound
 from appliance.store.db import get_state
-from appliance.web import auth, presenters, usecases
+from appliance.web import auth, loaders, presenters, usecases
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
 
@@ -73,7 +73,7 @@ def _back_to(error: WebError) -> str | None:
 
 def _dossier_url() -> str:
     dossier_id = (request.view_args or {}).get("dossier_id")
-    if isinstance(dossier_id, int):
+    if isinstance(dossier_id, str):  # the public id the URL carried
         return url_for("officer.detail", dossier_id=dossier_id)
     return url_for("officer.index")
 
@@ -106,9 +106,9 @@ def index() -> str:
         **_screen_context())
 
 
-@bp.get("/dossiers/<int:dossier_id>")
-def detail(dossier_id: int) -> Any:
-    d = dossiers.get(get_db(), dossier_id)
+@bp.get("/dossiers/<public_id:dossier_id>")
+def detail(dossier_id: str) -> Any:
+    d = dossiers.get(get_db(), loaders.dossier_row(dossier_id))
     audit.viewed(get_db(), _viewer(), {d.id}, "dossier")  # issue 8: every view is logged
     return render_template(
         "officer/detail.html", d=d, procedure_name=presenters.procedure_name(d),
@@ -118,9 +118,9 @@ def detail(dossier_id: int) -> Any:
         messages=get_flashed_messages(with_categories=True), **_screen_context())
 
 
-@bp.get("/dossiers/<int:dossier_id>/pages/<sha>")
-def page(dossier_id: int, sha: str) -> Any:
-    d = dossiers.get(get_db(), dossier_id)
+@bp.get("/dossiers/<public_id:dossier_id>/pages/<sha>")
+def page(dossier_id: str, sha: str) -> Any:
+    d = dossiers.get(get_db(), loaders.dossier_row(dossier_id))
     for paper in d.papers:
         for pg in paper.pages:
             if pg.sha256 == sha:
@@ -130,8 +130,9 @@ def page(dossier_id: int, sha: str) -> Any:
     raise WebError("error.not_found", 404)
 
 
-@bp.post("/dossiers/<int:dossier_id>/sign")
-def sign(dossier_id: int) -> Response:
+@bp.post("/dossiers/<public_id:dossier_id>/sign")
+def sign(dossier_id: str) -> Response:
+    row = loaders.dossier_row(dossier_id)
     if request.form.get("checked") != "yes":
         raise WebError("error.not_checked", 400)
     typed = request.form.get("officer")
@@ -139,7 +140,7 @@ def sign(dossier_id: int) -> Response:
     default = (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
                else None)
     officer = usecases.officer_name(typed, default)
-    usecases.sign(get_db(), get_config(), dossier_id, officer)
+    usecases.sign(get_db(), get_config(), row, officer)
     flash("officer.signed", "info")
     target = redirect(url_for("officer.detail", dossier_id=dossier_id))
     if isinstance(typed, str) and typed.strip():
@@ -148,15 +149,16 @@ def sign(dossier_id: int) -> Response:
     return target
 
 
-@bp.post("/dossiers/<int:dossier_id>/erase")
-def erase(dossier_id: int) -> Response:
+@bp.post("/dossiers/<public_id:dossier_id>/erase")
+def erase(dossier_id: str) -> Response:
     """The citizen asked for their data to be deleted (Law 91/2025/QH15) before it was
     sent: files removed, rows tombstoned, codes kept, one audit line (records/erasure)."""
+    row = loaders.dossier_row(dossier_id)
     if request.form.get("confirm") != "yes":
         raise WebError("error.not_checked", 400)
     default = (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
                else None)
     officer = usecases.officer_name(request.form.get("officer"), default)
-    erasure.erase(get_db(), get_files(), dossier_id, officer, "citizen request")
+    erasure.erase(get_db(), get_files(), row, officer, "citizen request")
     flash("officer.erased", "info")
     return redirect(url_for("officer.detail", dossier_id=dossier_id))

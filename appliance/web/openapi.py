@@ -12,6 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# A dossier's public id (secrets.token_urlsafe; older rows: 32 hex digits). The routes'
+# converter (web/loaders.py) matches this, so a row id such as 7 names no route.
+PUBLIC_ID_PATTERN = r"[A-Za-z0-9_-]{16,64}"
+PUBLIC_ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": f"^{PUBLIC_ID_PATTERN}$",
+                    "minLength": 16, "maxLength": 64}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -57,6 +62,13 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "the citizen's kiosk session, bound to the one dossier it opened "
                        "(POST /api/dossiers): that dossier, its jobs and thumbnails only"},
 }
+
+
+def _public_id_param(name: str) -> dict[str, Any]:
+    # A dossier is named by its public id (issue 8): unguessable, never its row id.
+    return {"name": name, "in": "path", "required": True,
+            "description": "the dossier's public id (the \"id\" of its JSON)",
+            "schema": PUBLIC_ID_SCHEMA}
 
 
 def _id_param(name: str) -> dict[str, Any]:
@@ -119,7 +131,7 @@ def _document() -> dict[str, Any]:
                 "summary": "this caller's session: its dossier, whether it is an officer, and "
                            "the CSRF token for state-changing calls made with its cookie",
                 "responses": {"200": _json({"type": "object", "properties": {
-                    "dossier_id": {"type": "integer", "nullable": True},
+                    "dossier_id": {**PUBLIC_ID_SCHEMA, "nullable": True},
                     "officer": {"type": "boolean"},
                     "csrf_token": {"type": "string"}}}, "the session")}}},
             "/api/procedures": {"get": {"summary": "procedures a citizen can start",
@@ -140,17 +152,17 @@ def _document() -> dict[str, Any]:
                                                    "language": {"type": "string",
                                                                 "enum": ["vi", "en"]}}}),
                          "responses": {"201": _json({"type": "object", "properties": {
-                             "id": {"type": "integer"}, "code": {"type": "string"},
+                             "id": PUBLIC_ID_SCHEMA, "code": {"type": "string"},
                              "status": {"type": "string"}}}, "created"),
                              **_errors(400, 429, 503)}},
             },
             "/api/dossiers/{dossier_id}": {"get": {
                 "summary": "a dossier with its papers and pages",
-                "parameters": [_id_param("dossier_id")],
+                "parameters": [_public_id_param("dossier_id")],
                 "responses": {"200": _json(dossier_ref, "the dossier"), **_errors(404)}}},
             "/api/dossiers/{dossier_id}/scans": {"post": {
                 "summary": "queue a scan for the worker (the web never opens the scanner)",
-                "parameters": [_id_param("dossier_id")],
+                "parameters": [_public_id_param("dossier_id")],
                 "requestBody": _body({"type": "object", "required": ["source"], "properties": {
                     "source": {"type": "string", "enum": ["flatbed", "adf"]},
                     "preset": {"type": "string",
@@ -163,7 +175,7 @@ def _document() -> dict[str, Any]:
                     "job_id": {"type": "integer"}}}, "queued"), **_errors(400, 404, 409, 429)}}},
             "/api/dossiers/{dossier_id}/jobs/latest": {"get": {
                 "summary": "the dossier's most recent scan job",
-                "parameters": [_id_param("dossier_id"), LANG_PARAM],
+                "parameters": [_public_id_param("dossier_id"), LANG_PARAM],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Job"}, "job"),
                               **_errors(404)}}},
             "/api/jobs/{job_id}": {"get": {
@@ -180,17 +192,17 @@ def _document() -> dict[str, Any]:
                               **_errors(404, 409)}}},
             "/api/dossiers/{dossier_id}/submit": {"post": {
                 "summary": "the citizen is done: hand the dossier to an officer",
-                "parameters": [_id_param("dossier_id")],
+                "parameters": [_public_id_param("dossier_id")],
                 "responses": {"200": _json(dossier_ref, "submitted"),
                               **_errors(400, 404, 409)}}},
             "/api/dossiers/{dossier_id}/cancel": {"post": {
                 "summary": "abandon an open or submitted dossier",
-                "parameters": [_id_param("dossier_id")],
+                "parameters": [_public_id_param("dossier_id")],
                 "responses": {"200": _json(dossier_ref, "cancelled"),
                               **_errors(400, 404, 409)}}},
             "/api/dossiers/{dossier_id}/sign": {"post": {
                 "summary": "officer sign-off: issue result codes, write record and outbox row",
-                "parameters": [_id_param("dossier_id")],
+                "parameters": [_public_id_param("dossier_id")],
                 "requestBody": _body({"type": "object", "required": ["officer"],
                                       "properties": {"officer": {"type": "string"}}}),
                 "responses": {"200": _json({"type": "object", "properties": {
@@ -246,7 +258,7 @@ def _document() -> dict[str, Any]:
                     "validation, uncertain are valid values read with low confidence")},
                 "pages": {"type": "array", "items": {"$ref": "#/components/schemas/Page"}}}},
             "Dossier": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "code": {"type": "string"},
+                "id": PUBLIC_ID_SCHEMA, "code": {"type": "string"},
                 "procedure": {"type": "string"},
                 "status": {"type": "string",
                            "enum": ["open", "submitted", "signed", "cancelled"]},
@@ -258,7 +270,7 @@ def _document() -> dict[str, Any]:
                 "papers": {"type": "array", "items": {"$ref": "#/components/schemas/Paper"}}}},
             "Job": {"type": "object", "properties": {
                 "id": {"type": "integer"}, "kind": {"type": "string"},
-                "dossier_id": {"type": "integer"},
+                "dossier_id": {**PUBLIC_ID_SCHEMA, "nullable": True},
                 "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
                 "progress": {"type": "object", "description":
                              "{step: scanning|reading|assembling|done, pages, page, paper_id}"},

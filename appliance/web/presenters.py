@@ -21,7 +21,7 @@ from appliance.web.i18n import current_language, t
 
 def dossier_json(d: Dossier) -> dict[str, Any]:
     return {
-        "id": d.id,
+        "id": d.public_id,  # never the row id (issue 8)
         "code": d.code,
         "procedure": d.procedure_code,
         "status": d.status,
@@ -60,7 +60,7 @@ def dossier_json(d: Dossier) -> dict[str, Any]:
 
 
 def created_json(d: Dossier) -> dict[str, Any]:
-    return {"id": d.id, "code": d.code, "status": d.status}
+    return {"id": d.public_id, "code": d.code, "status": d.status}
 
 
 def signed_json(d: Dossier, record_id: str) -> dict[str, Any]:
@@ -116,11 +116,13 @@ def job_message(job: Job, stalled: bool = False) -> str:
     return t("job.queued")
 
 
-def job_json(job: Job, stalled: bool = False) -> dict[str, Any]:
+def job_json(job: Job, stalled: bool = False,
+             dossier_public_id: str | None = None) -> dict[str, Any]:
+    """`dossier_id` is the dossier's public id: a browser never sees row ids."""
     return {
         "id": job.id,
         "kind": job.kind,
-        "dossier_id": job.dossier_id,
+        "dossier_id": dossier_public_id,
         "state": job.state.value,
         "progress": job.progress,
         "error_key": job.error_key,

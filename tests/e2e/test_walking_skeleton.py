@@ -74,11 +74,11 @@ def appliance(tmp_path: Path) -> Iterator[Appliance]:
         procs.stop_all()
 
 
-def scan_and_sign(app: Appliance) -> tuple[int, str]:
+def scan_and_sign(app: Appliance) -> tuple[str, str]:
     """Drive the kiosk and officer API: new dossier, ADF scan, submit, sign off."""
     status, dossier = http("POST", f"{app.base}/api/dossiers", {"procedure": "tk1-ts"})
     assert status == 201, dossier
-    dossier_id = dossier["id"]
+    dossier_id = dossier["id"]  # the public id: the API never shows row ids
     status, job = http("POST", f"{app.base}/api/dossiers/{dossier_id}/scans", {"source": "adf"})
     assert status == 202, job
 
@@ -110,7 +110,7 @@ def device_record(app: Appliance, record_id: str) -> dict[str, str]:
         conn.close()
 
 
-def wait_delivered(app: Appliance, dossier_id: int, timeout: float = 90) -> None:
+def wait_delivered(app: Appliance, dossier_id: str, timeout: float = 90) -> None:
     def delivered() -> bool:
         _, body = http("GET", f"{app.base}/api/dossiers/{dossier_id}")
         return body["delivery"] == "delivered"
@@ -118,7 +118,7 @@ def wait_delivered(app: Appliance, dossier_id: int, timeout: float = 90) -> None
     wait_for(delivered, timeout, "the central acknowledgement", interval=0.5)
 
 
-def assert_received_once(app: Appliance, record_id: str, dossier_id: int) -> None:
+def assert_received_once(app: Appliance, record_id: str, dossier_id: str) -> None:
     row = device_record(app, record_id)
     received = [r for r in list_records(app.config.central.database)
                 if r["record_id"] == record_id]

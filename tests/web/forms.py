@@ -16,7 +16,7 @@ AGREE = {"consent": "accept"}
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-DOSSIER_FIELD = re.compile(r'name="dossier" value="(\d+)"')
+DOSSIER_FIELD = re.compile(r'name="dossier" value="([A-Za-z0-9_-]+)"')
 
 
 def page_fields(client: FlaskClient, page: str = "/kiosk") -> dict[str, str]:

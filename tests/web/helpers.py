@@ -101,3 +101,14 @@ def submitted_dossier(conn: sqlite3.Connection, config: Config, pages: int = 2,
     add_scanned_paper(conn, config, dossier_id, pages=pages, blank=blank)
     dossiers.submit(conn, dossier_id)
     return dossier_id
+
+
+def public_id(conn: sqlite3.Connection, dossier_id: int) -> str:
+    """The id a browser sees for a dossier (its row id never leaves the server)."""
+    return str(conn.execute("SELECT public_id FROM dossiers WHERE id=?",
+                            (dossier_id,)).fetchone()["public_id"])
+
+
+def row_id(conn: sqlite3.Connection, public: str) -> int:
+    """The row id behind a public id, for tests that look into the tables."""
+    return dossiers.by_public_id(conn, public)

@@ -9,7 +9,15 @@ import pytest
 
 from appliance.records import dossiers
 from appliance.store.db import set_state
-from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
+from tests.web.helpers import (
+    add_job,
+    add_scanned_paper,
+    public_id,
+    row_id,
+    submitted_dossier,
+)
+
+UNKNOWN = "Zz9_-" * 4 + "xy"  # well-formed (22 URL-safe characters), names no dossier
 
 
 @pytest.fixture
@@ -63,7 +71,7 @@ def test_create_dossier_bad_input(client, conn, kwargs, key):
 
 
 def test_unknown_ids_are_translated_404s(client):
-    r = client.get("/api/dossiers/999")
+    r = client.get(f"/api/dossiers/{UNKNOWN}")
     assert r.status_code == 404
     assert r.mimetype == "application/problem+json"
     assert r.get_json() == {
@@ -72,11 +80,12 @@ def test_unknown_ids_are_translated_404s(client):
         "error": "error.dossier_not_found",
         "message": "Không tìm thấy hồ sơ. Hãy quay lại trang đầu và bắt đầu lại.",
     }
-    assert client.get("/api/dossiers/999?lang=en").get_json()["message"].startswith("The dossier")
+    english = client.get(f"/api/dossiers/{UNKNOWN}?lang=en").get_json()["message"]
+    assert english.startswith("The dossier")
     assert client.get("/api/dossiers/abc").get_json()["error"] == "error.not_found"
     assert client.get("/api/jobs/5").get_json()["error"] == "error.job_not_found"
     assert client.get("/api/nothing-here").status_code == 404
-    r = client.get("/api/dossiers/1/submit")
+    r = client.get(f"/api/dossiers/{UNKNOWN}/submit")
     assert r.status_code == 405 and r.get_json()["error"] == "error.method_not_allowed"
 
 
@@ -86,14 +95,16 @@ def test_scan_queue_and_conflicts(client, conn):
     assert r.status_code == 202
     job_id = r.get_json()["job_id"]
     job = conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-    assert job["kind"] == "scan" and job["state"] == "queued" and job["dossier_id"] == dossier_id
+    assert job["kind"] == "scan" and job["state"] == "queued"
+    assert job["dossier_id"] == row_id(conn, dossier_id)
     assert '"title": "Tờ khai TK1-TS"' in job["params_json"]
     r = client.post(f"/api/dossiers/{dossier_id}/scans", json={"source": "flatbed"})
     assert r.status_code == 409 and r.get_json()["error"] == "error.job_active"
     assert count(conn, "jobs") == 1
     j = client.get(f"/api/jobs/{job_id}").get_json()
     assert j["state"] == "queued" and j["message"] == "Đang chuẩn bị máy quét…"
-    assert client.get(f"/api/dossiers/{dossier_id}/jobs/latest").get_json()["id"] == job_id
+    latest = client.get(f"/api/dossiers/{dossier_id}/jobs/latest").get_json()
+    assert latest["id"] == job_id and latest["dossier_id"] == dossier_id
 
 
 @pytest.mark.parametrize("body, status, key", [
@@ -110,13 +121,16 @@ def test_scan_bad_input(client, conn, body, status, key):
 
 
 def test_scan_refused_for_unknown_or_closed_dossier(client, conn, config):
-    assert client.post("/api/dossiers/77/scans", json={"source": "adf"}).status_code == 404
+    assert client.post(f"/api/dossiers/{UNKNOWN}/scans",
+                       json={"source": "adf"}).status_code == 404
     dossier_id = submitted_dossier(conn, config)
-    r = client.post(f"/api/dossiers/{dossier_id}/scans", json={"source": "adf"})
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    r = client.post(f"/api/dossiers/{pid}/scans",
+                    json={"source": "adf"})
     assert r.status_code == 409 and r.get_json()["error"] == "error.invalid_state"
     other = dossiers.create(conn, config, "khac")
     paper_of_first = dossiers.get(conn, dossier_id).papers[0].id
-    r = client.post(f"/api/dossiers/{other}/scans",
+    r = client.post(f"/api/dossiers/{public_id(conn, other)}/scans",
                     json={"source": "adf", "paper_id": paper_of_first})
     assert r.get_json()["error"] == "error.bad_paper"
     assert count(conn, "jobs") == 0
@@ -124,9 +138,10 @@ def test_scan_refused_for_unknown_or_closed_dossier(client, conn, config):
 
 def test_continue_a_paper_after_a_jam(client, conn, config):
     dossier_id = dossiers.create(conn, config, "tk1-ts")
+    pid = public_id(conn, dossier_id)  # what URLs carry
     paper_id = add_scanned_paper(conn, config, dossier_id, pages=2)
     add_job(conn, dossier_id, "failed", {"step": "scanning", "pages": 2}, "scanner.jammed")
-    r = client.post(f"/api/dossiers/{dossier_id}/scans",
+    r = client.post(f"/api/dossiers/{pid}/scans",
                     json={"source": "adf", "paper_id": paper_id})
     assert r.status_code == 202
     params = conn.execute("SELECT params_json FROM jobs WHERE id=?",
@@ -161,17 +176,18 @@ def test_job_messages(client, conn, config, state, progress, error_key, vi, en):
 
 def test_submit(client, conn, config):
     dossier_id = dossiers.create(conn, config, "tk1-ts")
-    r = client.post(f"/api/dossiers/{dossier_id}/submit")
+    pid = public_id(conn, dossier_id)
+    r = client.post(f"/api/dossiers/{pid}/submit")
     assert r.status_code == 409 and r.get_json()["error"] == "error.nothing_scanned"
     add_scanned_paper(conn, config, dossier_id, pages=2, blank=(2,))
     job_id = add_job(conn, dossier_id, "running", {"step": "scanning", "pages": 1})
-    r = client.post(f"/api/dossiers/{dossier_id}/submit")
+    r = client.post(f"/api/dossiers/{pid}/submit")
     assert r.status_code == 409 and r.get_json()["error"] == "error.job_active"
     conn.execute("UPDATE jobs SET state='done' WHERE id=?", (job_id,))
-    assert client.post(f"/api/dossiers/{dossier_id}/submit", data="{bad",
+    assert client.post(f"/api/dossiers/{pid}/submit", data="{bad",
                        content_type="application/json").status_code == 400
     assert dossiers.get(conn, dossier_id).status == "open"
-    r = client.post(f"/api/dossiers/{dossier_id}/submit")
+    r = client.post(f"/api/dossiers/{pid}/submit")
     assert r.status_code == 200
     d = r.get_json()
     assert d["status"] == "submitted"
@@ -179,43 +195,47 @@ def test_submit(client, conn, config):
     assert [p["blank"] for p in pages] == [False, True]  # flagged, not dropped
     assert set(pages[0]) >= {"ordinal", "sha256", "blank", "width", "height", "thumbnail_url"}
     assert d["papers"][0]["fields"]["values"]["cccd"] == "001203004567"
-    r = client.post(f"/api/dossiers/{dossier_id}/submit")
+    r = client.post(f"/api/dossiers/{pid}/submit")
     assert r.status_code == 409 and r.get_json()["error"] == "error.invalid_state"
-    assert client.post("/api/dossiers/999/submit").status_code == 404
+    assert client.post(f"/api/dossiers/{UNKNOWN}/submit").status_code == 404
 
 
 def test_sign(client, conn, config):
     open_id = dossiers.create(conn, config, "khac")
-    r = client.post(f"/api/dossiers/{open_id}/sign", json={"officer": "Nguyễn Văn A"})
+    r = client.post(f"/api/dossiers/{public_id(conn, open_id)}/sign",
+                    json={"officer": "Nguyễn Văn A"})
     assert r.status_code == 409 and r.get_json()["error"] == "error.invalid_state"
     dossier_id = submitted_dossier(conn, config)
+    pid = public_id(conn, dossier_id)
     for body in ({}, {"officer": "   "}, {"officer": 5}):
-        r = client.post(f"/api/dossiers/{dossier_id}/sign", json=body)
+        r = client.post(f"/api/dossiers/{pid}/sign", json=body)
         assert r.status_code == 400 and r.get_json()["error"] == "error.officer_required"
     assert count(conn, "records") == 0 and count(conn, "outbox") == 0
-    r = client.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "Nguyễn Văn A"})
+    r = client.post(f"/api/dossiers/{pid}/sign", json={"officer": "Nguyễn Văn A"})
     assert r.status_code == 200
     body = r.get_json()
     code = dossiers.get(conn, dossier_id).code
     assert body["papers"][0]["result_code"] == f"{code}.01"
     assert re.fullmatch(r"[0-9a-f-]{36}", body["record_id"])
-    d = client.get(f"/api/dossiers/{dossier_id}").get_json()
+    d = client.get(f"/api/dossiers/{pid}").get_json()
     assert d["status"] == "signed" and d["record_id"] == body["record_id"]
     assert d["delivery"] == "pending"
-    again = client.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "B"})
+    again = client.post(f"/api/dossiers/{pid}/sign", json={"officer": "B"})
     assert again.status_code == 409 and count(conn, "records") == 1
 
 
 def test_cancel(client, conn, config):
     dossier_id = dossiers.create(conn, config, "khac")
-    assert client.post(f"/api/dossiers/{dossier_id}/cancel").get_json()["status"] == "cancelled"
-    assert client.post(f"/api/dossiers/{dossier_id}/cancel").status_code == 409
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    assert client.post(f"/api/dossiers/{pid}/cancel").get_json()["status"] == "cancelled"
+    assert client.post(f"/api/dossiers/{pid}/cancel").status_code == 409
 
 
 def test_files(client, conn, config):
     dossier_id = dossiers.create(conn, config, "khac")
+    pid = public_id(conn, dossier_id)  # what URLs carry
     add_scanned_paper(conn, config, dossier_id, pages=1)
-    paper = client.get(f"/api/dossiers/{dossier_id}").get_json()["papers"][0]
+    paper = client.get(f"/api/dossiers/{pid}").get_json()["papers"][0]
     page = paper["pages"][0]
     thumb = client.get(page["thumbnail_url"])
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
@@ -260,12 +280,12 @@ def test_openapi_describes_every_api_route(app, client):
     assert refs and refs <= set(spec["components"]["schemas"])
 
 
-def test_unexpected_error_is_a_translated_500(app, client, monkeypatch):
+def test_unexpected_error_is_a_translated_500(app, client, conn, config, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(dossiers, "get", boom)
-    r = client.get("/api/dossiers/1")
+    r = client.get(f"/api/dossiers/{public_id(conn, dossiers.create(conn, config, 'khac'))}")
     assert r.status_code == 500 and r.get_json()["error"] == "error.generic"
     assert b"secret internals" not in r.data and b"Traceback" not in r.data
 
@@ -280,3 +300,38 @@ def test_queued_job_with_a_silent_worker_says_to_ask_for_help(client, conn, conf
     set_state(conn, "worker.heartbeat", str(time.time() - 600))
     message = client.get(f"/api/jobs/{job_id}").get_json()["message"]
     assert message.startswith("Máy quét chưa sẵn sàng") and "cán bộ" in message
+
+
+def test_dossiers_are_named_by_unguessable_public_ids_never_row_ids(client, conn):
+    """Issue 8: a sequential row id never names a dossier in a URL or a body."""
+    first = client.post("/api/dossiers", json={"procedure": "khac"}).get_json()
+    second = client.post("/api/dossiers", json={"procedure": "khac"}).get_json()
+    for body in (first, second):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{16,}", body["id"]), body["id"]
+    assert first["id"] != second["id"]
+    row = row_id(conn, first["id"])
+    assert isinstance(row, int) and str(row) not in (first["id"], second["id"])
+    assert client.get(f"/api/dossiers/{first['id']}").get_json()["id"] == first["id"]
+    for url in (f"/api/dossiers/{row}", f"/api/dossiers/{row}/jobs/latest",
+                f"/officer/dossiers/{row}", f"/officer/dossiers/{row}/pages/{'0' * 64}"):
+        r = client.get(url)
+        assert r.status_code == 404, url
+    for url in (f"/api/dossiers/{row}/scans", f"/api/dossiers/{row}/submit",
+                f"/api/dossiers/{row}/cancel", f"/api/dossiers/{row}/sign"):
+        r = client.post(url, json={"source": "adf", "officer": "A"})
+        assert r.status_code == 404, url
+    assert dossiers.get(conn, row).status == "open"
+    job_id = client.post(f"/api/dossiers/{first['id']}/scans",
+                         json={"source": "adf"}).get_json()["job_id"]
+    assert client.get(f"/api/jobs/{job_id}").get_json()["dossier_id"] == first["id"]
+
+
+def test_openapi_describes_dossier_ids_as_strings(client):
+    spec = client.get("/api/openapi.json").get_json()
+    for path, item in spec["paths"].items():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                if param["name"] == "dossier_id":
+                    assert param["schema"]["type"] == "string", path
+                    assert param["schema"]["minLength"] >= 16
+    assert spec["components"]["schemas"]["Dossier"]["properties"]["id"]["type"] == "string"

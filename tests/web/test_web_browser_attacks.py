@@ -18,7 +18,7 @@ import pytest
 from appliance.records import dossiers
 from appliance.store.db import connect
 from tests.web.attack import fetch_page, form_page, hostile_site
-from tests.web.helpers import submitted_dossier
+from tests.web.helpers import public_id, submitted_dossier
 from tests.web.test_web_browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
 
 pytestmark = [
@@ -48,7 +48,7 @@ def snapshot(conn) -> tuple:
             tuple(tuple(r) for r in conn.execute("SELECT * FROM code_sequences")))
 
 
-def attack_pages(site, base: str, dossier_id: int) -> dict[str, str]:
+def attack_pages(site, base: str, dossier_id: str) -> dict[str, str]:
     """Every way a page can post to the appliance without its cooperation."""
     sign = f"{base}/officer/dossiers/{dossier_id}/sign"
     api = f"{base}/api/dossiers"
@@ -127,14 +127,14 @@ def test_hostile_page_cannot_use_the_officers_session(browser, tmp_path):
         page.wait_for_url(re.compile(r"/officer$"))
         before = snapshot(conn)
         with hostile_site() as site:
-            results = run_attacks(context, attack_pages(site, server.url, dossier_id),
-                                  server.url)
+            pages = attack_pages(site, server.url, public_id(conn, dossier_id))
+            results = run_attacks(context, pages, server.url)
         assert_all_refused(results)
         assert snapshot(conn) == before
         d = dossiers.get(conn, dossier_id)
         assert d.status == "submitted" and d.signed_by is None
         # the officer is still logged in (the logout was refused), and can still sign
-        page.goto(f"{server.url}/officer/dossiers/{dossier_id}")
+        page.goto(f"{server.url}/officer/dossiers/{public_id(conn, dossier_id)}")
         page.locator("#checked").check()
         page.locator("#officer").fill("Nguyễn Văn A")
         page.get_by_role("button", name="Ký xác nhận và cấp mã kết quả số hóa").click()
@@ -157,8 +157,8 @@ def test_hostile_page_cannot_act_on_an_install_without_a_pin(browser, tmp_path):
         context.new_page().goto(f"{server.url}/officer")  # the browser has a session
         before = snapshot(conn)
         with hostile_site() as site:
-            results = run_attacks(context, attack_pages(site, server.url, dossier_id),
-                                  server.url)
+            pages = attack_pages(site, server.url, public_id(conn, dossier_id))
+            results = run_attacks(context, pages, server.url)
         assert_all_refused(results)
         assert snapshot(conn) == before
     finally:

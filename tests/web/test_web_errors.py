@@ -11,7 +11,9 @@ import pytest
 from appliance.records import dossiers
 from appliance.web import errors as web_errors
 from tests.web.forms import AGREE, post_form
-from tests.web.helpers import submitted_dossier
+from tests.web.helpers import public_id, submitted_dossier
+
+UNKNOWN = "Zz9_-" * 4 + "xy"  # a well-formed public id that names no dossier
 
 WEB = Path(web_errors.__file__).parent
 
@@ -19,7 +21,7 @@ WEB = Path(web_errors.__file__).parent
 def test_officer_page_of_a_missing_dossier_redirects_like_the_dossier_view(client):
     """Was a 500: the page view did not catch DossierNotFound."""
     sha = "a" * 64
-    for path in (f"/officer/dossiers/424242/pages/{sha}", "/officer/dossiers/424242"):
+    for path in (f"/officer/dossiers/{UNKNOWN}/pages/{sha}", f"/officer/dossiers/{UNKNOWN}"):
         r = client.get(path)
         assert r.status_code == 302 and r.headers["Location"] == "/officer", path
         page = client.get("/officer").get_data(as_text=True)
@@ -27,14 +29,14 @@ def test_officer_page_of_a_missing_dossier_redirects_like_the_dossier_view(clien
 
 
 def test_officer_page_of_an_unknown_sha_goes_back_to_the_dossier(client, conn, config):
-    dossier_id = submitted_dossier(conn, config)
+    dossier_id = public_id(conn, submitted_dossier(conn, config))
     r = client.get(f"/officer/dossiers/{dossier_id}/pages/{'b' * 64}")
     assert r.status_code == 302 and r.headers["Location"] == f"/officer/dossiers/{dossier_id}"
     assert "Không tìm thấy trang" in client.get(r.headers["Location"]).get_data(as_text=True)
 
 
 def test_api_refusals_are_problem_documents(client):
-    r = client.get("/api/dossiers/5?lang=en")
+    r = client.get(f"/api/dossiers/{UNKNOWN}?lang=en")
     assert r.status_code == 404 and r.mimetype == "application/problem+json"
     body = r.get_json()
     assert body["status"] == 404 and body["error"] == "error.dossier_not_found"

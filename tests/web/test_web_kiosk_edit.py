@@ -12,7 +12,7 @@ from appliance.store import jobs
 from appliance.store.db import set_state
 from appliance.web import create_app
 from tests.web.forms import AGREE, page_fields, post_form
-from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
+from tests.web.helpers import add_job, add_scanned_paper, public_id, submitted_dossier
 
 
 def open_dossier(client, procedure: str = "tk1-ts") -> int:
@@ -43,13 +43,14 @@ def test_a_dossier_with_pages_is_not_dropped_silently(client, conn, config):
     old = open_dossier(client)
     add_scanned_paper(conn, config, old, pages=1)
     page = client.get("/kiosk/consent?procedure=khac").get_data(as_text=True)
-    assert 'id="unfinished"' in page and f'name="replace" value="{old}"' in page
+    assert 'id="unfinished"' in page and f'name="replace" value="{public_id(conn, old)}"' in page
     # a form without the "replace" the consent screen adds is refused, nothing lost
     r = post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE},
                   follow_redirects=True)
     assert "Bạn đang có hồ sơ chưa gửi" in r.get_data(as_text=True)
     assert dossiers.get(conn, old).status == "open"
-    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE, "replace": old})
+    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE,
+                                          "replace": public_id(conn, old)})
     with client.session_transaction() as s:
         assert s["dossier_id"] != old
     assert dossiers.get(conn, old).status == "cancelled"
@@ -58,7 +59,8 @@ def test_a_dossier_with_pages_is_not_dropped_silently(client, conn, config):
 def test_a_new_procedure_during_a_running_scan_is_refused(client, conn, config):
     old = open_dossier(client)
     add_job(conn, old, "running", {"step": "scanning", "pages": 1})
-    r = post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE, "replace": old},
+    r = post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE,
+                                          "replace": public_id(conn, old)},
                   follow_redirects=True)
     assert "Máy quét đang xử lý một lượt quét" in r.get_data(as_text=True)
     assert dossiers.get(conn, old).status == "open"
@@ -67,7 +69,8 @@ def test_a_new_procedure_during_a_running_scan_is_refused(client, conn, config):
 def test_a_new_procedure_withdraws_the_old_queued_scan(client, conn):
     old = open_dossier(client)
     job_id = add_job(conn, old, "queued", {})
-    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE, "replace": old})
+    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE,
+                                          "replace": public_id(conn, old)})
     job = jobs.get(conn, job_id)
     assert job is not None and job.state == "failed" and job.error_key == consent.SESSION_ENDED
     assert dossiers.get(conn, old).status == "cancelled"
@@ -78,13 +81,14 @@ def test_stale_screen_forms_are_refused(client, conn, config):
     add_scanned_paper(conn, config, first, pages=2)
     stale = page_fields(client, "/kiosk/dossier")  # the screen of the first dossier
     page_id = page_ids(conn, first)[0]
-    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE, "replace": first})
+    post_form(client, "/kiosk/dossiers", {"procedure": "khac", **AGREE,
+                                          "replace": public_id(conn, first)})
     # the old screen's forms: its token died with the old session...
     r = client.post("/kiosk/dossier/scan", data={**stale, "source": "flatbed"},
                     follow_redirects=True)
     assert "Trang đã hết hạn" in r.get_data(as_text=True)
     # ...and even with a live token, a form naming another dossier is refused
-    fresh = {**page_fields(client, "/kiosk/dossier"), "dossier": str(first)}
+    fresh = {**page_fields(client, "/kiosk/dossier"), "dossier": public_id(conn, first)}
     for path in ("/kiosk/dossier/scan", f"/kiosk/dossier/pages/{page_id}/delete",
                  "/kiosk/dossier/submit", "/kiosk/dossier/scan/withdraw"):
         r = client.post(path, data={**fresh, "source": "flatbed"}, follow_redirects=True)
@@ -201,7 +205,7 @@ def test_under_a_pin_the_name_is_optional(locked, conn, config):
     post_form(locked, "/staff/login", {"pin": "2468", "next": "/officer"},
               page="/staff/login?next=/officer")
     dossier_id = submitted_dossier(conn, config)
-    detail = f"/officer/dossiers/{dossier_id}"
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
     assert "không bắt buộc" in locked.get(detail).get_data(as_text=True)
     post_form(locked, f"{detail}/sign", {"officer": "", "checked": "yes"}, page=detail)
     d = dossiers.get(conn, dossier_id)

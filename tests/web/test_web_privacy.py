@@ -7,17 +7,18 @@ from __future__ import annotations
 from appliance.records import audit, dossiers
 from appliance.store.files import FileStore
 from tests.web.forms import post_form
-from tests.web.helpers import submitted_dossier
+from tests.web.helpers import public_id, submitted_dossier
 
 
 def test_sealed_files_are_served_clear_to_the_officer_and_each_view_logged(client, conn,
                                                                            config):
     dossier_id = submitted_dossier(conn, config, pages=1)
+    pid = public_id(conn, dossier_id)  # what URLs carry
     d = dossiers.get(conn, dossier_id)
     sha = d.papers[0].pages[0].sha256
     raw = FileStore(config.paths.files).path(sha, ".png").read_bytes()
     assert not raw.startswith(b"\x89PNG")  # sealed at rest
-    assert client.get(f"/officer/dossiers/{dossier_id}").status_code == 200
+    assert client.get(f"/officer/dossiers/{pid}").status_code == 200
     r = client.get(f"/api/pages/{sha}/image")
     assert r.status_code == 200 and r.data.startswith(b"\x89PNG")
     assert r.headers["Cache-Control"] == "no-store"
@@ -31,7 +32,8 @@ def test_sealed_files_are_served_clear_to_the_officer_and_each_view_logged(clien
 
 def test_officer_erases_on_request_with_token_and_confirmation(client, conn, config):
     dossier_id = submitted_dossier(conn, config, pages=1)
-    page = f"/officer/dossiers/{dossier_id}"
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    page = f"/officer/dossiers/{pid}"
     path = f"{page}/erase"
     assert client.post(path, data={"confirm": "yes", "officer": "Lê Văn C"}).status_code \
         in (302, 400)  # no token: refused

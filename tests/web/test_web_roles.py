@@ -14,7 +14,9 @@ import pytest
 from appliance.records import dossiers
 from appliance.web import auth, create_app
 from tests.web.forms import post_form
-from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
+from tests.web.helpers import add_job, add_scanned_paper, public_id, row_id, submitted_dossier
+
+UNKNOWN = "Zz9_-" * 4 + "xy"  # a well-formed public id that names no dossier
 
 PIN = "2468"
 TECH_PIN = "97531"
@@ -51,7 +53,7 @@ def citizen_with_dossier(app, conn, config, address: str = "127.0.0.1", seed: in
     c = browser(app, address)
     r = api_post(c, "/api/dossiers", {"procedure": "tk1-ts"})
     assert r.status_code == 201
-    dossier_id = r.get_json()["id"]
+    dossier_id = row_id(conn, r.get_json()["id"])  # the tables know it by its row id
     add_scanned_paper(conn, config, dossier_id, pages=1, seed=seed)
     return c, dossier_id
 
@@ -59,67 +61,71 @@ def citizen_with_dossier(app, conn, config, address: str = "127.0.0.1", seed: in
 def test_citizen_reaches_only_its_own_dossier(app, conn, config):
     alice, mine = citizen_with_dossier(app, conn, config)
     bob, theirs = citizen_with_dossier(app, conn, config, "127.0.0.2", seed=1)
+    my_id, their_id = public_id(conn, mine), public_id(conn, theirs)
     job_of_bob = add_job(conn, theirs, "running", {"step": "scanning"})
     my_page = dossiers.get(conn, mine).papers[0].pages[0].sha256
     their_page = dossiers.get(conn, theirs).papers[0].pages[0].sha256
-    assert alice.get(f"/api/dossiers/{mine}").status_code == 200
+    assert alice.get(f"/api/dossiers/{my_id}").status_code == 200
     assert alice.get(f"/api/pages/{my_page}/thumbnail").status_code == 200
     refused = [
-        alice.get(f"/api/dossiers/{theirs}"),
-        alice.get(f"/api/dossiers/{theirs}/jobs/latest"),
+        alice.get(f"/api/dossiers/{their_id}"),
+        alice.get(f"/api/dossiers/{their_id}/jobs/latest"),
         alice.get(f"/api/jobs/{job_of_bob}"),
         alice.get(f"/api/pages/{their_page}/thumbnail"),
         alice.get(f"/api/pages/{my_page}/image"),  # full images: the officer's
         alice.get("/api/dossiers"),
         alice.get("/api/status"),
-        api_post(alice, f"/api/dossiers/{theirs}/cancel"),
-        api_post(alice, f"/api/dossiers/{theirs}/submit"),
-        api_post(alice, f"/api/dossiers/{theirs}/scans", {"source": "adf"}),
-        api_post(alice, f"/api/dossiers/{mine}/sign", {"officer": "X"}),
-        alice.get(f"/api/dossiers/{theirs + 1000}"),  # a missing one looks the same
+        api_post(alice, f"/api/dossiers/{their_id}/cancel"),
+        api_post(alice, f"/api/dossiers/{their_id}/submit"),
+        api_post(alice, f"/api/dossiers/{their_id}/scans", {"source": "adf"}),
+        api_post(alice, f"/api/dossiers/{my_id}/sign", {"officer": "X"}),
+        alice.get(f"/api/dossiers/{UNKNOWN}"),  # a missing one looks the same
     ]
     assert [r.status_code for r in refused] == [403] * len(refused)
     assert {r.get_json()["error"] for r in refused} <= {"error.forbidden", "error.staff_only"}
     assert dossiers.get(conn, theirs).status == "open"
     assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
     # the screens: no dossier by id for a citizen, the officer screens want the PIN
-    assert alice.get(f"/officer/dossiers/{theirs}").status_code == 302
-    assert "/staff/login" in alice.get(f"/officer/dossiers/{theirs}").headers["Location"]
+    assert alice.get(f"/officer/dossiers/{their_id}").status_code == 302
+    assert "/staff/login" in alice.get(f"/officer/dossiers/{their_id}").headers["Location"]
 
 
 def test_a_submitted_dossier_is_out_of_the_citizens_reach(app, conn, config):
     """Its owner holds a receipt: neither they nor anyone else can cancel it any more."""
     alice, mine = citizen_with_dossier(app, conn, config)
-    assert api_post(alice, f"/api/dossiers/{mine}/submit").status_code == 200
-    r = api_post(alice, f"/api/dossiers/{mine}/cancel")
+    my_id = public_id(conn, mine)
+    assert api_post(alice, f"/api/dossiers/{my_id}/submit").status_code == 200
+    r = api_post(alice, f"/api/dossiers/{my_id}/cancel")
     assert r.status_code == 403
-    assert program(app).post(f"/api/dossiers/{mine}/cancel").status_code == 403
+    assert program(app).post(f"/api/dossiers/{my_id}/cancel").status_code == 403
     assert dossiers.get(conn, mine).status == "submitted"
     officer = program(app)
-    r = officer.post(f"/api/dossiers/{mine}/cancel", headers={"X-Officer-PIN": PIN})
+    r = officer.post(f"/api/dossiers/{my_id}/cancel", headers={"X-Officer-PIN": PIN})
     assert r.status_code == 200 and r.get_json()["status"] == "cancelled"
 
 
 def test_officer_pin_header_and_session(app, conn, config):
     dossier_id = submitted_dossier(conn, config)
+    pid = public_id(conn, dossier_id)  # what URLs carry
     p = program(app)
     assert p.get("/api/dossiers").status_code == 403
     assert p.get("/api/dossiers", headers={"X-Officer-PIN": "0000"}).status_code == 403
     assert p.get("/api/dossiers", headers={"X-Officer-PIN": PIN}).status_code == 200
     b = browser(app)
     post_form(b, "/staff/login", {"pin": PIN, "next": "/officer"}, page="/staff/login")
-    assert b.get(f"/api/dossiers/{dossier_id}").status_code == 200
-    assert b.get(f"/officer/dossiers/{dossier_id}").status_code == 200
+    assert b.get(f"/api/dossiers/{pid}").status_code == 200
+    assert b.get(f"/officer/dossiers/{pid}").status_code == 200
     # the session lapses after its idle time
     with b.session_transaction() as s:
         s[auth.ROLE_UNTIL] = time.time() - 1
-    r = b.get(f"/officer/dossiers/{dossier_id}")
+    r = b.get(f"/officer/dossiers/{pid}")
     assert r.status_code == 302 and "/staff/login" in r.headers["Location"]
-    assert b.get(f"/api/dossiers/{dossier_id}").status_code == 403
+    assert b.get(f"/api/dossiers/{pid}").status_code == 403
 
 
 def test_pin_lockout_per_client_refuses_at_once_with_retry_after(app, conn, config):
     dossier_id = submitted_dossier(conn, config)
+    pid = public_id(conn, dossier_id)  # what URLs carry
     guesser = program(app, "10.0.0.66")
     started = time.monotonic()
     codes = [guesser.get("/api/dossiers", headers={"X-Officer-PIN": f"{n:04d}"}).status_code
@@ -127,7 +133,7 @@ def test_pin_lockout_per_client_refuses_at_once_with_retry_after(app, conn, conf
     elapsed = time.monotonic() - started
     assert codes[:5] == [403] * 5 and set(codes[5:]) == {429}  # 5 tries, then locked
     assert elapsed < 2  # refused, never slept on
-    r = guesser.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "X"},
+    r = guesser.post(f"/api/dossiers/{pid}/sign", json={"officer": "X"},
                      headers={"X-Officer-PIN": PIN})  # even the right PIN waits
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     assert r.get_json()["error"] == "error.locked"
@@ -209,7 +215,7 @@ def test_openapi_states_security_and_every_protected_operation_refuses_anonymous
     assert public == {("get", "/api/health"), ("get", "/api/procedures"),
                       ("get", "/api/session"), ("get", "/api/openapi.json"),
                       ("post", "/api/dossiers")}
-    values = {"dossier_id": dossier_id, "job_id": job_id}
+    values = {"dossier_id": public_id(conn, dossier_id), "job_id": job_id}
     for method, path in sorted(protected):
         sha = paper.pdf_sha256 if "papers" in path else paper.pages[0].sha256
         url = _fill(path, {**values, "sha": sha})
@@ -228,5 +234,6 @@ def test_without_pins_staff_functions_stay_open_as_shipped(conn, config):
     """The demo default: no PIN, no lock (and a warning when listening beyond loopback)."""
     client = create_app(config, {"TESTING": True}).test_client()
     dossier_id = submitted_dossier(conn, config)
-    assert client.get(f"/api/dossiers/{dossier_id}").status_code == 200
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    assert client.get(f"/api/dossiers/{pid}").status_code == 200
     assert client.get("/technician").status_code == 200

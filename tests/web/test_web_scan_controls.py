@@ -21,6 +21,7 @@ from appliance.scanner.errors import ScannerCancelled
 from appliance.store import jobs, outbox
 from appliance.web import create_app, i18n, usecases
 from tests.web.forms import AGREE, post_form
+from tests.web.helpers import public_id
 
 PIN = "80413579"
 STALE = "Màn hình vừa rồi đã cũ"
@@ -117,7 +118,7 @@ def test_stop_reaches_only_the_citizens_own_scan(app, conn):
     assert STALE in html(r)
     assert jobs.get(conn, job.id).state == jobs.JobState.QUEUED
     # Bob names his own dossier and Alice's job: his dossier has no scan, nothing stops
-    own = {**bob_fields, "dossier": str(_session_dossier(bob))}
+    own = {**bob_fields, "dossier": public_id(conn, _session_dossier(bob))}
     bob.post("/kiosk/dossier/scan/stop", data=own)
     assert jobs.get(conn, job.id).state == jobs.JobState.QUEUED
     # without the CSRF token, nothing happens either

@@ -7,7 +7,7 @@ import unicodedata
 from appliance.records import dossiers
 from appliance.store.db import set_state
 from tests.web.forms import AGREE, post_form
-from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier
+from tests.web.helpers import add_job, add_scanned_paper, public_id, submitted_dossier
 
 
 def html(response) -> str:
@@ -81,10 +81,12 @@ def test_scan_progress_and_jam(client, conn, config):
     job_id = conn.execute("SELECT id FROM jobs").fetchone()[0]
     page = html(client.get("/kiosk/dossier"))
     assert f'data-job-id="{job_id}"' in page and 'id="scan-adf" disabled' in page
-    # the worker stored two pages, then the feeder jammed
+    # the worker stored two pages, then the feeder jammed (it names the paper in every
+    # report, the failure's included: that is what "scan on" continues)
     paper_id = add_scanned_paper(conn, config, dossier_id, pages=2, blank=(2,))
     conn.execute("UPDATE jobs SET state='failed', error_key='scanner.jammed', "
-                 "progress_json='{\"step\": \"scanning\", \"pages\": 2}' WHERE id=?", (job_id,))
+                 "progress_json=? WHERE id=?",
+                 (f'{{"step": "scanning", "pages": 2, "paper_id": {paper_id}}}', job_id))
     page = html(client.get("/kiosk/dossier"))
     assert "Giấy bị kẹt trong máy quét" in page and "Quét tiếp" in page
     assert f'name="paper_id" value="{paper_id}"' in page
@@ -147,10 +149,11 @@ def test_cancel(client, conn):
 
 def test_officer_flow(client, conn, config):
     dossier_id = submitted_dossier(conn, config, pages=2, blank=(2,))
+    pid = public_id(conn, dossier_id)  # what URLs carry
     code = dossiers.get(conn, dossier_id).code
     page = html(client.get("/officer"))
     assert code in page and "Hồ sơ chờ kiểm tra" in page
-    page = html(client.get(f"/officer/dossiers/{dossier_id}"))
+    page = html(client.get(f"/officer/dossiers/{pid}"))
     assert "NGUYỄN VĂN AN" in page and "Số CCCD" in page and "Ngày sinh" in page
     assert "Họ và tên: Nguyễn Văn An" in page and "Trang trắng?" in page
     assert "Ký xác nhận và cấp mã kết quả số hóa" in page
@@ -161,8 +164,8 @@ def test_officer_flow(client, conn, config):
     assert "Máy đọc chưa chắc chắn, hãy đối chiếu với bản giấy:" in page
     assert '<dd data-field="full_name">NGUYỄN VĂN AN</dd>' in page
     sha = dossiers.get(conn, dossier_id).papers[0].pages[0].sha256
-    assert "/image" in html(client.get(f"/officer/dossiers/{dossier_id}/pages/{sha}"))
-    detail = f"/officer/dossiers/{dossier_id}"
+    assert "/image" in html(client.get(f"/officer/dossiers/{pid}/pages/{sha}"))
+    detail = f"/officer/dossiers/{pid}"
     # the sign-off asks for the "checked against the originals" tick, then (no PIN set,
     # so nobody is identified) a name
     r = post_form(client, f"{detail}/sign", page=detail, data={"officer": "Nguyễn Văn A"},
@@ -183,7 +186,7 @@ def test_officer_flow(client, conn, config):
     conn.execute("UPDATE outbox SET state='delivered', delivered_at=1")
     page = html(client.get("/officer"))
     assert "Đã gửi về trung ương" in page and 'id="link-down"' not in page
-    assert "Không tìm thấy hồ sơ" in html(client.get("/officer/dossiers/999",
+    assert "Không tìm thấy hồ sơ" in html(client.get("/officer/dossiers/9223372036854775808",
                                                        follow_redirects=True))
 
 

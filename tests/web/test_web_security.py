@@ -14,7 +14,7 @@ from flask.sessions import SecureCookieSessionInterface
 from appliance.records import dossiers
 from appliance.web import create_app
 from tests.web.forms import AGREE, csrf_token, post_form
-from tests.web.helpers import add_scanned_paper, submitted_dossier
+from tests.web.helpers import add_scanned_paper, public_id, submitted_dossier
 
 PIN = "2468"
 EVIL = "http://127.0.0.1:9"  # another port of the same host is another origin
@@ -55,7 +55,8 @@ def test_kiosk_actions_need_their_token(client, conn, config):
 
 def test_officer_sign_needs_its_token(client, conn, config):
     dossier_id = submitted_dossier(conn, config)
-    r = client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": "Lê Văn C"})
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    r = client.post(f"/officer/dossiers/{pid}/sign", data={"officer": "Lê Văn C"})
     assert r.status_code == 302
     assert dossiers.get(conn, dossier_id).status == "submitted"
     assert count(conn, "records") == 0
@@ -82,9 +83,10 @@ def test_replayed_tokens_are_refused(app, conn, config):
 
 def test_api_calls_riding_on_a_session_cookie_need_the_token(app, conn, config):
     dossier_id = submitted_dossier(conn, config)
+    pid = public_id(conn, dossier_id)  # what URLs carry
     b = app.test_client()
     b.get("/kiosk")  # a browser that has the appliance open has a session cookie
-    r = b.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "X"})
+    r = b.post(f"/api/dossiers/{pid}/sign", json={"officer": "X"})
     assert r.status_code == 400 and r.get_json()["error"] == "error.csrf"
     assert r.mimetype == "application/problem+json"
     r = b.post("/api/dossiers", json={"procedure": "khac"})
@@ -106,14 +108,15 @@ def test_api_calls_riding_on_a_session_cookie_need_the_token(app, conn, config):
 ])
 def test_cross_origin_state_changes_are_refused(client, conn, config, headers):
     dossier_id = submitted_dossier(conn, config)
-    token = csrf_token(client, f"/officer/dossiers/{dossier_id}")
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    token = csrf_token(client, f"/officer/dossiers/{pid}")
     calls = [
-        client.post(f"/officer/dossiers/{dossier_id}/sign",
+        client.post(f"/officer/dossiers/{pid}/sign",
                     data={"officer": "X", "csrf_token": token}, headers=headers),
         client.post("/kiosk/dossiers", data={"procedure": "khac", "csrf_token": token, **AGREE},
                     headers=headers),
-        client.post(f"/api/dossiers/{dossier_id}/cancel", headers=headers),
-        client.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "X"},
+        client.post(f"/api/dossiers/{pid}/cancel", headers=headers),
+        client.post(f"/api/dossiers/{pid}/sign", json={"officer": "X"},
                     headers={**headers, "X-CSRFToken": token}),
         client.post("/api/dossiers", json={"procedure": "khac"}, headers=headers),
     ]
@@ -132,10 +135,11 @@ def test_own_origin_is_accepted(client, conn):
 
 def test_personal_responses_are_never_cached_and_pages_have_a_strict_csp(client, conn, config):
     dossier_id = submitted_dossier(conn, config)
+    pid = public_id(conn, dossier_id)  # what URLs carry
     d = dossiers.get(conn, dossier_id)
     sha, pdf = d.papers[0].pages[0].sha256, d.papers[0].pdf_sha256
-    for path in ("/kiosk", "/officer", f"/officer/dossiers/{dossier_id}",
-                 f"/officer/dossiers/{dossier_id}/pages/{sha}", f"/api/dossiers/{dossier_id}",
+    for path in ("/kiosk", "/officer", f"/officer/dossiers/{pid}",
+                 f"/officer/dossiers/{pid}/pages/{sha}", f"/api/dossiers/{pid}",
                  f"/api/pages/{sha}/thumbnail", f"/api/pages/{sha}/image",
                  f"/api/papers/{pdf}/pdf", "/api/status", "/technician", "/api/nowhere"):
         r = client.get(path)
@@ -145,16 +149,17 @@ def test_personal_responses_are_never_cached_and_pages_have_a_strict_csp(client,
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
         assert not re.search(r"https?:|\*|'unsafe-inline'|'unsafe-eval'", csp), csp
         assert r.headers["Cross-Origin-Resource-Policy"] == "same-origin"
-    page = client.get(f"/officer/dossiers/{dossier_id}").get_data(as_text=True)
+    page = client.get(f"/officer/dossiers/{pid}").get_data(as_text=True)
     assert "<script>" not in page and " style=" not in page and "onclick" not in page
 
 
 def test_cookies_are_strict_and_httponly(client, conn, config):
     dossier_id = submitted_dossier(conn, config)
+    pid = public_id(conn, dossier_id)  # what URLs carry
     cookies = [client.get("/kiosk?lang=en").headers.getlist("Set-Cookie"),
-               post_form(client, f"/officer/dossiers/{dossier_id}/sign",
+               post_form(client, f"/officer/dossiers/{pid}/sign",
                          {"officer": "Nguyễn Văn A", "checked": "yes"},
-                         page=f"/officer/dossiers/{dossier_id}"
+                         page=f"/officer/dossiers/{pid}"
                          ).headers.getlist("Set-Cookie")]
     flat = [c for group in cookies for c in group]
     names = {c.split("=", 1)[0] for c in flat}
@@ -175,7 +180,8 @@ def test_cookies_are_secure_over_tls(client):
 def test_no_personal_data_in_urls(client, conn, config):
     """Links carry ids and content hashes, never a name, an ID number or a phone."""
     dossier_id = submitted_dossier(conn, config)
-    page = client.get(f"/officer/dossiers/{dossier_id}").get_data(as_text=True)
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    page = client.get(f"/officer/dossiers/{pid}").get_data(as_text=True)
     urls = re.findall(r'(?:href|src|action)="([^"]+)"', page)
     assert urls
     for url in urls:
@@ -193,13 +199,14 @@ def forged_cookie(app, payload: dict) -> str:
 def test_forged_session_cookies_are_anonymous(config, conn):
     app = create_app(config, {"TESTING": True, "OFFICER_PIN": PIN})
     dossier_id = submitted_dossier(conn, config)
+    pid = public_id(conn, dossier_id)  # what URLs carry
     c = app.test_client()
     for payload in ({"role": "officer", "role_until": 9e12}, {"dossier_id": dossier_id}):
         c.set_cookie("session", forged_cookie(app, payload))
-        assert c.get(f"/api/dossiers/{dossier_id}").status_code == 403
+        assert c.get(f"/api/dossiers/{pid}").status_code == 403
         assert c.get("/officer").status_code == 302
     c.set_cookie("session", "garbage.!!.%%")
-    assert c.get(f"/api/dossiers/{dossier_id}").status_code == 403
+    assert c.get(f"/api/dossiers/{pid}").status_code == 403
     assert c.get("/kiosk").status_code == 200
     assert dossiers.get(conn, dossier_id).status == "submitted"
 
@@ -209,7 +216,7 @@ def test_forged_session_cookies_are_anonymous(config, conn):
 @pytest.mark.parametrize("path", [
     "/api/dossiers/9223372036854775808", "/api/dossiers/99999999999999999999999",
     "/api/jobs/9223372036854775808", "/api/dossiers/9223372036854775808/jobs/latest",
-    "/api/dossiers/-1", "/api/dossiers/0", "/officer/dossiers/9223372036854775808",
+    "/api/dossiers/-1", "/api/dossiers/0", "/officer/dossiers/1", "/officer/dossiers/-1",
     "/api/pages/..%2F..%2Fetc%2Fpasswd/image", "/api/pages/../../etc/passwd/thumbnail",
     "/api/papers/" + "A" * 64 + "/pdf",
 ])
@@ -245,12 +252,13 @@ def test_no_personal_data_in_logs(client, conn, config, caplog):
 
     caplog.set_level(logging.DEBUG)
     dossier_id = submitted_dossier(conn, config)
-    client.get(f"/officer/dossiers/{dossier_id}")
-    client.get(f"/api/dossiers/{dossier_id}")
-    post_form(client, f"/officer/dossiers/{dossier_id}/sign",
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    client.get(f"/officer/dossiers/{pid}")
+    client.get(f"/api/dossiers/{pid}")
+    post_form(client, f"/officer/dossiers/{pid}/sign",
               {"officer": "Trần Thị Bình", "checked": "yes"},
-              page=f"/officer/dossiers/{dossier_id}")
-    client.post(f"/officer/dossiers/{dossier_id}/sign", data={"officer": "Trần Thị Bình"},
+              page=f"/officer/dossiers/{pid}")
+    client.post(f"/officer/dossiers/{pid}/sign", data={"officer": "Trần Thị Bình"},
                 headers={"Origin": EVIL})  # a refusal is logged, the name is not
     text = caplog.text.upper()
     for secret in ("NGUYỄN VĂN AN", "001203004567", "TRẦN THỊ BÌNH"):

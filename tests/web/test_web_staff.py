@@ -6,7 +6,7 @@ import pytest
 
 from appliance.web import create_app
 from tests.web.forms import post_form
-from tests.web.helpers import submitted_dossier
+from tests.web.helpers import public_id, submitted_dossier
 
 PIN = "2468"
 
@@ -21,7 +21,8 @@ def login(client, pin: str, next_path: str = "/officer"):
                      page=f"/staff/login?next={next_path}")
 
 
-@pytest.mark.parametrize("path", ["/officer", "/technician", "/officer/dossiers/1"])
+@pytest.mark.parametrize("path", ["/officer", "/technician",
+                                  "/officer/dossiers/" + "A" * 22])
 def test_staff_screens_ask_for_the_pin(locked, path):
     r = locked.get(path)
     assert r.status_code == 302 and "/staff/login?next=" in r.headers["Location"]
@@ -56,13 +57,14 @@ def test_kiosk_needs_no_pin(locked):
 
 def test_api_sign_needs_the_pin(locked, conn, config):
     dossier_id = submitted_dossier(conn, config)
-    r = locked.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "Trần Văn C"})
+    pid = public_id(conn, dossier_id)  # what URLs carry
+    r = locked.post(f"/api/dossiers/{pid}/sign", json={"officer": "Trần Văn C"})
     assert r.status_code == 403 and r.get_json()["error"] == "error.staff_only"
     assert locked.get("/api/dossiers").status_code == 403
-    r = locked.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "Trần Văn C"},
+    r = locked.post(f"/api/dossiers/{pid}/sign", json={"officer": "Trần Văn C"},
                     headers={"X-Officer-PIN": "0000"})
     assert r.status_code == 403
-    r = locked.post(f"/api/dossiers/{dossier_id}/sign", json={"officer": "Trần Văn C"},
+    r = locked.post(f"/api/dossiers/{pid}/sign", json={"officer": "Trần Văn C"},
                     headers={"X-Officer-PIN": PIN})
     assert r.status_code == 200 and r.get_json()["papers"][0]["result_code"]
 
