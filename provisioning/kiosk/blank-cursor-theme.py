@@ -20,7 +20,7 @@ IMAGE_TYPE = 0xFFFD0002
 NOMINAL_SIZE = 24
 # X cursor names and the CSS names Chromium asks for; anything missing would fall back
 # to a visible cursor from Chromium's own resources.
-NAMES = """
+_NAMES_TEXT = """
 left_ptr default arrow top_left_arrow pointer hand hand1 hand2 pointing_hand text xterm
 ibeam vertical-text watch wait progress left_ptr_watch half-busy crosshair cross
 tcross cell grab grabbing openhand closedhand fleur all-scroll move size_all
@@ -31,7 +31,8 @@ w-resize ne-resize nw-resize se-resize sw-resize ew-resize ns-resize nesw-resize
 nwse-resize top_side bottom_side left_side right_side top_left_corner
 top_right_corner bottom_left_corner bottom_right_corner size_hor size_ver size_bdiag
 size_fdiag zoom-in zoom-out
-""".split()
+"""
+NAMES = _NAMES_TEXT.split()
 
 
 def blank_cursor() -> bytes:
