@@ -7,6 +7,7 @@ code runs; credentials (SO_PASSCRED) tell which process sent each message.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import struct
@@ -69,3 +70,17 @@ def notify_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[NotifySocket]:
     finally:
         ns.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """Tests that install the service's log handler leave the root logger as they found it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+            h.close()
+    root.setLevel(level)
+

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 
 CHROMIUM = "/usr/lib/chromium/chromium"
+ATTEMPTS = 10
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
         "--disable-background-networking", "--disable-component-update"]
 PAGE = (b"<html><body><p id=who>%s</p>"
@@ -69,23 +70,27 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page()
-        # The blank first tab may still be settling into the policy's error page; a
-        # first navigation can be interrupted by that, so it is retried once.
-        for attempt in range(3):
-            try:
-                page.goto("http://127.0.0.1:8000/kiosk")
-                break
-            except Error:
-                if attempt == 2:
-                    raise
-                page.wait_for_timeout(500)
+        # A tab showing the policy's error page (the blank first tab: about:blank is
+        # blocked too; or the tab after a blocked origin) may still be settling into
+        # it; a navigation started meanwhile is interrupted, so it is retried.
+        def open_kiosk() -> None:
+            for attempt in range(ATTEMPTS):
+                try:
+                    page.goto("http://127.0.0.1:8000/kiosk")
+                    return
+                except Error:
+                    if attempt == ATTEMPTS - 1:
+                        raise
+                    page.wait_for_timeout(500)
+
+        open_kiosk()
         found["allowed_text"] = page.inner_text("#who")
         try:
             page.goto("http://127.0.0.1:8001/")
             found["direct_other_origin"] = page.content()
         except Error as e:
             found["direct_other_origin"] = str(e).splitlines()[0]
-        page.goto("http://127.0.0.1:8000/kiosk")
+        open_kiosk()
         try:
             page.click("#away")
             page.wait_for_load_state()
