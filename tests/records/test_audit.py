@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,10 @@ from PIL import Image, ImageDraw
 from appliance.records import audit, dossiers
 from appliance.records import pages as page_store
 from appliance.store import outbox
-from appliance.store.db import connect
 from appliance.store.files import FileStore
-from appliance.system.config import Config, dump, with_overrides
+from appliance.system.config import Config, dump
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return with_overrides(Config(), paths={"data_dir": str(tmp_path)})
-
-
-@pytest.fixture
-def conn(config: Config) -> Iterator[sqlite3.Connection]:
-    c = connect(config.paths.database)
-    yield c
-    c.close()
 
 
 def _page(n: int) -> Image.Image:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import sqlite3
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
@@ -19,18 +18,6 @@ from appliance.store.files import FileStore
 from appliance.system.config import Config, with_overrides
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 4
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return with_overrides(Config(), paths={"data_dir": str(tmp_path)})
-
-
-@pytest.fixture
-def conn(config: Config) -> sqlite3.Connection:
-    c = connect(config.paths.database)
-    yield c
-    c.close()
 
 
 def scanned_dossier(conn: sqlite3.Connection, config: Config, pages: int = 2) -> int:

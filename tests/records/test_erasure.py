@@ -4,7 +4,6 @@ a whole scan → OCR → sign flow that leaves no personal data in clear on the 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from appliance.records import audit, dossiers, erasure
 from appliance.records import pages as page_store
 from appliance.records.errors import InvalidState
 from appliance.store import outbox
-from appliance.store.db import connect
 from appliance.store.files import FileStore
 from appliance.system.config import Config, with_overrides
 
@@ -31,13 +29,6 @@ DAY = 86400.0
 def config(tmp_path: Path) -> Config:
     return with_overrides(Config(), paths={"data_dir": str(tmp_path / "data")},
                           retention={"delivered_days": 30})
-
-
-@pytest.fixture
-def conn(config: Config) -> Iterator[sqlite3.Connection]:
-    c = connect(config.paths.database)
-    yield c
-    c.close()
 
 
 @pytest.fixture

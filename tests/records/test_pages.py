@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -14,21 +11,7 @@ from appliance.demo.synth import render_form_page
 from appliance.ocr.engine import PageText, TextLine
 from appliance.records import dossiers, signing
 from appliance.records import pages as page_store
-from appliance.store.db import connect
 from appliance.store.files import FileStore
-from appliance.system.config import Config, with_overrides
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return with_overrides(Config(), paths={"data_dir": str(tmp_path)})
-
-
-@pytest.fixture
-def conn(config: Config) -> Iterator[sqlite3.Connection]:
-    c = connect(config.paths.database)
-    yield c
-    c.close()
 
 
 def test_store_page_measures_skew_and_flags_a_crooked_page(conn, config):
