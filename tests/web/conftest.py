@@ -35,3 +35,20 @@ def conn(app: Flask, config: Config) -> Iterator[sqlite3.Connection]:
     c = connect(config.paths.database)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium through Playwright, one per test module; the modules that use
+    it skip themselves where Chromium or Playwright is missing."""
+    from playwright import sync_api
+
+    from tests.web.test_web_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+

@@ -11,7 +11,6 @@ compared with what it was: nothing may have changed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,7 +18,7 @@ from appliance.records import dossiers
 from appliance.store.db import connect
 from tests.web.attack import fetch_page, form_page, hostile_site
 from tests.web.helpers import public_id, submitted_dossier
-from tests.web.test_web_browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+from tests.web.test_web_browser import CHROMIUM, start_server, stop_server
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
@@ -28,16 +27,6 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api")
 
 PIN = "2468"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def snapshot(conn) -> tuple:

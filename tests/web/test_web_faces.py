@@ -28,7 +28,6 @@ from appliance.store.files import FileStore
 from tests.web.helpers import add_scanned_paper, page_image, page_text, submitted_dossier
 from tests.web.test_web_browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     latest_dossier,
     start_server,
     stop_server,
@@ -59,16 +58,6 @@ def server(tmp_path_factory):
         yield s
     finally:
         stop_server(s)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
