@@ -32,3 +32,45 @@ class UnknownProcedure(RecordsError):
 
 class NothingScanned(RecordsError):
     key = "error.nothing_scanned"
+
+
+class DossierSigned(InvalidState):
+    """The dossier is signed: its result codes and signed PDFs are issued, so nothing
+    in it may change any more (a correction must not differ from what was signed)."""
+
+    key = "error.dossier_signed"
+
+
+class PaperNotFound(RecordsError):
+    """No such paper in this dossier (a stale screen, or a forged id)."""
+
+    key = "error.paper_not_found"
+
+
+class UnknownField(RecordsError):
+    """The paper's type yields no field of that name (see the catalogue)."""
+
+    key = "error.unknown_field"
+
+
+class InvalidCorrection(RecordsError):
+    """An officer's value fails the field's validator; `reason` is the validator's
+    sentence, shown beside the field. Nothing was changed."""
+
+    key = "error.invalid_correction"
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class UnknownPaperType(RecordsError):
+    """A paper type the catalogue does not define."""
+
+    key = "error.unknown_paper_type"
+
+
+class ReasonRequired(RecordsError):
+    """Deleting a page needs the officer's reason, kept in the audit trail."""
+
+    key = "error.reason_required"

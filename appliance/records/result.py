@@ -76,6 +76,10 @@ class IssuedPaper:
     pdf_size: int
     metadata_sha256: str
     superseded_pdf: str | None  # the worker's PDF this one replaces
+    # the fields the metadata document was built from: an officer's correction that
+    # commits while the PDFs are being signed must not be lost from what is signed
+    fields_sha256: str = ""
+    document: dict[str, Any] | None = None  # the metadata document, to travel in the record
 
 
 # -- the schema -----------------------------------------------------------------------
@@ -164,7 +168,8 @@ def fields_of(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         corrected_at = f.get("corrected_at")
         entry: dict[str, Any] = {
             "value": _text(f.get("value")),
-            "source": "officer" if corrected_by or f.get("source") == "officer" else "ocr",
+            "source": ("officer" if corrected_by or f.get("source") == "officer"
+                       else "qr" if f.get("source") == "qr" else "ocr"),
             "corrected_by": corrected_by,
             "corrected_at": (iso(corrected_at) if isinstance(corrected_at, int | float)
                              else _text(corrected_at)),
@@ -305,7 +310,8 @@ def _issue_paper(conn: sqlite3.Connection, config: Config, files: FileStore, sig
     files.put_derived(pdf_sha, RESULT_SUFFIX, meta)
     return IssuedPaper(paper.id, result_code, page_shas, pdf_sha, len(signed),
                        hashlib.sha256(meta).hexdigest(),
-                       paper.pdf_sha256 if paper.pdf_sha256 != pdf_sha else None)
+                       paper.pdf_sha256 if paper.pdf_sha256 != pdf_sha else None,
+                       fields_digest(paper.fields), document)
 
 
 def issue(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: str,
@@ -338,6 +344,12 @@ def issue(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: st
     return issued
 
 
+def fields_digest(fields: Mapping[str, Any]) -> str:
+    """sha256 of a paper's stored fields in canonical JSON (what was signed from)."""
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False, sort_keys=True)
+                          .encode("utf-8")).hexdigest()
+
+
 def apply(conn: sqlite3.Connection, issued: Sequence[IssuedPaper]) -> None:
     """Name the signed PDFs in the papers' rows (inside sign-off's transaction).
 
@@ -349,6 +361,15 @@ def apply(conn: sqlite3.Connection, issued: Sequence[IssuedPaper]) -> None:
             "SELECT sha256 FROM pages WHERE paper_id=? ORDER BY ordinal", (item.paper_id,)))
         if now_shas != item.page_shas:
             raise InvalidState(f"paper {item.paper_id} changed while it was being signed")
+        if item.fields_sha256:
+            from appliance.records import dossiers  # dossiers calls this module
+
+            row = conn.execute("SELECT fields_json FROM papers WHERE id=?",
+                               (item.paper_id,)).fetchone()
+            if fields_digest(dossiers.paper_fields(conn, item.paper_id, row[0])) != \
+                    item.fields_sha256:
+                raise InvalidState(f"paper {item.paper_id}: a field was corrected while "
+                                   "it was being signed; sign again")
         conn.execute("UPDATE papers SET pdf_sha256=?, pdf_size=? WHERE id=?",
                      (item.pdf_sha256, item.pdf_size, item.paper_id))
 

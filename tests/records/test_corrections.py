@@ -1,0 +1,271 @@
+"""The officer's desk (records/corrections.py), through the use cases themselves.
+
+Dossiers are real-looking scanned TK1-TS forms stored the way the worker stores them
+(tests/helpers/signed_papers.py); sign-off is the product's own, so a correction is
+followed into the signed metadata document, the record body that travels and the
+audit chain, which the product's verifier walks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from appliance.records import audit, corrections, dossiers, result
+from appliance.records.errors import (
+    DossierSigned,
+    InvalidCorrection,
+    InvalidState,
+    PaperNotFound,
+    ReasonRequired,
+    UnknownField,
+    UnknownPaperType,
+)
+from tests.helpers.signed_papers import files_of, scanned_forms
+
+OFFICER = "Trần Minh Đức"
+
+
+def _fields(conn, paper_id: int) -> dict:
+    row = conn.execute("SELECT fields_json FROM papers WHERE id=?", (paper_id,)).fetchone()
+    return dossiers.paper_fields(conn, paper_id, row[0])
+
+
+def _corrections(conn, dossier_id: int) -> list[audit.AuditEntry]:
+    return [e for e in audit.entries(conn, dossier_id)
+            if e.action == audit.AuditAction.CORRECTION]
+
+
+def test_a_correction_is_validated_stored_with_the_ocr_value_and_audited(conn, config):
+    forms = scanned_forms(conn, config, ((1,),), submit=False)
+    paper = dossiers.get(conn, forms.dossier_id).papers[0]
+    ocr_name = paper.fields["fields"]["full_name"]["value"]
+    fixed = corrections.correct_field(
+        conn, config, dossier_id=forms.dossier_id, paper_id=paper.id, field="full_name",
+        value="  lê   kim  giang ", officer=OFFICER, reason="tên đọc sai dấu")
+    # normalised the way extraction gives names: NFC, upper case, single spaces
+    assert fixed.value == "LÊ KIM GIANG" and fixed.ocr_value == ocr_name
+    assert fixed.corrected_by == OFFICER and fixed.previous == ocr_name
+    stored = _fields(conn, paper.id)
+    entry = stored["fields"]["full_name"]
+    assert (entry["value"], entry["source"], entry["corrected_by"], entry["ocr_value"]) == (
+        "LÊ KIM GIANG", "officer", OFFICER, ocr_name)
+    assert stored["values"]["full_name"] == "LÊ KIM GIANG"
+    # a second correction keeps the OCR's reading, not the first correction
+    corrections.correct_field(
+        conn, config, dossier_id=forms.dossier_id, paper_id=paper.id, field="full_name",
+        value="LÊ KIM GIANG ANH", officer="Phạm Thu Hà")
+    entry = _fields(conn, paper.id)["fields"]["full_name"]
+    assert entry["ocr_value"] == ocr_name and entry["corrected_by"] == "Phạm Thu Hà"
+    lines = _corrections(conn, forms.dossier_id)
+    assert [e.actor for e in lines] == [OFFICER, "Phạm Thu Hà"]
+    assert lines[0].detail["field"] == "full_name" and lines[0].detail["paper_id"] == paper.id
+    assert corrections.correction_values(conn, lines[0]) == (ocr_name, "LÊ KIM GIANG")
+    assert corrections.correction_values(conn, lines[1]) == ("LÊ KIM GIANG", "LÊ KIM GIANG ANH")
+    # no personal value in clear in the audit table
+    raw = " ".join(r[0] for r in conn.execute("SELECT detail_json FROM audit_log"))
+    assert "GIANG" not in raw
+    assert audit.verify(conn).ok
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("birth_date", "31/02/1991", "not a date in the calendar"),
+    ("cccd", "09219151155", "12 digits"),  # 11 digits
+    ("cccd", "992191511554", "province code"),
+    ("bhxh_number", "92038047", "10 digits"),
+    ("full_name", "LÊ K1M GIANG", "only letters"),
+    ("gender", "không rõ", "neither Nam nor Nữ"),
+    ("cccd", "092191511554 xem lại", "only the value"),
+    ("phone", "   ", "empty"),
+])
+def test_an_invalid_correction_is_refused_and_nothing_changes(conn, config, field, value, why):
+    forms = scanned_forms(conn, config, ((1,),), submit=False)
+    paper = dossiers.get(conn, forms.dossier_id).papers[0]
+    before = _fields(conn, paper.id)
+    trail = len(audit.entries(conn))
+    with pytest.raises(InvalidCorrection) as refused:
+        corrections.correct_field(conn, config, dossier_id=forms.dossier_id,
+                                  paper_id=paper.id, field=field, value=value,
+                                  officer=OFFICER)
+    assert why in refused.value.reason and refused.value.key == "error.invalid_correction"
+    assert _fields(conn, paper.id) == before
+    assert len(audit.entries(conn)) == trail
+
+
+def test_unknown_field_paper_or_foreign_paper_is_refused(conn, config):
+    forms = scanned_forms(conn, config, ((1,),), submit=False)
+    other = scanned_forms(conn, config, ((2,),), submit=False)
+    paper = dossiers.get(conn, forms.dossier_id).papers[0]
+    theirs = dossiers.get(conn, other.dossier_id).papers[0]
+    with pytest.raises(UnknownField):
+        corrections.correct_field(conn, config, dossier_id=forms.dossier_id,
+                                  paper_id=paper.id, field="salary", value="1",
+                                  officer=OFFICER)
+    with pytest.raises(PaperNotFound):  # a paper of another dossier
+        corrections.correct_field(conn, config, dossier_id=forms.dossier_id,
+                                  paper_id=theirs.id, field="full_name", value="LÊ AN",
+                                  officer=OFFICER)
+
+
+def test_a_correction_shows_in_the_signed_record_and_its_audit(conn, config):
+    forms = scanned_forms(conn, config, ((1,), (2,)))  # submitted, not signed yet
+    dossier = dossiers.get(conn, forms.dossier_id)
+    first = dossier.papers[0]
+    ocr_birth = "16/08/1991"
+    corrections.correct_field(conn, config, dossier_id=dossier.id, paper_id=first.id,
+                              field="birth_date", value="16.8.1991", officer=OFFICER)
+    record_id = dossiers.sign_off(conn, config, dossier.id, "Nguyễn Thị Lan")
+    signed = dossiers.get(conn, dossier.id)
+    pdf, document = result.load(files_of(conn, config), signed.papers[0].pdf_sha256)
+    result.validate(document)
+    birth = document["fields"]["birth_date"]
+    assert birth["value"] == "16/08/1991" and birth["source"] == "officer"
+    assert birth["corrected_by"] == OFFICER and birth["corrected_at"]
+    assert "ocr_value" in birth and birth["ocr_value"] is None  # OCR had not found it
+    body = json.loads(dossiers.record_of(conn, record_id).body_json)
+    travelled = body["papers"][0]["fields"]["fields"]["birth_date"]
+    assert (travelled["value"], travelled["corrected_by"]) == ("16/08/1991", OFFICER)
+    fixes = [e for e in body["audit"] if e["action"] == "correction"]
+    assert [(e["actor"], e["detail"]["field"]) for e in fixes] == [(OFFICER, "birth_date")]
+    assert audit.verify(conn).ok
+    assert ocr_birth  # the form's own date, which the officer typed another way
+    # after signing nothing may change
+    for attempt in (
+        lambda: corrections.correct_field(conn, config, dossier_id=dossier.id,
+                                          paper_id=first.id, field="full_name",
+                                          value="LÊ AN", officer=OFFICER),
+        lambda: corrections.set_paper_type(conn, config, dossier_id=dossier.id,
+                                           paper_id=first.id, paper_type="other",
+                                           officer=OFFICER),
+        lambda: corrections.merge_papers(conn, config, dossier_id=dossier.id,
+                                         paper_id=signed.papers[1].id,
+                                         into_paper_id=first.id, officer=OFFICER),
+    ):
+        with pytest.raises(DossierSigned) as refused:
+            attempt()
+        assert refused.value.key == "error.dossier_signed"
+    assert not corrections.review_paper(conn, config, first.id).editable
+
+
+def test_a_correction_racing_sign_off_is_refused_not_lost(conn, config, monkeypatch):
+    """A correction that commits while the PDFs are being built makes sign-off fail
+    (what is signed must be what is stored); signing again includes it."""
+    forms = scanned_forms(conn, config, ((1,),))
+    paper = dossiers.get(conn, forms.dossier_id).papers[0]
+    real_issue = result.issue
+
+    def issue_then_correct(*args, **kwargs):
+        issued = real_issue(*args, **kwargs)
+        corrections.correct_field(conn, config, dossier_id=forms.dossier_id,
+                                  paper_id=paper.id, field="phone", value="0912345678",
+                                  officer=OFFICER)
+        return issued
+
+    monkeypatch.setattr(result, "issue", issue_then_correct)
+    with pytest.raises(InvalidState, match="corrected while"):
+        dossiers.sign_off(conn, config, forms.dossier_id, "Nguyễn Thị Lan")
+    monkeypatch.setattr(result, "issue", real_issue)
+    dossiers.sign_off(conn, config, forms.dossier_id, "Nguyễn Thị Lan")
+    signed = dossiers.get(conn, forms.dossier_id).papers[0]
+    _, document = result.load(files_of(conn, config), signed.pdf_sha256)
+    assert document["fields"]["phone"]["value"] == "0912345678"
+
+
+def test_paper_type_set_from_the_catalogue_fields_rederived_corrections_kept(conn, config):
+    forms = scanned_forms(conn, config, ((1,),), submit=False)
+    paper = dossiers.get(conn, forms.dossier_id).papers[0]
+    with pytest.raises(UnknownPaperType):
+        corrections.set_paper_type(conn, config, dossier_id=forms.dossier_id,
+                                   paper_id=paper.id, paper_type="to-khai-la",
+                                   officer=OFFICER)
+    assert _fields(conn, paper.id) == paper.fields
+    corrections.correct_field(conn, config, dossier_id=forms.dossier_id, paper_id=paper.id,
+                              field="full_name", value="LÊ KIM GIANG", officer=OFFICER)
+    title = corrections.set_paper_type(conn, config, dossier_id=forms.dossier_id,
+                                       paper_id=paper.id, paper_type="tk1-ts",
+                                       officer=OFFICER)
+    review = corrections.review_paper(conn, config, paper.id)
+    assert review.paper_type == "tk1-ts" and review.paper_type_known
+    assert dossiers.get(conn, forms.dossier_id).papers[0].title == title
+    by_name = {f.name: f for f in review.fields}
+    # derived again from the stored OCR lines of the page: the form's own values
+    assert by_name["cccd"].value == "092191511554" and by_name["cccd"].source == "ocr"
+    assert by_name["birth_date"].value == "16/08/1991"
+    assert by_name["cccd"].box is not None and by_name["cccd"].page == 0
+    assert by_name["cccd"].page_id == paper.pages[0].id
+    x0, y0, x1, y1 = by_name["cccd"].box
+    assert 0 <= x0 < x1 <= paper.pages[0].width and 0 <= y0 < y1 <= paper.pages[0].height
+    # the officer's correction still applies to the new type and is kept
+    assert (by_name["full_name"].source, by_name["full_name"].corrected_by) == (
+        "officer", OFFICER)
+    # a type without that field drops it, the CCCD the new type has is read again
+    corrections.set_paper_type(conn, config, dossier_id=forms.dossier_id, paper_id=paper.id,
+                               paper_type="cccd-back", officer=OFFICER)
+    names = {f.name for f in corrections.review_fields(conn, config, paper.id)}
+    assert names == {"identifying_marks", "issue_date"}
+    ops = [e.detail["op"] for e in _corrections(conn, forms.dossier_id)]
+    assert ops == ["correct_field", "set_paper_type", "set_paper_type"]
+
+
+def test_review_lists_every_field_of_the_type_with_status(conn, config):
+    forms = scanned_forms(conn, config, ((1,),), submit=False)
+    paper = dossiers.get(conn, forms.dossier_id).papers[0]
+    fields = corrections.review_fields(conn, config, paper.id)
+    by_name = {f.name: f for f in fields}
+    # the helper stored two fields; every other field of TK1-TS is listed too
+    assert by_name["full_name"].status == "valid" and by_name["full_name"].source == "ocr"
+    assert by_name["bhxh_number"].source == "officer"
+    assert by_name["bhxh_number"].ocr_value.endswith("O")
+    assert by_name["cccd"].status in ("missing", "empty") and by_name["cccd"].value is None
+    with pytest.raises(dataclasses.FrozenInstanceError):  # the screen cannot change it
+        by_name["cccd"].value = "x"  # type: ignore[misc]
+
+
+def _layout(conn, dossier_id: int) -> list[list[int]]:
+    return [[pg.id for pg in p.pages] for p in dossiers.get(conn, dossier_id).papers]
+
+
+def test_split_merge_move_and_delete_keep_pages_and_order(conn, config):
+    forms = scanned_forms(conn, config, ((1, 2, 3), (4,)), submit=False)
+    d = forms.dossier_id
+    (a, b, c), (e,) = _layout(conn, d)
+    first, last = (p.id for p in dossiers.get(conn, d).papers)
+    new = corrections.split_paper(conn, config, dossier_id=d, paper_id=first, at_page_id=b,
+                                  officer=OFFICER)
+    assert _layout(conn, d) == [[a], [b, c], [e]]
+    dossier = dossiers.get(conn, d)
+    assert [p.ordinal for p in dossier.papers] == [1, 2, 3]
+    assert dossier.papers[1].id == new and dossier.papers[1].pdf_sha256
+    assert all([pg.ordinal for pg in p.pages] == list(range(1, len(p.pages) + 1))
+               for p in dossier.papers)
+    # the split-off page is a TK1-TS form of its own: its fields come from its OCR
+    assert dossier.papers[1].fields["values"]["cccd"]
+    corrections.merge_papers(conn, config, dossier_id=d, paper_id=new, into_paper_id=first,
+                             officer=OFFICER)
+    assert _layout(conn, d) == [[a, b, c], [e]]
+    corrections.move_page(conn, config, dossier_id=d, page_id=e, to_paper_id=first,
+                          position=2, officer=OFFICER)
+    assert _layout(conn, d) == [[a, e, b, c]]  # the emptied paper went
+    with pytest.raises(ReasonRequired):
+        corrections.delete_page(conn, config, dossier_id=d, page_id=e, officer=OFFICER,
+                                reason="  ")
+    assert corrections.delete_page(conn, config, dossier_id=d, page_id=e, officer=OFFICER,
+                                   reason="trang trắng quét nhầm") == first
+    assert _layout(conn, d) == [[a, b, c]]
+    assert [pg.ordinal for pg in dossiers.get(conn, d).papers[0].pages] == [1, 2, 3]
+    lines = _corrections(conn, d)
+    assert [e_.detail["op"] for e_ in lines] == [
+        "split_paper", "merge_papers", "move_page", "delete_page"]
+    assert all(e_.actor == OFFICER and e_.at > 0 for e_ in lines)
+    assert lines[-1].detail["reason"] == "trang trắng quét nhầm"
+    assert audit.verify(conn).ok
+    # a dossier rearranged this way still signs off, with every page in order
+    dossiers.submit(conn, d)
+    dossiers.sign_off(conn, config, d, "Nguyễn Thị Lan")
+    signed = dossiers.get(conn, d).papers[0]
+    _, document = result.load(files_of(conn, config), signed.pdf_sha256)
+    assert document["page_count"] == 3
+    assert [p["sha256"] for p in document["pages"]] == [pg.sha256 for pg in signed.pages]
+    assert lines and last
