@@ -1,5 +1,5 @@
 // Kiosk behaviour: idle reset with a countdown, live scan progress, confirmations in the
-// page, printing the receipt, the code keypad. Plain script, no dependencies: the
+// page, printing the receipt (the code keypad is keyboard.js's). Plain script, no dependencies: the
 // appliance serves everything itself, and the CSP allows no inline script.
 (function () {
   "use strict";
@@ -107,19 +107,6 @@
   // --- receipt: print it (the print stylesheet keeps only the receipt) -------------
   var printButton = document.getElementById("print");
   if (printButton) { printButton.addEventListener("click", function () { window.print(); }); }
-
-  // --- on-screen keys for the code field ---------------------------------------------
-  Array.prototype.forEach.call(document.querySelectorAll(".keypad[data-for]"), function (pad) {
-    var input = document.getElementById(pad.getAttribute("data-for"));
-    if (!input) { return; }
-    pad.addEventListener("click", function (event) {
-      var key = event.target.closest && event.target.closest("[data-key]");
-      if (!key) { return; }
-      var k = key.getAttribute("data-key");
-      if (k === "back") { input.value = input.value.slice(0, -1); }
-      else if (input.value.length < (input.maxLength > 0 ? input.maxLength : 40)) { input.value += k; }
-    });
-  });
 
   // Back to a page kept in memory: its forms may be sent again.
   window.addEventListener("pageshow", function () {

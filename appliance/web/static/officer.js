@@ -73,18 +73,4 @@
       if (box.hidden) { event.preventDefault(); box.hidden = false; }
     });
   }
-
-  // --- on-screen keys for the search field ----------------------------------------
-  Array.prototype.forEach.call(document.querySelectorAll(".keypad[data-for]"), function (pad) {
-    var input = document.getElementById(pad.getAttribute("data-for"));
-    if (!input) { return; }
-    pad.addEventListener("click", function (event) {
-      var key = event.target.closest && event.target.closest("[data-key]");
-      if (!key) { return; }
-      var k = key.getAttribute("data-key");
-      if (k === "back") { input.value = input.value.slice(0, -1); }
-      else if (input.value.length < 40) { input.value += k; }
-      input.focus();
-    });
-  });
 })();
