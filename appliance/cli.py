@@ -130,6 +130,28 @@ BENCH_COMMANDS: tuple[Command, ...] = (
             "appliance.cli:cmd_bench_outbox", "appliance.cli:add_bench_outbox_arguments"),
 )
 
+_P = "appliance.provision.commands"
+PROVISION_COMMANDS: tuple[Command, ...] = (
+    Command("identity", "set the agency code and device id (validated)",
+            f"{_P}:cmd_identity", f"{_P}:add_identity_arguments"),
+    Command("key", "make the device key (0600, never leaves it) and the CSR for the CA",
+            f"{_P}:cmd_key", f"{_P}:add_key_arguments"),
+    Command("install-cert", "check and install the signed certificate and the CA",
+            f"{_P}:cmd_install_cert", f"{_P}:add_install_cert_arguments"),
+    Command("scanner", "choose and test the scanner (one scan)",
+            f"{_P}:cmd_scanner", f"{_P}:add_scanner_arguments"),
+    Command("models", "verify the OCR models against their checksums",
+            f"{_P}:cmd_models", f"{_P}:add_models_arguments"),
+    Command("broker", "test the mutual-TLS connection to the broker",
+            f"{_P}:cmd_broker", f"{_P}:add_broker_arguments"),
+    Command("officer", "enrol (add), disable (remove) or list officers and their PINs",
+            f"{_P}:cmd_officer", f"{_P}:add_officer_arguments"),
+    Command("renew", "a new key and CSR while the current certificate stays in use",
+            f"{_P}:cmd_renew", f"{_P}:add_key_arguments"),
+    Command("report", "every step's verdict and the next step",
+            f"{_P}:cmd_report", f"{_P}:add_report_arguments"),
+)
+
 SCANNER_COMMANDS: tuple[Command, ...] = (
     Command("list", "SANE devices found, by which backend, and how long it took",
             "appliance.scanner.commands:cmd_list", "appliance.scanner.commands:add_list_arguments"),
@@ -284,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     scanner = sub.add_parser("scanner", help="technician checks of the scanner")
     scanner.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     _add_commands(scanner, "scanner", SCANNER_COMMANDS)
+    provision = sub.add_parser("provision", help="set up the device offline, step by step "
+                                                 "(each re-runnable)")
+    provision.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    _add_commands(provision, "provision", PROVISION_COMMANDS)
     return parser
 
 

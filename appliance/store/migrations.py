@@ -157,4 +157,18 @@ ALTER TABLE dossiers ADD COLUMN public_id TEXT;
 UPDATE dossiers SET public_id = lower(hex(randomblob(16))) WHERE public_id IS NULL;
 CREATE UNIQUE INDEX dossiers_public_id ON dossiers(public_id)
 """,
+    # 6: officers enrolled at provisioning (issue 14), each with a PIN stored as a
+    # scrypt hash under a device-wide salt (store/officers.py says why one salt), so the
+    # keypad's one PIN names who signed in. disabled_at: an officer who left keeps the
+    # row (their name is in signed dossiers and the audit log) but no longer opens.
+    """
+CREATE TABLE officers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    pin_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    disabled_at REAL
+)
+""",
 ]

@@ -6,9 +6,10 @@ Three roles, as the Flask tutorial's `login_required` does it, but once per blue
 - **citizen**: anonymous; the kiosk session is bound to the one dossier it created
   (and, after submitting, to that dossier's receipt). No other dossier is reachable by
   id, on the screens or through the API.
-- **officer**: the officer PIN (``web.officer_pin``), entered on the keypad (a session
-  that lapses after `ROLE_SESSION_SECONDS` idle) or sent as the ``X-Officer-PIN``
-  header by a program.
+- **officer**: the officer PIN (``web.officer_pin``) or the PIN of an officer enrolled
+  at provisioning (`store/officers.py`), entered on the keypad (a session that lapses
+  after `ROLE_SESSION_SECONDS` idle) or sent as the ``X-Officer-PIN`` header by a
+  program. An enrolled officer's name is kept in the session (`officer_name()`).
 - **technician**: its own PIN (``web.technician_pin``, header ``X-Technician-PIN``);
   while none is configured the officer PIN opens the technician screens too.
 
@@ -24,14 +25,17 @@ declaration, and the OpenAPI document states it, so the two cannot disagree.
 from __future__ import annotations
 
 import hmac
+import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
 
+from appliance.store import officers
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError
 from appliance.web.limits import Backoff, retry_after
@@ -46,6 +50,10 @@ TECHNICIAN_HEADER = "X-Technician-PIN"
 LOCKOUT = "appliance.lockout"
 TOTAL = "*"
 ACCESS_ATTR = "_appliance_access"
+ENROLLED_LOCK = "appliance.enrolled_lock"
+OFFICER_NAME = "officer_name"  # session: the enrolled officer who signed in
+
+log = logging.getLogger(__name__)
 OWNER_ATTR = "_appliance_owner"
 
 
@@ -98,9 +106,12 @@ class Lockout:
         if wait > 0:
             raise WebError("error.locked", 429, "PIN attempts locked", retry_after(wait))
 
-    def verify(self, client: str, candidate: str, pin: str) -> bool:
+    def verify(self, client: str, candidate: str, pin: str,
+               enrolled: Callable[[str], bool] | None = None) -> bool:
+        """`enrolled`: a second way in (an enrolled officer's PIN), counted the same."""
         self.check(client)
-        if hmac.compare_digest(candidate.encode("utf-8"), pin.encode("utf-8")):
+        if (hmac.compare_digest(candidate.encode("utf-8"), pin.encode("utf-8"))
+                or (enrolled is not None and enrolled(candidate))):
             self.per_client.succeed(client)
             # An officer's success forgives typos, but not a guessing run that has
             # already locked everyone out: that only the quiet period clears.
@@ -121,7 +132,12 @@ def _lockout() -> Lockout:
 
 
 def officer_pin() -> str:
+    """The configured officer PIN; with none but officers enrolled, an unguessable
+    stand-in, so every "is the officer screen locked" check stays true and only the
+    enrolled officers' PINs (checked in `verify_pin`) open it."""
     pin = current_app.config.get("OFFICER_PIN") or get_config().web.officer_pin
+    if not pin and officers.any_enrolled(get_db()):
+        return str(current_app.extensions[ENROLLED_LOCK])
     return str(pin or "")
 
 
@@ -131,8 +147,30 @@ def technician_pin() -> str:
 
 
 def verify_pin(candidate: str, pin: str) -> bool:
-    """One PIN attempt through the lockout; raises 429 while locked."""
-    return _lockout().verify(client_key(), candidate, pin)
+    """One PIN attempt through the lockout; raises 429 while locked.
+
+    For the officer role an enrolled officer's own PIN opens too; who it was is kept
+    for `start_role` (keypad) and `officer_name()` (this request).
+    """
+    is_officer_pin = hmac.compare_digest(pin.encode("utf-8"), officer_pin().encode("utf-8"))
+    return _lockout().verify(client_key(), candidate, pin,
+                             _enrolled_officer if is_officer_pin else None)
+
+
+def _enrolled_officer(candidate: str) -> bool:
+    name = officers.match(get_db(), candidate)
+    if name is None:
+        return False
+    g.appliance_officer = name
+    log.info("an enrolled officer signed in")  # no name: logs carry no personal data
+    return True
+
+
+def officer_name() -> str | None:
+    """The enrolled officer who signed in (this request's header, or the keypad session);
+    None for the configured PIN or no PIN."""
+    name = g.get("appliance_officer") or session.get(OFFICER_NAME)
+    return name if isinstance(name, str) else None
 
 
 def _session_role() -> str | None:
@@ -171,6 +209,9 @@ def start_role(role: Role) -> None:
     session.clear()
     session[ROLE] = role.value
     session[ROLE_UNTIL] = time.time() + ROLE_SESSION_SECONDS
+    name = g.get("appliance_officer")
+    if role is Role.OFFICER and isinstance(name, str):
+        session[OFFICER_NAME] = name
 
 
 def citizen_dossier(key: str = DOSSIER) -> int | None:
@@ -229,6 +270,7 @@ def guard_technician() -> None:
 def init_app(app: Any) -> None:
     app.extensions[LOCKOUT] = Lockout(app.config.get("PIN_FREE_PER_CLIENT", 5),
                                       app.config.get("PIN_FREE_TOTAL", 20))
+    app.extensions[ENROLLED_LOCK] = "enrolled-only:" + secrets.token_hex(32)
 
 
 def bind_receipt(dossier_id: int) -> None:

@@ -1,0 +1,218 @@
+"""The device's TLS identity: a key made on the device, its CSR, the CA-signed certificate.
+
+Why the layout below: the private key never leaves the device (only the CSR does), and
+a certificate renewal must never leave sync with a key and a certificate that do not
+belong together, nor stop delivering while the office waits for the CA. So each key
+lives in its own generation folder with its CSR and, once signed, its certificate and
+the CA; ``current`` is a symlink to the generation in use (what mqtt.cert_file,
+key_file and ca_file name), ``pending`` to a key waiting for its certificate. Installing
+a certificate fills its generation, then replaces ``current`` with one rename(2): a
+reader sees the old pair or the new one, never a mix, and the outbox is not touched.
+
+    tls/
+      current -> gen-0002        (device.key 0600, device.crt, ca.crt, device.csr)
+      pending -> gen-0003        (device.key 0600, device.csr: sent to the CA)
+      device.csr                 (a copy of the newest CSR, to carry to the CA)
+
+EC P-256: supported by every TLS stack a broker may run (mosquitto, EMQX, AWS IoT),
+fast to make and use on a Pi, and small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from appliance.provision.errors import ProvisionError
+
+KEY_NAME = "device.key"
+CSR_NAME = "device.csr"
+CERT_NAME = "device.crt"
+CA_NAME = "ca.crt"
+CURRENT = "current"
+PENDING = "pending"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, owner: str | None = None) -> None:
+    """Write beside the target, fsync, chown/chmod, rename: the file is whole or absent."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            if owner:
+                _chown(f.fileno(), owner)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _chown(fd: int, owner: str) -> None:
+    try:
+        entry = pwd.getpwnam(owner)
+    except KeyError as e:
+        raise ProvisionError(f"service user {owner!r} does not exist: run "
+                             "`bash provisioning/install.sh install` first") from e
+    if os.geteuid() == 0:
+        os.fchown(fd, entry.pw_uid, entry.pw_gid)
+    elif os.geteuid() != entry.pw_uid:
+        raise ProvisionError(f"cannot give the key to {owner!r}: run as root")
+
+
+def point(tls_dir: Path, link: str, generation: Path) -> None:
+    """Make tls_dir/link name `generation` with one rename (atomic for readers)."""
+    tmp = tls_dir / f".{link}.tmp-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(generation.name)
+    os.replace(tmp, tls_dir / link)
+    _fsync_dir(tls_dir)
+
+
+def linked(tls_dir: Path, link: str) -> Path | None:
+    path = tls_dir / link
+    return path.resolve() if path.is_symlink() and path.resolve().is_dir() else None
+
+
+def new_generation(tls_dir: Path) -> Path:
+    numbers = [int(p.name[4:]) for p in tls_dir.glob("gen-*") if p.name[4:].isdigit()]
+    folder = tls_dir / f"gen-{max(numbers, default=0) + 1:04d}"
+    folder.mkdir(mode=0o750)
+    return folder
+
+
+def generate_key(folder: Path, owner: str | None) -> ec.EllipticCurvePrivateKey:
+    """A fresh P-256 key written 0600 (owned by the service user) into `folder`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    atomic_write(folder / KEY_NAME, pem, 0o600, owner)
+    return key
+
+
+def load_key(folder: Path) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key((folder / KEY_NAME).read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ProvisionError(f"{folder / KEY_NAME}: not an EC key")
+    return key
+
+
+def make_csr(key: ec.EllipticCurvePrivateKey, device_id: str, agency_code: str) -> bytes:
+    """CN = device id (what the broker takes as the user name), O = agency code."""
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([
+               x509.NameAttribute(NameOID.COMMON_NAME, device_id),
+               x509.NameAttribute(NameOID.ORGANIZATION_NAME, agency_code),
+           ]))
+           .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                          critical=False)
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_names(csr_pem: bytes, device_id: str, agency_code: str) -> bool:
+    subject = x509.load_pem_x509_csr(csr_pem).subject
+    return subject == x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id),
+                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, agency_code)])
+
+
+def _spki(public_key: object) -> bytes:
+    return public_key.public_bytes(  # type: ignore[attr-defined, no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True)
+class CheckedCertificate:
+    """A certificate that passed every check, with what the report shows of it."""
+
+    cert_pem: bytes
+    ca_pem: bytes
+    subject: str
+    not_after: dt.datetime
+    serial: int
+
+
+def load_pem_certificates(path: Path, what: str) -> list[x509.Certificate]:
+    try:
+        certs = x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as e:
+        raise ProvisionError(f"{what} {path}: cannot read: {e.strerror or e}") from e
+    except ValueError as e:
+        raise ProvisionError(f"{what} {path}: not a PEM certificate") from e
+    return certs
+
+
+def key_matches(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
+    return _spki(cert.public_key()) == _spki(key.public_key())
+
+
+def check_certificate(cert_path: Path, ca_path: Path, key: ec.EllipticCurvePrivateKey,
+                      device_id: str, now: dt.datetime | None = None) -> CheckedCertificate:
+    """Refuse, with a message a technician can act on, anything sync could not use."""
+    now = now or dt.datetime.now(dt.UTC)
+    cert, *chain = load_pem_certificates(cert_path, "certificate")
+    cas = load_pem_certificates(ca_path, "CA")
+    if not key_matches(cert, key):
+        raise ProvisionError(
+            f"certificate {cert_path} is not for this device's key (it was signed for "
+            "another key): send this device's CSR (`appliance provision key` printed "
+            "where it is) to the CA and install what comes back")
+    issuer = next((ca for ca in [*chain, *cas] if ca.subject == cert.issuer), None)
+    if issuer is None:
+        raise ProvisionError(
+            f"certificate {cert_path} was issued by {cert.issuer.rfc4514_string()!r}, "
+            f"not by the CA in {ca_path}: install the matching CA certificate")
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError) as e:
+        raise ProvisionError(
+            f"certificate {cert_path} does not chain to the CA in {ca_path} (its "
+            f"signature does not verify: another CA with the same name?)") from e
+    if issuer not in cas:
+        raise ProvisionError(f"certificate {cert_path}: its issuer is not the CA in {ca_path}")
+    if now < cert.not_valid_before_utc:
+        raise ProvisionError(
+            f"certificate {cert_path} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check the device clock "
+            "(`date -u`) or wait")
+    if now > cert.not_valid_after_utc:
+        raise ProvisionError(
+            f"certificate {cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} "
+            "UTC: ask the CA to sign the CSR again (`appliance provision renew`)")
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = str(names[0].value) if names else ""
+    if cn != device_id:
+        raise ProvisionError(
+            f"certificate {cert_path} names {cn!r}, but this device is {device_id!r}: "
+            "the broker would take it for another device; get the CSR signed as is")
+    ca_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in cas)
+    return CheckedCertificate(cert_path.read_bytes(), ca_pem, cert.subject.rfc4514_string(),
+                              cert.not_valid_after_utc, cert.serial_number)
+
+
+def certificate_expiry(folder: Path) -> dt.datetime | None:
+    path = folder / CERT_NAME
+    if not path.exists():
+        return None
+    return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
