@@ -10,6 +10,7 @@ central office shares only the wire format with the appliance.
 from __future__ import annotations
 
 import argparse
+import functools
 import sqlite3
 import threading
 
@@ -19,18 +20,24 @@ from appliance.system.service import ServiceNotifier, run_service
 
 
 def add_central_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options of its own; `--config` is the CLI's."""
+    """`--client-id`: several receivers started from one configuration file (sharing a
+    subscription, central.share_group) each need their own MQTT session."""
+    parser.add_argument("--client-id", default="",
+                        help="MQTT client id of this receiver (default: central.client_id)")
 
 
-def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier) -> None:
+def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier, *,
+             client_id: str = "") -> None:
     from appliance.central.receiver import run_receiver
 
-    run_receiver(config, stop, notifier)
+    run_receiver(config, stop, notifier, client_id=client_id)
 
 
 def cmd_central(args: argparse.Namespace) -> int:
-    return run_service("central", getattr(args, "config", None), _receive,
-                       # CentralStoreError (the central store's own) is a SyncError.
+    receive = functools.partial(_receive, client_id=getattr(args, "client_id", "") or "")
+    return run_service("central", getattr(args, "config", None), receive,
+                       # CentralStoreError (the central store's own, whichever the
+                       # engine: PostgreSQL errors are translated) is a SyncError.
                        failures=(SyncError, sqlite3.Error))
 
 

@@ -1,31 +1,92 @@
-"""The central receiver's own SQLite connection and schema versions.
+"""The central receiver's storage: one interface, two engines (SQLite, PostgreSQL).
 
 Why not reuse the device's ``appliance.store.db``: the central office shares only the
-wire format with the appliance. Its schema evolves on its own (and will move to
-PostgreSQL), so a change to the device's migrations must never touch it.
+wire format with the appliance. Its schema evolves on its own, so a change to the
+device's migrations must never touch it.
 
-WAL so that status readers never block the receiver; synchronous=FULL by default
-because an ack is a promise that the record is on disk (chunk writes lower it to
-NORMAL for their own transaction: a chunk promises nothing). BEGIN IMMEDIATE takes
-the write lock up front, so two receivers on one file never deadlock upgrading.
+SQLite (the default, central.database) suits one office and the tests; PostgreSQL
+(central.postgres_dsn, psycopg 3) lets several receivers on several machines share one
+database behind an MQTT shared subscription. The store (central/store.py) and the
+receiver speak to both through the same small connection interface:
 
-What the receiver stores of a citizen (record bodies, files, chunks) is sealed with
-its own AES-GCM key (central.key_file; system/crypto.py, shared with the device, as
-central may import system but not the device's store): the connection carries it,
-checked at open against the database's key_check row, so a wrong or missing key
-stops the receiver at start with exit 2 and nothing is written.
+- ``execute(sql, params)`` with ``?`` placeholders and SQL both engines understand
+  (``ON CONFLICT ... DO NOTHING``, ``RETURNING``); rows readable by name and index;
+- ``BEGIN IMMEDIATE`` / ``SAVEPOINT`` / ``ROLLBACK TO`` / ``RELEASE`` / ``COMMIT``
+  issued by the caller (group commit in the receiver), ``in_transaction``;
+- ``durable(False)`` for a transaction that promises nothing (chunks): SQLite's
+  synchronous=NORMAL, PostgreSQL's synchronous_commit=off; both still crash-safe;
+- counters (``add_to_counter``/``counter``/``all_counters``): one row per name in
+  SQLite, one row per name and backend in PostgreSQL, summed when read, so that
+  receivers never queue behind each other's open batch on a hot counter row;
+- ``sealer``: the AES-GCM key that seals record bodies, files and chunks at rest
+  (system/crypto.py), checked at open against the database's key_check row, so a wrong
+  or missing key stops the receiver at start with exit 2 and nothing is written.
+
+Exactly-once under concurrency: SQLite serialises writers (BEGIN IMMEDIATE takes the
+write lock up front, so two receivers on one file never deadlock upgrading); in
+PostgreSQL the uniqueness of (device, record id, sha256) and of the one served content
+per (device, record id) are enforced by indexes, inserts say ON CONFLICT DO NOTHING and
+the store looks again when a concurrent receiver got there first.
+
+Errors: a PostgreSQL error that is about a value of the message (DataError,
+IntegrityError) becomes StoreDataError, which the receiver moves aside like any bad
+message; anything else (connection lost, server down, deadlock) becomes
+CentralStoreError, the "disk" path: the batch rolls back, no PUBACK, redelivered later.
+A connection lost inside a transaction never lets a later COMMIT succeed on a fresh one.
+
+WAL for SQLite so that status readers never block the receiver; synchronous=FULL by
+default because an ack is a promise that the record is on disk.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
-from appliance.central.errors import CentralStoreError
+from appliance.central.errors import CentralStoreError, StoreDataError
 from appliance.system import crypto
 from appliance.system.sqlite import transaction, use_wal
 
+__all__ = ["MIGRATIONS", "PG_SCHEMA", "CentralConnection", "PostgresConnection",
+           "SqliteConnection", "connect", "connect_postgres", "is_dsn", "open_configured",
+           "reading", "transaction"]
+
 BUSY_TIMEOUT_MS = 15000
+PG_CONNECT_TIMEOUT_S = 10
+# Any constant: the advisory lock that lets one of several receivers starting together
+# create the PostgreSQL schema while the others wait.
+PG_SCHEMA_LOCK = 0x61707063  # "appc"
+
+
+class CentralConnection(Protocol):
+    """What the store and the receiver use of a connection, whichever the engine."""
+
+    engine: str
+    insertion_order: str
+    sealer: crypto.Sealer | None
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+    def durable(self, on: bool) -> None: ...
+
+    def add_to_counter(self, name: str, n: int) -> None: ...
+
+    def counter(self, name: str) -> int: ...
+
+    def all_counters(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+# --- SQLite -------------------------------------------------------------------------
 
 MIGRATIONS: list[str] = [
     # 1: the first reference receiver (records keyed by record_id alone)
@@ -140,18 +201,67 @@ CREATE TABLE counters (
 ]
 
 
-def connect(path: str | Path, *, migrate: bool = True,
-            key_file: str | Path | None = None) -> sqlite3.Connection:
+class SqliteConnection(crypto.KeyedConnection):
+    """The default engine: one file, writers serialised by BEGIN IMMEDIATE."""
+
+    engine = "sqlite"
+    insertion_order = "rowid"
+
+    def durable(self, on: bool) -> None:
+        self.execute(f"PRAGMA synchronous={'FULL' if on else 'NORMAL'}")
+
+    def add_to_counter(self, name: str, n: int) -> None:
+        self.execute("INSERT INTO counters(name, value) VALUES (?, ?) "
+                     "ON CONFLICT(name) DO UPDATE SET value=value+excluded.value", (name, n))
+
+    def counter(self, name: str) -> int:
+        row = self.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def all_counters(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self.execute("SELECT name, value FROM counters")}
+
+
+def is_dsn(target: str | Path) -> bool:
+    """A PostgreSQL URL (postgresql://...) rather than a SQLite path."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def connect(target: str | Path, *, migrate: bool = True,
+            key_file: str | Path | None = None) -> CentralConnection:
     """Open (creating if needed) the central database in autocommit mode, migrated.
 
+    `target` is a SQLite path, or a postgresql:// URL (then `key_file` is required:
+    there is no database file to put a default key beside).
     `key_file` is central.key_file: empty means <database>.key, made on first start
     when the database holds nothing sealed yet; a named file must exist.
     """
+    if is_dsn(target):
+        if not key_file:
+            raise CentralStoreError("a PostgreSQL central database needs a key file")
+        return connect_postgres(str(target), Path(key_file), may_create=False)
+    return connect_sqlite(target, migrate=migrate, key_file=key_file)
+
+
+def open_configured(central: Any) -> CentralConnection:
+    """The database a CentralConfig names: PostgreSQL when postgres_dsn is set, else SQLite.
+
+    Keys default to files beside central.database in both cases (made on first start
+    when the database holds nothing sealed yet); several receivers must share them.
+    """
+    if central.postgres_dsn:
+        return connect_postgres(central.postgres_dsn, central.key_path,
+                                may_create=not central.key_file)
+    return connect_sqlite(central.database, key_file=central.key_file)
+
+
+def connect_sqlite(path: str | Path, *, migrate: bool = True,
+                   key_file: str | Path | None = None) -> SqliteConnection:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False, factory=crypto.KeyedConnection)
+                               check_same_thread=False, factory=SqliteConnection)
     except (OSError, sqlite3.Error) as e:
         raise CentralStoreError(f"cannot open central database {path}: {e}") from e
     try:
@@ -192,3 +302,288 @@ def apply_migrations(conn: sqlite3.Connection, path: Path) -> None:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version={version}")
+
+
+# --- PostgreSQL ---------------------------------------------------------------------
+
+# The same tables and semantics as the SQLite schema at its newest version (what
+# MIGRATIONS builds), in PostgreSQL's types. A later change appends a statement list
+# here and bumps schema_version, as MIGRATIONS does for SQLite.
+PG_SCHEMA: list[str] = [
+    """
+CREATE TABLE files (
+    sha256 TEXT PRIMARY KEY,
+    size BIGINT NOT NULL,
+    data BYTEA NOT NULL,
+    stored_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE records (
+    device_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    body_json TEXT NOT NULL,
+    dossier_code TEXT NOT NULL DEFAULT '',
+    result_codes_json TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL CHECK (status IN ('served', 'held')),
+    claimed INTEGER NOT NULL DEFAULT 0,
+    received_at DOUBLE PRECISION NOT NULL,
+    copies BIGINT NOT NULL DEFAULT 1,
+    last_copy_at DOUBLE PRECISION NOT NULL,
+    seq BIGINT GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (device_id, record_id, sha256)
+);
+CREATE UNIQUE INDEX records_served ON records(device_id, record_id) WHERE status='served';
+CREATE TABLE rejections (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE conflicts (
+    device_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'resolved', 'contested')),
+    opened_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (device_id, record_id)
+);
+CREATE TABLE transfers (
+    device_id TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    record_id TEXT NOT NULL,
+    have BIGINT NOT NULL DEFAULT 0,
+    bytes BIGINT NOT NULL DEFAULT 0,
+    started_at DOUBLE PRECISION NOT NULL,
+    last_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (device_id, file_sha256, count)
+);
+CREATE INDEX transfers_last ON transfers(last_at);
+CREATE TABLE chunks (
+    device_id TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (device_id, file_sha256, count, idx)
+);
+CREATE TABLE dead_letters (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic TEXT NOT NULL,
+    device_id TEXT,
+    reason TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    head BYTEA NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE counters (
+    name TEXT NOT NULL,
+    shard BIGINT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (name, shard)
+);
+CREATE TABLE key_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    check_value TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+)
+""",
+]
+
+
+class _Row(tuple):
+    """A row readable by index and by column name, and by dict(), like sqlite3.Row."""
+
+    _names: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], names: dict[str, int]) -> _Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            key = self._names[key]
+        return super().__getitem__(key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = {d.name: i for i, d in enumerate(cursor.description or ())}
+    return lambda values: _Row(values, names)
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_pg(sql: str) -> str:
+    """The store's SQL in PostgreSQL's spelling: %s placeholders, plain BEGIN."""
+    if sql.strip().upper() == "BEGIN IMMEDIATE":
+        return "BEGIN"
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresConnection:
+    """A psycopg 3 connection in autocommit mode behind the store's interface.
+
+    Autocommit so that the caller's BEGIN/COMMIT are the transactions, as with SQLite
+    (isolation_level=None). A lost connection is reopened by the next statement,
+    except inside a transaction: that one is gone, and only a ROLLBACK clears it.
+    """
+
+    engine = "postgresql"
+    insertion_order = "seq"
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.sealer: crypto.Sealer | None = None
+        self._tx_open = False
+        self._pg: Any = None
+        self.shard = 0
+        self._open()
+
+    def _open(self) -> None:
+        import psycopg
+
+        try:
+            self._pg = psycopg.connect(self.dsn, autocommit=True,
+                                       connect_timeout=PG_CONNECT_TIMEOUT_S,
+                                       row_factory=_row_factory)
+            self.shard = int(self._pg.info.backend_pid)
+        except psycopg.Error as e:
+            raise CentralStoreError(f"cannot connect to the central PostgreSQL: {e}") from e
+
+    @property
+    def broken(self) -> bool:
+        return self._pg is None or bool(self._pg.closed)
+
+    @property
+    def in_transaction(self) -> bool:
+        if self.broken:
+            return self._tx_open
+        from psycopg.pq import TransactionStatus
+
+        return self._pg.info.transaction_status != TransactionStatus.IDLE
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        import psycopg
+
+        verb = sql.lstrip()[:8].upper()
+        if self.broken:
+            if verb.startswith("ROLLBACK") and not verb.startswith("ROLLBACK TO"):
+                self._tx_open = False
+                return None
+            if self._tx_open:
+                raise CentralStoreError("the connection to the central PostgreSQL was lost "
+                                        "inside a transaction; it was rolled back")
+            self._open()
+        try:
+            cur = self._pg.execute(_to_pg(sql), tuple(params) if params else None)
+        except (psycopg.DataError, psycopg.IntegrityError) as e:
+            raise StoreDataError(f"the central database refused a value: {e}") from e
+        except psycopg.Error as e:
+            raise CentralStoreError(f"central PostgreSQL: {e}") from e
+        if verb.startswith("BEGIN"):
+            self._tx_open = True
+        elif verb.startswith(("COMMIT", "ROLLBACK", "END")) and not verb.startswith(
+                "ROLLBACK T"):
+            self._tx_open = False
+        return cur
+
+    def durable(self, on: bool) -> None:
+        # off: the commit returns before its WAL is flushed; a crash of the server may
+        # lose the last transactions but never corrupts. Fine for chunks, never for records.
+        self.execute(f"SET synchronous_commit TO {'on' if on else 'off'}")
+
+    def add_to_counter(self, name: str, n: int) -> None:
+        self.execute("INSERT INTO counters(name, shard, value) VALUES (?, ?, ?) "
+                     "ON CONFLICT(name, shard) DO UPDATE SET value=counters.value+excluded.value",
+                     (name, self.shard, n))
+
+    def counter(self, name: str) -> int:
+        row = self.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name=?",
+                           (name,)).fetchone()
+        return int(row[0])
+
+    def all_counters(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self.execute(
+            "SELECT name, SUM(value) FROM counters GROUP BY name")}
+
+    def close(self) -> None:
+        if self._pg is not None and not self._pg.closed:
+            self._pg.close()
+
+
+def connect_postgres(dsn: str, key_file: Path, *, may_create: bool) -> PostgresConnection:
+    """Connect, create the schema if this is a new database, and attach the sealing key."""
+    conn = PostgresConnection(dsn)
+    try:
+        _apply_pg_schema(conn)
+        conn.sealer = _attach_pg_key(conn, Path(key_file), may_create=may_create)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _apply_pg_schema(conn: PostgresConnection) -> None:
+    """Create or upgrade the schema under an advisory lock (receivers start together)."""
+    with transaction(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (PG_SCHEMA_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = int(row[0] or 0)
+        if current > len(PG_SCHEMA):
+            raise CentralStoreError(f"central PostgreSQL has schema {current}, newer than "
+                                    f"this software ({len(PG_SCHEMA)})")
+        for version, script in enumerate(PG_SCHEMA[current:], start=current + 1):
+            for statement in script.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
+
+
+def _attach_pg_key(conn: PostgresConnection, key_file: Path, *,
+                   may_create: bool) -> crypto.Sealer:
+    """crypto.attach_key for PostgreSQL: the same rules (a key is made only where the
+    database holds no check value yet; a key that does not match is refused)."""
+    where = "the central PostgreSQL database"
+    row = conn.execute("SELECT check_value FROM key_check WHERE id=1").fetchone()
+    stored = str(row[0]) if row else None
+    try:
+        try:
+            sealer = crypto.load_sealer(key_file)
+        except crypto.KeyProblem:
+            if stored is not None or not may_create:
+                raise
+            crypto.create_key(key_file)
+            sealer = crypto.load_sealer(key_file)
+    except crypto.KeyProblem as e:
+        hint = (f"; {where} holds data sealed with a key (check value {stored[:12]}): "
+                "restore that key file" if stored is not None
+                else "; create it with `appliance keys init`")
+        raise crypto.KeyProblem(f"{e}{hint}. Nothing was changed.") from e
+    if stored is None:
+        conn.execute("INSERT INTO key_check(id, check_value, created_at) VALUES (1, ?, ?) "
+                     "ON CONFLICT DO NOTHING", (sealer.check_value, time.time()))
+        stored = str(conn.execute("SELECT check_value FROM key_check WHERE id=1")
+                     .fetchone()[0])
+    crypto.check(sealer, stored, where)
+    return sealer
+
+
+@contextmanager
+def reading(target: str | Path | CentralConnection) -> Iterator[CentralConnection]:
+    """An open connection as is, or a database opened (and closed) for one read."""
+    if isinstance(target, (SqliteConnection, PostgresConnection)):
+        yield target
+        return
+    conn = connect(target)
+    try:
+        yield conn
+    finally:
+        conn.close()
+

@@ -5,7 +5,7 @@ point already reports cleanly, so the central office needs nothing of the device
 ``appliance.store`` errors.
 """
 
-from appliance.sync.errors import SyncError
+from appliance.sync.errors import SyncError, WireError
 
 
 class CentralStoreError(SyncError):
@@ -14,3 +14,10 @@ class CentralStoreError(SyncError):
 
 class ChunkRefused(SyncError):
     """A chunk breaks a limit (transfers per device, bytes held, file size): moved aside."""
+
+
+class StoreDataError(WireError):
+    """The database refused a value this message carries (PostgreSQL text cannot hold
+    NUL, a concurrent receiver's row won a unique index): it is about the message, not
+    the disk, so the receiver moves it aside like any unreadable message (a genuine
+    record comes again when the device re-sends it)."""

@@ -33,6 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from appliance.central import store as central_store
+from appliance.central.db import open_configured
 from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.central.store import list_records
 from appliance.sync import acksig, wire
@@ -60,7 +61,8 @@ IDLE_POLL_SECONDS = 0.002
 # when they changed: the receiver's status heartbeat in the journal.
 REPORT_SECONDS = 60.0
 
-__all__ = ["CLIENT_ID", "list_records", "run_receiver", "signing_key_path"]
+__all__ = ["CLIENT_ID", "list_records", "run_receiver", "signing_key_path",
+           "subscription"]
 
 
 def signing_key_path(config: Config) -> Path:
@@ -69,6 +71,16 @@ def signing_key_path(config: Config) -> Path:
         return Path(config.central.signing_key)
     db = Path(config.central.database)
     return db.with_name(db.name + ".ack-key")
+
+
+def subscription(config: Config) -> str:
+    """Every device's records topic; with central.share_group, as an MQTT v5 shared
+    subscription, so that the broker hands each message to one receiver of the group
+    (several receivers on one database: its uniqueness makes a redelivery to another
+    receiver a duplicate, acked again, never a second row)."""
+    topic = wire.records_subscription(config.mqtt.topic_prefix)
+    group = config.central.share_group
+    return f"$share/{group}/{topic}" if group else topic
 
 
 def _topic(message: mqtt.MQTTMessage) -> str:
@@ -96,6 +108,7 @@ class _Receiver:
         self.notify = notify
         self.client_id = client_id
         self.prefix = self.cfg.topic_prefix
+        self.subscription = subscription(config)
         self.key = acksig.load_or_create_private_key(signing_key_path(config))
         self.limits = central_store.Limits(
             max_transfers_per_device=config.central.max_transfers_per_device,
@@ -122,7 +135,7 @@ class _Receiver:
         # autosave forgets sessions, and a repeated subscription costs nothing.
         # Retained messages are never sent: devices never retain, so a retained
         # message on a records topic is junk that would come back at every subscribe.
-        client.subscribe(wire.records_subscription(self.prefix), options=SubscribeOptions(
+        client.subscribe(self.subscription, options=SubscribeOptions(
             qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
         log.info("receiver connected to %s:%d (session present: %s)", self.cfg.host,
                  self.cfg.port, flags.session_present)
@@ -278,7 +291,7 @@ class _Receiver:
         finally:
             try:
                 self.flush()
-            except sqlite3.Error as e:
+            except (sqlite3.Error, CentralStoreError) as e:
                 log.error("could not commit the last batch (it will be redelivered): %s", e)
                 self.abandon()
             if self.client is not None:
@@ -286,13 +299,16 @@ class _Receiver:
 
 
 def run_receiver(config: Config, stop: threading.Event, notify: Notify | None = None, *,
-                 client_id: str = CLIENT_ID) -> None:
-    """Run until `stop` is set; config.mqtt names the broker, config.central the database."""
+                 client_id: str = "") -> None:
+    """Run until `stop` is set; config.mqtt names the broker, config.central the database
+    (SQLite, or PostgreSQL with central.postgres_dsn) and the client id (central.client_id
+    unless `client_id` is given)."""
     if not config.mqtt.host:
         raise BrokerUnavailable("mqtt.host is empty: the receiver needs a broker")
     # Sealed at rest with central.key_file; a wrong or missing key: exit 2 at start.
-    conn = central_store.connect(config.central.database, key_file=config.central.key_file)
+    conn = open_configured(config.central)
     try:
-        _Receiver(config, conn, stop, notify or (lambda _msg: None), client_id).run()
+        _Receiver(config, conn, stop, notify or (lambda _msg: None),
+                  client_id or config.central.client_id).run()
     finally:
         conn.close()

@@ -1,4 +1,5 @@
-"""The reference receiver's own SQLite database: records, files, chunks, dead letters.
+"""The reference receiver's own database (SQLite, or PostgreSQL for several receivers):
+records, files, chunks, dead letters; one set of functions for both engines (db.py).
 
 Files are kept as BLOBs next to their records so that a record and its PDFs commit
 in one transaction: the ack goes out only after that commit, so an acknowledged
@@ -32,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +41,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from appliance.central.db import connect, transaction
+from appliance.central.db import CentralConnection, connect, reading, transaction
 from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.sync import wire
 from appliance.sync.errors import WireError
@@ -65,6 +65,14 @@ class Outcome(StrEnum):
     REJECTED = "rejected"      # content does not match its hashes or its topic: no ack
 
 
+# How often a record is looked at again after a concurrent receiver stored its id first.
+RACE_RETRIES = 3
+
+
+class _Raced(Exception):
+    """Another receiver's commit made our look at the records table stale."""
+
+
 @dataclass(frozen=True)
 class RecordResult:
     outcome: Outcome
@@ -86,7 +94,7 @@ class Limits:
 
 
 @contextmanager
-def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def _tx(conn: CentralConnection) -> Iterator[CentralConnection]:
     """The caller's transaction if it has one, else a new one of our own."""
     if conn.in_transaction:
         yield conn
@@ -95,32 +103,27 @@ def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             yield conn
 
 
-def _count(conn: sqlite3.Connection, name: str, n: int = 1) -> int:
-    row = conn.execute(
-        "INSERT INTO counters(name, value) VALUES (?, ?) "
-        "ON CONFLICT(name) DO UPDATE SET value=value+excluded.value RETURNING value",
-        (name, n)).fetchone()
-    return int(row[0])
+def _count(conn: CentralConnection, name: str, n: int = 1) -> None:
+    conn.add_to_counter(name, n)
 
 
-def _counter(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
-    return int(row[0]) if row else 0
+def _counter(conn: CentralConnection, name: str) -> int:
+    return conn.counter(name)
 
 
-def counters(conn: sqlite3.Connection) -> dict[str, int]:
-    return {r["name"]: r["value"] for r in conn.execute("SELECT name, value FROM counters")}
+def counters(conn: CentralConnection) -> dict[str, int]:
+    return conn.all_counters()
 
 
 # --- sealing at rest ---------------------------------------------------------------
 
 
-def _seal(conn: sqlite3.Connection, data: bytes, aad: str) -> bytes:
+def _seal(conn: CentralConnection, data: bytes, aad: str) -> bytes:
     sealer = crypto.sealer_on(conn)
     return data if sealer is None else sealer.seal(data, aad.encode("utf-8"))
 
 
-def _open(conn: sqlite3.Connection, blob: bytes, aad: str) -> bytes:
+def _open(conn: CentralConnection, blob: bytes, aad: str) -> bytes:
     """Clear bytes of a sealed blob; one stored before sealing passes unchanged."""
     blob = bytes(blob)
     if not crypto.is_sealed(blob):
@@ -134,12 +137,12 @@ def _open(conn: sqlite3.Connection, blob: bytes, aad: str) -> bytes:
         raise CentralStoreError(f"{aad} does not open: {e}") from e
 
 
-def _seal_text(conn: sqlite3.Connection, text: str, aad: str) -> str:
+def _seal_text(conn: CentralConnection, text: str, aad: str) -> str:
     sealer = crypto.sealer_on(conn)
     return text if sealer is None else sealer.seal_text(text, aad)
 
 
-def _open_text(conn: sqlite3.Connection, value: str, aad: str) -> str:
+def _open_text(conn: CentralConnection, value: str, aad: str) -> str:
     if not crypto.is_sealed_text(value):
         return value
     sealer = crypto.sealer_on(conn)
@@ -162,7 +165,7 @@ def _chunk_aad(device_id: str, sha: str, count: int, idx: int) -> str:
 # --- dead letters -------------------------------------------------------------------
 
 
-def put_dead_letter(conn: sqlite3.Connection, topic: str, device_id: str | None,
+def put_dead_letter(conn: CentralConnection, topic: str, device_id: str | None,
                     reason: str, payload: bytes) -> int:
     """Move a message that cannot be processed aside; returns the running count.
 
@@ -170,21 +173,23 @@ def put_dead_letter(conn: sqlite3.Connection, topic: str, device_id: str | None,
     5 MB poison message must not become 5 MB of disk each time it is sent.
     """
     with _tx(conn):
-        cur = conn.execute(
+        # NUL cannot be stored in a PostgreSQL text column; the head keeps the bytes.
+        new_id = int(conn.execute(
             "INSERT INTO dead_letters(topic, device_id, reason, size, head, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (topic[:300], device_id, reason[:500], len(payload),
-             bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time()))
-        if cur.lastrowid and cur.lastrowid % 1000 == 0:
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (topic[:300].replace("\0", "\\0"), device_id, reason[:500].replace("\0", "\\0"),
+             len(payload), bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time())).fetchone()[0])
+        if new_id % 1000 == 0:
             conn.execute("DELETE FROM dead_letters WHERE id <= ?",
-                         (cur.lastrowid - DEAD_LETTERS_KEPT,))
-        return _count(conn, "dead_letters")
+                         (new_id - DEAD_LETTERS_KEPT,))
+        _count(conn, "dead_letters")
+        return _counter(conn, "dead_letters")
 
 
 # --- chunks -------------------------------------------------------------------------
 
 
-def _drop_transfer(conn: sqlite3.Connection, device_id: str, sha: str, count: int) -> int:
+def _drop_transfer(conn: CentralConnection, device_id: str, sha: str, count: int) -> int:
     row = conn.execute("DELETE FROM transfers WHERE device_id=? AND file_sha256=? AND count=? "
                        "RETURNING bytes", (device_id, sha, count)).fetchone()
     conn.execute("DELETE FROM chunks WHERE device_id=? AND file_sha256=? AND count=?",
@@ -196,7 +201,7 @@ def _drop_transfer(conn: sqlite3.Connection, device_id: str, sha: str, count: in
     return int(row[0])
 
 
-def put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
+def put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
               limits: Limits | None = None) -> None:
     """Keep a chunk until its record arrives; chunks of a file already stored are dropped.
 
@@ -207,15 +212,15 @@ def put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
     limits = limits or Limits()
     own = not conn.in_transaction
     if own:
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.durable(False)
     try:
         _put_chunk(conn, device_id, chunk, limits)
     finally:
         if own:
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.durable(True)
 
 
-def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
+def _put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
                limits: Limits) -> None:
     with _tx(conn):
         if conn.execute("SELECT 1 FROM files WHERE sha256=?", (chunk.file_sha256,)).fetchone():
@@ -227,8 +232,8 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
                     or hashlib.sha256(chunk.data).hexdigest() != chunk.file_sha256):
                 raise ChunkRefused(f"file {chunk.file_sha256} in one chunk does not match "
                                    "its sha256/size")
-            conn.execute("INSERT OR IGNORE INTO files(sha256, size, data, stored_at) "
-                         "VALUES (?, ?, ?, ?)",
+            conn.execute("INSERT INTO files(sha256, size, data, stored_at) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                          (chunk.file_sha256, chunk.size,
                           _seal(conn, chunk.data, f"files:{chunk.file_sha256}"), time.time()))
             return
@@ -264,8 +269,8 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
         if _counter(conn, "chunk_bytes_held") + len(chunk.data) > limits.max_chunk_store_bytes:
             raise ChunkRefused(f"chunk store full ({limits.max_chunk_store_bytes} bytes)")
         cur = conn.execute(
-            "INSERT OR IGNORE INTO chunks(device_id, file_sha256, count, idx, data) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO chunks(device_id, file_sha256, count, idx, data) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (*key, chunk.index,
              _seal(conn, chunk.data, _chunk_aad(device_id, chunk.file_sha256, chunk.count,
                                                 chunk.index))))
@@ -279,7 +284,7 @@ def _put_chunk(conn: sqlite3.Connection, device_id: str, chunk: wire.Chunk,
                          "AND count=?", (now, *key))
 
 
-def purge_expired(conn: sqlite3.Connection, expiry_seconds: float,
+def purge_expired(conn: CentralConnection, expiry_seconds: float,
                   now: float | None = None) -> int:
     """Drop transfers idle longer than expiry_seconds, with a log line; returns how many."""
     cutoff = (time.time() if now is None else now) - expiry_seconds
@@ -300,7 +305,7 @@ def purge_expired(conn: sqlite3.Connection, expiry_seconds: float,
     return len(stale)
 
 
-def _assemble(conn: sqlite3.Connection, device_id: str, sha: str, size: int) -> str | None:
+def _assemble(conn: CentralConnection, device_id: str, sha: str, size: int) -> str | None:
     """Build a file from this device's complete chunks; None if done, else why not
     ('' = still missing)."""
     complete = conn.execute(
@@ -316,16 +321,16 @@ def _assemble(conn: sqlite3.Connection, device_id: str, sha: str, size: int) -> 
     _drop_transfer(conn, device_id, sha, count)
     if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
         return f"file {sha} arrived with {len(data)} bytes that do not match its sha256/size"
-    conn.execute("INSERT OR IGNORE INTO files(sha256, size, data, stored_at) "
-                 "VALUES (?, ?, ?, ?)", (sha, size, _seal(conn, data, f"files:{sha}"),
-                                          time.time()))
+    conn.execute("INSERT INTO files(sha256, size, data, stored_at) "
+                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 (sha, size, _seal(conn, data, f"files:{sha}"), time.time()))
     return None
 
 
 # --- records ------------------------------------------------------------------------
 
 
-def _reject(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage,
+def _reject(conn: CentralConnection, device_id: str, msg: wire.RecordMessage,
             reason: str) -> RecordResult:
     conn.execute("INSERT INTO rejections(device_id, record_id, sha256, reason, at) "
                  "VALUES (?, ?, ?, ?, ?)", (device_id, msg.record_id, msg.sha256, reason[:500],
@@ -335,7 +340,7 @@ def _reject(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage,
     return RecordResult(Outcome.REJECTED, reason)
 
 
-def _status(conn: sqlite3.Connection, device_id: str, record_id: str,
+def _status(conn: CentralConnection, device_id: str, record_id: str,
             sha: str) -> wire.AckStatus:
     conflict = conn.execute("SELECT state FROM conflicts WHERE device_id=? AND record_id=?",
                             (device_id, record_id)).fetchone()
@@ -346,7 +351,7 @@ def _status(conn: sqlite3.Connection, device_id: str, record_id: str,
     return wire.AckStatus.STORED if row["status"] == "served" else wire.AckStatus.CONFLICT
 
 
-def _claim(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) -> None:
+def _claim(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> None:
     """The device says these held bytes are its record: serve them, unless someone
     else claimed other bytes too, which makes the id contested (nothing served)."""
     key = (device_id, msg.record_id)
@@ -375,19 +380,27 @@ def _claim(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) ->
                 "content stays held aside", msg.record_id, device_id, msg.sha256)
 
 
-def put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
+def put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
     """Verify and store a record with all its files in one transaction (fsynced: it gets acked)."""
     own = not conn.in_transaction
     if own:
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.durable(True)
     with _tx(conn):
-        result = _put_record(conn, device_id, msg)
+        for _attempt in range(RACE_RETRIES):
+            try:
+                result = _put_record(conn, device_id, msg)
+                break
+            except _Raced:
+                continue
+        else:
+            raise CentralStoreError(f"record {msg.record_id} of {device_id}: lost "
+                                    f"{RACE_RETRIES} races with other receivers")
     if result.outcome is Outcome.STORED:
         log.info("stored record %s from %s (%s)", msg.record_id, device_id, result.status)
     return result
 
 
-def _put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
+def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
     now = time.time()
     key = (device_id, msg.record_id)
     mine = conn.execute("SELECT status FROM records WHERE device_id=? AND record_id=? "
@@ -425,15 +438,20 @@ def _put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessag
         return RecordResult(Outcome.INCOMPLETE, f"missing chunks of {', '.join(missing)}")
     others = conn.execute("SELECT COUNT(*) FROM records WHERE device_id=? AND record_id=?",
                           key).fetchone()[0]
-    conn.execute(
+    cur = conn.execute(
         "INSERT INTO records(device_id, record_id, sha256, body_json, dossier_code, "
         "result_codes_json, status, received_at, last_copy_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (device_id, msg.record_id, msg.sha256,
          _seal_text(conn, msg.body_json, _body_aad(device_id, msg.record_id, msg.sha256)),
          body.dossier_code,
          json.dumps(body.result_codes, ensure_ascii=False),
          "held" if others else "served", now, now))
+    if cur.rowcount == 0:
+        # PostgreSQL: another receiver committed these bytes, or a served content for
+        # this id, between our look and our insert (its unique index made us wait for
+        # it). Look again: it is now a duplicate, or a conflict to keep aside.
+        raise _Raced
     if others:
         conn.execute("INSERT INTO conflicts(device_id, record_id, state, opened_at, updated_at) "
                      "VALUES (?, ?, 'open', ?, ?) ON CONFLICT(device_id, record_id) DO "
@@ -451,7 +469,7 @@ def _put_record(conn: sqlite3.Connection, device_id: str, msg: wire.RecordMessag
 # --- reading, for tests and a status page -------------------------------------------
 
 
-def _row(conn: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
+def _row(conn: CentralConnection, r: Any) -> dict[str, Any]:
     body_json = _open_text(conn, r["body_json"],
                            _body_aad(r["device_id"], r["record_id"], r["sha256"]))
     return {
@@ -468,74 +486,52 @@ def _row(conn: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def list_records(db_path: str | Path) -> list[dict[str, Any]]:
+def list_records(db_path: str | Path | CentralConnection) -> list[dict[str, Any]]:
     """Served records (one per device and record id), oldest first."""
-    conn = connect(db_path)
-    try:
+    with reading(db_path) as conn:
         return [_row(conn, r) for r in conn.execute(
-            "SELECT * FROM records WHERE status='served' ORDER BY received_at, rowid")]
-    finally:
-        conn.close()
+            "SELECT * FROM records WHERE status='served' ORDER BY received_at, "
+            + conn.insertion_order)]
 
 
-def list_held(db_path: str | Path) -> list[dict[str, Any]]:
+def list_held(db_path: str | Path | CentralConnection) -> list[dict[str, Any]]:
     """Contents kept aside under an id that has other content: conflicts to report."""
-    conn = connect(db_path)
-    try:
+    with reading(db_path) as conn:
         return [_row(conn, r) for r in conn.execute(
-            "SELECT * FROM records WHERE status='held' ORDER BY received_at, rowid")]
-    finally:
-        conn.close()
+            "SELECT * FROM records WHERE status='held' ORDER BY received_at, "
+            + conn.insertion_order)]
 
 
-def list_conflicts(db_path: str | Path) -> list[dict[str, Any]]:
-    conn = connect(db_path)
-    try:
+def list_conflicts(db_path: str | Path | CentralConnection) -> list[dict[str, Any]]:
+    with reading(db_path) as conn:
         return [dict(r) for r in conn.execute("SELECT * FROM conflicts ORDER BY opened_at")]
-    finally:
-        conn.close()
 
 
-def list_rejections(db_path: str | Path) -> list[dict[str, Any]]:
-    conn = connect(db_path)
-    try:
+def list_rejections(db_path: str | Path | CentralConnection) -> list[dict[str, Any]]:
+    with reading(db_path) as conn:
         return [dict(r) for r in conn.execute("SELECT * FROM rejections ORDER BY id")]
-    finally:
-        conn.close()
 
 
-def list_dead_letters(db_path: str | Path) -> list[dict[str, Any]]:
-    conn = connect(db_path)
-    try:
+def list_dead_letters(db_path: str | Path | CentralConnection) -> list[dict[str, Any]]:
+    with reading(db_path) as conn:
         return [dict(r) for r in conn.execute("SELECT * FROM dead_letters ORDER BY id")]
-    finally:
-        conn.close()
 
 
-def read_counters(db_path: str | Path) -> dict[str, int]:
-    conn = connect(db_path)
-    try:
+def read_counters(db_path: str | Path | CentralConnection) -> dict[str, int]:
+    with reading(db_path) as conn:
         return counters(conn)
-    finally:
-        conn.close()
 
 
-def chunk_state(db_path: str | Path) -> dict[str, int]:
+def chunk_state(db_path: str | Path | CentralConnection) -> dict[str, int]:
     """Open transfers, chunk rows and chunk bytes held: what expiry must bring to zero."""
-    conn = connect(db_path)
-    try:
+    with reading(db_path) as conn:
         row = conn.execute("SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b "
                            "FROM transfers").fetchone()
         chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        return {"transfers": row["n"], "chunks": chunks, "bytes": row["b"]}
-    finally:
-        conn.close()
+        return {"transfers": int(row["n"]), "chunks": int(chunks), "bytes": int(row["b"])}
 
 
-def get_file(db_path: str | Path, sha256: str) -> bytes | None:
-    conn = connect(db_path)
-    try:
+def get_file(db_path: str | Path | CentralConnection, sha256: str) -> bytes | None:
+    with reading(db_path) as conn:
         row = conn.execute("SELECT data FROM files WHERE sha256=?", (sha256,)).fetchone()
         return _open(conn, row["data"], f"files:{sha256}") if row else None
-    finally:
-        conn.close()

@@ -174,6 +174,18 @@ class CentralConfig:
     # AES-GCM key sealing what the receiver stores (record bodies, files, chunks).
     # Empty: <database>.key, made on the first start when the database holds no data.
     key_file: str = ""
+    # PostgreSQL instead of SQLite: a libpq URL such as
+    # postgresql://central@db.example/central?sslmode=verify-full (psycopg 3). Empty:
+    # SQLite at central.database. Several receivers may share one PostgreSQL; they then
+    # need the same key_file and signing_key (defaults are still named after database).
+    postgres_dsn: str = ""
+    # MQTT client id of this receiver (its persistent session). Several receivers
+    # sharing a subscription each need their own (`appliance central --client-id`).
+    client_id: str = "appliance-central"
+    # MQTT v5 shared subscription group: non-empty makes the receiver subscribe to
+    # $share/<group>/<prefix>/devices/+/records, so the broker spreads the devices'
+    # messages over every receiver of the group. Empty: an ordinary subscription.
+    share_group: str = ""
 
     @property
     def key_path(self) -> Path:
@@ -310,6 +322,12 @@ def validate(config: Config) -> Config:
         raise ConfigError("scanner.resolution: Decree 30/2020 requires at least 200 dpi")
     if config.ocr.recognizer not in ("int8", "fp32"):
         raise ConfigError("ocr.recognizer: must be 'int8' or 'fp32'")
+    if config.central.share_group and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
+                                                         config.central.share_group):
+        raise ConfigError("central.share_group: letters, digits, '-' and '_' only")
+    if config.central.postgres_dsn and not config.central.postgres_dsn.startswith(
+            ("postgresql://", "postgres://")):
+        raise ConfigError("central.postgres_dsn: must be a postgresql:// URL")
     if not 1 <= config.mqtt.port <= 65535:
         raise ConfigError("mqtt.port: must be 1-65535")
     if config.mqtt.chunk_bytes < 1024:
