@@ -1,4 +1,5 @@
-"""Checks and outputs for scanned pages: blank and skew checks, PNG, thumbnails, PDF.
+"""Checks and outputs for scanned pages: blank, skew, exposure, cut-off edges and
+hand-or-lid checks, PNG, thumbnails, PDF.
 
 Circular 01/2023/TT-VPCP Art. 8 wants as many images as physical pages, in the
 original order, so nothing here ever drops or reorders a page: a blank page is
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 import numpy as np
 from PIL import Image
 
-from appliance.imaging.flags import is_skewed
+from appliance.imaging.flags import PageFlag, is_skewed
 
 # Measured on 200 dpi A4: a filled form covers 4-5 %, one short typed line ~0.08 %,
 # 3,000 specks of dust on recycled paper ~0.02 %, sensor noise and shading 0 %.
@@ -31,6 +32,40 @@ DEFAULT_MARGIN_FRACTION = 0.03
 INK_CONTRAST = 80
 _ANALYSIS_WIDTH = 800
 
+# The scan-time flags below (PageFlag) were set against the 36 pages of the real-scan
+# corpus (tests/corpus/real: government letters, forms, tables, two phone photos; 75 to
+# 300 dpi; colour, grey and bilevel), which must raise none of them, and the same pages
+# degraded, which must raise the right one (tests/imaging/test_page_flags.py). The
+# margins quoted are between the worst real page and the limit.
+#
+# Too dark: the paper's own level (90th percentile of grey, inside the margins) is this
+# low. Real scans: 234-255; a phone photo of a letter under room light: 170.
+DARK_PAPER_LEVEL = 135
+# Too light: even the darkest 0.1 % of the page (at the analysis size) is paler than
+# this, while there is clearly something printed on it (FAINT_CONTENT_SHARE of the
+# page at least FAINT_CONTRAST below the paper). Real pages: darkest at most 103 (a
+# pale inkjet print); a blank or one-line page is not "too light", it is blank.
+LIGHT_INK_LEVEL = 150
+FAINT_CONTRAST = 25
+FAINT_CONTENT_SHARE = 0.003
+# Cut-off: letters cut through along one edge of the image: ink (EDGE_CONTRAST below
+# the paper) touching the outermost pixels in at least CUT_OFF_RUNS separate short runs
+# covering at least CUT_OFF_EDGE_SHARE of the edge (long runs are a feeder's dark edge
+# or a table rule, not text). The number of runs is what tells a cut through lines of
+# text (18-55 on the corpus cropped through its text) from text that merely comes close
+# to the border (at most 9 on real pages); the one real page with more (27) is a web
+# crop whose last line is visibly shaved, a true cut.
+EDGE_CONTRAST = 60
+CUT_OFF_RUNS = 12
+CUT_OFF_EDGE_SHARE = 0.03
+_EDGE_WIDTH = 400  # analysis width for the edge check: 2 px there is ~1 mm of A4
+_EDGE_DEPTH = 2
+# Hand or lid: the share of the page (in tiles of ~5 mm) that is skin-toned or much
+# darker than the paper (an open lid shows the room or the lid's black underside).
+# Real pages: at most 0.075 (tiles mixing a red seal with white paper look pinkish).
+HAND_OR_LID_SHARE = 0.25
+_TILES_ACROSS = 40
+
 
 @dataclass(frozen=True)
 class PageCheck:
@@ -41,6 +76,7 @@ class PageCheck:
     ink_coverage: float
     blank: bool
     skew_degrees: float
+    flags: tuple[PageFlag, ...] = ()
 
     @property
     def skewed(self) -> bool:
@@ -115,12 +151,93 @@ def estimate_skew(img: Image.Image, *, max_degrees: float = 3.0,
     return round(float(best), 2)
 
 
+def _exposure_flags(pixels: np.ndarray) -> list[PageFlag]:
+    """Too dark / too light, from the margin-trimmed analysis grey."""
+    if not pixels.size:
+        return []
+    paper = float(np.percentile(pixels, 90))
+    if paper < DARK_PAPER_LEVEL:
+        return [PageFlag.TOO_DARK]
+    darkest = float(np.percentile(pixels, 0.1))
+    faint = float((pixels < paper - FAINT_CONTRAST).mean())
+    if darkest > LIGHT_INK_LEVEL and faint >= FAINT_CONTENT_SHARE:
+        return [PageFlag.TOO_LIGHT]
+    return []
+
+
+def _edge_cut(band: np.ndarray) -> bool:
+    """Whether one edge's ink profile looks like letters cut through: enough short runs
+    (long ones are borders and rules) covering enough of the edge."""
+    if not band.size:
+        return False
+    marks = np.diff(np.concatenate(([0], band.astype(np.int8), [0])))
+    lengths = np.flatnonzero(marks == -1) - np.flatnonzero(marks == 1)
+    short = lengths[lengths <= max(3, 0.03 * band.size)]
+    return len(short) >= CUT_OFF_RUNS and short.sum() / band.size >= CUT_OFF_EDGE_SHARE
+
+
+def cut_off_edges(small: np.ndarray) -> list[str]:
+    """Edges ("top", "bottom", "left", "right") that text runs into, from a grey copy
+    `_EDGE_WIDTH` pixels wide, not trimmed: the border is what this check looks at."""
+    if small.shape[0] <= 2 * _EDGE_DEPTH or small.shape[1] <= 2 * _EDGE_DEPTH:
+        return []
+    ink = small < float(np.percentile(small, 90)) - EDGE_CONTRAST
+    d = _EDGE_DEPTH
+    bands = {"top": ink[:d].any(0), "bottom": ink[-d:].any(0),
+             "left": ink[:, :d].any(1), "right": ink[:, -d:].any(1)}
+    return [name for name, band in bands.items() if _edge_cut(band)]
+
+
+def hand_or_lid_share(rgb_small: np.ndarray, paper: float) -> float:
+    """Share of ~5 mm tiles that are skin-toned or far darker than the paper.
+
+    Skin by its chroma (YCbCr, the usual skin box, narrowed so cream paper and red
+    seals stay out); dark as under 35 % of the paper's level and under 70, so a dim
+    scan (paper itself grey) is "too dark", not a lid.
+    """
+    h, w = rgb_small.shape[:2]
+    th = max(1, round(h * _TILES_ACROSS / w))
+    tiles = np.asarray(Image.fromarray(rgb_small).resize((_TILES_ACROSS, th),
+                                                          Image.Resampling.BOX), np.float32)
+    r, g, b = tiles[..., 0], tiles[..., 1], tiles[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    skin = (cr > 138) & (cr < 175) & (cb > 80) & (cb < 122) & (y > 60) & (y < 235)
+    dark = y < min(70.0, 0.35 * paper)
+    return float((skin | dark).mean())
+
+
+def page_flags(img: Image.Image, trimmed: np.ndarray | None = None) -> tuple[PageFlag, ...]:
+    """The scan-time flags of a page (PageFlag), on downscaled copies only: a few
+    milliseconds on a 300 dpi A4 page. `trimmed` is the margin-trimmed analysis grey
+    when the caller already has it."""
+    if trimmed is None:
+        trimmed = _analysis_gray(img, DEFAULT_MARGIN_FRACTION)
+    flags = _exposure_flags(trimmed)
+    rgb = img.convert("RGB")
+    if rgb.width > _EDGE_WIDTH:
+        rgb = rgb.resize((_EDGE_WIDTH, max(1, round(rgb.height * _EDGE_WIDTH / rgb.width))),
+                         Image.Resampling.BOX)
+    rgb_small = np.asarray(rgb)
+    grey_small = np.asarray(rgb.convert("L"))
+    if cut_off_edges(grey_small):
+        flags.append(PageFlag.CUT_OFF)
+    paper = float(np.percentile(trimmed, 90)) if trimmed.size else 255.0
+    if hand_or_lid_share(rgb_small, paper) >= HAND_OR_LID_SHARE:
+        flags.append(PageFlag.HAND_OR_LID)
+    return tuple(flags)
+
+
 def check_page(img: Image.Image, *, threshold: float = DEFAULT_BLANK_THRESHOLD) -> PageCheck:
     """All page checks in one pass, for the worker to store next to the page."""
-    coverage = ink_coverage(img)
+    trimmed = _analysis_gray(img, DEFAULT_MARGIN_FRACTION)
+    mask = _ink_mask(trimmed)
+    coverage = float(mask.mean()) if mask.size else 0.0
     skew = estimate_skew(img) if coverage >= threshold else 0.0
     return PageCheck(width=img.width, height=img.height, ink_coverage=coverage,
-                     blank=coverage < threshold, skew_degrees=skew)
+                     blank=coverage < threshold, skew_degrees=skew,
+                     flags=page_flags(img, trimmed))
 
 
 def _dpi_of(img: Image.Image, dpi: int | None) -> int | None:

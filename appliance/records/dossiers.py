@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.imaging.flags import is_skewed
+from appliance.imaging.flags import PageFlag, format_flags, is_skewed, parse_flags
 from appliance.records import audit, codes, procedures, signing
 from appliance.records.errors import (
     DossierNotFound,
@@ -48,11 +48,20 @@ class Page:
     ocr_text: str | None
     ocr_seconds: float | None
     skew_degrees: float | None = None  # None for pages stored before skew was measured
+    flags: tuple[PageFlag, ...] = ()  # scan-time flags (too dark, cut off...), in order
 
     @property
     def skewed(self) -> bool:
         """Crooked enough for the officer to look at (imaging decides how much is enough)."""
         return is_skewed(self.skew_degrees)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Every reason to look at this page again, most urgent first, as the names
+        the screens turn into message keys (kiosk.<name>_page, kiosk.<name>_note):
+        the scan-time flags, then blank, then skewed."""
+        return (tuple(f.value for f in self.flags) + (("blank",) if self.blank else ())
+                + (("skewed",) if self.skewed else ()))
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,8 @@ def _pages(conn: sqlite3.Connection, paper_id: int) -> tuple[Page, ...]:
             conn, r["ocr_json"], aad("pages", "ocr_json", r["id"])))).text
             if r["ocr_json"] else None)
         out.append(Page(r["id"], r["ordinal"], r["sha256"], r["width"], r["height"], r["dpi"],
-                        bool(r["blank"]), text, r["ocr_seconds"], r["skew_degrees"]))
+                        bool(r["blank"]), text, r["ocr_seconds"], r["skew_degrees"],
+                        parse_flags(r["flags"])))
     return tuple(out)
 
 
@@ -187,7 +197,8 @@ def add_paper(conn: sqlite3.Connection, dossier_id: int, title: str) -> int:
 
 
 def add_page(conn: sqlite3.Connection, paper_id: int, sha256: str, width: int, height: int,
-             dpi: int, blank: bool, *, skew_degrees: float | None = None) -> int:
+             dpi: int, blank: bool, *, skew_degrees: float | None = None,
+             flags: tuple[PageFlag, ...] = ()) -> int:
     """The row of a page whose file is already stored; `records.pages.store_page` is
     the one caller that also writes the file, and the one the worker uses."""
     ordinal = conn.execute(
@@ -195,8 +206,9 @@ def add_page(conn: sqlite3.Connection, paper_id: int, sha256: str, width: int, h
     ).fetchone()[0]
     cur = conn.execute(
         "INSERT INTO pages(paper_id, ordinal, sha256, width, height, dpi, blank, skew_degrees, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (paper_id, ordinal, sha256, width, height, dpi, int(blank), skew_degrees, now()),
+        "flags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (paper_id, ordinal, sha256, width, height, dpi, int(blank), skew_degrees,
+         format_flags(flags), now()),
     )
     return int(cur.lastrowid or 0)
 

@@ -2,8 +2,9 @@
 
 One function per fact, used by the worker and by every test that needs scanned data,
 so a page on screen in a test is stored exactly as a scanned one is: the PNG master
-(written and fsynced first), its thumbnail, its checks (blank, skew), and only then
-the row that names it, so a crash leaves either a whole page or none.
+(written and fsynced first), its thumbnail, its checks (blank, skew, the scan-time
+flags), and only then the row that names it, so a crash leaves either a whole page or
+none.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
     """Keep one scanned page for good; starts the paper with its first page.
 
     A paper exists only once it has a page, so an empty feeder leaves no empty paper.
-    The page is checked here (blank, skew) and flagged, never dropped or altered:
+    The page is checked here (blank, skew, too dark or light, cut off, hand or lid) and
+    flagged, never dropped or altered:
     the PNG is the page as the scanner delivered it.
     """
     image = image.convert("RGB")
@@ -65,7 +67,8 @@ def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
         if paper_id is None:
             paper_id = dossiers.add_paper(conn, dossier_id, title)
         page_id = dossiers.add_page(conn, paper_id, sha, image.width, image.height, dpi,
-                                    check.blank, skew_degrees=check.skew_degrees)
+                                    check.blank, skew_degrees=check.skew_degrees,
+                                    flags=check.flags)
         audit.append(conn, audit.AuditAction.SCAN, actor, dossier_id,
                      {"paper_id": paper_id, "page_id": page_id, "sha256": sha})
     return StoredPage(paper_id, page_id, sha, check)

@@ -171,4 +171,10 @@ CREATE TABLE officers (
     disabled_at REAL
 )
 """,
+    # 7: scan-time page flags beyond blank and skew (imaging.flags.PageFlag: too dark,
+    # too light, cut-off edges, hand or lid), comma-separated names; '' for none and for
+    # pages stored before these checks existed
+    """
+ALTER TABLE pages ADD COLUMN flags TEXT NOT NULL DEFAULT ''
+""",
 ]

@@ -44,6 +44,7 @@ def dossier_json(d: Dossier) -> dict[str, Any]:
                         "ordinal": pg.ordinal,
                         "sha256": pg.sha256,
                         "blank": pg.blank,
+                        "flags": [f.value for f in pg.flags],
                         "width": pg.width,
                         "height": pg.height,
                         "dpi": pg.dpi,

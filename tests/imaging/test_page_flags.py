@@ -1,0 +1,192 @@
+"""Scan-time page flags (too dark, too light, cut-off edges, hand or lid) against pages
+this project did not make: every page of the real-scan corpus must raise none of
+them (a false alarm sends a citizen to rescan a good page), and the same pages
+degraded the way a careless scan degrades them must raise the right one.
+
+The corpus images live outside git (tests/corpus/real/README.md); without them the
+corpus tests are skipped, as tests/corpus does, and the synthetic ones still run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance.demo.synth import render_form_page
+from appliance.imaging.flags import PageFlag, format_flags, parse_flags
+from appliance.imaging.pages import check_page, page_flags
+
+REAL = Path(__file__).resolve().parents[1] / "corpus" / "real"
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+NEW_FLAGS = set(PageFlag)
+
+
+def _pages_dir() -> Path | None:
+    """Same search as tests/corpus/test_real_corpus.py."""
+    repo = REAL.parents[2]
+    candidates = [Path(os.environ["REAL_CORPUS_PAGES"])] if os.environ.get(
+        "REAL_CORPUS_PAGES") else []
+    candidates += [REAL / "pages", repo.parent / "shared" / "corpus" / "real" / "pages",
+                   repo / "shared" / "corpus" / "real" / "pages"]
+    for c in candidates:
+        if c.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in c.iterdir()):
+            return c
+    return None
+
+
+PAGES_DIR = _pages_dir()
+REAL_PAGES = sorted(p for p in PAGES_DIR.iterdir() if p.suffix.lower() in IMAGE_EXTS) \
+    if PAGES_DIR else []
+needs_corpus = pytest.mark.skipif(PAGES_DIR is None, reason="real-scan corpus not present")
+
+
+def _load(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+# -- degradations, each the way a real scan goes wrong --------------------------------
+def darkened(img: Image.Image) -> Image.Image:
+    """Underexposed: gamma 1.8 (mid-tones sink) and 45 % exposure (the paper goes grey)."""
+    a = np.asarray(img, np.float32) / 255.0
+    return Image.fromarray(np.clip(255 * 0.45 * a ** 1.8, 0, 255).astype(np.uint8))
+
+
+def washed_out(img: Image.Image) -> Image.Image:
+    """Overexposed: 35 % of the original contrast left, black ink becomes pale grey."""
+    a = np.asarray(img, np.float32)
+    return Image.fromarray(np.clip(255 - (255 - a) * 0.35, 0, 255).astype(np.uint8))
+
+
+def _textiest(lines: np.ndarray) -> int:
+    """Index of the line (row or column of a boolean ink image) in the band crossing
+    the most strokes (ink/paper changes), within the middle half: a cut through text,
+    not through a margin, along a table rule or a dotted writing line (one pixel high,
+    so it does not win once neighbouring lines are summed)."""
+    changes = np.abs(np.diff(lines.astype(np.int8), axis=1)).sum(1)
+    band = max(3, len(changes) // 200)
+    changes = np.convolve(changes, np.ones(band), mode="same")
+    lo, hi = len(changes) // 4, 3 * len(changes) // 4
+    return lo + int(np.argmax(changes[lo:hi]))
+
+
+def cropped(edge: str) -> Callable[[Image.Image], Image.Image]:
+    """The paper lay off the glass: the image ends through the text on `edge`."""
+    def crop(img: Image.Image) -> Image.Image:
+        ink = np.asarray(img.convert("L")) < 128
+        w, h = img.size
+        if edge == "bottom":
+            return img.crop((0, 0, w, _textiest(ink) + 1))
+        if edge == "top":
+            return img.crop((0, _textiest(ink), w, h))
+        if edge == "left":
+            return img.crop((_textiest(ink.T), 0, w, h))
+        return img.crop((0, 0, _textiest(ink.T) + 1, h))
+    return crop
+
+
+def _overlay(img: Image.Image, colour: tuple[int, int, int], spread: int,
+             region: str) -> Image.Image:
+    """A textured region of `colour` over half the page (a hand, a lid's underside)."""
+    a = np.asarray(img, np.float32).copy()
+    h, w = a.shape[:2]
+    rng = np.random.default_rng(7)
+    ys, xs = (slice(h // 2, h), slice(0, w)) if region == "bottom" else \
+        (slice(0, h), slice(w // 2, w))
+    rh, rw = a[ys, xs].shape[:2]
+    shade = np.linspace(0.85, 1.1, rw, dtype=np.float32)[None, :, None]
+    noise = rng.normal(0, spread, (rh, rw, 1)).astype(np.float32)
+    a[ys, xs] = np.clip(np.array(colour, np.float32) * shade + noise, 0, 255)
+    return Image.fromarray(a.astype(np.uint8))
+
+
+def hand(img: Image.Image) -> Image.Image:
+    """A palm over the lower half (light-brown skin, shaded across, with texture)."""
+    return _overlay(img, (205, 150, 118), 8, "bottom")
+
+
+def lid(img: Image.Image) -> Image.Image:
+    """The lid left open over a sheet half on the glass: dark, noisy room on the right."""
+    return _overlay(img, (38, 36, 40), 10, "right")
+
+
+DEGRADATIONS: dict[str, tuple[Callable[[Image.Image], Image.Image], PageFlag]] = {
+    "darkened": (darkened, PageFlag.TOO_DARK),
+    "washed_out": (washed_out, PageFlag.TOO_LIGHT),
+    "cut_bottom": (cropped("bottom"), PageFlag.CUT_OFF),
+    "cut_top": (cropped("top"), PageFlag.CUT_OFF),
+    "cut_left": (cropped("left"), PageFlag.CUT_OFF),
+    "cut_right": (cropped("right"), PageFlag.CUT_OFF),
+    "hand": (hand, PageFlag.HAND_OR_LID),
+    "lid": (lid, PageFlag.HAND_OR_LID),
+}
+
+
+# -- the real corpus ------------------------------------------------------------------
+# Real pages whose flag was checked by eye and is right, with why. Anything else a
+# real page raises is a false alarm.
+TRUE_ON_INSPECTION = {
+    # a web crop of a letter: the bottom edge shaves through the last line of text
+    "vpcp-1930.png": ("cut_off",),
+}
+
+
+@needs_corpus
+def test_no_real_page_raises_a_flag():
+    """The false-alarm count over every real page is zero (printed with the timing)."""
+    alarms: dict[str, tuple[str, ...]] = {}
+    spent = 0.0
+    for path in REAL_PAGES:
+        img = _load(path)
+        start = time.perf_counter()
+        flags = page_flags(img)
+        spent += time.perf_counter() - start
+        named = tuple(f.value for f in flags)
+        if named and named != TRUE_ON_INSPECTION.get(path.name):
+            alarms[path.name] = named
+    print(f"\nfalse alarms: {len(alarms)} of {len(REAL_PAGES)} real pages; "
+          f"{1000 * spent / len(REAL_PAGES):.1f} ms per page for page_flags")
+    assert not alarms, alarms
+
+
+@needs_corpus
+@pytest.mark.parametrize("kind", list(DEGRADATIONS))
+def test_degraded_real_pages_raise_the_right_flag(kind: str):
+    degrade, expected = DEGRADATIONS[kind]
+    missed = {}
+    for path in REAL_PAGES:
+        flags = page_flags(degrade(_load(path)))
+        if expected not in flags:
+            missed[path.name] = tuple(f.value for f in flags)
+    assert not missed, f"{kind}: {len(missed)} of {len(REAL_PAGES)} missed: {missed}"
+
+
+# -- synthetic pages (always run) ------------------------------------------------------
+def test_synthetic_form_is_clean_and_each_degradation_is_named():
+    page = render_form_page(3).image.convert("RGB")
+    assert check_page(page).flags == ()
+    for kind, (degrade, expected) in DEGRADATIONS.items():
+        assert expected in check_page(degrade(page)).flags, kind
+
+
+def test_blank_and_dark_edged_pages_raise_no_new_flag():
+    """A blank page is "blank", not "too light"; a feeder's dark frame is not text cut off."""
+    assert check_page(Image.new("RGB", (1654, 2339), "white")).flags == ()
+    framed = render_form_page(5).image.convert("RGB")
+    a = np.asarray(framed).copy()
+    a[:20], a[-20:], a[:, :20], a[:, -20:] = 0, 0, 0, 0
+    assert not NEW_FLAGS & set(check_page(Image.fromarray(a)).flags)
+
+
+def test_flags_round_trip_in_their_stored_form():
+    flags = (PageFlag.HAND_OR_LID, PageFlag.TOO_DARK)
+    assert format_flags(flags) == "too_dark,hand_or_lid"
+    assert parse_flags("too_dark,hand_or_lid,from_a_newer_version") == (
+        PageFlag.TOO_DARK, PageFlag.HAND_OR_LID)
+    assert parse_flags(None) == ()
