@@ -4,7 +4,14 @@ gthread workers, because a slow request (a large page image on a Pi's SD card) m
 not block the kiosk's 500 ms progress polls, and no preload: each worker builds its
 own app after the fork, so no SQLite connection crosses a fork. The Config object is
 handed over before the fork; a worker that gunicorn restarts later inherits it too.
-gunicorn itself sends READY=1 when NOTIFY_SOCKET is set (Type=notify units).
+
+Readiness and watchdog (the unit is Type=notify with WatchdogSec=): gunicorn's own
+READY=1 comes as soon as the arbiter listens, before the worker has built the app, so
+it is suppressed (`WatchedArbiter`). Instead a thread in the arbiter (the unit's main
+process) asks the served socket for a cheap page (/api/health) and sends READY=1 on
+the first 200, then WATCHDOG=1 after each later 200 only. A worker that hangs
+(deadlock, a stuck request pool, SIGSTOP) stops answering, the pings stop, and
+systemd restarts the unit - a timer that pinged regardless would hide exactly that.
 """
 
 from __future__ import annotations
@@ -13,12 +20,17 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import urllib.error
+import urllib.request
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from appliance.system import config as config_mod
 from appliance.system.config import Config
+from appliance.system.notify import NOTIFY_SOCKET_ENV, ServiceNotifier
 from appliance.system.service import run_service
 
 log = logging.getLogger(__name__)
@@ -27,6 +39,80 @@ TIMEOUT_SECONDS = 60
 # One process is enough for a kiosk and a counter; threads give the concurrency and
 # all state is in SQLite, so more processes would only cost a Pi's memory.
 WORKERS = 1
+HEALTH_PATH = "/api/health"
+# Before READY: how often the served socket is tried while the worker boots.
+STARTUP_POLL_SECONDS = 0.2
+# Without a watchdog (no WATCHDOG_USEC): how often the health is still looked at.
+UNWATCHED_POLL_SECONDS = 30.0
+# Loopback only, never through an http_proxy the unit's environment may carry.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def answers(url: str, timeout: float) -> bool:
+    """True when `url` answers 200 within `timeout` seconds."""
+    try:
+        with _OPENER.open(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class HealthWatch(threading.Thread):
+    """READY=1 once the app answers on its socket, then WATCHDOG=1 only while it does."""
+
+    def __init__(self, url: str, notifier: ServiceNotifier) -> None:
+        super().__init__(name="appliance-web-health", daemon=True)
+        self.url = url
+        self.notifier = notifier
+        interval = notifier.watchdog_interval()
+        # Ping at half the interval (sd_watchdog_enabled(3)); a probe must fail fast
+        # enough that one slow answer does not itself cost the next ping.
+        self.period = interval / 2 if interval else None
+        self.timeout = min(5.0, self.period / 2) if self.period else 5.0
+        self.stop = threading.Event()
+        self.ready = False
+
+    def run(self) -> None:
+        failing = False
+        while not self.stop.is_set():
+            ok = answers(self.url, self.timeout)
+            if ok and not self.ready:
+                self.ready = True
+                self.notifier.ready(f"serving {self.url}")
+                log.info("web: %s answers; READY=1 sent", self.url)
+            elif ok and self.period is not None:
+                self.notifier.watchdog()
+            if self.ready and ok == failing:
+                failing = not ok
+                if failing:
+                    log.warning("web: %s does not answer; watchdog pings withheld", self.url)
+                else:
+                    log.info("web: %s answers again", self.url)
+            pause = (STARTUP_POLL_SECONDS if not self.ready
+                     else self.period if self.period is not None else UNWATCHED_POLL_SECONDS)
+            self.stop.wait(pause)
+
+
+class WatchedArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, minus its early READY=1, plus the `HealthWatch` thread."""
+
+    health: HealthWatch | None = None
+
+    def start(self) -> None:
+        socket_path = os.environ.pop(NOTIFY_SOCKET_ENV, None)
+        try:
+            super().start()  # binds the sockets; its READY finds no socket to send to
+        finally:
+            if socket_path is not None:
+                os.environ[NOTIFY_SOCKET_ENV] = socket_path
+        if socket_path is None or self.health is not None:
+            return
+        host, port = self.LISTENERS[0].sock.getsockname()[:2]
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        from appliance.system.readiness import url_for
+
+        self.health = HealthWatch(url_for(bind, HEALTH_PATH), ServiceNotifier())
+        self.health.start()
 
 
 def gunicorn_options(config: Config) -> dict[str, Any]:
@@ -66,6 +152,14 @@ class WebServer(BaseApplication):
 
         return create_app(self.appliance_config)
 
+    def run(self) -> None:
+        try:
+            WatchedArbiter(self).run()
+        except RuntimeError as e:  # what BaseApplication.run does with a boot failure
+            print(f"\nError: {e}\n", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(1)
+
 
 def run_web(config: Config) -> None:
     """Serve until SIGTERM/SIGINT (handled by gunicorn's arbiter)."""
@@ -86,7 +180,7 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_web(args: argparse.Namespace) -> int:
     """Start through the service bootstrap (logging as ``appliance-web``, the configuration
     validated once, exit 2 when it is wrong); gunicorn's arbiter installs its own signal
-    handlers and sends READY=1, so the bootstrap leaves both to it."""
+    handlers and `WatchedArbiter` sends READY=1, so the bootstrap leaves both to it."""
 
     def body(config: Config, _stop: object, _notifier: object) -> None:
         overrides: dict[str, Any] = {}
