@@ -50,11 +50,13 @@ def result_json(result: Any, pages: list[dict[str, Any]]) -> dict[str, Any]:
         "problems": list(result.problems),
         "uncertain": list(result.uncertain),
         "missing": list(result.missing),
+        "qr": [r.as_dict() for r in getattr(result, "qr", ())],
         "pages": pages,
     }
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from appliance.extraction import qr
     from appliance.extraction.fields import extract_pages
     from appliance.ocr.engine import OcrEngine, open_image
     from appliance.records import catalogue as cat
@@ -76,19 +78,25 @@ def cmd_extract(args: argparse.Namespace) -> int:
         return 2
     pages: list[dict[str, Any]] = []
     lines: list[Any] = []
+    images: list[Any] = []
     failed = 0
     for path in args.images:
+        image = None
         try:
-            page = engine.read(open_image(path))
+            image = open_image(path)
+            page = engine.read(image)
         except OcrError as e:  # one bad page must not hide what the others say
             failed += 1
             print(f"appliance extract: {path}: {e}", file=sys.stderr)
             pages.append({"file": str(path), "seconds": 0.0, "lines": [], "error": str(e)})
             lines.append(())
+            images.append(image)
             continue
         pages.append(_page_json(path, page))
         lines.append(page.lines)
+        images.append(image)
     result = extract_pages(lines, paper_type=args.paper, catalogue=catalogue)
+    result = qr.apply(result, images, catalogue)
     out = result_json(result, pages)
     if args.json:
         json.dump(out, sys.stdout, ensure_ascii=False)
@@ -101,4 +109,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             shown = f.value if f.value is not None else (f.raw or "-")
             note = "" if f.status == "valid" else f"  [{f.status}: {f.reason}]"
             print(f"{name}: {shown}{note}")
+        for code in result.qr:
+            print(f"code on page {code.page + 1} ({code.format}, {code.kind}): {code.text}"
+                  + (f"  [{code.reason}]" if code.reason else ""))
     return 1 if failed or result.paper_problem else 0

@@ -76,12 +76,14 @@ class FieldValue:
     page: int | None = None
     flags: tuple[str, ...] = ()
     reason: str | None = None
+    source: str = "ocr"  # "qr" when the CCCD QR filled a value OCR did not find (qr.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {"value": self.value, "status": self.status,
                 "confidence": None if self.confidence is None else round(self.confidence, 4),
                 "box": list(self.box) if self.box is not None else None, "page": self.page,
-                "flags": list(self.flags), "reason": self.reason, "raw": self.raw}
+                "flags": list(self.flags), "reason": self.reason, "raw": self.raw,
+                "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class ExtractedFields:
     paper_guessed: bool = False
     # set when the caller named a paper type the catalogue does not know
     paper_problem: str | None = None
+    # QR codes and barcodes on the pages (qr.QrReading), once qr.cross_check ran
+    qr: tuple[Any, ...] = ()
 
     @property
     def values(self) -> dict[str, str]:
@@ -123,6 +127,7 @@ class ExtractedFields:
             "paper_type": self.paper_type, "paper_guessed": self.paper_guessed,
             "paper_problem": self.paper_problem,
             "fields": {n: f.as_dict() for n, f in self.fields.items()},
+            "qr": [r.as_dict() for r in self.qr],
         }
 
 

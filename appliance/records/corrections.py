@@ -306,11 +306,14 @@ def derive_fields(conn: sqlite3.Connection, paper_id: int, paper_type: str | Non
     by `paper_type` (None: guessed from the title). Officer corrections and QR values
     in `keep` (an earlier fields dict) stay where the new type still has the field and
     the value still passes its validator."""
+    from appliance.extraction import qr
     from appliance.extraction.fields import extract_pages
 
     rows = page_store.paper_pages(conn, paper_id)
     extracted = extract_pages([r.text.lines if r.text is not None else () for r in rows],
                               paper_type=paper_type, catalogue=catalogue)
+    # the codes read at scan time check the fields of the new type too
+    extracted = qr.cross_check(extracted, qr.readings_of(keep or {}), catalogue)
     fields: dict[str, Any] = extracted.as_dict()
     for entry in fields.get("fields", {}).values():
         entry.setdefault("source", SOURCE_OCR)
@@ -332,9 +335,6 @@ def derive_fields(conn: sqlite3.Connection, paper_id: int, paper_type: str | Non
             if new.get("status") in (v.VALID, v.UNCERTAIN):
                 continue  # OCR reads it now; the QR only filled a gap
         _set_field(fields, name, entry)
-    for key in ("qr",):
-        if key in (keep or {}):
-            fields[key] = (keep or {})[key]
     return fields
 
 

@@ -131,11 +131,22 @@ def read_page(engine: Engine, image: Image.Image) -> PageText | None:
 
 
 # -- step 4: extract ------------------------------------------------------------------
-def extract_fields(texts: list[PageText]) -> dict[str, object]:
+def extract_fields(texts: list[PageText],
+                   images: list[Image.Image] | None = None) -> dict[str, object]:
     """Fields of the paper from all its pages' lines with their boxes, so labels and
     values are matched by position (two columns on one row, a value under its label).
-    Each line's least sure character flags doubtful values."""
-    return extract_pages([text.lines for text in texts]).as_dict()
+    Each line's least sure character flags doubtful values. The QR codes and barcodes
+    on the page images are read too, and a CCCD QR cross-checks the fields; stored
+    with them ("qr")."""
+    result = extract_pages([text.lines for text in texts])
+    if images:
+        from appliance.extraction import qr
+
+        try:
+            result = qr.apply(result, images)
+        except Exception as e:  # noqa: BLE001 - an unreadable code must not lose the scan
+            log.error("QR codes not read on a paper: %s", e)
+    return result.as_dict()
 
 
 # -- step 5: assemble -----------------------------------------------------------------
@@ -164,7 +175,7 @@ def finish_paper(tools: Tools, paper_id: int, title: str, progress: Progress) ->
             pages.set_page_text(tools.conn, row.id, text)
         texts.append(text)
     progress(JobStep.ASSEMBLING, paper_id, pages=len(rows))
-    fields = extract_fields(texts)
+    fields = extract_fields(texts, images)
     pdf = assemble(tools, images, rows[0].dpi, title)
     pages.store_paper_pdf(tools.conn, tools.files, paper_id, pdf, fields)
 
