@@ -26,6 +26,15 @@ class JobState(StrEnum):
     FAILED = "failed"
 
 
+class JobKind(StrEnum):
+    """What a job asks of the worker: a citizen's scan, or a technician's look at the
+    scanners (worker/test_scan.py), which only the worker may open."""
+
+    SCAN = "scan"
+    SCANNER_LIST = "scanner_list"
+    SCANNER_TEST = "scanner_test"
+
+
 class JobStep(StrEnum):
     """Where a running job is, in its progress; the kiosk translates `job.<step>`."""
 

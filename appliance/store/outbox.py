@@ -306,3 +306,17 @@ def dead_letter_counts(conn: sqlite3.Connection) -> dict[str, int]:
         name = row["key"][len(DEAD_LETTER_STATE_KEY) + 1:] or "total"
         out[name] = int(row["value"]) if row["value"].isdigit() else 0
     return out
+
+
+def inspect(conn: sqlite3.Connection, limit: int = 20) -> dict[str, Any]:
+    """What a technician looks at when "nothing arrives at the central office": the
+    oldest records still waiting (with their tries and next attempt) and the most
+    recent messages the sync service set aside, with their reasons."""
+    waiting = [dict(row) for row in conn.execute(
+        "SELECT record_id, state, attempts, created_at, last_attempt_at, next_attempt_at "
+        "FROM outbox WHERE state!=? ORDER BY created_at, id LIMIT ?",
+        (OutboxState.DELIVERED.value, limit))]
+    dead = [dict(row) for row in conn.execute(
+        "SELECT id, at, kind, topic, reason, size FROM sync_dead_letters "
+        "ORDER BY id DESC LIMIT ?", (limit,))]
+    return {"waiting": waiting, "dead_letters": dead}

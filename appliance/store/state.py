@@ -26,6 +26,9 @@ class StateKey(StrEnum):
     SYNC = "sync.state"
     SYNC_ERROR = "sync.last_error"
     WORKER_HEARTBEAT = "worker.heartbeat"  # Unix seconds of the worker's last sign of life
+    # The scanner a technician chose on the panel, as a ScannerIdentity string (it
+    # survives a replug); empty: scanner.device from the configuration.
+    SCANNER_CHOSEN = "scanner.chosen"
 
 
 class ScannerState(StrEnum):
@@ -94,3 +97,13 @@ def heartbeat(conn: sqlite3.Connection) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+def chosen_scanner(conn: sqlite3.Connection) -> str:
+    """The identity the technician chose, or '' (then the configured device is used)."""
+    return read(conn, StateKey.SCANNER_CHOSEN) or ""
+
+
+def choose_scanner(conn: sqlite3.Connection, identity: str) -> None:
+    """Remember the scanner the worker opens from now on ('' forgets the choice)."""
+    set_state(conn, StateKey.SCANNER_CHOSEN, identity)

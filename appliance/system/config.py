@@ -376,6 +376,46 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     return from_mapping(data)
 
 
+def problems(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Every problem of a configuration file as (key, message), for the technician
+    panel: `load` stops at the first bad key, a technician fixing a file wants them all.
+
+    Each key is checked on its own (unknown key, wrong type), then, when every key
+    is well-formed, the rules between keys (`validate`). An unreadable or non-TOML
+    file is one problem with the key ''.
+    """
+    target = Path(path)
+    try:
+        data = tomllib.loads(target.read_text(encoding="utf-8"))
+    except OSError as e:
+        return [("", f"{target}: {e.strerror or e}")]
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        return [("", f"{target}: not valid TOML: {e}")]
+    found: list[tuple[str, str]] = []
+    hints = get_type_hints(Config)
+    for name, raw in data.items():
+        if name in hints and isinstance(raw, dict):
+            checks = [(hints[name], {key: value}, name) for key, value in raw.items()]
+        else:
+            checks = [(Config, {name: raw}, "")]
+        for cls, part, where in checks:
+            try:
+                _build(cls, part, where)
+            except ConfigError as e:
+                found.append(_by_key(e))
+    if not found:
+        try:
+            from_mapping(data)
+        except ConfigError as e:
+            found.append(_by_key(e))
+    return found
+
+
+def _by_key(error: ConfigError) -> tuple[str, str]:
+    key, sep, rest = str(error).partition(": ")
+    return (key, rest) if sep and " " not in key else ("", str(error))
+
+
 def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
     """Return a copy with some keys of some sections replaced (used by tests and the demo)."""
     changed = {name: replace(getattr(config, name), **values) for name, values in sections.items()}

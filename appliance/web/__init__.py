@@ -109,6 +109,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(officer.bp)
     app.register_blueprint(technician.bp)
+    app.register_blueprint(technician.api_bp)  # /api/technician: the panel's JSON
     app.register_blueprint(staff.bp)
     errors.register_app(app)
 

@@ -40,7 +40,11 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "officer": [{"officerPin": []}, {"officerSession": []}],
     "staff": [{"officerPin": []}, {"officerSession": []}, {"technicianPin": []},
               {"technicianSession": []}],
+    # /api/technician: the technician PIN or session; while no technician PIN is
+    # configured, the officer's credentials open it (auth.is_technician).
+    "technician": [{"technicianPin": []}, {"technicianSession": []}],
 }
+TECHNICIAN_PREFIX = "/api/technician/"
 SECURITY_SCHEMES: dict[str, Any] = {
     "officerPin": {
         "type": "apiKey", "in": "header", "name": "X-Officer-PIN",
@@ -106,8 +110,151 @@ def _file(media: str) -> dict[str, Any]:
 def spec(access: dict[tuple[str, str], Any] | None = None) -> dict[str, Any]:
     """The document; `access` maps (path, method) to the route's declared access."""
     doc = _document()
-    _secure(doc["paths"], {k: str(v) for k, v in (access or {}).items()})
+    doc["paths"].update(technician_paths())
+    levels = {k: str(v) for k, v in (access or {}).items()}
+    for path, ops in doc["paths"].items():
+        if path.startswith(TECHNICIAN_PREFIX):
+            levels.update({(path, method): "technician" for method in ops})
+    _secure(doc["paths"], levels)
     return doc
+
+
+def _op(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"operationId": op_id, "tags": ["technician"], "summary": summary,
+            "responses": responses, **more}
+
+
+def technician_paths() -> dict[str, Any]:
+    """The technician panel's JSON (appliance/web/technician.py)."""
+    step = {"type": "object", "required": ["step", "seconds"], "properties": {
+        "step": {"type": "string", "description": "start SANE, open, capabilities, "
+                                                   "page N, thumbnail, close …"},
+        "seconds": {"type": "number"},
+        "error": {"type": "string", "description": "the scanner's message key"},
+        "error_text": {"type": "string"}, "message": {"type": "string"}},
+        "additionalProperties": True}
+    device = {"type": "object", "properties": {
+        "name": {"type": "string"}, "backend": {"type": "string"},
+        "vendor": {"type": "string"}, "model": {"type": "string"},
+        "type": {"type": "string"}, "serial": {"type": "string"},
+        "identity": {"type": "string", "description": "stable identity (scanner:…)"},
+        "in_use": {"type": "boolean"}}}
+    job = {"type": "object", "required": ["id", "kind", "state", "steps"], "properties": {
+        "id": {"type": "integer"},
+        "kind": {"type": "string", "enum": ["scanner_list", "scanner_test"]},
+        "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "steps": {"type": "array", "items": step},
+        "result": {"type": "object", "properties": {
+            "devices": {"type": "array", "items": device},
+            "chosen": {"type": "string"}, "identity": {"type": "string"},
+            "name": {"type": "string"}, "label": {"type": "string"},
+            "pages": {"type": "integer"}, "capabilities": {"type": "object"}}},
+        "thumbnail_url": {"type": "string", "nullable": True},
+        "error_key": {"type": "string", "nullable": True},
+        "message": {"type": "string"}, "stalled": {"type": "boolean"}}}
+    queued = _json({"type": "object", "required": ["job_id"],
+                    "properties": {"job_id": {"type": "integer"}}}, "queued for the worker")
+    no_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object"}}}}
+    t = TECHNICIAN_PREFIX
+    return {
+        f"{t}status": {"get": _op("technicianStatus", "the status figures, translated",
+                                  {"200": _json({"type": "object", "properties": {
+                                      "rows": {"type": "array", "items": {
+                                          "type": "object", "properties": {
+                                              "key": {"type": "string"},
+                                              "label": {"type": "string"},
+                                              "value": {"type": "string"}}}},
+                                      "raw": {"$ref": "#/components/schemas/Status"}}},
+                                      "status")}, parameters=[LANG_PARAM])},
+        f"{t}scanners/search": {"post": _op(
+            "technicianSearchScanners", "ask the worker to list every scanner SANE finds",
+            {"202": queued, **_errors(400)}, requestBody=no_body)},
+        f"{t}scanners/test": {"post": _op(
+            "technicianTestScan", "ask the worker for a timed test scan (one batch)",
+            {"202": queued, **_errors(400)},
+            requestBody=_body({"type": "object", "properties": {
+                "device": {"type": "string", "maxLength": 500, "description":
+                           "SANE name or identity; empty: the scanner in use"},
+                "source": {"type": "string", "enum": ["flatbed", "adf", "duplex"]}}},
+                required=False))},
+        f"{t}scanners/choose": {"post": _op(
+            "technicianChooseScanner", "remember the scanner the worker opens, by its "
+                                       "stable identity ('' forgets the choice)",
+            {"200": _json({"type": "object", "properties": {"chosen": {"type": "string"}}},
+                          "chosen"), **_errors(400)},
+            requestBody=_body({"type": "object", "required": ["identity"], "properties": {
+                "identity": {"type": "string", "maxLength": 500,
+                             "pattern": "^(scanner:.*)?$"}}}))},
+        f"{t}jobs/{{job_id}}": {"get": _op(
+            "technicianJob", "a scanner list or test scan job: steps, result, message",
+            {"200": _json(job, "the job"), **_errors(404)},
+            parameters=[_id_param("job_id"), LANG_PARAM])},
+        f"{t}jobs/{{job_id}}/thumbnail": {"get": _op(
+            "technicianJobThumbnail", "the test scan's first page, small",
+            _file("image/jpeg"), parameters=[_id_param("job_id")])},
+        f"{t}broker/test": {"post": _op(
+            "technicianTestBroker", "connect once to the configured broker",
+            {"200": _json({"type": "object", "required": ["ok", "key", "message"],
+                           "properties": {
+                               "ok": {"type": "boolean"}, "host": {"type": "string"},
+                               "port": {"type": "integer"}, "tls": {"type": "boolean"},
+                               "seconds": {"type": "number"}, "ms": {"type": "number"},
+                               "key": {"type": "string", "description": "sync.probe.*"},
+                               "detail": {"type": "string"},
+                               "message": {"type": "string"}}}, "the probe's answer"),
+             **_errors(400)}, requestBody=no_body, parameters=[LANG_PARAM])},
+        f"{t}models": {"get": _op(
+            "technicianModels", "the OCR models of the manifest, hashed on request",
+            {"200": _json({"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "role": {"type": "string"},
+                "variant": {"type": "string"}, "file": {"type": "string"},
+                "sha256": {"type": "string"}, "actual_sha256": {"type": "string"},
+                "check": {"type": "string",
+                          "enum": ["not_checked", "ok", "missing", "mismatch"]},
+                "check_text": {"type": "string"}}}}, "models"), **_errors(400)},
+            parameters=[{"name": "verify", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["true", "false"]}}])},
+        f"{t}versions": {"get": _op(
+            "technicianVersions", "Python, packages and SANE backends",
+            {"200": _json({"type": "object", "additionalProperties": {"type": "string"}},
+                          "versions")})},
+        f"{t}journal": {"get": _op(
+            "technicianJournal", "the tail of the appliance-* units' journal",
+            {"200": _json({"type": "object", "properties": {
+                "available": {"type": "boolean"}, "message": {"type": "string"},
+                "entries": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": {"type": "number"}, "time": {"type": "string"},
+                    "unit": {"type": "string"}, "priority": {"type": "integer"},
+                    "message": {"type": "string"}}}}}}, "journal lines"),
+             **_errors(400)},
+            parameters=[{"name": "lines", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        LANG_PARAM])},
+        f"{t}queue": {"get": _op(
+            "technicianQueue", "outbox counts by state, oldest waiting, dead letters",
+            {"200": _json({"type": "object", "properties": {
+                "counts": {"type": "object", "properties": {
+                    "pending": {"type": "integer"}, "sending": {"type": "integer"},
+                    "delivered": {"type": "integer"}}},
+                "oldest_age_s": {"type": "number", "nullable": True},
+                "dead_letter_counts": {"type": "object",
+                                       "additionalProperties": {"type": "integer"}},
+                "waiting": {"type": "array", "items": {"type": "object"}},
+                "dead_letters": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": {"type": "number"}, "kind": {"type": "string"},
+                    "topic": {"type": "string"}, "reason": {"type": "string"},
+                    "size": {"type": "integer"}}}}}}, "the queue")})},
+        f"{t}config": {"get": _op(
+            "technicianConfig", "the configuration in effect (secrets hidden) and the "
+                                "file on disk checked key by key",
+            {"200": _json({"type": "object", "properties": {
+                "file": {"type": "string"},
+                "problems": {"type": "array", "items": {"type": "object", "properties": {
+                    "key": {"type": "string"}, "message": {"type": "string"}}}},
+                "settings": {"type": "array", "items": {"type": "object"}}}},
+                "configuration")})},
+    }
 
 
 def _document() -> dict[str, Any]:

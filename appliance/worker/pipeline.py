@@ -26,6 +26,7 @@ from appliance.store import jobs, state
 from appliance.store.errors import DiskFull, StoreError
 from appliance.store.jobs import JobStep
 from appliance.store.state import ScannerState
+from appliance.worker import test_scan
 from appliance.worker.context import Progress, ScannedPaper, ScanRequest, Tools
 from appliance.worker.errors import FailureKey, JobFailed
 
@@ -70,7 +71,10 @@ def scan(tools: Tools, request: ScanRequest, progress: Progress,
             progress(JobStep.SCANNING, paper_id(), page=page.page,
                      **({} if fraction is None else {"percent": round(100 * fraction)}))
 
-    with open_scanner(sc.device, sc.resolution, sc.mode) as scanner:
+    # The scanner the technician chose on the panel (its stable identity), else the
+    # configured one.
+    wanted = state.chosen_scanner(tools.conn) or sc.device
+    with open_scanner(wanted, sc.resolution, sc.mode) as scanner:
         yield from scanner.scan(what, cancel=_CancelFlag(tools, request.job_id),
                                 progress=reading)
 
@@ -204,6 +208,9 @@ def _as_job_failed(e: Exception) -> JobFailed:
 
 def run_job(tools: Tools, job: jobs.Job) -> None:
     """Run one job to done or failed; never raises for a failure of the job itself."""
+    if job.kind in test_scan.KINDS:  # a technician's scanner list or test scan
+        test_scan.run(tools, job)
+        return
     log.info("job %s (%s) started for dossier %s", job.id, job.kind, job.dossier_id)
     progress = tools.progress(job.id)
     try:
