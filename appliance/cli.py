@@ -128,6 +128,9 @@ BENCH_COMMANDS: tuple[Command, ...] = (
             "appliance.bench.ocr:cmd_bench", "appliance.bench.ocr:add_bench_arguments"),
     Command("outbox", "outbox end-to-end vs raw paho publishing on one broker",
             "appliance.cli:cmd_bench_outbox", "appliance.cli:add_bench_outbox_arguments"),
+    Command("memory", "steady-state RSS/PSS of web, worker and sync with a scan in flight",
+            "appliance.bench.memory:cmd_bench_memory",
+            "appliance.bench.memory:add_bench_memory_arguments"),
 )
 
 _P = "appliance.provision.commands"
