@@ -138,7 +138,8 @@ def technician_paths() -> dict[str, Any]:
         "vendor": {"type": "string"}, "model": {"type": "string"},
         "type": {"type": "string"}, "serial": {"type": "string"},
         "identity": {"type": "string", "description": "stable identity (scanner:…)"},
-        "in_use": {"type": "boolean"}}}
+        "in_use": {"type": "boolean", "description": "the one the worker opens now"},
+        "chosen": {"type": "boolean", "description": "the technician's choice"}}}
     job = {"type": "object", "required": ["id", "kind", "state", "steps"], "properties": {
         "id": {"type": "integer"},
         "kind": {"type": "string", "enum": ["scanner_list", "scanner_test"]},
@@ -181,8 +182,10 @@ def technician_paths() -> dict[str, Any]:
         f"{t}scanners/choose": {"post": _op(
             "technicianChooseScanner", "remember the scanner the worker opens, by its "
                                        "stable identity ('' forgets the choice)",
-            {"200": _json({"type": "object", "properties": {"chosen": {"type": "string"}}},
-                          "chosen"), **_errors(400)},
+            {"200": _json({"type": "object", "properties": {
+                "chosen": {"type": "string"},
+                "label": {"type": "string", "description": "vendor, model (serial)"}}},
+                "chosen"), **_errors(400)},
             requestBody=_body({"type": "object", "required": ["identity"], "properties": {
                 "identity": {"type": "string", "maxLength": 500,
                              "pattern": "^(scanner:.*)?$"}}}))},

@@ -33,6 +33,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
@@ -149,6 +150,7 @@ def index() -> str:
                            versions=_versions(), settings=_settings(),
                            config_file=str(_config_path()), problems=_problems(),
                            chosen=state.chosen_scanner(conn),
+                           chosen_label=identity_label(state.chosen_scanner(conn)),
                            configured_device=config.scanner.device,
                            broker=f"{config.mqtt.host}:{config.mqtt.port}"
                            if config.mqtt.host else "",
@@ -202,6 +204,17 @@ def _settings() -> list[tuple[str, list[tuple[str, str]]]]:
             items.append((key, str(shown)))
         sections.append((section, items))
     return sections
+
+
+def identity_label(identity: str) -> str:
+    """`scanner:vendor=…&model=…&serial=…` as a person reads it ("eSCL BHXH Demo
+    Scanner, serial X"); read here without the scanner package, which the web must not
+    import."""
+    if not identity.startswith("scanner:"):
+        return identity
+    fields = dict(parse_qsl(identity[len("scanner:"):]))
+    label = " ".join(p for p in (fields.get("vendor", ""), fields.get("model", "")) if p)
+    return label + (f" ({fields['serial']})" if fields.get("serial") else "")
 
 
 def _config_path() -> Path:
@@ -430,7 +443,7 @@ def choose_scanner() -> Response:
             identity and not identity.startswith("scanner:")):
         raise WebError("error.bad_request", 400)
     state.choose_scanner(get_db(), identity)
-    return jsonify({"chosen": identity})
+    return jsonify({"chosen": identity, "label": identity_label(identity)})
 
 
 @api_bp.get("/jobs/<int:job_id>")

@@ -93,14 +93,18 @@ def list_scanners(tools: Tools, steps: Any, result: dict[str, Any]) -> None:
             in_use = device.resolve_device(wanted, found).name
         except ScannerError as e:  # the chosen one is absent: none is marked
             log.info("scanner in use %r not listed: %s", wanted, e)
+    picked: str | None = None  # the device the technician's choice names, if listed
+    if chosen and ScannerIdentity.looks_like(chosen):
+        identity = ScannerIdentity.from_string(chosen)
+        result["chosen_label"] = _label(identity)
+        match = identity.find(found)
+        picked = match.name if match is not None else None
     result["devices"] = [
         {"name": d.name, "backend": d.backend, "vendor": d.vendor, "model": d.model,
          "type": d.type, "serial": d.serial, "identity": d.identity.to_string(),
-         "in_use": d.name == in_use}
+         "in_use": d.name == in_use, "chosen": d.name == picked}
         for d in found]
     result["chosen"] = chosen
-    if chosen and ScannerIdentity.looks_like(chosen):
-        result["chosen_label"] = _label(ScannerIdentity.from_string(chosen))
 
 
 def _label(identity: Any) -> str:

@@ -257,7 +257,10 @@ def test_scanner_routes_queue_jobs_and_refuse_bad_input_without_a_trace(tech, co
                     headers=TECH).status_code == 404
     identity = "scanner:vendor=BHXH&model=Demo"
     r = tech.post("/api/technician/scanners/choose", headers=TECH, json={"identity": identity})
-    assert r.get_json() == {"chosen": identity} and state.chosen_scanner(conn) == identity
+    assert r.get_json() == {"chosen": identity, "label": "BHXH Demo"}
+    assert state.chosen_scanner(conn) == identity
+    page = tech.get("/technician", headers=TECH).get_data(as_text=True)
+    assert '<strong id="chosen" title="scanner:vendor=BHXH&amp;model=Demo">BHXH Demo<' in page
     # a citizen's scan job is not the technician's to read
     dossier_id = dossiers.create(conn, Config(), "khac")
     scan_job = jobs.enqueue(conn, "scan", dossier_id, {"source": "adf"})

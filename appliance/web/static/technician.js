@@ -113,7 +113,7 @@
       name.className = "mono";
       name.textContent = d.name;
       var act = document.createElement("td");
-      if (d.in_use) {
+      if (d.chosen) {
         var tag = document.createElement("strong");
         tag.textContent = text("txt-in-use");
         act.appendChild(tag);
@@ -179,7 +179,8 @@
   function chooseScanner(identity, button) {
     busy(button, true);
     request("POST", "/scanners/choose", { identity: identity }).then(function (data) {
-      $("chosen").textContent = data.chosen;
+      $("chosen").textContent = data.label;
+      $("chosen").title = data.chosen;
       startJob("/scanners/search", {});
     }).catch(function (e) { busy(button, false); show(jobBox, e.message, "error"); });
   }

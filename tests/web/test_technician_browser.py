@@ -1,0 +1,202 @@
+"""The technician panel in Debian's Chromium against the real processes.
+
+The eSCL emulator (`appliance demo-scanner`, through sane-airscan), the worker (the
+only process that opens the scanner; OCR off, it is not what is tested here), the web
+server under gunicorn and a real mosquitto run as separate processes, each stopped by
+its PID. The technician signs in on the keypad with the technician PIN, finds the
+scanner, chooses it, runs a test scan and sees the page and the timed steps; tests
+the broker (connected, then a closed port with the next step); every screen is
+checked at 800x480 and 1920x1080 for 48 px targets and with axe-core, and saved as a
+screenshot (WEB_SCREENSHOT_DIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from appliance.scanner.sane_env import write_sane_config
+from appliance.store import state
+from appliance.store.db import connect
+from appliance.system import config as config_mod
+from tests.helpers.mosquitto import MosquittoProcess, start_mosquitto
+from tests.helpers.processes import Processes, free_port, http, wait_for
+from tests.web.test_web_browser import CHROMIUM
+from tests.web.test_web_faces import (
+    LARGE,
+    SMALL,
+    assert_accessible,
+    assert_touch_targets,
+    new_page,
+    shot,
+)
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
+    pytest.mark.timeout(240),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+TECH_PIN = "424242"
+OFFICER_PIN = "171717"
+
+
+@dataclass
+class Rig:
+    base: str
+    config: config_mod.Config
+    procs: Processes
+    broker: MosquittoProcess
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp("tech")
+    web_port, scanner_port = free_port(), free_port()
+    broker = start_mosquitto(tmp / "broker")
+    sane_dir = tmp / "sane"
+    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
+    config = config_mod.with_overrides(
+        config_mod.Config(),
+        paths={"data_dir": str(tmp / "device")},
+        web={"bind": f"127.0.0.1:{web_port}", "technician_pin": TECH_PIN,
+             "officer_pin": OFFICER_PIN},
+        scanner={"sane_config_dir": str(sane_dir)},
+        ocr={"enabled": False},
+        mqtt={"host": "127.0.0.1", "port": broker.port},
+    )
+    config_file = tmp / "appliance.toml"
+    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    logs = tmp / "logs"
+    logs.mkdir()
+    env = dict(os.environ, APPLIANCE_CONFIG=str(config_file), PYTHONUNBUFFERED="1")
+    env.pop("NOTIFY_SOCKET", None)
+    procs = Processes(logs, env)
+    try:
+        procs.start("demo-scanner", "demo-scanner", "--port", str(scanner_port),
+                    "--adf-pages", "2")
+        procs.start("web", "web")
+        procs.start("worker", "worker")
+        base = f"http://127.0.0.1:{web_port}"
+        wait_for(lambda: http("GET", f"{base}/api/health")[0] == 200, 60, "the web server")
+        yield Rig(base, config, procs, broker)
+    except BaseException:
+        print(procs.logs())
+        raise
+    finally:
+        procs.stop_all()
+        broker.stop()
+
+
+def expect(locator):
+    return sync_api.expect(locator)
+
+
+def sign_in(page, rig: Rig) -> None:
+    page.goto(f"{rig.base}/technician")
+    page.wait_for_url("**/staff/login**")
+    page.locator("#pin").fill(TECH_PIN)
+    page.locator("#pin-submit").click()
+    page.wait_for_url("**/technician")
+
+
+def wait_image(page, selector: str) -> None:
+    for _ in range(100):
+        if page.evaluate("(s) => { const i = document.querySelector(s); "
+                         "return !!i && i.complete && i.naturalWidth > 0; }", selector):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{selector} did not load")
+
+
+def check(page, name: str, tmp_path: Path) -> None:
+    assert_touch_targets(page)
+    assert_accessible(page)
+    shot(page, name, tmp_path)
+
+
+def tech_api(rig: Rig, method: str, path: str, body: dict | None = None) -> dict:
+    req = urllib.request.Request(f"{rig.base}/api/technician{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"X-Technician-PIN": TECH_PIN,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_technician_finds_chooses_and_test_scans_the_scanner(browser, rig, tmp_path):
+    context, page = new_page(browser, SMALL)
+    try:
+        sign_in(page, rig)
+        expect(page.locator("h1")).to_have_text("Tình trạng thiết bị")
+        check(page, "technician-status-800x480", tmp_path)
+        page.locator("#scanner-search").click()
+        row = page.locator("#scanner-list tbody tr")
+        expect(row).to_have_count(1, timeout=60000)
+        expect(row).to_contain_text("BHXH Demo Scanner")
+        row.locator("button.choose").click()
+        expect(page.locator("#chosen")).to_have_text("eSCL BHXH Demo Scanner", timeout=20000)
+        expect(row.locator("strong")).to_have_text("Đang dùng", timeout=60000)
+        conn = connect(rig.config.paths.database)
+        try:
+            chosen = state.chosen_scanner(conn)
+        finally:
+            conn.close()
+        assert chosen.startswith("scanner:") and "BHXH" in chosen, chosen
+        page.locator("#scanner-test").click()
+        expect(page.locator("#scanner-thumb-box")).to_be_visible(timeout=120000)
+        wait_image(page, "#scanner-thumb")
+        expect(page.locator("#scanner-job")).to_have_text("Quét thử thành công.")
+        steps = page.locator("#scanner-steps tbody tr td:first-child").all_inner_texts()
+        assert steps[:3] == ["open", "capabilities", "page 1"] and steps[-1] == "close", steps
+        ms = page.locator("#scanner-steps tbody tr td:nth-child(2)").all_inner_texts()
+        assert all(float(v) >= 0 for v in ms) and float(ms[2]) > 0, ms
+        page.locator("#scanner-thumb").scroll_into_view_if_needed()
+        check(page, "technician-test-scan-800x480", tmp_path)
+    finally:
+        context.close()
+
+
+def test_a_failed_test_scan_says_what_the_kiosk_would_say(rig):
+    job = tech_api(rig, "POST", "/scanners/test",
+                   {"device": "scanner:vendor=Nobody&model=Nothing", "source": "flatbed"})
+
+    def ended() -> dict | None:
+        found = tech_api(rig, "GET", f"/jobs/{job['job_id']}")
+        return found if found["state"] in ("done", "failed") else None
+
+    found = wait_for(ended, 60, "the failed test scan")
+    assert found["state"] == "failed" and found["error_key"] == "scanner.not_found", found
+    assert found["message"].startswith("Không tìm thấy máy quét")
+    assert found["steps"][-1]["step"] == "open" and found["steps"][-1]["error_text"]
+    # the kiosk's own scanner was not the one at fault: it stays ready
+    assert tech_api(rig, "GET", "/status")["raw"]["scanner_state"] == "ready"
+
+
+def test_broker_test_connected_then_a_closed_port(browser, rig, tmp_path):
+    context, page = new_page(browser, LARGE)
+    try:
+        sign_in(page, rig)
+        page.locator("#broker-test").click()
+        result = page.locator("#broker-result")
+        expect(result).to_contain_text(f"Đã kết nối tới máy chủ 127.0.0.1:{rig.broker.port}")
+        expect(result).to_have_class("notice notice-ok")
+        check(page, "technician-broker-1920x1080", tmp_path)
+        rig.broker.stop()
+        page.locator("#broker-test").click()
+        expect(result).to_contain_text("từ chối kết nối")
+        expect(result).to_contain_text("Bước tiếp")
+        expect(result).to_have_class("notice notice-error")
+        page.locator("a[data-lang=en]").click()
+        page.locator("#broker-test").click()
+        expect(page.locator("#broker-result")).to_contain_text("refused the connection")
+        page.locator("#sec-journal").scroll_into_view_if_needed()
+        check(page, "technician-journal-1920x1080", tmp_path)
+    finally:
+        context.close()
