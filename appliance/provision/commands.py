@@ -313,51 +313,20 @@ def _models(args: argparse.Namespace, ctx: Context) -> Check:
                                        "match their sha256")
 
 
-def connect_broker(config: Config, timeout: float) -> str:
-    """One clean MQTT v5 connection with the configured TLS files; the broker's answer.
-
-    A clean session that expires at once: the probe must leave nothing on the broker
-    that the device's real (persistent) session could collide with.
-    """
-    import paho.mqtt.client as mqtt
-
-    from appliance.sync.client import close, make_client
-    from appliance.sync.errors import BrokerUnavailable
-
-    m = config.mqtt
-    try:
-        client = make_client(m, f"{config.device.id}-provision-{os.getpid()}")
-    except BrokerUnavailable as e:
-        raise ProvisionError(str(e)) from e
-    answer: list[str] = []
-
-    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
-        answer.append(str(reason))
-
-    client.on_connect = on_connect
-    try:
-        client.connect(m.host, m.port, keepalive=max(5, int(timeout) + 5), clean_start=True)
-    except (OSError, ValueError) as e:
-        close(client)
-        hint = (" (the broker refused this device's certificate, or the CA does not "
-                "match the broker's)") if m.tls and "SSL" in type(e).__name__.upper() else ""
-        raise ProvisionError(f"cannot connect to {m.host}:{m.port}: {e}{hint}") from e
-    deadline = time.monotonic() + timeout
-    try:
-        while not answer:
-            rc = client.loop(timeout=0.1)
-            if rc != mqtt.MQTT_ERR_SUCCESS and not answer:
-                raise ProvisionError(
-                    f"{m.host}:{m.port} closed the connection before answering"
-                    + (" (TLS client certificate refused?)" if m.tls else "")
-                    + f": {mqtt.error_string(rc)}")
-            if time.monotonic() > deadline:
-                raise ProvisionError(f"no answer from {m.host}:{m.port} in {timeout:.0f} s")
-    finally:
-        close(client)
-    if answer[0] != "Success":
-        raise ProvisionError(f"{m.host}:{m.port} refused the connection: {answer[0]}")
-    return answer[0]
+# What a technician does next for each way the broker test can fail (sync/probe.py
+# names them; the technician panel shows the same in Vietnamese).
+PROBE_NEXT = {
+    "sync.probe.no_broker": "give --host HOST --port PORT",
+    "sync.probe.dns": "check the broker's name (--host) and the office's DNS",
+    "sync.probe.refused": "check --port and ask the central office whether its broker runs",
+    "sync.probe.timeout": "check the Internet link, the firewall and --host",
+    "sync.probe.tls_files": "reinstall the certificate (`appliance provision install-cert`)",
+    "sync.probe.tls": "the broker refused this device's certificate, or its CA does not "
+                      "match: check the CA, the certificate and the clock (`date -u`)",
+    "sync.probe.not_authorised": "ask the central office to allow this device (its CN)",
+    "sync.probe.broker_refused": "ask the central office to check its broker",
+    "sync.probe.network": "check the network cable or Wi-Fi and try again",
+}
 
 
 def _broker(args: argparse.Namespace, ctx: Context) -> Check:
@@ -367,16 +336,22 @@ def _broker(args: argparse.Namespace, ctx: Context) -> Check:
     if args.port:
         values[("mqtt", "port")] = args.port
     config = ctx.set_config(values) if values else ctx.config()
-    if not config.mqtt.host:
-        raise ProvisionError("no broker configured: give --host HOST --port PORT")
-    connect_broker(config, config.health.broker_timeout_seconds)
+    from appliance.sync.probe import probe
+
     m = config.mqtt
+    found = probe(m, f"{config.device.id}-provision", config.health.broker_timeout_seconds)
+    if not found.ok:
+        what = found.key.rsplit(".", 1)[-1].replace("_", " ")
+        return Check("broker", Verdict.FAIL,
+                     f"{m.host or '(no host)'}:{m.port}: {what}: {found.detail}",
+                     PROBE_NEXT.get(found.key, "run `appliance doctor`"))
     if not (m.tls and m.cert_file):
         return Check("broker", Verdict.WARN, f"{m.host}:{m.port} accepted a connection "
                                              "without a client certificate",
                      "install the certificate (`appliance provision install-cert`)")
     return Check("broker", Verdict.OK,
-                 f"{m.host}:{m.port} accepted this device's certificate (mutual TLS)")
+                 f"{m.host}:{m.port} accepted this device's certificate (mutual TLS) in "
+                 f"{found.seconds * 1000:.0f} ms")
 
 
 # --- officers ----------------------------------------------------------------------

@@ -247,11 +247,18 @@ def test_provisioning_ends_in_a_mutual_tls_connection(root, tmp_path, brokers):
         Path(config.mqtt.key_file).parent).private_numbers()
 
     rc, out = root.run("broker", "--host", "127.0.0.1", "--port", "1")
-    assert rc == 1 and "cannot connect" in out
+    assert rc == 1 and "127.0.0.1:1: refused" in out and "-> check --port" in out
     broker = brokers.start(tls=server_files(ca, tmp_path / "ca"))
     rc, out = root.run("broker", "--host", "127.0.0.1", "--port", str(broker.port))
     assert rc == 0 and "mutual TLS" in out, out + broker.log()
     assert root.run("broker")[0] == 0  # re-run from the saved host and port
+    # A broker that trusts another CA for its clients refuses this device, and says so.
+    other = make_ca(tmp_path / "other-ca", "another office's CA")
+    files = server_files(ca, tmp_path / "ca")
+    strict = brokers.start(tls=TlsFiles(other.path, files.cert_file, files.key_file))
+    rc, out = root.run("broker", "--port", str(strict.port))
+    assert rc == 1 and "tls" in out and "refused this device's certificate" in out, out
+    assert root.run("broker", "--port", str(broker.port))[0] == 0
     assert DEVICE in broker.log()  # the broker saw this device's certificate
 
     rc, out = root.run("models")
