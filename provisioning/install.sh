@@ -9,6 +9,17 @@
 #       key, SANE folder), udev rule, kiosk policy, systemd units enabled and
 #       started; run again from a newer checkout to upgrade (see README "Upgrade").
 #
+# After `install`, the device is provisioned offline with `appliance provision`, one
+# re-runnable step at a time (README "Provisioning"):
+#   appliance provision identity --agency 000.00.12.H42 --device kiosk-01
+#   appliance provision key                 # key made here (0600), CSR in /etc/appliance/tls
+#   appliance provision install-cert device.crt --ca ca.crt   # what the CA signed
+#   appliance provision scanner; appliance provision models
+#   appliance provision broker --host mqtt.example --port 8883
+#   appliance provision officer add "NAME"  # once per officer, asks for the PIN
+#   appliance provision report              # every step's verdict and the next step
+#   appliance provision renew               # before expiry: new key + CSR, then install-cert
+#
 # Idempotent: a second run only re-checks. Needs root for apt-get (or sudo).
 set -euo pipefail
 
@@ -104,7 +115,7 @@ case "$mode" in
       # shellcheck source=provisioning/system-install.sh
       . provisioning/system-install.sh
       install_system "$repo"
-      echo "==> installed"
+      echo "==> installed; next: \`appliance provision report\` lists the provisioning steps"
     fi ;;
   run)
     echo "==> starting the appliance"
