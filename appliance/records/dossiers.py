@@ -276,7 +276,8 @@ def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer:
         trail = [e.as_dict() for e in audit.entries(conn, dossier_id)]
         record = signing.encode(signing.record_body(
             dossier, record_id=record_id, device=config.device, result_codes=result_codes,
-            officer=officer, signed_at=at, audit=trail))
+            officer=officer, signed_at=at, audit=trail,
+            documents={i.paper_id: i.document for i in issued if i.document is not None}))
         conn.execute(
             "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -3,7 +3,8 @@
 For a technician, an auditor or a central office without a link: the signed PDF/A of
 each paper (`<result code>.pdf`), its metadata document (`<result code>.json`,
 result.schema.json) and the signed record body (`record.json`, the exact bytes whose
-sha256 the central office checks). Every file is read through the sealed file store
+sha256 the central office checks; it carries each paper's metadata document too,
+which must equal the stored one). Every file is read through the sealed file store
 (verified against its hash) and checked again before it is written: a PDF whose
 sha256 is not the one its metadata and the record name, or metadata that does not
 follow the schema, stops the export with exit code 1 rather than handing out a copy
@@ -76,6 +77,7 @@ def export_dossier(conn: sqlite3.Connection, files: FileStore, code: str,
     record = dossiers.record_of(conn, dossier.record_id)
     body = json.loads(record.body_json)
     named = {p["result_code"]: p["file"]["sha256"] for p in body.get("papers", [])}
+    travelled = {p["result_code"]: p.get("result") for p in body.get("papers", [])}
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Exported] = []
     for paper in dossier.papers:
@@ -89,6 +91,10 @@ def export_dossier(conn: sqlite3.Connection, files: FileStore, code: str,
         result.validate(document)
         if named.get(paper.result_code) != paper.pdf_sha256:
             raise ExportError(f"paper {paper.result_code}: the record names another PDF")
+        sent = travelled.get(paper.result_code)
+        if sent is not None and sent != document:  # records signed before it travelled
+            raise ExportError(f"paper {paper.result_code}: the metadata in the record "
+                              "differs from the stored metadata document")
         written.append(_write(folder, f"{paper.result_code}.pdf", pdf))
         written.append(_write(folder, f"{paper.result_code}.json", result.encode(document)))
     written.append(_write(folder, RECORD_FILE, record.body_json.encode("utf-8")))

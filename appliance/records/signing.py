@@ -32,19 +32,36 @@ def iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
+def result_digest(document: Mapping[str, Any]) -> str:
+    """sha256 of a metadata document's canonical bytes: those stored beside the signed
+    PDF and written by `appliance record export` as `<result code>.json`."""
+    text = json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def record_body(dossier: Dossier, *, record_id: str, device: DeviceConfig,
                 result_codes: Mapping[int, str], officer: str,
-                signed_at: float, audit: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                signed_at: float, audit: list[dict[str, Any]] | None = None,
+                documents: Mapping[int, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The record of a checked dossier; `result_codes` maps each paper's id to its code.
 
     `audit` is the dossier's audit trail up to and including the sign-off
     (records/audit.py): it travels inside the signed body so the central office holds
     who scanned, viewed and corrected the dossier, each entry with its chain hashes.
+
+    `documents` maps each paper's id to its metadata document (records/result.py,
+    result.schema.json): it travels whole in the paper's "result", with the sha256 of
+    its canonical bytes ("result_sha256"), so the central office keeps the metadata
+    other procedures reuse, exactly as `appliance record export` writes it, without
+    opening the PDF. The PDF itself travels as the paper's "file" (by its sha256).
     """
     papers = []
     for paper in dossier.papers:
         code = result_codes[paper.id]
-        papers.append({
+        document = (documents or {}).get(paper.id)
+        extra: dict[str, Any] = {} if document is None else {
+            "result": dict(document), "result_sha256": result_digest(document)}
+        papers.append({**extra,
             "ordinal": paper.ordinal,
             "result_code": code,
             "title": paper.title,

@@ -9,8 +9,9 @@ from PIL import Image
 
 from appliance.demo.synth import render_form_page
 from appliance.ocr.engine import PageText, TextLine
-from appliance.records import dossiers, signing
+from appliance.records import dossiers, result, signing
 from appliance.records import pages as page_store
+from appliance.store.db import sealer_of
 from appliance.store.files import FileStore
 
 
@@ -88,8 +89,11 @@ def test_sign_off_commits_the_body_record_body_builds(conn, config):
     rebuilt = signing.encode(signing.record_body(
         dossier, record_id=record_id, device=config.device,
         result_codes={p.id: p.result_code or "" for p in dossier.papers},
-        officer="Nguyễn Thị Lan", signed_at=signed_at, audit=body["audit"]))
+        officer="Nguyễn Thị Lan", signed_at=signed_at, audit=body["audit"],
+        documents={p.id: result.load(FileStore(config.paths.files, sealer=sealer_of(conn)),
+                                     p.pdf_sha256 or "")[1] for p in dossier.papers}))
     assert rebuilt == stored_record
+    assert body["papers"][0]["result"]["file"]["sha256"] == dossier.papers[0].pdf_sha256
     assert [e["action"] for e in body["audit"]] == ["scan", "sign"]
     assert body["schema"] == signing.RECORD_SCHEMA
     assert body["papers"][0]["file"]["name"] == f"{dossier.code}.01.pdf"
