@@ -56,3 +56,12 @@ def test_services_stay_within_the_memory_goal(tmp_path):
     assert result["peak_rss_mb"] >= result["total_rss_mb"] > 0
     assert result["total_rss_mb"] <= memory.GOAL_MB, result
     assert out.returncode == 0
+
+
+def test_web_workers_limit_their_malloc_arenas():
+    """The measured gain of web/server.py's arena limit depends on the hook being wired."""
+    from appliance.system.config import Config
+    from appliance.web import server
+
+    assert server.gunicorn_options(Config())["post_fork"] is server._post_fork
+    assert server.limit_malloc_arenas(8)  # glibc takes it (restored to its default cap)
