@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from appliance.imaging import pages as imaging
-from appliance.records import audit, pages
+from appliance.records import audit, dossiers, pages
 from appliance.records.errors import InvalidState, RecordsError, ScanInProgress
 from appliance.store import jobs
 from appliance.store.db import transaction
@@ -75,19 +75,22 @@ def rebuild_paper(conn: sqlite3.Connection, files: FileStore, config: Config,
                   paper_id: int) -> None:
     """The paper's PDF and fields again from the pages it holds now, in their order.
 
-    The same steps the worker ends a scan with (fields from the stored OCR lines, the
-    PDF from the PNG masters), without reading any page again.
+    The same steps the worker ends a scan with (fields from the stored OCR lines with
+    their boxes, page by page, the PDF from the PNG masters), without reading any page
+    again; the codes read at scan time cross-check the fields again
+    (corrections.derive_fields).
     """
-    from appliance.extraction.fields import extract
+    from appliance.records import catalogue, corrections
 
     rows = pages.paper_pages(conn, paper_id)
     if not rows:
         return
-    title = conn.execute("SELECT title FROM papers WHERE id=?", (paper_id,)).fetchone()[0]
+    row = conn.execute("SELECT title, fields_json FROM papers WHERE id=?",
+                       (paper_id,)).fetchone()
+    title = row["title"]
+    old = dossiers.paper_fields(conn, paper_id, row["fields_json"])
+    fields = corrections.derive_fields(conn, paper_id, None, catalogue.default(), keep=old)
     images = [pages.load_image(files, r.sha256) for r in rows]
-    lines = [ln for r in rows if r.text is not None for ln in r.text.lines]
-    sure = [ln.least_sure for ln in lines] if all(ln.char_confidences for ln in lines) else None
-    fields = extract([ln.text for ln in lines], sure).as_dict() if lines else {}
     pdf = imaging.assemble_pdf(images, rows[0].dpi, title=title,
                                author=config.device.agency_name)
     pages.store_paper_pdf(conn, files, paper_id, pdf, fields)
