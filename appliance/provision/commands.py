@@ -80,8 +80,12 @@ class Context:
             raise ProvisionError(f"{self.config_path}: not valid TOML: {e}") from e
         if new != old:
             self.config_path.parent.mkdir(parents=True, exist_ok=True)
-            mode = self.config_path.stat().st_mode & 0o777 if old else 0o640
-            pki.atomic_write(self.config_path, new.encode("utf-8"), mode)
+            if old:  # mode, owner and group kept (root:appliance 0640 when installed)
+                pki.atomic_write(self.config_path, new.encode("utf-8"),
+                                 self.config_path.stat().st_mode & 0o777)
+            else:
+                pki.atomic_write(self.config_path, new.encode("utf-8"), 0o640,
+                                 group=self.owner)
         return config
 
     # --- the report --------------------------------------------------------------
@@ -169,7 +173,9 @@ def _write_csr(ctx: Context, generation: Path, config: Config) -> Path:
 
 def _new_key(ctx: Context, config: Config) -> Path:
     ctx.tls.mkdir(parents=True, exist_ok=True, mode=0o750)
-    generation = pki.new_generation(ctx.tls)
+    if ctx.owner:
+        pki.give_group(ctx.tls, ctx.owner)  # the services read tls/current/…
+    generation = pki.new_generation(ctx.tls, ctx.owner)
     pki.generate_key(generation, ctx.owner)
     _write_csr(ctx, generation, config)
     pki.point(ctx.tls, pki.PENDING, generation)

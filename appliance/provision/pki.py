@@ -42,8 +42,16 @@ CURRENT = "current"
 PENDING = "pending"
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644, owner: str | None = None) -> None:
-    """Write beside the target, fsync, chown/chmod, rename: the file is whole or absent."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, owner: str | None = None,
+                 group: str | None = None) -> None:
+    """Write beside the target, fsync, chown/chmod, rename: the file is whole or absent.
+
+    `owner`: the user (and their group) the file is given to; `group`: only the group
+    (root keeps the file, the service user's group may read it). With neither, a
+    replaced file keeps its owner and group: /etc/appliance/appliance.toml is
+    root:appliance 0640, and a rewrite must not take it from the services.
+    """
+    previous = path.stat() if path.exists() else None
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -53,6 +61,10 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, owner: str | None =
             os.fchmod(f.fileno(), mode)
             if owner:
                 _chown(f.fileno(), owner)
+            elif group:
+                give_group(f.fileno(), group)
+            elif previous is not None and os.geteuid() == 0:
+                os.fchown(f.fileno(), previous.st_uid, previous.st_gid)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -81,6 +93,21 @@ def _chown(fd: int, owner: str) -> None:
         raise ProvisionError(f"cannot give the key to {owner!r}: run as root")
 
 
+def give_group(target: int | Path, owner: str) -> None:
+    """Root keeps `target`; `owner`'s group may read it (a folder: enter it). Only as
+    root, and only when that user exists (tests and a development machine run without)."""
+    if os.geteuid() != 0:
+        return
+    try:
+        gid = pwd.getpwnam(owner).pw_gid
+    except KeyError:
+        return
+    if isinstance(target, int):
+        os.fchown(target, 0, gid)
+    else:
+        os.chown(target, 0, gid)
+
+
 def point(tls_dir: Path, link: str, generation: Path) -> None:
     """Make tls_dir/link name `generation` with one rename (atomic for readers)."""
     tmp = tls_dir / f".{link}.tmp-{os.getpid()}"
@@ -95,10 +122,14 @@ def linked(tls_dir: Path, link: str) -> Path | None:
     return path.resolve() if path.is_symlink() and path.resolve().is_dir() else None
 
 
-def new_generation(tls_dir: Path) -> Path:
+def new_generation(tls_dir: Path, owner: str | None = None) -> Path:
+    """A new generation folder, root:<service group> 0750 (the key inside is the
+    service user's own, 0600)."""
     numbers = [int(p.name[4:]) for p in tls_dir.glob("gen-*") if p.name[4:].isdigit()]
     folder = tls_dir / f"gen-{max(numbers, default=0) + 1:04d}"
     folder.mkdir(mode=0o750)
+    if owner:
+        give_group(folder, owner)
     return folder
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,3 +339,27 @@ def test_renewal_swaps_the_certificate_and_keeps_the_queue(root, tmp_path, broke
     services(run_receiver, central)
     services(run_publisher, central)
     wait_for(lambda: all_delivered(config, records), 30, "the queued records delivered")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to a service user needs root")
+def test_the_service_user_gets_its_key_and_keeps_the_configuration(root, tmp_path):
+    import grp
+    import pwd
+
+    service = pwd.getpwnam("nobody")  # stands in for `appliance`
+    os.chown(root.config_path, 0, service.pw_gid)
+    root.config_path.chmod(0o640)
+    root.owner = "nobody"
+    identity_and_key(root)
+    generation = pki.linked(root.tls, pki.PENDING)
+    key = (generation / pki.KEY_NAME).stat()
+    assert (key.st_uid, key.st_gid, key.st_mode & 0o777) == (service.pw_uid,
+                                                              service.pw_gid, 0o600)
+    for folder in (root.tls, generation):
+        st = folder.stat()
+        assert (st.st_uid, grp.getgrgid(st.st_gid).gr_gid, st.st_mode & 0o777) == (
+            0, service.pw_gid, 0o750), folder
+    cfg = root.config_path.stat()  # rewritten by identity: still readable by the services
+    assert (cfg.st_uid, cfg.st_gid, cfg.st_mode & 0o777) == (0, service.pw_gid, 0o640)
+    rc, out = root.run("key", "--owner", "no-such-user", "--rotate")
+    assert rc == 1 and "service user 'no-such-user' does not exist" in out
