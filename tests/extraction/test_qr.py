@@ -304,3 +304,20 @@ def test_appliance_extract_json_lists_the_codes_and_cross_checks(tmp_path, capsy
         assert {"qr.agrees", "qr.mismatch", "qr.filled"} & set(field["flags"]), (name, field)
         if field["status"] == "valid":
             assert field["value"] == PERSON[name], (name, field)
+
+
+@pytest.mark.parametrize("encode", ENCODERS)
+@pytest.mark.parametrize("dpi", [100, 200])
+def test_a_card_photocopy_on_an_a4_page_is_read_down_to_100_dpi(encode, dpi):
+    """A 15 mm card QR on an A4 photocopy: under 2 pixels a module at 100 dpi, found
+    there only by the enlarged second pass."""
+    side = round(15 / 25.4 * dpi)
+    page = Image.new("RGB", (round(8.27 * dpi), round(11.69 * dpi)), "white")
+    page.paste(encode(GOOD).resize((side, side), Image.Resampling.BILINEAR),
+               (page.width // 2, page.height // 3))
+    [card] = qr.read_pages([page])
+    assert card.kind == "cccd" and card.valid_values["cccd"] == PERSON["cccd"]
+    x0, y0, x1, y1 = card.box  # the symbol, inside the pasted square and its margin
+    left, top = page.width // 2, page.height // 3
+    assert left <= x0 and x1 <= left + side + 1 and top <= y0 and y1 <= top + side + 1
+    assert x1 - x0 >= 0.8 * side and y1 - y0 >= 0.8 * side

@@ -269,3 +269,19 @@ def test_split_merge_move_and_delete_keep_pages_and_order(conn, config):
     assert document["page_count"] == 3
     assert [p["sha256"] for p in document["pages"]] == [pg.sha256 for pg in signed.pages]
     assert lines and last
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_a_box_read_on_a_turned_page_is_shown_on_the_stored_image(rotation):
+    """OCR reads a page turned `rotation` degrees counter-clockwise; the screen shows
+    the stored image, so the box is turned back (a dot found in both places)."""
+    from PIL import Image, ImageDraw
+
+    stored = Image.new("L", (300, 200), 255)
+    ImageDraw.Draw(stored).rectangle((40, 150, 49, 159), fill=0)  # the dot
+    turned = stored.rotate(rotation, expand=True)
+    left, top, right, bottom = Image.eval(turned, lambda p: 255 - p).getbbox()
+    box = corrections._stored_box([left, top, right, bottom], stored.size, rotation)
+    assert box is not None
+    x0, y0, x1, y1 = box
+    assert abs(x0 - 40) <= 1 and abs(y0 - 150) <= 1 and abs(x1 - 50) <= 1 and abs(y1 - 160) <= 1
