@@ -292,14 +292,19 @@ def _scanner(args: argparse.Namespace, ctx: Context) -> Check:
     except ValueError:
         result = {}
     if out.returncode != 0 or not result.get("ok"):
-        detail = result.get("error") or result.get("message") or (
-            out.stderr.strip().splitlines() or ["no output"])[-1]
+        detail = (f"{result['message']} ({result.get('error', 'scanner.error')})"
+                  if result.get("message") else
+                  (out.stderr.strip().splitlines() or ["no output"])[-1])
         raise ProvisionError(f"scanner test failed: {detail}")
     if args.device:
         ctx.set_config({("scanner", "device"): args.device})
+    identity = str(result.get("identity", args.device or "scanner"))
+    name = next((part.split("=", 1)[1] for part in identity.split("&")
+                 if part.split("=", 1)[0].endswith("model")), identity)
+    from urllib.parse import unquote
+
     return Check("scanner", Verdict.OK,
-                 f"{result.get('identity', args.device or 'scanner')}: "
-                 f"{result.get('pages', 0)} page(s) scanned")
+                 f"{unquote(name)}: {result.get('pages', 0)} page(s) scanned in the test")
 
 
 def _models(args: argparse.Namespace, ctx: Context) -> Check:

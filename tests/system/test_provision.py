@@ -363,3 +363,22 @@ def test_the_service_user_gets_its_key_and_keeps_the_configuration(root, tmp_pat
     assert (cfg.st_uid, cfg.st_gid, cfg.st_mode & 0o777) == (0, service.pw_gid, 0o640)
     rc, out = root.run("key", "--owner", "no-such-user", "--rotate")
     assert rc == 1 and "service user 'no-such-user' does not exist" in out
+
+
+def test_scanner_step_tests_the_demo_scanner_and_names_a_missing_one(root, tmp_path):
+    from appliance.scanner.sane_env import write_sane_config
+    from tests.scanner.demo_scanner import start_demo_scanner, stop_process
+
+    proc, url = start_demo_scanner()
+    try:
+        write_sane_config(tmp_path / "sane", airscan_url=url)
+        root.config_path.write_text(root.config_path.read_text(encoding="utf-8")
+                                    + f"\n[scanner]\nsane_config_dir = \"{tmp_path / 'sane'}\"\n",
+                                    encoding="utf-8")
+        rc, out = root.run("scanner")
+        assert rc == 0 and "BHXH Demo Scanner: 1 page(s) scanned" in out, out
+        rc, out = root.run("scanner", "--device", "airscan:e0:No Such Scanner")
+        assert rc == 1 and "scanner test failed" in out and "scanner list" in out, out
+        assert root.config().scanner.device == ""  # a device that failed is not chosen
+    finally:
+        stop_process(proc)
