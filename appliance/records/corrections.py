@@ -398,12 +398,33 @@ def _page_of(conn: sqlite3.Connection, dossier_id: int, page_id: int) -> sqlite3
     return row
 
 
+CodesByPage = dict[int, list[dict[str, Any]]]
+
+
+def _codes_by_page(conn: sqlite3.Connection, paper_ids: Sequence[int]) -> CodesByPage:
+    """The QR codes read on these papers' pages at scan time, by page row id: taken
+    before pages move, so each code follows its page into its new paper."""
+    out: CodesByPage = {}
+    for paper_id in dict.fromkeys(paper_ids):
+        fields = _load_fields(conn, _paper_row(conn, None, paper_id))
+        pages = _page_ids(conn, paper_id)
+        for code in fields.get("qr") or ():
+            page = code.get("page") if isinstance(code, dict) else None
+            if isinstance(page, int) and 0 <= page < len(pages):
+                out.setdefault(pages[page], []).append(code)
+    return out
+
+
 def _refresh(conn: sqlite3.Connection, config: Config, paper_id: int,
-             keep_type: bool = True) -> None:
+             keep_type: bool = True, codes: CodesByPage | None = None) -> None:
     """Fields of a paper whose pages changed, from their stored OCR, keeping its type
-    (when it had one set) and the corrections that still apply."""
+    (when it had one set), the corrections that still apply and the QR codes of the
+    pages it holds now (`codes`, numbered by their new place)."""
     row = _paper_row(conn, None, paper_id)
     old = _load_fields(conn, row)
+    if codes is not None:
+        old["qr"] = [{**code, "page": n} for n, page_id in enumerate(_page_ids(conn, paper_id))
+                     for code in codes.get(page_id, [])]
     chosen = old.get("paper_type_set_by") or not old.get("paper_guessed", True)
     code = old.get("paper_type") if keep_type and chosen else None
     fields = derive_fields(conn, paper_id, code if isinstance(code, str) else None,
@@ -450,6 +471,7 @@ def split_paper(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
         if cut == 0:
             raise InvalidState("a paper is split after its first page, not before it")
         moved = pages[cut:]
+        codes = _codes_by_page(conn, [paper_id])
         papers = _paper_ids(conn, dossier_id)
         cur = conn.execute(
             "INSERT INTO papers(dossier_id, ordinal, title, created_at) VALUES "
@@ -462,8 +484,8 @@ def split_paper(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
         for pid in moved:
             conn.execute("UPDATE pages SET paper_id=?, ordinal=-id WHERE id=?", (new_id, pid))
         _renumber(conn, "pages", "paper_id", new_id, moved)
-        _refresh(conn, config, paper_id)
-        _refresh(conn, config, new_id, keep_type=False)
+        _refresh(conn, config, paper_id, codes=codes)
+        _refresh(conn, config, new_id, keep_type=False, codes=codes)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "split_paper", "paper_id": paper_id, "new_paper_id": new_id,
             "at_page_id": at_page_id, "pages_moved": moved})
@@ -484,13 +506,14 @@ def merge_papers(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
         _paper_row(conn, dossier_id, into_paper_id)
         target = _page_ids(conn, into_paper_id)
         moved = _page_ids(conn, paper_id)
+        codes = _codes_by_page(conn, [into_paper_id, paper_id])
         for pid in moved:
             conn.execute("UPDATE pages SET paper_id=?, ordinal=-id WHERE id=?",
                          (into_paper_id, pid))
         _renumber(conn, "pages", "paper_id", into_paper_id, target + moved)
         conn.execute("DELETE FROM papers WHERE id=?", (paper_id,))
         _renumber(conn, "papers", "dossier_id", dossier_id)
-        _refresh(conn, config, into_paper_id)
+        _refresh(conn, config, into_paper_id, codes=codes)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "merge_papers", "paper_id": paper_id, "into_paper_id": into_paper_id,
             "pages_moved": moved})
@@ -508,6 +531,7 @@ def move_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, page
         page = _page_of(conn, dossier_id, page_id)
         _paper_row(conn, dossier_id, to_paper_id)
         source = int(page["paper_id"])
+        codes = _codes_by_page(conn, [source, to_paper_id])
         target = [p for p in _page_ids(conn, to_paper_id) if p != page_id]
         at = min(max(position, 1), len(target) + 1) - 1
         order = target[:at] + [page_id] + target[at:]
@@ -523,7 +547,7 @@ def move_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, page
                 conn.execute("DELETE FROM papers WHERE id=?", (source,))
                 _renumber(conn, "papers", "dossier_id", dossier_id)
         for pid in changed:
-            _refresh(conn, config, pid)
+            _refresh(conn, config, pid, codes=codes)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "move_page", "page_id": page_id, "from_paper_id": source,
             "from": int(page["ordinal"]), "to_paper_id": to_paper_id, "to": at + 1})
@@ -543,12 +567,13 @@ def delete_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, pa
         _check_editable(conn, dossier_id)
         page = _page_of(conn, dossier_id, page_id)
         paper_id = int(page["paper_id"])
+        codes = _codes_by_page(conn, [paper_id])
         sha = conn.execute("SELECT sha256 FROM pages WHERE id=?", (page_id,)).fetchone()[0]
         conn.execute("DELETE FROM pages WHERE id=?", (page_id,))
         left = _page_ids(conn, paper_id)
         if left:
             _renumber(conn, "pages", "paper_id", paper_id)
-            _refresh(conn, config, paper_id)
+            _refresh(conn, config, paper_id, codes=codes)
         else:
             conn.execute("DELETE FROM papers WHERE id=?", (paper_id,))
             _renumber(conn, "papers", "dossier_id", dossier_id)

@@ -285,3 +285,43 @@ def test_a_box_read_on_a_turned_page_is_shown_on_the_stored_image(rotation):
     assert box is not None
     x0, y0, x1, y1 = box
     assert abs(x0 - 40) <= 1 and abs(y0 - 150) <= 1 and abs(x1 - 50) <= 1 and abs(y1 - 160) <= 1
+
+
+def test_qr_codes_follow_their_page_through_split_and_merge(conn, config):
+    """A CCCD photocopy fed behind a form: its QR code (read by the worker's own
+    extraction step) goes with its page into the split-off paper, checks that
+    paper's fields once it is typed as a card, and comes back on merge."""
+    from appliance.ocr.engine import PageText, TextLine
+    from appliance.records import pages as page_store
+    from appliance.worker.pipeline import extract_fields
+    from tests.extraction.test_qr import GOOD, card_lines, card_page, segno_qr
+
+    forms = scanned_forms(conn, config, ((1, 2),), submit=False)
+    d = forms.dossier_id
+    files = files_of(conn, config)
+    paper = dossiers.get(conn, d).papers[0]
+    card = page_store.store_page(conn, files, d, paper.id, card_page(segno_qr(GOOD)),
+                                 paper.title, dpi=300)
+    page_store.set_page_text(conn, card.page_id, PageText(0.1, tuple(
+        TextLine(t, (300, 30 + 44 * n, 1000, 60 + 44 * n), 0.99, ())
+        for n, t in enumerate(card_lines({"cccd": "001190012345",
+                                          "full_name": "NGUYỄN THỊ MAI",
+                                          "birth_date": "13/08/1990", "gender": "Nữ"})))))
+    rows = page_store.paper_pages(conn, paper.id)
+    fields = extract_fields([r.text for r in rows if r.text is not None],
+                            [page_store.load_image(files, r.sha256) for r in rows])
+    page_store.store_paper_pdf(conn, files, paper.id, b"%PDF-1.7\n", fields)
+    assert [(c["kind"], c["page"]) for c in _fields(conn, paper.id)["qr"]] == [("cccd", 2)]
+
+    new = corrections.split_paper(conn, config, dossier_id=d, paper_id=paper.id,
+                                  at_page_id=card.page_id, officer=OFFICER)
+    assert _fields(conn, paper.id)["qr"] == []
+    assert [(c["kind"], c["page"]) for c in _fields(conn, new)["qr"]] == [("cccd", 0)]
+    corrections.set_paper_type(conn, config, dossier_id=d, paper_id=new,
+                               paper_type="cccd-front", officer=OFFICER)
+    by_name = {f.name: f for f in corrections.review_fields(conn, config, new)}
+    assert "qr.agrees" in by_name["cccd"].flags and by_name["cccd"].value == "001190012345"
+    assert by_name["full_name"].value == "NGUYỄN THỊ MAI"
+    corrections.merge_papers(conn, config, dossier_id=d, paper_id=new, into_paper_id=paper.id,
+                             officer=OFFICER)
+    assert [(c["kind"], c["page"]) for c in _fields(conn, paper.id)["qr"]] == [("cccd", 2)]
