@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request, session
 
 from appliance.store import officers
+from appliance.store.errors import StoreError
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError
 from appliance.web.limits import Backoff, retry_after
@@ -136,9 +137,13 @@ def officer_pin() -> str:
     stand-in, so every "is the officer screen locked" check stays true and only the
     enrolled officers' PINs (checked in `verify_pin`) open it."""
     pin = current_app.config.get("OFFICER_PIN") or get_config().web.officer_pin
-    if not pin and officers.any_enrolled(get_db()):
-        return str(current_app.extensions[ENROLLED_LOCK])
-    return str(pin or "")
+    if pin:
+        return str(pin)
+    try:
+        enrolled = officers.any_enrolled(get_db())
+    except (sqlite3.Error, StoreError):
+        enrolled = True  # fail closed: a database we cannot read opens nothing
+    return str(current_app.extensions[ENROLLED_LOCK]) if enrolled else ""
 
 
 def technician_pin() -> str:
