@@ -140,6 +140,13 @@ def _identity(args: argparse.Namespace, ctx: Context) -> Check:
     if args.name:
         values[("device", "agency_name")] = args.name
     ctx.set_config(values)
+    pending = pki.linked(ctx.tls, pki.PENDING)
+    if pending is not None and (pending / pki.CSR_NAME).exists() and not pki.csr_names(
+            (pending / pki.CSR_NAME).read_bytes(), device, agency):
+        _write_csr(ctx, pending, ctx.config())  # not sent yet, presumably: follow
+        return Check("identity", Verdict.WARN,
+                     f"device {device} of {agency}; the waiting CSR was rewritten for it",
+                     f"send the new {ctx.tls / pki.CSR_NAME} to the CA (not the old one)")
     current = pki.linked(ctx.tls, pki.CURRENT)
     if current is not None and (current / pki.CERT_NAME).exists():
         cert = pki.load_pem_certificates(current / pki.CERT_NAME, "certificate")[0]

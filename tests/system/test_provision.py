@@ -203,6 +203,11 @@ def test_key_is_made_once_0600_and_its_csr_names_the_device(root):
     assert key_file.read_bytes() == first
     rc, _ = root.run("key", "--rotate")
     assert rc == 0 and pki.linked(root.tls, pki.PENDING) != generation
+    # A new identity before the certificate came back: the waiting CSR follows it.
+    rc, out = root.run("identity", "--agency", AGENCY, "--device", "kiosk-08")
+    assert rc == 0 and out.startswith("warn") and "CSR was rewritten" in out
+    csr = x509.load_pem_x509_csr(root.csr)
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "kiosk-08"
 
 
 def test_wrong_certificates_are_refused_with_a_clear_message(root, tmp_path):
