@@ -251,6 +251,23 @@ class RecordsConfig:
 
 
 @dataclass(frozen=True)
+class PrinterConfig:
+    """The receipt printer. The kiosk browser never prints (its policy turns printing
+    and print dialogs off); the web service prints the receipt PDF through CUPS."""
+
+    # CUPS queue for kiosk receipts (`lpstat -p` lists them); empty: no printer, and
+    # the receipt's Print button is not shown.
+    queue: str = ""
+    # The print command, split into words like a shell would (no shell runs it), with
+    # {queue}, {file} and {title} filled in.
+    command: str = "lp -d {queue} -t {title} -- {file}"
+    # Seconds the print command may take before the kiosk says the printer failed.
+    timeout_seconds: float = 15.0
+    # Copies of one receipt a kiosk session may print (a second tap wastes no paper).
+    copies_per_receipt: int = 2
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -263,6 +280,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
+    printer: PrinterConfig = field(default_factory=PrinterConfig)
 
 
 # How a value's type is named in errors and in the generated reference.
@@ -340,6 +358,11 @@ def validate(config: Config) -> Config:
                           "must be more than 0")
     if config.retention.delivered_days < 0:
         raise ConfigError("retention.delivered_days: must be 0 or more")
+    p = config.printer
+    if p.timeout_seconds <= 0 or p.copies_per_receipt < 1:
+        raise ConfigError("printer.timeout_seconds/copies_per_receipt: must be more than 0")
+    if p.queue and "{file}" not in p.command:
+        raise ConfigError("printer.command: must name the receipt as {file}")
     rec = config.records
     if (rec.signing_key and not rec.pkcs11_module and not rec.signing_cert
             and not rec.signing_key.lower().endswith((".p12", ".pfx"))):

@@ -15,6 +15,10 @@ handler below turns a refusal into a notice on the screen the citizen can use.
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -29,12 +33,15 @@ from flask import (
     url_for,
 )
 
+from appliance.imaging.receipt import receipt_pdf
 from appliance.records import consent, dossiers, pages_edit, procedures, queries
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
 from appliance.store import jobs
 from appliance.store.files import FileStore
 from appliance.store.jobs import JobState
+from appliance.system import printer
+from appliance.system.errors import PrinterError
 from appliance.web import auth, loaders, presenters, usecases
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
@@ -55,6 +62,8 @@ def _back_to(error: WebError) -> str | None:
         return url_for("kiosk.consent_screen", procedure=request.form.get("procedure", ""))
     if request.endpoint == "kiosk.lookup":
         return url_for("kiosk.lookup")
+    if request.endpoint == "kiosk.print_receipt" and error.status != 404:
+        return url_for("kiosk.receipt")
     if auth.citizen_dossier() is not None and request.endpoint != "kiosk.create":
         return url_for("kiosk.dossier")
     return url_for("kiosk.start")
@@ -339,7 +348,48 @@ def receipt() -> Any:
     if d is None:
         return redirect(url_for("kiosk.start"))
     return render_template("kiosk/receipt.html", d=d, qr=presenters.qr_svg(d.code),
-                           **_base_context())
+                           printer=bool(get_config().printer.queue), **_base_context())
+
+
+PRINTED = "receipt_printed"  # copies of the session's receipt printed so far
+
+
+@bp.post("/receipt/print")
+def print_receipt() -> Response:
+    """The receipt on the office printer, printed by this server through CUPS: the
+    kiosk browser never prints (its policy sets PrintingEnabled=false, so no print
+    dialog can open over the kiosk). The button shows only while printer.queue is
+    set; a second tap prints at most printer.copies_per_receipt copies in all."""
+    cfg = get_config().printer
+    if not cfg.queue:
+        raise WebError("printer.not_configured", 404)
+    d = _session_dossier(auth.RECEIPT)
+    if d is None:
+        return redirect(url_for("kiosk.start"))
+    printed = session.get(PRINTED, 0)
+    if not isinstance(printed, int) or printed >= cfg.copies_per_receipt:
+        raise WebError("printer.limit", 409)
+    pdf = receipt_pdf(
+        agency=get_config().device.agency_name, title=t("receipt.pdf_title"),
+        code_label=t("dossier.code_label"), code=d.code,
+        lines=[t("receipt.pages", papers=len(d.papers), pages=d.page_count),
+               t("receipt.step_originals"), t("receipt.step_lookup")],
+        footer=t("receipt.printed_at", time=time.strftime("%d/%m/%Y %H:%M")))
+    folder = Path(get_config().paths.data_dir) / "print"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="receipt-", suffix=".pdf", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pdf)
+        # lp hands the file to cupsd before it returns: it can go at once.
+        printer.print_file(cfg, Path(name), f"{t('receipt.pdf_title')} {d.code}")
+    except PrinterError as e:
+        raise WebError(e.key, 503, str(e)) from e
+    finally:
+        Path(name).unlink(missing_ok=True)
+    session[PRINTED] = printed + 1
+    flash("receipt.printing", "ok")
+    return redirect(url_for("kiosk.receipt"))
 
 
 @bp.record_once

@@ -37,7 +37,7 @@ def test_explicit_missing_file_is_an_error(tmp_path):
     ("text", "key"),
     [
         ("[device]\ncolour = 'red'\n", "device.colour: unknown key"),
-        ("[printer]\nx = 1\n", "printer: unknown key"),
+        ("[fax]\nx = 1\n", "fax: unknown key"),
         ("[web]\nthreads = 'four'\n", "web.threads"),
         ("[web]\nthreads = true\n", "web.threads"),
         ("[ocr]\nenabled = 1\n", "ocr.enabled"),

@@ -63,7 +63,7 @@ def test_a_comment_spanning_lines_and_a_trailing_comment_are_both_read():
     ("[device]\nidd = 'x'\n", "device.idd", "did you mean 'id'?"),
     ("[mqtt]\ntls = 'yes'\n", "mqtt.tls", "expected true or false"),
     ("[scanner]\nresolution = 150\n", "scanner.resolution", "at least 200 dpi"),
-    ("[printer]\nx = 1\n", "printer", "expected one of: device, paths"),
+    ("[fax]\nx = 1\n", "fax", "expected one of: device, paths"),
     ("[health]\ndisk_fail_mb = 9000\n", "health.disk_fail_mb", "fail <= warn"),
 ])
 def test_config_check_names_the_key_and_the_expected_value(tmp_path, text, named, expected):

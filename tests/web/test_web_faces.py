@@ -281,7 +281,9 @@ def test_citizen_flow(server, browser, db, tmp_path, viewport, lang):
         page.wait_for_url("**/kiosk/receipt")
         expect(page.locator("#receipt-code")).to_have_text(d.code)
         check_screen(page, f"kiosk-receipt-{size}", tmp_path, "#done")
-        assert_on_screen(page, "#print")
+        # no printer configured on this server: no Print button (the browser never
+        # prints; test_receipt_print.py prints through a CUPS queue)
+        expect(page.locator("#print-receipt")).to_have_count(0)
         png = page.locator("#receipt-qr svg").screenshot()
         decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
         assert decoded == [d.code]

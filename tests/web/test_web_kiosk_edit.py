@@ -170,7 +170,8 @@ def test_summary_receipt_qr_and_lookup(client, conn, config):
                   follow_redirects=True)
     page = r.get_data(as_text=True)
     code = dossiers.get(conn, dossier_id).code
-    assert '<svg viewBox=' in page and 'class="qr"' in page and 'id="print"' in page
+    assert '<svg viewBox=' in page and 'class="qr"' in page
+    assert 'id="print-receipt"' not in page  # no printer configured: no Print button
     assert 'style=' not in page.split('id="receipt-qr"')[1].split("</figure>")[0]
     other = client.application.test_client()
     found = other.get(f"/kiosk/lookup?code={code}").get_data(as_text=True)

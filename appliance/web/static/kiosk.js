@@ -1,6 +1,7 @@
 // Kiosk behaviour: idle reset with a countdown, live scan progress, confirmations in the
-// page, printing the receipt (the code keypad is keyboard.js's). Plain script, no dependencies: the
-// appliance serves everything itself, and the CSP allows no inline script.
+// page (the code keypad is keyboard.js's; the server prints the receipt, never the
+// browser). Plain script, no dependencies: the appliance serves everything itself,
+// and the CSP allows no inline script.
 (function () {
   "use strict";
   var body = document.body;
@@ -103,10 +104,6 @@
   // --- the newest page in view, above the action bar --------------------------------
   var fresh = document.querySelector(".thumb-new") || document.getElementById("job-failed");
   if (fresh && fresh.scrollIntoView) { fresh.scrollIntoView({ block: "nearest" }); }
-
-  // --- receipt: print it (the print stylesheet keeps only the receipt) -------------
-  var printButton = document.getElementById("print");
-  if (printButton) { printButton.addEventListener("click", function () { window.print(); }); }
 
   // Back to a page kept in memory: its forms may be sent again.
   window.addEventListener("pageshow", function () {
