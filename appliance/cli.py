@@ -271,20 +271,9 @@ def add_bench_outbox_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_bench_outbox(args: argparse.Namespace) -> int:
     """Needs a running broker at --host/--port (tests start their own mosquitto)."""
-    from appliance.bench.outbox import run_bench
+    from appliance.bench.outbox import cmd_bench_sync
 
-    result = run_bench(args.host, args.port, args.records, args.size)
-    if args.json:
-        print(json.dumps({
-            "records": result.records,
-            "size_bytes": result.size,
-            "raw_msgs_per_s": result.raw_msgs_per_s,
-            "outbox_records_per_s": result.outbox_records_per_s,
-            "ratio": result.ratio,
-        }))
-    else:
-        print(result.summary())
-    return 0
+    return cmd_bench_sync(args)
 
 
 def _add_commands(parent: argparse.ArgumentParser, dest: str,

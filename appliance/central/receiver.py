@@ -92,11 +92,19 @@ def _topic(message: mqtt.MQTTMessage) -> str:
 
 @dataclass
 class _Batch:
-    """Messages handled in the open transaction, waiting for its COMMIT."""
+    """Messages handled in the open transaction, waiting for its COMMIT.
+
+    acks: single signed acks (devices that did not ask for batches), ready to publish;
+    batched: per device, the records to acknowledge in "acks" messages, each signed
+    once at flush; answers: signed "have" answers to resume queries. All of them are
+    published only after the COMMIT, so none promises what a crash could still undo.
+    """
 
     started: float
     mids: list[tuple[int, int]] = field(default_factory=list)
     acks: list[tuple[str, bytes]] = field(default_factory=list)
+    batched: dict[str, list[wire.AckItem]] = field(default_factory=dict)
+    answers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class _Receiver:
@@ -163,9 +171,7 @@ class _Receiver:
                 raise WireError("not a device records topic")
             if message.retain:
                 raise WireError("retained message (devices never retain)")
-            ack = self.handle(device_id, message.payload)
-            if ack is not None:
-                batch.acks.append(ack)
+            self.handle(device_id, message.payload, batch)
         except (sqlite3.OperationalError, CentralStoreError):
             raise  # the disk, not the message: the batch rolls back, no PUBACK
         except (WireError, ChunkRefused, sqlite3.Error) as e:
@@ -186,21 +192,58 @@ class _Receiver:
             log.warning("dead letter #%d on %s (%d bytes): %s", count, topic[:200],
                         len(payload), reason)
 
-    def handle(self, device_id: str, payload: bytes) -> tuple[str, bytes] | None:
-        """Store one device message; the signed ack to publish after the commit, if any."""
+    def handle(self, device_id: str, payload: bytes, batch: _Batch) -> None:
+        """Store one device message; what to publish after the commit goes into `batch`."""
         msg = wire.decode_device_message(payload)
         if isinstance(msg, wire.Chunk):
             central_store.put_chunk(self.conn, device_id, msg, self.limits)
-            return None
+            return
+        if isinstance(msg, wire.ResumeQuery):
+            have = wire.Have(device_id, msg.record_id, msg.nonce,
+                             tuple((sha, count, self.first_missing(device_id, sha, count))
+                                   for sha, count in msg.files))
+            batch.answers.append((wire.acks_topic(self.prefix, device_id),
+                                  wire.encode_have(acksig.sign(self.key, have))))
+            return
         result = central_store.put_record(self.conn, device_id, msg)
         if not result.ack:
-            return None
+            return
         if result.outcome is central_store.Outcome.DUPLICATE:
             log.info("record %s from %s already held (%s); acknowledged again",
                      msg.record_id, device_id, result.status)
+        if msg.batch:
+            batch.batched.setdefault(device_id, []).append(
+                wire.AckItem(msg.record_id, msg.sha256, result.status))
+            return
         ack = acksig.sign(self.key, wire.Ack(msg.record_id, msg.sha256, time.time(),
                                              device_id, result.status))
-        return wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack)
+        batch.acks.append((wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack)))
+
+    def first_missing(self, device_id: str, sha: str, count: int) -> int:
+        """The first chunk index of this transfer not held; `count` when the file is
+        stored already or every chunk is here (the device then sends none of them)."""
+        if self.conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+            return count
+        expected = 0
+        for row in self.conn.execute("SELECT idx FROM chunks WHERE device_id=? AND "
+                                     "file_sha256=? AND count=? ORDER BY idx",
+                                     (device_id, sha, count)).fetchall():
+            if row[0] != expected:
+                break
+            expected += 1
+        return expected
+
+    def batch_acks(self, batch: _Batch) -> list[tuple[str, bytes]]:
+        """One signed "acks" message per device and MAX_BATCH_ACK_ITEMS records."""
+        out = []
+        now = time.time()
+        for device_id, items in batch.batched.items():
+            topic = wire.acks_topic(self.prefix, device_id)
+            for start in range(0, len(items), wire.MAX_BATCH_ACK_ITEMS):
+                signed = acksig.sign(self.key, wire.BatchAck(
+                    device_id, now, tuple(items[start:start + wire.MAX_BATCH_ACK_ITEMS])))
+                out.append((topic, wire.encode_batch_ack(signed)))
+        return out
 
     def flush(self) -> None:
         """COMMIT the batch (one fsync), then publish its acks and send its PUBACKs."""
@@ -213,7 +256,7 @@ class _Receiver:
             # Committed, but this connection is gone: the broker redelivers the
             # messages (duplicates are idempotent) and the devices re-send records.
             return
-        for topic, payload in batch.acks:
+        for topic, payload in (*batch.acks, *self.batch_acks(batch), *batch.answers):
             client.publish(topic, payload, qos=1)
         for mid, qos in batch.mids:
             client.ack(mid, qos)

@@ -53,6 +53,7 @@ class DeadLetterKind(StrEnum):
     FORGED = "forged"                  # signature missing or wrong
     UNKNOWN_RECORD = "unknown_record"  # no such record on this device
     WRONG_HASH = "wrong_hash"          # signed, but for other bytes than this record's
+    STALE = "stale"                    # a resume answer to no open query (old, replayed)
     INTERNAL = "internal"              # a bug while handling it; logged with its trace
 
 
@@ -138,6 +139,52 @@ def claim_next(conn: sqlite3.Connection, *, now: float | None = None) -> OutboxI
         attempts=row["attempts"],
         created_at=row["created_at"],
     )
+
+
+def claim_many(conn: sqlite3.Connection, limit: int, *,
+               now: float | None = None) -> list[OutboxItem]:
+    """claim_next for up to `limit` rows in one transaction, oldest first.
+
+    Why: one commit per claimed record was a third of the device's time per small
+    record; the sync service keeps hundreds of records in flight and claims them in
+    groups. Same due rule as claim_next.
+    """
+    t = time.time() if now is None else now
+    with transaction(conn):
+        claimed = conn.execute(
+            "UPDATE outbox SET state=?, attempts=attempts+1, last_attempt_at=? "
+            "WHERE id IN (SELECT id FROM outbox WHERE state=? "
+            "AND (next_attempt_at<=? OR next_attempt_at>?) ORDER BY id LIMIT ?) "
+            "RETURNING id",
+            (OutboxState.SENDING.value, t, OutboxState.PENDING.value, t,
+             t + BACKOFF_CAP_SECONDS + 1, max(0, limit)),
+        ).fetchall()
+        if not claimed:
+            return []
+        ids = sorted(r["id"] for r in claimed)
+        rows = conn.execute(
+            "SELECT o.record_id, o.attempts, o.created_at, r.body_json, r.sha256 "
+            "FROM outbox o LEFT JOIN records r ON r.record_id=o.record_id "
+            f"WHERE o.id IN ({','.join('?' * len(ids))}) ORDER BY o.id", ids).fetchall()
+        if any(row["sha256"] is None for row in rows):
+            raise StoreError("an outbox row has no record")
+    return [OutboxItem(
+        record_id=row["record_id"],
+        body_json=open_text(conn, row["body_json"],
+                            aad("records", "body_json", row["record_id"])),
+        sha256=row["sha256"], attempts=row["attempts"], created_at=row["created_at"],
+    ) for row in rows]
+
+
+def retry_many(conn: sqlite3.Connection, record_ids: list[str], *, delay: float = 0,
+               now: float | None = None) -> None:
+    """Give many claimed rows back at once, due after `delay` (a lost connection)."""
+    t = time.time() if now is None else now
+    with transaction(conn):
+        conn.executemany(
+            "UPDATE outbox SET state=?, next_attempt_at=? WHERE record_id=? AND state=?",
+            [(OutboxState.PENDING.value, t + delay, rid, OutboxState.SENDING.value)
+             for rid in record_ids])
 
 
 def retry_later(

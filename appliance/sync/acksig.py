@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -26,7 +27,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from appliance.sync.errors import SyncError
-from appliance.sync.wire import Ack
+from appliance.sync.wire import Ack, BatchAck, Have
+
+
+class Signed(Protocol):
+    """What the receiver signs: a single ack, an "acks" batch, or a "have" answer."""
+
+    @property
+    def signature(self) -> bytes: ...
+
+    def signed_bytes(self) -> bytes: ...
+
+
+S = TypeVar("S", Ack, BatchAck, Have)
 
 
 class AckKeyError(SyncError):
@@ -96,12 +109,14 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def sign(key: Ed25519PrivateKey, ack: Ack) -> Ack:
+def sign(key: Ed25519PrivateKey, ack: S) -> S:
+    """The message with the receiver's signature over its signed_bytes(); each kind's
+    signed bytes start with its own label, so one kind cannot pass for another."""
     return replace(ack, signature=key.sign(ack.signed_bytes()))
 
 
-def verify(key: Ed25519PublicKey, ack: Ack) -> bool:
-    """True only for an ack whose every signed field is exactly what the receiver wrote."""
+def verify(key: Ed25519PublicKey, ack: Signed) -> bool:
+    """True only for a message whose every signed field is exactly what the receiver wrote."""
     if len(ack.signature) != 64:
         return False
     try:

@@ -26,7 +26,7 @@ from appliance.system.service import ServiceNotifier, run_service
 
 # The publisher's own default; importing it from there would load the outbox loop just
 # to print --help, so tests/sync keeps the two equal instead.
-DEFAULT_WINDOW = 64
+DEFAULT_WINDOW = 1024
 
 
 def add_sync_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,11 +20,14 @@ claim=true, which makes the receiver serve these bytes (see central/store.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import secrets
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +54,19 @@ STATE_KEY = "sync.state"
 ERROR_KEY = "sync.last_error"
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
-DEFAULT_WINDOW = 64
+# Records claimed and not yet acknowledged at most (scans waiting for their turn in the
+# bulk lane not counted); each holds its body in memory, a few KB.
+DEFAULT_WINDOW = 1024
+# Records claimed per transaction, and scans claimed but not started at most.
+CLAIM_BATCH = 256
+MAX_PARKED_BULK = 64
+# How long a record tried before waits for the receiver's answer to its resume query
+# (never longer than the ack timeout) before it sends every chunk again.
+RESUME_WAIT_SECONDS = 5.0
+RESUME_ASKS = 2
 
 
-def _verify(key: Ed25519PublicKey, ack: wire.Ack) -> bool:
+def _verify(key: Ed25519PublicKey, ack: wire.Ack | wire.BatchAck | wire.Have) -> bool:
     """The receiver's signature on `ack` (acksig loads only where a key is configured)."""
     from appliance.sync import acksig
 
@@ -66,12 +78,26 @@ DEAD_LETTERS_LOGGED = 20
 
 @dataclass
 class _Flight:
-    """A claimed record: its remaining messages, then the time its ack is due."""
+    """A claimed record, from its claim to its ack.
+
+    A record waits in a lane (small or bulk) until its turn, then its messages are made
+    (files read and checked only then, so a parked scan holds no file in memory), then
+    its ack is due. A bulk record tried before first asks the receiver which chunks it
+    holds (resume_nonce) and goes on from the first missing one.
+    """
 
     item: outbox.OutboxItem
-    messages: Iterator[tuple[bytes, bool]] | None
+    files: list[tuple[str, int]]
+    bulk: bool
+    messages: Iterator[tuple[bytes, bool]] | None = None
+    sent: bool = False
     ack_due: float | None = None
     mids: set[int] = field(default_factory=set)
+    asked: bool = False
+    asks: int = 0
+    resume_nonce: str | None = None
+    answer_due: float | None = None
+    skip: dict[str, int] = field(default_factory=dict)
 
 
 class _Publisher:
@@ -90,6 +116,7 @@ class _Publisher:
         if self.chunk_bytes < self.cfg.chunk_bytes:
             log.warning("mqtt.chunk_bytes %d is over what a receiver accepts; using %d",
                         self.cfg.chunk_bytes, self.chunk_bytes)
+        self.chunk_data = wire.chunk_data_bytes(self.chunk_bytes)
         self.verifier: Ed25519PublicKey | None = None
         if self.cfg.central_public_key:
             # Imported only when acks are to be verified: `cryptography` is about 11 MB
@@ -112,8 +139,16 @@ class _Publisher:
         self.dropped: str | None = None
         self.flights: dict[str, _Flight] = {}
         self.unacked: dict[int, str] = {}
-        self.current: str | None = None
+        # Records waiting for their turn to be sent, by size class: a small record never
+        # waits for a scan's chunks, it goes out between them (see pick()).
+        self.small: deque[str] = deque()
+        self.bulk: deque[str] = deque()
+        self.turn_bulk = False
+        self.asking: dict[str, str] = {}
+        self.claimable = True
         self.shown: tuple[str, str] | None = None
+        # Messages published, by kind: what the resume test counts.
+        self.published: dict[str, int] = {"chunk": 0, "record": 0, "resume": 0}
 
     # --- screen-visible state -------------------------------------------------------
 
@@ -188,19 +223,29 @@ class _Publisher:
             self.set_aside(DeadLetterKind.RETAINED, topic, "retained ack", payload)
             return
         try:
-            ack = wire.decode_ack(payload)
+            msg = wire.decode_ack_message(payload)
         except WireError as e:
             self.set_aside(DeadLetterKind.MALFORMED, topic, str(e), payload)
             return
-        if ack.device_id != self.device_id:
+        if msg.device_id != self.device_id:
             self.set_aside(DeadLetterKind.OTHER_DEVICE, topic,
-                           f"ack for device {ack.device_id!r}", payload)
+                           f"{type(msg).__name__} for device {msg.device_id!r}", payload)
             return
-        if self.verifier is not None and not _verify(self.verifier, ack):
+        if self.verifier is not None and not _verify(self.verifier, msg):
             self.set_aside(DeadLetterKind.FORGED, topic,
-                           f"bad signature on an ack for record {ack.record_id}", payload)
+                           f"bad signature on a {type(msg).__name__}", payload)
             return
-        expected = outbox.record_sha256(self.conn, ack.record_id)
+        if isinstance(msg, wire.Have):
+            self.resume_from(msg, topic, payload)
+            return
+        for ack in msg.acks() if isinstance(msg, wire.BatchAck) else [msg]:
+            self.accept(ack, topic, payload)
+
+    def accept(self, ack: wire.Ack, topic: str, payload: bytes) -> None:
+        """Act on one verified ack (alone or from a batch)."""
+        flight = self.flights.get(ack.record_id)
+        expected = (flight.item.sha256 if flight is not None
+                    else outbox.record_sha256(self.conn, ack.record_id))
         if expected is None:
             self.set_aside(DeadLetterKind.UNKNOWN_RECORD, topic,
                            f"no record {ack.record_id} on this device", payload)
@@ -228,13 +273,37 @@ class _Publisher:
         self.claims.discard(ack.record_id)
         self.forget(ack.record_id)
 
+    def resume_from(self, have: wire.Have, topic: str, payload: bytes) -> None:
+        """The receiver's signed answer to our resume query: skip the chunks it holds."""
+        record_id = self.asking.pop(have.nonce, None)
+        flight = self.flights.get(record_id) if record_id else None
+        if flight is None or flight.resume_nonce != have.nonce \
+                or have.record_id != flight.item.record_id:
+            self.set_aside(DeadLetterKind.STALE, topic,
+                           f"answer to no open resume query (record {have.record_id})",
+                           payload)
+            return
+        wanted = {(sha, self.chunk_count(size)) for sha, size in flight.files}
+        skip = {sha: first for sha, count, first in have.files if (sha, count) in wanted}
+        flight.skip = skip
+        flight.resume_nonce = None
+        flight.answer_due = None
+        held = sum(skip.values())
+        if held:
+            log.info("record %s: the receiver holds %d of its chunks already; sending "
+                     "from the first missing one", flight.item.record_id, held)
+
     def mark_acked(self) -> None:
         """Mark every ack of the last loop() call delivered, in one transaction."""
         if not self.acked:
             return
         acked, self.acked = self.acked, []
-        for record_id in outbox.mark_delivered_many(self.conn, acked):
-            log.info("record %s delivered (acknowledged by the receiver)", record_id)
+        done = outbox.mark_delivered_many(self.conn, acked)
+        for record_id in done:
+            log.debug("record %s delivered (acknowledged by the receiver)", record_id)
+        if done:
+            log.info("%d record(s) delivered (acknowledged by the receiver), last %s",
+                     len(done), done[-1])
 
     def resend_now(self, record_id: str) -> None:
         """Due again at once (not after the ack timeout): the receiver answered already."""
@@ -271,24 +340,33 @@ class _Publisher:
         self.show("disconnected", reason)
 
     def release_all(self) -> None:
-        for record_id in list(self.flights):
-            outbox.retry_later(self.conn, record_id, delay=0)
+        outbox.retry_many(self.conn, list(self.flights), delay=0)
         self.flights.clear()
         self.unacked.clear()
-        self.current = None
+        self.small.clear()
+        self.bulk.clear()
+        self.asking.clear()
 
     def forget(self, record_id: str) -> None:
         flight = self.flights.pop(record_id, None)
-        if flight is not None:
-            for mid in flight.mids:
-                self.unacked.pop(mid, None)
-        if self.current == record_id:
-            self.current = None
+        if flight is None:
+            return
+        for mid in flight.mids:
+            self.unacked.pop(mid, None)
+        if flight.resume_nonce is not None:
+            self.asking.pop(flight.resume_nonce, None)
+        if not flight.sent:
+            lane = self.bulk if flight.bulk else self.small
+            with contextlib.suppress(ValueError):
+                lane.remove(record_id)
 
     # --- sending --------------------------------------------------------------------
 
-    def messages(self, item: outbox.OutboxItem) -> Iterator[tuple[bytes, bool]]:
-        """Read and verify every file up front, so a damaged record sends nothing at all."""
+    def chunk_count(self, size: int) -> int:
+        return max(1, -(-size // self.chunk_data))
+
+    def files_of(self, item: outbox.OutboxItem) -> list[tuple[str, int]]:
+        """The files a record names, after checking its body: a damaged record sends nothing."""
         if hashlib.sha256(item.body_json.encode("utf-8")).hexdigest() != item.sha256:
             raise LocalFileError(f"record {item.record_id}: body does not match its sha256")
         if len(item.body_json) > wire.MAX_BODY_BYTES:
@@ -297,11 +375,18 @@ class _Publisher:
             raise LocalFileError(f"record {item.record_id}: body of {len(item.body_json)} "
                                  f"characters is over the wire limit {wire.MAX_BODY_BYTES}")
         try:
-            names = wire.record_files(item.body_json)
+            return wire.record_files(item.body_json)
         except WireError as e:
             raise LocalFileError(f"record {item.record_id}: {e}") from e
+
+    def messages(self, flight: _Flight) -> Iterator[tuple[bytes, bool]]:
+        """Read and verify every file up front, so a damaged record sends nothing at all."""
+        item = flight.item
         blobs: list[tuple[str, bytes]] = []
-        for sha, size in names:
+        for sha, size in flight.files:
+            if flight.skip.get(sha, 0) >= self.chunk_count(size):
+                blobs.append((sha, b""))  # the receiver holds all of it: nothing to read
+                continue
             try:
                 data = self.files.read(sha, PDF_SUFFIX)
             except FileNotFoundError as e:
@@ -313,72 +398,146 @@ class _Publisher:
                     f"record {item.record_id}: file {sha} has {len(data)} bytes, body says {size}"
                 )
             blobs.append((sha, data))
-        return self._encode(item, blobs)
+        return self._encode(flight, blobs)
 
-    def _encode(self, item: outbox.OutboxItem,
+    def _encode(self, flight: _Flight,
                 blobs: list[tuple[str, bytes]]) -> Iterator[tuple[bytes, bool]]:
-        for sha, data in blobs:
-            for chunk in wire.iter_chunks(item.record_id, sha, data, self.chunk_bytes):
+        item = flight.item
+        for (sha, data), (_, size) in zip(blobs, flight.files, strict=True):
+            first = flight.skip.get(sha, 0)
+            if first >= self.chunk_count(size):
+                continue
+            for chunk in wire.iter_chunks(item.record_id, sha, data, self.chunk_bytes,
+                                          first=first):
                 yield wire.encode_chunk(chunk), False
         payload = wire.encode_record(wire.RecordMessage(
-            item.record_id, item.sha256, item.body_json, item.record_id in self.claims))
+            item.record_id, item.sha256, item.body_json, item.record_id in self.claims,
+            batch=True))
         if len(payload) > self.chunk_bytes:
             log.warning("record %s message is %d bytes, over mqtt.chunk_bytes (%d): brokers "
                         "with a size cap (AWS IoT: 128 KB) may refuse it",
                         item.record_id, len(payload), self.chunk_bytes)
         yield payload, True
 
-    def claim(self) -> bool:
-        """Claim the next due record into the send slot; False when there is none."""
-        while True:
-            item = outbox.claim_next(self.conn)
-            if item is None:
-                return False
+    def claim(self) -> None:
+        """Claim due records (one transaction for many) into their lanes."""
+        room = min(self.window - len(self.flights) + len(self.bulk), CLAIM_BATCH)
+        if len(self.bulk) >= MAX_PARKED_BULK or room <= 0:
+            return
+        items = outbox.claim_many(self.conn, room)
+        if len(items) < room:
+            self.claimable = False  # nothing more is due now; look again next loop
+        for item in items:
             try:
-                msgs = self.messages(item)
+                files = self.files_of(item)
             except LocalFileError as e:
                 log.error("cannot send: %s; will retry later (attempt %d)", e, item.attempts)
                 outbox.retry_later(self.conn, item.record_id)
                 self.show("connected", str(e))
                 continue
-            self.flights[item.record_id] = _Flight(item, msgs)
-            self.current = item.record_id
-            log.info("sending record %s (attempt %d)", item.record_id, item.attempts)
-            return True
+            bulk = any(size > self.chunk_data for _sha, size in files)
+            self.flights[item.record_id] = _Flight(item, files, bulk)
+            (self.bulk if bulk else self.small).append(item.record_id)
+            log.debug("sending record %s (attempt %d)", item.record_id, item.attempts)
 
-    def feed(self) -> None:
-        """Publish while paho has room: one record's messages at a time, in outbox order."""
+    def pick(self) -> _Flight | None:
+        """The next record to send a message of: small and bulk in turn, so a small
+        record waits for at most one chunk of a scan, never for the whole scan."""
+        bulk = self.flights[self.bulk[0]] if self.bulk else None
+        if bulk is not None and not bulk.asked and bulk.item.attempts > 1 \
+                and bulk.messages is None:
+            self.ask(bulk)
+        if bulk is not None and bulk.resume_nonce is not None:
+            bulk = None  # waiting for the receiver's answer (or its timeout)
+        small = self.flights[self.small[0]] if self.small else None
+        if small is None or bulk is None:
+            return small or bulk
+        self.turn_bulk = not self.turn_bulk
+        return bulk if self.turn_bulk else small
+
+    def ask(self, flight: _Flight) -> None:
+        """A record tried before: ask the receiver which of its chunks it already holds."""
+        assert self.client is not None
+        flight.asked = True
+        flight.asks += 1
+        nonce = secrets.token_hex(16)
+        query = wire.ResumeQuery(flight.item.record_id, nonce, tuple(
+            (sha, self.chunk_count(size)) for sha, size in flight.files))
+        if not self.publish(flight, wire.encode_resume(query), "resume"):
+            return
+        flight.resume_nonce = nonce
+        flight.answer_due = time.monotonic() + min(RESUME_WAIT_SECONDS,
+                                                   self.cfg.ack_timeout_seconds)
+        self.asking[nonce] = flight.item.record_id
+
+    def publish(self, flight: _Flight, payload: bytes, kind: str) -> bool:
         assert self.client is not None
         import paho.mqtt.client as mqtt
 
+        info = self.client.publish(self.topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.connected = False
+            self.dropped = f"publish failed: {mqtt.error_string(info.rc)}"
+            return False
+        self.published[kind] += 1
+        self.unacked[info.mid] = flight.item.record_id
+        flight.mids.add(info.mid)
+        return True
+
+    def feed(self) -> None:
+        """Publish while paho has room; many records in flight, acks come in batches."""
+        assert self.client is not None
         from appliance.sync.client import MAX_INFLIGHT
 
+        self.claimable = True
         while self.connected and len(self.unacked) < MAX_INFLIGHT:
-            if self.current is None and (len(self.flights) >= self.window or not self.claim()):
+            if self.claimable and len(self.flights) - len(self.bulk) < self.window:
+                self.claim()
+            flight = self.pick()
+            if flight is None:
                 return
-            assert self.current is not None
-            flight = self.flights[self.current]
-            assert flight.messages is not None
+            if flight.messages is None:
+                try:
+                    flight.messages = self.messages(flight)
+                except LocalFileError as e:
+                    log.error("cannot send: %s; will retry later (attempt %d)", e,
+                              flight.item.attempts)
+                    outbox.retry_later(self.conn, flight.item.record_id)
+                    self.forget(flight.item.record_id)
+                    self.show("connected", str(e))
+                    continue
             payload, last = next(flight.messages)
-            info = self.client.publish(self.topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                self.connected = False
-                self.dropped = f"publish failed: {mqtt.error_string(info.rc)}"
+            if not self.publish(flight, payload, "record" if last else "chunk"):
                 return
-            self.unacked[info.mid] = flight.item.record_id
-            flight.mids.add(info.mid)
             if last:
                 flight.messages = None
+                flight.sent = True
                 flight.ack_due = time.monotonic() + self.cfg.ack_timeout_seconds
-                self.current = None
+                (self.bulk if flight.bulk else self.small).popleft()
 
     def expire(self) -> None:
-        """No ack in time: the broker or receiver may have lost it, so send it again later."""
+        """No ack in time: the broker or receiver may have lost it, so send it again later.
+        No answer to a resume query in time (an older receiver): send every chunk."""
         now = time.monotonic()
-        for record_id, flight in list(self.flights.items()):
+        late: list[str] = []
+        for record_id, flight in self.flights.items():
+            if flight.answer_due is not None and now > flight.answer_due:
+                # Lost with a broker that restarted before the receiver subscribed again,
+                # or a receiver that does not know resume queries: ask once more, then
+                # send every chunk.
+                again = flight.asks < RESUME_ASKS
+                log.info("no answer to the resume query for record %s; %s", record_id,
+                         "asking again" if again else "sending all of it")
+                self.asking.pop(flight.resume_nonce or "", None)
+                flight.resume_nonce = None
+                flight.answer_due = None
+                flight.asked = not again
             if flight.ack_due is not None and now > flight.ack_due:
-                log.warning("no ack for record %s within %.1f s; it will be re-sent",
-                            record_id, self.cfg.ack_timeout_seconds)
+                late.append(record_id)
+        if late:
+            log.warning("no ack for %d record(s) within %.1f s (first %s); they will be "
+                        "re-sent", len(late), self.cfg.ack_timeout_seconds, late[0])
+            for record_id in late:
                 outbox.retry_later(self.conn, record_id)
                 self.forget(record_id)
 

@@ -2,7 +2,16 @@
 
 Topics:
   {prefix}/devices/{device_id}/records  device -> central: file chunks, then the record
-  {prefix}/devices/{device_id}/acks     central -> device: one signed ack per stored record
+  {prefix}/devices/{device_id}/acks     central -> device: signed acks, signed resume answers
+
+Additions within version 1 (a peer that does not know them moves them aside as an
+unknown type; each is only sent to a peer that asked for it):
+  record "batch": true   the device reads "acks": many records acknowledged in one
+                         message, signed once (the receiver commits in groups);
+  "resume" (device -> central) and "have" (central -> device, signed, echoing the
+                         query's nonce): which chunks of a record's files the receiver
+                         already holds, so an interrupted transfer goes on from the
+                         first missing chunk instead of from the start.
 
 Every payload is a UTF-8 JSON object with "v" (format version) and "type". A record
 travels as the chunks of each of its files followed by one "record" message that
@@ -45,6 +54,10 @@ CHUNK_ENVELOPE_BYTES = 512
 # message carries the body, which lists a dossier's papers and fields (a few KiB).
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_ACK_BYTES = 4096
+# One "acks" message covers at most this many records (about 120 bytes each).
+MAX_BATCH_ACK_ITEMS = 256
+MAX_BATCH_ACK_BYTES = 64 * 1024
+MAX_NONCE_CHARS = 64
 MAX_BODY_BYTES = 512 * 1024
 # Our envelopes are flat objects; a record body nests papers -> file/fields -> values.
 MAX_ENVELOPE_DEPTH = 2
@@ -131,6 +144,8 @@ class RecordMessage:
     body_json: str
     # Set by a device that was told its bytes conflict with others under the same id.
     claim: bool = False
+    # Set by a device that reads "acks" messages (many records signed at once).
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,7 +178,67 @@ class Ack:
                 "sig": base64.b64encode(self.signature).decode("ascii")}
 
 
-Message = Chunk | RecordMessage | Ack
+@dataclass(frozen=True)
+class AckItem:
+    record_id: str
+    sha256: str
+    status: AckStatus = AckStatus.STORED
+
+
+@dataclass(frozen=True)
+class BatchAck:
+    """Many records of one device acknowledged at once: one signature for a whole
+    group commit (an Ed25519 signature and its check cost more than the rest of a small
+    record's handling). Each item means exactly what a single Ack with it would."""
+
+    device_id: str
+    received_at: float
+    items: tuple[AckItem, ...]
+    signature: bytes = b""
+
+    def _flat(self) -> list[str]:
+        return [v for item in self.items for v in (item.record_id, item.sha256,
+                                                    item.status.value)]
+
+    def signed_bytes(self) -> bytes:
+        return json.dumps(["appliance-acks/1", self.device_id, repr(float(self.received_at)),
+                           self._flat()], separators=(",", ":")).encode("utf-8")
+
+    def acks(self) -> list[Ack]:
+        """One Ack per item (carrying this message's signature, for the record kept on
+        the device; it verifies only as part of the batch)."""
+        return [Ack(i.record_id, i.sha256, self.received_at, self.device_id, i.status,
+                    self.signature) for i in self.items]
+
+
+@dataclass(frozen=True)
+class ResumeQuery:
+    """Device -> central: which chunks of these files (sha256, chunk count) do you hold?"""
+
+    record_id: str
+    nonce: str
+    files: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Have:
+    """Central -> device, signed: for each file of the query, the first chunk index it
+    does not hold (count: all of them, or the file is stored already). The nonce ties
+    it to one query, so an old answer replayed later cannot make a device skip chunks."""
+
+    device_id: str
+    record_id: str
+    nonce: str
+    files: tuple[tuple[str, int, int], ...]
+    signature: bytes = b""
+
+    def signed_bytes(self) -> bytes:
+        flat: list[object] = [v for f in self.files for v in f]
+        return json.dumps(["appliance-have/1", self.device_id, self.record_id, self.nonce,
+                           flat], separators=(",", ":")).encode("utf-8")
+
+
+Message = Chunk | RecordMessage | Ack | BatchAck | ResumeQuery | Have
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
@@ -183,18 +258,42 @@ def encode_record(msg: RecordMessage) -> bytes:
                            "sha256": msg.sha256, "body_json": msg.body_json}
     if msg.claim:
         obj["claim"] = True
+    if msg.batch:
+        obj["batch"] = True
     return _dump(obj)
+
+
+def encode_batch_ack(batch: BatchAck) -> bytes:
+    return _dump({"v": WIRE_VERSION, "type": "acks", "device_id": batch.device_id,
+                  "received_at": batch.received_at, "items": batch._flat(),  # noqa: SLF001
+                  "sig": base64.b64encode(batch.signature).decode("ascii")})
+
+
+def encode_resume(query: ResumeQuery) -> bytes:
+    return _dump({"v": WIRE_VERSION, "type": "resume", "record_id": query.record_id,
+                  "nonce": query.nonce, "files": [v for f in query.files for v in f]})
+
+
+def encode_have(have: Have) -> bytes:
+    return _dump({"v": WIRE_VERSION, "type": "have", "device_id": have.device_id,
+                  "record_id": have.record_id, "nonce": have.nonce,
+                  "files": [v for f in have.files for v in f],
+                  "sig": base64.b64encode(have.signature).decode("ascii")})
 
 
 def encode_ack(ack: Ack) -> bytes:
     return _dump({"v": WIRE_VERSION, "type": "ack", **ack.as_dict()})
 
 
-def iter_chunks(record_id: str, file_sha256: str, data: bytes, chunk_bytes: int) -> Iterator[Chunk]:
-    """Cut a file into chunks; an empty file is still one (empty) chunk so it is announced."""
+def iter_chunks(record_id: str, file_sha256: str, data: bytes, chunk_bytes: int, *,
+                first: int = 0) -> Iterator[Chunk]:
+    """Cut a file into chunks; an empty file is still one (empty) chunk so it is announced.
+
+    first: the chunks before it are not made (the receiver holds them: a resumed
+    transfer)."""
     step = chunk_data_bytes(chunk_bytes)
     count = max(1, -(-len(data) // step))
-    for index in range(count):
+    for index in range(first, count):
         yield Chunk(record_id, file_sha256, index, count, len(data),
                     data[index * step:(index + 1) * step])
 
@@ -320,38 +419,102 @@ def _chunk(obj: dict[str, Any]) -> Chunk:
     return Chunk(record_id, _sha(obj, "sha256"), index, count, size, data)
 
 
+def _flag(obj: dict[str, Any], name: str) -> bool:
+    value = obj.get(name, False)
+    if not isinstance(value, bool):
+        raise WireError(f"field {name!r} is not true/false")
+    return value
+
+
 def _record(obj: dict[str, Any]) -> RecordMessage:
     record_id = _record_id(obj)
     body = _field(obj, "body_json", str)
     if len(body) > MAX_BODY_BYTES:
         raise WireError(f"body_json of {len(body)} characters is over {MAX_BODY_BYTES}")
-    claim = obj.get("claim", False)
-    if not isinstance(claim, bool):
-        raise WireError("field 'claim' is not true/false")
-    return RecordMessage(record_id, _sha(obj, "sha256"), body, claim)
+    return RecordMessage(record_id, _sha(obj, "sha256"), body, _flag(obj, "claim"),
+                         _flag(obj, "batch"))
 
 
-def _ack(obj: dict[str, Any]) -> Ack:
-    record_id = _record_id(obj)
+def _received_at(obj: dict[str, Any]) -> float:
     received = obj.get("received_at")
     if (not isinstance(received, int | float) or isinstance(received, bool)
             or not 0 <= received < MAX_TIMESTAMP):
         raise WireError("field 'received_at' missing or not a plausible Unix time")
+    return float(received)
+
+
+def _device(obj: dict[str, Any]) -> str:
     device_id = _field(obj, "device_id", str)
     if not valid_device_id(device_id):
         raise WireError("field 'device_id' is not a device id")
+    return str(device_id)
+
+
+def _status(value: object) -> AckStatus:
     try:
-        status = AckStatus(_field(obj, "status", str))
+        return AckStatus(value)
     except ValueError as e:
-        raise WireError(f"field 'status' unknown: {str(obj.get('status'))[:20]!r}") from e
+        raise WireError(f"ack status unknown: {str(value)[:20]!r}") from e
+
+
+def _signature(obj: dict[str, Any]) -> bytes:
     sig_text = _field(obj, "sig", str)
     if len(sig_text) > 2 * ED25519_SIGNATURE_BYTES:
         raise WireError("field 'sig' too long")
     try:
-        signature = base64.b64decode(sig_text, validate=True)
+        return base64.b64decode(sig_text, validate=True)
     except (binascii.Error, ValueError) as e:
         raise WireError(f"field 'sig' is not base64: {e}") from e
-    return Ack(record_id, _sha(obj, "sha256"), float(received), device_id, status, signature)
+
+
+def _nonce(obj: dict[str, Any]) -> str:
+    nonce = _field(obj, "nonce", str)
+    if not 16 <= len(nonce) <= MAX_NONCE_CHARS or not nonce.isalnum() or not nonce.isascii():
+        raise WireError("field 'nonce' is not 16-64 letters and digits")
+    return str(nonce)
+
+
+def _flat_list(obj: dict[str, Any], name: str, width: int, most: int) -> list[Any]:
+    values = _field(obj, name, list)
+    if not values or len(values) % width or len(values) // width > most:
+        raise WireError(f"field {name!r} is not 1..{most} groups of {width} values")
+    return values
+
+
+def _batch_ack(obj: dict[str, Any]) -> BatchAck:
+    flat = _flat_list(obj, "items", 3, MAX_BATCH_ACK_ITEMS)
+    items = []
+    for i in range(0, len(flat), 3):
+        one = {"record_id": flat[i], "sha256": flat[i + 1]}
+        items.append(AckItem(_record_id(one), _sha(one, "sha256"), _status(flat[i + 2])))
+    return BatchAck(_device(obj), _received_at(obj), tuple(items), _signature(obj))
+
+
+def _resume(obj: dict[str, Any]) -> ResumeQuery:
+    flat = _flat_list(obj, "files", 2, MAX_PAPERS)
+    files = []
+    for i in range(0, len(flat), 2):
+        one = {"sha256": flat[i], "count": flat[i + 1]}
+        files.append((_sha(one, "sha256"), _int(one, "count", 1, MAX_CHUNKS)))
+    return ResumeQuery(_record_id(obj), _nonce(obj), tuple(files))
+
+
+def _have(obj: dict[str, Any]) -> Have:
+    flat = _flat_list(obj, "files", 3, MAX_PAPERS)
+    files = []
+    for i in range(0, len(flat), 3):
+        one = {"sha256": flat[i], "count": flat[i + 1], "first": flat[i + 2]}
+        count = _int(one, "count", 1, MAX_CHUNKS)
+        files.append((_sha(one, "sha256"), count, _int(one, "first", 0, count)))
+    return Have(_device(obj), _record_id(obj), _nonce(obj), tuple(files), _signature(obj))
+
+
+def _ack(obj: dict[str, Any]) -> Ack:
+    record_id = _record_id(obj)
+    received = _received_at(obj)
+    device_id = _device(obj)
+    status = _status(_field(obj, "status", str))
+    return Ack(record_id, _sha(obj, "sha256"), received, device_id, status, _signature(obj))
 
 
 def decode(payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
@@ -364,6 +527,12 @@ def decode(payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         return _record(obj)
     if kind == "ack":
         return _ack(obj)
+    if kind == "acks":
+        return _batch_ack(obj)
+    if kind == "resume":
+        return _resume(obj)
+    if kind == "have":
+        return _have(obj)
     raise WireError(f"unknown message type {str(kind)[:20]!r}")
 
 
@@ -375,11 +544,24 @@ def decode_ack(payload: bytes) -> Ack:
     return msg
 
 
-def decode_device_message(payload: bytes) -> Chunk | RecordMessage:
-    """What the receiver accepts on a records topic: chunks and records, nothing else."""
+def decode_ack_message(payload: bytes) -> Ack | BatchAck | Have:
+    """What a device accepts on its ack topic: a single ack (at most MAX_ACK_BYTES), an
+    "acks" batch or a "have" answer (at most MAX_BATCH_ACK_BYTES), nothing else."""
+    msg = decode(payload, max_bytes=MAX_BATCH_ACK_BYTES)
+    if isinstance(msg, Ack) and len(payload) > MAX_ACK_BYTES:
+        raise WireError(f"ack of {len(payload)} bytes is over the {MAX_ACK_BYTES}-byte limit")
+    if not isinstance(msg, Ack | BatchAck | Have):
+        raise WireError(f"{type(msg).__name__} message on an ack topic")
+    return msg
+
+
+def decode_device_message(payload: bytes) -> Chunk | RecordMessage | ResumeQuery:
+    """What the receiver accepts on a records topic: chunks, records and resume queries."""
     msg = decode(payload, max_bytes=MAX_MESSAGE_BYTES)
-    if isinstance(msg, Ack):
+    if isinstance(msg, Ack | BatchAck):
         raise WireError("ack message on a records topic")
+    if isinstance(msg, Have):
+        raise WireError("have message on a records topic")
     return msg
 
 

@@ -78,11 +78,14 @@ def test_forged_and_replayed_acks_are_ignored_and_counted(tmp_path, broker, serv
     pub = services(run_publisher, config)
     services(run_publisher, other)
     wait_for(lambda: all_delivered(config, first) and all_delivered(other, theirs), 20, "acks")
-    genuine = {}
+    genuine: dict[str, bytes] = {}
+    moved: dict[str, wire.BatchAck] = {}
     for topic, payload in attacker.seen:
         if topic.endswith("/acks"):
-            ack = wire.decode_ack(payload)
-            genuine[ack.device_id] = ack
+            ack = wire.decode_ack_message(payload)
+            assert isinstance(ack, wire.BatchAck)  # the device asked for signed batches
+            genuine[ack.device_id] = payload
+            moved[ack.device_id] = ack
     assert set(genuine) == {"kiosk-01", "kiosk-02"}
     receiver.stop()
 
@@ -96,16 +99,18 @@ def test_forged_and_replayed_acks_are_ignored_and_counted(tmp_path, broker, serv
     for rec in pending:
         sha = learned[rec.record_id]
         base = wire.Ack(rec.record_id, sha, time.time(), config.device.id)
-        for ack in (
-            dataclasses.replace(base, signature=bytes(64)),            # no real signature
-            acksig.sign(mallory, base),                                # the attacker's key
-            dataclasses.replace(genuine["kiosk-01"], record_id=rec.record_id,
-                                sha256=sha),                           # moved genuine ack
+        batch = wire.BatchAck(config.device.id, time.time(), (wire.AckItem(rec.record_id, sha),))
+        for forgery in (
+            wire.encode_ack(dataclasses.replace(base, signature=bytes(64))),  # no signature
+            wire.encode_ack(acksig.sign(mallory, base)),                      # attacker's key
+            wire.encode_batch_ack(acksig.sign(mallory, batch)),               # same, batched
+            wire.encode_batch_ack(dataclasses.replace(
+                moved["kiosk-01"], items=batch.items)),          # genuine signature, moved
         ):
-            attacker.publish(acks, wire.encode_ack(ack))
+            attacker.publish(acks, forgery)
             forged += 1
-    attacker.publish(acks, wire.encode_ack(genuine["kiosk-02"]))      # another device's
-    attacker.publish(acks, wire.encode_ack(genuine["kiosk-01"]))      # replay, already done
+    attacker.publish(acks, genuine["kiosk-02"])      # another device's
+    attacker.publish(acks, genuine["kiosk-01"])      # replay, already done
     wait_for(lambda: device_dead_letters(config).get("forged", 0) >= forged, 10, "forgeries")
     wait_for(lambda: device_dead_letters(config).get("other_device", 0) >= 1, 10, "replay")
     time.sleep(0.5)

@@ -1,0 +1,146 @@
+"""An interrupted transfer goes on from the first missing chunk after a reconnect.
+
+A record with a big scan is cut mid-transfer by a SIGKILL of the broker; the receiver
+(a real `appliance central` process) keeps the chunks it committed. When the device
+reconnects it asks which chunks the receiver holds, gets a signed answer, and sends
+only the rest: the publishes on the device's topic after the restart are counted by
+a subscriber, and the record arrives byte-identical, exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from appliance.central import store as central_store
+from appliance.sync import wire
+from appliance.sync.publisher import run_publisher
+from appliance.system import config as config_mod
+from tests.helpers.sync_rig import (
+    Attacker,
+    all_delivered,
+    assert_exactly_once,
+    assert_no_false_delivery,
+    enqueue,
+    make_config,
+    probe,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(120)
+REPO = Path(__file__).resolve().parents[2]
+CHUNK_BYTES = 8192
+SCAN_BYTES = 6_000_000
+
+
+def start_central(config_file: Path, log: Path) -> subprocess.Popen[bytes]:
+    code = ("import sys; from appliance.central.commands import main_central; "
+            "sys.exit(main_central())")
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, "--config", str(config_file)], cwd=REPO,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+
+
+class Counter:
+    """Every message on the device's topics, decoded, in arrival order."""
+
+    def __init__(self, port: int, device_id: str) -> None:
+        self.seen: list[wire.Message] = []
+        self.lock = threading.Lock()
+        self.on_chunk: list = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="counter",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"bhxh/devices/{device_id}/#", qos=1)
+        self.client.loop_start()
+        time.sleep(0.3)
+
+    def _message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        decoded = wire.decode(msg.payload)
+        with self.lock:
+            self.seen.append(decoded)
+        for hook in self.on_chunk:
+            hook(decoded)
+
+    def of(self, kind: type) -> list:
+        with self.lock:
+            return [m for m in self.seen if isinstance(m, kind)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
+        tmp_path, brokers, services):
+    broker = brokers.start()
+    config = make_config(tmp_path, broker.port, chunk_bytes=CHUNK_BYTES,
+                         ack_timeout_seconds=60.0)
+    config_file = tmp_path / "appliance.toml"
+    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    log = tmp_path / "central.log"
+    count = -(-SCAN_BYTES // wire.chunk_data_bytes(CHUNK_BYTES))
+    central = start_central(config_file, log)
+    counter = None
+    try:
+        attacker = Attacker(broker.port)
+        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
+              lambda: central_store.read_counters(config.central.database)
+              .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
+              "central")
+        attacker.close()
+        [rec] = enqueue(config, 1, pdf_sizes=(SCAN_BYTES,))
+        counter = Counter(broker.port, config.device.id)
+        cut = threading.Event()
+
+        def cut_mid_record(msg: wire.Message) -> None:
+            if isinstance(msg, wire.Chunk) and msg.index >= 40 and not cut.is_set():
+                cut.set()
+                broker.kill()
+
+        counter.on_chunk.append(cut_mid_record)
+        publisher = services(run_publisher, config)
+        assert cut.wait(30), "the transfer never started"
+        first_try = counter.of(wire.Chunk)
+        assert first_try and max(c.index for c in first_try) < count - 1, \
+            "cut too late: the whole file had been published"
+        counter.close()
+
+        # Back on the same port, without the sessions (killed before any autosave).
+        brokers.start(broker.port)
+        counter = Counter(broker.port, config.device.id)
+        wait_for(lambda: all_delivered(config, [rec]), 60, "the record after the cut")
+
+        [have] = counter.of(wire.Have)
+        [(sha, have_count, first)] = have.files
+        assert (sha, have_count) == (rec.file_shas[0], count)
+        assert 0 < first < count, f"the receiver held {first} of {count} chunks"
+        resent = sorted(c.index for c in counter.of(wire.Chunk))
+        assert resent == list(range(first, count)), \
+            f"chunks sent again: {len(resent)}, expected {count - first} from {first}"
+        assert len(counter.of(wire.ResumeQuery)) >= 1
+        assert [r.record_id for r in counter.of(wire.RecordMessage)] == [rec.record_id]
+
+        assert central.poll() is None, log.read_text()
+        assert publisher.running()
+        assert_exactly_once(config, [rec])
+        assert_no_false_delivery(config)
+        assert central_store.chunk_state(config.central.database)["chunks"] == 0
+    finally:
+        if counter is not None:
+            counter.close()
+        if central.poll() is None:
+            os.kill(central.pid, signal.SIGTERM)
+            central.wait(15)
