@@ -10,10 +10,20 @@ when given, and is never a credential. The pages leave the screen after an idle 
 (back to the keypad, or to the list when no PIN is set): personal data must not stay
 on a shared touchscreen. Every route needs the officer role (one guard); views raise,
 one handler answers.
+
+The review screen puts each paper's page image beside its fields: each field's box is
+drawn over the page (static/officer.js scales it with the zoom and turns it with the
+rotation), uncertain fields amber, invalid ones red with the reason in the screen's
+language. Corrections and a paper's type go through records.corrections only, so the
+same validator that judged the OCR judges the officer, the OCR's reading stays beside
+the corrected value, and each change is an audit line. A refused correction is the one
+refusal answered on the same screen rather than through the error handler: its reason
+belongs beside the field, with the value as typed, and nothing was changed.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -30,12 +40,15 @@ from flask import (
 )
 
 from appliance import status
-from appliance.records import audit, dossiers, erasure, queries
-from appliance.records.errors import DossierNotFound
+from appliance.records import audit, catalogue, corrections, dossiers, erasure, queries
+from appliance.records.errors import DossierNotFound, InvalidCorrection
 from appliance.store.db import get_state
-from appliance.web import auth, loaders, presenters, usecases
+from appliance.web import auth, desk, loaders, presenters, usecases
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
+from appliance.web.i18n import current_language
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("officer", __name__, url_prefix="/officer")
 bp.before_request(auth.guard_officer)
@@ -43,6 +56,8 @@ bp.before_request(auth.guard_officer)
 OFFICER_COOKIE = "officer_name"
 IDLE_SECONDS = 180  # default for OFFICER_IDLE_SECONDS in the app's config
 MAX_SEARCH = 40
+MAX_VALUE = 200  # a corrected value; the longest field (an address) fits
+MAX_REASON = 300
 
 
 def _screen_context() -> dict[str, Any]:
@@ -106,16 +121,117 @@ def index() -> str:
         **_screen_context())
 
 
-@bp.get("/dossiers/<public_id:dossier_id>")
-def detail(dossier_id: str) -> Any:
-    d = dossiers.get(get_db(), loaders.dossier_row(dossier_id))
-    audit.viewed(get_db(), _viewer(), {d.id}, "dossier")  # issue 8: every view is logged
-    return render_template(
+def _default_officer() -> str | None:
+    """Who stands in for a typed name: with a PIN the session identifies the counter."""
+    return (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
+            else None)
+
+
+def _signer(typed: Any) -> str:
+    """Who signs, corrects or returns: an enrolled officer who signed in with their own
+    PIN is that officer, whatever is typed (the audit trail names who really did it);
+    otherwise the typed name, else the PIN session's counter; else a name is asked."""
+    enrolled = auth.officer_name()
+    if enrolled:
+        return usecases.officer_name(enrolled)
+    return usecases.officer_name(typed, _default_officer())
+
+
+def _editor() -> str:
+    """The officer a correction is recorded under: as `_signer`, with the name this
+    counter remembers standing in for one not typed with the correction."""
+    typed = request.form.get("officer")
+    if not (isinstance(typed, str) and typed.strip()):
+        typed = request.cookies.get(OFFICER_COOKIE, "")
+    return _signer(typed)
+
+
+def _render_detail(dossier_row: int, refused: dict[str, Any] | None = None,
+                   status: int = 200) -> Any:
+    conn, config = get_db(), get_config()
+    d = dossiers.get(conn, dossier_row)
+    audit.viewed(conn, _viewer(), {d.id}, "dossier")  # issue 8: every view is logged
+    reviews = {p.id: corrections.review_paper(conn, config, p.id) for p in d.papers}
+    lang_types = [(p.code, p.name(current_language()))
+                  for p in catalogue.default().papers]
+    body = render_template(
         "officer/detail.html", d=d, procedure_name=presenters.procedure_name(d),
         officer_name=request.cookies.get(OFFICER_COOKIE, ""),
-        name_optional=bool(auth.officer_pin()),
-        paper_title=presenters.paper_title,
+        name_optional=bool(auth.officer_pin()), name_known=_name_known(),
+        paper_title=presenters.paper_title, reviews=reviews, paper_types=lang_types,
+        field_reason=presenters.field_reason,
+        field_marks=presenters.FIELD_MARKS, box_attr=presenters.box_attr,
+        review_rows=presenters.review_rows,
+        refused=refused,
+        returned=desk.returned_reason(conn, d.id) if d.status == "cancelled" else None,
         messages=get_flashed_messages(with_categories=True), **_screen_context())
+    return body if status == 200 else (body, status)
+
+
+def _name_known() -> bool:
+    """Whether a correction can be recorded without asking for a name."""
+    return bool(request.cookies.get(OFFICER_COOKIE, "").strip() or auth.officer_pin()
+                or auth.officer_name())
+
+
+@bp.get("/dossiers/<public_id:dossier_id>")
+def detail(dossier_id: str) -> Any:
+    return _render_detail(loaders.dossier_row(dossier_id))
+
+
+@bp.post("/dossiers/<public_id:dossier_id>/papers/<int:paper_id>/fields/<name>")
+def correct(dossier_id: str, paper_id: int, name: str) -> Any:
+    """One field set to the officer's value (records.corrections validates it)."""
+    row = loaders.dossier_row(dossier_id)
+    value = (request.form.get("value") or "")[:MAX_VALUE]
+    reason = (request.form.get("reason") or "")[:MAX_REASON] or None
+    officer = _editor()
+    try:
+        corrections.correct_field(get_db(), get_config(), dossier_id=row, paper_id=paper_id,
+                                  field=name, value=value, officer=officer, reason=reason)
+    except InvalidCorrection as e:
+        log.info("dossier %d paper %d: correction of %s refused: %s", row, paper_id, name,
+                 e.reason)
+        spec = _field_spec(paper_id, name)
+        why = presenters.refusal_reason(spec.kind if spec else "text",
+                                        bool(spec and spec.past), value)
+        return _render_detail(row, {"paper_id": paper_id, "field": name, "value": value,
+                                    "reason": why}, 422)
+    flash("officer.corrected", "info")
+    return redirect(url_for("officer.detail", dossier_id=dossier_id,
+                            _anchor=f"f-{paper_id}-{name}"))
+
+
+def _field_spec(paper_id: int, name: str) -> catalogue.FieldSpec | None:
+    review = corrections.review_paper(get_db(), get_config(), paper_id)
+    cat = catalogue.default()
+    paper = cat.paper(review.paper_type or "") or cat.fallback
+    return paper.field(name)
+
+
+@bp.post("/dossiers/<public_id:dossier_id>/papers/<int:paper_id>/type")
+def paper_type(dossier_id: str, paper_id: int) -> Response:
+    """The paper is another type than the one guessed: its fields are read again for
+    that type from the stored OCR (corrections that still apply are kept)."""
+    row = loaders.dossier_row(dossier_id)
+    corrections.set_paper_type(get_db(), get_config(), dossier_id=row, paper_id=paper_id,
+                               paper_type=str(request.form.get("paper_type") or ""),
+                               officer=_editor())
+    flash("officer.type_set", "info")
+    return redirect(url_for("officer.detail", dossier_id=dossier_id,
+                            _anchor=f"paper-{paper_id}"))
+
+
+@bp.post("/dossiers/<public_id:dossier_id>/return")
+def give_back(dossier_id: str) -> Response:
+    """Return the papers to the citizen with a reason (a page missing, the wrong paper):
+    the dossier ends cancelled, the reason in its audit trail, and leaves the list."""
+    row = loaders.dossier_row(dossier_id)
+    if request.form.get("confirm") != "yes":
+        raise WebError("error.not_checked", 400)
+    desk.return_to_citizen(get_db(), row, _editor(), request.form.get("reason"))
+    flash("officer.returned", "info")
+    return redirect(url_for("officer.index"))
 
 
 @bp.get("/dossiers/<public_id:dossier_id>/pages/<sha>")
@@ -137,9 +253,7 @@ def sign(dossier_id: str) -> Response:
         raise WebError("error.not_checked", 400)
     typed = request.form.get("officer")
     # With a PIN the session identifies the counter's officer: no typing needed.
-    default = (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
-               else None)
-    officer = usecases.officer_name(typed, default)
+    officer = _signer(typed)
     usecases.sign(get_db(), get_config(), row, officer)
     flash("officer.signed", "info")
     target = redirect(url_for("officer.detail", dossier_id=dossier_id))
@@ -156,9 +270,7 @@ def erase(dossier_id: str) -> Response:
     row = loaders.dossier_row(dossier_id)
     if request.form.get("confirm") != "yes":
         raise WebError("error.not_checked", 400)
-    default = (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
-               else None)
-    officer = usecases.officer_name(request.form.get("officer"), default)
+    officer = _signer(request.form.get("officer"))
     erasure.erase(get_db(), get_files(), row, officer, "citizen request")
     flash("officer.erased", "info")
     return redirect(url_for("officer.detail", dossier_id=dossier_id))

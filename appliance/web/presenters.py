@@ -7,16 +7,18 @@ end-to-end test another.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from flask import url_for
 from markupsafe import Markup
 
+from appliance.extraction import validators
 from appliance.records import procedures
 from appliance.records.dossiers import Dossier
 from appliance.store.jobs import Job, JobState
-from appliance.web.i18n import current_language, t
+from appliance.web.i18n import current_language, t, t_or
 
 
 def dossier_json(d: Dossier) -> dict[str, Any]:
@@ -234,3 +236,86 @@ def age(seconds: float | None) -> str:
     if s < 86400:
         return t("age.hours", n=s // 3600, m=(s % 3600) // 60)
     return t("age.days", n=s // 86400)
+
+
+# -- the officer's review screen -------------------------------------------------------
+# A field's status as the review screen marks it: the CSS class and the badge's key.
+FIELD_MARKS: dict[str, tuple[str, str | None]] = {
+    "valid": ("ok", None),
+    "uncertain": ("warn", "officer.field_unsure_badge"),
+    "problem": ("err", "officer.field_invalid_badge"),
+    "missing": ("err", "officer.field_missing_badge"),
+    "empty": ("none", None),
+}
+# Flags that say how a value was found rather than what is wrong with it.
+_QUIET_FLAGS = frozenset({"bhxh.from_card"})
+
+
+def _kind_label(kind: str) -> str:
+    return t_or("kind." + kind, kind.replace("_", " "))
+
+
+def field_reason(flags: tuple[str, ...] | list[str], reason: str | None) -> str | None:
+    """Why a field is marked, in the screen's language: the validator's flags are stable
+    codes with a sentence each; an unknown flag falls back to the validator's own
+    (English) sentence rather than to nothing."""
+    texts = [t_or("flag." + f, "") for f in flags if f not in _QUIET_FLAGS]
+    texts = [x for x in texts if x]
+    if texts:
+        return " ".join(dict.fromkeys(texts))
+    return reason or None
+
+
+def refusal_reason(kind: str, past: bool, value: str) -> str:
+    """Why an officer's value was refused, in the screen's language.
+
+    records.corrections refuses with the validator's English sentence; the validator's
+    flags say the same as stable codes, so the same validator is asked once more here
+    for them (pure, no state): the officer reads Vietnamese, the log keeps the English.
+    """
+    text = unicodedata.normalize("NFC", value or "").strip()
+    if not text:
+        return t("correction.empty")
+    cat = _catalogue()
+    formats = (validators.Formats(cat.cccd_provinces, cat.mobile_prefixes, cat.surnames)
+               if cat is not None else validators.Formats((), ()))
+    verdict = validators.check(kind, text, formats, past=past, upper_case=False)
+    if verdict is None:
+        return t("correction.not_kind", kind=_kind_label(kind))
+    if verdict.status == validators.PROBLEM:
+        return field_reason(verdict.flags, None) or t("correction.not_kind",
+                                                       kind=_kind_label(kind))
+    return t("correction.extra_text")
+
+
+def box_attr(box: tuple[int, int, int, int] | None) -> str:
+    """A field's box for the page overlay (data-box): x0 y0 x1 y1 in image pixels."""
+    return " ".join(str(int(c)) for c in box) if box else ""
+
+
+def review_rows(stored: dict[str, Any], fields: tuple[Any, ...]) -> list[Any]:
+    """The fields the review screen lists: every field found or mandatory (empty
+    optional ones left out), then any value a paper stored before fields had boxes
+    (only "values", "problems", "uncertain"): still shown and marked, without a box."""
+    from appliance.records.corrections import ReviewField
+
+    rows = [f for f in fields if f.status != "empty"]
+    have = {f.name for f in rows}
+    detailed = stored.get("fields") if isinstance(stored.get("fields"), dict) else {}
+    values = stored.get("values") if isinstance(stored.get("values"), dict) else {}
+    problems = set(stored.get("problems") or ())
+    uncertain = set(stored.get("uncertain") or ())
+    reasons = stored.get("reasons") if isinstance(stored.get("reasons"), dict) else {}
+    kinds = {f.name: f.kind for f in fields}
+    for name in [*values, *sorted(problems - set(values))]:
+        if name in have or name in detailed:
+            continue
+        value = values.get(name)
+        status = ("problem" if name in problems else "uncertain" if name in uncertain
+                  else "valid")
+        rows.append(ReviewField(str(name), kinds.get(name, "text"), False,
+                                value if isinstance(value, str) else None,
+                                value if isinstance(value, str) else None, "ocr", status,
+                                reasons.get(name), (), None, None, None, None))
+        have.add(name)
+    return rows

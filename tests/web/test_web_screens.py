@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from appliance.records import dossiers
@@ -158,11 +159,15 @@ def test_officer_flow(client, conn, config):
     assert "Họ và tên: Nguyễn Văn An" in page and "Trang trắng?" in page
     assert "Ký xác nhận và cấp mã kết quả số hóa" in page
     assert 'id="dossier-status"' in page  # the officer sees the dossier's state
-    # a value read with low confidence is shown, marked, and named in a notice
-    assert '<dd class="uncertain" data-field="cccd">001203004567' in page
+    # a value read with low confidence is shown and marked, an invalid one marked red
+    assert re.search(r'data-field="cccd" data-status="uncertain">\s*<button[^>]*>\s*'
+                     r'<span class="rf-label">Số CCCD</span>\s*'
+                     r'<span class="rf-value" data-value>001203004567</span>', page)
     assert 'class="viewer-img"' in page and 'data-action="rotate"' in page
-    assert "Máy đọc chưa chắc chắn, hãy đối chiếu với bản giấy:" in page
-    assert '<dd data-field="full_name">NGUYỄN VĂN AN</dd>' in page
+    assert "cần đối chiếu" in page and 'data-field="birth_date" data-status="problem"' in page
+    assert re.search(r'data-field="full_name" data-status="valid">\s*<button[^>]*>\s*'
+                     r'<span class="rf-label">Họ và tên</span>\s*'
+                     r'<span class="rf-value" data-value>NGUYỄN VĂN AN</span>', page)
     sha = dossiers.get(conn, dossier_id).papers[0].pages[0].sha256
     assert "/image" in html(client.get(f"/officer/dossiers/{pid}/pages/{sha}"))
     detail = f"/officer/dossiers/{pid}"

@@ -190,7 +190,14 @@
       if (!button || !target) { return; }
       var key = button.getAttribute("data-key");
       if (key === "shift") { setUpper(!upper); return; }
-      if (key === "done") { var was = target; hide(); was.blur(); return; }
+      if (key === "done") { // closed: the form's own button comes into view
+        var was = target;
+        hide();
+        was.blur();
+        var send = was.form && was.form.querySelector("button[type=submit], button.btn-primary");
+        if (send && send.scrollIntoView) { send.scrollIntoView({ block: "nearest" }); }
+        return;
+      }
       var caps = upper;
       if (!caps && target.getAttribute("data-case") === "words") { // names: "Nguyễn Văn A"
         var at = caretOf(target)[0];

@@ -1,5 +1,6 @@
-// Officer desk: the page viewer (page tabs, zoom, rotate), the sign-off confirmation,
-// the code keypad, and the idle return (personal data must not stay on a shared screen).
+// Officer desk: the page viewer (page tabs, zoom, rotate, each field's box over the
+// page), the sign-off and return confirmations, and the idle return (personal data
+// must not stay on a shared screen).
 // Plain script, no dependencies; the CSP allows no inline script.
 (function () {
   "use strict";
@@ -23,19 +24,85 @@
     else { window.location.replace(home); }
   }, 500);
 
-  // --- viewer: one page large, zoom and rotate on the same screen -----------------
+  // --- viewer: one page large, zoom and rotate; each field's box drawn over it -------
+  // The boxes sit in a stage with the image and are placed in percent of the page's
+  // pixel size, so the zoom (the stage's width) and the rotation (the stage's
+  // transform) carry them along with the page.
   Array.prototype.forEach.call(document.querySelectorAll("[data-viewer]"), function (viewer) {
     var img = viewer.querySelector(".viewer-img");
     var frame = viewer.querySelector(".viewer-frame");
-    if (!img || !frame) { return; }
+    var stage = viewer.querySelector(".viewer-stage");
+    var paper = viewer.closest(".paper");
+    if (!img || !frame || !stage) { return; }
     var zoom = 1;
     var turn = 0;
+    var current = 0;
+    var tabs = Array.prototype.slice.call(viewer.querySelectorAll(".page-tab"));
+    var boxes = Array.prototype.slice.call(stage.querySelectorAll(".field-box"));
+    function pageSize(index) {
+      var tab = tabs[index];
+      return tab ? [parseFloat(tab.getAttribute("data-width")) || img.naturalWidth,
+                    parseFloat(tab.getAttribute("data-height")) || img.naturalHeight]
+                 : [img.naturalWidth, img.naturalHeight];
+    }
+    function place() {
+      var size = pageSize(current);
+      boxes.forEach(function (box) {
+        var on = parseInt(box.getAttribute("data-page"), 10) === current;
+        box.classList.toggle("on-page", on);
+        if (!on || !size[0] || !size[1]) { return; }
+        var c = box.getAttribute("data-box").split(" ").map(parseFloat);
+        box.style.left = (100 * c[0] / size[0]) + "%";
+        box.style.top = (100 * c[1] / size[1]) + "%";
+        box.style.width = (100 * (c[2] - c[0]) / size[0]) + "%";
+        box.style.height = (100 * (c[3] - c[1]) / size[1]) + "%";
+      });
+    }
     function apply() {
       // Width grows with the zoom so the frame scrolls over the enlarged page.
-      img.style.width = (zoom * 100) + "%";
-      img.style.transform = turn ? "rotate(" + turn + "deg)" : "";
+      stage.style.width = (zoom * 100) + "%";
+      stage.style.transform = turn ? "rotate(" + turn + "deg)" : "";
       viewer.setAttribute("data-zoom", String(zoom));
       viewer.setAttribute("data-rotation", String(turn));
+    }
+    function show(index) {
+      var tab = tabs[index];
+      if (!tab) { return; }
+      current = index;
+      stage.setAttribute("data-page", String(index));
+      var size = pageSize(index);
+      img.setAttribute("width", String(size[0]));
+      img.setAttribute("height", String(size[1]));
+      img.src = tab.getAttribute("data-src");
+      img.alt = tab.getAttribute("data-alt") || "";
+      tabs.forEach(function (b) {
+        b.classList.toggle("is-current", b === tab);
+        b.setAttribute("aria-pressed", b === tab ? "true" : "false");
+      });
+      place();
+    }
+    // The picked field's box, outlined and scrolled into the frame's view.
+    function pick(name) {
+      var box = null;
+      boxes.forEach(function (b) {
+        var hit = b.getAttribute("data-field") === name;
+        b.classList.toggle("is-selected", hit);
+        if (hit) { box = b; }
+      });
+      if (paper) {
+        Array.prototype.forEach.call(paper.querySelectorAll("[data-pick]"), function (b) {
+          var hit = b.getAttribute("data-pick") === name;
+          b.setAttribute("aria-pressed", hit ? "true" : "false");
+          b.closest(".rf").classList.toggle("is-selected", hit);
+        });
+      }
+      if (!box) { return; }
+      var page = parseInt(box.getAttribute("data-page"), 10);
+      if (page !== current) { show(page); }
+      var f = frame.getBoundingClientRect();
+      var r = box.getBoundingClientRect();
+      frame.scrollLeft += (r.left + r.width / 2) - (f.left + f.width / 2);
+      frame.scrollTop += (r.top + r.height / 2) - (f.top + f.height / 2);
     }
     viewer.addEventListener("click", function (event) {
       var button = event.target.closest && event.target.closest("button");
@@ -45,24 +112,33 @@
       else if (action === "zoom-out") { zoom = Math.max(zoom / 1.5, 0.5); }
       else if (action === "rotate") { turn = (turn + 90) % 360; }
       else if (action === "fit") { zoom = 1; turn = 0; }
-      else if (button.getAttribute("data-src")) {
-        img.src = button.getAttribute("data-src");
-        img.alt = button.getAttribute("data-alt") || "";
-        Array.prototype.forEach.call(viewer.querySelectorAll(".page-tab"), function (b) {
-          b.classList.toggle("is-current", b === button);
-          b.setAttribute("aria-pressed", b === button ? "true" : "false");
-        });
-      }
+      else if (button.hasAttribute("data-page")) { show(tabs.indexOf(button)); }
       apply();
     });
+    if (paper) {
+      paper.addEventListener("click", function (event) {
+        var button = event.target.closest && event.target.closest("[data-pick]");
+        if (button) { pick(button.getAttribute("data-pick")); }
+      });
+    }
+    img.addEventListener("load", place);
+    place();
+    // Back from a correction (or a refused one): its field picked again.
+    var hash = window.location.hash.replace(/^#/, "");
+    var target = hash && document.getElementById(hash);
+    var refused = paper && paper.querySelector(".rf-refused [data-pick]");
+    var chosen = refused || (target && paper && paper.contains(target) &&
+                             target.querySelector("[data-pick]"));
+    if (chosen) { pick(chosen.getAttribute("data-pick")); }
   });
 
-  // --- sign-off: the "checked" box, then an on-screen confirmation ----------------
-  var form = document.getElementById("sign-form");
-  var ask = document.getElementById("sign-button");
-  var box = document.getElementById("sign-confirm");
-  var no = document.getElementById("sign-no");
-  if (form && ask && box) {
+  // --- sign-off and return: a required field first, then an on-screen confirmation -
+  function confirmation(formId, askId, boxId, noId) {
+    var form = document.getElementById(formId);
+    var ask = document.getElementById(askId);
+    var box = document.getElementById(boxId);
+    var no = document.getElementById(noId);
+    if (!form || !ask || !box) { return; }
     ask.addEventListener("click", function () {
       if (!form.reportValidity()) { return; }
       box.hidden = false;
@@ -73,4 +149,6 @@
       if (box.hidden) { event.preventDefault(); box.hidden = false; }
     });
   }
+  confirmation("sign-form", "sign-button", "sign-confirm", "sign-no");
+  confirmation("return-form", "return-button", "return-confirm", "return-no");
 })();
