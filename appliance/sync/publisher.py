@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.store import db, outbox
-from appliance.store.errors import StoreError
+from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.files import FileStore
 from appliance.store.outbox import DeadLetterKind
 from appliance.sync import wire
@@ -54,6 +54,7 @@ STATE_KEY = "sync.state"
 ERROR_KEY = "sync.last_error"
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
+DISK_FULL_RETRY_SECONDS = 5.0  # a full data disk is tried again this often
 # Records claimed and not yet acknowledged at most (scans waiting for their turn in the
 # bulk lane not counted); each holds its body in memory, a few KB.
 DEFAULT_WINDOW = 1024
@@ -297,13 +298,20 @@ class _Publisher:
         """Mark every ack of the last loop() call delivered, in one transaction."""
         if not self.acked:
             return
-        acked, self.acked = self.acked, []
-        done = outbox.mark_delivered_many(self.conn, acked)
+        acked = list(self.acked)  # emptied once written: a full disk keeps them
+        done = self.delivered(acked)
         for record_id in done:
             log.debug("record %s delivered (acknowledged by the receiver)", record_id)
         if done:
             log.info("%d record(s) delivered (acknowledged by the receiver), last %s",
                      len(done), done[-1])
+
+    def delivered(self, acked: list[str]) -> list[str]:
+        """Write the acks down; only then forget them (a write refused for a full disk
+        leaves them for the next loop, or their records would stay 'sending')."""
+        done = outbox.mark_delivered_many(self.conn, acked)
+        self.acked = self.acked[len(acked):]
+        return done
 
     def resend_now(self, record_id: str) -> None:
         """Due again at once (not after the ack timeout): the receiver answered already."""
@@ -566,17 +574,27 @@ class _Publisher:
         try:
             while not self.stop.is_set():
                 self.notify("WATCHDOG=1")
-                if self.client is None:
-                    reconnect.attempt(self.connect,
-                                      lambda e: self.show("disconnected", str(e)))
-                    continue
-                rc = self.client.loop(timeout=LOOP_SECONDS)
-                self.mark_acked()
-                if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
-                    self.lost(self.dropped or mqtt.error_string(rc))
-                    continue
-                self.expire()
-                self.feed()
+                try:
+                    if self.client is None:
+                        reconnect.attempt(self.connect,
+                                          lambda e: self.show("disconnected", str(e)))
+                        continue
+                    rc = self.client.loop(timeout=LOOP_SECONDS)
+                    self.mark_acked()
+                    if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
+                        self.lost(self.dropped or mqtt.error_string(rc))
+                        continue
+                    self.expire()
+                    self.feed()
+                except (sqlite3.Error, OSError) as e:
+                    # A full data disk: wait for space and go on (records not marked
+                    # stay due and are sent again, the receiver deduplicates); exiting
+                    # would only be restarted every few seconds by systemd.
+                    if not is_disk_full(e):
+                        raise
+                    log.warning("data disk full, sync waits for space (retry in %.0f s): "
+                                "%s", DISK_FULL_RETRY_SECONDS, e)
+                    pause(self.stop, DISK_FULL_RETRY_SECONDS, self.notify)
         finally:
             self.mark_acked()
             if self.client is not None:

@@ -215,6 +215,10 @@ class HealthConfig:
     disk_warn_mb: int = 2048
     # Free space below which the doctor fails (and the technician must act at once).
     disk_fail_mb: int = 512
+    # Free space on the data disk below which the kiosk refuses new scans (with the
+    # disk-full message) and the worker leaves queued scans waiting: what is already
+    # scanned and queued must still fit (its PDF, its outbox record). 0: never refuse.
+    scan_min_free_mb: int = 256
     # Seconds the doctor waits for SANE to list scanners before calling it unreachable.
     scanner_timeout_seconds: float = 20.0
     # Seconds the doctor waits for the broker's TCP (and TLS) handshake.
@@ -353,6 +357,8 @@ def validate(config: Config) -> Config:
     h = config.health
     if not 0 <= h.disk_fail_mb <= h.disk_warn_mb:
         raise ConfigError("health.disk_fail_mb/disk_warn_mb: need 0 <= fail <= warn")
+    if h.scan_min_free_mb < 0:
+        raise ConfigError("health.scan_min_free_mb: must be 0 or more")
     if h.scanner_timeout_seconds <= 0 or h.broker_timeout_seconds <= 0:
         raise ConfigError("health.scanner_timeout_seconds/broker_timeout_seconds: "
                           "must be more than 0")

@@ -26,7 +26,7 @@ from appliance.records.errors import (
     SequenceExhausted,
     UnknownProcedure,
 )
-from appliance.store.errors import DiskFull, StoreError
+from appliance.store.errors import DiskFull, StoreError, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ def to_web_error(error: Exception) -> WebError:
         return from_store(error)
     if isinstance(error, HTTPException):
         return from_http(error)
+    if is_disk_full(error):  # SQLite's "database or disk is full": the same message
+        log.error("data disk full on %s %s: %s", request.method, request.path, error)
+        return WebError("error.disk_full", 507, str(error))
     log.exception("unhandled error on %s %s", request.method, request.path)
     return WebError("error.generic", 500)
 

@@ -315,6 +315,8 @@ def retake_page(page_id: int) -> Response:
     conn = get_db()
     if usecases.worker_stalled(conn):
         raise WebError("error.worker_down", 503)
+    if usecases.disk_too_full(get_config()):  # refused before the page is taken out
+        raise WebError("error.disk_full", 507)
     kept = pages_edit.delete_page(conn, _files(), get_config(), dossier_id, page_id)
     usecases.start_scan(conn, dossier_id, "flatbed", kept, auth.client_key(), title=ref.title)
     return redirect(url_for("kiosk.dossier"))

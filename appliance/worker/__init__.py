@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,13 +19,13 @@ from appliance.ocr.engine import Engine
 from appliance.records import erasure
 from appliance.store import jobs, state
 from appliance.store.db import connect
-from appliance.store.errors import StoreError
+from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.files import FileStore
 from appliance.store.state import OcrState, ScannerState
 from appliance.system.config import Config
-from appliance.worker.context import Liveness, Notify, Tools
+from appliance.worker.context import DISK_RETRY_SECONDS, Liveness, Notify, Tools
 from appliance.worker.errors import JobFailed
-from appliance.worker.pipeline import recover_unfinished_papers, run_job
+from appliance.worker.pipeline import disk_low, recover_unfinished_papers, run_job
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ IDLE_SECONDS = 0.3  # how long an idle worker waits before looking for a job aga
 # How often an idle worker runs the retention purge (records/erasure.purge_due): local
 # copies of dossiers acknowledged more than retention.delivered_days ago.
 RETENTION_SECONDS = 3600.0
+# How often an idle worker looks for papers left without a PDF (a disk that filled
+# after their pages): one SELECT when there are none.
+RECOVER_SECONDS = 10.0
 
 
 def load_ocr(config: Config) -> Engine | None:
@@ -76,23 +80,40 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
     ocr = engine(config)
     state.set_ocr(conn, OcrState.READY if ocr is not None else OcrState.UNAVAILABLE)
     tools = Tools(config, conn, FileStore(config.paths.files, sealer=conn.sealer), ocr,
-                  Liveness(conn, notify))
-    recover_unfinished_papers(tools)
+                  Liveness(conn, notify), stop)
+    given_up: set[int] = set()
+    recover_unfinished_papers(tools, given_up)
     if notify:
         notify("READY=1")
     log.info("worker ready")
-    next_purge = 0.0
+    next_purge = next_recover = 0.0
     try:
         while not stop.is_set():
-            tools.liveness.alive()
-            job = jobs.claim_next(conn, os.getpid())
-            if job is None:
-                if time.monotonic() >= next_purge:
-                    next_purge = time.monotonic() + RETENTION_SECONDS
-                    purge_retained(tools)
-                stop.wait(IDLE_SECONDS)
-                continue
-            run_job(tools, job)
+            try:
+                tools.liveness.alive()
+                if time.monotonic() >= next_recover:
+                    next_recover = time.monotonic() + RECOVER_SECONDS
+                    recover_unfinished_papers(tools, given_up)
+                if disk_low(config):  # queued scans wait for space; none is dropped
+                    log.warning("data disk below health.scan_min_free_mb; scans wait")
+                    stop.wait(DISK_RETRY_SECONDS)
+                    continue
+                job = jobs.claim_next(conn, os.getpid())
+                if job is None:
+                    if time.monotonic() >= next_purge:
+                        next_purge = time.monotonic() + RETENTION_SECONDS
+                        purge_retained(tools)
+                    stop.wait(IDLE_SECONDS)
+                    continue
+                run_job(tools, job)
+            except (sqlite3.Error, OSError) as e:
+                # A full data disk: wait for space and go on, never exit (a restart
+                # every few seconds frees nothing). Anything else still stops here.
+                if not is_disk_full(e):
+                    raise
+                log.warning("data disk full, the worker waits for space (retry in "
+                            "%.0f s): %s", DISK_RETRY_SECONDS, e)
+                stop.wait(DISK_RETRY_SECONDS)
     finally:
         if notify:
             notify("STOPPING=1")

@@ -10,7 +10,9 @@ the worker alive to the web (heartbeat) and to systemd (watchdog) whenever due.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,16 +20,22 @@ from typing import Any
 
 from appliance.ocr.engine import Engine
 from appliance.store import jobs, state
+from appliance.store.errors import is_disk_full
 from appliance.store.files import FileStore
 from appliance.system.config import Config
 from appliance.system.notify import WatchdogKicker
 from appliance.worker.errors import FailureKey, JobFailed
+
+log = logging.getLogger(__name__)
 
 Notify = Callable[[str], Any]
 
 # The heartbeat is a committed row (an fsync on the SD card); the web calls the worker
 # stalled after a minute without one, so once a second is plenty.
 HEARTBEAT_SECONDS = 1.0
+# How often a worker that met a full data disk tries the write again (and says so in
+# the log): it waits for space instead of exiting, so nothing it holds is lost.
+DISK_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -92,10 +100,18 @@ class Liveness:
         return None  # a plain callable (a test's list.append): no watchdog to kick
 
     def alive(self) -> None:
+        """Beat and kick. A full disk fails the beat (a committed row) but not the
+        kick: the process is alive and waiting for space, which systemd must not
+        answer with a restart; the web sees the disk-full state from the disk itself."""
         now = self._clock()
         if self._last_beat is None or now - self._last_beat >= HEARTBEAT_SECONDS:
-            state.beat(self._conn)
             self._last_beat = now
+            try:
+                state.beat(self._conn)
+            except sqlite3.Error as e:
+                if not is_disk_full(e):
+                    raise
+                log.warning("heartbeat not written, the data disk is full: %s", e)
         if self._kick is not None:
             self._kick()
 
@@ -125,6 +141,28 @@ class Tools:
     files: FileStore
     ocr: Engine | None
     liveness: Liveness
+    stop: threading.Event | None = None  # the worker's stop request, for long waits
 
     def progress(self, job_id: int | None) -> Progress:
         return Progress(self.conn, job_id, self.liveness)
+
+    def until_written(self, write: Callable[[], object], what: str) -> bool:
+        """Run `write` (a database write that must happen, like a job's end) until it
+        succeeds, waiting out a full data disk: logged once a retry, liveness kept.
+        False only when the worker is asked to stop first (the write then happens at
+        the next start: fail_abandoned, recover_unfinished_papers)."""
+        while True:
+            try:
+                write()
+                return True
+            except (sqlite3.Error, OSError) as e:
+                if not is_disk_full(e):
+                    raise
+                log.warning("data disk full, %s waits for space (retry in %.0f s): %s",
+                            what, DISK_RETRY_SECONDS, e)
+            self.liveness.alive()
+            if self.stop is not None:
+                if self.stop.wait(DISK_RETRY_SECONDS):
+                    return False
+            else:
+                time.sleep(DISK_RETRY_SECONDS)

@@ -12,6 +12,8 @@ right in its `finally`, whatever ended the batch.
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 
@@ -23,9 +25,10 @@ from appliance.ocr.engine import Engine, PageText
 from appliance.records import pages
 from appliance.records.errors import RecordsError
 from appliance.store import jobs, state
-from appliance.store.errors import DiskFull, StoreError
+from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.jobs import JobStep
 from appliance.store.state import ScannerState
+from appliance.system.config import Config
 from appliance.worker import test_scan
 from appliance.worker.context import Progress, ScannedPaper, ScanRequest, Tools
 from appliance.worker.errors import FailureKey, JobFailed
@@ -99,10 +102,15 @@ def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> S
         # Whatever ended the batch (the last page, a fault, a full disk, a storage
         # error, a cancel), the scanner is no longer busy: free during OCR, and shown so
         # before the job is marked done or failed. A fault stays shown until the next scan.
-        if fault is None or isinstance(fault, ScannerCancelled):
-            state.set_scanner(tools.conn, ScannerState.READY)
-        else:
-            state.set_scanner(tools.conn, ScannerState.ERROR, fault.key)
+        try:
+            if fault is None or isinstance(fault, ScannerCancelled):
+                state.set_scanner(tools.conn, ScannerState.READY)
+            else:
+                state.set_scanner(tools.conn, ScannerState.ERROR, fault.key)
+        except sqlite3.Error as e:  # a full disk: the job's own failure says so
+            if not is_disk_full(e):
+                raise
+            log.warning("scanner state not written, the data disk is full: %s", e)
     return ScannedPaper(paper_id, count,
                         None if fault is None else JobFailed(fault.key, str(fault)))
 
@@ -115,6 +123,9 @@ def store_page(tools: Tools, request: ScanRequest, paper_id: int | None,
     if stored.check.skewed:
         log.info("page %s of paper %s is %.1f degrees off straight; flagged for the officer",
                  stored.page_id, stored.paper_id, stored.check.skew_degrees)
+    if stored.check.flags:
+        log.info("page %s of paper %s flagged for whoever scans it: %s", stored.page_id,
+                 stored.paper_id, ", ".join(f.value for f in stored.check.flags))
     return stored.paper_id
 
 
@@ -201,7 +212,7 @@ def _as_job_failed(e: Exception) -> JobFailed:
     """The one boundary where other layers' errors become a message key."""
     if isinstance(e, JobFailed):
         return e
-    if isinstance(e, DiskFull):
+    if is_disk_full(e):
         return JobFailed(FailureKey.DISK_FULL, str(e))
     return JobFailed(FailureKey.GENERIC, str(e))
 
@@ -216,25 +227,55 @@ def run_job(tools: Tools, job: jobs.Job) -> None:
     try:
         request = ScanRequest.from_job(job)
         scanned = scan_job(tools, request, progress)
-        jobs.finish(tools.conn, job.id)
+        tools.until_written(lambda: jobs.finish(tools.conn, job.id), f"job {job.id}'s end")
         log.info("job %s done: %d page(s)", job.id, scanned.pages)
-    except (JobFailed, StoreError, RecordsError, OSError) as e:
+    except (JobFailed, StoreError, RecordsError, OSError, sqlite3.Error) as e:
+        if isinstance(e, sqlite3.Error) and not is_disk_full(e):
+            raise
         failed = _as_job_failed(e)
         if failed is e:  # an expected fault (jam, empty feeder): no traceback
             log.warning("job %s failed (%s): %s", job.id, failed.key, e)
         else:
             log.error("job %s failed (%s): %s", job.id, failed.key, e, exc_info=e)
-        jobs.fail(tools.conn, job.id, failed.key, str(failed))
+        # On a full disk this waits for space: the job must not stay "running" for good.
+        tools.until_written(lambda: jobs.fail(tools.conn, job.id, failed.key, str(failed)),
+                            f"job {job.id}'s failure")
 
 
-def recover_unfinished_papers(tools: Tools) -> int:
+def recover_unfinished_papers(tools: Tools, given_up: set[int] | None = None) -> int:
     """Finish papers whose pages were stored but whose job died before the PDF
-    (a kill -9 or power cut mid-OCR): the pages are the citizen's, keep them whole."""
-    unfinished = pages.unfinished_papers(tools.conn)
+    (a kill -9 or power cut mid-OCR, a disk that filled after the pages): the pages are
+    the citizen's, keep them whole, and the dossier submittable.
+
+    Run at start-up and, by an idle worker, again and again: a paper that failed for
+    want of space is tried again once there is space; one that failed for another
+    reason is added to `given_up` and left for the next start (no log flood)."""
+    unfinished = [(p, t) for p, t in pages.unfinished_papers(tools.conn)
+                  if given_up is None or p not in given_up]
     for paper_id, title in unfinished:
         log.warning("finishing paper %s left unfinished by an interrupted job", paper_id)
         try:
             finish_paper(tools, paper_id, title, tools.progress(None))
-        except (StoreError, OSError) as e:
+        except (StoreError, OSError, sqlite3.Error) as e:
+            if is_disk_full(e):
+                log.warning("paper %s waits for space on the data disk: %s", paper_id, e)
+                continue
+            if isinstance(e, sqlite3.Error):
+                raise
             log.error("paper %s could not be finished: %s", paper_id, e)
+            if given_up is not None:
+                given_up.add(paper_id)
     return len(unfinished)
+
+
+def disk_low(config: Config) -> bool:
+    """Whether the data disk is below health.scan_min_free_mb: the worker then leaves
+    queued scans waiting (they run once space is freed; none is dropped), as the kiosk
+    refuses new ones."""
+    floor = config.health.scan_min_free_mb * 1024 * 1024
+    if floor <= 0:
+        return False
+    try:
+        return shutil.disk_usage(config.paths.data_dir).free < floor
+    except OSError:
+        return False
