@@ -325,3 +325,26 @@ def test_qr_codes_follow_their_page_through_split_and_merge(conn, config):
     corrections.merge_papers(conn, config, dossier_id=d, paper_id=new, into_paper_id=paper.id,
                              officer=OFFICER)
     assert [(c["kind"], c["page"]) for c in _fields(conn, paper.id)["qr"]] == [("cccd", 2)]
+
+
+def test_nothing_changes_while_a_scan_of_the_dossier_is_queued(conn, config):
+    """The worker may be writing the same papers: the officer waits for the scan."""
+    from appliance.records.errors import ScanInProgress
+    from appliance.store import jobs
+
+    forms = scanned_forms(conn, config, ((1, 2),), submit=False)
+    paper = dossiers.get(conn, forms.dossier_id).papers[0]
+    job = jobs.enqueue(conn, "scan", forms.dossier_id, {"source": "adf", "title": "x"})
+    before = _fields(conn, paper.id)
+    with pytest.raises(ScanInProgress):
+        corrections.correct_field(conn, config, dossier_id=forms.dossier_id,
+                                  paper_id=paper.id, field="full_name", value="LÊ KIM GIANG",
+                                  officer=OFFICER)
+    with pytest.raises(ScanInProgress):
+        corrections.split_paper(conn, config, dossier_id=forms.dossier_id, paper_id=paper.id,
+                                at_page_id=paper.pages[1].id, officer=OFFICER)
+    assert _fields(conn, paper.id) == before and _layout(conn, forms.dossier_id) == [
+        [pg.id for pg in paper.pages]]
+    jobs.finish(conn, job)
+    corrections.correct_field(conn, config, dossier_id=forms.dossier_id, paper_id=paper.id,
+                              field="full_name", value="LÊ KIM GIANG", officer=OFFICER)
