@@ -67,6 +67,10 @@ class Outcome(StrEnum):
 
 # How often a record is looked at again after a concurrent receiver stored its id first.
 RACE_RETRIES = 3
+# How long a record whose files are not all here waits for another receiver's commit
+# (PostgreSQL only), looking every SPLIT_POLL_SECONDS.
+SPLIT_WAIT_SECONDS = 0.3
+SPLIT_POLL_SECONDS = 0.01
 
 
 class _Raced(Exception):
@@ -257,11 +261,19 @@ def _put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
                                    f"(limit {limits.max_transfers_per_device})")
             if _counter(conn, "transfers_open") >= MAX_TRANSFERS_TOTAL:
                 raise ChunkRefused(f"{MAX_TRANSFERS_TOTAL} transfers open in all")
-            conn.execute("INSERT INTO transfers(device_id, file_sha256, count, size, record_id, "
-                         "started_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (*key, chunk.size, chunk.record_id, now, now))
-            _count(conn, "transfers_open")
-            held = 0
+            cur = conn.execute(
+                "INSERT INTO transfers(device_id, file_sha256, count, size, record_id, "
+                "started_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*key, chunk.size, chunk.record_id, now, now))
+            if cur.rowcount == 1:
+                _count(conn, "transfers_open")
+                held = 0
+            else:
+                # PostgreSQL: another receiver opened this transfer with a sibling chunk
+                # and committed meanwhile (the primary key made us wait for it).
+                row = conn.execute("SELECT bytes FROM transfers WHERE device_id=? AND "
+                                   "file_sha256=? AND count=?", key).fetchone()
+                held = row["bytes"] if row else 0
         else:
             held = transfer["bytes"]
         if held + len(chunk.data) > chunk.size:
@@ -423,15 +435,25 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
         return _reject(conn, device_id, msg,
                        f"record body is from device {body.device_id!r}, "
                        f"sent on the topic of {device_id!r}")
-    missing: list[str] = []
-    for sha, size in body.files:
-        if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
-            continue
-        problem = _assemble(conn, device_id, sha, size)
-        if problem:
-            return _reject(conn, device_id, msg, problem)
-        if problem == "":
-            missing.append(sha)
+    deadline = time.monotonic() + SPLIT_WAIT_SECONDS
+    while True:
+        missing: list[str] = []
+        for sha, size in body.files:
+            if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+                continue
+            problem = _assemble(conn, device_id, sha, size)
+            if problem:
+                return _reject(conn, device_id, msg, problem)
+            if problem == "":
+                missing.append(sha)
+        # Several receivers behind a shared subscription: this record's chunks may sit
+        # in another receiver's batch, committed within MAX_BATCH_SECONDS. PostgreSQL
+        # lets this transaction see that commit, so wait a moment rather than make the
+        # device wait for its ack timeout. (SQLite: this receiver holds the write lock,
+        # the other cannot commit; the device re-sends.)
+        if not missing or conn.engine != "postgresql" or time.monotonic() >= deadline:
+            break
+        time.sleep(SPLIT_POLL_SECONDS)
     if missing:
         log.warning("record %s from %s: %d file(s) incomplete, waiting for a re-send",
                     msg.record_id, device_id, len(missing))

@@ -1,0 +1,163 @@
+"""Three `appliance central` processes share one MQTT v5 subscription ($share/<group>/...)
+and one database; one of them is killed with SIGKILL mid-stream and restarted.
+
+Every record must end up at the central office exactly once and byte-identical, files
+included, and no record may be marked delivered on the device that the central store
+lacks. Run on PostgreSQL (the engine meant for several receivers) and on one SQLite
+file (writers serialised by BEGIN IMMEDIATE: safe, if not faster).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.central import store as central_store
+from appliance.central.db import open_configured
+from appliance.central.receiver import subscription
+from appliance.store.db import connect
+from appliance.store.files import FileStore
+from appliance.sync.publisher import run_publisher
+from appliance.system import config as config_mod
+from tests.helpers import postgres as pg_helpers
+from tests.helpers.sync_rig import (
+    Attacker,
+    all_delivered,
+    enqueue,
+    make_config,
+    probe,
+    wait_for,
+)
+
+pg_server = pg_helpers.pg_server  # fixture
+pytestmark = pytest.mark.timeout(240)
+REPO = Path(__file__).resolve().parents[2]
+RECORDS = 160
+RECEIVERS = 3
+GROUP = "central"
+
+
+def start_receiver(config_file: Path, client_id: str, log: Path) -> subprocess.Popen[bytes]:
+    code = ("import sys; from appliance.central.commands import main_central; "
+            "sys.exit(main_central())")
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, "--config", str(config_file), "--client-id",
+             client_id], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+
+
+def counted(config: config_mod.Config, what: str) -> int:
+    """Rows in the central records table, or a counter; 0 while the database is new."""
+    try:
+        conn = open_configured(config.central)
+    except Exception:  # noqa: BLE001 - a receiver may be creating it right now
+        return 0
+    try:
+        if what == "records":
+            return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        return conn.counter(what)
+    finally:
+        conn.close()
+
+
+def served_count(config: config_mod.Config) -> int:
+    return counted(config, "records")
+
+
+def test_the_subscription_is_shared_only_when_a_group_is_named(tmp_path):
+    plain = make_config(tmp_path, 1883, signed=False)
+    shared = make_config(tmp_path, 1883, signed=False, central={"share_group": "g1"})
+    assert subscription(plain) == "bhxh/devices/+/records"
+    assert subscription(shared) == "$share/g1/bhxh/devices/+/records"
+    with pytest.raises(config_mod.ConfigError, match="share_group"):
+        config_mod.validate(make_config(tmp_path, 1883, central={"share_group": "a/b"}))
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "sqlite"])
+def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
+        engine, tmp_path, broker, services, request):
+    # A record's chunks and the record itself may reach different receivers, so its
+    # transfer stays open a little longer than behind one receiver: more transfers
+    # than the device's window (64) may be open at once (README, "Thousands of devices").
+    central: dict[str, object] = {"share_group": GROUP, "max_transfers_per_device": 256}
+    if engine == "postgresql":
+        central["postgres_dsn"] = request.getfixturevalue("pg_server").create_database()
+    config = make_config(tmp_path, broker.port, ack_timeout_seconds=4.0, central=central)
+    config_file = tmp_path / "appliance.toml"
+    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    logs = [tmp_path / f"central-{n}.log" for n in range(RECEIVERS)]
+    receivers = [start_receiver(config_file, f"central-{n}", logs[n]) for n in range(RECEIVERS)]
+    attacker = Attacker(broker.port)
+    try:
+        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
+              lambda: counted(config, "dead_letters"), "the receivers")
+        wait_for(lambda: all("receiver connected" in log.read_text(errors="replace")
+                             for log in logs), 30, "three receivers connected")
+        time.sleep(0.5)  # their SUBSCRIBE follows the CONNACK
+        # Two chunks + the record, then one chunk + the record: mosquitto deals a shared
+        # subscription's messages round robin, so with three messages per record and
+        # three receivers every record message would reach the same one.
+        recs = (enqueue(config, RECORDS // 2, pdf_sizes=(3000,))
+                + enqueue(config, RECORDS - RECORDS // 2, pdf_sizes=(1000,)))
+        publisher = services(run_publisher, config)
+        wait_for(lambda: served_count(config) >= RECORDS // 4, 90, "a quarter stored")
+        os.kill(receivers[0].pid, signal.SIGKILL)
+        receivers[0].wait(10)
+        assert served_count(config) < RECORDS, "killed too late to test anything"
+        receivers[0] = start_receiver(config_file, "central-0", logs[0])
+        wait_for(lambda: all_delivered(config, recs), 150, "every record delivered")
+        for proc, log in zip(receivers, logs, strict=True):
+            assert proc.poll() is None, log.read_text(errors="replace")
+        assert publisher.running()
+        assert_exactly_once_everywhere(config, recs)
+        handled = [log.read_text(errors="replace").count("stored record") for log in logs]
+        assert sum(1 for n in handled if n) >= 2, f"the broker did not share: {handled}"
+    finally:
+        attacker.close()
+        for proc in receivers:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in receivers:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def assert_exactly_once_everywhere(config: config_mod.Config, recs) -> None:
+    """One row per record (no held copy, no duplicate), body and files byte-identical,
+    and every delivered outbox row backed by exactly those bytes at the central."""
+    conn = open_configured(config.central)
+    try:
+        rows = conn.execute("SELECT device_id, record_id, sha256, status FROM records "
+                            "WHERE device_id=?", (config.device.id,)).fetchall()
+        assert len(rows) == len(recs), f"{len(rows)} rows for {len(recs)} records"
+        assert all(r["status"] == "served" for r in rows)
+        served = {r["record_id"]: r for r in central_store.list_records(conn)}
+        files = FileStore(config.paths.files)
+        for rec in recs:
+            got = served[rec.record_id]
+            assert got["sha256"] == rec.sha256 and got["body_json"] == rec.body_json
+            for sha in rec.file_shas:
+                assert central_store.get_file(conn, sha) == files.read(sha, ".pdf")
+        device = connect(config.paths.database)
+        try:
+            delivered = device.execute(
+                "SELECT r.record_id, r.sha256 FROM outbox o JOIN records r USING (record_id) "
+                "WHERE o.state='delivered'").fetchall()
+        finally:
+            device.close()
+        assert len(delivered) == len(recs)
+        for row in delivered:
+            assert served[row["record_id"]]["sha256"] == row["sha256"]
+    finally:
+        conn.close()
