@@ -18,19 +18,13 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
-from appliance.extraction.fields import extract_pages
-from appliance.imaging.pages import assemble_pdf
-from appliance.ocr.engine import PageText, TextLine
 from appliance.records import audit, corrections, dossiers
-from appliance.records import pages as page_store
 from appliance.store.db import connect
-from appliance.store.files import FileStore
 from tests.web.helpers import public_id
+from tests.web.review_pages import NAME, OCR_NAME, review_dossier
 from tests.web.test_web_browser import CHROMIUM, start_server, stop_server
 from tests.web.test_web_faces import (
     LARGE,
@@ -50,60 +44,8 @@ pytestmark = [
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
 
-FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")  # boxes split by characters
-DPI = 150
-TITLE = "Tờ khai tham gia, điều chỉnh thông tin BHXH, BHYT"
-# What OCR read on the form, line by line, with each line's box and least sure
-# character: a name without its marks (uncertain), a CCCD one digit short (invalid).
-LINES = [
-    ("TỜ KHAI THAM GIA, ĐIỀU CHỈNH THÔNG TIN BẢO HIỂM XÃ HỘI, BẢO HIỂM Y TẾ",
-     (60, 90, 1180, 130), 0.95),
-    ("Họ và tên: NGUYEN THI HOI", (80, 260, 760, 300), 0.62),
-    ("Ngày, tháng, năm sinh: 12/03/1985", (80, 380, 860, 420), 0.95),
-    ("Số CCCD/ĐDCN/Hộ chiếu: 00120300456", (80, 500, 980, 540), 0.95),
-]
-OCR_NAME = "NGUYEN THI HOI"
-NAME = unicodedata.normalize("NFC", "NGUYỄN THỊ HỘI")
-
-
 def expect(locator):
     return sync_api.expect(locator)
-
-
-def fitted(text: str, width: int, height: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """The largest font that fills the line's box, so each box frames its text."""
-    if not FONT.exists():
-        return ImageFont.load_default()
-    size = height
-    while size > 8 and ImageFont.truetype(str(FONT), size).getlength(text) > width:
-        size -= 1
-    return ImageFont.truetype(str(FONT), size)
-
-
-def form_page() -> tuple[Image.Image, PageText]:
-    """An A4 page at 150 dpi with the lines drawn where their boxes say."""
-    image = Image.new("RGB", (1240, 1754), "white")
-    draw = ImageDraw.Draw(image)
-    lines = []
-    for text, box, least in LINES:
-        font = fitted(text, box[2] - box[0], box[3] - box[1])
-        draw.text((box[0], box[1]), text, fill="black", font=font)
-        lines.append(TextLine(text, box, 0.95, (least,)))
-    return image, PageText(0.2, tuple(lines))
-
-
-def review_dossier(conn, config) -> tuple[int, int]:
-    """A submitted dossier of one read page, made as the worker makes it; (dossier, paper)."""
-    dossier_id = dossiers.create(conn, config, "tk1-ts")
-    files = FileStore(config.paths.files)
-    image, text = form_page()
-    stored = page_store.store_page(conn, files, dossier_id, None, image, TITLE, dpi=DPI)
-    page_store.set_page_text(conn, stored.page_id, text)
-    fields = extract_pages([text.lines]).as_dict()  # the worker's step 4
-    pdf = assemble_pdf([image], DPI, title=TITLE, author=config.device.agency_name)
-    page_store.store_paper_pdf(conn, files, stored.paper_id, pdf, fields)
-    dossiers.submit(conn, dossier_id)
-    return dossier_id, stored.paper_id
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,162 @@
+"""The officer desk's forms through the Flask test client: corrections, the paper's type
+and the return to the citizen, each through records.corrections or web/desk.py, each
+refusal in the screen's language with nothing changed. (The browser side, boxes and
+keyboard, is test_web_officer_review.)"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from appliance.records import audit, corrections, dossiers
+from tests.web.forms import post_form
+from tests.web.helpers import public_id
+from tests.web.review_pages import OCR_NAME, review_dossier
+
+
+def html(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def value_of(conn, config, paper_id: int, name: str) -> corrections.ReviewField:
+    return next(f for f in corrections.review_fields(conn, config, paper_id) if f.name == name)
+
+
+def corrections_of(conn, dossier_id: int) -> list[audit.AuditEntry]:
+    return [e for e in audit.entries(conn, dossier_id) if e.action == "correction"]
+
+
+def test_review_marks_fields_and_their_boxes(client, conn, config):
+    dossier_id, paper_id = review_dossier(conn, config)
+    page = html(client.get(f"/officer/dossiers/{public_id(conn, dossier_id)}"))
+    box = value_of(conn, config, paper_id, "full_name").box
+    assert box is not None
+    assert (f'class="field-box mark-warn" data-field="full_name" data-page="0" '
+            f'data-box="{" ".join(map(str, box))}"') in page
+    assert re.search(r'class="field-box mark-err" data-field="cccd"', page)
+    assert 'data-field="bhxh_number" data-status="missing"' in page  # mandatory, not found
+    assert "Số CCCD phải có đúng 12 chữ số." in page
+    page = html(client.get(f"/officer/dossiers/{public_id(conn, dossier_id)}?lang=en"))
+    assert "A CCCD number has exactly 12 digits." in page and "Citizen ID number" in page
+
+
+def test_correction_needs_a_name_without_pin_then_keeps_the_ocr_value(client, conn, config):
+    dossier_id, paper_id = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    url = f"{detail}/papers/{paper_id}/fields/full_name"
+    name = unicodedata.normalize("NFD", "NGUYỄN THỊ HỘI")  # decomposed, as some IMEs send
+    r = post_form(client, url, {"value": name}, page=detail, follow_redirects=True)
+    assert "Hãy nhập họ tên cán bộ" in html(r)  # no PIN, no remembered name: who is it?
+    assert value_of(conn, config, paper_id, "full_name").value == OCR_NAME
+    r = post_form(client, url, {"value": name, "officer": "Lê Văn Tâm"}, page=detail,
+                  follow_redirects=True)
+    page = html(r)
+    fixed = value_of(conn, config, paper_id, "full_name")
+    assert fixed.value == unicodedata.normalize("NFC", name) and fixed.ocr_value == OCR_NAME
+    assert fixed.corrected_by == "Lê Văn Tâm"
+    assert "Đã lưu giá trị sửa" in page and f'data-ocr>{OCR_NAME}</span>' in page
+    [entry] = corrections_of(conn, dossier_id)
+    assert entry.actor == "Lê Văn Tâm" and entry.detail["field"] == "full_name"
+
+
+def test_refused_correction_is_shown_beside_its_field_and_changes_nothing(client, conn,
+                                                                          config):
+    dossier_id, paper_id = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    cases = [("cccd", "00120300456", "Số CCCD phải có đúng 12 chữ số."),
+             ("birth_date", "31/02/1990", "Ngày này không có trên lịch"),
+             ("birth_date", "  ", "Chưa nhập giá trị"),
+             ("cccd", "001203004567 abc", "Chỉ nhập giá trị"),
+             ("cccd", "không rõ", "Giá trị này không phải là số CCCD")]
+    for name, value, reason in cases:
+        before = value_of(conn, config, paper_id, name)
+        r = post_form(client, f"{detail}/papers/{paper_id}/fields/{name}",
+                      {"value": value, "officer": "Lê Văn Tâm"}, page=detail)
+        assert r.status_code == 422, (name, value)
+        page = html(r)
+        refusal = re.search(rf'id="refusal-{paper_id}-{name}">([^<]*)<', page)
+        assert refusal and reason in refusal.group(1), (name, value, page[-2000:])
+        assert f'value="{value}"' in page  # what was typed stays to be fixed
+        assert value_of(conn, config, paper_id, name) == before
+    assert corrections_of(conn, dossier_id) == []
+    r = post_form(client, f"{detail}/papers/{paper_id}/fields/cccd?lang=en",
+                  {"value": "00120300456", "officer": "A"}, page=detail)
+    assert "A CCCD number has exactly 12 digits." in html(r)
+
+
+def test_a_paper_of_another_dossier_or_an_unknown_field_is_refused(client, conn, config):
+    mine, my_paper = review_dossier(conn, config)
+    other, other_paper = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, mine)}"
+    for url in (f"{detail}/papers/{other_paper}/fields/full_name",
+                f"/officer/dossiers/{public_id(conn, other)}/papers/{my_paper}/fields/full_name",
+                f"{detail}/papers/{other_paper}/type"):
+        r = post_form(client, url, {"value": "TRẦN THỊ LAN", "officer": "A",
+                                    "paper_type": "cccd-front"}, page=detail,
+                      follow_redirects=True)
+        assert "Không tìm thấy giấy tờ này trong hồ sơ." in html(r), url
+    r = post_form(client, f"{detail}/papers/{my_paper}/fields/no_such_field",
+                  {"value": "1", "officer": "A"}, page=detail, follow_redirects=True)
+    assert "Loại giấy tờ này không có trường thông tin đó." in html(r)
+    for dossier_id, paper_id in ((mine, my_paper), (other, other_paper)):
+        assert value_of(conn, config, paper_id, "full_name").value == OCR_NAME
+        assert dossiers.get(conn, dossier_id).papers[0].title.startswith("Tờ khai")
+        assert corrections_of(conn, dossier_id) == []
+
+
+def test_paper_type_change_reads_the_fields_again(client, conn, config):
+    dossier_id, paper_id = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    r = post_form(client, f"{detail}/papers/{paper_id}/type", {"paper_type": "nonsense",
+                                                               "officer": "A"},
+                  page=detail, follow_redirects=True)
+    assert "Danh mục không có loại giấy tờ này" in html(r)
+    r = post_form(client, f"{detail}/papers/{paper_id}/type",
+                  {"paper_type": "cccd-front", "officer": "Lê Văn Tâm"}, page=detail,
+                  follow_redirects=True)
+    page = html(r)
+    assert "Đã đổi loại giấy tờ" in page
+    assert '<option value="cccd-front" selected>' in page
+    assert dossiers.get(conn, dossier_id).papers[0].title == "Căn cước công dân (mặt trước)"
+    names = {f.name for f in corrections.review_fields(conn, config, paper_id)}
+    assert "expiry_date" in names and "bhxh_number" not in names  # the card's fields now
+    [entry] = corrections_of(conn, dossier_id)
+    assert entry.detail["op"] == "set_paper_type" and entry.detail["to"] == "cccd-front"
+
+
+def test_signed_dossier_takes_no_correction(client, conn, config):
+    dossier_id, paper_id = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    post_form(client, f"{detail}/sign", {"officer": "A", "checked": "yes"}, page=detail)
+    assert dossiers.get(conn, dossier_id).status == "signed"
+    page = html(client.get(detail))
+    assert "correct-form" not in page and 'id="return"' not in page
+    r = post_form(client, f"{detail}/papers/{paper_id}/fields/full_name",
+                  {"value": "TRẦN THỊ LAN", "officer": "A"}, page=detail,
+                  follow_redirects=True)
+    assert "không thể sửa đổi nữa" in html(r)
+    assert value_of(conn, config, paper_id, "full_name").value == OCR_NAME
+
+
+def test_return_needs_a_reason_and_the_confirmation(client, conn, config):
+    dossier_id, _ = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    r = post_form(client, f"{detail}/return", {"reason": "  ", "officer": "A",
+                                                "confirm": "yes"}, page=detail,
+                  follow_redirects=True)
+    assert "Hãy ghi lý do trả lại hồ sơ" in html(r)
+    post_form(client, f"{detail}/return", {"reason": "thiếu trang 2", "officer": "A"},
+              page=detail)
+    assert dossiers.get(conn, dossier_id).status == "submitted"
+    r = post_form(client, f"{detail}/return", {"reason": "thiếu trang 2", "officer": "A",
+                                                "confirm": "yes"}, page=detail,
+                  follow_redirects=True)
+    assert "Đã trả lại hồ sơ cho công dân." in html(r)
+    assert dossiers.get(conn, dossier_id).status == "cancelled"
+    assert "thiếu trang 2" in html(client.get(detail))
+    r = post_form(client, f"{detail}/return", {"reason": "again", "officer": "A",
+                                                "confirm": "yes"}, page=detail,
+                  follow_redirects=True)
+    assert dossiers.get(conn, dossier_id).status == "cancelled"
+    assert len([e for e in corrections_of(conn, dossier_id)
+                if e.detail.get("op") == "returned_to_citizen"]) == 1
