@@ -12,9 +12,11 @@ message key of the fault sits under its own key, `scanner.error`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from enum import StrEnum
+from typing import Any
 
 from appliance.store.db import get_state, set_state
 
@@ -29,6 +31,10 @@ class StateKey(StrEnum):
     # The scanner a technician chose on the panel, as a ScannerIdentity string (it
     # survives a replug); empty: scanner.device from the configuration.
     SCANNER_CHOSEN = "scanner.chosen"
+    # What the scanner the worker last opened can do, as JSON (scanner.device's
+    # Capabilities.to_dict(): sources, modes, resolutions, largest area, the presets it
+    # honours), so the web offers only those presets; absent: nothing known yet.
+    SCANNER_CAPABILITIES = "scanner.capabilities"
 
 
 class ScannerState(StrEnum):
@@ -107,3 +113,24 @@ def chosen_scanner(conn: sqlite3.Connection) -> str:
 def choose_scanner(conn: sqlite3.Connection, identity: str) -> None:
     """Remember the scanner the worker opens from now on ('' forgets the choice)."""
     set_state(conn, StateKey.SCANNER_CHOSEN, identity)
+
+
+def set_scanner_capabilities(conn: sqlite3.Connection, capabilities: dict[str, Any]) -> None:
+    """Publish what the opened scanner can do; written only when it changed, so a scan
+    costs no extra fsync when the same device is opened again."""
+    value = json.dumps(capabilities, sort_keys=True, ensure_ascii=False)
+    if read(conn, StateKey.SCANNER_CAPABILITIES) != value:
+        set_state(conn, StateKey.SCANNER_CAPABILITIES, value)
+
+
+def scanner_capabilities(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """What the worker last published about its scanner, or None when nothing usable
+    is known (never opened, or written by a build with another shape)."""
+    raw = read(conn, StateKey.SCANNER_CAPABILITIES)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

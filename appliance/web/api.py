@@ -119,7 +119,7 @@ def get_dossier(dossier_id: str) -> Response:
 def start_scan(dossier_id: str) -> tuple[Response, int, dict[str, str]]:
     row = loaders.dossier_row(dossier_id)
     body = json_body()
-    presets = usecases.STAFF_PRESETS if auth.is_officer() else usecases.KIOSK_PRESETS
+    presets = usecases.offered_presets(get_db(), staff=auth.is_officer())
     job_id = usecases.start_scan(get_db(), row, body.get("source"),
                                  body.get("paper_id"), auth.client_key(),
                                  preset=body.get("preset"), presets=presets)

@@ -171,7 +171,8 @@ def dossier() -> Any:
         preset = job.params.get("preset")
         retry = {"paper_id": paper_id, "source": job.params.get("source", "flatbed"),
                  "title": job.params.get("title", ""),
-                 "preset": preset if preset in usecases.KIOSK_PRESETS else None}
+                 "preset": preset if preset in usecases.offered_presets(
+                     conn, staff=False) else None}
     choices = presenters.paper_choices(d)
     new_paper = job.progress.get("paper_id") if job is not None and not active else None
     return render_template(
@@ -211,7 +212,8 @@ def _title_from_form(d: Dossier) -> str | None:
 
 def presets() -> list[tuple[str, str]]:
     """The one-tap presets a citizen may choose, (name, label), the default first."""
-    return [(name, t(f"scanner.preset.{name}")) for name in usecases.KIOSK_PRESETS]
+    return [(name, t(f"scanner.preset.{name}"))
+            for name in usecases.offered_presets(get_db(), staff=False)]
 
 
 def _preset_from_form(source: str | None) -> str | None:
@@ -220,7 +222,7 @@ def _preset_from_form(source: str | None) -> str | None:
     name = request.form.get("preset", "")
     if not name or source != "flatbed":
         return None
-    if name not in usecases.KIOSK_PRESETS:
+    if name not in usecases.offered_presets(get_db(), staff=False):
         raise WebError("error.bad_preset", 400)
     return name
 

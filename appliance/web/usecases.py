@@ -26,7 +26,7 @@ from flask import current_app
 from appliance.records import consent, dossiers, procedures, queries
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
-from appliance.store import jobs
+from appliance.store import jobs, state
 from appliance.store.db import get_state, transaction
 from appliance.system.config import Config
 from appliance.web.db import get_config
@@ -45,7 +45,8 @@ PRESET_SOURCES: dict[str, str] = {
 }
 DEFAULT_PRESET = "a4_form"
 # Until the worker publishes the opened scanner's capabilities, a citizen is offered
-# the glass presets every scanner has; staff also get the feeder ones.
+# the glass presets every scanner has; staff also get the feeder ones. Once it has,
+# `offered_presets` narrows these to what the device honours.
 KIOSK_PRESETS: tuple[str, ...] = ("a4_form", "cccd")
 STAFF_PRESETS: tuple[str, ...] = ("a4_form", "cccd", "feeder_batch", "duplex")
 # The key a job stopped from the screen fails with (ScannerCancelled's, as the worker
@@ -223,6 +224,19 @@ def _next_title(dossier: Dossier) -> str:
     if n < len(expected):
         return expected[n][0]
     return f"Giấy tờ số {n + 1}"
+
+
+def offered_presets(conn: sqlite3.Connection, *, staff: bool) -> tuple[str, ...]:
+    """The presets to offer (and accept): the kiosk's or the staff's, keeping only those
+    the scanner the worker last opened can honour (a feeder preset on a flatbed-only
+    device, duplex on a simplex feeder, would only fail). The fixed lists while no
+    capabilities are known (before the first scan, or from an older worker)."""
+    base = STAFF_PRESETS if staff else KIOSK_PRESETS
+    caps = state.scanner_capabilities(conn)
+    supported = caps.get("presets") if caps is not None else None
+    if not isinstance(supported, list):
+        return base
+    return tuple(name for name in base if name in supported)
 
 
 def check_preset(preset: Any, source: Any,

@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -31,6 +32,9 @@ from appliance.store.state import ScannerState
 from appliance.system.config import Config
 from appliance.worker import test_scan
 from appliance.worker.context import Progress, ScannedPaper, ScanRequest, Tools
+
+if TYPE_CHECKING:
+    from appliance.scanner.device import Scanner
 from appliance.worker.errors import FailureKey, JobFailed
 
 log = logging.getLogger(__name__)
@@ -78,8 +82,21 @@ def scan(tools: Tools, request: ScanRequest, progress: Progress,
     # configured one.
     wanted = state.chosen_scanner(tools.conn) or sc.device
     with open_scanner(wanted, sc.resolution, sc.mode) as scanner:
+        publish_capabilities(tools, scanner)
         yield from scanner.scan(what, cancel=_CancelFlag(tools, request.job_id),
                                 progress=reading)
+
+
+def publish_capabilities(tools: Tools, scanner: Scanner) -> None:
+    """Tell the web what the opened device can do (sources, duplex, resolutions, sizes,
+    the presets it honours), so the screens offer only those. Never fails the scan:
+    a device that cannot say keeps the screens on their fixed presets."""
+    from appliance.scanner.errors import ScannerError
+
+    try:
+        state.set_scanner_capabilities(tools.conn, scanner.capabilities().to_dict())
+    except (ScannerError, sqlite3.Error, OSError, ValueError) as e:
+        log.warning("scanner capabilities not published: %s", e)
 
 
 def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> ScannedPaper:

@@ -1,0 +1,106 @@
+"""The worker publishes what the scanner it opened can do, and the web offers only
+those presets: a real worker process scans from the eSCL emulator through
+sane-airscan, once from a duplex feeder and once from a simplex-only one."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.records import dossiers
+from appliance.scanner.sane_env import write_sane_config
+from appliance.store import jobs, state
+from appliance.store.db import connect, set_state
+from appliance.system import config as config_mod
+from appliance.web import create_app, usecases
+from appliance.web.errors import WebError
+from tests.helpers.processes import Processes, free_port, wait_for
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[config_mod.Config, Processes, int]]:
+    port = free_port()
+    sane_dir = tmp_path / "sane"
+    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{port}/eSCL")
+    config = config_mod.with_overrides(
+        config_mod.Config(), paths={"data_dir": str(tmp_path / "data")},
+        scanner={"sane_config_dir": str(sane_dir)}, ocr={"enabled": False})
+    cfg = tmp_path / "appliance.toml"
+    cfg.write_text(config_mod.dump(config), encoding="utf-8")
+    (tmp_path / "logs").mkdir()
+    env = dict(os.environ, APPLIANCE_CONFIG=str(cfg), PYTHONUNBUFFERED="1")
+    env.pop("NOTIFY_SOCKET", None)
+    procs = Processes(tmp_path / "logs", env)
+    connect(config.paths.database).close()
+    try:
+        yield config, procs, port
+    except BaseException:
+        print(procs.logs())
+        raise
+    finally:
+        procs.stop_all()
+
+
+def _offered(config: config_mod.Config, conn) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    app = create_app(config, {"TESTING": True})
+    with app.app_context():
+        return (usecases.offered_presets(conn, staff=False),
+                usecases.offered_presets(conn, staff=True))
+
+
+@pytest.mark.parametrize("duplex", [True, False], ids=["duplex", "simplex"])
+def test_presets_follow_the_opened_scanner(setup, duplex: bool):
+    config, procs, port = setup
+    conn = connect(config.paths.database)
+    # nothing known yet: the fixed lists
+    assert _offered(config, conn) == (usecases.KIOSK_PRESETS, usecases.STAFF_PRESETS)
+
+    procs.start("scanner", "demo-scanner", "--port", str(port), "--adf-pages", "2",
+                *(() if duplex else ("--no-duplex",)))
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 30,
+             "the demo scanner")
+    procs.start("worker", "worker")
+    dossier_id = dossiers.create(conn, config, "tk1-ts")
+    job_id = jobs.enqueue(conn, "scan", dossier_id, {"source": "flatbed", "title": "Tờ khai"})
+    job = wait_for(lambda: (j := jobs.get(conn, job_id)) and j.state in (
+        jobs.JobState.DONE, jobs.JobState.FAILED) and j, 180, "the scan")
+    assert job.state == jobs.JobState.DONE, job
+
+    caps = state.scanner_capabilities(conn)
+    assert caps is not None
+    assert {"flatbed", "adf"} <= set(caps["sources"])
+    assert ("duplex" in caps["sources"]) is duplex
+    assert caps["resolutions"] and max(caps["resolutions"]) >= 300
+    assert caps["max_area_mm"][0] >= 210 and caps["max_area_mm"][1] >= 296.5
+    kiosk, staff = _offered(config, conn)
+    assert kiosk == ("a4_form", "cccd")
+    assert staff == (("a4_form", "cccd", "feeder_batch", "duplex") if duplex
+                     else ("a4_form", "cccd", "feeder_batch"))
+
+    app = create_app(config, {"TESTING": True})
+    with app.test_request_context():
+        other = dossiers.create(conn, config, "tk1-ts")
+        if duplex:
+            assert usecases.start_scan(conn, other, None, preset="duplex", presets=staff)
+        else:  # never offered, and refused if asked for anyway
+            with pytest.raises(WebError) as refused:
+                usecases.start_scan(conn, other, None, preset="duplex", presets=staff)
+            assert refused.value.key == "error.bad_preset"
+    conn.close()
+
+
+def test_unusable_capabilities_fall_back_to_the_fixed_presets(tmp_path: Path):
+    config = config_mod.with_overrides(config_mod.Config(),
+                                       paths={"data_dir": str(tmp_path / "data")})
+    conn = connect(config.paths.database)
+    set_state(conn, state.StateKey.SCANNER_CAPABILITIES, "{not json")
+    assert _offered(config, conn) == (usecases.KIOSK_PRESETS, usecases.STAFF_PRESETS)
+    state.set_scanner_capabilities(conn, {"sources": ["flatbed"], "presets": ["a4_form"]})
+    assert _offered(config, conn) == (("a4_form",), ("a4_form",))
+    conn.close()
