@@ -285,6 +285,7 @@ def correct_field(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
                       "corrected_at": at, "ocr_value": ocr_value,
                       "correction_reason": note})
         _set_field(fields, field, entry)
+        _agree_with_number(fields, field)
         _store_fields(conn, paper_id, fields)
         where = f"{paper_id}:{field}:{at!r}"
         line = audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
@@ -296,6 +297,55 @@ def correct_field(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
     return FieldCorrection(dossier_id, paper_id, field, new_value,
                            old.get("value") if old else None, ocr_value, officer, at, note,
                            line.seq)
+
+
+def _contradictions(fields: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(number field, other field, reason) where a CCCD number's century/year or sex
+    digit contradicts the date of birth or sex on the same paper (Decree 137/2015)."""
+    detailed = fields.get("fields") or {}
+
+    def value(name: str) -> str | None:
+        f = detailed.get(name)
+        ok = isinstance(f, dict) and f.get("status") in (v.VALID, v.UNCERTAIN)
+        return f.get("value") if ok and isinstance(f.get("value"), str) else None
+
+    out = []
+    birth, sex = value("birth_date"), value("gender")
+    for name in ("cccd", "personal_id"):
+        number = value(name)
+        if number is None or len(number) != 12 or not number.isdigit():
+            continue
+        if birth is not None and birth[-4:].isdigit() and v.cccd_birth_year(number) != int(
+                birth[-4:]):
+            out.append((name, "birth_date",
+                        f"the CCCD number {number} says born in {v.cccd_birth_year(number)}, "
+                        f"the date of birth is {birth}"))
+        if sex is not None and v.cccd_is_female(number) != (sex == "Nữ"):
+            out.append((name, "gender",
+                        f"the CCCD number {number} is "
+                        f"{'a woman' if v.cccd_is_female(number) else 'a man'}'s, "
+                        f"the paper says {sex}"))
+    return out
+
+
+def _agree_with_number(fields: dict[str, Any], corrected: str) -> None:
+    """After a correction, the CCCD number and the date of birth and sex must still
+    agree. Both set by officers and contradicting: refused (nobody may sign that).
+    Otherwise the value the officer did not set is marked uncertain with the reason,
+    to be looked at against the paper."""
+    detailed = fields.get("fields") or {}
+    for number, other, reason in _contradictions(fields):
+        if corrected not in (number, other):
+            continue
+        pair = (detailed.get(number) or {}, detailed.get(other) or {})
+        if all(f.get("source") == SOURCE_OFFICER for f in pair):
+            raise InvalidCorrection(f"{corrected}: {reason}", reason)
+        for name, f in ((number, pair[0]), (other, pair[1])):
+            if f.get("source") != SOURCE_OFFICER:
+                flag = "cccd.birth_year" if other == "birth_date" else "cccd.sex"
+                _set_field(fields, name, {**f, "status": v.UNCERTAIN,
+                                          "flags": [*(f.get("flags") or []), flag],
+                                          "reason": reason})
 
 
 # -- paper type and re-derived fields --------------------------------------------------

@@ -348,3 +348,27 @@ def test_nothing_changes_while_a_scan_of_the_dossier_is_queued(conn, config):
     jobs.finish(conn, job)
     corrections.correct_field(conn, config, dossier_id=forms.dossier_id, paper_id=paper.id,
                               field="full_name", value="LÊ KIM GIANG", officer=OFFICER)
+
+
+def test_a_number_contradicting_the_birth_date_or_sex_is_flagged_or_refused(conn, config):
+    """The CCCD number encodes century, year of birth and sex: an officer's number that
+    contradicts the OCR's sex marks the OCR value for a look; two officer values that
+    contradict each other are refused (nobody may sign that), nothing changed."""
+    forms = scanned_forms(conn, config, ((1,),), submit=False)
+    d = forms.dossier_id
+    paper = dossiers.get(conn, d).papers[0]
+    corrections.set_paper_type(conn, config, dossier_id=d, paper_id=paper.id,
+                               paper_type="tk1-ts", officer=OFFICER)  # OCR: Nữ, 1991
+    corrections.correct_field(conn, config, dossier_id=d, paper_id=paper.id, field="cccd",
+                              value="092091511554", officer=OFFICER)  # a man's number
+    gender = _fields(conn, paper.id)["fields"]["gender"]
+    assert gender["status"] == "uncertain" and "cccd.sex" in gender["flags"]
+    assert "a man's" in gender["reason"]
+    corrections.correct_field(conn, config, dossier_id=d, paper_id=paper.id, field="gender",
+                              value="Nam", officer=OFFICER)
+    before = _fields(conn, paper.id)
+    with pytest.raises(InvalidCorrection) as refused:
+        corrections.correct_field(conn, config, dossier_id=d, paper_id=paper.id,
+                                  field="birth_date", value="16/08/1992", officer=OFFICER)
+    assert "says born in 1991" in refused.value.reason
+    assert _fields(conn, paper.id)["fields"]["birth_date"] == before["fields"]["birth_date"]
