@@ -215,7 +215,8 @@ def validate_value(spec: FieldSpec, value: str, catalogue: Catalogue) -> v.Verdi
         raise InvalidCorrection(f"{spec.name}: {text!r} is not a {spec.kind}",
                                 f"not a {spec.kind.replace('_', ' ')}: {text!r}")
     if verdict.status == v.PROBLEM or verdict.value is None:
-        raise InvalidCorrection(f"{spec.name}: {verdict.reason}", verdict.reason or "")
+        raise InvalidCorrection(f"{spec.name}: {verdict.reason}", verdict.reason or "",
+                                verdict.flags)
     rest = text[:verdict.span[0]] + text[verdict.span[1]:]
     if spec.kind not in ("text", "email") and any(c.isalnum() for c in rest):
         raise InvalidCorrection(
@@ -339,7 +340,8 @@ def _agree_with_number(fields: dict[str, Any], corrected: str) -> None:
             continue
         pair = (detailed.get(number) or {}, detailed.get(other) or {})
         if all(f.get("source") == SOURCE_OFFICER for f in pair):
-            raise InvalidCorrection(f"{corrected}: {reason}", reason)
+            flag = "cccd.birth_year" if other == "birth_date" else "cccd.sex"
+            raise InvalidCorrection(f"{corrected}: {reason}", reason, (flag,))
         for name, f in ((number, pair[0]), (other, pair[1])):
             if f.get("source") != SOURCE_OFFICER:
                 flag = "cccd.birth_year" if other == "birth_date" else "cccd.sex"

@@ -59,9 +59,11 @@ class InvalidCorrection(RecordsError):
 
     key = "error.invalid_correction"
 
-    def __init__(self, message: str, reason: str = "") -> None:
+    def __init__(self, message: str, reason: str = "", flags: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.reason = reason or message
+        # the validator's stable codes (translated as flag.<code>): why, for the screen
+        self.flags = tuple(flags)
 
 
 class UnknownPaperType(RecordsError):

@@ -90,6 +90,8 @@ def test_an_invalid_correction_is_refused_and_nothing_changes(conn, config, fiel
                                   paper_id=paper.id, field=field, value=value,
                                   officer=OFFICER)
     assert why in refused.value.reason and refused.value.key == "error.invalid_correction"
+    # the validator's stable codes, which the screen translates (flag.<code>)
+    assert bool(refused.value.flags) == (why not in ("only the value", "empty"))
     assert _fields(conn, paper.id) == before
     assert len(audit.entries(conn)) == trail
 
@@ -371,4 +373,5 @@ def test_a_number_contradicting_the_birth_date_or_sex_is_flagged_or_refused(conn
         corrections.correct_field(conn, config, dossier_id=d, paper_id=paper.id,
                                   field="birth_date", value="16/08/1992", officer=OFFICER)
     assert "says born in 1991" in refused.value.reason
+    assert refused.value.flags == ("cccd.birth_year",)
     assert _fields(conn, paper.id)["fields"]["birth_date"] == before["fields"]["birth_date"]
