@@ -24,8 +24,11 @@ from appliance.web import create_app  # noqa: E402
 from tests.web.helpers import add_job, add_scanned_paper, submitted_dossier  # noqa: E402
 
 PIN = "80413579"
-BUDGET_SECONDS = 40.0
-EXAMPLES = 25
+# Every operation gets each pass (anonymous and with the PIN, valid and invalid) before
+# the next operation starts, so a growing API spreads the budget instead of starving
+# the operations described last (the technician's, since issue 11).
+BUDGET_SECONDS = 60.0
+EXAMPLES = 12
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -83,10 +86,13 @@ def test_generated_requests_never_get_a_5xx_and_refusals_change_nothing(config, 
     changed_on_refusal: list[str] = []
     deadline = time.monotonic() + BUDGET_SECONDS
     operations = [result.ok() for result in schema.get_all_operations()]
-    passes = [(operation, mode, headers) for headers in ({}, {"X-Officer-PIN": PIN})
-              for operation in operations
+    passes = [(operation, mode, headers) for operation in operations
+              for headers in ({}, {"X-Officer-PIN": PIN})
               for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
     for operation, mode, headers in passes:
+        if time.monotonic() > deadline:
+            tally["passes left out for time"] += 1
+            continue
         try:
             fuzz(conn, operation, mode, headers, deadline, tally, server_errors,
                  changed_on_refusal)
