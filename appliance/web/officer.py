@@ -107,8 +107,8 @@ def _viewer() -> str:
 def index() -> str:
     conn = get_db()
     search = request.args.get("q", "").strip()[:MAX_SEARCH]
-    waiting = queries.officer_queue(conn, "submitted", search, 100)
-    signed = queries.officer_queue(conn, "signed", search, 50)
+    waiting = desk.search(conn, "submitted", search, 100)
+    signed = desk.search(conn, "signed", search, 50)
     sync = get_state(conn, "sync.state")
     # Pending records are normal for seconds; say why only when no link can carry them.
     link_down = sync[0] if sync and sync[0] in ("no_broker", "disconnected") else None

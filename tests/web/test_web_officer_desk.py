@@ -160,3 +160,26 @@ def test_return_needs_a_reason_and_the_confirmation(client, conn, config):
     assert dossiers.get(conn, dossier_id).status == "cancelled"
     assert len([e for e in corrections_of(conn, dossier_id)
                 if e.detail.get("op") == "returned_to_citizen"]) == 1
+
+
+def test_search_by_code_or_by_the_citizen_s_name(client, conn, config):
+    """Names are sealed in the papers' fields: the desk opens them to search, folded."""
+    dossier_id, paper_id = review_dossier(conn, config)
+    other, _ = review_dossier(conn, config)
+    code = dossiers.get(conn, dossier_id).code
+    corrections.correct_field(conn, config, dossier_id=dossier_id, paper_id=paper_id,
+                              field="full_name", value="TRẦN THỊ LAN", officer="A")
+
+    def listed(term: str) -> set[str]:
+        page = html(client.get("/officer", query_string={"q": term}))
+        waiting = page.split('id="waiting"', 1)[1].split("</table>", 1)[0] if (
+            'id="waiting"' in page) else ""
+        return set(re.findall(r'<td class="mono">([^<]+)</td>', waiting))
+
+    assert listed(code[-4:]) == {code}  # by code, as before
+    assert listed("tran thi") == {code}  # no marks, no case
+    assert listed(unicodedata.normalize("NFC", "Lan")) == {code}
+    assert listed("NGUYEN THI") == {dossiers.get(conn, other).code}
+    assert listed("zzz") == set()
+    assert "Không có hồ sơ nào có mã hoặc họ tên như vậy." in html(
+        client.get("/officer", query_string={"q": "zzz"}))
