@@ -139,3 +139,83 @@ def test_the_kiosk_browser_itself_never_prints():
     assert policy["PrintingEnabled"] is False
     script = (REPO / "appliance/web/static/kiosk.js").read_text("utf-8")
     assert "window.print" not in script
+
+
+# --- in Chromium, against gunicorn with a printer configured --------------------------
+CHROMIUM_PRESENT = Path("/usr/lib/chromium/chromium").exists()
+
+
+@pytest.fixture(scope="module")
+def printing_server(cups, tmp_path_factory):
+    """The web server as `appliance web` runs it, its `lp` pointed at the test's cupsd."""
+    import os
+
+    from appliance.system import config as config_mod
+    from tests.helpers.processes import Processes, free_port, http
+
+    tmp = tmp_path_factory.mktemp("printing")
+    port = free_port()
+    config = with_overrides(Config(), paths={"data_dir": str(tmp / "data")},
+                            web={"bind": f"127.0.0.1:{port}"},
+                            printer={"queue": cups.queue})
+    toml = tmp / "appliance.toml"
+    toml.write_text(config_mod.dump(config), encoding="utf-8")
+    (tmp / "logs").mkdir()
+    env = {**os.environ, config_mod.CONFIG_ENV: str(toml), **cups.env}
+    env.pop("NOTIFY_SOCKET", None)
+    procs = Processes(tmp / "logs", env)
+    try:
+        procs.start("web", "web")
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http("GET", f"{base}/api/health")[0] == 200, 30, "the web server")
+        yield base, config
+    finally:
+        procs.stop_all()
+
+
+@pytest.mark.skipif(not CHROMIUM_PRESENT, reason="Debian chromium is not installed")
+@pytest.mark.parametrize("viewport", [{"width": 800, "height": 480},
+                                      {"width": 1920, "height": 1080}],
+                         ids=["800x480", "1920x1080"])
+def test_print_button_on_the_receipt_screen_prints_through_cups(
+        browser, printing_server, cups, tmp_path, viewport):
+    from tests.web.test_web_faces import (
+        assert_accessible,
+        assert_on_screen,
+        assert_touch_targets,
+        new_page,
+        shot,
+    )
+
+    base, config = printing_server
+    context, page = new_page(browser, viewport)
+    try:
+        page.goto(f"{base}/kiosk")
+        token = page.request.get(f"{base}/api/session").json()["csrf_token"]
+        created = page.request.post(f"{base}/api/dossiers", data={"procedure": "khac"},
+                                    headers={"X-CSRFToken": token, "Origin": base}).json()
+        conn = connect(config.paths.database)
+        try:
+            add_scanned_paper(conn, config, row_id(conn, created["id"]), pages=1)
+        finally:
+            conn.close()
+        token = page.request.get(f"{base}/api/session").json()["csrf_token"]
+        r = page.request.post(f"{base}/api/dossiers/{created['id']}/submit",
+                              headers={"X-CSRFToken": token, "Origin": base})
+        assert r.ok, r.text()
+        page.goto(f"{base}/kiosk/receipt")
+        assert_on_screen(page, "#print-receipt")
+        assert_touch_targets(page)
+        assert_accessible(page)
+        before = len(cups.jobs())
+        page.locator("#print-receipt").click()
+        page.wait_for_url("**/kiosk/receipt")
+        notice = page.locator(".notice-ok")
+        assert notice.inner_text() == "Đã gửi phiếu tới máy in. Hãy lấy phiếu ở máy in."
+        wait_for(lambda: len(cups.jobs()) > before, 20, "the printed receipt")
+        assert cups.jobs()[-1].read_bytes().startswith(b"%PDF")
+        size = f"{viewport['width']}x{viewport['height']}"
+        shot(page, f"kiosk-receipt-printed-{size}", tmp_path)
+        assert_on_screen(page, "#done")
+    finally:
+        context.close()
