@@ -40,6 +40,7 @@ def test_json_output(page_file, capsys):
         assert set(field) >= {"value", "confidence", "box", "flags"}
         assert len(field["box"]) == 4 and 0 < field["confidence"] <= 1
     assert doc["pages"][0]["file"] == str(path) and doc["pages"][0]["lines"]
+    assert doc["qr"] == []  # a TK1-TS form carries no code (tests/extraction/test_qr.py)
     assert {"text", "box", "confidence"} <= set(doc["pages"][0]["lines"][0])
 
 
