@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 CONNACK_TIMEOUT_SECONDS = 10.0
-MAX_INFLIGHT = 100
+# QoS 1 messages sent and not yet PUBACKed, at most (paho's default is 20): a window
+# this deep keeps the link busy while the broker answers; the publisher also bounds
+# the bytes they hold (sync/publisher.py).
+MAX_INFLIGHT = 1000
 
 
 def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:

@@ -65,6 +65,9 @@ MAX_PARKED_BULK = 64
 # (never longer than the ack timeout) before it sends every chunk again.
 RESUME_WAIT_SECONDS = 5.0
 RESUME_ASKS = 2
+# Bytes handed to paho and not yet taken by the broker, at most (one more message may
+# go over): paho keeps them in memory until their PUBACK.
+MAX_INFLIGHT_BYTES = 4 * 1024 * 1024
 
 
 def _verify(key: Ed25519PublicKey, ack: wire.Ack | wire.BatchAck | wire.Have) -> bool:
@@ -93,6 +96,7 @@ class _Flight:
     messages: Iterator[tuple[bytes, bool]] | None = None
     sent: bool = False
     ack_due: float | None = None
+    seq: int = 0
     mids: set[int] = field(default_factory=set)
     asked: bool = False
     asks: int = 0
@@ -139,7 +143,11 @@ class _Publisher:
         self.refusal: str | None = None
         self.dropped: str | None = None
         self.flights: dict[str, _Flight] = {}
+        # Messages handed to paho and not yet PUBACKed by the broker, and their bytes:
+        # bounded so that a backlog of scans never holds more than a few MB in memory.
         self.unacked: dict[int, str] = {}
+        self.sizes: dict[int, int] = {}
+        self.unacked_bytes = 0
         # Records waiting for their turn to be sent, by size class: a small record never
         # waits for a scan's chunks, it goes out between them (see pick()).
         self.small: deque[str] = deque()
@@ -147,6 +155,13 @@ class _Publisher:
         self.turn_bulk = False
         self.asking: dict[str, str] = {}
         self.claimable = True
+        # Send order of records, and the latest one acknowledged: a record sent after it
+        # is still in the receiver's queue while acks come in, so its ack timeout counts
+        # from the last progress, not from its sending (hundreds are in flight; a slow
+        # receiver must not make them all time out and be sent twice).
+        self.sent_seq = 0
+        self.acked_seq = 0
+        self.progress_seq = 0
         self.shown: tuple[str, str] | None = None
         # Messages published, by kind: what the resume test counts.
         self.published: dict[str, int] = {"chunk": 0, "record": 0, "resume": 0}
@@ -189,6 +204,7 @@ class _Publisher:
     def on_publish(self, client: mqtt.Client, userdata: object, mid: int,
                    reason: mqtt.ReasonCode, props: object) -> None:
         record_id = self.unacked.pop(mid, None)
+        self.unacked_bytes -= self.sizes.pop(mid, 0)
         if reason.is_failure:
             log.warning("broker refused a message of record %s: %s", record_id, reason)
 
@@ -271,6 +287,8 @@ class _Publisher:
                       "claimed under its id too; an operator at the central office must "
                       "decide (our copy is on its disk)", ack.record_id)
         self.acked.append((ack.record_id, ack.as_dict()))
+        if flight is not None:
+            self.acked_seq = max(self.acked_seq, flight.seq)
         self.claims.discard(ack.record_id)
         self.forget(ack.record_id)
 
@@ -351,6 +369,8 @@ class _Publisher:
         outbox.retry_many(self.conn, list(self.flights), delay=0)
         self.flights.clear()
         self.unacked.clear()
+        self.sizes.clear()
+        self.unacked_bytes = 0
         self.small.clear()
         self.bulk.clear()
         self.asking.clear()
@@ -361,6 +381,7 @@ class _Publisher:
             return
         for mid in flight.mids:
             self.unacked.pop(mid, None)
+            self.unacked_bytes -= self.sizes.pop(mid, 0)
         if flight.resume_nonce is not None:
             self.asking.pop(flight.resume_nonce, None)
         if not flight.sent:
@@ -489,6 +510,8 @@ class _Publisher:
             return False
         self.published[kind] += 1
         self.unacked[info.mid] = flight.item.record_id
+        self.sizes[info.mid] = len(payload)
+        self.unacked_bytes += len(payload)
         flight.mids.add(info.mid)
         return True
 
@@ -498,7 +521,8 @@ class _Publisher:
         from appliance.sync.client import MAX_INFLIGHT
 
         self.claimable = True
-        while self.connected and len(self.unacked) < MAX_INFLIGHT:
+        while (self.connected and len(self.unacked) < MAX_INFLIGHT
+               and self.unacked_bytes < MAX_INFLIGHT_BYTES):
             if self.claimable and len(self.flights) - len(self.bulk) < self.window:
                 self.claim()
             flight = self.pick()
@@ -521,6 +545,8 @@ class _Publisher:
                 flight.messages = None
                 flight.sent = True
                 flight.ack_due = time.monotonic() + self.cfg.ack_timeout_seconds
+                self.sent_seq += 1
+                flight.seq = self.sent_seq
                 (self.bulk if flight.bulk else self.small).popleft()
 
     def expire(self) -> None:
@@ -528,7 +554,11 @@ class _Publisher:
         No answer to a resume query in time (an older receiver): send every chunk."""
         now = time.monotonic()
         late: list[str] = []
+        progressed = self.acked_seq > self.progress_seq
+        self.progress_seq = self.acked_seq
         for record_id, flight in self.flights.items():
+            if progressed and flight.ack_due is not None and flight.seq > self.acked_seq:
+                flight.ack_due = max(flight.ack_due, now + self.cfg.ack_timeout_seconds)
             if flight.answer_due is not None and now > flight.answer_due:
                 # Lost with a broker that restarted before the receiver subscribed again,
                 # or a receiver that does not know resume queries: ask once more, then

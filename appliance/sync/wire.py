@@ -80,6 +80,7 @@ _DEVICE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # A JSON string, escapes included (unrolled so the regex engine never backtracks).
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_LONG_DIGITS = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_CHARS + 1))
 
 
 def records_topic(prefix: str, device_id: str) -> str:
@@ -246,11 +247,12 @@ def _dump(obj: dict[str, Any]) -> bytes:
 
 
 def encode_chunk(chunk: Chunk) -> bytes:
-    return _dump({
+    """All ASCII (ids, hex, base64): json's ASCII encoder is six times faster on it."""
+    return json.dumps({
         "v": WIRE_VERSION, "type": "chunk", "record_id": chunk.record_id,
         "sha256": chunk.file_sha256, "index": chunk.index, "count": chunk.count,
         "size": chunk.size, "data": base64.b64encode(chunk.data).decode("ascii"),
-    })
+    }, separators=(",", ":")).encode("ascii")
 
 
 def encode_record(msg: RecordMessage) -> bytes:
@@ -308,7 +310,19 @@ def _check_depth(payload: bytes, max_depth: int) -> None:
     only brackets, so the loop is short for every payload we send. An unterminated
     string is left in place, which can only over-count (the parser refuses it anyway).
     """
-    skeleton = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b'""', payload))
+    if b"\\" in payload:
+        outside_strings = _JSON_STRING.sub(b'""', payload)
+    else:
+        # No escapes (every chunk): strings are exactly the odd runs between quotes,
+        # which bytes.split finds at C speed (the regex took 0.5 ms per 64 KB chunk).
+        outside_strings = b'""'.join(payload.split(b'"')[::2])
+    # Integers are parsed by json's C code (a Python hook per number cost more than the
+    # rest of a small message), so their length is bounded here, outside strings.
+    long = _LONG_DIGITS.search(outside_strings)
+    if long is not None:
+        raise WireError(f"integer with {len(long.group())} characters "
+                        f"(limit {MAX_NUMBER_CHARS})")
+    skeleton = _NOT_BRACKET.sub(b"", outside_strings)
     depth = 0
     for byte in skeleton:
         if byte in (0x5B, 0x7B):  # [ {
@@ -317,12 +331,6 @@ def _check_depth(payload: bytes, max_depth: int) -> None:
                 raise WireError(f"JSON nested deeper than {max_depth} levels")
         else:
             depth -= 1
-
-
-def _parse_int(text: str) -> int:
-    if len(text) > MAX_NUMBER_CHARS:
-        raise WireError(f"integer with {len(text)} characters (limit {MAX_NUMBER_CHARS})")
-    return int(text)
 
 
 def _parse_float(text: str) -> float:
@@ -357,7 +365,7 @@ def bounded_loads(payload: bytes | str, *, max_bytes: int, max_depth: int) -> An
     _check_depth(bytes(raw), max_depth)
     try:
         text = raw.decode("utf-8") if not isinstance(payload, str) else payload
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
+        return json.loads(text, parse_float=_parse_float,
                           parse_constant=_parse_constant, object_pairs_hook=_object)
     except UnicodeDecodeError as e:
         raise WireError(f"payload is not UTF-8: {e}") from e
