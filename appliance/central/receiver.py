@@ -60,6 +60,13 @@ IDLE_POLL_SECONDS = 0.002
 # How often the counters (records, dead letters, conflicts, open transfers) are logged
 # when they changed: the receiver's status heartbeat in the journal.
 REPORT_SECONDS = 60.0
+# Behind a shared subscription a record's chunks and the record itself may reach
+# different receivers: a record whose files are still in another receiver's open batch
+# is tried again (its PUBACK held) every INCOMPLETE_RETRY_SECONDS, a few of that
+# batch's MAX_BATCH_SECONDS, for up to INCOMPLETE_WAIT_SECONDS; after that it is
+# PUBACKed without an ack and the device re-sends it after its ack timeout, as before.
+INCOMPLETE_RETRY_SECONDS = 0.1
+INCOMPLETE_WAIT_SECONDS = 3.0
 
 __all__ = ["CLIENT_ID", "list_records", "run_receiver", "signing_key_path",
            "subscription"]
@@ -107,6 +114,18 @@ class _Batch:
     answers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+@dataclass
+class _Waiting:
+    """A record message kept for another try: its PUBACK is held until then."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    first_seen: float
+    tried: float
+
+
 class _Receiver:
     def __init__(self, config: Config, conn: sqlite3.Connection, stop: threading.Event,
                  notify: Notify, client_id: str) -> None:
@@ -117,6 +136,9 @@ class _Receiver:
         self.client_id = client_id
         self.prefix = self.cfg.topic_prefix
         self.subscription = subscription(config)
+        self.shared = bool(config.central.share_group)
+        self.waiting: list[_Waiting] = []
+        self.keep = False
         self.key = acksig.load_or_create_private_key(signing_key_path(config))
         self.limits = central_store.Limits(
             max_transfers_per_device=config.central.max_transfers_per_device,
@@ -158,7 +180,13 @@ class _Receiver:
                    message: mqtt.MQTTMessage) -> None:
         """Handle one message in the open batch; anything but a failing disk ends in a
         dead letter. Its PUBACK waits for the batch's commit."""
-        topic = _topic(message)
+        now = time.monotonic()
+        self.process(_topic(message), message.payload, message.retain, message.mid,
+                     message.qos, now)
+
+    def process(self, topic: str, payload: bytes, retain: bool, mid: int, qos: int,
+                first_seen: float) -> None:
+        """on_message's work, also for a record message kept for another try."""
         device_id = wire.device_from_topic(self.prefix, topic)
         if self.batch is None:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -166,24 +194,39 @@ class _Receiver:
         batch = self.batch
         self.handled += 1
         self.conn.execute("SAVEPOINT message")
+        self.keep = False
         try:
             if device_id is None:
                 raise WireError("not a device records topic")
-            if message.retain:
+            if retain:
                 raise WireError("retained message (devices never retain)")
-            self.handle(device_id, message.payload, batch)
+            self.handle(device_id, payload, batch, first_seen)
         except (sqlite3.OperationalError, CentralStoreError):
             raise  # the disk, not the message: the batch rolls back, no PUBACK
         except (WireError, ChunkRefused, sqlite3.Error) as e:
             self.conn.execute("ROLLBACK TO message")
-            self.dead_letter(topic, device_id, str(e), message.payload)
+            self.dead_letter(topic, device_id, str(e), payload)
         except Exception as e:  # noqa: BLE001 - a bug must not become a crash loop
             log.exception("unexpected error on a message from %s", device_id)
             self.conn.execute("ROLLBACK TO message")
             self.dead_letter(topic, device_id, f"internal error: {type(e).__name__}: {e}",
-                             message.payload)
+                             payload)
         self.conn.execute("RELEASE message")
-        batch.mids.append((message.mid, message.qos))
+        if self.keep:
+            self.waiting.append(_Waiting(topic, payload, mid, qos, first_seen,
+                                         time.monotonic()))
+        else:
+            batch.mids.append((mid, qos))
+
+    def retry_waiting(self) -> None:
+        """Try again, in a batch of their own, the record messages kept for their files."""
+        now = time.monotonic()
+        due = [w for w in self.waiting if now - w.tried >= INCOMPLETE_RETRY_SECONDS]
+        if not due:
+            return
+        self.waiting = [w for w in self.waiting if now - w.tried < INCOMPLETE_RETRY_SECONDS]
+        for w in due:
+            self.process(w.topic, w.payload, False, w.mid, w.qos, w.first_seen)
 
     def dead_letter(self, topic: str, device_id: str | None, reason: str,
                     payload: bytes) -> None:
@@ -192,8 +235,10 @@ class _Receiver:
             log.warning("dead letter #%d on %s (%d bytes): %s", count, topic[:200],
                         len(payload), reason)
 
-    def handle(self, device_id: str, payload: bytes, batch: _Batch) -> None:
-        """Store one device message; what to publish after the commit goes into `batch`."""
+    def handle(self, device_id: str, payload: bytes, batch: _Batch,
+               first_seen: float = 0.0) -> None:
+        """Store one device message; what to publish after the commit goes into `batch`.
+        Sets self.keep for a record to try again (shared subscription, files not here)."""
         msg = wire.decode_device_message(payload)
         if isinstance(msg, wire.Chunk):
             central_store.put_chunk(self.conn, device_id, msg, self.limits)
@@ -206,6 +251,10 @@ class _Receiver:
                                   wire.encode_have(acksig.sign(self.key, have))))
             return
         result = central_store.put_record(self.conn, device_id, msg)
+        if (result.outcome is central_store.Outcome.INCOMPLETE and self.shared
+                and time.monotonic() - first_seen < INCOMPLETE_WAIT_SECONDS):
+            self.keep = True
+            return
         if not result.ack:
             return
         if result.outcome is central_store.Outcome.DUPLICATE:
@@ -292,6 +341,7 @@ class _Receiver:
         self.connected = False
         self.refusal = None
         self.dropped = None
+        self.waiting.clear()  # their PUBACKs belong to the old connection: redelivered
         client = make_client(self.cfg, self.client_id, manual_ack=True)
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
@@ -311,9 +361,12 @@ class _Receiver:
                     if self.client is None:
                         reconnect.attempt(self.connect)
                         continue
+                    if self.batch is None and self.waiting:
+                        self.retry_waiting()
                     before = self.handled
                     rc = self.client.loop(
-                        timeout=IDLE_POLL_SECONDS if self.batch else LOOP_SECONDS)
+                        timeout=IDLE_POLL_SECONDS if self.batch else
+                        INCOMPLETE_RETRY_SECONDS / 2 if self.waiting else LOOP_SECONDS)
                     if self.due(before) or rc != mqtt.MQTT_ERR_SUCCESS:
                         self.flush()
                 except (sqlite3.Error, CentralStoreError) as e:

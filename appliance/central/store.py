@@ -67,10 +67,6 @@ class Outcome(StrEnum):
 
 # How often a record is looked at again after a concurrent receiver stored its id first.
 RACE_RETRIES = 3
-# How long a record whose files are not all here waits for another receiver's commit
-# (PostgreSQL only), looking every SPLIT_POLL_SECONDS.
-SPLIT_WAIT_SECONDS = 0.3
-SPLIT_POLL_SECONDS = 0.01
 
 
 class _Raced(Exception):
@@ -435,28 +431,18 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
         return _reject(conn, device_id, msg,
                        f"record body is from device {body.device_id!r}, "
                        f"sent on the topic of {device_id!r}")
-    deadline = time.monotonic() + SPLIT_WAIT_SECONDS
-    while True:
-        missing: list[str] = []
-        for sha, size in body.files:
-            if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
-                continue
-            problem = _assemble(conn, device_id, sha, size)
-            if problem:
-                return _reject(conn, device_id, msg, problem)
-            if problem == "":
-                missing.append(sha)
-        # Several receivers behind a shared subscription: this record's chunks may sit
-        # in another receiver's batch, committed within MAX_BATCH_SECONDS. PostgreSQL
-        # lets this transaction see that commit, so wait a moment rather than make the
-        # device wait for its ack timeout. (SQLite: this receiver holds the write lock,
-        # the other cannot commit; the device re-sends.)
-        if not missing or conn.engine != "postgresql" or time.monotonic() >= deadline:
-            break
-        time.sleep(SPLIT_POLL_SECONDS)
+    missing: list[str] = []
+    for sha, size in body.files:
+        if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+            continue
+        problem = _assemble(conn, device_id, sha, size)
+        if problem:
+            return _reject(conn, device_id, msg, problem)
+        if problem == "":
+            missing.append(sha)
     if missing:
-        log.warning("record %s from %s: %d file(s) incomplete, waiting for a re-send",
-                    msg.record_id, device_id, len(missing))
+        log.info("record %s from %s: %d file(s) incomplete, waiting for a re-send",
+                 msg.record_id, device_id, len(missing))
         return RecordResult(Outcome.INCOMPLETE, f"missing chunks of {', '.join(missing)}")
     others = conn.execute("SELECT COUNT(*) FROM records WHERE device_id=? AND record_id=?",
                           key).fetchone()[0]
