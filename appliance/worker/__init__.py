@@ -87,6 +87,7 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
         notify("READY=1")
     log.info("worker ready")
     next_purge = next_recover = 0.0
+    was_low = False
     try:
         while not stop.is_set():
             try:
@@ -94,8 +95,16 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
                 if time.monotonic() >= next_recover:
                     next_recover = time.monotonic() + RECOVER_SECONDS
                     recover_unfinished_papers(tools, given_up)
-                if disk_low(config):  # queued scans wait for space; none is dropped
-                    log.warning("data disk below health.scan_min_free_mb; scans wait")
+                low = disk_low(config)
+                if low != was_low:  # said once when it starts and once when it ends
+                    was_low = low
+                    if low:
+                        log.warning("data disk below health.scan_min_free_mb (%d MB); "
+                                    "queued scans wait for space",
+                                    config.health.scan_min_free_mb)
+                    else:
+                        log.info("data disk has room again; scans resume")
+                if low:  # queued scans wait for space; none is dropped
                     stop.wait(DISK_RETRY_SECONDS)
                     continue
                 job = jobs.claim_next(conn, os.getpid())

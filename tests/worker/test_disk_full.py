@@ -68,14 +68,16 @@ class Rig:
     procs: Processes
     disk: Path
 
-    def fill(self) -> Path:
-        """Fill the disk to the last byte with a file the test owns."""
-        filler = self.disk / "filler.bin"
+    def fill(self, leave: int = 0) -> Path:
+        """Fill the disk with a file the test owns, to the last byte or until only
+        `leave` bytes are free."""
+        filler = self.disk / f"filler-{leave}.bin"
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             for size in (65536, 4096, 512, 1):
                 try:
-                    while True:
+                    while os.statvfs(self.disk).f_bavail * os.statvfs(self.disk).f_frsize \
+                            - size >= leave:
                         os.write(fd, b"\0" * size)
                 except OSError:
                     pass
@@ -155,7 +157,13 @@ def test_a_full_disk_stops_nothing_and_loses_nothing(rig: Rig, services):  # noq
              120, "the interrupted paper's PDF")
     [paper] = dossiers.get(conn, dossier_id).papers
     assert len(paper.pages) >= 1
+    # below the threshold (but not full), a queued scan waits for space, never dropped
+    low = rig.fill(leave=512 * 1024)
     more = jobs.enqueue(conn, "scan", dossier_id, {"source": "flatbed", "paper_id": paper.id})
+    wait_for(lambda: "queued scans wait for space" in _log(rig, "worker"), 60,
+             "the worker's low-disk line")
+    assert jobs.get(conn, more).state == jobs.JobState.QUEUED
+    low.unlink()
     done = wait_for(lambda: (j := jobs.get(conn, more)) and j.state in (
         jobs.JobState.DONE, jobs.JobState.FAILED) and j, 120, "the next scan")
     assert done.state == jobs.JobState.DONE, done
