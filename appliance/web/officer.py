@@ -222,6 +222,56 @@ def paper_type(dossier_id: str, paper_id: int) -> Response:
                             _anchor=f"paper-{paper_id}"))
 
 
+def _page_id() -> int:
+    """The page a page edit names (the viewer's current page), as a row id; records
+    checks it belongs to the dossier (PageNotFound otherwise)."""
+    raw = request.form.get("page_id", "")
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise WebError("error.page_not_found", 404)
+    return int(raw)
+
+
+@bp.post("/dossiers/<public_id:dossier_id>/pages/delete")
+def delete_page(dossier_id: str) -> Response:
+    """A page that does not belong (blank, a duplicate) taken out, with the officer's
+    reason in the audit trail; the paper's fields and PDF are made again."""
+    row = loaders.dossier_row(dossier_id)
+    left = corrections.delete_page(get_db(), get_config(), dossier_id=row,
+                                   page_id=_page_id(), officer=_editor(),
+                                   reason=str(request.form.get("reason") or "")[:MAX_REASON])
+    flash("officer.page_deleted", "info")
+    return redirect(url_for("officer.detail", dossier_id=dossier_id,
+                            _anchor=f"paper-{left}" if left else None))
+
+
+@bp.post("/dossiers/<public_id:dossier_id>/papers/<int:paper_id>/split")
+def split(dossier_id: str, paper_id: int) -> Response:
+    """Two papers fed as one: this page and the ones after it become the next paper."""
+    row = loaders.dossier_row(dossier_id)
+    new_id = corrections.split_paper(get_db(), get_config(), dossier_id=row,
+                                     paper_id=paper_id, at_page_id=_page_id(),
+                                     officer=_editor())
+    flash("officer.split_done", "info")
+    return redirect(url_for("officer.detail", dossier_id=dossier_id,
+                            _anchor=f"paper-{new_id}"))
+
+
+@bp.post("/dossiers/<public_id:dossier_id>/papers/<int:paper_id>/merge")
+def merge(dossier_id: str, paper_id: int) -> Response:
+    """One paper scanned as two: its pages go after those of the paper before it."""
+    row = loaders.dossier_row(dossier_id)
+    d = dossiers.get(get_db(), row)
+    ids = [p.id for p in d.papers]
+    if paper_id not in ids or ids.index(paper_id) == 0:
+        raise WebError("error.paper_not_found", 404)
+    into = ids[ids.index(paper_id) - 1]
+    corrections.merge_papers(get_db(), get_config(), dossier_id=row, paper_id=paper_id,
+                             into_paper_id=into, officer=_editor())
+    flash("officer.merge_done", "info")
+    return redirect(url_for("officer.detail", dossier_id=dossier_id,
+                            _anchor=f"paper-{into}"))
+
+
 @bp.post("/dossiers/<public_id:dossier_id>/return")
 def give_back(dossier_id: str) -> Response:
     """Return the papers to the citizen with a reason (a page missing, the wrong paper):

@@ -10,7 +10,7 @@ import unicodedata
 
 from appliance.records import audit, corrections, dossiers
 from tests.web.forms import post_form
-from tests.web.helpers import public_id
+from tests.web.helpers import public_id, submitted_dossier
 from tests.web.review_pages import OCR_NAME, review_dossier
 
 
@@ -183,3 +183,47 @@ def test_search_by_code_or_by_the_citizen_s_name(client, conn, config):
     assert listed("zzz") == set()
     assert "Không có hồ sơ nào có mã hoặc họ tên như vậy." in html(
         client.get("/officer", query_string={"q": "zzz"}))
+
+
+def test_page_edits_delete_with_a_reason_split_and_merge(client, conn, config):
+    dossier_id = submitted_dossier(conn, config, pages=3, blank=(3,))
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    d = dossiers.get(conn, dossier_id)
+    [paper] = d.papers
+    first, second, blank = paper.pages
+    # a reason is required; a page of another dossier is not found
+    r = post_form(client, f"{detail}/pages/delete", {"page_id": blank.id, "reason": " ",
+                                                     "officer": "A"}, page=detail,
+                  follow_redirects=True)
+    assert "Hãy ghi lý do xóa trang." in html(r)
+    other = submitted_dossier(conn, config)
+    foreign = dossiers.get(conn, other).papers[0].pages[0].id
+    for page_id in (foreign, "x", "0"):
+        r = post_form(client, f"{detail}/pages/delete", {"page_id": page_id,
+                                                         "reason": "trắng", "officer": "A"},
+                      page=detail, follow_redirects=True)
+        assert "Không tìm thấy trang này" in html(r), page_id
+    assert len(dossiers.get(conn, other).papers[0].pages) == 2
+    r = post_form(client, f"{detail}/pages/delete", {"page_id": blank.id,
+                                                     "reason": "trang trắng", "officer": "A"},
+                  page=detail, follow_redirects=True)
+    assert "Đã xóa trang" in html(r)
+    assert [p.id for p in dossiers.get(conn, dossier_id).papers[0].pages] == [first.id,
+                                                                              second.id]
+    # split before the second page: two papers; merged back: one paper of two pages
+    r = post_form(client, f"{detail}/papers/{paper.id}/split", {"page_id": second.id,
+                                                                "officer": "A"},
+                  page=detail, follow_redirects=True)
+    assert "Đã tách thành giấy tờ mới." in html(r)
+    papers = dossiers.get(conn, dossier_id).papers
+    assert [[pg.id for pg in p.pages] for p in papers] == [[first.id], [second.id]]
+    r = post_form(client, f"{detail}/papers/{papers[0].id}/merge", {"officer": "A"},
+                  page=detail, follow_redirects=True)
+    assert "Không tìm thấy giấy tờ này" in html(r)  # the first paper has none before it
+    r = post_form(client, f"{detail}/papers/{papers[1].id}/merge", {"officer": "A"},
+                  page=detail, follow_redirects=True)
+    assert "Đã gộp vào giấy tờ trước." in html(r)
+    [back] = dossiers.get(conn, dossier_id).papers
+    assert [pg.id for pg in back.pages] == [first.id, second.id]
+    ops = [e.detail["op"] for e in corrections_of(conn, dossier_id)]
+    assert ops == ["delete_page", "split_paper", "merge_papers"]

@@ -23,7 +23,7 @@ import pytest
 
 from appliance.records import audit, corrections, dossiers
 from appliance.store.db import connect
-from tests.web.helpers import public_id
+from tests.web.helpers import public_id, submitted_dossier
 from tests.web.review_pages import NAME, OCR_NAME, review_dossier
 from tests.web.test_web_browser import CHROMIUM, start_server, stop_server
 from tests.web.test_web_faces import (
@@ -276,5 +276,33 @@ def test_return_to_citizen_with_a_reason(server, browser, db, tmp_path):
         raw = db.execute("SELECT detail_json FROM audit_log WHERE dossier_id=? "
                          "AND action='correction'", (dossier_id,)).fetchone()
         assert raw is not None and "thiếu" not in raw[0]
+    finally:
+        context.close()
+
+
+def test_page_edits_act_on_the_page_in_view(server, browser, db, tmp_path):
+    """The viewer's page edits follow the page tab: a paper splits before the page in
+    view (never before its first page)."""
+    dossier_id = submitted_dossier(db, server.config, pages=2)
+    [paper] = dossiers.get(db, dossier_id).papers
+    context, page = new_page(browser, SMALL)
+    try:
+        sign_in(page, server.url)
+        page.goto(f"{server.url}/officer/dossiers/{public_id(db, dossier_id)}")
+        edit = page.locator(f"#page-edit-{paper.id}")
+        edit.locator("summary").click()
+        split = edit.locator("[data-split]")
+        expect(split).to_be_disabled()
+        page.locator(f"#paper-{paper.id} .page-tab").nth(1).click()
+        expect(split).to_be_enabled()
+        expect(edit.locator("[data-current-label]")).to_have_text("2")
+        assert edit.locator(f"#split-{paper.id} [data-current-page]").input_value() == str(
+            paper.pages[1].id)
+        check_screen(page, "officer-page-edit-800x480-vi", tmp_path)
+        split.click()
+        expect(page.locator(".notice-info")).to_contain_text("Đã tách")
+        papers = dossiers.get(db, dossier_id).papers
+        assert [[pg.id for pg in p.pages] for p in papers] == [[paper.pages[0].id],
+                                                               [paper.pages[1].id]]
     finally:
         context.close()

@@ -79,6 +79,18 @@
         b.classList.toggle("is-current", b === tab);
         b.setAttribute("aria-pressed", b === tab ? "true" : "false");
       });
+      // The page edits act on the page in view (a paper splits before it, not its first).
+      if (paper) {
+        Array.prototype.forEach.call(paper.querySelectorAll("[data-current-page]"), function (i) {
+          i.value = tab.getAttribute("data-page-id");
+        });
+        Array.prototype.forEach.call(paper.querySelectorAll("[data-current-label]"), function (l) {
+          l.textContent = tab.getAttribute("data-page-n");
+        });
+        Array.prototype.forEach.call(paper.querySelectorAll("[data-split]"), function (b) {
+          b.disabled = index === 0;
+        });
+      }
       place();
     }
     // The picked field's box, outlined and scrolled into the frame's view.
