@@ -16,17 +16,20 @@ import json
 import os
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from appliance.records import dossiers
 from appliance.scanner.sane_env import write_sane_config
 from appliance.store import state
 from appliance.store.db import connect
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import MosquittoProcess, start_mosquitto
 from tests.helpers.processes import Processes, free_port, http, wait_for
+from tests.web.helpers import submitted_dossier
 from tests.web.test_web_browser import CHROMIUM
 from tests.web.test_web_faces import (
     LARGE,
@@ -177,6 +180,42 @@ def test_a_failed_test_scan_says_what_the_kiosk_would_say(rig):
     assert found["steps"][-1]["step"] == "open" and found["steps"][-1]["error_text"]
     # the kiosk's own scanner was not the one at fault: it stays ready
     assert tech_api(rig, "GET", "/status")["raw"]["scanner_state"] == "ready"
+
+
+def test_config_view_names_a_bad_key_of_the_edited_file(browser, rig, tmp_path):
+    path = Path(rig.procs.env["APPLIANCE_CONFIG"])
+    good = path.read_text(encoding="utf-8")
+    context, page = new_page(browser, SMALL)
+    try:
+        path.write_text(good.replace("[mqtt]\n", "[mqtt]\nprot = 1883\n"), encoding="utf-8")
+        sign_in(page, rig)
+        problems = page.locator("#config-problems")
+        expect(problems).to_contain_text("mqtt.prot")
+        expect(problems).to_contain_text("did you mean 'port'?")
+        expect(page.locator("#config-ok")).to_have_count(0)
+        page.locator("#sec-config").scroll_into_view_if_needed()
+        check(page, "technician-config-problem-800x480", tmp_path)
+        path.write_text(good, encoding="utf-8")
+        page.reload()
+        expect(page.locator("#config-ok")).to_be_visible()
+        # live: a record signed meanwhile shows in the queue at the next poll (10 s)
+        pending = page.locator('#queue-counts td[data-count="pending"]')
+        expect(pending).to_have_text("0")
+
+        def sign() -> None:  # PDF signing runs its own event loop: not Playwright's
+            conn = connect(rig.config.paths.database)
+            try:
+                dossiers.sign_off(conn, rig.config, submitted_dossier(conn, rig.config),
+                                  "Lê B")
+            finally:
+                conn.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(sign).result()
+        expect(pending).to_have_text("1", timeout=15000)
+    finally:
+        path.write_text(good, encoding="utf-8")
+        context.close()
 
 
 def test_broker_test_connected_then_a_closed_port(browser, rig, tmp_path):

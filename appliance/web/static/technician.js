@@ -54,6 +54,12 @@
         if (tr) { tr.textContent = row.value; }
       });
     }).catch(function () { /* the next poll tries again */ });
+    request("GET", "/queue").then(function (data) {
+      Object.keys(data.counts).forEach(function (state) {
+        var td = document.querySelector('#queue-counts td[data-count="' + state + '"]');
+        if (td) { td.textContent = data.counts[state]; }
+      });
+    }).catch(function () { /* the next poll tries again */ });
   }
   if (refresh) {
     refresh.addEventListener("click", function () {
