@@ -134,6 +134,9 @@ BENCH_COMMANDS: tuple[Command, ...] = (
     Command("memory", "steady-state RSS/PSS of web, worker and sync with a scan in flight",
             "appliance.bench.memory:cmd_bench_memory",
             "appliance.bench.memory:add_bench_memory_arguments"),
+    Command("web", "p50/p95/p99 of the kiosk pages and status endpoints, with and "
+                   "without OCR running",
+            "appliance.bench.web:cmd_bench_web", "appliance.bench.web:add_bench_web_arguments"),
     Command("scan", "scanning overhead per page vs plain scanimage on the same device",
             "appliance.bench.scan:cmd_bench_scan",
             "appliance.bench.scan:add_bench_scan_arguments"),
