@@ -156,7 +156,7 @@ def _render_detail(dossier_row: int, refused: dict[str, Any] | None = None,
                   for p in catalogue.default().papers]
     body = render_template(
         "officer/detail.html", d=d, procedure_name=presenters.procedure_name(d),
-        officer_name=request.cookies.get(OFFICER_COOKIE, ""),
+        officer_name=_typed_name() or request.cookies.get(OFFICER_COOKIE, ""),
         name_optional=bool(auth.officer_pin()), name_known=_name_known(),
         paper_title=presenters.paper_title, reviews=reviews, paper_types=lang_types,
         field_reason=presenters.field_reason,
@@ -166,6 +166,12 @@ def _render_detail(dossier_row: int, refused: dict[str, Any] | None = None,
         returned=desk.returned_reason(conn, d.id) if d.status == "cancelled" else None,
         messages=get_flashed_messages(with_categories=True), **_screen_context())
     return body if status == 200 else (body, status)
+
+
+def _typed_name() -> str:
+    """The name sent with a refused form, so it need not be typed again."""
+    typed = request.form.get("officer") if request.method == "POST" else None
+    return typed.strip()[:usecases.MAX_OFFICER_NAME] if isinstance(typed, str) else ""
 
 
 def _name_known() -> bool:

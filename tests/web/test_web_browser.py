@@ -231,7 +231,7 @@ def test_officer_signs_off(server, page, db):
     page.goto(f"{server.url}/officer")
     page.locator("#waiting tr", has_text=code).get_by_role("link", name="Kiểm tra").click()
     expect(page.locator("#dossier-code")).to_have_text(code)
-    expect(page.locator(".fields dd").first).to_have_text("NGUYỄN VĂN AN")
+    expect(page.locator(".fields [data-value]").first).to_have_text("NGUYỄN VĂN AN")
     expect(page.locator(".viewer-img").first).to_be_visible()
     page.locator(".page-link").first.click()
     expect(page.locator("img.full-page")).to_be_visible()
