@@ -182,6 +182,51 @@ def test_a_failed_test_scan_says_what_the_kiosk_would_say(rig):
     assert tech_api(rig, "GET", "/status")["raw"]["scanner_state"] == "ready"
 
 
+def test_the_kiosk_scans_with_the_scanner_the_technician_chose(rig):
+    """The choice is what the worker opens for citizens' scans too."""
+    import http.cookiejar
+
+    citizen = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    token: dict[str, str] = {}
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(f"{rig.base}{path}", method=method,
+                                     data=None if method == "GET" else json.dumps(
+                                         body or {}).encode(),
+                                     headers={"Content-Type": "application/json", **token})
+        with citizen.open(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def scan() -> dict:
+        job = call("POST", f"/api/dossiers/{dossier['id']}/scans", {"source": "flatbed"})
+
+        def ended() -> dict | None:
+            found = call("GET", f"/api/jobs/{job['job_id']}")
+            return found if found["state"] in ("done", "failed") else None
+
+        return wait_for(ended, 90, "the kiosk scan")
+
+    listed = tech_api(rig, "POST", "/scanners/search")
+    devices = wait_for(lambda: tech_api(rig, "GET", f"/jobs/{listed['job_id']}")["result"]
+                       .get("devices"), 60, "the scanner list")
+    real = devices[0]["identity"]
+    dossier = call("POST", "/api/dossiers", {"procedure": "khac"})
+    # from here a session cookie speaks for the citizen: its CSRF token goes along
+    token["X-CSRFToken"] = call("GET", "/api/session")["csrf_token"]
+    try:
+        tech_api(rig, "POST", "/scanners/choose",
+                 {"identity": "scanner:vendor=Nobody&model=Nothing"})
+        failed = scan()
+        assert failed["state"] == "failed" and failed["error_key"] == "scanner.not_found"
+        tech_api(rig, "POST", "/scanners/choose", {"identity": real})
+        done = scan()
+        assert done["state"] == "done", done
+    finally:
+        tech_api(rig, "POST", "/scanners/choose", {"identity": real})
+
+
 def test_config_view_names_a_bad_key_of_the_edited_file(browser, rig, tmp_path):
     path = Path(rig.procs.env["APPLIANCE_CONFIG"])
     good = path.read_text(encoding="utf-8")
