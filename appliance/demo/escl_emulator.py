@@ -146,6 +146,7 @@ class EsclEmulator:
         degrade: bool = False,
         jpeg_quality: int = 88,
         duplex: bool = True,
+        feeder: bool = True,
         page_delay: float = 0.0,
         hang_at: int | None = None,
         vanish_after: int | None = None,
@@ -168,7 +169,8 @@ class EsclEmulator:
         self.make_and_model = make_and_model
         self.degrade = degrade
         self.jpeg_quality = jpeg_quality
-        self.duplex = duplex
+        self.duplex = duplex and feeder
+        self.feeder = feeder  # False: a flatbed-only scanner (no Adf in its capabilities)
         self.page_delay = page_delay
         self.hang_at = hang_at
         self.vanish_after = vanish_after
@@ -266,13 +268,13 @@ class EsclEmulator:
             f"<pwg:SerialNumber>{self.serial}</pwg:SerialNumber>"
             f"<scan:UUID>{self._uuid}</scan:UUID>"
             f"<scan:Platen>{_input_caps('PlatenInputCaps')}</scan:Platen>"
-            f"<scan:Adf>{_input_caps('AdfSimplexInputCaps')}"
-            f"{_input_caps('AdfDuplexInputCaps') if self.duplex else ''}"
-            "<scan:FeederCapacity>50</scan:FeederCapacity>"
-            "<scan:AdfOptions><scan:AdfOption>DetectPaperLoaded</scan:AdfOption>"
-            f"{'<scan:AdfOption>Duplex</scan:AdfOption>' if self.duplex else ''}"
-            "</scan:AdfOptions></scan:Adf>"
-            "</scan:ScannerCapabilities>"
+            + (f"<scan:Adf>{_input_caps('AdfSimplexInputCaps')}"
+               f"{_input_caps('AdfDuplexInputCaps') if self.duplex else ''}"
+               "<scan:FeederCapacity>50</scan:FeederCapacity>"
+               "<scan:AdfOptions><scan:AdfOption>DetectPaperLoaded</scan:AdfOption>"
+               f"{'<scan:AdfOption>Duplex</scan:AdfOption>' if self.duplex else ''}"
+               "</scan:AdfOptions></scan:Adf>" if self.feeder else "")
+            + "</scan:ScannerCapabilities>"
         )
         return body.encode("utf-8")
 
@@ -304,6 +306,8 @@ class EsclEmulator:
         if resolution not in RESOLUTIONS:
             raise ValueError(f"unsupported resolution {resolution}")
         feeder = source == "Feeder"
+        if feeder and not self.feeder:
+            raise ValueError("the feeder asked of a flatbed-only scanner")
         duplex = feeder and _first_text(root, "Duplex", "false").lower() == "true"
         if duplex and not self.duplex:
             raise ValueError("duplex asked of a simplex feeder")
@@ -518,6 +522,8 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add skew, shading and noise to synthetic pages")
     parser.add_argument("--no-duplex", action="store_true",
                         help="a simplex-only feeder (no AdfDuplexInputCaps)")
+    parser.add_argument("--no-feeder", action="store_true",
+                        help="a flatbed-only scanner (no Adf in its capabilities)")
     parser.add_argument("--page-delay", type=float, default=0.0,
                         help="seconds each image takes to come out (a slow scanner)")
     parser.add_argument("--hang-at", type=int, default=None,
@@ -548,6 +554,7 @@ def emulator_from_args(args: argparse.Namespace, host: str = "127.0.0.1",
         jam_after=getattr(args, "jam_after", None),
         degrade=bool(getattr(args, "degrade", False)),
         duplex=not getattr(args, "no_duplex", False),
+        feeder=not getattr(args, "no_feeder", False),
         page_delay=float(getattr(args, "page_delay", 0.0) or 0.0),
         hang_at=getattr(args, "hang_at", None),
         vanish_after=getattr(args, "vanish_after", None),

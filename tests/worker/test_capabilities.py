@@ -1,6 +1,6 @@
 """The worker publishes what the scanner it opened can do, and the web offers only
 those presets: a real worker process scans from the eSCL emulator through
-sane-airscan, once from a duplex feeder and once from a simplex-only one."""
+sane-airscan with a duplex feeder, a simplex-only feeder, and no feeder at all."""
 
 from __future__ import annotations
 
@@ -54,15 +54,24 @@ def _offered(config: config_mod.Config, conn) -> tuple[tuple[str, ...], tuple[st
                 usecases.offered_presets(conn, staff=True))
 
 
-@pytest.mark.parametrize("duplex", [True, False], ids=["duplex", "simplex"])
-def test_presets_follow_the_opened_scanner(setup, duplex: bool):
+# emulator options, the sources the device must report, the staff presets offered
+KINDS = {
+    "duplex": ((), {"flatbed", "adf", "duplex"},
+               ("a4_form", "cccd", "feeder_batch", "duplex")),
+    "simplex": (("--no-duplex",), {"flatbed", "adf"}, ("a4_form", "cccd", "feeder_batch")),
+    "flatbed_only": (("--no-feeder",), {"flatbed"}, ("a4_form", "cccd")),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_presets_follow_the_opened_scanner(setup, kind: str):
+    options, sources, offered_to_staff = KINDS[kind]
     config, procs, port = setup
     conn = connect(config.paths.database)
     # nothing known yet: the fixed lists
     assert _offered(config, conn) == (usecases.KIOSK_PRESETS, usecases.STAFF_PRESETS)
 
-    procs.start("scanner", "demo-scanner", "--port", str(port), "--adf-pages", "2",
-                *(() if duplex else ("--no-duplex",)))
+    procs.start("scanner", "demo-scanner", "--port", str(port), "--adf-pages", "2", *options)
     wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 30,
              "the demo scanner")
     procs.start("worker", "worker")
@@ -74,24 +83,25 @@ def test_presets_follow_the_opened_scanner(setup, duplex: bool):
 
     caps = state.scanner_capabilities(conn)
     assert caps is not None
-    assert {"flatbed", "adf"} <= set(caps["sources"])
-    assert ("duplex" in caps["sources"]) is duplex
+    assert set(caps["sources"]) == sources
     assert caps["resolutions"] and max(caps["resolutions"]) >= 300
     assert caps["max_area_mm"][0] >= 210 and caps["max_area_mm"][1] >= 296.5
     kiosk, staff = _offered(config, conn)
     assert kiosk == ("a4_form", "cccd")
-    assert staff == (("a4_form", "cccd", "feeder_batch", "duplex") if duplex
-                     else ("a4_form", "cccd", "feeder_batch"))
+    assert staff == offered_to_staff
 
     app = create_app(config, {"TESTING": True})
     with app.test_request_context():
         other = dossiers.create(conn, config, "tk1-ts")
-        if duplex:
-            assert usecases.start_scan(conn, other, None, preset="duplex", presets=staff)
-        else:  # never offered, and refused if asked for anyway
+        for name in ("feeder_batch", "duplex"):
+            if name in offered_to_staff:
+                continue
+            # never offered, and refused if asked for anyway
             with pytest.raises(WebError) as refused:
-                usecases.start_scan(conn, other, None, preset="duplex", presets=staff)
+                usecases.start_scan(conn, other, None, preset=name, presets=staff)
             assert refused.value.key == "error.bad_preset"
+        assert usecases.start_scan(conn, other, None, preset=offered_to_staff[-1],
+                                   presets=staff)
     conn.close()
 
 
