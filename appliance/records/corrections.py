@@ -545,16 +545,85 @@ def split_paper(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
     return new_id
 
 
+# Why an officer's correction of a merged-away paper did not carry over to the kept one.
+DROPPED_NOT_IN_TYPE = "field_not_in_type"  # the kept paper's type has no such field
+DROPPED_INVALID = "invalid_for_type"  # the kept type's validator refuses the value
+DROPPED_KEPT_PAPER_CORRECTED = "kept_paper_corrected"  # an officer set it there already
+DROPPED_CONTRADICTS = "contradicts_kept_paper"  # disagrees with the kept paper's CCCD
+
+
+def _carry_corrections(conn: sqlite3.Connection, config: Config, into_paper_id: int,
+                       gone: Mapping[str, Any], page_offset: int,
+                       ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Put the officer corrections of a paper merged away onto the paper that keeps its
+    pages: an officer's work is not lost to a merge. A correction goes over when the
+    kept paper's type has the field, the value passes that type's validator, the kept
+    paper has no correction of its own for it (that one was checked against this very
+    paper) and it does not contradict the kept paper's CCCD number. The others are
+    returned as dropped, with why and the value sealed, for the merge's audit line.
+    Returns (names carried, dropped)."""
+    catalogue = _catalogue(config)
+    fields = _load_fields(conn, _paper_row(conn, None, into_paper_id))
+    paper = _paper_type(fields, catalogue)
+    carried: list[str] = []
+    dropped: list[dict[str, Any]] = []
+    detailed = gone.get("fields") if isinstance(gone.get("fields"), dict) else {}
+    for name, old in (detailed or {}).items():
+        if not isinstance(old, dict) or old.get("source") != SOURCE_OFFICER:
+            continue
+        value = old.get("value")
+        spec = paper.field(name)
+        mine = (fields.get("fields") or {}).get(name)
+        why = None
+        if spec is None or not isinstance(value, str):
+            why = DROPPED_NOT_IN_TYPE
+        elif isinstance(mine, dict) and mine.get("source") == SOURCE_OFFICER:
+            if mine.get("value") == value:
+                carried.append(name)  # the same value, checked on both papers
+                continue
+            why = DROPPED_KEPT_PAPER_CORRECTED
+        else:
+            try:
+                validate_value(spec, value, catalogue)
+            except InvalidCorrection:
+                why = DROPPED_INVALID
+        if why is None:
+            entry = dict(old)
+            if isinstance(entry.get("page"), int):  # its page now follows the kept ones
+                entry["page"] = entry["page"] + page_offset
+            candidate = json.loads(json.dumps(fields))
+            _set_field(candidate, name, entry)
+            try:
+                _agree_with_number(candidate, name)
+            except InvalidCorrection:
+                why = DROPPED_CONTRADICTS
+            else:
+                fields = candidate
+                carried.append(name)
+                continue
+        where = f"{into_paper_id}:{name}:merged:{now()!r}"
+        dropped.append({"field": name, "why": why, "corrected_by": old.get("corrected_by"),
+                        "value": _seal_value(conn, value if isinstance(value, str) else None,
+                                             where), "sealed_as": where})
+    if carried:
+        _store_fields(conn, into_paper_id, fields)
+    return carried, dropped
+
+
 def merge_papers(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
                  paper_id: int, into_paper_id: int, officer: str) -> int:
     """Append the pages of `paper_id`, in order, to `into_paper_id` (one form scanned
-    as two papers) and remove the emptied paper. Returns `into_paper_id`."""
+    as two papers) and remove the emptied paper. Returns `into_paper_id`.
+
+    The officer corrections of the paper that goes are carried to the kept one where
+    they still apply (`_carry_corrections`); those that do not are named in the
+    merge's audit line as dropped, their values sealed like a correction's."""
     officer = _officer(officer)
     if paper_id == into_paper_id:
         raise InvalidState("a paper cannot be merged into itself")
     with transaction(conn):
         _check_editable(conn, dossier_id)
-        _paper_row(conn, dossier_id, paper_id)
+        gone = _load_fields(conn, _paper_row(conn, dossier_id, paper_id))
         _paper_row(conn, dossier_id, into_paper_id)
         target = _page_ids(conn, into_paper_id)
         moved = _page_ids(conn, paper_id)
@@ -566,9 +635,11 @@ def merge_papers(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
         conn.execute("DELETE FROM papers WHERE id=?", (paper_id,))
         _renumber(conn, "papers", "dossier_id", dossier_id)
         _refresh(conn, config, into_paper_id, codes=codes)
+        carried, dropped = _carry_corrections(conn, config, into_paper_id, gone, len(target))
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "merge_papers", "paper_id": paper_id, "into_paper_id": into_paper_id,
-            "pages_moved": moved})
+            "pages_moved": moved, "corrections_carried": carried,
+            "corrections_dropped": dropped})
     _rebuild_pdfs(conn, config, (into_paper_id,))
     return into_paper_id
 

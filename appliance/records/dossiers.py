@@ -278,6 +278,7 @@ def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer:
             dossier, record_id=record_id, device=config.device, result_codes=result_codes,
             officer=officer, signed_at=at, audit=trail,
             documents={i.paper_id: i.document for i in issued if i.document is not None}))
+        result.check_record_size(record.body_json, config, dossier.code)
         conn.execute(
             "INSERT INTO records(record_id, dossier_id, body_json, sha256, created_at) "
             "VALUES (?, ?, ?, ?, ?)",

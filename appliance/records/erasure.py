@@ -212,9 +212,12 @@ def purge(conn: sqlite3.Connection, files: FileStore, dossier_id: int, retention
 def remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None = None,
                    min_age: float = ORPHAN_MIN_AGE_SECONDS) -> int:
     """Remove stored files that no live dossier names any more: a page a citizen
-    deleted, a PDF rebuilt after a correction, a transfer of a cancelled scan. The file
-    store is content-addressed and shared, so pages_edit keeps such files; a citizen's
-    image must not outlive its purpose all the same."""
+    deleted, a PDF rebuilt after a correction, a transfer of a cancelled scan, the
+    signed PDFs and metadata of a sign-off killed (kill -9, power loss) between signing
+    them and its commit. The file store is content-addressed and shared, so pages_edit
+    keeps such files; a citizen's image must not outlive its purpose all the same.
+    Only files older than `min_age` go (a younger one may be on its way to its row),
+    never one a row names; a run that removed any writes one audit line."""
     if not files.root.is_dir():
         return 0
     live_pages = {str(r[0]) for r in conn.execute(
@@ -230,6 +233,7 @@ def remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None
         live_papers.update(_record_files(conn, r["record_id"], r["body_json"]))
     cutoff = (time.time() if now is None else now) - min_age
     removed = 0
+    signed: list[str] = []  # signed results (PDF + metadata) no row names
     for path in files.root.glob("*/*"):
         name = path.name
         if name.startswith(".") or len(name) <= 64:
@@ -246,9 +250,21 @@ def remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None
                 continue
         except FileNotFoundError:
             continue
-        removed += files.remove(sha, suffix)
+        gone = files.remove(sha, suffix)
+        removed += gone
+        if gone and suffix == RESULT_JSON:
+            signed.append(sha)
     if removed:
-        log.info("retention: removed %d stored file(s) no dossier names any more", removed)
+        # A signed result no row names is what a sign-off killed after signing and
+        # before its commit leaves (records/result.py removes them itself on any
+        # other failure): said apart, and written to the audit trail, since it is a
+        # signed document of an officer that is destroyed.
+        log.info("retention: removed %d stored file(s) no dossier names any more, %d of "
+                 "them signed result(s) of a sign-off that never committed", removed,
+                 len(signed))
+        audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
+            "op": "remove_orphans", "files_removed": removed,
+            "signed_results": sorted(signed), "min_age_seconds": min_age})
     return removed
 
 

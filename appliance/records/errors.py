@@ -76,3 +76,10 @@ class ReasonRequired(RecordsError):
     """Deleting a page needs the officer's reason, kept in the audit trail."""
 
     key = "error.reason_required"
+
+
+class RecordTooLarge(RecordsError):
+    """The signed record would be larger than the sync wire carries (records.
+    max_record_chars): nothing was issued; the dossier must be split in two."""
+
+    key = "error.record_too_large"

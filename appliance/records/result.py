@@ -46,7 +46,7 @@ from PIL import Image
 from appliance.imaging import pdfa
 from appliance.records import audit, codes, pdfsign
 from appliance.records import pages as page_store
-from appliance.records.errors import InvalidState, RecordsError
+from appliance.records.errors import InvalidState, RecordsError, RecordTooLarge
 from appliance.store.db import sealer_of
 from appliance.store.files import FileStore
 from appliance.system.config import Config
@@ -417,6 +417,18 @@ def issuing(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: 
         settle(conn, files, issued)
     except Exception as e:  # noqa: BLE001 - the record is committed; a stray file is not fatal
         log.warning("superseded PDF not removed after sign-off: %s", e)
+
+
+def check_record_size(body_json: str, config: Config, dossier_code: str) -> None:
+    """Refuse a record body the sync wire could never carry (records.max_record_chars,
+    the wire's 512 KiB by default; records does not import sync, so the limit comes
+    through the configuration). Called inside sign-off's transaction: raising rolls
+    it back and `issuing` removes the PDFs just signed, so nothing is issued."""
+    limit = config.records.max_record_chars
+    if len(body_json) > limit:
+        raise RecordTooLarge(f"dossier {dossier_code}: its signed record would be "
+                             f"{len(body_json)} characters, over the limit of {limit} "
+                             "(records.max_record_chars): split the dossier")
 
 
 def load(files: FileStore, pdf_sha256: str) -> tuple[bytes, dict[str, Any]]:

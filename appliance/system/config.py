@@ -252,6 +252,11 @@ class RecordsConfig:
     pkcs11_key: str = ""
     # User PIN of the token.
     pkcs11_pin: str = ""
+    # Largest signed record body (characters of its JSON) sign-off accepts: the sync
+    # service's wire limit (512 KiB, sync/wire.py MAX_BODY_BYTES), which a record over
+    # it could never cross. A dossier whose record would be larger (many papers, a
+    # long audit trail) is refused at sign-off (error.record_too_large), nothing issued.
+    max_record_chars: int = 524288
 
 
 @dataclass(frozen=True)
@@ -373,6 +378,8 @@ def validate(config: Config) -> Config:
     if (rec.signing_key and not rec.pkcs11_module and not rec.signing_cert
             and not rec.signing_key.lower().endswith((".p12", ".pfx"))):
         raise ConfigError("records.signing_cert: required with a PEM records.signing_key")
+    if rec.max_record_chars < 4096:
+        raise ConfigError("records.max_record_chars: must be at least 4096")
     templates = (("codes.dossier", config.codes.dossier), ("codes.result", config.codes.result))
     for key, template in templates:
         try:

@@ -375,3 +375,62 @@ def test_a_number_contradicting_the_birth_date_or_sex_is_flagged_or_refused(conn
     assert "says born in 1991" in refused.value.reason
     assert refused.value.flags == ("cccd.birth_year",)
     assert _fields(conn, paper.id)["fields"]["birth_date"] == before["fields"]["birth_date"]
+
+
+def test_a_merge_carries_the_officer_corrections_of_the_paper_that_goes(conn, config):
+    """One form scanned as two papers: what the officer corrected on the paper merged
+    away is kept on the merged paper where its type has the field and the value holds;
+    what cannot be kept is named in the merge's audit line, its value sealed."""
+    from appliance.store.db import aad, open_text
+
+    forms = scanned_forms(conn, config, ((1,), (2,)), submit=False)
+    d = forms.dossier_id
+    kept, gone = dossiers.get(conn, d).papers
+    kept_bhxh = kept.fields["fields"]["bhxh_number"]["value"]  # officer-corrected on both
+    gone_bhxh = gone.fields["fields"]["bhxh_number"]["value"]
+    assert kept_bhxh != gone_bhxh
+    # the kept paper is a sick-leave certificate: it has a name, no phone number
+    corrections.set_paper_type(conn, config, dossier_id=d, paper_id=kept.id,
+                               paper_type="sick-leave-c65", officer=OFFICER)
+    name = corrections.correct_field(conn, config, dossier_id=d, paper_id=gone.id,
+                                     field="full_name", value="LÊ KIM GIANG", officer=OFFICER)
+    corrections.correct_field(conn, config, dossier_id=d, paper_id=gone.id, field="phone",
+                              value="0912345678", officer="Phạm Thu Hà")
+    gone_page = _fields(conn, gone.id)["fields"]["full_name"].get("page")
+
+    corrections.merge_papers(conn, config, dossier_id=d, paper_id=gone.id,
+                             into_paper_id=kept.id, officer=OFFICER)
+    fields = _fields(conn, kept.id)
+    assert fields["paper_type"] == "sick-leave-c65"
+    carried = fields["fields"]["full_name"]
+    assert (carried["value"], carried["source"], carried["corrected_by"]) == (
+        "LÊ KIM GIANG", "officer", OFFICER)
+    assert carried["ocr_value"] == name.ocr_value  # the OCR's reading still beside it
+    if isinstance(gone_page, int):
+        assert carried["page"] == gone_page + 1  # its page follows the kept paper's one
+    assert fields["values"]["full_name"] == "LÊ KIM GIANG"
+    assert fields["fields"]["bhxh_number"]["value"] == kept_bhxh  # the kept paper's own
+    assert "phone" not in fields["fields"]
+
+    line = _corrections(conn, d)[-1]
+    assert line.detail["op"] == "merge_papers"
+    assert line.detail["corrections_carried"] == ["full_name"]
+    dropped = {x["field"]: x for x in line.detail["corrections_dropped"]}
+    assert {k: x["why"] for k, x in dropped.items()} == {
+        "bhxh_number": corrections.DROPPED_KEPT_PAPER_CORRECTED,
+        "phone": corrections.DROPPED_NOT_IN_TYPE}
+    assert dropped["phone"]["corrected_by"] == "Phạm Thu Hà"
+    for field, value in (("phone", "0912345678"), ("bhxh_number", gone_bhxh)):
+        x = dropped[field]
+        assert open_text(conn, x["value"], aad("audit_log", "value", x["sealed_as"])) == value
+    raw = " ".join(r[0] for r in conn.execute("SELECT detail_json FROM audit_log"))
+    assert "0912345678" not in raw and gone_bhxh not in raw  # sealed, not in clear
+    assert audit.verify(conn).ok
+
+    # the carried correction is what gets signed
+    dossiers.submit(conn, d)
+    dossiers.sign_off(conn, config, d, "Nguyễn Thị Lan")
+    [signed] = dossiers.get(conn, d).papers
+    _, document = result.load(files_of(conn, config), signed.pdf_sha256)
+    assert document["fields"]["full_name"]["value"] == "LÊ KIM GIANG"
+    assert document["fields"]["full_name"]["corrected_by"] == OFFICER

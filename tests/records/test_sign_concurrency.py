@@ -150,3 +150,66 @@ def test_a_signer_killed_between_issuing_and_committing_issues_nothing(conn, con
                                                              for p in signed.papers]
     assert conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 1
     assert audit.verify(conn).ok
+
+
+def _purge(config: Config, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`appliance purge` as appliance-purge.service runs it, on this test's data."""
+    from appliance.system.config import dump
+
+    cfg = tmp_path / "purge.toml"
+    cfg.write_text(dump(config), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "appliance", "purge", "--json", "--config",
+                           str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.timeout(300)
+def test_the_retention_run_sweeps_the_signed_files_a_killed_signer_left(conn, config,
+                                                                        tmp_path):
+    """kill -9 after the PDFs were signed and stored, before the transaction: the
+    signed PDFs and their metadata stay in the file store named by no row. The
+    retention run removes them once older than its grace period, with an audit line,
+    and never a file a row names, however old."""
+    import os
+
+    from appliance.records import erasure
+
+    forms = scanned_forms(conn, config, ((1,), (2,)))
+    _ready_key(config)
+    barrier = tmp_path / "go"
+    barrier.touch()
+    proc = _start(config, "kill_after_issue", [forms.dossier_id], barrier)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == -signal.SIGKILL, (out, err)
+    orphans = _stored_pdfs(config) - _named_pdfs(conn)
+    assert len(orphans) == 2  # one signed PDF per paper, named by nothing
+    metadata = {p.name.removesuffix(result.RESULT_SUFFIX)
+                for p in config.paths.files.glob(f"*/*{result.RESULT_SUFFIX}")}
+    assert orphans <= metadata
+    # the officer signs again: the live record's signed PDFs sit beside the orphans
+    dossiers.sign_off(conn, config, forms.dossier_id, "Nguyễn Thị Lan")
+    named = _named_pdfs(conn)
+    assert named and not named & orphans
+
+    _purge(config, tmp_path)  # too young: a file that new may be on its way to its row
+    assert orphans <= _stored_pdfs(config)
+
+    old = time.time() - erasure.ORPHAN_MIN_AGE_SECONDS - 3600
+    for path in config.paths.files.glob("*/*"):  # every file, the named ones too
+        os.utime(path, (old, old))
+    trail = len(audit.entries(conn))
+    _purge(config, tmp_path)
+    assert _stored_pdfs(config) == named  # the orphans went, every named PDF stayed
+    left = {p.name.removesuffix(result.RESULT_SUFFIX)
+            for p in config.paths.files.glob(f"*/*{result.RESULT_SUFFIX}")}
+    assert left == named  # the metadata documents likewise
+    files = result.FileStore(config.paths.files, sealer=result.sealer_of(conn))
+    for paper in dossiers.get(conn, forms.dossier_id).papers:
+        result.load(files, paper.pdf_sha256 or "")  # still readable and verified
+    lines = audit.entries(conn)[trail:]
+    assert [(e.action, e.actor, e.dossier_id) for e in lines] == [("purge", "retention", None)]
+    assert sorted(lines[0].detail["signed_results"]) == sorted(orphans)
+    assert audit.verify(conn).ok
+    _purge(config, tmp_path)  # nothing left to sweep: no further line
+    assert len(audit.entries(conn)) == trail + 1
