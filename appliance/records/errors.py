@@ -78,8 +78,9 @@ class ReasonRequired(RecordsError):
     key = "error.reason_required"
 
 
-class RecordTooLarge(RecordsError):
+class RecordTooLarge(InvalidState):
     """The signed record would be larger than the sync wire carries (records.
-    max_record_chars): nothing was issued; the dossier must be split in two."""
+    max_record_chars): nothing was issued; the dossier must be split in two. A state of
+    the dossier, not a bad request: the screens answer it as a conflict (409)."""
 
     key = "error.record_too_large"
