@@ -7,9 +7,9 @@ handed over before the fork; a worker that gunicorn restarts later inherits it t
 
 Readiness and watchdog (the unit is Type=notify with WatchdogSec=): gunicorn's own
 READY=1 comes as soon as the arbiter listens, before the worker has built the app, so
-it is suppressed (`WatchedArbiter`). Instead a thread in the arbiter (the unit's main
-process) asks the served socket for a cheap page (/api/health) and sends READY=1 on
-the first 200, then WATCHDOG=1 after each later 200 only. A worker that hangs
+it is suppressed (`WatchedArbiter`). Instead the arbiter (the unit's main process)
+asks the served socket for a cheap page (/api/health) from its own loop and sends
+READY=1 on the first 200, then WATCHDOG=1 after each later 200 only. A worker that hangs
 (deadlock, a stuck request pool, SIGSTOP) stops answering, the pings stop, and
 systemd restarts the unit - a timer that pinged regardless would hide exactly that.
 """
@@ -20,9 +20,10 @@ import argparse
 import logging
 import os
 import sys
-import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -40,8 +41,9 @@ TIMEOUT_SECONDS = 60
 # all state is in SQLite, so more processes would only cost a Pi's memory.
 WORKERS = 1
 HEALTH_PATH = "/api/health"
-# Before READY: how often the served socket is tried while the worker boots.
-STARTUP_POLL_SECONDS = 0.2
+# Before READY: how long one try of the served socket may take while the worker boots
+# (the arbiter's loop tries about once a second).
+STARTUP_PROBE_SECONDS = 1.0
 # Without a watchdog (no WATCHDOG_USEC): how often the health is still looked at.
 UNWATCHED_POLL_SECONDS = 30.0
 # Loopback only, never through an http_proxy the unit's environment may carry.
@@ -57,44 +59,55 @@ def answers(url: str, timeout: float) -> bool:
         return False
 
 
-class HealthWatch(threading.Thread):
-    """READY=1 once the app answers on its socket, then WATCHDOG=1 only while it does."""
+class HealthWatch:
+    """READY=1 once the app answers on its socket, then WATCHDOG=1 only while it does.
 
-    def __init__(self, url: str, notifier: ServiceNotifier) -> None:
-        super().__init__(name="appliance-web-health", daemon=True)
+    Driven from the arbiter's own loop (`WatchedArbiter.murder_workers`), not from a
+    thread: the arbiter forks workers, and a thread caught inside an import or a lock
+    at that moment leaves the new worker deadlocked on it (seen here: a worker that
+    never answered). In the loop, a probe and a fork never overlap, and a stuck arbiter
+    stops the pings as surely as a stuck worker.
+    """
+
+    def __init__(self, url: str, notifier: ServiceNotifier,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.notifier = notifier
+        self.clock = clock
         interval = notifier.watchdog_interval()
-        # Ping at half the interval (sd_watchdog_enabled(3)); a probe must fail fast
-        # enough that one slow answer does not itself cost the next ping.
+        # Ping at half the interval (sd_watchdog_enabled(3)); a slow answer still
+        # counts while it comes within most of that half, so a busy CPU is not a hang.
         self.period = interval / 2 if interval else None
-        self.timeout = min(5.0, self.period / 2) if self.period else 5.0
-        self.stop = threading.Event()
+        self.timeout = min(5.0, self.period * 0.8) if self.period else 5.0
         self.ready = False
+        self.failing = False
+        self.next_at = 0.0
 
-    def run(self) -> None:
-        failing = False
-        while not self.stop.is_set():
-            ok = answers(self.url, self.timeout)
-            if ok and not self.ready:
-                self.ready = True
-                self.notifier.ready(f"serving {self.url}")
-                log.info("web: %s answers; READY=1 sent", self.url)
-            elif ok and self.period is not None:
-                self.notifier.watchdog()
-            if self.ready and ok == failing:
-                failing = not ok
-                if failing:
-                    log.warning("web: %s does not answer; watchdog pings withheld", self.url)
-                else:
-                    log.info("web: %s answers again", self.url)
-            pause = (STARTUP_POLL_SECONDS if not self.ready
-                     else self.period if self.period is not None else UNWATCHED_POLL_SECONDS)
-            self.stop.wait(pause)
+    def step(self) -> None:
+        """Probe when due; called about once a second by the arbiter's loop."""
+        began = self.clock()
+        if began < self.next_at:
+            return
+        ok = answers(self.url, STARTUP_PROBE_SECONDS if not self.ready else self.timeout)
+        if ok and not self.ready:
+            self.ready = True
+            self.notifier.ready(f"serving {self.url}")
+            log.info("web: %s answers; READY=1 sent", self.url)
+        elif ok and self.period is not None:
+            self.notifier.watchdog()
+        if self.ready and ok == self.failing:
+            self.failing = not ok
+            if self.failing:
+                log.warning("web: %s does not answer; watchdog pings withheld", self.url)
+            else:
+                log.info("web: %s answers again", self.url)
+        pause = (0.0 if not self.ready
+                 else self.period if self.period is not None else UNWATCHED_POLL_SECONDS)
+        self.next_at = began + pause  # one probe per period, however long it took
 
 
 class WatchedArbiter(Arbiter):  # type: ignore[misc]
-    """gunicorn's arbiter, minus its early READY=1, plus the `HealthWatch` thread."""
+    """gunicorn's arbiter, minus its early READY=1, plus the `HealthWatch` probes."""
 
     health: HealthWatch | None = None
 
@@ -112,7 +125,13 @@ class WatchedArbiter(Arbiter):  # type: ignore[misc]
         from appliance.system.readiness import url_for
 
         self.health = HealthWatch(url_for(bind, HEALTH_PATH), ServiceNotifier())
-        self.health.start()
+
+    def murder_workers(self) -> None:
+        """Run by the arbiter's loop after each wait for signals (at most 1 s): gunicorn
+        kills workers past their timeout, then the health probe runs when due."""
+        super().murder_workers()
+        if self.health is not None:
+            self.health.step()
 
 
 # glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
