@@ -94,6 +94,19 @@ def assert_box_on_image(page, paper_id: int, name: str, box, size) -> None:
         assert abs(shown[key] - want[key]) <= 2.0, (key, shown, want, turn)
 
 
+def assert_every_control_48px(page) -> None:
+    """Stricter than the faces' check: every visible control of the page, selects,
+    summaries and every input included (a checkbox counts by its label)."""
+    small = page.evaluate(
+        """() => Array.from(document.querySelectorAll(
+              'button, a[href], select, summary, input:not([type=hidden]):not([type=checkbox])'))
+             .filter(e => e.offsetParent !== null && !e.closest('[hidden]'))
+             .map(e => [e.id || e.className || e.tagName, e.getBoundingClientRect()])
+             .filter(([, r]) => r.width > 0 && (r.width < 47.5 || r.height < 47.5))
+             .map(([n, r]) => n + ' ' + Math.round(r.width) + 'x' + Math.round(r.height))""")
+    assert small == [], small
+
+
 def open_correction(page, paper_id: int, name: str):
     row = page.locator(f"#f-{paper_id}-{name}")
     row.locator("summary").click()
@@ -132,6 +145,7 @@ def test_review_correct_refuse_and_sign(server, browser, db, tmp_path, viewport)
         expect(root.locator(".field-box.is-selected")).to_have_count(1)
         assert_box_on_image(page, paper_id, "full_name", name_field.box, page_size)
         check_screen(page, f"officer-review-{size}-vi", tmp_path, "[data-pick='full_name']")
+        assert_every_control_48px(page)
         # zoomed and turned, the outline follows the page
         viewer = root.locator("[data-viewer]")
         viewer.locator("[data-action=zoom-in]").click()
@@ -155,6 +169,8 @@ def test_review_correct_refuse_and_sign(server, browser, db, tmp_path, viewport)
         expect(page.locator(f"#f-{paper_id}-cccd input[name=value]")).to_have_value(
             "00120300456")
         shot(page, f"officer-review-refused-{size}-vi", tmp_path)
+        assert_every_control_48px(page)  # the open form and the keyboard too
+        assert_accessible(page)
         after = field(db, config, paper_id, "cccd")
         assert after.status == "problem" and after.value is None and after.source == "ocr"
         # an impossible date: refused the same way
