@@ -74,6 +74,26 @@ def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
     return StoredPage(paper_id, page_id, sha, check)
 
 
+def place_page(conn: sqlite3.Connection, paper_id: int, page_id: int, ordinal: int) -> int:
+    """Put a page of `paper_id` at `ordinal` (1-based, clamped to the paper), the pages
+    from there on one place later; the ordinal it got. For an extra image of one page
+    (handwritten notes scanned as their own image, Circular 01/2023 Art. 8), which must
+    follow the page it belongs to, not the end of the paper."""
+    with transaction(conn):
+        ids = [int(r[0]) for r in conn.execute(
+            "SELECT id FROM pages WHERE paper_id=? ORDER BY ordinal", (paper_id,))]
+        if page_id not in ids:
+            raise ValueError(f"page {page_id} is not in paper {paper_id}")
+        ids.remove(page_id)
+        target = min(max(ordinal, 1), len(ids) + 1)
+        ids.insert(target - 1, page_id)
+        # negative first, so UNIQUE(paper_id, ordinal) never sees two rows on one number
+        conn.execute("UPDATE pages SET ordinal = -ordinal WHERE paper_id=?", (paper_id,))
+        for n, row_id in enumerate(ids, start=1):
+            conn.execute("UPDATE pages SET ordinal=? WHERE id=?", (n, row_id))
+    return target
+
+
 def paper_pages(conn: sqlite3.Connection, paper_id: int) -> list[PageRow]:
     rows = conn.execute(
         "SELECT id, ordinal, sha256, dpi, ocr_json FROM pages WHERE paper_id=? ORDER BY ordinal",

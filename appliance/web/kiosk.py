@@ -324,6 +324,18 @@ def retake_page(page_id: int) -> Response:
     return redirect(url_for("kiosk.dossier"))
 
 
+@bp.post("/dossier/pages/<int:page_id>/again")
+def scan_page_again(page_id: int) -> Response:
+    """Scan one more image of this page, kept as its own image right after it (a page
+    with handwritten notes must be captured again as its own image, Circular 01/2023
+    Art. 8); the page itself stays as scanned."""
+    dossier_id = _my_dossier()
+    _, ref = _open_page(page_id)
+    usecases.start_scan(get_db(), dossier_id, "flatbed", ref.paper_id, auth.client_key(),
+                        after_ordinal=ref.ordinal)
+    return redirect(url_for("kiosk.dossier"))
+
+
 @bp.get("/dossier/summary")
 def summary() -> Any:
     d = _session_dossier()

@@ -272,7 +272,8 @@ def disk_too_full(config: Config) -> bool:
 def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
                paper_id: Any = None, client: str | None = None,
                title: str | None = None, preset: Any = None,
-               presets: tuple[str, ...] = KIOSK_PRESETS) -> int:
+               presets: tuple[str, ...] = KIOSK_PRESETS,
+               after_ordinal: int | None = None) -> int:
     """Queue a scan for the worker; refuse a second one while one is queued or running.
 
     The check and the insert share one write transaction so two quick taps (or two
@@ -280,6 +281,8 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
     citizen said is on the glass; without it the procedure's next paper is assumed.
     A worker that has gone silent is reported at once: a queued scan would only wait.
     `preset` (one of `presets`) goes into the job's params for the worker.
+    `after_ordinal` (with `paper_id`): the new image(s) go right after that page of
+    the paper, as an extra image of it (handwritten notes), not at the paper's end.
     """
     preset, source = check_preset(preset, source, presets)
     if source not in SOURCES:
@@ -306,6 +309,8 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
             if paper is None:
                 raise WebError("error.bad_paper", 400)
             params.update(paper_id=paper_id, title=paper.title)
+            if after_ordinal is not None:
+                params["after_ordinal"] = int(after_ordinal)
         else:
             params["title"] = title or _next_title(dossier)
         return jobs.enqueue(conn, "scan", dossier_id, params)

@@ -48,6 +48,9 @@ class ScanRequest:
     title: str
     paper_id: int | None  # "scan on": append to this paper instead of starting one
     preset: str | None = None  # a one-tap preset (appliance.scanner.settings.PRESETS)
+    # "scan this page again as its own image" (handwritten notes): the new image(s) go
+    # right after this ordinal of the paper instead of at its end
+    after_ordinal: int | None = None
 
     @classmethod
     def from_job(cls, job: jobs.Job) -> ScanRequest:
@@ -57,10 +60,13 @@ class ScanRequest:
             raise JobFailed(FailureKey.GENERIC, f"scan job {job.id} names no dossier")
         paper_id = job.params.get("paper_id")
         preset = job.params.get("preset")
+        after = job.params.get("after_ordinal")
+        paper = paper_id if isinstance(paper_id, int) else None
         return cls(job.id, job.dossier_id, str(job.params.get("source", "flatbed")),
-                   str(job.params.get("title", "")),
-                   paper_id if isinstance(paper_id, int) else None,
-                   preset if isinstance(preset, str) and preset else None)
+                   str(job.params.get("title", "")), paper,
+                   preset if isinstance(preset, str) and preset else None,
+                   after if isinstance(after, int) and not isinstance(after, bool)
+                   and after >= 1 and paper is not None else None)
 
 
 @dataclass(frozen=True)

@@ -106,11 +106,14 @@ def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> S
     paper_id = request.paper_id
     count = 0
     fault: ScannerError | None = None
+    after = request.after_ordinal
     state.set_scanner(tools.conn, ScannerState.BUSY)
     try:
         # late binding intended: progress names the paper the next page joins
         for image in scan(tools, request, progress, lambda: paper_id):  # noqa: B023
-            paper_id = store_page(tools, request, paper_id, image)
+            paper_id, page_id = store_page(tools, request, paper_id, image)
+            if after is not None:  # an extra image of one page: right after that page
+                after = pages.place_page(tools.conn, paper_id, page_id, after + 1)
             count += 1
             progress(JobStep.SCANNING, paper_id, pages=count)
     except ScannerError as e:
@@ -134,7 +137,8 @@ def scan_into_paper(tools: Tools, request: ScanRequest, progress: Progress) -> S
 
 # -- step 2: store page ---------------------------------------------------------------
 def store_page(tools: Tools, request: ScanRequest, paper_id: int | None,
-               image: Image.Image) -> int:
+               image: Image.Image) -> tuple[int, int]:
+    """Store one page; (the paper it went into, the page's id)."""
     stored = pages.store_page(tools.conn, tools.files, request.dossier_id, paper_id, image,
                               request.title, dpi=_dpi(tools, image))
     if stored.check.skewed:
@@ -143,7 +147,7 @@ def store_page(tools: Tools, request: ScanRequest, paper_id: int | None,
     if stored.check.flags:
         log.info("page %s of paper %s flagged for whoever scans it: %s", stored.page_id,
                  stored.paper_id, ", ".join(f.value for f in stored.check.flags))
-    return stored.paper_id
+    return stored.paper_id, stored.page_id
 
 
 def _dpi(tools: Tools, image: Image.Image) -> int:
