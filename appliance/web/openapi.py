@@ -394,6 +394,10 @@ def _document() -> dict[str, Any]:
             "Page": {"type": "object", "properties": {
                 "ordinal": {"type": "integer"}, "sha256": {"type": "string"},
                 "blank": {"type": "boolean", "description": "flagged, never dropped"},
+                "flags": {"type": "array", "items": {"type": "string", "enum": [
+                    "too_dark", "too_light", "cut_off", "hand_or_lid"]},
+                    "description": "scan-time checks that failed (imaging.flags."
+                                   "PageFlag); flagged, never dropped"},
                 "width": {"type": "integer"}, "height": {"type": "integer"},
                 "dpi": {"type": "integer"}, "ocr_text": {"type": "string", "nullable": True},
                 "thumbnail_url": {"type": "string"}, "image_url": {"type": "string"}}},

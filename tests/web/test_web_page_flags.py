@@ -40,3 +40,10 @@ def test_a_covered_page_is_kept_and_shown_with_its_next_step(client, conn, confi
     officer = client.get(f"/officer/dossiers/{public_id(conn, dossier_id)}/pages/"
                          f"{covered.sha256}").get_data(as_text=True)
     assert "Bỏ tay ra, đặt lại giấy ngay ngắn" in officer
+
+
+def test_the_api_documents_every_flag():
+    from appliance.web import openapi
+
+    page = openapi.spec()["components"]["schemas"]["Page"]["properties"]
+    assert page["flags"]["items"]["enum"] == [f.value for f in PageFlag]
