@@ -48,27 +48,40 @@ def fitted(text: str, width: int, height: int) -> ImageFont.ImageFont | ImageFon
     return ImageFont.truetype(str(FONT), size)
 
 
-def form_page() -> tuple[Image.Image, PageText]:
+def form_page(lines_in: list[tuple[str, tuple[int, int, int, int], float]] | None = None,
+              size: tuple[int, int] = (1240, 1754)) -> tuple[Image.Image, PageText]:
     """An A4 page at 150 dpi with the lines drawn where their boxes say."""
-    image = Image.new("RGB", (1240, 1754), "white")
+    image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     lines = []
-    for text, box, least in LINES:
+    for text, box, least in LINES if lines_in is None else lines_in:
         font = fitted(text, box[2] - box[0], box[3] - box[1])
         draw.text((box[0], box[1]), text, fill="black", font=font)
         lines.append(TextLine(text, box, 0.95, (least,)))
     return image, PageText(0.2, tuple(lines))
 
 
-def review_dossier(conn: sqlite3.Connection, config: Config) -> tuple[int, int]:
-    """A submitted dossier of one read page, made as the worker makes it; (dossier, paper)."""
+def review_dossier(conn: sqlite3.Connection, config: Config,
+                   two_pages: bool = False) -> tuple[int, int]:
+    """A submitted dossier of one read paper, made as the worker makes it; (dossier,
+    paper). With `two_pages` the CCCD line is on a second page, of another size."""
     dossier_id = dossiers.create(conn, config, "tk1-ts")
     files = FileStore(config.paths.files)
-    image, text = form_page()
-    stored = page_store.store_page(conn, files, dossier_id, None, image, TITLE, dpi=DPI)
-    page_store.set_page_text(conn, stored.page_id, text)
-    fields = extract_pages([text.lines]).as_dict()  # the worker's step 4
-    pdf = assemble_pdf([image], DPI, title=TITLE, author=config.device.agency_name)
-    page_store.store_paper_pdf(conn, files, stored.paper_id, pdf, fields)
+    if two_pages:
+        made = [form_page(LINES[:3]), form_page([(LINES[3][0], (60, 200, 900, 240), 0.95)],
+                                                (1000, 1400))]
+    else:
+        made = [form_page()]
+    paper_id = None
+    for image, text in made:
+        stored = page_store.store_page(conn, files, dossier_id, paper_id, image, TITLE,
+                                       dpi=DPI)
+        paper_id = stored.paper_id
+        page_store.set_page_text(conn, stored.page_id, text)
+    assert paper_id is not None
+    fields = extract_pages([text.lines for _, text in made]).as_dict()  # the worker's step 4
+    pdf = assemble_pdf([image for image, _ in made], DPI, title=TITLE,
+                       author=config.device.agency_name)
+    page_store.store_paper_pdf(conn, files, paper_id, pdf, fields)
     dossiers.submit(conn, dossier_id)
-    return dossier_id, stored.paper_id
+    return dossier_id, paper_id

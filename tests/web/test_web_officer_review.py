@@ -322,3 +322,28 @@ def test_page_edits_act_on_the_page_in_view(server, browser, db, tmp_path):
                                                                [paper.pages[1].id]]
     finally:
         context.close()
+
+
+def test_a_field_on_another_page_brings_its_page(server, browser, db, tmp_path):
+    """Tapping a field read on page 2 shows page 2 (its own size) with the box on it."""
+    dossier_id, paper_id = review_dossier(db, server.config, two_pages=True)
+    cccd = field(db, server.config, paper_id, "cccd")
+    assert cccd.page == 1 and cccd.box is not None
+    [paper] = dossiers.get(db, dossier_id).papers
+    context, page = new_page(browser, SMALL)
+    try:
+        sign_in(page, server.url)
+        page.goto(f"{server.url}/officer/dossiers/{public_id(db, dossier_id)}")
+        wait_images(page)
+        root = page.locator(f"#paper-{paper_id}")
+        root.locator("[data-pick='full_name']").click()
+        expect(root.locator(".page-tab").nth(0)).to_have_attribute("aria-pressed", "true")
+        root.locator("[data-pick='cccd']").click()
+        expect(root.locator(".page-tab").nth(1)).to_have_attribute("aria-pressed", "true")
+        expect(root.locator(".viewer-img")).to_have_attribute(
+            "src", re.compile(paper.pages[1].sha256))
+        wait_images(page)
+        assert_box_on_image(page, paper_id, "cccd", cccd.box, (1000, 1400))
+        expect(root.locator(".field-box.on-page")).to_have_count(1)  # page 1's are hidden
+    finally:
+        context.close()
