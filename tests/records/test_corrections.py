@@ -434,3 +434,26 @@ def test_a_merge_carries_the_officer_corrections_of_the_paper_that_goes(conn, co
     _, document = result.load(files_of(conn, config), signed.pdf_sha256)
     assert document["fields"]["full_name"]["value"] == "LÊ KIM GIANG"
     assert document["fields"]["full_name"]["corrected_by"] == OFFICER
+
+
+def test_a_merge_drops_a_correction_that_contradicts_the_kept_paper(conn, config):
+    """Both checked by officers, on different papers: a CCCD number saying born in
+    1990 cannot join a date of birth in 1985. The kept paper's value stays, the other
+    is named as dropped; nobody could sign the two together."""
+    forms = scanned_forms(conn, config, ((1,), (2,)), submit=False)
+    d = forms.dossier_id
+    kept, gone = dossiers.get(conn, d).papers
+    corrections.correct_field(conn, config, dossier_id=d, paper_id=kept.id,
+                              field="birth_date", value="13/08/1985", officer=OFFICER)
+    corrections.correct_field(conn, config, dossier_id=d, paper_id=gone.id, field="cccd",
+                              value="001190012345", officer=OFFICER)
+    corrections.merge_papers(conn, config, dossier_id=d, paper_id=gone.id,
+                             into_paper_id=kept.id, officer=OFFICER)
+    fields = _fields(conn, kept.id)["fields"]
+    assert fields["birth_date"]["value"] == "13/08/1985"
+    assert fields.get("cccd", {}).get("value") != "001190012345"
+    line = _corrections(conn, d)[-1]
+    assert {x["field"]: x["why"] for x in line.detail["corrections_dropped"]} == {
+        "cccd": corrections.DROPPED_CONTRADICTS,
+        "bhxh_number": corrections.DROPPED_KEPT_PAPER_CORRECTED}
+    assert "cccd" not in line.detail["corrections_carried"]
