@@ -207,9 +207,14 @@ def _fill_many(args: tuple[Any, list[int], Path, int, int]) -> None:
 # --- processes ----------------------------------------------------------------------
 
 
-def _serve_receiver(config: Any, client_id: str) -> None:
+def _serve_receiver(config: Any, client_id: str, log_file: Path) -> None:
+    """One receiver process; its log in the work folder (kept with --workdir)."""
+    import logging
+
     from appliance.central.receiver import run_receiver
 
+    logging.basicConfig(filename=str(log_file), level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
     run_receiver(config, stop, client_id=client_id)
@@ -367,7 +372,8 @@ def run_fleet(*, devices: int = 200, records_per_device: int = 10, file_bytes: i
             if f.exitcode != 0:
                 raise RuntimeError("filling the outboxes failed")
         for n in range(receivers):
-            p = ctx.Process(target=_serve_receiver, args=(central, f"fleet-central-{n}"),
+            p = ctx.Process(target=_serve_receiver,
+                            args=(central, f"fleet-central-{n}", root / f"receiver-{n}.log"),
                             daemon=True)
             p.start()
             procs.append(p)

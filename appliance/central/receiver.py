@@ -66,7 +66,7 @@ REPORT_SECONDS = 60.0
 # batch's MAX_BATCH_SECONDS, for up to INCOMPLETE_WAIT_SECONDS; after that it is
 # PUBACKed without an ack and the device re-sends it after its ack timeout, as before.
 INCOMPLETE_RETRY_SECONDS = 0.1
-INCOMPLETE_WAIT_SECONDS = 3.0
+INCOMPLETE_WAIT_SECONDS = 10.0
 
 __all__ = ["CLIENT_ID", "list_records", "run_receiver", "signing_key_path",
            "subscription"]

@@ -223,19 +223,23 @@ def put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
 def _put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
                limits: Limits) -> None:
     with _tx(conn):
-        if conn.execute("SELECT 1 FROM files WHERE sha256=?", (chunk.file_sha256,)).fetchone():
-            return
+        stored = "SELECT 1 FROM files WHERE sha256=?"
         if chunk.count == 1:
             # The whole file in one message (every small record): it is checked and
-            # stored at once, with no transfer state to keep, limit or expire.
+            # stored at once, with no transfer state to keep, limit or expire (an
+            # INSERT that does nothing when it is stored already: one round trip).
             if (len(chunk.data) != chunk.size
                     or hashlib.sha256(chunk.data).hexdigest() != chunk.file_sha256):
+                if conn.execute(stored, (chunk.file_sha256,)).fetchone():
+                    return
                 raise ChunkRefused(f"file {chunk.file_sha256} in one chunk does not match "
                                    "its sha256/size")
             conn.execute("INSERT INTO files(sha256, size, data, stored_at) "
                          "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                          (chunk.file_sha256, chunk.size,
                           _seal(conn, chunk.data, f"files:{chunk.file_sha256}"), time.time()))
+            return
+        if conn.execute(stored, (chunk.file_sha256,)).fetchone():
             return
         key = (device_id, chunk.file_sha256, chunk.count)
         now = time.time()
@@ -411,8 +415,10 @@ def put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage)
 def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> RecordResult:
     now = time.time()
     key = (device_id, msg.record_id)
-    mine = conn.execute("SELECT status FROM records WHERE device_id=? AND record_id=? "
-                        "AND sha256=?", (*key, msg.sha256)).fetchone()
+    # One look at every content held under this id (round trips count on PostgreSQL).
+    held = conn.execute("SELECT sha256, status FROM records WHERE device_id=? AND record_id=?",
+                        key).fetchall()
+    mine = next((r for r in held if r["sha256"] == msg.sha256), None)
     if mine is not None:
         conn.execute("UPDATE records SET copies=copies+1, last_copy_at=? WHERE device_id=? "
                      "AND record_id=? AND sha256=?", (now, *key, msg.sha256))
@@ -444,8 +450,7 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
         log.info("record %s from %s: %d file(s) incomplete, waiting for a re-send",
                  msg.record_id, device_id, len(missing))
         return RecordResult(Outcome.INCOMPLETE, f"missing chunks of {', '.join(missing)}")
-    others = conn.execute("SELECT COUNT(*) FROM records WHERE device_id=? AND record_id=?",
-                          key).fetchone()[0]
+    others = len(held)  # none of them is these bytes
     cur = conn.execute(
         "INSERT INTO records(device_id, record_id, sha256, body_json, dossier_code, "
         "result_codes_json, status, received_at, last_copy_at) "
@@ -471,6 +476,8 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
         if msg.claim:
             _claim(conn, device_id, msg)
     _count(conn, "records_stored")
+    if not others:  # the first content for this id: served, and no conflict can exist
+        return RecordResult(Outcome.STORED, status=wire.AckStatus.STORED)
     return RecordResult(Outcome.STORED, status=_status(conn, *key, msg.sha256))
 
 
