@@ -190,6 +190,7 @@ def dossier() -> Any:
         stopped=stopped,
         stopping=usecases.stopping(job),
         presets=presets(),
+        sources=usecases.offered_sources(conn),
         new_paper=new_paper,
         can_submit=not active and d.page_count > 0,
         paper_title=presenters.paper_title,

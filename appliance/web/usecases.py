@@ -239,6 +239,16 @@ def offered_presets(conn: sqlite3.Connection, *, staff: bool) -> tuple[str, ...]
     return tuple(name for name in base if name in supported)
 
 
+def offered_sources(conn: sqlite3.Connection) -> tuple[str, ...]:
+    """The sources the kiosk's scan buttons offer: the glass, and the feeder only when
+    the scanner the worker last opened has one (both while nothing is known)."""
+    caps = state.scanner_capabilities(conn)
+    found = caps.get("sources") if caps is not None else None
+    if not isinstance(found, list):
+        return SOURCES
+    return tuple(s for s in SOURCES if s in found) or SOURCES
+
+
 def check_preset(preset: Any, source: Any,
                  allowed: tuple[str, ...] = KIOSK_PRESETS) -> tuple[str | None, Any]:
     """(preset, source) for a scan: a preset must be one `allowed` here, and names its
@@ -285,7 +295,7 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
     the paper, as an extra image of it (handwritten notes), not at the paper's end.
     """
     preset, source = check_preset(preset, source, presets)
-    if source not in SOURCES:
+    if source not in offered_sources(conn):  # not one the scanner has: it would only fail
         raise WebError("error.bad_source", 400)
     if disk_too_full(get_config()):
         raise WebError("error.disk_full", 507)

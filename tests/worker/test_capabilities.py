@@ -19,6 +19,7 @@ from appliance.system import config as config_mod
 from appliance.web import create_app, usecases
 from appliance.web.errors import WebError
 from tests.helpers.processes import Processes, free_port, wait_for
+from tests.web.forms import AGREE, post_form
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -100,8 +101,19 @@ def test_presets_follow_the_opened_scanner(setup, kind: str):
             with pytest.raises(WebError) as refused:
                 usecases.start_scan(conn, other, None, preset=name, presets=staff)
             assert refused.value.key == "error.bad_preset"
+        if "adf" not in sources:  # the feeder is not offered, and refused if asked for
+            with pytest.raises(WebError) as refused:
+                usecases.start_scan(conn, other, "adf")
+            assert refused.value.key == "error.bad_source"
         assert usecases.start_scan(conn, other, None, preset=offered_to_staff[-1],
                                    presets=staff)
+    # the kiosk's feeder button is there only when the scanner has a feeder
+    client = app.test_client()
+    post_form(client, "/kiosk/dossiers", {"procedure": "tk1-ts", **AGREE},
+              page="/kiosk/consent?procedure=tk1-ts")
+    page = client.get("/kiosk/dossier").get_data(as_text=True)
+    assert 'id="scan-flatbed"' in page
+    assert ('id="scan-adf"' in page) is ("adf" in sources)
     conn.close()
 
 
