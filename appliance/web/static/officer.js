@@ -58,13 +58,29 @@
         box.style.height = (100 * (c[3] - c[1]) / size[1]) + "%";
       });
     }
+    // The page as shown is `zoom` times the frame's width, turned or not; the sizer
+    // takes the turned page's size, so the frame scrolls over all of it, and the stage
+    // is turned about its corner and moved back into the sizer.
+    var sizer = viewer.querySelector(".viewer-sizer");
+    viewer.classList.add("js-sized");
     function apply() {
-      // Width grows with the zoom so the frame scrolls over the enlarged page.
-      stage.style.width = (zoom * 100) + "%";
-      stage.style.transform = turn ? "rotate(" + turn + "deg)" : "";
+      var size = pageSize(current);
+      var across = zoom * Math.max(frame.clientWidth - 4, 100);
+      var quarter = turn % 180 !== 0;
+      var w = quarter ? across * size[0] / size[1] : across;
+      var h = w * size[1] / size[0];
+      stage.style.width = w + "px";
+      if (sizer) {
+        sizer.style.width = (quarter ? h : w) + "px";
+        sizer.style.height = (quarter ? w : h) + "px";
+      }
+      var move = { 0: "", 90: "translate(" + h + "px, 0) ", 180: "translate(" + w + "px, " + h +
+                   "px) ", 270: "translate(0, " + w + "px) " }[turn];
+      stage.style.transform = turn ? move + "rotate(" + turn + "deg)" : "";
       viewer.setAttribute("data-zoom", String(zoom));
       viewer.setAttribute("data-rotation", String(turn));
     }
+    window.addEventListener("resize", apply);
     function show(index) {
       var tab = tabs[index];
       if (!tab) { return; }
@@ -91,6 +107,7 @@
           b.disabled = index === 0;
         });
       }
+      apply();
       place();
     }
     // The picked field's box, outlined and scrolled into the frame's view.
@@ -111,6 +128,12 @@
       if (!box) { return; }
       var page = parseInt(box.getAttribute("data-page"), 10);
       if (page !== current) { show(page); }
+      reveal();
+    }
+    // The picked box in the middle of the frame, whatever the zoom and turn.
+    function reveal() {
+      var box = stage.querySelector(".field-box.is-selected.on-page");
+      if (!box) { return; }
       var f = frame.getBoundingClientRect();
       var r = box.getBoundingClientRect();
       frame.scrollLeft += (r.left + r.width / 2) - (f.left + f.width / 2);
@@ -126,6 +149,7 @@
       else if (action === "fit") { zoom = 1; turn = 0; }
       else if (button.hasAttribute("data-page")) { show(tabs.indexOf(button)); }
       apply();
+      reveal();
     });
     if (paper) {
       paper.addEventListener("click", function (event) {
@@ -134,6 +158,7 @@
       });
     }
     img.addEventListener("load", place);
+    apply();
     place();
     // Back from a correction (or a refused one): its field picked again.
     var hash = window.location.hash.replace(/^#/, "");
