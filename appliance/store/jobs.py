@@ -150,3 +150,14 @@ def cancel_requested(conn: sqlite3.Connection, job_id: int) -> bool:
                        (job_id,)).fetchone()
     return bool(row and row[0])
 
+
+
+def active_of_kind(conn: sqlite3.Connection, kinds: tuple[str, ...]) -> Job | None:
+    """The oldest queued or running job of one of `kinds` (a technician's scanner test
+    waits for the one before it rather than piling up in front of citizens' scans)."""
+    marks = ",".join("?" * len(kinds))
+    row = conn.execute(
+        f"SELECT * FROM jobs WHERE kind IN ({marks}) AND state IN (?, ?) ORDER BY id LIMIT 1",
+        (*kinds, JobState.QUEUED, JobState.RUNNING),
+    ).fetchone()
+    return Job.from_row(row) if row else None

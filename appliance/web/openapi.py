@@ -170,10 +170,10 @@ def technician_paths() -> dict[str, Any]:
                                       "status")}, parameters=[LANG_PARAM])},
         f"{t}scanners/search": {"post": _op(
             "technicianSearchScanners", "ask the worker to list every scanner SANE finds",
-            {"202": queued, **_errors(400)}, requestBody=no_body)},
+            {"202": queued, **_errors(400, 409)}, requestBody=no_body)},
         f"{t}scanners/test": {"post": _op(
             "technicianTestScan", "ask the worker for a timed test scan (one batch)",
-            {"202": queued, **_errors(400)},
+            {"202": queued, **_errors(400, 409)},
             requestBody=_body({"type": "object", "properties": {
                 "device": {"type": "string", "maxLength": 500, "description":
                            "SANE name or identity; empty: the scanner in use"},

@@ -68,7 +68,7 @@ TECH_KINDS = (JobKind.SCANNER_LIST, JobKind.SCANNER_TEST)
 
 
 def _api_guard() -> None:
-    """before_request of /api/technician: 401 without a session, 403 for a wrong role."""
+    """before_request of /api/technician: anyone but a technician gets a 403 problem."""
     if not auth.is_technician():
         raise WebError("error.technician_only", 403)
 
@@ -156,6 +156,7 @@ def index() -> str:
                            if config.mqtt.host else "",
                            queue=_queue(), journal=journal_tail(JOURNAL_LINES),
                            sources=SOURCES, csrf=generate_csrf(),
+                           idle_seconds=auth.ROLE_SESSION_SECONDS // 3,
                            agency_name=config.device.agency_name)
 
 
@@ -383,6 +384,15 @@ def _body() -> dict[str, Any]:
     return body
 
 
+def _enqueue(kind: JobKind, params: dict[str, Any]) -> int:
+    """One technician job at a time: each one holds the scanner, and citizens' scans
+    queue behind it."""
+    conn = get_db()
+    if jobs.active_of_kind(conn, TECH_KINDS) is not None:
+        raise WebError("tech.job_active", 409)
+    return jobs.enqueue(conn, kind, None, params)
+
+
 def _tech_job(job_id: int) -> jobs.Job:
     job = jobs.get(get_db(), job_id)
     if job is None or job.kind not in TECH_KINDS:
@@ -414,7 +424,7 @@ def _job_json(job: jobs.Job) -> dict[str, Any]:
 def search_scanners() -> tuple[Response, int]:
     """Ask the worker for every scanner SANE finds (with their identities)."""
     _body()
-    job_id = jobs.enqueue(get_db(), JobKind.SCANNER_LIST, None, {})
+    job_id = _enqueue(JobKind.SCANNER_LIST, {})
     return jsonify({"job_id": job_id}), 202
 
 
@@ -428,8 +438,7 @@ def test_scanner() -> tuple[Response, int]:
         raise WebError("error.bad_request", 400)
     if source not in SOURCES:
         raise WebError("error.bad_source", 400)
-    job_id = jobs.enqueue(get_db(), JobKind.SCANNER_TEST, None,
-                          {"device": device, "source": source})
+    job_id = _enqueue(JobKind.SCANNER_TEST, {"device": device, "source": source})
     return jsonify({"job_id": job_id}), 202
 
 

@@ -250,6 +250,11 @@ def test_scanner_routes_queue_jobs_and_refuse_bad_input_without_a_trace(tech, co
                        json={"source": "adf"}).get_json()["job_id"]
     job = jobs.get(conn, job_id)
     assert job.kind == JobKind.SCANNER_TEST and job.params == {"device": "", "source": "adf"}
+    # one technician job at a time: the next waits for this one's result
+    for path in ("/api/technician/scanners/test", "/api/technician/scanners/search"):
+        r = tech.post(path, headers=TECH, json={})
+        assert r.status_code == 409 and r.get_json()["error"] == "tech.job_active"
+    assert job_count(conn) == 1
     assert job.dossier_id is None
     body = tech.get(f"/api/technician/jobs/{job_id}", headers=TECH).get_json()
     assert body["state"] == "queued" and body["thumbnail_url"] is None

@@ -263,6 +263,32 @@ def test_config_view_names_a_bad_key_of_the_edited_file(browser, rig, tmp_path):
         context.close()
 
 
+def test_polling_stops_on_an_abandoned_screen_so_the_session_can_lapse(browser, rig):
+    context, page = new_page(browser, SMALL)
+    try:
+        page.clock.install()
+        sign_in(page, rig)
+        polls: list[str] = []
+        page.on("request", lambda r: polls.append(r.url) if "/api/technician/status"
+                in r.url else None)
+        page.clock.run_for(25_000)
+        assert len(polls) >= 2, polls  # every 10 s while someone is there
+        expect(page.locator("#refresh-idle")).to_be_hidden()
+        page.clock.run_for(6 * 60_000)  # nobody touches the screen
+        expect(page.locator("#refresh-idle")).to_be_visible()
+        expect(page.locator("#auto-refresh")).to_have_text("Tự cập nhật mỗi 10 giây")
+        count = len(polls)
+        page.clock.run_for(60_000)
+        assert len(polls) == count  # no request keeps the session alive
+        page.locator("#auto-refresh").click()  # a touch: back to live figures
+        expect(page.locator("#refresh-idle")).to_be_hidden()
+        expect(page.locator("#auto-refresh")).to_have_text("Dừng tự cập nhật")
+        page.clock.run_for(11_000)
+        assert len(polls) > count
+    finally:
+        context.close()
+
+
 def test_broker_test_connected_then_a_closed_port(browser, rig, tmp_path):
     context, page = new_page(browser, LARGE)
     try:

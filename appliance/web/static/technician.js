@@ -44,9 +44,24 @@
   // --- status, polled --------------------------------------------------------------
   var refresh = $("auto-refresh");
   var paused = window.sessionStorage.getItem("tech-refresh-paused") === "1";
+  // Polling is a request like any other and would keep the technician's session alive
+  // for ever on an abandoned screen: it stops after a while without a touch or a key,
+  // so the session lapses as the staff sessions do.
+  var idleMs = parseInt((refresh && refresh.getAttribute("data-idle-seconds")) || "300", 10) * 1000;
+  var lastActivity = Date.now();
+  var idle = false;
+  var resumedAt = 0;
   function label() {
-    refresh.textContent = refresh.getAttribute(paused ? "data-resume" : "data-pause");
+    refresh.textContent = refresh.getAttribute(paused || idle ? "data-resume" : "data-pause");
+    var note = $("refresh-idle");
+    if (note) { note.hidden = !idle; }
   }
+  ["pointerdown", "keydown", "wheel"].forEach(function (type) {
+    document.addEventListener(type, function () {
+      lastActivity = Date.now();
+      if (idle) { idle = false; resumedAt = lastActivity; label(); }
+    }, { passive: true, capture: true });
+  });
   function pollStatus() {
     request("GET", "/status").then(function (data) {
       data.rows.forEach(function (row) {
@@ -63,13 +78,17 @@
   }
   if (refresh) {
     refresh.addEventListener("click", function () {
+      if (Date.now() - resumedAt < 1500) { return; }  // that tap only woke the screen
       paused = !paused;
       window.sessionStorage.setItem("tech-refresh-paused", paused ? "1" : "0");
       label();
     });
     label();
     var seconds = parseInt(refresh.getAttribute("data-seconds") || "10", 10);
-    setInterval(function () { if (!paused) { pollStatus(); } }, seconds * 1000);
+    setInterval(function () {
+      if (!idle && Date.now() - lastActivity > idleMs) { idle = true; label(); }
+      if (!paused && !idle) { pollStatus(); }
+    }, seconds * 1000);
   }
 
   // --- scanner jobs ----------------------------------------------------------------
