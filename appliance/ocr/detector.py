@@ -25,7 +25,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    max_side: int = 1280
+    max_side: int = 1120
     thresh: float = 0.3
     box_thresh: float = 0.5
     unclip_x: float = 0.6  # growth along the line, in line heights (kernel -> text)
@@ -36,7 +36,10 @@ class DetectorConfig:
     per_line_angle: bool = True  # long lines are cut at their own angle, short ones at the page's
     own_angle_aspect: float = 6.0  # a line this many heights long says its own angle
     own_angle_min_dev_deg: float = 1.0  # ...when it departs from the page's by more than this
-
+    # A band whose rows (with their context) hold no pixel this much darker than the
+    # band's paper (0-1 grey) is not run through the network: it can hold no text.
+    skip_blank: bool = True
+    ink_contrast: float = 0.15
 
     def __post_init__(self) -> None:
         # the network halves the map five times: every input it sees must be a multiple of 32
@@ -100,13 +103,29 @@ class TextDetector:
         h = x.shape[2]
         if cfg.band_rows <= 0 or h <= cfg.band_rows + 2 * cfg.band_overlap:
             return self.session.run(None, {self.input_name: x})[0][0, 0]
-        prob = np.empty((h, x.shape[3]), np.float32)
+        prob = np.zeros((h, x.shape[3]), np.float32)
         for y0 in range(0, h, cfg.band_rows):
             y1 = min(h, y0 + cfg.band_rows)
             lo, hi = max(0, y0 - cfg.band_overlap), min(h, y1 + cfg.band_overlap)
+            if not self._has_ink(x, lo, hi):
+                continue  # blank paper: the map stays 0 there
             band = self.session.run(None, {self.input_name: np.ascontiguousarray(x[:, :, lo:hi])})
             prob[y0:y1] = band[0][0, 0, y0 - lo:y1 - lo]
         return prob
+
+    def _has_ink(self, x: np.ndarray, lo: int, hi: int) -> bool:
+        """Whether map rows lo..hi hold anything darker than their paper.
+
+        Only whole blank bands are skipped (the margins above and below a letter's
+        text, the space under a signature): cutting a band to its inked columns
+        as well changed what the network's squeeze-excite blocks pool over and
+        raised the generated pages' CER from 0.42 to 0.68 %.
+        """
+        if not self.config.skip_blank:
+            return True
+        g = x[0, 0, lo:hi]  # channel 0 of the normalised grey page
+        paper = float(np.median(g))
+        return bool((g < paper - self.config.ink_contrast / IMAGENET_STD[0]).any())
 
     def _boxes(
         self, prob: np.ndarray, sx: float, sy: float, page_size: tuple[int, int]

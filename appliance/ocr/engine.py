@@ -26,6 +26,7 @@ from appliance.ocr.errors import BadImageError, OcrError
 from appliance.ocr.geometry import Quad
 from appliance.ocr.manifest import Manifest, default_models_dir
 from appliance.ocr.orientation import (
+    FLIP_AGREEMENT,
     MIN_EVIDENCE_LINES,
     FlipVote,
     evidence_lines,
@@ -34,11 +35,12 @@ from appliance.ocr.orientation import (
     vote,
 )
 from appliance.ocr.recognizer import (
+    SPLIT_GAP,
     LineReading,
     RecResult,
     TextRecognizer,
     crop_line,
-    tighten,
+    tighten_split,
 )
 from appliance.ocr.session import keep_large_buffers_off_the_heap
 
@@ -231,6 +233,7 @@ class OcrEngine:
         self.detector = detector
         self.recognizer = recognizer
         self._used = used
+        self.split_gap = SPLIT_GAP  # 0 keeps every detector box whole (see tighten_split)
 
     @classmethod
     def load(
@@ -273,13 +276,29 @@ class OcrEngine:
         return gray, det, 0
 
     def _flip_vote(self, crops: list[np.ndarray], upright: RecResult) -> FlipVote:
-        """Read the evidence lines turned 180 degrees and compare with how they read as cut."""
+        """Read the evidence lines turned 180 degrees and compare with how they read as cut.
+
+        The first half is read first: when so many of them prefer the reading as cut
+        that the rest could not reach FLIP_AGREEMENT even all preferring the turned
+        one, the decision is already "not turned" and the other half (the costliest
+        crops: the widest lines) is not read. The decision is the one all of them
+        would give; an upright page costs half the turned readings.
+        """
         idx = evidence_lines(crops)
         if len(idx) < MIN_EVIDENCE_LINES:
             return vote([], [])
-        turned = self.recognizer([np.ascontiguousarray(crops[i][::-1, ::-1]) for i in idx])
-        return vote([upright.lines[i].frame_score for i in idx],
-                    [r.frame_score for r in turned.lines])
+        up = [upright.lines[i].frame_score for i in idx]
+        first = idx[: max(MIN_EVIDENCE_LINES, len(idx) // 2)]
+        turned = [r.frame_score for r in self.recognizer(
+            [np.ascontiguousarray(crops[i][::-1, ::-1]) for i in first]).lines]
+        rest = idx[len(first):]
+        if rest:
+            prefer_turned = sum(t > u for t, u in zip(turned, up, strict=False))
+            if prefer_turned + len(rest) < FLIP_AGREEMENT * len(idx):
+                return vote(up[: len(first)], turned)
+            turned += [r.frame_score for r in self.recognizer(
+                [np.ascontiguousarray(crops[i][::-1, ::-1]) for i in rest]).lines]
+        return vote(up, turned)
 
     def read(self, image: Image.Image) -> PageText:
         t0 = time.perf_counter()
@@ -289,7 +308,8 @@ class OcrEngine:
         gray = image.convert("L")
         gray, det, rotation = self._detect(gray)
         t_det = time.perf_counter()
-        quads = [tighten(gray, q) for q in det.quads]
+        quads = [piece for q in det.quads
+                 for piece in tighten_split(gray, q, split_gap=self.split_gap)]
         crops = [crop_line(gray, q) for q in quads]
         t_crop = time.perf_counter()
         rec = self.recognizer(crops) if crops else None

@@ -102,12 +102,51 @@ def _ink_span(prof: np.ndarray, max_gap: int) -> tuple[int, int] | None:
     return lo, hi
 
 
+# A run of blank columns this many ink heights wide inside one detector box is a gap
+# between columns (a label and its value, the two halves of a letter's header), not a
+# space between words: justified text stretches those to ~1 height. Both sides must
+# be at least MIN_PIECE heights wide, so a speck or a lone mark is never cut off.
+SPLIT_GAP = 2.5
+MIN_PIECE = 1.5
+
+
 def tighten(gray: Image.Image, quad: Quad, margin: float = 0.12) -> Quad:
     """Shrink a detector box to the ink it holds plus a margin like the training crops had.
 
     The detector's boxes are generous and off-centre (its kernels sit on the
     x-height band), while the recognizer learned on crops where the ink fills
     most of the height; matching that framing matters more than any threshold.
+    """
+    return tighten_split(gray, quad, margin, split_gap=0.0)[0]
+
+
+def _column_pieces(inked: np.ndarray, ink_h: int, split_gap: float) -> list[tuple[int, int]]:
+    """Inked column spans of a line, cut at blank gaps wider than split_gap ink heights."""
+    cols = np.nonzero(inked)[0]
+    pieces = [(int(cols[0]), int(cols[-1]))]
+    if split_gap <= 0 or len(cols) < 2:
+        return pieces
+    gaps = np.nonzero(np.diff(cols) > split_gap * ink_h)[0]
+    out: list[tuple[int, int]] = []
+    start = int(cols[0])
+    for g in gaps:
+        left_end, right_start = int(cols[g]), int(cols[g + 1])
+        if (left_end - start + 1 >= MIN_PIECE * ink_h
+                and int(cols[-1]) - right_start + 1 >= MIN_PIECE * ink_h):
+            out.append((start, left_end))
+            start = right_start
+    out.append((start, int(cols[-1])))
+    return out
+
+
+def tighten_split(gray: Image.Image, quad: Quad, margin: float = 0.12,
+                  split_gap: float = SPLIT_GAP) -> list[Quad]:
+    """tighten(), and a box that holds two columns of text comes back as one box each.
+
+    The detector joins a label and its value, or the two halves of a letter's
+    header, into one box when they share a row: they are two lines to whoever
+    reads the page (and to the record fields), so a wide gap of blank paper
+    cuts them apart (SPLIT_GAP).
     """
     h = max(1.0, quad.height)
     pw = int(min(1600, max(8, round(quad.width * PROBE_HEIGHT / h))))
@@ -116,7 +155,7 @@ def tighten(gray: Image.Image, quad: Quad, margin: float = 0.12) -> Quad:
     bg = int(np.percentile(a, 75))
     fg = int(a.min())
     if bg - fg < 40:
-        return quad
+        return [quad]
     ink = a < (bg + fg) // 2
     # Form rules crossing the box are not text. Blur, noise and a slight tilt break
     # a rule into pieces, so runs are looked for on a 1-pixel dilation of the ink.
@@ -133,18 +172,15 @@ def tighten(gray: Image.Image, quad: Quad, margin: float = 0.12) -> Quad:
     prof[prof < 2] = 0  # single specks of noise do not make a row of text
     span = _ink_span(prof, max_gap=3)
     if span is None or span[1] - span[0] < MIN_INK_ROWS:
-        return quad
+        return [quad]
     y0, y1 = span
-    band = ink[y0:y1 + 1]
-    cols = np.nonzero(band.any(axis=0))[0]
-    if len(cols) == 0:
-        return quad
+    inked = ink[y0:y1 + 1].any(axis=0)
+    if not inked.any():
+        return [quad]
     ink_h = y1 - y0 + 1
     m = margin * ink_h
     t0 = max(0.0, (y0 - m) / PROBE_HEIGHT)
     t1 = min(1.0, (y1 + 1 + m) / PROBE_HEIGHT)
-    s0 = max(0.0, (cols[0] - 2 * m) / pw)
-    s1 = min(1.0, (cols[-1] + 1 + 2 * m) / pw)
     tl, tr, br, bl = (np.array(p, dtype=np.float64) for p in quad.points)
 
     def at(s: float, t: float) -> tuple[float, float]:
@@ -153,7 +189,12 @@ def tighten(gray: Image.Image, quad: Quad, margin: float = 0.12) -> Quad:
         x, y = top + (bot - top) * t
         return (float(x), float(y))
 
-    return Quad((at(s0, t0), at(s1, t0), at(s1, t1), at(s0, t1)), quad.score)
+    out = []
+    for c0, c1 in _column_pieces(inked, ink_h, split_gap):
+        s0 = max(0.0, (c0 - 2 * m) / pw)
+        s1 = min(1.0, (c1 + 1 + 2 * m) / pw)
+        out.append(Quad((at(s0, t0), at(s1, t0), at(s1, t1), at(s0, t1)), quad.score))
+    return out
 
 
 def crop_line(gray: Image.Image, quad: Quad, height: int = HEIGHT) -> np.ndarray:

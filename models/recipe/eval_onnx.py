@@ -1,6 +1,7 @@
 """CER and speed of exported recognizers on the validation shards.
 
-Held-out font and training fonts, read straight from the npz shards.
+Held-out font and training fonts, read straight from the npz shards; also the
+held-out font with real-print degradations (val_real_hold) when it was rendered.
 
     python -m models.recipe.eval_onnx models/vi_rec_fp32.onnx models/vi_rec_int8.onnx
 """
@@ -52,7 +53,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     sets = {}
-    for name in ("val_hold", "val_train"):
+    for name in ("val_hold", "val_train", "val_real_hold"):
+        if not (a.data / f"{name}.npz").exists():  # val_real_hold: gen_data --real --val
+            continue
         ds = Shards()
         ds.load(a.data / f"{name}.npz")
         sets[name] = ds

@@ -25,6 +25,43 @@ from models.recipe.vn_data import (
     WARD_PARTS,
 )
 
+# look-alike marks the first recognizer confused on real print (and their partners)
+LOOKALIKE = "ểễổỗềèủùỉìĩíẻẽỏõởỡửữỷỹẳẵẩẫ"
+# letters with a mark stacked over a circumflex/breve, or a dot below one: on capitals
+# the upper mark is what gets lost ("HỘI" -> "HỌI")
+STACKED = "ấầẩẫậắằẳẵặếềểễệốồổỗộ"
+REAL_SHARE = 0.5  # share of real_line() in TextSource(real=True)
+HEADINGS = (
+    "BẢO HIỂM XÃ HỘI VIỆT NAM", "BẢO HIỂM XÃ HỘI", "BẢO HIỂM XÃ HỘI TỈNH {p}",
+    "BẢO HIỂM XÃ HỘI THÀNH PHỐ {p}", "BẢO HIỂM XÃ HỘI HUYỆN", "BẢO HIỂM XÃ HỘI QUẬN",
+    "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "QUYẾT ĐỊNH", "THÔNG BÁO", "GIẤY CHỨNG NHẬN",
+    "GIẤY XÁC NHẬN", "BIÊN BẢN", "TỜ KHAI", "ỦY BAN NHÂN DÂN", "ỦY BAN NHÂN DÂN TỈNH {p}",
+    "HỘI ĐỒNG NHÂN DÂN", "GIÁM ĐỐC", "PHÓ GIÁM ĐỐC", "KT. GIÁM ĐỐC", "TM. ỦY BAN NHÂN DÂN",
+    "CHỦ TỊCH", "PHÓ CHỦ TỊCH", "NGƯỜI NHẬN", "NGƯỜI LẬP BIỂU", "NƠI NHẬN", "NHẬN",
+    "XÁC NHẬN CỦA ĐƠN VỊ", "ĐƠN ĐỀ NGHỊ", "SỔ BẢO HIỂM XÃ HỘI", "THẺ BẢO HIỂM Y TẾ",
+    "DANH SÁCH", "BỘ LAO ĐỘNG - THƯƠNG BINH VÀ XÃ HỘI", "BỘ Y TẾ", "BỘ TÀI CHÍNH",
+    "CHÍNH PHỦ", "NGHỊ ĐỊNH", "THÔNG TƯ", "CÔNG VĂN", "KẾ HOẠCH", "BÁO CÁO",
+    "HỢP ĐỒNG LAO ĐỘNG", "HỘI NGHỊ", "ĐỘC LẬP", "VĂN PHÒNG", "PHÒNG KẾ HOẠCH - TÀI CHÍNH",
+    "PHÒNG THU", "PHÒNG CHẾ ĐỘ BẢO HIỂM XÃ HỘI", "SỞ LAO ĐỘNG - THƯƠNG BINH VÀ XÃ HỘI",
+    "TRUNG TÂM Y TẾ", "BỆNH VIỆN ĐA KHOA", "CÔNG TY CỔ PHẦN", "CÔNG TY TNHH",
+    "HỒ SƠ ĐỀ NGHỊ HƯỞNG CHẾ ĐỘ", "TỔNG HỢP", "KẾT LUẬN", "ĐIỀU CHỈNH", "CHẾ ĐỘ ỐM ĐAU",
+    "THAI SẢN", "HƯU TRÍ", "TỬ TUẤT", "TAI NẠN LAO ĐỘNG", "BỆNH NGHỀ NGHIỆP",
+)
+ADMIN_PHRASES = (
+    "Căn cứ Nghị định số {n}/{y}/NĐ-CP ngày {d}/{m}/{y} của Chính phủ",
+    "Căn cứ Luật Bảo hiểm xã hội ngày {d} tháng {m} năm {y};",
+    "Căn cứ Thông tư số {n}/{y}/TT-BLĐTBXH;", "Căn cứ Quyết định số {n}/QĐ-BHXH",
+    "Theo đề nghị của Trưởng phòng {w},", "Điều {d}. {w}", "Khoản {d} Điều {m}",
+    "Kính gửi: {w}", "V/v {w}", "Nơi nhận:", "- Như Điều {d};", "- Lưu: VT, {w}.",
+    "Số: {n}/QĐ-BHXH", "Số: {n}/TB-BHXH", "Số: {n}/BHXH-{w}", "{p}, ngày {d} tháng {m} năm {y}",
+    "Quyết định này có hiệu lực kể từ ngày ký.", "Ông (bà) có tên tại Điều {d}",
+    "chịu trách nhiệm thi hành Quyết định này./.", "Mã số BHXH: {n}{y}",
+    "Hiệu lực thẻ từ ngày {d}/{m}/{y}", "Nơi đăng ký khám bệnh, chữa bệnh ban đầu:",
+    "Người hưởng: {w}", "Thời gian đóng BHXH: {d} năm {m} tháng", "Mức hưởng: {n}.000 đồng",
+    "Xác nhận của cơ quan Bảo hiểm xã hội", "Đã ký", "(Ký, ghi rõ họ tên, đóng dấu)",
+    "(Ký, ghi rõ họ tên)", "Trân trọng./.", "Ghi chú: {w}", "Tổng cộng: {n} người",
+)
+
 HUNSPELL_DIC = Path("/usr/share/hunspell/vi_VN.dic")
 
 
@@ -46,13 +83,18 @@ def load_words(path: Path = HUNSPELL_DIC) -> list[str]:
 class TextSource:
     """Draws one line of text per call; seeded so shards reproduce."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, real: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.real = real  # draw part of the lines from the real-print mix (real_line)
         self.words = load_words()
         hard = set(hard_letters())
         self.hard_words = [w for w in self.words if any(c in hard for c in w)]
         self.chars = charset()
         self.wards = self._wards()
+        look = set(LOOKALIKE)
+        self.lookalike_words = [w for w in self.words if any(c in look for c in w.lower())]
+        stacked = set(STACKED)
+        self.stacked_words = [w for w in self.words if any(c in stacked for c in w.lower())]
 
     def _wards(self) -> list[str]:
         parts = WARD_PARTS
@@ -161,6 +203,8 @@ class TextSource:
     # -- lines ----------------------------------------------------------
     def line(self) -> str:
         r = self.rng
+        if self.real and r.random() < REAL_SHARE:
+            return self._clean(self.real_line())
         kind = r.choices(
             ["upname", "name", "label", "labelval", "date", "number", "place", "words",
              "upwords", "random", "mixed", "email"],
@@ -202,7 +246,60 @@ class TextSource:
             s = self.random_chars()
         else:
             s = f"{self.name()} - {self.date()} - {self.number()}"
+        return self._clean(s)
+
+    @staticmethod
+    def _clean(s: str) -> str:
         s = unicodedata.normalize("NFC", " ".join(s.split()))
         if len(s) > 56:
             s = s[:56].rstrip()
         return s or "0"
+
+    # -- the real-print mix (TextSource(seed, real=True)) ---------------
+    def _pick(self, pool: list[str]) -> str:
+        return self.rng.choice(pool) if pool else self.word()
+
+    def real_line(self) -> str:
+        """Administrative headings, stacked capitals and look-alike marks, weighted up.
+
+        These are where the first recognizer misread real letters and decisions:
+        ể/ễ, ổ/ỗ, ề/è, ủ/ù, ỉ/i, and "HỘI"/"NHẬN" losing the upper mark.
+        """
+        r = self.rng
+        kind = r.choices(["heading", "upstacked", "lookalike", "admin", "motto", "punct"],
+                         [0.25, 0.2, 0.22, 0.18, 0.05, 0.10])[0]
+        if kind == "heading":
+            s = r.choice(HEADINGS)
+            if "{p}" in s:
+                s = s.format(p=r.choice(PROVINCES_OLD).upper())
+            if r.random() < 0.2:
+                s = f"{s} {self._pick(self.stacked_words).upper()}"
+        elif kind == "upstacked":
+            n = r.randint(1, 5)
+            s = " ".join(self._pick(self.stacked_words) if r.random() < 0.7 else self.word()
+                         for _ in range(n)).upper()
+        elif kind == "lookalike":
+            n = r.randint(1, 7)
+            s = " ".join(self._pick(self.lookalike_words) if r.random() < 0.6 else self.word()
+                         for _ in range(n))
+            if r.random() < 0.4:
+                s = s[:1].upper() + s[1:]
+            elif r.random() < 0.15:
+                s = s.upper()
+        elif kind == "admin":
+            s = r.choice(ADMIN_PHRASES)
+            s = s.format(n=r.randint(1, 999), y=r.randint(2000, 2030), d=r.randint(1, 31),
+                         m=r.randint(1, 12), p=r.choice(PROVINCES_OLD),
+                         w=" ".join(self.word() for _ in range(r.randint(1, 4))))
+        elif kind == "motto":
+            s = r.choice(["Độc lập - Tự do - Hạnh phúc", "Độc lập – Tự do – Hạnh phúc",
+                          "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+                          "CỘNG HOÀ XÃ HỘI CHỦ NGHĨA VIỆT NAM"])
+        else:  # ordinary text with its real punctuation, so specks are not read as commas
+            words = [self.word() for _ in range(r.randint(3, 9))]
+            for i in range(len(words) - 1):
+                if r.random() < 0.15:
+                    words[i] += r.choice([",", ",", ".", ";", ":"])
+            s = " ".join(words)
+            s = s[:1].upper() + s[1:]
+        return s
