@@ -68,6 +68,9 @@ KIOSK_ROUTES: tuple[Route, ...] = (
     Route("kiosk_start", "/kiosk", r"/kiosk/?"),
     Route("kiosk_consent", f"/kiosk/consent?procedure={PROCEDURE}", r"/kiosk/consent"),
     Route("kiosk_dossier", "/kiosk/dossier", r"/kiosk/dossier"),
+    # The dossier screen's thumbnail of the scanned page, and that page enlarged.
+    Route("kiosk_thumbnail", "/api/pages/{sha}/thumbnail", r"/api/pages/[0-9a-f]{64}/thumbnail"),
+    Route("kiosk_page", "/kiosk/dossier/pages/{page}", r"/kiosk/dossier/pages/\d+"),
     Route("kiosk_summary", "/kiosk/dossier/summary", r"/kiosk/dossier/summary"),
     Route("kiosk_lookup", "/kiosk/lookup", r"/kiosk/lookup"),
 )
@@ -126,6 +129,8 @@ class Client:
     source: str = "127.0.0.1"
     cookies: dict[str, str] = field(default_factory=dict)
     job: int | None = None
+    page: int | None = None  # the row id of the client's scanned page
+    sha: str | None = None  # and its sha256
     _conn: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -182,7 +187,7 @@ def drive(clients: Sequence[Client], routes: Sequence[Route], seconds: float
         while time.monotonic() < deadline:
             route = routes[i % len(routes)]
             i += 1
-            path = route.path.format(job=client.job)
+            path = route.path.format(job=client.job, page=client.page, sha=client.sha)
             t0 = time.perf_counter()
             try:
                 status, _ = client.request("GET", path)
@@ -438,6 +443,12 @@ def measure(data_dir: Path, *, clients: int = 4, seconds: float = 20.0,
         for c in kiosks:
             _wait(lambda c=c: (_json(c, "GET", f"/api/jobs/{c.job}")[1] or {}).get("state")
                   in ("done", "failed"), timeout_s, "the setup scans")
+            html = c.request("GET", "/kiosk/dossier")[1].decode(errors="replace")
+            page = re.search(r"/kiosk/dossier/pages/(\d+)", html)
+            sha = re.search(r"/api/pages/([0-9a-f]{64})/thumbnail", html)
+            if page is None or sha is None:
+                raise RuntimeError("the setup scan left no page on the dossier screen")
+            c.page, c.sha = int(page.group(1)), sha.group(1)
         startup_s = time.monotonic() - t0
         time.sleep(2.0)
         idle = _phase(kiosks, access, seconds)
