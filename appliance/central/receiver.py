@@ -226,7 +226,22 @@ class _Receiver:
             return
         self.waiting = [w for w in self.waiting if now - w.tried < INCOMPLETE_RETRY_SECONDS]
         for w in due:
+            if now - w.first_seen < INCOMPLETE_WAIT_SECONDS and not self.files_ready(w):
+                w.tried = now  # still missing: no batch, no write lock, for nothing
+                self.waiting.append(w)
+                continue
             self.process(w.topic, w.payload, False, w.mid, w.qos, w.first_seen)
+
+    def files_ready(self, w: _Waiting) -> bool:
+        """A plain read: are the kept record's files there now (another receiver's commit)?"""
+        device_id = wire.device_from_topic(self.prefix, w.topic)
+        try:
+            msg = wire.decode_device_message(w.payload)
+        except WireError:
+            return True
+        if device_id is None or not isinstance(msg, wire.RecordMessage):
+            return True
+        return central_store.record_files_ready(self.conn, device_id, msg)
 
     def dead_letter(self, topic: str, device_id: str | None, reason: str,
                     payload: bytes) -> None:

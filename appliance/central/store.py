@@ -481,6 +481,26 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
     return RecordResult(Outcome.STORED, status=_status(conn, *key, msg.sha256))
 
 
+def record_files_ready(conn: CentralConnection, device_id: str,
+                       msg: wire.RecordMessage) -> bool:
+    """Whether every file of this record is held, or its chunks all arrived: a plain
+    read, outside any transaction (no write lock on SQLite), that tells a receiver
+    whether a record it kept for its files is worth another try yet. True also when
+    the body does not parse: put_record then rejects it."""
+    try:
+        body = wire.parse_body(msg.body_json)
+    except WireError:
+        return True
+    for sha, size in body.files:
+        if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+            continue
+        if conn.execute("SELECT 1 FROM transfers WHERE device_id=? AND file_sha256=? "
+                        "AND size=? AND have=count", (device_id, sha, size)).fetchone():
+            continue
+        return False
+    return True
+
+
 # --- reading, for tests and a status page -------------------------------------------
 
 
