@@ -97,8 +97,9 @@ register_html(bp, _back_to)
 
 
 def _viewer() -> str:
-    """Who the audit line names: the officer's remembered name, else the role."""
-    name = request.cookies.get(OFFICER_COOKIE, "").strip()[:80]
+    """Who the audit line names: the enrolled officer signed in, else the name this
+    counter remembers, else the role."""
+    name = (auth.officer_name() or request.cookies.get(OFFICER_COOKIE, "")).strip()[:80]
     return f"officer:{name}" if name else "officer"
 
 
@@ -193,8 +194,9 @@ def correct(dossier_id: str, paper_id: int, name: str) -> Any:
     reason = (request.form.get("reason") or "")[:MAX_REASON] or None
     officer = _editor()
     try:
-        corrections.correct_field(get_db(), get_config(), dossier_id=row, paper_id=paper_id,
-                                  field=name, value=value, officer=officer, reason=reason)
+        corrections.correct_field(get_db(), get_config(), dossier_id=row,
+                                  paper_id=paper_id, field=name, value=value,
+                                  officer=officer, reason=reason)
     except InvalidCorrection as e:
         log.info("dossier %d paper %d: correction of %s refused: %s", row, paper_id, name,
                  e.reason)
@@ -220,7 +222,8 @@ def paper_type(dossier_id: str, paper_id: int) -> Response:
     """The paper is another type than the one guessed: its fields are read again for
     that type from the stored OCR (corrections that still apply are kept)."""
     row = loaders.dossier_row(dossier_id)
-    corrections.set_paper_type(get_db(), get_config(), dossier_id=row, paper_id=paper_id,
+    corrections.set_paper_type(get_db(), get_config(), dossier_id=row,
+                               paper_id=paper_id,
                                paper_type=str(request.form.get("paper_type") or ""),
                                officer=_editor())
     flash("officer.type_set", "info")
@@ -271,8 +274,8 @@ def merge(dossier_id: str, paper_id: int) -> Response:
     if paper_id not in ids or ids.index(paper_id) == 0:
         raise WebError("error.paper_not_found", 404)
     into = ids[ids.index(paper_id) - 1]
-    corrections.merge_papers(get_db(), get_config(), dossier_id=row, paper_id=paper_id,
-                             into_paper_id=into, officer=_editor())
+    corrections.merge_papers(get_db(), get_config(), dossier_id=row,
+                             paper_id=paper_id, into_paper_id=into, officer=_editor())
     flash("officer.merge_done", "info")
     return redirect(url_for("officer.detail", dossier_id=dossier_id,
                             _anchor=f"paper-{into}"))

@@ -227,3 +227,20 @@ def test_page_edits_delete_with_a_reason_split_and_merge(client, conn, config):
     assert [pg.id for pg in back.pages] == [first.id, second.id]
     ops = [e.detail["op"] for e in corrections_of(conn, dossier_id)]
     assert ops == ["delete_page", "split_paper", "merge_papers"]
+
+
+def test_row_ids_beyond_sqlite_are_not_found_not_a_crash(client, conn, config):
+    """Paper ids in the URL past SQLite's range match no route (the app's int
+    converter); a page id in the form is checked by the view."""
+    dossier_id, _ = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    huge = 2**70
+    for url in (f"{detail}/papers/{huge}/fields/full_name", f"{detail}/papers/{huge}/type",
+                f"{detail}/papers/{huge}/split", f"{detail}/papers/{huge}/merge"):
+        r = post_form(client, url, {"value": "A", "officer": "A", "page_id": "1"},
+                      page=detail)
+        assert r.status_code == 404, (url, r.status_code)
+    r = post_form(client, f"{detail}/pages/delete", {"page_id": str(huge), "reason": "x",
+                                                     "officer": "A"}, page=detail)
+    assert r.status_code == 302
+    assert "Không tìm thấy trang này" in html(client.get(detail))
