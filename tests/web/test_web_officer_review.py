@@ -113,6 +113,9 @@ def open_correction(page, paper_id: int, name: str):
     field_input = row.locator("input[name=value]")
     field_input.click()
     expect(page.locator("#osk")).to_be_visible()
+    shown, keys = field_input.bounding_box(), page.locator("#osk").bounding_box()
+    assert shown is not None and keys is not None
+    assert shown["y"] >= 0 and shown["y"] + shown["height"] <= keys["y"] + 0.5, (shown, keys)
     field_input.select_text()  # the keyboard's first key replaces the OCR's reading
     return row, field_input
 
