@@ -289,6 +289,31 @@ def test_polling_stops_on_an_abandoned_screen_so_the_session_can_lapse(browser, 
         context.close()
 
 
+def test_models_checked_and_journal_reloaded_from_the_panel(browser, rig, tmp_path):
+    context, page = new_page(browser, LARGE)
+    try:
+        sign_in(page, rig)
+        checks = page.locator("#models .model-check")
+        assert checks.count() >= 2
+        expect(checks.first).to_have_text("Chưa kiểm tra")
+        page.locator("#models-verify").click()
+        for i in range(checks.count()):
+            expect(checks.nth(i)).to_have_text("Khớp SHA-256", timeout=20000)
+        with page.expect_response("**/api/technician/journal**") as answer:
+            page.locator("#journal-refresh").click()
+        assert answer.value.status == 200
+        body = answer.value.json()
+        if body["entries"]:  # a machine with a journal of appliance-* units
+            expect(page.locator("#journal .journal-line")).to_have_count(len(body["entries"]))
+        else:  # none here: a sentence, not an error page
+            expect(page.locator("#journal-message")).to_have_text(body["message"])
+            assert body["message"]
+        page.locator("#sec-models").scroll_into_view_if_needed()
+        check(page, "technician-models-1920x1080", tmp_path)
+    finally:
+        context.close()
+
+
 def test_broker_test_connected_then_a_closed_port(browser, rig, tmp_path):
     context, page = new_page(browser, LARGE)
     try:
