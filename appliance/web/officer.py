@@ -123,7 +123,12 @@ def index() -> str:
 
 
 def _default_officer() -> str | None:
-    """Who stands in for a typed name: with a PIN the session identifies the counter."""
+    """Who stands in for a typed name: the enrolled officer signed in (their own PIN
+    names them, so the record and audit trail carry a person, not the counter); else,
+    under the shared PIN, the counter; else nobody, and a name is asked."""
+    enrolled = auth.officer_name()
+    if enrolled:
+        return enrolled
     return (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
             else None)
 
@@ -157,7 +162,9 @@ def _render_detail(dossier_row: int, refused: dict[str, Any] | None = None,
                   for p in catalogue.default().papers]
     body = render_template(
         "officer/detail.html", d=d, procedure_name=presenters.procedure_name(d),
-        officer_name=_typed_name() or request.cookies.get(OFFICER_COOKIE, ""),
+        # The signer the form shows: the officer signed in, never another's remembered name.
+        officer_name=(auth.officer_name() or _typed_name()
+                      or request.cookies.get(OFFICER_COOKIE, "")),
         name_optional=bool(auth.officer_pin()), name_known=_name_known(),
         paper_title=presenters.paper_title, reviews=reviews, paper_types=lang_types,
         field_reason=presenters.field_reason,
