@@ -38,7 +38,7 @@ from tests.helpers.sync_rig import (
 pg_server = pg_helpers.pg_server  # fixture
 pytestmark = pytest.mark.timeout(240)
 REPO = Path(__file__).resolve().parents[2]
-RECORDS = 160
+RECORDS = 240
 RECEIVERS = 3
 GROUP = "central"
 
