@@ -185,6 +185,11 @@
       input.addEventListener("focus", function () { show(input); });
       input.addEventListener("click", function () { show(input); });
     });
+    // A field focused before this script ran (autofocus on a refused value) gets it too.
+    var focused = document.activeElement;
+    if (focused && focused.matches && focused.matches("input[data-keyboard=text]")) {
+      show(focused);
+    }
     osk.addEventListener("click", function (event) {
       var button = keyOf(event);
       if (!button || !target) { return; }
