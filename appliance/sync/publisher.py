@@ -61,6 +61,10 @@ DEFAULT_WINDOW = 1024
 # Records claimed per transaction, and scans claimed but not started at most.
 CLAIM_BATCH = 256
 MAX_PARKED_BULK = 64
+# Messages of small records sent for each chunk of a scan while both wait.
+SMALL_TURNS = 8
+# Scans passed over for lack of room in the bulk lane, remembered at most (ids only).
+MAX_PASSED_OVER = 20_000
 # How long a record tried before waits for the receiver's answer to its resume query
 # (never longer than the ack timeout) before it sends every chunk again.
 RESUME_WAIT_SECONDS = 5.0
@@ -152,8 +156,9 @@ class _Publisher:
         # waits for a scan's chunks, it goes out between them (see pick()).
         self.small: deque[str] = deque()
         self.bulk: deque[str] = deque()
-        self.turn_bulk = False
+        self.small_turns = 0
         self.asking: dict[str, str] = {}
+        self.passed_over: set[str] = set()
         self.claimable = True
         # Send order of records, and the latest one acknowledged: a record sent after it
         # is still in the receiver's queue while acks come in, so its ack timeout counts
@@ -374,6 +379,7 @@ class _Publisher:
         self.small.clear()
         self.bulk.clear()
         self.asking.clear()
+        self.passed_over.clear()
 
     def forget(self, record_id: str) -> None:
         flight = self.flights.pop(record_id, None)
@@ -449,13 +455,24 @@ class _Publisher:
         yield payload, True
 
     def claim(self) -> None:
-        """Claim due records (one transaction for many) into their lanes."""
+        """Claim due records (one transaction for many) into their lanes.
+
+        Scans beyond MAX_PARKED_BULK waiting in the bulk lane are given back unclaimed
+        and passed over until the lane has room again, so small records queued behind
+        hundreds of scans still go out at once.
+        """
         room = min(self.window - len(self.flights) + len(self.bulk), CLAIM_BATCH)
-        if len(self.bulk) >= MAX_PARKED_BULK or room <= 0:
+        if room <= 0:
             return
-        items = outbox.claim_many(self.conn, room)
+        if self.passed_over and len(self.bulk) <= MAX_PARKED_BULK // 2:
+            self.passed_over.clear()  # room for them again, in outbox order
+        if len(self.passed_over) >= MAX_PASSED_OVER:
+            self.claimable = False
+            return
+        items = outbox.claim_many(self.conn, room, exclude=self.passed_over)
         if len(items) < room:
             self.claimable = False  # nothing more is due now; look again next loop
+        give_back: list[str] = []
         for item in items:
             try:
                 files = self.files_of(item)
@@ -465,13 +482,20 @@ class _Publisher:
                 self.show("connected", str(e))
                 continue
             bulk = any(size > self.chunk_data for _sha, size in files)
+            if bulk and len(self.bulk) >= MAX_PARKED_BULK:
+                give_back.append(item.record_id)
+                continue
             self.flights[item.record_id] = _Flight(item, files, bulk)
             (self.bulk if bulk else self.small).append(item.record_id)
             log.debug("sending record %s (attempt %d)", item.record_id, item.attempts)
+        if give_back:
+            outbox.unclaim(self.conn, give_back)
+            self.passed_over.update(give_back)
 
     def pick(self) -> _Flight | None:
-        """The next record to send a message of: small and bulk in turn, so a small
-        record waits for at most one chunk of a scan, never for the whole scan."""
+        """The next record to send a message of: SMALL_TURNS small messages for each
+        chunk of a scan, so a small record waits for at most one chunk of a scan, never
+        for the whole scan, and a backlog of small records does not stop the scans."""
         bulk = self.flights[self.bulk[0]] if self.bulk else None
         if bulk is not None and not bulk.asked and bulk.item.attempts > 1 \
                 and bulk.messages is None:
@@ -481,8 +505,11 @@ class _Publisher:
         small = self.flights[self.small[0]] if self.small else None
         if small is None or bulk is None:
             return small or bulk
-        self.turn_bulk = not self.turn_bulk
-        return bulk if self.turn_bulk else small
+        self.small_turns += 1
+        if self.small_turns > SMALL_TURNS:
+            self.small_turns = 0
+            return bulk
+        return small
 
     def ask(self, flight: _Flight) -> None:
         """A record tried before: ask the receiver which of its chunks it already holds."""

@@ -17,6 +17,7 @@ import pytest
 
 from appliance.central import store as central_store
 from appliance.store.db import connect
+from appliance.sync import publisher as publisher_mod
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.sync_rig import (
@@ -38,13 +39,10 @@ SMALL = 300
 SCANS = 3
 
 
-def delivered_at(config: config_mod.Config, record_ids: list[str]) -> list[float]:
-    conn = connect(config.paths.database)
-    try:
-        return [conn.execute("SELECT delivered_at FROM outbox WHERE record_id=?",
-                             (r,)).fetchone()[0] for r in record_ids]
-    finally:
-        conn.close()
+def received_at(config: config_mod.Config) -> dict[str, float]:
+    """When the receiver stored each record (its clock, its order)."""
+    return {r["record_id"]: r["received_at"]
+            for r in central_store.list_records(config.central.database)}
 
 
 def test_a_backlog_drains_exactly_once_small_records_first(tmp_path, broker, services):
@@ -74,9 +72,49 @@ def test_a_backlog_drains_exactly_once_small_records_first(tmp_path, broker, ser
         assert_no_false_delivery(config)
         assert central_counters(config).get("records_stored") == SMALL + SCANS
         assert device_dead_letters(config).get("total", 0) == 0
-        # Signed after the scans, delivered before the last of them.
-        assert max(delivered_at(config, [r.record_id for r in small])) < \
-            max(delivered_at(config, [r.record_id for r in scans]))
+        # Signed after the scans, stored by the receiver before any of them.
+        stored_at = received_at(config)
+        assert max(stored_at[r.record_id] for r in small) < \
+            min(stored_at[r.record_id] for r in scans)
+    finally:
+        if central.poll() is None:
+            os.kill(central.pid, signal.SIGTERM)
+            central.wait(15)
+
+
+def test_small_records_pass_a_backlog_of_scans_larger_than_the_bulk_lane(
+        tmp_path, broker, services, monkeypatch):
+    """More scans queued than the bulk lane holds: the ones beyond it are passed over
+    (given back unclaimed), so the small records behind them are claimed at once."""
+    monkeypatch.setattr(publisher_mod, "MAX_PARKED_BULK", 2)
+    monkeypatch.setattr(publisher_mod, "CLAIM_BATCH", 4)
+    config = make_config(tmp_path, broker.port, chunk_bytes=8192, ack_timeout_seconds=30.0)
+    config_file = tmp_path / "appliance.toml"
+    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    central = start_central(config_file, tmp_path / "central.log")
+    try:
+        attacker = Attacker(broker.port)
+        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
+              lambda: central_store.read_counters(config.central.database)
+              .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
+              "central")
+        attacker.close()
+        scans = enqueue(config, 8, pdf_sizes=(400_000,))  # ~70 chunks each
+        small = enqueue(config, 20, pdf_sizes=(2_000,))
+        services(run_publisher, config)
+        wait_for(lambda: all_delivered(config, scans + small), 90, "the whole backlog")
+        assert_exactly_once(config, scans + small)
+        assert_no_false_delivery(config)
+        stored_at = received_at(config)
+        scan_times = sorted(stored_at[r.record_id] for r in scans)
+        assert max(stored_at[r.record_id] for r in small) < scan_times[3]
+        conn = connect(config.paths.database)
+        try:  # a scan passed over did not count as an attempt
+            tries = [conn.execute("SELECT attempts FROM outbox WHERE record_id=?",
+                                  (r.record_id,)).fetchone()[0] for r in scans]
+        finally:
+            conn.close()
+        assert tries == [1] * len(scans)
     finally:
         if central.poll() is None:
             os.kill(central.pid, signal.SIGTERM)

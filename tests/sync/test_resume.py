@@ -118,7 +118,10 @@ def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
             "cut too late: the whole file had been published"
         counter.close()
 
-        # Back on the same port, without the sessions (killed before any autosave).
+        # Back on the same port, without the sessions (killed before any autosave),
+        # after the device's reconnection back-off has grown past 1 s, so the counter
+        # below is subscribed before the device is connected again.
+        time.sleep(2.0)
         brokers.start(broker.port)
         counter = Counter(broker.port, config.device.id)
         wait_for(lambda: all_delivered(config, [rec]), 60, "the record after the cut")
