@@ -10,7 +10,14 @@ until the socket goes quiet, MAX_BATCH_MESSAGES arrived or MAX_BATCH_SECONDS pas
 then one COMMIT (one fsync for all of them), then the acks, then the PUBACKs (paho
 in manual-ack mode). So a message whose commit failed for want of disk is not
 acknowledged to the broker either and comes back later, and an ack never leaves
-before the commit that it promises.
+before the commit that it promises. A device that asks for it (record "batch": true)
+gets one "acks" message per group commit, signed once, instead of one signed ack per
+record: an Ed25519 signature and its check cost more than the rest of a small record.
+
+Resume: a device re-sending a record asks which chunks of its files are held
+("resume", with a nonce); the answer ("have", signed, the nonce echoed) names the
+first missing chunk of each file, read in the same transaction and published after
+its commit like an ack, so the device sends only the rest.
 
 Anything else that goes wrong with a message (it does not parse, breaks a limit, or
 trips a bug) is about the message, not the disk: it is moved to the dead-letter
