@@ -238,7 +238,7 @@ def test_config_view_names_a_bad_key_of_the_edited_file(browser, rig, tmp_path):
         expect(problems).to_contain_text("mqtt.prot")
         expect(problems).to_contain_text("did you mean 'port'?")
         expect(page.locator("#config-ok")).to_have_count(0)
-        page.locator("#sec-config").scroll_into_view_if_needed()
+        page.locator("#h-config").evaluate("(e) => e.scrollIntoView({block: 'start'})")
         check(page, "technician-config-problem-800x480", tmp_path)
         path.write_text(good, encoding="utf-8")
         page.reload()
