@@ -18,6 +18,7 @@ How the files divide the work:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -45,15 +46,23 @@ def _secret_key(data_dir: str) -> bytes:
     """
     path = Path(data_dir) / SECRET_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another worker won the race
+                os.link(tmp, path)
+        except OSError as e:
+            # A first start on a full (or read-only) data disk: the screens must still
+            # come up to say so. A key of this process alone keeps sessions working
+            # within it; the file is written at the next start with space.
+            log.error("cannot write the web session key %s (%s); using a key for this "
+                      "process only until the disk has space", path, e)
+            return secrets.token_bytes(32)
         finally:
             tmp.unlink(missing_ok=True)
     return path.read_bytes()

@@ -39,3 +39,44 @@ def test_kiosk_refuses_new_scans_with_the_disk_full_message(full_client, conn, c
     assert MESSAGE in r.get_data(as_text=True)
     assert dossiers.get(conn, dossier_id).page_count == 1, "the page was not taken out"
     assert jobs.active_for_dossier(conn, dossier_id) is None, "no scan was queued"
+
+
+def test_web_starts_on_a_full_data_disk_and_says_so(tmp_path, config):
+    """The web's first start writes its session key into the data folder; on a full
+    disk that used to crash the app factory, so the screen never came up to say why.
+    A real full disk: a 1 MB tmpfs filled to the last byte after the database exists."""
+    import os
+    import subprocess
+
+    from appliance.store.db import connect
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "full"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        full = with_overrides(config, paths={"data_dir": str(disk)})
+        # The worker made the database earlier and holds it open (its WAL files exist).
+        worker_conn = connect(full.paths.database)
+        fd = os.open(disk / "filler.bin", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for size in (65536, 4096, 1):
+                try:
+                    while os.write(fd, b"\0" * size):
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        assert not (disk / "web-secret-key").exists()
+        client = create_app(full, {"TESTING": True}).test_client()
+        r = client.get("/kiosk/")
+        assert r.status_code == 200
+        assert not (disk / "web-secret-key").exists()
+        worker_conn.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
