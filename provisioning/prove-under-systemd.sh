@@ -15,7 +15,10 @@
 #   worker is restarted by systemd, the timers are scheduled; two signed records
 #   are made and the next version (built beside in pass 1) is installed over the
 #   running one: the records still wait, the database was backed up, the screens
-#   answer; a SIGSTOPped sync service is restarted by the watchdog; `appliance doctor`.
+#   answer; a SIGSTOPped sync service is restarted by the watchdog; the web unit is
+#   active (running) as Type=notify with its READY status, and a SIGSTOPped gunicorn
+#   worker, then a SIGSTOPped arbiter, are each restarted by its watchdog (lowered to
+#   20 s by a runtime drop-in, removed afterwards); `appliance doctor`.
 # The findings are printed as "PROOF key=value" lines and written to ROOT.proof.json.
 #
 # Needs: root, debootstrap and systemd-container (apt-get install debootstrap
@@ -113,6 +116,12 @@ done
 found[kiosk_condition]="$(in_ct systemctl show appliance-kiosk.service -p ConditionResult --value || true)"
 found[kiosk_http]="$(in_ct curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/kiosk || true)"
 found[web_type]="$(in_ct systemctl show appliance-web.service -p Type --value)"
+# active (running) for a Type=notify unit means READY=1 came; the STATUS= sent with it
+# by web/server.py's HealthWatch ("serving <url>") shows it came from the probe of the
+# served socket, not from gunicorn's own early READY.
+found[web_substate]="$(in_ct systemctl show appliance-web.service -p SubState --value)"
+found[web_status_text]="$(in_ct systemctl show appliance-web.service -p StatusText --value)"
+found[web_watchdog_usec]="$(in_ct systemctl show appliance-web.service -p WatchdogUSec --value)"
 found[worker_watchdog_usec]="$(in_ct systemctl show appliance-worker.service -p WatchdogUSec --value)"
 found[sync_watchdog_usec]="$(in_ct systemctl show appliance-sync.service -p WatchdogUSec --value)"
 found[web_memory_max]="$(in_ct systemctl show appliance-web.service -p MemoryMax --value)"
@@ -176,6 +185,58 @@ for _ in $(seq 120); do
 done
 found[sync_restarts_after_hang]="$((now - before))"
 found[sync_watchdog_logged]="$(in_ct journalctl -u appliance-sync.service --no-pager -q | grep -c 'Watchdog timeout' || true)"
+
+# The web watchdog: pings come from gunicorn's arbiter loop only after /api/health
+# answers, so a stopped app worker (the arbiter still runs, the probe fails) and a
+# stopped arbiter (no loop at all) must each end in a restart. WatchdogSec= is lowered
+# to 20 s by a runtime drop-in to keep this short, then the drop-in is removed again.
+web_restarts() { in_ct systemctl show appliance-web.service -p NRestarts --value; }
+wait_web_active() {  # a restarted unit must be serving again (READY=1, /kiosk 200)
+  for _ in $(seq 150); do
+    [ "$(in_ct systemctl show appliance-web.service -p SubState --value)" = running ] &&
+      [ "$(in_ct curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/kiosk)" = 200 ] &&
+      return 0
+    sleep 1
+  done
+  return 1
+}
+in_ct mkdir -p /run/systemd/system/appliance-web.service.d
+in_ct sh -c 'printf "[Service]\nWatchdogSec=20\n" >/run/systemd/system/appliance-web.service.d/zz-proof-watchdog.conf'
+in_ct systemctl daemon-reload
+# Manual starts count towards StartLimitBurst= (5 in 10 min): start from a clean count.
+in_ct systemctl reset-failed appliance-web.service || true
+in_ct systemctl restart appliance-web.service || true
+wait_web_active || true
+found[web_test_watchdog_usec]="$(in_ct systemctl show appliance-web.service -p WatchdogUSec --value)"
+hang_web() {  # $1: which process to stop ("worker" or "arbiter"); sets found[web_*_$1]
+  local main victim before since now=""
+  main="$(in_ct systemctl show appliance-web.service -p MainPID --value)"
+  if [ "$1" = arbiter ]; then victim="$main"; else victim="$(in_ct sh -c "cat /proc/$main/task/*/children" | tr " " "\n" | grep -m1 .)"; fi
+  before="$(web_restarts)"
+  since="$(in_ct date '+%Y-%m-%d %H:%M:%S')"
+  in_ct kill -STOP "$victim" || true
+  for _ in $(seq 150); do
+    now="$(web_restarts)"
+    [ "$now" != "$before" ] && break
+    sleep 1
+  done
+  found[web_restarts_after_${1}_hang]="$((now - before))"
+  found[web_watchdog_logged_${1}]="$(in_ct journalctl -u appliance-web.service --since "$since" --no-pager -q | grep -c 'Watchdog timeout' || true)"
+  wait_web_active || true
+  found[web_after_${1}_hang]="$(in_ct systemctl show appliance-web.service -p SubState --value)"
+  found[web_pid_changed_after_${1}_hang]="$([ "$(in_ct systemctl show appliance-web.service -p MainPID --value)" != "$main" ] && echo yes || echo no)"
+}
+hang_web worker
+hang_web arbiter
+found[kiosk_http_after_web_hangs]="$(in_ct curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/kiosk || true)"
+in_ct rm -f /run/systemd/system/appliance-web.service.d/zz-proof-watchdog.conf
+in_ct systemctl daemon-reload
+in_ct systemctl reset-failed appliance-web.service || true
+in_ct systemctl restart appliance-web.service || true
+wait_web_active || true
+found[web_final_watchdog_usec]="$(in_ct systemctl show appliance-web.service -p WatchdogUSec --value)"
+found[web_final]="$(in_ct systemctl is-active appliance-web.service || true)"
+
 found[doctor_exit]="$(in_ct /opt/appliance/.venv/bin/appliance --config /etc/appliance/appliance.toml doctor --skip scanner --quiet >/dev/null 2>&1; echo $?)"
 in_ct /opt/appliance/.venv/bin/appliance --config /etc/appliance/appliance.toml doctor --skip scanner || true
 
