@@ -161,3 +161,16 @@ def active_of_kind(conn: sqlite3.Connection, kinds: tuple[str, ...]) -> Job | No
         (*kinds, JobState.QUEUED, JobState.RUNNING),
     ).fetchone()
     return Job.from_row(row) if row else None
+
+
+TEST_THUMBNAIL = "thumbnail_jpeg"  # a test scan's page, sealed, in its job's progress
+
+
+def forget_test_thumbnails(conn: sqlite3.Connection, before_id: int) -> int:
+    """Drop the pages of earlier test scans: a technician may test with a citizen's
+    paper, and a test page is no record to keep; only the latest test's stays."""
+    cur = conn.execute(
+        "UPDATE jobs SET progress_json=json_remove(progress_json, '$." + TEST_THUMBNAIL
+        + "') WHERE id < ? AND kind=? AND json_extract(progress_json, '$."
+        + TEST_THUMBNAIL + "') IS NOT NULL", (before_id, JobKind.SCANNER_TEST))
+    return cur.rowcount

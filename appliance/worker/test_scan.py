@@ -6,9 +6,10 @@ reuse `appliance scanner test`'s timed steps (`scanner.commands.Steps`): the sam
 names and the same message keys on a fault, so what the panel shows matches what the
 command prints. Each finished step is written into the job's progress at once, so the
 panel shows the steps live; the result (devices, or the identity, capabilities,
-pages and a small JPEG thumbnail of the first page, base64) stays in the progress of
-the finished job. Nothing of a test scan is stored as a record: the page is not a
-citizen's document, only its thumbnail lives on in the job row.
+pages and a small JPEG thumbnail of the first page, sealed) stays in the progress of
+the finished job. Nothing of a test scan is stored as a record; its thumbnail is
+sealed like every page at rest (a technician may test with a citizen's paper) and
+dropped when the next test scan starts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 from appliance.store import jobs, state
+from appliance.store.db import aad, seal_text
 from appliance.store.jobs import JobKind
 from appliance.store.state import ScannerState
 from appliance.worker.context import Tools
@@ -53,6 +55,8 @@ def run(tools: Tools, job: jobs.Job) -> None:
         tools.liveness.alive()
 
     steps = Steps(report)
+    if job.kind == JobKind.SCANNER_TEST:
+        jobs.forget_test_thumbnails(tools.conn, job.id)
     try:
         if job.kind == JobKind.SCANNER_LIST:
             list_scanners(tools, steps, result)
@@ -151,7 +155,10 @@ def test_scan(tools: Tools, job: jobs.Job, steps: Any, result: dict[str, Any]) -
                 if pages == 1:
                     with steps.step("thumbnail") as rec:
                         jpeg = thumbnail_jpeg(page)
-                        result["thumbnail_jpeg"] = base64.b64encode(jpeg).decode("ascii")
+                        # sealed like every page at rest: the paper may be a citizen's
+                        result[jobs.TEST_THUMBNAIL] = seal_text(
+                            tools.conn, base64.b64encode(jpeg).decode("ascii"),
+                            aad("jobs", jobs.TEST_THUMBNAIL, job.id))
                         rec["bytes"] = len(jpeg)
             batch.close()
             result["pages"] = pages

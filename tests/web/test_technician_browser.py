@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from appliance.scanner.sane_env import write_sane_config
 from appliance.store import state
 from appliance.store.db import connect
 from appliance.system import config as config_mod
+from appliance.system.crypto import is_sealed_text
 from tests.helpers.mosquitto import MosquittoProcess, start_mosquitto
 from tests.helpers.processes import Processes, free_port, http, wait_for
 from tests.web.helpers import submitted_dossier
@@ -162,11 +164,30 @@ def test_technician_finds_chooses_and_test_scans_the_scanner(browser, rig, tmp_p
         assert all(float(v) >= 0 for v in ms) and float(ms[2]) > 0, ms
         page.locator("#scanner-thumb").scroll_into_view_if_needed()
         check(page, "technician-test-scan-800x480", tmp_path)
+        # the test page is sealed at rest like every page (it may be a citizen's paper)
+        conn = connect(rig.config.paths.database)
+        try:
+            row = conn.execute("SELECT progress_json FROM jobs WHERE kind='scanner_test' "
+                               "ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            conn.close()
+        stored = json.loads(row[0])["thumbnail_jpeg"]
+        assert is_sealed_text(stored) and "/9j/" not in row[0]
     finally:
         context.close()
 
 
 def test_a_failed_test_scan_says_what_the_kiosk_would_say(rig):
+    conn = connect(rig.config.paths.database)
+    try:
+        earlier = conn.execute("SELECT id FROM jobs WHERE kind='scanner_test' "
+                               "ORDER BY id DESC LIMIT 1").fetchone()[0]
+    finally:
+        conn.close()
+    thumb = f"{rig.base}/api/technician/jobs/{earlier}/thumbnail"
+    request = urllib.request.Request(thumb, headers={"X-Technician-PIN": TECH_PIN})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.read(3) == b"\xff\xd8\xff"  # the earlier test's page, a JPEG
     job = tech_api(rig, "POST", "/scanners/test",
                    {"device": "scanner:vendor=Nobody&model=Nothing", "source": "flatbed"})
 
@@ -180,6 +201,10 @@ def test_a_failed_test_scan_says_what_the_kiosk_would_say(rig):
     assert found["steps"][-1]["step"] == "open" and found["steps"][-1]["error_text"]
     # the kiosk's own scanner was not the one at fault: it stays ready
     assert tech_api(rig, "GET", "/status")["raw"]["scanner_state"] == "ready"
+    # a new test scan drops the earlier test's page
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        urllib.request.urlopen(request, timeout=10)
+    assert gone.value.code == 404
 
 
 def test_the_kiosk_scans_with_the_scanner_the_technician_chose(rig):
