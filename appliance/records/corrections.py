@@ -709,6 +709,45 @@ def delete_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, pa
     return None
 
 
+RETURN_OP = "returned_to_citizen"
+
+
+def return_to_citizen(conn: sqlite3.Connection, *, dossier_id: int, officer: str,
+                      reason: str) -> None:
+    """The officer hands the papers back (a page missing, the wrong paper): a submitted
+    dossier ends cancelled and the reason goes into its audit trail, sealed like every
+    free text an officer types (it may name the citizen).
+
+    The state change and the audit line are one transaction: a crash between two
+    commits would leave a cancelled dossier whose screen cannot say why, and a dossier
+    that cannot be cancelled (signed meanwhile, a scan running) gets no line at all.
+    """
+    officer = _officer(officer)
+    why = unicodedata.normalize("NFC", (reason or "").strip())[:MAX_REASON]
+    if not why:
+        raise ReasonRequired("returning a dossier needs a reason")
+    where = f"return:{dossier_id}"
+    with transaction(conn):
+        _check_editable(conn, dossier_id)
+        row = conn.execute("SELECT status, code FROM dossiers WHERE id=?",
+                           (dossier_id,)).fetchone()
+        if row["status"] != "submitted":
+            raise InvalidState(f"dossier {row['code']} is {row['status']}, not submitted")
+        conn.execute("UPDATE dossiers SET status='cancelled' WHERE id=?", (dossier_id,))
+        audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
+            "op": RETURN_OP, "reason": _seal_value(conn, why, where), "sealed_as": where})
+
+
+def returned_reason(conn: sqlite3.Connection, dossier_id: int) -> str | None:
+    """Why the dossier was handed back to its citizen, if it was (the last such line)."""
+    for entry in reversed(audit.entries(conn, dossier_id)):
+        if entry.detail.get("op") == RETURN_OP:
+            where = str(entry.detail.get("sealed_as", ""))
+            return open_text(conn, str(entry.detail.get("reason", "")),
+                             aad("audit_log", "value", where))
+    return None
+
+
 # -- the review screen ----------------------------------------------------------------
 def _stored_box(box: object, size: tuple[int, int] | None,
                 rotation: int) -> tuple[int, int, int, int] | None:

@@ -21,9 +21,7 @@ import unicodedata
 from typing import Any
 
 from appliance.extraction.text import fold
-from appliance.records import audit, dossiers, queries
-from appliance.store.db import aad, open_text, seal_text, transaction
-from appliance.web import usecases
+from appliance.records import corrections, dossiers, queries
 from appliance.web.errors import WebError
 
 log = logging.getLogger(__name__)
@@ -62,40 +60,22 @@ def search(conn: sqlite3.Connection, status: str, term: str,
     return found
 
 
-RETURN_OP = "returned_to_citizen"
 MAX_RETURN_REASON = 300
 
 
 def return_to_citizen(conn: sqlite3.Connection, dossier_id: int, officer: str,
                       reason: Any) -> None:
-    """The officer hands the papers back (a page missing, the wrong paper): a submitted
-    dossier ends cancelled, which every screen shows, and the reason goes into its audit
-    trail, sealed like every free text an officer types (it may name the citizen).
-
-    The audit line is written after the state change: a dossier that could not be
-    cancelled (signed meanwhile, a scan running) gets no line saying it was returned.
-    """
+    """The officer hands the papers back with a reason: records.corrections cancels
+    the dossier and writes the (sealed) reason in one transaction; here only the
+    form's reason is checked, so an empty one is answered beside the form."""
     why = (unicodedata.normalize("NFC", reason).strip()[:MAX_RETURN_REASON]
            if isinstance(reason, str) else "")
     if not why:
         raise WebError("error.return_reason", 400)
-    d = dossiers.get(conn, dossier_id)
-    if d.status != "submitted":
-        raise WebError("error.invalid_state", 409)
-    usecases.cancel(conn, dossier_id, officer=True)
-    where = f"return:{dossier_id}"
-    with transaction(conn):
-        audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
-            "op": RETURN_OP, "reason": seal_text(conn, why, aad("audit_log", "value", where)),
-            "sealed_as": where})
+    corrections.return_to_citizen(conn, dossier_id=dossier_id, officer=officer, reason=why)
     log.info("dossier %d returned to the citizen by an officer", dossier_id)
 
 
 def returned_reason(conn: sqlite3.Connection, dossier_id: int) -> str | None:
     """Why the dossier was handed back to its citizen, if it was."""
-    for entry in reversed(audit.entries(conn, dossier_id)):
-        if entry.detail.get("op") == RETURN_OP:
-            where = str(entry.detail.get("sealed_as", ""))
-            return open_text(conn, str(entry.detail.get("reason", "")),
-                             aad("audit_log", "value", where))
-    return None
+    return corrections.returned_reason(conn, dossier_id)

@@ -457,3 +457,43 @@ def test_a_merge_drops_a_correction_that_contradicts_the_kept_paper(conn, config
         "cccd": corrections.DROPPED_CONTRADICTS,
         "bhxh_number": corrections.DROPPED_KEPT_PAPER_CORRECTED}
     assert "cccd" not in line.detail["corrections_carried"]
+
+
+def test_return_to_citizen_is_one_transaction(conn, config):
+    """The dossier's cancellation and the audit line with its reason commit together:
+    an audit insert that fails (here a real SQLite abort, as a full disk or a crash
+    would) leaves the dossier submitted, never cancelled without the reason."""
+    forms = scanned_forms(conn, config, ((1,),))
+    conn.execute("CREATE TEMP TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                 "BEGIN SELECT RAISE(ABORT, 'audit write failed'); END")
+    trail = len(audit.entries(conn, forms.dossier_id))
+    with pytest.raises(Exception, match="audit write failed"):
+        corrections.return_to_citizen(conn, dossier_id=forms.dossier_id, officer=OFFICER,
+                                      reason="thiếu trang 2")
+    assert dossiers.get(conn, forms.dossier_id).status == "submitted"
+    assert len(audit.entries(conn, forms.dossier_id)) == trail
+    conn.execute("DROP TRIGGER refuse_audit")
+    corrections.return_to_citizen(conn, dossier_id=forms.dossier_id, officer=OFFICER,
+                                  reason="  thiếu trang 2 ")
+    assert dossiers.get(conn, forms.dossier_id).status == "cancelled"
+    assert corrections.returned_reason(conn, forms.dossier_id) == "thiếu trang 2"
+    raw = " ".join(r[0] for r in conn.execute("SELECT detail_json FROM audit_log"))
+    assert "thiếu" not in raw  # sealed, as every free text an officer types
+    with pytest.raises(InvalidState):  # already cancelled: no second line
+        corrections.return_to_citizen(conn, dossier_id=forms.dossier_id, officer=OFFICER,
+                                      reason="again")
+    assert [e.detail["op"] for e in _corrections(conn, forms.dossier_id)] == [
+        corrections.RETURN_OP]
+    assert audit.verify(conn).ok
+
+
+def test_return_to_citizen_needs_a_reason_and_a_submitted_dossier(conn, config):
+    forms = scanned_forms(conn, config, ((1,),), submit=False)
+    with pytest.raises(ReasonRequired):
+        corrections.return_to_citizen(conn, dossier_id=forms.dossier_id, officer=OFFICER,
+                                      reason="  ")
+    with pytest.raises(InvalidState):  # still open: the citizen cancels it at the kiosk
+        corrections.return_to_citizen(conn, dossier_id=forms.dossier_id, officer=OFFICER,
+                                      reason="thiếu trang")
+    assert dossiers.get(conn, forms.dossier_id).status == "open"
+    assert _corrections(conn, forms.dossier_id) == []

@@ -244,3 +244,23 @@ def test_row_ids_beyond_sqlite_are_not_found_not_a_crash(client, conn, config):
                                                      "officer": "A"}, page=detail)
     assert r.status_code == 302
     assert "Không tìm thấy trang này" in html(client.get(detail))
+
+
+def test_return_whose_audit_line_fails_leaves_the_dossier_submitted(client, conn, config):
+    """The return's cancellation and its audit line are one transaction: the audit
+    insert refused by SQLite (a trigger on the app's own database file) answers a
+    error page, and the dossier stays on the list instead of cancelled without a reason."""
+    dossier_id, _ = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    conn.execute("CREATE TRIGGER refuse_return BEFORE INSERT ON audit_log "
+                 "WHEN NEW.detail_json LIKE '%returned_to_citizen%' "
+                 "BEGIN SELECT RAISE(ABORT, 'audit write failed'); END")
+    try:
+        r = post_form(client, f"{detail}/return", {"reason": "thiếu trang 2",
+                                                    "officer": "A", "confirm": "yes"},
+                      page=detail)
+    finally:
+        conn.execute("DROP TRIGGER refuse_return")
+    assert r.status_code == 500 and "audit write failed" not in html(r)  # the error page
+    assert dossiers.get(conn, dossier_id).status == "submitted"
+    assert corrections.returned_reason(conn, dossier_id) is None
