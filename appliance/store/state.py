@@ -111,7 +111,11 @@ def chosen_scanner(conn: sqlite3.Connection) -> str:
 
 
 def choose_scanner(conn: sqlite3.Connection, identity: str) -> None:
-    """Remember the scanner the worker opens from now on ('' forgets the choice)."""
+    """Remember the scanner the worker opens from now on ('' forgets the choice). The
+    capabilities published so far were another scanner's: forgotten until the worker
+    opens the chosen one (the kiosk then offers every source, as before any scan)."""
+    if chosen_scanner(conn) != identity:
+        set_state(conn, StateKey.SCANNER_CAPABILITIES, "")
     set_state(conn, StateKey.SCANNER_CHOSEN, identity)
 
 

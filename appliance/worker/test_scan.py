@@ -141,6 +141,9 @@ def test_scan(tools: Tools, job: jobs.Job, steps: Any, result: dict[str, Any]) -
                 result["label"] = _label(scanner.identity)
                 result["capabilities"] = caps.to_dict()
                 rec.update(sources=list(caps.sources))
+            if not job.params.get("device") or wanted == in_use:
+                # the kiosk's own scanner: what it can do is what the kiosk offers
+                state.set_scanner_capabilities(tools.conn, caps.to_dict())
             batch = scanner.scan(source)
             pages = 0
             while pages < MAX_TEST_PAGES:

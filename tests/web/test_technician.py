@@ -261,7 +261,9 @@ def test_scanner_routes_queue_jobs_and_refuse_bad_input_without_a_trace(tech, co
     assert tech.get(f"/api/technician/jobs/{job_id}/thumbnail",
                     headers=TECH).status_code == 404
     identity = "scanner:vendor=BHXH&model=Demo"
+    state.set_scanner_capabilities(conn, {"sources": ["flatbed"]})  # the old scanner's
     r = tech.post("/api/technician/scanners/choose", headers=TECH, json={"identity": identity})
+    assert state.scanner_capabilities(conn) is None  # until the worker opens the new one
     assert r.get_json() == {"chosen": identity, "label": "BHXH Demo"}
     assert state.chosen_scanner(conn) == identity
     page = tech.get("/technician", headers=TECH).get_data(as_text=True)

@@ -173,6 +173,12 @@ def test_technician_finds_chooses_and_test_scans_the_scanner(browser, rig, tmp_p
             conn.close()
         stored = json.loads(row[0])["thumbnail_jpeg"]
         assert is_sealed_text(stored) and "/9j/" not in row[0]
+        # the test opened the kiosk's own scanner: its capabilities are published
+        conn = connect(rig.config.paths.database)
+        try:
+            assert "flatbed" in state.scanner_capabilities(conn)["sources"]
+        finally:
+            conn.close()
     finally:
         context.close()
 
