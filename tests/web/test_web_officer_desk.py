@@ -5,10 +5,13 @@ keyboard, is test_web_officer_review.)"""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import unicodedata
 
-from appliance.records import audit, corrections, dossiers
+from appliance.records import audit, corrections, dossiers, result
+from tests.helpers.signed_papers import files_of, scanned_forms
 from tests.web.forms import post_form
 from tests.web.helpers import public_id, submitted_dossier
 from tests.web.review_pages import OCR_NAME, review_dossier
@@ -264,3 +267,54 @@ def test_return_whose_audit_line_fails_leaves_the_dossier_submitted(client, conn
     assert r.status_code == 500 and "audit write failed" not in html(r)  # the error page
     assert dossiers.get(conn, dossier_id).status == "submitted"
     assert corrections.returned_reason(conn, dossier_id) is None
+
+
+def _pdf_pages(pdf: bytes) -> int:
+    """Pages of a PDF as poppler counts them (not as the appliance wrote them)."""
+    out = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True, check=True,
+                         timeout=60).stdout.decode()
+    return int(re.search(r"^Pages:\s+(\d+)", out, re.M).group(1))
+
+
+def test_page_edits_on_the_review_screen_are_what_is_signed(client, conn, config):
+    """Delete, split and merge through the review screen's forms, then sign: each paper's
+    signed PDF, its metadata document and the record body hold exactly the pages left,
+    in the order the officer left them, by the sha256 the scan stored; the deleted
+    page's hash is named only by the audit line that took it out."""
+    forms = scanned_forms(conn, config, ((1, 2, 3), (4,)))
+    (s1, s2, s3), (s4,) = forms.page_shas
+    d = dossiers.get(conn, forms.dossier_id)
+    detail = f"/officer/dossiers/{public_id(conn, d.id)}"
+    first, last = d.papers
+    ids = {pg.sha256: pg.id for p in d.papers for pg in p.pages}
+
+    def post(url: str, data: dict) -> None:
+        r = post_form(client, f"{detail}{url}", {"officer": "Lê Văn Tâm", **data},
+                      page=detail)
+        assert r.status_code == 302 and "error" not in r.headers["Location"], url
+
+    post("/pages/delete", {"page_id": ids[s2], "reason": "trang quét hai lần"})
+    post(f"/papers/{first.id}/split", {"page_id": ids[s3]})
+    middle = dossiers.get(conn, d.id).papers[1].id
+    post(f"/papers/{last.id}/merge", {})  # the last paper joins the split-off one
+    post("/sign", {"checked": "yes"})
+    signed = dossiers.get(conn, d.id)
+    assert signed.status == "signed"
+    assert [p.id for p in signed.papers] == [first.id, middle]
+    expected = [[s1], [s3, s4]]
+    [record_id] = [r_[0] for r_ in conn.execute("SELECT record_id FROM outbox")]
+    body_json = dossiers.record_of(conn, record_id).body_json
+    body = json.loads(body_json)
+    files = files_of(conn, config)
+    assert len(body["papers"]) == 2
+    for sent, paper, shas in zip(body["papers"], signed.papers, expected, strict=True):
+        pdf, document = result.load(files, paper.pdf_sha256)
+        assert [p["sha256"] for p in document["pages"]] == shas
+        assert [p["ordinal"] for p in document["pages"]] == list(range(1, len(shas) + 1))
+        assert document["page_count"] == sent["page_count"] == _pdf_pages(pdf) == len(shas)
+        assert sent["result"] == document and sent["file"]["sha256"] == paper.pdf_sha256
+    assert s2 not in json.dumps(body["papers"])  # only the audit trail names it
+    [deleted] = [e for e in body["audit"] if e["detail"].get("op") == "delete_page"]
+    assert deleted["detail"]["sha256"] == s2
+    ops = [e.detail["op"] for e in corrections_of(conn, d.id)]
+    assert ops == ["delete_page", "split_paper", "merge_papers"]
