@@ -18,6 +18,21 @@ from appliance.store.state import StateKey
 from appliance.system.config import Config
 
 
+def disk_below_scan_floor(config: Config) -> bool:
+    """Whether the data disk has less free space than health.scan_min_free_mb: the
+    pages, PDF and record of what is already scanned must still fit, so new scans stop
+    first. The kiosk refuses new scans and the worker leaves queued ones waiting (none
+    is dropped) on this one test, so the two can never disagree about "full". An
+    unreadable disk is not "full" here; the store reports its own errors."""
+    floor = config.health.scan_min_free_mb * 1024 * 1024
+    if floor <= 0:
+        return False
+    try:
+        return shutil.disk_usage(config.paths.data_dir).free < floor
+    except OSError:
+        return False
+
+
 def snapshot(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
     """Backlog, delivery and process states from the shared database and the data disk."""
     at = time.time()

@@ -37,6 +37,7 @@ from appliance.imaging.receipt import receipt_pdf
 from appliance.records import consent, dossiers, pages_edit, procedures, queries
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
+from appliance.status import disk_below_scan_floor
 from appliance.store import jobs
 from appliance.store.files import FileStore
 from appliance.store.jobs import JobState
@@ -318,7 +319,7 @@ def retake_page(page_id: int) -> Response:
     conn = get_db()
     if usecases.worker_stalled(conn):
         raise WebError("error.worker_down", 503)
-    if usecases.disk_too_full(get_config()):  # refused before the page is taken out
+    if disk_below_scan_floor(get_config()):  # refused before the page is taken out
         raise WebError("error.disk_full", 507)
     kept = pages_edit.delete_page(conn, _files(), get_config(), dossier_id, page_id)
     usecases.start_scan(conn, dossier_id, "flatbed", kept, auth.client_key(), title=ref.title)

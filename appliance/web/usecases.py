@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import sqlite3
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from flask import current_app
 from appliance.records import consent, dossiers, procedures, queries
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
+from appliance.status import disk_below_scan_floor
 from appliance.store import jobs, state
 from appliance.store.db import get_state, transaction
 from appliance.system.config import Config
@@ -265,20 +265,6 @@ def check_preset(preset: Any, source: Any,
     return preset, source
 
 
-def disk_too_full(config: Config) -> bool:
-    """Whether the data disk has less free space than a new scan may leave behind
-    (health.scan_min_free_mb): the pages, PDF and record of what is already scanned
-    must still fit, so new scans stop first. An unreadable disk is not "full" here;
-    the store reports its own errors."""
-    floor = config.health.scan_min_free_mb * 1024 * 1024
-    if floor <= 0:
-        return False
-    try:
-        return shutil.disk_usage(config.paths.data_dir).free < floor
-    except OSError:
-        return False
-
-
 def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
                paper_id: Any = None, client: str | None = None,
                title: str | None = None, preset: Any = None,
@@ -297,7 +283,7 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
     preset, source = check_preset(preset, source, presets)
     if source not in offered_sources(conn):  # not one the scanner has: it would only fail
         raise WebError("error.bad_source", 400)
-    if disk_too_full(get_config()):
+    if disk_below_scan_floor(get_config()):
         raise WebError("error.disk_full", 507)
     if paper_id is not None and (isinstance(paper_id, bool) or not isinstance(paper_id, int)):
         raise WebError("error.bad_paper", 400)

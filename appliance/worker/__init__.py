@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from appliance.ocr.engine import Engine
 from appliance.records import erasure
+from appliance.status import disk_below_scan_floor
 from appliance.store import jobs, state
 from appliance.store.db import connect
 from appliance.store.errors import StoreError, is_disk_full
@@ -26,7 +27,7 @@ from appliance.store.state import OcrState, ScannerState
 from appliance.system.config import Config
 from appliance.worker.context import DISK_RETRY_SECONDS, Liveness, Notify, Tools
 from appliance.worker.errors import JobFailed
-from appliance.worker.pipeline import disk_low, recover_unfinished_papers, run_job
+from appliance.worker.pipeline import recover_unfinished_papers, run_job
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
                 if time.monotonic() >= next_recover:
                     next_recover = time.monotonic() + RECOVER_SECONDS
                     recover_unfinished_papers(tools, given_up)
-                low = disk_low(config)
+                low = disk_below_scan_floor(config)
                 if low != was_low:  # said once when it starts and once when it ends
                     was_low = low
                     if low:

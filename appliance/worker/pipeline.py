@@ -12,7 +12,6 @@ right in its `finally`, whatever ended the batch.
 from __future__ import annotations
 
 import logging
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +28,6 @@ from appliance.store import jobs, state
 from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.jobs import JobStep
 from appliance.store.state import ScannerState
-from appliance.system.config import Config
 from appliance.worker import test_scan
 from appliance.worker.context import Progress, ScannedPaper, ScanRequest, Tools
 
@@ -287,16 +285,3 @@ def recover_unfinished_papers(tools: Tools, given_up: set[int] | None = None) ->
             if given_up is not None:
                 given_up.add(paper_id)
     return len(unfinished)
-
-
-def disk_low(config: Config) -> bool:
-    """Whether the data disk is below health.scan_min_free_mb: the worker then leaves
-    queued scans waiting (they run once space is freed; none is dropped), as the kiosk
-    refuses new ones."""
-    floor = config.health.scan_min_free_mb * 1024 * 1024
-    if floor <= 0:
-        return False
-    try:
-        return shutil.disk_usage(config.paths.data_dir).free < floor
-    except OSError:
-        return False
