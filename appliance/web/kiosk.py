@@ -319,10 +319,15 @@ def retake_page(page_id: int) -> Response:
     conn = get_db()
     if usecases.worker_stalled(conn):
         raise WebError("error.worker_down", 503)
-    if disk_below_scan_floor(get_config()):  # refused before the page is taken out
+    # Every refusal start_scan could give comes before the page is taken out: a page
+    # deleted and then refused (no glass, out of scan tokens) would simply be lost.
+    if disk_below_scan_floor(get_config()):
         raise WebError("error.disk_full", 507)
+    if "flatbed" not in usecases.offered_sources(conn):
+        raise WebError("error.bad_source", 400)
+    usecases.spend_scan(auth.client_key())
     kept = pages_edit.delete_page(conn, _files(), get_config(), dossier_id, page_id)
-    usecases.start_scan(conn, dossier_id, "flatbed", kept, auth.client_key(), title=ref.title)
+    usecases.start_scan(conn, dossier_id, "flatbed", kept, None, title=ref.title)
     return redirect(url_for("kiosk.dossier"))
 
 

@@ -93,6 +93,13 @@ def _spend(bucket: TokenBucket, client: str) -> None:
         raise WebError("error.rate_limited", 429, "rate limited", retry_after(wait))
 
 
+def spend_scan(client: str) -> None:
+    """Take one of `client`'s scan tokens now (429 when none is left): for a use that
+    must know the scan will be allowed before it changes anything (a retake takes the
+    page out first), then queues it through `start_scan` with no client."""
+    _spend(limits().scan, client)
+
+
 def worker_stalled(conn: sqlite3.Connection, at: float | None = None) -> bool:
     """True when the worker has published a heartbeat but not recently.
 

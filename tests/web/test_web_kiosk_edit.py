@@ -8,7 +8,7 @@ import time
 import pytest
 
 from appliance.records import consent, dossiers
-from appliance.store import jobs
+from appliance.store import jobs, state
 from appliance.store.db import set_state
 from appliance.web import create_app
 from tests.web.forms import AGREE, page_fields, post_form
@@ -211,3 +211,31 @@ def test_under_a_pin_the_name_is_optional(locked, conn, config):
     post_form(locked, f"{detail}/sign", {"officer": "", "checked": "yes"}, page=detail)
     d = dossiers.get(conn, dossier_id)
     assert d.status == "signed" and d.signed_by == f"Cán bộ tiếp nhận ({config.device.id})"
+
+
+def test_a_refused_retake_keeps_the_page(config, conn):
+    """A retake takes the page out, then queues the glass scan: a refusal of that scan
+    (the client's scan tokens spent, a scanner without glass) comes before the page is
+    taken out, so the page is never lost to it."""
+    app = create_app(config, {"TESTING": True, "SCAN_BURST": 1, "SCAN_EVERY_SECONDS": 3600})
+    client = app.test_client()
+    dossier_id = open_dossier(client)
+    add_scanned_paper(conn, config, dossier_id, pages=2)
+    a, b = page_ids(conn, dossier_id)
+    post_form(client, f"/kiosk/dossier/pages/{b}/retake", page="/kiosk/dossier")
+    assert page_ids(conn, dossier_id) == [a]  # the one token: taken out, scan queued
+    jobs.finish(conn, jobs.active_for_dossier(conn, dossier_id).id)
+    r = post_form(client, f"/kiosk/dossier/pages/{a}/retake", page="/kiosk/dossier")
+    assert r.status_code == 429
+    assert page_ids(conn, dossier_id) == [a] and jobs.active_for_dossier(conn, dossier_id) is None
+
+
+def test_a_retake_on_a_scanner_without_glass_keeps_the_page(client, conn, config):
+    dossier_id = open_dossier(client)
+    add_scanned_paper(conn, config, dossier_id, pages=2)
+    state.set_scanner_capabilities(conn, {"sources": ["adf"]})  # a feeder-only scanner
+    a, b = page_ids(conn, dossier_id)
+    r = post_form(client, f"/kiosk/dossier/pages/{b}/retake", page="/kiosk/dossier")
+    assert r.status_code == 302  # back to the page with the refusal, not a 500
+    assert page_ids(conn, dossier_id) == [a, b]
+    assert jobs.active_for_dossier(conn, dossier_id) is None
