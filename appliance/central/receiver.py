@@ -272,6 +272,18 @@ class _Receiver:
             batch.answers.append((wire.acks_topic(self.prefix, device_id),
                                   wire.encode_have(acksig.sign(self.key, have))))
             return
+        if isinstance(msg, wire.RecordPack):
+            # Their files came along (each in one chunk), so none is kept waiting.
+            for chunk in msg.files:
+                central_store.put_chunk(self.conn, device_id, chunk, self.limits)
+            for record in msg.records:
+                self.store_record(device_id, record, batch, first_seen)
+            return
+        self.store_record(device_id, msg, batch, first_seen)
+
+    def store_record(self, device_id: str, msg: wire.RecordMessage, batch: _Batch,
+                     first_seen: float) -> None:
+        """Store one record; its ack (alone or batched) goes out after the commit."""
         result = central_store.put_record(self.conn, device_id, msg)
         if (result.outcome is central_store.Outcome.INCOMPLETE and self.shared
                 and time.monotonic() - first_seen < INCOMPLETE_WAIT_SECONDS):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import sqlite3
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
 
 STATE_KEY = "sync.state"
+PACKS_STATE_KEY = "sync.receiver_reads_packs"
+# Small records sent before the first ack while the receiver's abilities are unknown.
+PROBE_RECORDS = 8
 ERROR_KEY = "sync.last_error"
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
@@ -101,6 +105,7 @@ class _Flight:
     sent: bool = False
     ack_due: float | None = None
     seq: int = 0
+    packed: bool = False
     mids: set[int] = field(default_factory=set)
     asked: bool = False
     asks: int = 0
@@ -169,7 +174,13 @@ class _Publisher:
         self.progress_seq = 0
         self.shown: tuple[str, str] | None = None
         # Messages published, by kind: what the resume test counts.
-        self.published: dict[str, int] = {"chunk": 0, "record": 0, "resume": 0}
+        self.published: dict[str, int] = {"chunk": 0, "record": 0, "resume": 0, "packed": 0}
+        # Set once the receiver has answered with an "acks" message or a "have" (kept
+        # in device_state across restarts): it knows the additions to version 1, so
+        # small records may travel packed. Cleared when a packed record's ack is late
+        # (a receiver downgraded to one that sets packs aside): they go alone again.
+        found = db.get_state(conn, PACKS_STATE_KEY)
+        self.packs = bool(found and found[0] == "1")
 
     # --- screen-visible state -------------------------------------------------------
 
@@ -257,6 +268,8 @@ class _Publisher:
             self.set_aside(DeadLetterKind.FORGED, topic,
                            f"bad signature on a {type(msg).__name__}", payload)
             return
+        if isinstance(msg, wire.BatchAck | wire.Have) and not self.packs:
+            self.set_packs(True)
         if isinstance(msg, wire.Have):
             self.resume_from(msg, topic, payload)
             return
@@ -416,6 +429,9 @@ class _Publisher:
 
     def messages(self, flight: _Flight) -> Iterator[tuple[bytes, bool]]:
         """Read and verify every file up front, so a damaged record sends nothing at all."""
+        return self._encode(flight, self.read_files(flight))
+
+    def read_files(self, flight: _Flight) -> list[tuple[str, bytes]]:
         item = flight.item
         blobs: list[tuple[str, bytes]] = []
         for sha, size in flight.files:
@@ -433,7 +449,7 @@ class _Publisher:
                     f"record {item.record_id}: file {sha} has {len(data)} bytes, body says {size}"
                 )
             blobs.append((sha, data))
-        return self._encode(flight, blobs)
+        return blobs
 
     def _encode(self, flight: _Flight,
                 blobs: list[tuple[str, bytes]]) -> Iterator[tuple[bytes, bool]]:
@@ -519,14 +535,15 @@ class _Publisher:
         nonce = secrets.token_hex(16)
         query = wire.ResumeQuery(flight.item.record_id, nonce, tuple(
             (sha, self.chunk_count(size)) for sha, size in flight.files))
-        if not self.publish(flight, wire.encode_resume(query), "resume"):
+        if self.publish(flight, wire.encode_resume(query), "resume") is None:
             return
         flight.resume_nonce = nonce
         flight.answer_due = time.monotonic() + min(RESUME_WAIT_SECONDS,
                                                    self.cfg.ack_timeout_seconds)
         self.asking[nonce] = flight.item.record_id
 
-    def publish(self, flight: _Flight, payload: bytes, kind: str) -> bool:
+    def publish(self, flight: _Flight, payload: bytes, kind: str) -> int | None:
+        """Hand one message to paho; its mid, or None when the connection is gone."""
         assert self.client is not None
         import paho.mqtt.client as mqtt
 
@@ -534,13 +551,13 @@ class _Publisher:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.connected = False
             self.dropped = f"publish failed: {mqtt.error_string(info.rc)}"
-            return False
+            return None
         self.published[kind] += 1
         self.unacked[info.mid] = flight.item.record_id
         self.sizes[info.mid] = len(payload)
         self.unacked_bytes += len(payload)
         flight.mids.add(info.mid)
-        return True
+        return int(info.mid)
 
     def feed(self) -> None:
         """Publish while paho has room; many records in flight, acks come in batches."""
@@ -555,6 +572,15 @@ class _Publisher:
             flight = self.pick()
             if flight is None:
                 return
+            if not self.packs and not self.acked_seq and self.sent_seq >= PROBE_RECORDS \
+                    and not flight.bulk:
+                return  # first contact: a few records alone until the receiver answers
+            if self.packs and self.packable(flight):
+                sent = self.send_pack()
+                if sent is None:
+                    return
+                if sent:
+                    continue
             if flight.messages is None:
                 try:
                     flight.messages = self.messages(flight)
@@ -566,7 +592,7 @@ class _Publisher:
                     self.show("connected", str(e))
                     continue
             payload, last = next(flight.messages)
-            if not self.publish(flight, payload, "record" if last else "chunk"):
+            if self.publish(flight, payload, "record" if last else "chunk") is None:
                 return
             if last:
                 flight.messages = None
@@ -575,6 +601,71 @@ class _Publisher:
                 self.sent_seq += 1
                 flight.seq = self.sent_seq
                 (self.bulk if flight.bulk else self.small).popleft()
+
+    def set_packs(self, on: bool) -> None:
+        self.packs = on
+        with db.transaction(self.conn):
+            db.set_state(self.conn, PACKS_STATE_KEY, "1" if on else "0")
+        log.info("small records travel %s", "packed" if on else "one per message")
+
+    def packable(self, flight: _Flight) -> bool:
+        """A small record not started (its files, if any, fit one chunk each)."""
+        return (not flight.bulk and flight.messages is None and not flight.skip
+                and flight.item.record_id not in self.claims)
+
+    def send_pack(self) -> bool | None:
+        """Publish the small records at the head of the small lane, with their files,
+        as one "records" message within mqtt.chunk_bytes. False: the first one alone
+        does not fit (it goes as usual, chunk by chunk); None: publishing failed."""
+        budget = self.chunk_bytes - wire.CHUNK_ENVELOPE_BYTES
+        pack: list[_Flight] = []
+        files: list[wire.Chunk] = []
+        failed: list[tuple[_Flight, LocalFileError]] = []
+        for record_id in self.small:
+            flight = self.flights[record_id]
+            if not self.packable(flight) or len(pack) >= wire.MAX_PACKED_RECORDS:
+                break
+            # The size the record takes in the message: body escaped, id, hash, files.
+            size = len(json.dumps(flight.item.body_json, ensure_ascii=False)
+                       .encode("utf-8")) + len(record_id) + 64 + 10
+            size += sum(-(-n // 3) * 4 + len(record_id) + 100 for _sha, n in flight.files)
+            if size > budget:
+                if not pack and not failed:
+                    return False
+                break
+            try:
+                blobs = self.read_files(flight)
+            except LocalFileError as e:
+                failed.append((flight, e))
+                continue
+            budget -= size
+            pack.append(flight)
+            files += [wire.Chunk(record_id, sha, 0, 1, len(data), data) for sha, data in blobs]
+        for flight, error in failed:
+            log.error("cannot send: %s; will retry later (attempt %d)", error,
+                      flight.item.attempts)
+            outbox.retry_later(self.conn, flight.item.record_id)
+            self.forget(flight.item.record_id)
+            self.show("connected", str(error))
+        if not pack:
+            return bool(failed)
+        payload = wire.encode_record_pack([
+            wire.RecordMessage(f.item.record_id, f.item.sha256, f.item.body_json)
+            for f in pack], files)
+        mid = self.publish(pack[0], payload, "record")
+        if mid is None:
+            return None
+        now = time.monotonic()
+        for flight in pack:
+            flight.mids.add(mid)
+            flight.packed = True
+            flight.sent = True
+            flight.ack_due = now + self.cfg.ack_timeout_seconds
+            self.sent_seq += 1
+            flight.seq = self.sent_seq
+            self.small.popleft()
+        self.published["packed"] += len(pack)
+        return True
 
     def expire(self) -> None:
         """No ack in time: the broker or receiver may have lost it, so send it again later.
@@ -599,6 +690,8 @@ class _Publisher:
                 flight.asked = not again
             if flight.ack_due is not None and now > flight.ack_due:
                 late.append(record_id)
+                if flight.packed and self.packs:
+                    self.set_packs(False)
         if late:
             log.warning("no ack for %d record(s) within %.1f s (first %s); they will be "
                         "re-sent", len(late), self.cfg.ack_timeout_seconds, late[0])
@@ -626,8 +719,10 @@ class _Publisher:
         import paho.mqtt.client as mqtt
 
         from appliance.sync.client import Reconnector, close
+        from appliance.sync.heartbeat import Heartbeat
 
         reconnect = Reconnector(self.stop, self.notify)
+        beat = Heartbeat(self.config)  # doctor's verdicts on .../status, retained
         try:
             while not self.stop.is_set():
                 self.notify("WATCHDOG=1")
@@ -643,6 +738,7 @@ class _Publisher:
                         continue
                     self.expire()
                     self.feed()
+                    beat.tick(self.client)
                 except (sqlite3.Error, OSError) as e:
                     # A full data disk: wait for space and go on (records not marked
                     # stay due and are sent again, the receiver deduplicates); exiting

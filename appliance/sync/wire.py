@@ -8,6 +8,9 @@ Additions within version 1 (a peer that does not know them moves them aside as a
 unknown type; each is only sent to a peer that asked for it):
   record "batch": true   the device reads "acks": many records acknowledged in one
                          message, signed once (the receiver commits in groups);
+  "records" (device -> central): several small records, with their files when each
+                         fits one chunk, in one message; sent only to a receiver that
+                         has answered with "acks";
   "resume" (device -> central) and "have" (central -> device, signed, echoing the
                          query's nonce): which chunks of a record's files the receiver
                          already holds, so an interrupted transfer goes on from the
@@ -58,6 +61,9 @@ MAX_ACK_BYTES = 4096
 MAX_BATCH_ACK_ITEMS = 256
 MAX_BATCH_ACK_BYTES = 64 * 1024
 MAX_NONCE_CHARS = 64
+# Records packed in one "records" message at most (the message stays within
+# mqtt.chunk_bytes, so a few dozen metadata records in practice).
+MAX_PACKED_RECORDS = 256
 MAX_BODY_BYTES = 512 * 1024
 # Our envelopes are flat objects; a record body nests papers -> file/fields -> values.
 MAX_ENVELOPE_DEPTH = 2
@@ -180,6 +186,17 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class RecordPack:
+    """Small records travelling together: per-message costs (MQTT, broker, the
+    receiver's savepoint) are paid once for all of them. Each is stored and
+    acknowledged exactly as if it had come alone (with batch=True)."""
+
+    records: tuple[RecordMessage, ...]
+    # Files of one chunk each (index 0 of 1), stored before the records that name them.
+    files: tuple[Chunk, ...] = ()
+
+
+@dataclass(frozen=True)
 class AckItem:
     record_id: str
     sha256: str
@@ -239,7 +256,7 @@ class Have:
                            flat], separators=(",", ":")).encode("utf-8")
 
 
-Message = Chunk | RecordMessage | Ack | BatchAck | ResumeQuery | Have
+Message = Chunk | RecordMessage | RecordPack | Ack | BatchAck | ResumeQuery | Have
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
@@ -262,6 +279,17 @@ def encode_record(msg: RecordMessage) -> bytes:
         obj["claim"] = True
     if msg.batch:
         obj["batch"] = True
+    return _dump(obj)
+
+
+def encode_record_pack(records: list[RecordMessage], files: list[Chunk] = ()) -> bytes:
+    """Records with claim=false only (a claim travels alone, in a "record" message)."""
+    obj: dict[str, Any] = {
+        "v": WIRE_VERSION, "type": "records",
+        "items": [v for r in records for v in (r.record_id, r.sha256, r.body_json)]}
+    if files:
+        obj["files"] = [v for c in files for v in (c.record_id, c.file_sha256, c.size,
+                                                   base64.b64encode(c.data).decode("ascii"))]
     return _dump(obj)
 
 
@@ -443,6 +471,22 @@ def _record(obj: dict[str, Any]) -> RecordMessage:
                          _flag(obj, "batch"))
 
 
+def _record_pack(obj: dict[str, Any]) -> RecordPack:
+    flat = _flat_list(obj, "items", 3, MAX_PACKED_RECORDS)
+    records = tuple(
+        _record({"record_id": flat[i], "sha256": flat[i + 1], "body_json": flat[i + 2],
+                 "batch": True}) for i in range(0, len(flat), 3))
+    files: list[Chunk] = []
+    if "files" in obj:
+        raw = _flat_list(obj, "files", 4, MAX_PACKED_RECORDS * 4)
+        for i in range(0, len(raw), 4):
+            files.append(_chunk({"record_id": raw[i], "sha256": raw[i + 1], "index": 0,
+                                 "count": 1, "size": raw[i + 2], "data": raw[i + 3]}))
+            if len(files[-1].data) != files[-1].size:
+                raise WireError("a packed file's data does not have its size")
+    return RecordPack(records, tuple(files))
+
+
 def _received_at(obj: dict[str, Any]) -> float:
     received = obj.get("received_at")
     if (not isinstance(received, int | float) or isinstance(received, bool)
@@ -541,6 +585,8 @@ def decode(payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         return _resume(obj)
     if kind == "have":
         return _have(obj)
+    if kind == "records":
+        return _record_pack(obj)
     raise WireError(f"unknown message type {str(kind)[:20]!r}")
 
 
@@ -563,7 +609,7 @@ def decode_ack_message(payload: bytes) -> Ack | BatchAck | Have:
     return msg
 
 
-def decode_device_message(payload: bytes) -> Chunk | RecordMessage | ResumeQuery:
+def decode_device_message(payload: bytes) -> Chunk | RecordMessage | RecordPack | ResumeQuery:
     """What the receiver accepts on a records topic: chunks, records and resume queries."""
     msg = decode(payload, max_bytes=MAX_MESSAGE_BYTES)
     if isinstance(msg, Ack | BatchAck):

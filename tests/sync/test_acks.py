@@ -59,6 +59,8 @@ def sniffed_records(attacker: Attacker) -> dict[str, str]:
             continue
         if isinstance(msg, wire.RecordMessage):
             found[msg.record_id] = msg.sha256
+        if isinstance(msg, wire.RecordPack):
+            found.update((r.record_id, r.sha256) for r in msg.records)
     return found
 
 

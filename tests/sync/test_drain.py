@@ -18,6 +18,7 @@ import pytest
 from appliance.central import store as central_store
 from appliance.store.db import connect
 from appliance.sync import publisher as publisher_mod
+from appliance.sync import wire
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.sync_rig import (
@@ -57,7 +58,7 @@ def test_a_backlog_drains_exactly_once_small_records_first(tmp_path, broker, ser
               lambda: central_store.read_counters(config.central.database)
               .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
               "central")
-        attacker.close()
+        attacker.sniff(f"bhxh/devices/{config.device.id}/records")
         scans = enqueue(config, SCANS, pdf_sizes=(1_500_000,))  # ~260 chunks each
         small = enqueue(config, SMALL, pdf_sizes=(2_000,))
         start = time.monotonic()
@@ -72,6 +73,13 @@ def test_a_backlog_drains_exactly_once_small_records_first(tmp_path, broker, ser
         assert_no_false_delivery(config)
         assert central_counters(config).get("records_stored") == SMALL + SCANS
         assert device_dead_letters(config).get("total", 0) == 0
+        # After the first few, small records travelled packed with their files.
+        packs = [m for m in (wire.decode(p) for _t, p in list(attacker.seen))
+                 if isinstance(m, wire.RecordPack)]
+        attacker.close()
+        packed = [r.record_id for m in packs for r in m.records]
+        assert len(packed) > SMALL // 2 and len(set(packed)) == len(packed)
+        assert all(len(m.files) == len(m.records) for m in packs)
         # Signed after the scans, stored by the receiver before any of them.
         stored_at = received_at(config)
         assert max(stored_at[r.record_id] for r in small) < \

@@ -172,3 +172,44 @@ def test_the_cli_window_default_is_the_publishers():
     from appliance.sync import commands, publisher
 
     assert commands.DEFAULT_WINDOW == publisher.DEFAULT_WINDOW
+
+
+def test_batch_acks_resume_and_packs_round_trip_and_refuse_junk(tmp_path):
+    key = acksig.generate_key(tmp_path / "k")
+    items = tuple(wire.AckItem(f"r-{i}", SHA, wire.AckStatus.STORED) for i in range(3))
+    batch = acksig.sign(key, wire.BatchAck("kiosk-01", 12.5, items))
+    decoded = wire.decode_ack_message(wire.encode_batch_ack(batch))
+    assert decoded == batch and acksig.verify(key.public_key(), decoded)
+    moved = dataclasses.replace(decoded, items=items[:2])
+    assert not acksig.verify(key.public_key(), moved)
+    have = acksig.sign(key, wire.Have("kiosk-01", "r-1", "a" * 32, ((SHA, 10, 4),)))
+    assert wire.decode_ack_message(wire.encode_have(have)) == have
+    # A have is not an ack: the same signature under another label does not verify.
+    assert not acksig.verify(key.public_key(), dataclasses.replace(
+        wire.BatchAck("kiosk-01", 12.5, items[:1]), signature=have.signature))
+    query = wire.ResumeQuery("r-1", "b" * 32, ((SHA, 10),))
+    assert wire.decode_device_message(wire.encode_resume(query)) == query
+    body = '{"a":1}'
+    sha = hashlib.sha256(body.encode()).hexdigest()
+    chunk = wire.Chunk("r-1", SHA, 0, 1, 3, b"abc")
+    pack = wire.decode_device_message(wire.encode_record_pack(
+        [wire.RecordMessage("r-1", sha, body)], [chunk]))
+    assert pack == wire.RecordPack((wire.RecordMessage("r-1", sha, body, batch=True),),
+                                   (chunk,))
+    for junk in (
+        b'{"v":1,"type":"acks","device_id":"kiosk-01","received_at":1,"items":[],"sig":""}',
+        b'{"v":1,"type":"acks","device_id":"kiosk-01","received_at":1,"items":["r",'
+        + f'"{SHA}"'.encode() + b',"stored","x"],"sig":""}',
+        b'{"v":1,"type":"have","device_id":"kiosk-01","record_id":"r","nonce":"short",'
+        + f'"files":["{SHA}",2,1],"sig":""'.encode() + b"}",
+        b'{"v":1,"type":"have","device_id":"kiosk-01","record_id":"r","nonce":"'
+        + b"c" * 32 + f'","files":["{SHA}",2,3],"sig":""'.encode() + b"}",
+        b'{"v":1,"type":"records","items":["r","' + SHA.encode() + b'","{}"],"files":["r","'
+        + SHA.encode() + b'",5,"YWJj"]}',
+    ):
+        with pytest.raises(WireError):
+            wire.decode(junk)
+    with pytest.raises(WireError):
+        wire.decode_device_message(wire.encode_have(have))
+    with pytest.raises(WireError):
+        wire.decode_ack_message(wire.encode_resume(query))
