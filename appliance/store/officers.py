@@ -121,6 +121,13 @@ def match(conn: sqlite3.Connection, pin: str) -> str | None:
     return None
 
 
+def is_active(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether `name` is enrolled and not disabled: a session opened with their PIN
+    lasts only while this holds (`officer remove` must end it, not wait for idle)."""
+    return conn.execute("SELECT 1 FROM officers WHERE name=? AND disabled_at IS NULL",
+                        (name,)).fetchone() is not None
+
+
 def any_enrolled(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM officers WHERE disabled_at IS NULL LIMIT 1"
                         ).fetchone() is not None

@@ -178,9 +178,23 @@ def officer_name() -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _enrolled_still(name: str) -> bool:
+    try:
+        return officers.is_active(get_db(), name)
+    except (sqlite3.Error, StoreError):
+        return False  # fail closed: a database we cannot read keeps nobody signed in
+
+
 def _session_role() -> str | None:
     role, until = session.get(ROLE), session.get(ROLE_UNTIL)
     if isinstance(role, str) and isinstance(until, int | float) and until > time.time():
+        name = session.get(OFFICER_NAME)
+        if isinstance(name, str) and not _enrolled_still(name):
+            # Disabled (or removed) since signing in: each request would otherwise
+            # push the idle limit on, and a removed officer's screen never closed.
+            log.info("a staff session ended: its enrolled officer is no longer active")
+            session.clear()
+            return None
         session[ROLE_UNTIL] = time.time() + ROLE_SESSION_SECONDS
         return role
     if role is not None:

@@ -90,3 +90,25 @@ def test_a_disabled_officer_no_longer_opens(config):
     assert officers.match(conn, "4321") is None and officers.match(conn, "8765")
     conn.close()
     assert login(app.test_client(), "4321").status_code == 403
+
+
+def test_disabling_an_officer_ends_their_open_session(config):
+    """A session opened with an officer's PIN is pushed on by every request; removing
+    the officer must close it at their next request, not leave it open for good."""
+    app = create_app(config, {"TESTING": True})
+    enrol(config, "Nguyễn Văn An", "4321")
+    enrol(config, "Trần Thị Bình", "8765")
+    an, binh = app.test_client(), app.test_client()
+    assert login(an, "4321").status_code == 302 and login(binh, "8765").status_code == 302
+    assert an.get("/officer").status_code == 200
+    conn = connect(config.paths.database)
+    try:
+        assert officers.disable(conn, "Nguyễn Văn An")
+    finally:
+        conn.close()
+    r = an.get("/officer")
+    assert r.status_code == 302 and "/staff/login" in r.headers["Location"]
+    with an:
+        an.get("/staff/login")
+        assert auth.OFFICER_NAME not in session
+    assert binh.get("/officer").status_code == 200  # the others stay signed in
