@@ -396,7 +396,9 @@ def _officer(args: argparse.Namespace, ctx: Context) -> Check:
             if not args.name:
                 raise ProvisionError("officer add needs the officer's NAME")
             try:
-                changed = officers.enrol(conn, args.name, _read_pin(args))
+                changed = officers.enrol(conn, args.name, _read_pin(args),
+                                         reserved=(config.web.officer_pin,
+                                                   config.web.technician_pin))
             except officers.OfficerError as e:
                 raise ProvisionError(str(e)) from e
             done = "enrolled" if changed else "already enrolled with that PIN"

@@ -21,6 +21,7 @@ import hmac
 import re
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from appliance.store.db import get_state, now, set_state
@@ -75,14 +76,21 @@ def check_pin(pin: str) -> str:
     return pin
 
 
-def enrol(conn: sqlite3.Connection, name: str, pin: str) -> bool:
+def enrol(conn: sqlite3.Connection, name: str, pin: str,
+          reserved: Sequence[str] = ()) -> bool:
     """Enrol `name` with `pin`, or give an enrolled (or disabled) officer a new PIN.
 
     Returns True when something changed; enrolling the same name with the same PIN
     again is a no-op, so a provisioning step can be re-run. A PIN already held by
-    another active officer is refused.
+    another active officer is refused, and so is one of the `reserved` PINs (the
+    configured shared officer and technician PINs): the keypad would open that
+    role with it and name nobody, or the officer would hold the technician's key.
     """
     name, pin = check_name(name), check_pin(pin)
+    if any(r and hmac.compare_digest(r.encode("utf-8"), pin.encode("utf-8"))
+           for r in reserved):
+        raise OfficerError("that PIN is the device's shared officer or technician PIN "
+                           "(web.officer_pin, web.technician_pin); choose another")
     with transaction(conn):
         digest = pin_hash(conn, pin)
         holder = conn.execute("SELECT name FROM officers WHERE pin_hash=?", (digest,)).fetchone()

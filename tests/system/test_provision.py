@@ -387,3 +387,16 @@ def test_scanner_step_tests_the_demo_scanner_and_names_a_missing_one(root, tmp_p
         assert root.config().scanner.device == ""  # a device that failed is not chosen
     finally:
         stop_process(proc)
+
+
+def test_an_officer_pin_may_not_be_the_shared_officer_or_technician_pin(root):
+    """The keypad would open the role with it and name nobody (the shared officer
+    PIN), or the officer would hold the technician's key: enrolment refuses both."""
+    with root.config_path.open("a", encoding="utf-8") as f:
+        f.write('\n[web]\nofficer_pin = "2468"\ntechnician_pin = "13579"\n')
+    for shared in ("2468", "13579"):
+        rc, out = root.run("officer", "add", "Nguyễn Văn An", "--pin-stdin",
+                           stdin=f"{shared}\n")
+        assert rc == 1 and "shared officer or technician PIN" in out, out
+    rc, out = root.run("officer", "add", "Nguyễn Văn An", "--pin-stdin", stdin="4321\n")
+    assert rc == 0 and "1 officer(s) enrolled" in out, out
