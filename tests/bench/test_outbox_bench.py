@@ -10,6 +10,10 @@ from __future__ import annotations
 import pytest
 
 from appliance.bench.outbox import run_bench
+from tests.helpers import sync_rig
+
+brokers = sync_rig.brokers  # fixture
+broker = sync_rig.broker  # fixture
 
 
 @pytest.mark.benchmark
