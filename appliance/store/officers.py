@@ -11,7 +11,12 @@ attempt (a second or more on a Pi for a busy office). With one salt the PIN's ha
 looked up directly, which also lets enrolment refuse a PIN already given to someone
 else (two officers with one PIN could not be told apart). A 4-8 digit PIN is weak
 whatever the hashing; what protects it is the web's lockout, and what the hash
-protects is a copied database file: scrypt makes each guess cost memory and time.
+protects is a copied database file: scrypt makes each guess cost memory and time,
+and the scrypt output is then keyed with the installation key (the one that seals the
+personal columns, kept in its own file): the salt lives in the same database, so
+without that key a copied file would give up a 4-digit PIN in minutes. Hashes written
+before the key was used ("scrypt$") still open, and are rewritten keyed at the first
+sign-in.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.store.db import get_state, now, set_state
+from appliance.store.db import get_state, now, sealer_of, set_state
 from appliance.store.errors import StoreError
 from appliance.system.sqlite import transaction
 
 SALT_KEY = "officers.salt"
+HASH_PREFIX = "scrypt-keyed$"
+LEGACY_PREFIX = "scrypt$"  # unkeyed, as the first build wrote it
 # RFC 7914's interactive parameters: 16 MiB and ~50 ms here, a few hundred ms on a Pi.
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -57,10 +64,17 @@ def _salt(conn: sqlite3.Connection) -> bytes:
     return salt
 
 
-def pin_hash(conn: sqlite3.Connection, pin: str) -> str:
+def _hashes(conn: sqlite3.Connection, pin: str) -> tuple[str, str]:
+    """(keyed hash, unkeyed hash of the first build) of `pin`, from one scrypt."""
     digest = hashlib.scrypt(pin.encode("utf-8"), salt=_salt(conn), n=SCRYPT_N, r=SCRYPT_R,
                             p=SCRYPT_P, maxmem=64 * 1024 * 1024, dklen=32)
-    return "scrypt$" + digest.hex()
+    keyed = sealer_of(conn).mac("officer-pin", digest)
+    return HASH_PREFIX + keyed.hex(), LEGACY_PREFIX + digest.hex()
+
+
+def pin_hash(conn: sqlite3.Connection, pin: str) -> str:
+    """The stored form of `pin`: scrypt with the device's salt, keyed with its key."""
+    return _hashes(conn, pin)[0]
 
 
 def check_name(name: str) -> str:
@@ -92,8 +106,9 @@ def enrol(conn: sqlite3.Connection, name: str, pin: str,
         raise OfficerError("that PIN is the device's shared officer or technician PIN "
                            "(web.officer_pin, web.technician_pin); choose another")
     with transaction(conn):
-        digest = pin_hash(conn, pin)
-        holder = conn.execute("SELECT name FROM officers WHERE pin_hash=?", (digest,)).fetchone()
+        digest, legacy = _hashes(conn, pin)
+        holder = conn.execute("SELECT name FROM officers WHERE pin_hash IN (?, ?)",
+                              (digest, legacy)).fetchone()
         if holder is not None and holder[0] != name:
             raise OfficerError("that PIN is already used by another officer; choose another")
         row = conn.execute("SELECT pin_hash, disabled_at FROM officers WHERE name=?",
@@ -121,10 +136,14 @@ def match(conn: sqlite3.Connection, pin: str) -> str | None:
     """The active officer whose PIN this is, or None (one scrypt, whatever the count)."""
     if not PIN_RE.match(pin) or not any_enrolled(conn):
         return None
-    digest = pin_hash(conn, pin)
+    digest, legacy = _hashes(conn, pin)
     for name, stored in conn.execute(
-            "SELECT name, pin_hash FROM officers WHERE disabled_at IS NULL"):
+            "SELECT name, pin_hash FROM officers WHERE disabled_at IS NULL").fetchall():
         if hmac.compare_digest(stored, digest):
+            return str(name)
+        if hmac.compare_digest(stored, legacy):  # the first build's unkeyed hash
+            conn.execute("UPDATE officers SET pin_hash=? WHERE name=? AND pin_hash=?",
+                         (digest, name, legacy))
             return str(name)
     return None
 

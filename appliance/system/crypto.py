@@ -131,6 +131,15 @@ class Sealer:
         return self.open(blob, aad.encode("utf-8")).decode("utf-8")
 
 
+    def mac(self, purpose: str, data: bytes) -> bytes:
+        """A keyed hash of `data` for `purpose`, with a key derived from this one (never
+        the AES key itself): a value the database keeps but that cannot be recomputed,
+        or guessed against, from a copy of the database without the key file."""
+        subkey = hmac.new(self._key, b"appliance-mac\0" + purpose.encode("utf-8"),
+                          hashlib.sha256).digest()
+        return hmac.new(subkey, data, hashlib.sha256).digest()
+
+
 def is_sealed(blob: bytes) -> bool:
     return blob.startswith(BLOB_MAGIC) and len(blob) >= OVERHEAD
 

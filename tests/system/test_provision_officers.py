@@ -112,3 +112,48 @@ def test_disabling_an_officer_ends_their_open_session(config):
         an.get("/staff/login")
         assert auth.OFFICER_NAME not in session
     assert binh.get("/officer").status_code == 200  # the others stay signed in
+
+
+def test_a_copied_database_alone_cannot_test_pin_guesses(config):
+    """The device-wide salt sits in the same database as the hashes: an unkeyed scrypt
+    would let a copy of the file try all 10 000 four-digit PINs in minutes. The stored
+    hash is keyed with the installation key (a file of its own), so the salt and a
+    guess, even the right one, do not give it."""
+    import hashlib
+    import sqlite3
+
+    enrol(config, "Nguyễn Văn An", "4321")
+    copy = sqlite3.connect(config.paths.database)  # what a thief has: no key file
+    salt = bytes.fromhex(copy.execute("SELECT value FROM device_state WHERE key=?",
+                                      (officers.SALT_KEY,)).fetchone()[0])
+    stored = copy.execute("SELECT pin_hash FROM officers").fetchone()[0]
+    copy.close()
+    guess = hashlib.scrypt(b"4321", salt=salt, n=officers.SCRYPT_N, r=officers.SCRYPT_R,
+                           p=officers.SCRYPT_P, maxmem=64 * 1024 * 1024, dklen=32).hex()
+    assert guess not in stored and stored.startswith("scrypt-keyed$")
+    conn = connect(config.paths.database)
+    try:
+        assert officers.match(conn, "4321") == "Nguyễn Văn An"
+    finally:
+        conn.close()
+
+
+def test_an_unkeyed_hash_of_the_first_build_opens_once_and_is_rewritten(config):
+    import hashlib
+
+    enrol(config, "Trần Thị Bình", "8765")  # makes the salt
+    conn = connect(config.paths.database)
+    try:
+        salt = bytes.fromhex(officers.get_state(conn, officers.SALT_KEY)[0])
+        old = "scrypt$" + hashlib.scrypt(b"4321", salt=salt, n=2**14, r=8, p=1,
+                                         maxmem=64 * 1024 * 1024, dklen=32).hex()
+        conn.execute("INSERT INTO officers(name, pin_hash, created_at, updated_at) "
+                     "VALUES ('Nguyễn Văn An', ?, 0, 0)", (old,))
+        assert officers.match(conn, "4321") == "Nguyễn Văn An"
+        stored = conn.execute("SELECT pin_hash FROM officers WHERE name='Nguyễn Văn An'"
+                              ).fetchone()[0]
+        assert stored.startswith("scrypt-keyed$") and stored != old
+        assert officers.match(conn, "4321") == "Nguyễn Văn An"
+        assert officers.match(conn, "1234") is None
+    finally:
+        conn.close()
