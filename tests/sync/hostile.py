@@ -60,6 +60,30 @@ HOSTILE = {
     "a well-formed ack with a made-up signature": json.dumps({
         "v": 1, "type": "ack", "record_id": "r", "sha256": SHA, "received_at": 1.0,
         "device_id": "kiosk-01", "status": "stored", "sig": "QUFB" * 21 + "QQ=="}).encode(),
+    # The additions to version 1: batched acks, resume queries and answers, packs.
+    "acks with 10,000 items": json.dumps({
+        "v": 1, "type": "acks", "device_id": "kiosk-01", "received_at": 1,
+        "items": ["r", SHA, "stored"] * 10_000, "sig": ""}).encode(),
+    "acks items not in threes": json.dumps({
+        "v": 1, "type": "acks", "device_id": "kiosk-01", "received_at": 1,
+        "items": ["r", SHA], "sig": ""}).encode(),
+    "acks items nested": json.dumps({
+        "v": 1, "type": "acks", "device_id": "kiosk-01", "received_at": 1,
+        "items": [["r", SHA, "stored"]], "sig": ""}).encode(),
+    "have naming a chunk past the count": json.dumps({
+        "v": 1, "type": "have", "device_id": "kiosk-01", "record_id": "r",
+        "nonce": "n" * 32, "files": [SHA, 4, 5], "sig": ""}).encode(),
+    "resume with a nonce of punctuation": json.dumps({
+        "v": 1, "type": "resume", "record_id": "r", "nonce": "../" * 10,
+        "files": [SHA, 4]}).encode(),
+    "resume for 2**64 chunks": json.dumps({
+        "v": 1, "type": "resume", "record_id": "r", "nonce": "n" * 32,
+        "files": [SHA, 2**64]}).encode(),
+    "records pack of 300": json.dumps({
+        "v": 1, "type": "records", "items": ["r", SHA, "{}"] * 300}).encode(),
+    "records pack with a file of the wrong size": json.dumps({
+        "v": 1, "type": "records", "items": ["r", SHA, "{}"],
+        "files": ["r", SHA, 5, "QUJD"]}).encode(),
     "a JSON string": b'"hello"',
     "empty": b"",
     "a lone quote with brackets": b'"' + b"[" * 1000,
