@@ -53,12 +53,16 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, owner: str | None =
     """
     previous = path.stat() if path.exists() else None
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # A leftover of a killed run (or a link someone put there) is removed, never
+    # written through: O_EXCL|O_NOFOLLOW make a new file, and it takes its mode before
+    # the first byte, so a private key is never readable under a wider mode or name.
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
-            os.fchmod(f.fileno(), mode)
             if owner:
                 _chown(f.fileno(), owner)
             elif group:

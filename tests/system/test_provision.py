@@ -401,3 +401,22 @@ def test_an_officer_pin_may_not_be_the_shared_officer_or_technician_pin(root):
         assert rc == 1 and "shared officer or technician PIN" in out, out
     rc, out = root.run("officer", "add", "Nguyễn Văn An", "--pin-stdin", stdin="4321\n")
     assert rc == 0 and "1 officer(s) enrolled" in out, out
+
+
+def test_a_key_is_never_written_through_a_leftover_link_or_wider_file(tmp_path):
+    """The temporary name a key is written under may be left by a killed run, or be a
+    link someone put there: the key goes into a new 0600 file, never through either."""
+    import os
+
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    outside = tmp_path / "outside.pem"
+    outside.write_bytes(b"")
+    outside.chmod(0o644)
+    leftover = folder / f".{pki.KEY_NAME}.tmp-{os.getpid()}"
+    leftover.symlink_to(outside)
+    pki.generate_key(folder, None)
+    assert outside.read_bytes() == b""  # nothing written through the link
+    key_file = folder / pki.KEY_NAME
+    assert not key_file.is_symlink() and key_file.stat().st_mode & 0o777 == 0o600
+    assert b"PRIVATE KEY" in key_file.read_bytes() and not leftover.exists()
