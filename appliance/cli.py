@@ -253,12 +253,35 @@ def _check_schema(config: config_mod.Config) -> Any:
     return Check("schema", Verdict.OK, f"schema {version} (current)")
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """0 when nothing failed (warnings allowed), 1 when a check failed."""
+def _resolve_scanner(wanted: str, listed: Any) -> str | None:
+    """The doctor's scanner matching, done as the worker does it (a stable identity
+    finds a replugged scanner under its new SANE name)."""
+    from appliance.scanner.device import DeviceInfo, resolve_device
+    from appliance.scanner.errors import ScannerError
+    from appliance.scanner.identity import serial_from_name
+
+    devices = [DeviceInfo(n, v, m, t, serial_from_name(n)) for n, v, m, t in listed]
+    try:
+        return resolve_device(wanted, devices).name
+    except ScannerError:
+        return None
+
+
+def _check_scanner(config: config_mod.Config) -> Any:
+    """The scanner the worker opens: the technician's choice, else scanner.device."""
     from appliance.system import doctor
 
-    checks = doctor.run_checks(args.config, {"models": _check_models, "schema": _check_schema},
-                               skip=args.skip)
+    return doctor.check_scanner(config, resolve=_resolve_scanner)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """0 when nothing failed (warnings allowed), 1 when a check failed. The round is
+    kept for the technician panel and sync's status heartbeat (doctor.local_checks)."""
+    from appliance.system import doctor
+
+    checks = doctor.run_checks(args.config, {"scanner": _check_scanner,
+                                             "models": _check_models, "schema": _check_schema},
+                               skip=args.skip, save=True)
     text = doctor.to_json(checks) if args.json else doctor.render(checks, quiet=args.quiet)
     if text:
         print(text)

@@ -12,12 +12,23 @@ so a doctor run never holds the scanner, never writes the database and cannot ha
 a wedged backend. Checks that need upper layers (model checksums from the OCR manifest,
 the schema version from the store's migrations) are passed in by the CLI as extra
 ``CheckFn``s, which keeps the import layers intact.
+
+The same checks, as the same frozen ``Check`` records, are what the technician panel
+shows and what sync's status heartbeat carries (``local_checks``), so the three never
+disagree. Those two run where blocking is not allowed (a web request, sync's network
+loop), so only the local, quick checks run there; the broker, the scanner, the
+database's quick_check and the model checksums are the facts of the last full
+``appliance doctor`` run (kept in ``doctor.json`` in the data folder, with their time)
+or say "not checked here".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import json
+import logging
 import os
 import shutil
 import socket
@@ -25,8 +36,8 @@ import sqlite3
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -34,6 +45,8 @@ from appliance.system import config as config_mod
 from appliance.system import crypto
 from appliance.system.config import Config
 from appliance.system.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Units of a kiosk appliance, in the order a technician would look at them.
 DEVICE_UNITS = (
@@ -64,6 +77,21 @@ class Check:
     verdict: Verdict
     summary: str
     next_step: str = ""
+    # Unix time of the `appliance doctor` run that found this, for a fact shown where
+    # it cannot be looked at now (see local_checks); None: looked at just now.
+    as_of: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (CLI --json, the saved report, the heartbeat, the panel)."""
+        return {"name": self.name, "verdict": self.verdict.value, "summary": self.summary,
+                "next_step": self.next_step, "as_of": self.as_of}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Check:
+        as_of = data.get("as_of")
+        return cls(str(data["name"]), Verdict(str(data["verdict"])), str(data["summary"]),
+                   str(data.get("next_step") or ""),
+                   float(as_of) if isinstance(as_of, int | float) else None)
 
 
 CheckFn = Callable[[Config], Check | Iterable[Check]]
@@ -208,23 +236,53 @@ def _certificate_days_left(cert_file: str) -> float:
     return (cert.not_valid_after_utc.timestamp() - time.time()) / 86400
 
 
-def check_certificate(config: Config) -> Check:
-    cert_file = config.mqtt.cert_file
-    if not cert_file:
-        return Check("certificate", Verdict.SKIP, "no device certificate configured "
-                                                  "(mqtt.cert_file)")
+# Where `appliance provision install-cert` keeps the device's certificate: beside the
+# configuration file, `tls/current` pointing at the generation in use (provision.pki).
+PROVISION_CERT = Path("tls") / "current" / "device.crt"
+
+
+def config_path_of(config_path: str | os.PathLike[str] | None) -> Path:
+    """The configuration file `config_mod.load` reads for this argument."""
+    if config_path:
+        return Path(config_path)
+    named = os.environ.get(config_mod.CONFIG_ENV)
+    return Path(named) if named else config_mod.DEFAULT_CONFIG_PATH
+
+
+def _one_certificate(cert_file: str, warn_days: int) -> Check:
     try:
         days = _certificate_days_left(cert_file)
     except (OSError, ValueError) as e:
         return Check("certificate", Verdict.FAIL, f"{cert_file}: {e}",
-                     "install the signed certificate again (provisioning)")
+                     "install the signed certificate again: `appliance provision "
+                     "install-cert CERT --ca CA`")
     if days < 0:
         return Check("certificate", Verdict.FAIL, f"{cert_file} expired {-days:.0f} day(s) ago",
-                     "renew: make a CSR on the device and install the signed certificate")
-    if days < config.health.cert_warn_days:
+                     "renew: `appliance provision renew`, get the CSR signed, then "
+                     "`appliance provision install-cert CERT --ca CA`")
+    if days < warn_days:
         return Check("certificate", Verdict.WARN, f"{cert_file} expires in {days:.0f} day(s)",
-                     "renew now: make a CSR on the device and install the signed certificate")
+                     "renew now: `appliance provision renew`, get the CSR signed, then "
+                     "`appliance provision install-cert CERT --ca CA` (the current one "
+                     "stays in use until then)")
     return Check("certificate", Verdict.OK, f"{cert_file} valid for {days:.0f} more day(s)")
+
+
+def check_certificate(config: Config, provisioned: Path | None = None) -> Check:
+    """The device certificate: the one sync uses (mqtt.cert_file) and the one
+    `appliance provision` installed (`provisioned`, tls/current/device.crt beside the
+    configuration), when that is another file: a certificate installed but not yet
+    configured still expires. The worst of them is reported."""
+    files = [config.mqtt.cert_file] if config.mqtt.cert_file else []
+    if provisioned is not None and provisioned.exists() and not any(
+            Path(f).resolve() == provisioned.resolve() for f in files):
+        files.append(str(provisioned))
+    if not files:
+        return Check("certificate", Verdict.SKIP, "no device certificate configured "
+                                                  "(mqtt.cert_file) or provisioned")
+    found = [_one_certificate(f, config.health.cert_warn_days) for f in files]
+    order = (Verdict.FAIL, Verdict.WARN, Verdict.OK)
+    return min(found, key=lambda c: order.index(c.verdict))
 
 
 def check_broker(config: Config) -> Check:
@@ -252,7 +310,54 @@ def check_broker(config: Config) -> Check:
     return Check("broker", Verdict.OK, f"{where} reachable" + (" (TLS)" if m.tls else ""))
 
 
-def check_scanner(config: Config) -> Check:
+# A listed scanner as `scanimage` prints it: SANE name, vendor, model, type.
+Listed = tuple[str, str, str, str]
+# Finds the listed device a `wanted` value (SANE name or stable identity) means; the
+# CLI passes scanner.device.resolve_device's matching, which this layer cannot import.
+ScannerResolver = Callable[[str, Sequence[Listed]], str | None]
+CHOSEN_SCANNER_KEY = "scanner.chosen"  # store.state.StateKey.SCANNER_CHOSEN
+
+
+def exact_name(wanted: str, devices: Sequence[Listed]) -> str | None:
+    """The resolver without identities: the device listed under exactly that name."""
+    return wanted if any(d[0] == wanted for d in devices) else None
+
+
+def chosen_scanner(config: Config) -> str:
+    """The scanner the technician chose on the panel (its stable identity), or ''.
+
+    Read straight from the device_state table, read-only, like the other checks:
+    it is what the worker opens (store.state.chosen_scanner), ahead of scanner.device.
+    """
+    path = config.paths.database
+    if not path.exists():
+        return ""
+    try:
+        conn = _open_read_only(path)
+        try:
+            row = conn.execute("SELECT value FROM device_state WHERE key = ?",
+                               (CHOSEN_SCANNER_KEY,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return ""
+    return str(row[0]) if row else ""
+
+
+def scanner_label(wanted: str) -> str:
+    """'Vendor Model (serial)' for a stored identity, the value itself otherwise."""
+    from urllib.parse import parse_qsl
+
+    if not wanted.startswith("scanner:"):
+        return wanted
+    fields = dict(parse_qsl(wanted[len("scanner:"):]))
+    label = " ".join(p for p in (fields.get("vendor", ""), fields.get("model", "")) if p)
+    return (label or wanted) + (f" ({fields['serial']})" if fields.get("serial") else "")
+
+
+def check_scanner(config: Config, resolve: ScannerResolver = exact_name) -> Check:
+    """Whether SANE lists the scanner the worker will open: the one chosen on the
+    technician panel, else scanner.device, else any."""
     scanimage = shutil.which("scanimage")
     if scanimage is None:
         return Check("scanner", Verdict.FAIL, "scanimage missing (package sane-utils)",
@@ -262,7 +367,7 @@ def check_scanner(config: Config) -> Check:
         env["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
     timeout = config.health.scanner_timeout_seconds
     try:
-        done = subprocess.run([scanimage, "--formatted-device-list=%d%n"],
+        done = subprocess.run([scanimage, "--formatted-device-list=%d\t%v\t%m\t%t%n"],
                               capture_output=True, text=True, timeout=timeout, env=env,
                               check=False)
     except subprocess.TimeoutExpired:
@@ -270,19 +375,29 @@ def check_scanner(config: Config) -> Check:
                      "unplug and replug the scanner, power-cycle it, then run the doctor again")
     # With none found, scanimage prints a paragraph of advice instead; a SANE device
     # name always has a backend prefix ("airscan:e0:Office", "fujitsu:libusb:001:004").
-    devices = [d.strip() for d in done.stdout.splitlines()
-               if ":" in d and " " not in d.split(":", 1)[0]]
-    if config.scanner.device:
-        if config.scanner.device in devices:
-            return Check("scanner", Verdict.OK, f"{config.scanner.device} found")
-        return Check("scanner", Verdict.FAIL, f"{config.scanner.device} not found "
-                                              f"({len(devices)} other device(s))",
+    devices: list[Listed] = []
+    for line in done.stdout.splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) == 4 and ":" in parts[0] and " " not in parts[0].split(":", 1)[0]:
+            devices.append((parts[0], parts[1], parts[2], parts[3]))
+    chosen = chosen_scanner(config)
+    wanted = chosen or config.scanner.device
+    if wanted:
+        what = (f"chosen scanner {scanner_label(chosen)}" if chosen
+                else f"{wanted} (scanner.device)")
+        found = resolve(wanted, devices)
+        if found is not None:
+            return Check("scanner", Verdict.OK, f"{what} found as {found}")
+        return Check("scanner", Verdict.FAIL, f"{what} not found ({len(devices)} other "
+                                              "device(s))",
                      "check the cable and power; for a network scanner its address in "
-                     "airscan.conf; `appliance scanner list` shows what SANE sees")
+                     "airscan.conf; or choose another one on the technician panel "
+                     "(`appliance scanner list` shows what SANE sees)")
     if not devices:
         return Check("scanner", Verdict.WARN, "no scanner found",
                      "connect and switch on the scanner; `appliance scanner list`")
-    return Check("scanner", Verdict.OK, f"{len(devices)} scanner(s): {', '.join(devices[:3])}")
+    names = ", ".join(d[0] for d in devices[:3])
+    return Check("scanner", Verdict.OK, f"{len(devices)} scanner(s): {names}")
 
 
 def under_systemd() -> bool:
@@ -350,21 +465,34 @@ SYSTEM_CHECKS: dict[str, CheckFn] = {
 
 def run_checks(config_path: str | os.PathLike[str] | None,
                extra: dict[str, CheckFn] | None = None,
-               skip: Iterable[str] = ()) -> list[Check]:
+               skip: Iterable[str] = (), *, save: bool = False) -> list[Check]:
     """Load the configuration, then every check not skipped, in a fixed order.
 
     A check that raises is reported as its own failure: the doctor must finish its round
-    even when one part of the device is broken in a way nobody foresaw.
+    even when one part of the device is broken in a way nobody foresaw. `save` keeps
+    the round in the data folder for the panel and the heartbeat (``local_checks``).
     """
-    skipped = set(skip)
     try:
         config = config_mod.load(config_path)
     except ConfigError as e:
         return [Check("config", Verdict.FAIL, str(e),
                       "fix that key (`appliance config reference`), then "
                       "`appliance config check`")]
-    checks = [Check("config", Verdict.OK, "valid")]
-    for name, fn in {**SYSTEM_CHECKS, **(extra or {})}.items():
+    fns = {**SYSTEM_CHECKS, **(extra or {})}
+    fns["certificate"] = functools.partial(
+        check_certificate, provisioned=config_path_of(config_path).parent / PROVISION_CERT)
+    checks = [Check("config", Verdict.OK, "valid"), *check_all(config, fns, skip)]
+    if save:
+        save_report(config, checks)
+    return checks
+
+
+def check_all(config: Config, fns: Mapping[str, CheckFn], skip: Iterable[str] = ()
+              ) -> list[Check]:
+    """Run `fns` in order on a loaded configuration, a raising check becoming a failure."""
+    skipped = set(skip)
+    checks: list[Check] = []
+    for name, fn in fns.items():
         if name in skipped:
             continue
         try:
@@ -374,6 +502,82 @@ def run_checks(config_path: str | os.PathLike[str] | None,
                           "report this to support with the output of `appliance doctor`")
         checks.extend([found] if isinstance(found, Check) else found)
     return checks
+
+
+# --- the same facts where blocking is not allowed ----------------------------------
+
+# Local and quick: no network, no scanner, no full read of the database or the models.
+# Safe inside a web request and beside sync's network loop.
+LOCAL_CHECKS = frozenset({"disk", "key", "queue", "clock", "certificate", "units"})
+REPORT_NAME = "doctor.json"
+
+
+def report_path(config: Config) -> Path:
+    return Path(config.paths.data_dir) / REPORT_NAME
+
+
+def save_report(config: Config, checks: Sequence[Check], now: float | None = None) -> None:
+    """Keep this round (atomically) for ``local_checks``; a read-only or full disk only
+    costs the panel its last-known facts, so it is logged, never raised."""
+    at = time.time() if now is None else now
+    path = report_path(config)
+    body = json.dumps({"at": at, "checks": [c.to_dict() for c in checks]},
+                      ensure_ascii=False)
+    tmp = path.with_name(f".{REPORT_NAME}.{os.getpid()}")
+    try:
+        tmp.write_text(body, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("could not keep the doctor's report in %s: %s", path, e)
+        tmp.unlink(missing_ok=True)
+
+
+def load_report(config: Config) -> list[Check]:
+    """The last saved round, each check stamped with its time; [] if none or unreadable."""
+    try:
+        data = json.loads(report_path(config).read_text(encoding="utf-8"))
+        at = float(data["at"])
+        return [dataclasses.replace(Check.from_dict(c), as_of=at) for c in data["checks"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if not isinstance(e, FileNotFoundError):
+            log.warning("unreadable doctor report %s: %s", report_path(config), e)
+        return []
+
+
+def local_checks(config: Config, provisioned: Path | None = None,
+                 known: Mapping[str, Check] | None = None) -> list[Check]:
+    """What the panel shows and the heartbeat carries, in `appliance doctor`'s order.
+
+    The local checks run now; every other one (broker, scanner, database, models,
+    schema) is `known` (e.g. sync knows its broker connection), else the last saved
+    `appliance doctor` round's line with its time, else a SKIP "not checked here".
+    """
+    fns: dict[str, CheckFn] = {name: fn for name, fn in SYSTEM_CHECKS.items()
+                               if name in LOCAL_CHECKS}
+    fns["certificate"] = functools.partial(check_certificate, provisioned=provisioned)
+    live = {name: check_all(config, {name: fn}) for name, fn in fns.items()}
+    remembered: dict[str, list[Check]] = {}
+    for c in load_report(config):
+        if c.name != "config" and not c.name.startswith("unit "):
+            remembered.setdefault(c.name, []).append(c)
+    out = [Check("config", Verdict.OK, "valid")]
+    for name in [*SYSTEM_CHECKS, *[n for n in remembered if n not in SYSTEM_CHECKS]]:
+        if name in live:
+            out.extend(live[name])
+        elif known and name in known:
+            out.append(known[name])
+        elif name in remembered:
+            out.extend(remembered[name])
+        else:
+            out.append(Check(name, Verdict.SKIP, "not checked here",
+                             "run `appliance doctor` on the device"))
+    return out
+
+
+def worst(checks: Sequence[Check]) -> Verdict:
+    """FAIL if any failed, else WARN if any warned, else OK (skips do not count)."""
+    verdicts = {c.verdict for c in checks}
+    return next((v for v in (Verdict.FAIL, Verdict.WARN) if v in verdicts), Verdict.OK)
 
 
 def exit_code(checks: Sequence[Check]) -> int:
@@ -390,12 +594,10 @@ def render(checks: Sequence[Check], *, quiet: bool = False) -> str:
         if c.next_step and c.verdict is not Verdict.OK:
             lines.append(f"{'':<4}  {'':<{width}}  -> {c.next_step}")
     if not quiet:
-        worst = ("FAIL" if exit_code(checks) else
-                 "WARN" if any(c.verdict is Verdict.WARN for c in checks) else "OK")
-        lines.append(f"verdict: {worst}")
+        lines.append(f"verdict: {worst(checks).value.upper()}")
     return "\n".join(lines)
 
 
 def to_json(checks: Sequence[Check]) -> str:
     return json.dumps({"ok": exit_code(checks) == 0,
-                       "checks": [asdict(c) for c in checks]}, ensure_ascii=False, indent=2)
+                       "checks": [c.to_dict() for c in checks]}, ensure_ascii=False, indent=2)

@@ -12,6 +12,10 @@ What the panel does, and who really does it:
   steps and shows the first page's thumbnail. The choice is remembered by the
   scanner's stable identity (`store.state.choose_scanner`), which the worker opens.
 - test the broker: `sync.probe`, one connection with the configured TLS files;
+- `appliance doctor`'s verdicts (`system.doctor.local_checks`): the same records the
+  command prints and sync's status heartbeat carries; only the local, quick checks run
+  in the request, the scanner, broker, database and models lines are the last
+  `appliance doctor` round's, with its time (the web never opens the scanner);
 - models and their sha256 (`ocr.manifest`), versions, the journal of the appliance's
   units (`journalctl`, a clear message where there is no journal), the outbox and the
   dead letters (`store.outbox.inspect`), and the configuration file as it is on disk
@@ -47,6 +51,7 @@ from appliance.store.errors import StoreError
 from appliance.store.jobs import JobKind, JobState
 from appliance.sync import probe
 from appliance.system import config as config_mod
+from appliance.system import doctor
 from appliance.web import auth, usecases
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError, register_api, register_html
@@ -159,7 +164,32 @@ def index() -> str:
                            queue=_queue(), journal=journal_tail(JOURNAL_LINES),
                            sources=SOURCES, csrf=generate_csrf(),
                            idle_seconds=auth.ROLE_SESSION_SECONDS // 3,
-                           agency_name=config.device.agency_name)
+                           agency_name=config.device.agency_name,
+                           doctor=doctor_rows(config))
+
+
+DOCTOR_NAMES = ("config", "disk", "database", "key", "queue", "clock", "certificate",
+                "broker", "scanner", "models", "schema")
+
+
+def doctor_rows(config: config_mod.Config) -> dict[str, Any]:
+    """`appliance doctor`'s checks for the screen: a translated name and verdict next
+    to the command's own summary and next step (commands and paths, as printed)."""
+    checks = doctor.local_checks(config, _config_path().parent / doctor.PROVISION_CERT)
+    rows = []
+    for c in checks:
+        if c.name in DOCTOR_NAMES:
+            label = t(f"tech.doctor.check.{c.name}")
+        elif c.name.startswith("unit "):
+            label = t("tech.doctor.check.unit", unit=c.name.removeprefix("unit "))
+        else:
+            label = c.name
+        rows.append({"name": c.name, "label": label, "verdict": c.verdict.value,
+                     "summary": c.summary,
+                     "next_step": c.next_step if c.verdict is not doctor.Verdict.OK else "",
+                     "as_of": time.strftime("%Y-%m-%d %H:%M", time.localtime(c.as_of))
+                     if c.as_of is not None else ""})
+    return {"verdict": doctor.worst(checks).value, "rows": rows}
 
 
 # --- versions and configuration ------------------------------------------------------
