@@ -266,13 +266,18 @@ def field_reason(flags: tuple[str, ...] | list[str], reason: str | None) -> str 
     return reason or None
 
 
-def refusal_reason(kind: str, past: bool, value: str) -> str:
+def refusal_reason(kind: str, past: bool, value: str, flags: tuple[str, ...] = ()) -> str:
     """Why an officer's value was refused, in the screen's language.
 
-    records.corrections refuses with the validator's English sentence; the validator's
-    flags say the same as stable codes, so the same validator is asked once more here
-    for them (pure, no state): the officer reads Vietnamese, the log keeps the English.
+    records.corrections refuses with an English sentence and, where it has them, the
+    stable codes (`flags`) that say why; those come first, since only they know a
+    refusal the value alone does not show (a date of birth that contradicts the CCCD
+    number an officer set). Without them the same validator is asked once more here
+    (pure, no state): the officer reads Vietnamese, the log keeps the English.
     """
+    told = field_reason(flags, None) if flags else None
+    if told:
+        return told
     text = unicodedata.normalize("NFC", value or "").strip()
     if not text:
         return t("correction.empty")

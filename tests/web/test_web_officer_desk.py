@@ -318,3 +318,23 @@ def test_page_edits_on_the_review_screen_are_what_is_signed(client, conn, config
     assert deleted["detail"]["sha256"] == s2
     ops = [e.detail["op"] for e in corrections_of(conn, d.id)]
     assert ops == ["delete_page", "split_paper", "merge_papers"]
+
+
+def test_a_value_refused_for_contradicting_another_says_so(client, conn, config):
+    """A date of birth that contradicts the CCCD number an officer set is refused by
+    records (nobody may sign both); the screen says why, not the validator's verdict on
+    the date alone (valid, which used to show as "only the value, please")."""
+    dossier_id, paper_id = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    r = post_form(client, f"{detail}/papers/{paper_id}/fields/cccd",
+                  {"value": "001203004567", "officer": "Lê Văn Tâm"}, page=detail)
+    assert r.status_code == 302  # a man born in 2003
+    before = value_of(conn, config, paper_id, "birth_date")
+    r = post_form(client, f"{detail}/papers/{paper_id}/fields/birth_date",
+                  {"value": "16/08/1991", "officer": "Lê Văn Tâm"}, page=detail)
+    assert r.status_code == 422
+    refusal = re.search(rf'id="refusal-{paper_id}-birth_date">([^<]*)<', html(r))
+    assert refusal is not None
+    assert "Năm sinh trong số CCCD không khớp với ngày sinh." in refusal.group(1)
+    assert "Chỉ nhập giá trị" not in refusal.group(1)
+    assert value_of(conn, config, paper_id, "birth_date") == before
