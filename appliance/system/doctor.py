@@ -521,6 +521,8 @@ def save_report(config: Config, checks: Sequence[Check], now: float | None = Non
     costs the panel its last-known facts, so it is logged, never raised."""
     at = time.time() if now is None else now
     path = report_path(config)
+    if not path.parent.is_dir():
+        return  # no data folder yet (nothing started): the doctor does not make one
     body = json.dumps({"at": at, "checks": [c.to_dict() for c in checks]},
                       ensure_ascii=False)
     tmp = path.with_name(f".{REPORT_NAME}.{os.getpid()}")
