@@ -18,6 +18,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+import unicodedata
 from typing import Any
 
 from flask import current_app
@@ -364,11 +365,20 @@ def cancel(conn: sqlite3.Connection, dossier_id: int, *, officer: bool) -> Dossi
 def officer_name(raw: Any, default: str | None = None) -> str:
     """The signer's name as typed; `default` stands in for an empty field where the
     officer is already identified (the PIN session), so no typing is needed."""
-    if isinstance(raw, str) and raw.strip():
-        return raw.strip()[:MAX_OFFICER_NAME]
+    typed = _clean_name(raw) if isinstance(raw, str) else ""
+    if typed:
+        return typed[:MAX_OFFICER_NAME]
     if default:
         return default[:MAX_OFFICER_NAME]
     raise WebError("error.officer_required", 400)
+
+
+def _clean_name(raw: str) -> str:
+    """A typed name as the record must carry it: NFC (some on-screen keyboards send
+    decomposed marks, which would sign "Lê" as another string than the audit's "Lê"),
+    without control characters, runs of spaces made one."""
+    text = unicodedata.normalize("NFC", raw)
+    return " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
 
 
 def sign(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: Any) -> str:

@@ -338,3 +338,21 @@ def test_a_value_refused_for_contradicting_another_says_so(client, conn, config)
     assert "Năm sinh trong số CCCD không khớp với ngày sinh." in refusal.group(1)
     assert "Chỉ nhập giá trị" not in refusal.group(1)
     assert value_of(conn, config, paper_id, "birth_date") == before
+
+
+def test_the_typed_signer_is_signed_in_nfc_without_control_characters(client, conn,
+                                                                      config):
+    """A name from a keyboard that sends decomposed marks, with a stray control
+    character, is what the signed record and its audit line carry only once cleaned:
+    the same officer must be the same string in every record."""
+    dossier_id, _ = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    typed = unicodedata.normalize("NFD", " Lê  Văn\x07 Tâm\n")
+    r = post_form(client, f"{detail}/sign", {"checked": "yes", "officer": typed},
+                  page=detail)
+    assert r.status_code == 302
+    [record_id] = [row[0] for row in conn.execute("SELECT record_id FROM outbox")]
+    body = json.loads(dossiers.record_of(conn, record_id).body_json)
+    assert body["signed_by"] == "Lê Văn Tâm" == unicodedata.normalize("NFC", "Lê Văn Tâm")
+    [sign] = [e for e in audit.entries(conn, dossier_id) if e.action == "sign"]
+    assert sign.actor == "Lê Văn Tâm"
