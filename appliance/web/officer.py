@@ -242,7 +242,8 @@ def _page_id() -> int:
     """The page a page edit names (the viewer's current page), as a row id; records
     checks it belongs to the dossier (PageNotFound otherwise)."""
     raw = request.form.get("page_id", "")
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    # str.isdigit() also takes '²' and other digits int() refuses: ASCII digits only.
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
         raise WebError("error.page_not_found", 404)
     return int(raw)
 

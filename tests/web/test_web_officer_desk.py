@@ -201,7 +201,7 @@ def test_page_edits_delete_with_a_reason_split_and_merge(client, conn, config):
     assert "Hãy ghi lý do xóa trang." in html(r)
     other = submitted_dossier(conn, config)
     foreign = dossiers.get(conn, other).papers[0].pages[0].id
-    for page_id in (foreign, "x", "0"):
+    for page_id in (foreign, "x", "0", "²", "١"):  # digits str.isdigit takes, int() not all
         r = post_form(client, f"{detail}/pages/delete", {"page_id": page_id,
                                                          "reason": "trắng", "officer": "A"},
                       page=detail, follow_redirects=True)
