@@ -44,7 +44,7 @@ from typing import Any
 from PIL import Image
 
 from appliance.imaging import pdfa
-from appliance.records import audit, codes, pdfsign
+from appliance.records import audit, codes, pdfsign, signing
 from appliance.records import pages as page_store
 from appliance.records.errors import InvalidState, RecordsError, RecordTooLarge
 from appliance.store.db import sealer_of
@@ -243,8 +243,9 @@ def metadata_document(config: Config, dossier: Any, paper: Any, *, result_code: 
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
-    """Canonical bytes (sorted keys, UTF-8), so the same document hashes the same."""
-    return json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
+    """Canonical bytes (sorted keys, UTF-8), so the same document hashes the same; the
+    record names their sha256 (signing.result_digest), hence one encoder for both."""
+    return signing.encode_document(document)
 
 
 # -- keys -----------------------------------------------------------------------------

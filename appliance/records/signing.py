@@ -32,11 +32,16 @@ def iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
+def encode_document(document: Mapping[str, Any]) -> bytes:
+    """A metadata document's canonical bytes (sorted keys, UTF-8): the one form stored
+    beside the signed PDF (records/result.py), written by `appliance record export` and
+    hashed into the record, so the three can never disagree."""
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
+
+
 def result_digest(document: Mapping[str, Any]) -> str:
-    """sha256 of a metadata document's canonical bytes: those stored beside the signed
-    PDF and written by `appliance record export` as `<result code>.json`."""
-    text = json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of a metadata document's canonical bytes (`encode_document`)."""
+    return hashlib.sha256(encode_document(document)).hexdigest()
 
 
 def record_body(dossier: Dossier, *, record_id: str, device: DeviceConfig,
