@@ -10,8 +10,9 @@ last one (retained), and its ``at`` tells how fresh it is.
 Two rules keep it harmless to delivery: the checks are looked at in a thread of their
 own (``systemctl``/``timedatectl`` may be slow), never in the network loop, and only
 the local ones run (no scanner listing, no second broker connection); the broker line
-is what sync knows (this message came through it), the scanner, database and models
-lines are the last ``appliance doctor`` round's, with its time.
+is what sync knows (this message came through it), the database and models lines are
+the last ``appliance doctor`` round's with its time, the scanner's that or the worker's
+state from its last use of the scanner, whichever is newer.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ shows and what sync's status heartbeat carries (``local_checks``), so the three 
 disagree. Those two run where blocking is not allowed (a web request, sync's network
 loop), so only the local, quick checks run there; the broker, the scanner, the
 database's quick_check and the model checksums are the facts of the last full
-``appliance doctor`` run (kept in ``doctor.json`` in the data folder, with their time)
-or say "not checked here".
+``appliance doctor`` run (kept in ``doctor/report.json`` in the data folder, with its
+time; for the scanner, the worker's own state when newer) or say "not checked here".
 """
 
 from __future__ import annotations
@@ -509,11 +509,14 @@ def check_all(config: Config, fns: Mapping[str, CheckFn], skip: Iterable[str] = 
 # Local and quick: no network, no scanner, no full read of the database or the models.
 # Safe inside a web request and beside sync's network loop.
 LOCAL_CHECKS = frozenset({"disk", "key", "queue", "clock", "certificate", "units"})
-REPORT_NAME = "doctor.json"
+# In a folder of its own: appliance-doctor.service sees the data folder read-only and
+# gets this one writable (StateDirectory=appliance/doctor).
+REPORT_DIR = "doctor"
+REPORT_NAME = "report.json"
 
 
 def report_path(config: Config) -> Path:
-    return Path(config.paths.data_dir) / REPORT_NAME
+    return Path(config.paths.data_dir) / REPORT_DIR / REPORT_NAME
 
 
 def save_report(config: Config, checks: Sequence[Check], now: float | None = None) -> None:
@@ -521,12 +524,13 @@ def save_report(config: Config, checks: Sequence[Check], now: float | None = Non
     costs the panel its last-known facts, so it is logged, never raised."""
     at = time.time() if now is None else now
     path = report_path(config)
-    if not path.parent.is_dir():
+    if not path.parent.parent.is_dir():
         return  # no data folder yet (nothing started): the doctor does not make one
     body = json.dumps({"at": at, "checks": [c.to_dict() for c in checks]},
                       ensure_ascii=False)
     tmp = path.with_name(f".{REPORT_NAME}.{os.getpid()}")
     try:
+        path.parent.mkdir(mode=0o750, exist_ok=True)
         tmp.write_text(body, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as e:
@@ -546,13 +550,51 @@ def load_report(config: Config) -> list[Check]:
         return []
 
 
+SCANNER_STATE_KEYS = ("scanner.state", "scanner.error")  # store.state.StateKey
+
+
+def check_scanner_state(config: Config) -> Check | None:
+    """The scanner as the worker last found it when it opened it (store.state), read-only:
+    the panel and the heartbeat never list the scanner themselves (the web never opens
+    it, and a listing may disturb a scan). None when the worker has not said yet."""
+    path = config.paths.database
+    if not path.exists():
+        return None
+    try:
+        conn = _open_read_only(path)
+        try:
+            found = dict((k, (v, at)) for k, v, at in conn.execute(
+                "SELECT key, value, updated_at FROM device_state WHERE key IN (?, ?)",
+                SCANNER_STATE_KEYS))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    if "scanner.state" not in found:
+        return None
+    value, at = found["scanner.state"]
+    chosen = chosen_scanner(config)
+    label = (scanner_label(chosen) if chosen else config.scanner.device
+             or "the first scanner SANE lists")
+    if value == "error":
+        fault = found.get("scanner.error", ("scanner.error", at))[0]
+        return Check("scanner", Verdict.FAIL, f"{label}: the worker's last use failed "
+                                              f"({fault})",
+                     "technician panel, scanner: search, choose it again and run a test "
+                     "scan; `appliance doctor` shows whether SANE lists it",
+                     as_of=float(at))
+    return Check("scanner", Verdict.OK, f"{label}: {value} when the worker last used it",
+                 as_of=float(at))
+
+
 def local_checks(config: Config, provisioned: Path | None = None,
                  known: Mapping[str, Check] | None = None) -> list[Check]:
     """What the panel shows and the heartbeat carries, in `appliance doctor`'s order.
 
     The local checks run now; every other one (broker, scanner, database, models,
     schema) is `known` (e.g. sync knows its broker connection), else the last saved
-    `appliance doctor` round's line with its time, else a SKIP "not checked here".
+    `appliance doctor` round's line with its time (for the scanner, the worker's state
+    when that is newer), else a SKIP "not checked here".
     """
     fns: dict[str, CheckFn] = {name: fn for name, fn in SYSTEM_CHECKS.items()
                                if name in LOCAL_CHECKS}
@@ -562,6 +604,11 @@ def local_checks(config: Config, provisioned: Path | None = None,
     for c in load_report(config):
         if c.name != "config" and not c.name.startswith("unit "):
             remembered.setdefault(c.name, []).append(c)
+    # The scanner: the newer of the doctor's listing and the worker's own use of it.
+    worker = check_scanner_state(config)
+    if worker is not None and all((c.as_of or 0.0) < (worker.as_of or 0.0)
+                                  for c in remembered.get("scanner", [])):
+        remembered["scanner"] = [worker]
     out = [Check("config", Verdict.OK, "valid")]
     for name in [*SYSTEM_CHECKS, *[n for n in remembered if n not in SYSTEM_CHECKS]]:
         if name in live:

@@ -14,6 +14,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +193,28 @@ def test_local_checks_never_dial_the_broker_and_show_the_last_round(tmp_path):
     assert after["disk"].as_of is None  # local: looked at again now
     assert after["scanner"].summary == "not checked here"  # skipped in that round
     assert doctor.worst(list(after.values())) is Verdict.WARN
+
+
+def test_local_scanner_line_is_the_newer_of_the_worker_and_the_doctor(tmp_path):
+    """The panel and the heartbeat never list the scanner: they show what the worker
+    found when it last opened the chosen one, or the doctor's listing if newer."""
+    config = device(tmp_path)
+    choose(config, ScannerIdentity("Fujitsu", "fi-8170", "A1B2C3").to_string())
+    assert by_name(doctor.local_checks(config))["scanner"].summary == "not checked here"
+    conn = connect(config.paths.database, key_file=config.paths.key_file)
+    try:
+        state.set_scanner(conn, state.ScannerState.ERROR, "scanner.jammed")
+    finally:
+        conn.close()
+    doctor.save_report(config, [Check("scanner", Verdict.OK, "listed an hour ago")],
+                       now=time.time() - 3600)
+    line = by_name(doctor.local_checks(config))["scanner"]
+    assert line.verdict is Verdict.FAIL, line
+    assert line.summary == ("Fujitsu fi-8170 (A1B2C3): the worker's last use failed "
+                            "(scanner.jammed)")
+    assert "test scan" in line.next_step and line.as_of is not None
+    assert time.time() - line.as_of < 60
+    # A doctor round after it (the technician fixed the paper path and ran it): newer.
+    doctor.save_report(config, [Check("scanner", Verdict.OK, "found as airscan:e0:x")])
+    line = by_name(doctor.local_checks(config))["scanner"]
+    assert (line.verdict, line.summary) == (Verdict.OK, "found as airscan:e0:x")
