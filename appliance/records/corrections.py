@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.extraction import validators as v
-from appliance.records import audit
+from appliance.records import audit, dossiers
 from appliance.records import catalogue as cat
 from appliance.records import pages as page_store
 from appliance.records.catalogue import Catalogue, FieldSpec, PaperType
@@ -416,18 +416,6 @@ def set_paper_type(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
 
 
 # -- pages between papers ---------------------------------------------------------------
-def _renumber(conn: sqlite3.Connection, table: str, parent: str, parent_id: int,
-              order: Sequence[int] | None = None) -> None:
-    """Ordinals 1..n in `order` (row ids) or the current order. Each row first takes
-    its own negated id, unique and unlike any 1..n, so the UNIQUE (parent, ordinal)
-    constraint never sees two rows on one number mid-way."""
-    ids = list(order) if order is not None else [int(r[0]) for r in conn.execute(
-        f"SELECT id FROM {table} WHERE {parent}=? ORDER BY ordinal", (parent_id,))]
-    conn.execute(f"UPDATE {table} SET ordinal = -id WHERE {parent}=?", (parent_id,))
-    for n, row_id in enumerate(ids, start=1):
-        conn.execute(f"UPDATE {table} SET ordinal=? WHERE id=?", (n, row_id))
-
-
 def _page_ids(conn: sqlite3.Connection, paper_id: int) -> list[int]:
     return [int(r[0]) for r in conn.execute(
         "SELECT id FROM pages WHERE paper_id=? ORDER BY ordinal", (paper_id,))]
@@ -531,11 +519,11 @@ def split_paper(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
             (dossier_id, dossier_id, row["title"], now()))
         new_id = int(cur.lastrowid or 0)
         at = papers.index(paper_id) + 1
-        _renumber(conn, "papers", "dossier_id", dossier_id,
+        dossiers.renumber(conn, "papers", "dossier_id", dossier_id,
                   papers[:at] + [new_id] + papers[at:])
         for pid in moved:
             conn.execute("UPDATE pages SET paper_id=?, ordinal=-id WHERE id=?", (new_id, pid))
-        _renumber(conn, "pages", "paper_id", new_id, moved)
+        dossiers.renumber(conn, "pages", "paper_id", new_id, moved)
         _refresh(conn, config, paper_id, codes=codes)
         _refresh(conn, config, new_id, keep_type=False, codes=codes)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
@@ -631,9 +619,9 @@ def merge_papers(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
         for pid in moved:
             conn.execute("UPDATE pages SET paper_id=?, ordinal=-id WHERE id=?",
                          (into_paper_id, pid))
-        _renumber(conn, "pages", "paper_id", into_paper_id, target + moved)
+        dossiers.renumber(conn, "pages", "paper_id", into_paper_id, target + moved)
         conn.execute("DELETE FROM papers WHERE id=?", (paper_id,))
-        _renumber(conn, "papers", "dossier_id", dossier_id)
+        dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
         _refresh(conn, config, into_paper_id, codes=codes)
         carried, dropped = _carry_corrections(conn, config, into_paper_id, gone, len(target))
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
@@ -660,15 +648,15 @@ def move_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, page
         order = target[:at] + [page_id] + target[at:]
         conn.execute("UPDATE pages SET paper_id=?, ordinal=-id WHERE id=?",
                      (to_paper_id, page_id))
-        _renumber(conn, "pages", "paper_id", to_paper_id, order)
+        dossiers.renumber(conn, "pages", "paper_id", to_paper_id, order)
         changed = [to_paper_id]
         if source != to_paper_id:
             if _page_ids(conn, source):
-                _renumber(conn, "pages", "paper_id", source)
+                dossiers.renumber(conn, "pages", "paper_id", source)
                 changed.append(source)
             else:
                 conn.execute("DELETE FROM papers WHERE id=?", (source,))
-                _renumber(conn, "papers", "dossier_id", dossier_id)
+                dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
         for pid in changed:
             _refresh(conn, config, pid, codes=codes)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
@@ -695,11 +683,11 @@ def delete_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, pa
         conn.execute("DELETE FROM pages WHERE id=?", (page_id,))
         left = _page_ids(conn, paper_id)
         if left:
-            _renumber(conn, "pages", "paper_id", paper_id)
+            dossiers.renumber(conn, "pages", "paper_id", paper_id)
             _refresh(conn, config, paper_id, codes=codes)
         else:
             conn.execute("DELETE FROM papers WHERE id=?", (paper_id,))
-            _renumber(conn, "papers", "dossier_id", dossier_id)
+            dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "delete_page", "page_id": page_id, "paper_id": paper_id,
             "ordinal": int(page["ordinal"]), "sha256": sha, "reason": why})

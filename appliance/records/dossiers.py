@@ -18,6 +18,7 @@ import json
 import secrets
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,6 +233,21 @@ def submit(conn: sqlite3.Connection, dossier_id: int) -> None:
             raise NothingScanned(f"dossier {dossier.code} has no finished paper")
         conn.execute("UPDATE dossiers SET status='submitted', submitted_at=? WHERE id=?",
                      (now(), dossier_id))
+
+
+def renumber(conn: sqlite3.Connection, table: str, parent: str, parent_id: int,
+             order: Sequence[int] | None = None) -> None:
+    """Ordinals 1..n of `table`'s rows under `parent_id` (pages of a paper, papers of
+    a dossier), in `order` (row ids) or their current order. Each row first takes its
+    own negated id, unique and unlike any 1..n, so the UNIQUE (parent, ordinal)
+    constraint never sees two rows on one number mid-way. The one renumbering every
+    page edit uses (the citizen's, the officer's, an extra image placed), inside the
+    caller's transaction."""
+    ids = list(order) if order is not None else [int(r[0]) for r in conn.execute(
+        f"SELECT id FROM {table} WHERE {parent}=? ORDER BY ordinal", (parent_id,))]
+    conn.execute(f"UPDATE {table} SET ordinal = -id WHERE {parent}=?", (parent_id,))
+    for n, row_id in enumerate(ids, start=1):
+        conn.execute(f"UPDATE {table} SET ordinal=? WHERE id=?", (n, row_id))
 
 
 def cancel(conn: sqlite3.Connection, dossier_id: int) -> None:

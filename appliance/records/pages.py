@@ -87,10 +87,7 @@ def place_page(conn: sqlite3.Connection, paper_id: int, page_id: int, ordinal: i
         ids.remove(page_id)
         target = min(max(ordinal, 1), len(ids) + 1)
         ids.insert(target - 1, page_id)
-        # negative first, so UNIQUE(paper_id, ordinal) never sees two rows on one number
-        conn.execute("UPDATE pages SET ordinal = -ordinal WHERE paper_id=?", (paper_id,))
-        for n, row_id in enumerate(ids, start=1):
-            conn.execute("UPDATE pages SET ordinal=? WHERE id=?", (n, row_id))
+        dossiers.renumber(conn, "pages", "paper_id", paper_id, ids)
     return target
 
 

@@ -61,16 +61,6 @@ def _check_editable(conn: sqlite3.Connection, dossier_id: int) -> None:
         raise ScanInProgress(f"dossier {dossier_id} has a scan in progress")
 
 
-def _renumber(conn: sqlite3.Connection, table: str, parent: str, parent_id: int) -> None:
-    """Ordinals back to 1..n in their current order; negative first so the UNIQUE
-    (parent, ordinal) constraint never sees two rows on one number mid-way."""
-    conn.execute(f"UPDATE {table} SET ordinal = -ordinal WHERE {parent}=?", (parent_id,))
-    ids = [r[0] for r in conn.execute(
-        f"SELECT id FROM {table} WHERE {parent}=? ORDER BY ordinal DESC", (parent_id,))]
-    for n, row_id in enumerate(ids, start=1):
-        conn.execute(f"UPDATE {table} SET ordinal=? WHERE id=?", (n, row_id))
-
-
 def rebuild_paper(conn: sqlite3.Connection, files: FileStore, config: Config,
                   paper_id: int) -> None:
     """The paper's PDF and fields again from the pages it holds now, in their order.
@@ -108,9 +98,9 @@ def delete_page(conn: sqlite3.Connection, files: FileStore, config: Config, doss
         conn.execute("DELETE FROM pages WHERE id=?", (page_id,))
         if ref.paper_pages == 1:
             conn.execute("DELETE FROM papers WHERE id=?", (ref.paper_id,))
-            _renumber(conn, "papers", "dossier_id", dossier_id)
+            dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
         else:
-            _renumber(conn, "pages", "paper_id", ref.paper_id)
+            dossiers.renumber(conn, "pages", "paper_id", ref.paper_id)
     if ref.paper_pages == 1:
         return None
     rebuild_paper(conn, files, config, ref.paper_id)
