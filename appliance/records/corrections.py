@@ -477,17 +477,11 @@ def _refresh(conn: sqlite3.Connection, config: Config, paper_id: int,
 def _rebuild_pdfs(conn: sqlite3.Connection, config: Config, paper_ids: Sequence[int]) -> None:
     """The worker's PDF of each changed paper again from its masters (sign-off builds
     the signed one anew; this one is what the screens show until then)."""
-    from appliance.imaging import pages as imaging
-
     files = FileStore(config.paths.files, sealer=sealer_of(conn))
     for paper_id in paper_ids:
-        row = conn.execute("SELECT title FROM papers WHERE id=?", (paper_id,)).fetchone()
-        rows = page_store.paper_pages(conn, paper_id)
-        if row is None or not rows:
+        pdf = page_store.masters_pdf(conn, files, paper_id, config.device.agency_name)
+        if pdf is None:
             continue
-        images = [page_store.load_image(files, r.sha256) for r in rows]
-        pdf = imaging.assemble_pdf(images, rows[0].dpi, title=row["title"],
-                                   author=config.device.agency_name)
         sha = files.put(pdf, page_store.PDF)
         with transaction(conn):
             conn.execute("UPDATE papers SET pdf_sha256=?, pdf_size=? WHERE id=?",

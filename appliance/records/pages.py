@@ -117,6 +117,19 @@ def set_page_text(conn: sqlite3.Connection, page_id: int, text: PageText) -> Non
                             aad("pages", "ocr_json", page_id)), text.seconds, page_id))
 
 
+def masters_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int,
+                author: str) -> bytes | None:
+    """The paper's (unsigned) PDF again from its PNG masters in their order, titled as
+    the paper; None when it has no page (or no row) left. After any page edit, the
+    citizen's or the officer's: one way to make it, so both screens show the same."""
+    row = conn.execute("SELECT title FROM papers WHERE id=?", (paper_id,)).fetchone()
+    rows = paper_pages(conn, paper_id)
+    if row is None or not rows:
+        return None
+    images = [load_image(files, r.sha256) for r in rows]
+    return imaging.assemble_pdf(images, rows[0].dpi, title=row["title"], author=author)
+
+
 def store_paper_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int, pdf: bytes,
                     fields: dict[str, Any]) -> str:
     """Keep a paper's PDF (file first, then the row) with the fields read from it."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from appliance.imaging import pages as imaging
 from appliance.records import audit, dossiers, pages
 from appliance.records.errors import InvalidState, RecordsError, ScanInProgress
 from appliance.store import jobs
@@ -72,17 +71,12 @@ def rebuild_paper(conn: sqlite3.Connection, files: FileStore, config: Config,
     """
     from appliance.records import catalogue, corrections
 
-    rows = pages.paper_pages(conn, paper_id)
-    if not rows:
+    pdf = pages.masters_pdf(conn, files, paper_id, config.device.agency_name)
+    if pdf is None:
         return
-    row = conn.execute("SELECT title, fields_json FROM papers WHERE id=?",
-                       (paper_id,)).fetchone()
-    title = row["title"]
+    row = conn.execute("SELECT fields_json FROM papers WHERE id=?", (paper_id,)).fetchone()
     old = dossiers.paper_fields(conn, paper_id, row["fields_json"])
     fields = corrections.derive_fields(conn, paper_id, None, catalogue.default(), keep=old)
-    images = [pages.load_image(files, r.sha256) for r in rows]
-    pdf = imaging.assemble_pdf(images, rows[0].dpi, title=title,
-                               author=config.device.agency_name)
     pages.store_paper_pdf(conn, files, paper_id, pdf, fields)
 
 
