@@ -460,7 +460,9 @@ class _Publisher:
                 continue
             for chunk in wire.iter_chunks(item.record_id, sha, data, self.chunk_bytes,
                                           first=first):
-                yield wire.encode_chunk(chunk), False
+                # Raw bytes to a receiver known to read the additions to version 1.
+                yield (wire.encode_binary_chunk(chunk) if self.packs
+                       else wire.encode_chunk(chunk)), False
         payload = wire.encode_record(wire.RecordMessage(
             item.record_id, item.sha256, item.body_json, item.record_id in self.claims,
             batch=True))

@@ -84,6 +84,14 @@ HOSTILE = {
     "records pack with a file of the wrong size": json.dumps({
         "v": 1, "type": "records", "items": ["r", SHA, "{}"],
         "files": ["r", SHA, 5, "QUJD"]}).encode(),
+    "binary chunk, magic alone": b"\x00ch1",
+    "binary chunk, header length past the end": b"\x00ch1\xff\xff{}",
+    "binary chunk, header nested deep": b"\x00ch1\x01\x00" + b"[" * 128 + b"]" * 128,
+    "binary chunk, header with base64 data too": b"\x00ch1" + bytes([0, len(_chunk_json())])
+                                                 + _chunk_json() + b"A",
+    "binary chunk, more data than its file": b"\x00ch1" + bytes([0, 143]) + json.dumps({
+        "v": 1, "type": "chunk", "record_id": "r", "sha256": SHA, "index": 0,
+        "count": 1, "size": 1}, separators=(",", ":")).encode() + b"AB",
     "a JSON string": b'"hello"',
     "empty": b"",
     "a lone quote with brackets": b'"' + b"[" * 1000,

@@ -80,6 +80,8 @@ def test_a_backlog_drains_exactly_once_small_records_first(tmp_path, broker, ser
         packed = [r.record_id for m in packs for r in m.records]
         assert len(packed) > SMALL // 2 and len(set(packed)) == len(packed)
         assert all(len(m.files) == len(m.records) for m in packs)
+        # ... and the scans' chunks as raw bytes, without base64.
+        assert any(p.startswith(wire.BINARY_CHUNK_MAGIC) for _t, p in list(attacker.seen))
         # Signed after the scans, stored by the receiver before any of them.
         stored_at = received_at(config)
         assert max(stored_at[r.record_id] for r in small) < \
