@@ -661,8 +661,9 @@ def move_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, page
 
 def delete_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, page_id: int,
                 officer: str, reason: str) -> int | None:
-    """Take a page out of the dossier with the officer's reason (kept in the audit
-    trail); the paper it left, or None when the paper went with its last page. The
+    """Take a page out of the dossier with the officer's reason (kept sealed in the
+    audit trail, like every free text an officer types: it may name the citizen); the
+    paper it left, or None when the paper went with its last page. The
     page's image stays in the file store until the dossier is erased or purged."""
     officer = _officer(officer)
     why = unicodedata.normalize("NFC", (reason or "").strip())[:MAX_REASON]
@@ -682,9 +683,11 @@ def delete_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, pa
         else:
             conn.execute("DELETE FROM papers WHERE id=?", (paper_id,))
             dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
+        where = f"delete:{page_id}"
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "delete_page", "page_id": page_id, "paper_id": paper_id,
-            "ordinal": int(page["ordinal"]), "sha256": sha, "reason": why})
+            "ordinal": int(page["ordinal"]), "sha256": sha,
+            "reason": _seal_value(conn, why, where), "sealed_as": where})
     if left:
         _rebuild_pdfs(conn, config, (paper_id,))
         return paper_id
@@ -724,10 +727,18 @@ def returned_reason(conn: sqlite3.Connection, dossier_id: int) -> str | None:
     """Why the dossier was handed back to its citizen, if it was (the last such line)."""
     for entry in reversed(audit.entries(conn, dossier_id)):
         if entry.detail.get("op") == RETURN_OP:
-            where = str(entry.detail.get("sealed_as", ""))
-            return open_text(conn, str(entry.detail.get("reason", "")),
-                             aad("audit_log", "value", where))
+            return entry_reason(conn, entry)
     return None
+
+
+def entry_reason(conn: sqlite3.Connection, entry: audit.AuditEntry) -> str | None:
+    """The officer's reason an audit line of theirs keeps sealed (a page deleted, a
+    dossier returned, a correction), opened with the key."""
+    reason = entry.detail.get("reason")
+    if not isinstance(reason, str):
+        return None
+    return open_text(conn, reason, aad("audit_log", "value",
+                                       str(entry.detail.get("sealed_as", ""))))
 
 
 # -- the review screen ----------------------------------------------------------------
