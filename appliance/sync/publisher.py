@@ -6,8 +6,16 @@ and, when mqtt.central_public_key is set, carries the central's Ed25519 signatur
 over this device's id, the record id, that sha256 and the receiver's verdict.
 Everything in memory here (what is in flight, paho's queue) may vanish with a
 kill -9 of this process or of the broker; the cost is a re-send, which the receiver
-deduplicates by record_id. A broker PUBACK is used only as flow control, to keep at
-most a few chunks of one record in memory at a time.
+deduplicates by record_id. A broker PUBACK is used only as flow control (at most
+MAX_INFLIGHT messages and MAX_INFLIGHT_BYTES handed to paho).
+
+Throughput: up to `window` records are claimed (one transaction per group) and sent
+without waiting for their acks; acks arrive in signed batches ("acks", one signature
+per group commit at the receiver) and are marked delivered in one transaction per
+loop. Records go in two lanes by size: small ones (every file in one chunk) travel
+packed, many to a message, and go out between a scan's chunks, so they never wait
+for a scan. A scan tried before asks the receiver which chunks it holds and resumes
+from the first missing one (wire.ResumeQuery / wire.Have).
 
 The ack topic is read as untrusted input: anything that is not a well-formed,
 correctly signed ack for one of this device's records, with this record's bytes, is
