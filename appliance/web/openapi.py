@@ -248,6 +248,22 @@ def technician_paths() -> dict[str, Any]:
                     "at": {"type": "number"}, "kind": {"type": "string"},
                     "topic": {"type": "string"}, "reason": {"type": "string"},
                     "size": {"type": "integer"}}}}}}, "the queue")})},
+        f"{t}doctor": {"get": _op(
+            "technicianDoctor", "`appliance doctor`'s checks: the local ones looked at "
+                                "now, the scanner, broker, database and models as last "
+                                "found (as_of), translated names and verdicts",
+            {"200": _json({"type": "object", "required": ["verdict", "rows"], "properties": {
+                "verdict": {"type": "string", "enum": ["ok", "warn", "fail"]},
+                "verdict_text": {"type": "string"},
+                "rows": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "label": {"type": "string"},
+                    "verdict": {"type": "string", "enum": ["ok", "warn", "fail", "skip"]},
+                    "verdict_text": {"type": "string"}, "summary": {"type": "string"},
+                    "next_step": {"type": "string"},
+                    "as_of": {"type": "string", "description": "local time of the run "
+                                                               "that found it; '' = now"},
+                    "as_of_text": {"type": "string"}}}}}}, "the checks")},
+            parameters=[LANG_PARAM])},
         f"{t}config": {"get": _op(
             "technicianConfig", "the configuration in effect (secrets hidden) and the "
                                 "file on disk checked key by key",

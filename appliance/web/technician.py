@@ -184,12 +184,23 @@ def doctor_rows(config: config_mod.Config) -> dict[str, Any]:
             label = t("tech.doctor.check.unit", unit=c.name.removeprefix("unit "))
         else:
             label = c.name
+        as_of = (time.strftime("%Y-%m-%d %H:%M", time.localtime(c.as_of))
+                 if c.as_of is not None else "")
         rows.append({"name": c.name, "label": label, "verdict": c.verdict.value,
+                     "verdict_text": t(f"tech.doctor.verdict.{c.verdict.value}"),
                      "summary": c.summary,
                      "next_step": c.next_step if c.verdict is not doctor.Verdict.OK else "",
-                     "as_of": time.strftime("%Y-%m-%d %H:%M", time.localtime(c.as_of))
-                     if c.as_of is not None else ""})
-    return {"verdict": doctor.worst(checks).value, "rows": rows}
+                     "as_of": as_of,
+                     "as_of_text": t("tech.doctor_as_of", time=as_of) if as_of else ""})
+    overall = doctor.worst(checks).value
+    return {"verdict": overall, "verdict_text": t(f"tech.doctor.verdict.{overall}"),
+            "rows": rows}
+
+
+@api_bp.get("/doctor")
+def doctor_view() -> Response:
+    """The panel's doctor table, polled with the status figures."""
+    return jsonify(doctor_rows(get_config()))
 
 
 # --- versions and configuration ------------------------------------------------------

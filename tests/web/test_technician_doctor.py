@@ -86,6 +86,28 @@ def test_only_a_technician_sees_the_doctor(tech_config):
     client = create_app(tech_config, {"TESTING": True}).test_client()
     r = client.get("/technician")
     assert r.status_code == 302 and 'id="doctor"' not in r.get_data(as_text=True)
+    r = client.get("/api/technician/doctor")
+    assert r.status_code == 403 and r.mimetype == "application/problem+json"
+
+
+def test_doctor_json_is_what_the_page_shows(tech_config):
+    """/api/technician/doctor: what the panel's poll rebuilds the table from."""
+    client = create_app(tech_config, {"TESTING": True}).test_client()
+    doctor.save_report(tech_config, [SCANNER], now=time.time() - 60)
+    data = client.get("/api/technician/doctor", headers=TECH).get_json()
+    page = rows(client.get("/technician", headers=TECH).get_data(as_text=True))
+    assert [r["name"] for r in data["rows"]] == list(page)
+    assert data["verdict"] == "fail" and data["verdict_text"] == "Lỗi"
+    scanner = next(r for r in data["rows"] if r["name"] == "scanner")
+    assert (scanner["label"], scanner["verdict"], scanner["verdict_text"]) == (
+        "Máy quét", "fail", "Lỗi")
+    assert scanner["summary"] == SCANNER.summary and scanner["next_step"] == SCANNER.next_step
+    assert scanner["as_of_text"] == f"kết quả lúc {scanner['as_of']}"
+    for r in data["rows"]:
+        assert page[r["name"]][0] == r["verdict"]
+        assert page[r["name"]][1].startswith(f"{r['label']} {r['verdict_text']}")
+    english = client.get("/api/technician/doctor?lang=en", headers=TECH).get_json()
+    assert english["verdict_text"] == "Failed"
 
 
 # --- in Chromium ---------------------------------------------------------------------
@@ -123,6 +145,15 @@ def test_doctor_section_in_chromium(browser, tmp_path):
                 "`#doctor tr[data-verdict=${v}] .badge`)).backgroundColor)")
             assert colours[0] != colours[1]
             assert_accessible(page)
+            # The technician fixes it and runs the doctor again: the table follows
+            # without a reload (the panel polls with its status figures).
+            doctor.save_report(server.config, [Check("scanner", Verdict.OK,
+                                                     "found as airscan:e0:Office")])
+            sync_api = pytest.importorskip("playwright.sync_api")
+            sync_api.expect(scanner).to_have_attribute("data-verdict", "ok", timeout=20000)
+            assert "found as airscan:e0:Office" in scanner.inner_text()
+            assert "Tốt" in scanner.inner_text()
+            assert page.locator("#doctor-link-verdict").inner_text() == "Cần chú ý"
         finally:
             context.close()
     finally:

@@ -62,6 +62,54 @@
       if (idle) { idle = false; resumedAt = lastActivity; label(); }
     }, { passive: true, capture: true });
   });
+  // The doctor's table, rebuilt from /api/technician/doctor: the same records that
+  // `appliance doctor` prints (its summaries and next steps are commands, in English).
+  function badge(verdict, label) {
+    var b = document.createElement("span");
+    b.className = "badge doctor-" + verdict;
+    b.textContent = label;
+    return b;
+  }
+  function showDoctor(data) {
+    var body = document.querySelector("#doctor tbody");
+    if (!body) { return; }
+    [$("doctor-overall"), $("doctor-link-verdict")].forEach(function (b) {
+      if (b) { b.className = "badge doctor-" + data.verdict; b.textContent = data.verdict_text; }
+    });
+    var overall = $("doctor-verdict");
+    if (overall) { overall.setAttribute("data-verdict", data.verdict); }
+    var rows = data.rows.map(function (c) {
+      var tr = document.createElement("tr");
+      tr.setAttribute("data-check", c.name);
+      tr.setAttribute("data-verdict", c.verdict);
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = c.label;
+      var verdict = document.createElement("td");
+      verdict.appendChild(badge(c.verdict, c.verdict_text));
+      var detail = document.createElement("td");
+      detail.lang = "en";
+      var summary = document.createElement("span");
+      summary.className = "mono";
+      summary.textContent = c.summary;
+      detail.appendChild(summary);
+      if (c.as_of) {
+        var when = document.createElement("span");
+        when.className = "muted doctor-as-of";
+        when.lang = lang;
+        when.textContent = "(" + c.as_of_text + ")";
+        detail.appendChild(document.createTextNode(" "));
+        detail.appendChild(when);
+      }
+      var next = document.createElement("td");
+      next.lang = "en";
+      next.className = "doctor-next";
+      next.textContent = c.next_step;
+      [th, verdict, detail, next].forEach(function (cell) { tr.appendChild(cell); });
+      return tr;
+    });
+    body.replaceChildren.apply(body, rows);
+  }
   function pollStatus() {
     request("GET", "/status").then(function (data) {
       data.rows.forEach(function (row) {
@@ -69,6 +117,8 @@
         if (tr) { tr.textContent = row.value; }
       });
     }).catch(function () { /* the next poll tries again */ });
+    request("GET", "/doctor").then(showDoctor)
+      .catch(function () { /* the next poll tries again */ });
     request("GET", "/queue").then(function (data) {
       Object.keys(data.counts).forEach(function (state) {
         var td = document.querySelector('#queue-counts td[data-count="' + state + '"]');
