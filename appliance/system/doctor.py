@@ -470,8 +470,10 @@ def run_checks(config_path: str | os.PathLike[str] | None,
 
     A check that raises is reported as its own failure: the doctor must finish its round
     even when one part of the device is broken in a way nobody foresaw. `save` keeps
-    the round in the data folder for the panel and the heartbeat (``local_checks``).
+    the round in the data folder for the panel and the heartbeat (``local_checks``);
+    the lines of skipped checks stay as the last round that ran them found them.
     """
+    skip = tuple(skip)
     try:
         config = config_mod.load(config_path)
     except ConfigError as e:
@@ -483,7 +485,7 @@ def run_checks(config_path: str | os.PathLike[str] | None,
         check_certificate, provisioned=config_path_of(config_path).parent / PROVISION_CERT)
     checks = [Check("config", Verdict.OK, "valid"), *check_all(config, fns, skip)]
     if save:
-        save_report(config, checks)
+        save_report(config, checks, keep=skip)
     return checks
 
 
@@ -519,14 +521,20 @@ def report_path(config: Config) -> Path:
     return Path(config.paths.data_dir) / REPORT_DIR / REPORT_NAME
 
 
-def save_report(config: Config, checks: Sequence[Check], now: float | None = None) -> None:
-    """Keep this round (atomically) for ``local_checks``; a read-only or full disk only
-    costs the panel its last-known facts, so it is logged, never raised."""
+def save_report(config: Config, checks: Sequence[Check], now: float | None = None,
+                keep: Iterable[str] = ()) -> None:
+    """Keep this round (atomically) for ``local_checks``, each line with its time; the
+    lines of the checks named in `keep` (skipped this round, e.g. the hourly timer's
+    scanner) stay as an earlier round found them. A read-only or full disk only costs
+    the panel its last-known facts, so it is logged, never raised."""
     at = time.time() if now is None else now
     path = report_path(config)
     if not path.parent.parent.is_dir():
         return  # no data folder yet (nothing started): the doctor does not make one
-    body = json.dumps({"at": at, "checks": [c.to_dict() for c in checks]},
+    kept = set(keep)
+    earlier = [c for c in load_report(config) if c.name in kept]
+    lines = [dataclasses.replace(c, as_of=at) for c in checks] + earlier
+    body = json.dumps({"at": at, "checks": [c.to_dict() for c in lines]},
                       ensure_ascii=False)
     tmp = path.with_name(f".{REPORT_NAME}.{os.getpid()}")
     try:
@@ -539,15 +547,17 @@ def save_report(config: Config, checks: Sequence[Check], now: float | None = Non
 
 
 def load_report(config: Config) -> list[Check]:
-    """The last saved round, each check stamped with its time; [] if none or unreadable."""
+    """The saved lines, each stamped with the time of the round that found it; [] if
+    none or unreadable."""
     try:
         data = json.loads(report_path(config).read_text(encoding="utf-8"))
         at = float(data["at"])
-        return [dataclasses.replace(Check.from_dict(c), as_of=at) for c in data["checks"]]
+        found = [Check.from_dict(c) for c in data["checks"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         if not isinstance(e, FileNotFoundError):
             log.warning("unreadable doctor report %s: %s", report_path(config), e)
         return []
+    return [c if c.as_of is not None else dataclasses.replace(c, as_of=at) for c in found]
 
 
 SCANNER_STATE_KEYS = ("scanner.state", "scanner.error")  # store.state.StateKey

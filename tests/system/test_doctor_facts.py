@@ -176,6 +176,9 @@ def test_local_checks_never_dial_the_broker_and_show_the_last_round(tmp_path):
     assert before["scanner"].summary == "not checked here"
     assert before["disk"].verdict is Verdict.OK and before["disk"].as_of is None
 
+    # An earlier round listed the scanner; the hourly timer's rounds skip it.
+    listed = Check("scanner", Verdict.OK, "found as airscan:e0:Office")
+    doctor.save_report(config, [listed], now=time.time() - 7200)
     # The command, run as a technician runs it, keeps its round.
     done = subprocess.run([sys.executable, "-m", "appliance", "--config", str(cfg),
                            "doctor", "--json", "--skip", "scanner", "--skip", "models"],
@@ -191,8 +194,17 @@ def test_local_checks_never_dial_the_broker_and_show_the_last_round(tmp_path):
     assert after["broker"].as_of is not None
     assert after["schema"].as_of is not None  # a CLI-only check, carried along
     assert after["disk"].as_of is None  # local: looked at again now
-    assert after["scanner"].summary == "not checked here"  # skipped in that round
+    # Skipped in that round: the earlier round's line stays, with the earlier time.
+    assert after["scanner"].summary == listed.summary
+    assert after["scanner"].as_of is not None and after["broker"].as_of is not None
+    assert after["broker"].as_of - after["scanner"].as_of > 7000
     assert doctor.worst(list(after.values())) is Verdict.WARN
+    # A round that ran the scanner check replaces that line.
+    doctor.save_report(config, [Check("scanner", Verdict.FAIL, "gone")], keep=["broker"])
+    again = by_name(doctor.local_checks(config))
+    assert again["scanner"].summary == "gone"
+    assert again["broker"].summary == printed["broker"].summary
+    assert "schema" not in again  # neither run nor kept: a CLI-only check is left out
 
 
 def test_local_scanner_line_is_the_newer_of_the_worker_and_the_doctor(tmp_path):
