@@ -126,15 +126,15 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
                                     config.health.scan_min_free_mb)
                     else:
                         log.info("data disk has room again; scans resume")
-                if low:  # queued scans wait for space; none is dropped
-                    stop.wait(DISK_RETRY_SECONDS)
-                    continue
-                job = jobs.claim_next(conn, os.getpid())
+                job = None if low else jobs.claim_next(conn, os.getpid())
                 if job is None:
+                    # The retention run goes on while the disk is low: it is what
+                    # frees space (delivered dossiers past retention, orphan files).
                     if time.monotonic() >= next_purge:
                         next_purge = time.monotonic() + RETENTION_SECONDS
                         purge_retained(tools)
-                    stop.wait(IDLE_SECONDS)
+                    # queued scans wait for space; none is dropped
+                    stop.wait(DISK_RETRY_SECONDS if low else IDLE_SECONDS)
                     continue
                 try:
                     run_job(tools, job)
