@@ -300,6 +300,33 @@ class OcrEngine:
                 [np.ascontiguousarray(crops[i][::-1, ::-1]) for i in rest]).lines]
         return vote(up, turned)
 
+    def _read_columns(self, gray: Image.Image, tight: list[tuple[Quad, list[Quad]]],
+                      readings: list[tuple[Quad, LineReading]], flipped: bool
+                      ) -> list[tuple[Quad, LineReading]]:
+        """Boxes that hold two columns (tighten_split) read again, one line per column.
+
+        Orientation is decided on the whole boxes first: the widest lines are its
+        best evidence, and cutting them changed the decision on a curved phone
+        photo. Such boxes are rare (3 of 1,231 on the real corpus), so reading
+        their pieces again costs next to nothing.
+        """
+        split = {i for i, (_, pieces) in enumerate(tight) if len(pieces) > 1}
+        if not split or not readings:
+            return readings
+        w, h = gray.size
+        quads: list[Quad] = []
+        crops: list[np.ndarray] = []
+        for i in sorted(split):
+            for piece in tight[i][1]:
+                crop = crop_line(gray, piece)
+                if flipped:
+                    piece = turn_quad_180(piece, w, h)
+                    crop = np.ascontiguousarray(crop[::-1, ::-1])
+                quads.append(piece)
+                crops.append(crop)
+        kept = [qr for i, qr in enumerate(readings) if i not in split]
+        return kept + list(zip(quads, self.recognizer(crops).lines, strict=True))
+
     def read(self, image: Image.Image) -> PageText:
         t0 = time.perf_counter()
         check_image(image)
@@ -308,26 +335,30 @@ class OcrEngine:
         gray = image.convert("L")
         gray, det, rotation = self._detect(gray)
         t_det = time.perf_counter()
-        quads = [piece for q in det.quads
-                 for piece in tighten_split(gray, q, split_gap=self.split_gap)]
+        tight = [tighten_split(gray, q, split_gap=self.split_gap) for q in det.quads]
+        quads = [whole for whole, _ in tight]
         crops = [crop_line(gray, q) for q in quads]
         t_crop = time.perf_counter()
         rec = self.recognizer(crops) if crops else None
         t_rec = time.perf_counter()
-        if rec is not None and self._flip_vote(crops, rec).upside_down:
+        flipped = rec is not None and self._flip_vote(crops, rec).upside_down
+        if rec is not None and flipped:
             w, h = gray.size
             quads = [turn_quad_180(q, w, h) for q in quads]
             crops = [np.ascontiguousarray(c[::-1, ::-1]) for c in crops]
             rec = self.recognizer(crops)
             rotation = (rotation + 180) % 360
         t_orient = time.perf_counter()
+        readings = list(zip(quads, rec.lines, strict=True)) if rec is not None else []
+        readings = self._read_columns(gray, tight, readings, flipped)
+        t_cols = time.perf_counter()
         pairs: list[tuple[Quad, LineReading]] = []
-        if rec is not None and holds_text(rec.lines):
-            pairs = [(q, r) for q, r in zip(quads, rec.lines, strict=True) if keep_line(r)]
+        if holds_text(tuple(r for _, r in readings)):
+            pairs = [(q, r) for q, r in readings if keep_line(r)]
         lines = [TextLine(r.text, q.bbox(), r.confidence, r.char_confidences)
                  for q, r in reading_order(pairs, det.angle)]
-        stages = {"detect": t_det - t0, "crop": t_crop - t_det, "recognize": t_rec - t_crop,
-                  "orient": t_orient - t_rec}
+        stages = {"detect": t_det - t0, "crop": t_crop - t_det,
+                  "recognize": (t_rec - t_crop) + (t_cols - t_orient), "orient": t_orient - t_rec}
         return PageText(time.perf_counter() - t0, tuple(lines), rotation, stages)
 
 

@@ -140,13 +140,13 @@ def _column_pieces(inked: np.ndarray, ink_h: int, split_gap: float) -> list[tupl
 
 
 def tighten_split(gray: Image.Image, quad: Quad, margin: float = 0.12,
-                  split_gap: float = SPLIT_GAP) -> list[Quad]:
-    """tighten(), and a box that holds two columns of text comes back as one box each.
+                  split_gap: float = SPLIT_GAP) -> tuple[Quad, list[Quad]]:
+    """The tightened box (as tighten()) and its columns: one box per column of text.
 
     The detector joins a label and its value, or the two halves of a letter's
     header, into one box when they share a row: they are two lines to whoever
     reads the page (and to the record fields), so a wide gap of blank paper
-    cuts them apart (SPLIT_GAP).
+    cuts them apart (SPLIT_GAP). A box without such a gap is its only column.
     """
     h = max(1.0, quad.height)
     pw = int(min(1600, max(8, round(quad.width * PROBE_HEIGHT / h))))
@@ -155,7 +155,7 @@ def tighten_split(gray: Image.Image, quad: Quad, margin: float = 0.12,
     bg = int(np.percentile(a, 75))
     fg = int(a.min())
     if bg - fg < 40:
-        return [quad]
+        return quad, [quad]
     ink = a < (bg + fg) // 2
     # Form rules crossing the box are not text. Blur, noise and a slight tilt break
     # a rule into pieces, so runs are looked for on a 1-pixel dilation of the ink.
@@ -172,11 +172,11 @@ def tighten_split(gray: Image.Image, quad: Quad, margin: float = 0.12,
     prof[prof < 2] = 0  # single specks of noise do not make a row of text
     span = _ink_span(prof, max_gap=3)
     if span is None or span[1] - span[0] < MIN_INK_ROWS:
-        return [quad]
+        return quad, [quad]
     y0, y1 = span
     inked = ink[y0:y1 + 1].any(axis=0)
     if not inked.any():
-        return [quad]
+        return quad, [quad]
     ink_h = y1 - y0 + 1
     m = margin * ink_h
     t0 = max(0.0, (y0 - m) / PROBE_HEIGHT)
@@ -189,12 +189,14 @@ def tighten_split(gray: Image.Image, quad: Quad, margin: float = 0.12,
         x, y = top + (bot - top) * t
         return (float(x), float(y))
 
-    out = []
-    for c0, c1 in _column_pieces(inked, ink_h, split_gap):
+    def box(c0: int, c1: int) -> Quad:
         s0 = max(0.0, (c0 - 2 * m) / pw)
         s1 = min(1.0, (c1 + 1 + 2 * m) / pw)
-        out.append(Quad((at(s0, t0), at(s1, t0), at(s1, t1), at(s0, t1)), quad.score))
-    return out
+        return Quad((at(s0, t0), at(s1, t0), at(s1, t1), at(s0, t1)), quad.score)
+
+    pieces = _column_pieces(inked, ink_h, split_gap)
+    whole = box(pieces[0][0], pieces[-1][1])
+    return whole, ([whole] if len(pieces) == 1 else [box(c0, c1) for c0, c1 in pieces])
 
 
 def crop_line(gray: Image.Image, quad: Quad, height: int = HEIGHT) -> np.ndarray:

@@ -86,11 +86,11 @@ def build(path: Path, calib: list[np.ndarray]) -> CRNN:
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)  # identity while the statistics are gathered
             bn.weight.fill_(1.0)
-            bn.bias.copy_(torch.from_numpy(b))
-        model.proj.weight.copy_(torch.from_numpy(proj_w.T))
-        model.proj.bias.copy_(torch.from_numpy(proj_b))
-        model.head.weight.copy_(torch.from_numpy(head_w.T))
-        model.head.bias.copy_(torch.from_numpy(head_b))
+            bn.bias.copy_(torch.from_numpy(np.array(b)))
+        model.proj.weight.copy_(torch.from_numpy(np.array(proj_w.T)))
+        model.proj.bias.copy_(torch.from_numpy(np.array(proj_b)))
+        model.head.weight.copy_(torch.from_numpy(np.array(head_w.T)))
+        model.head.bias.copy_(torch.from_numpy(np.array(head_b)))
         hid = model.rnn.hidden_size
         for layer, (W, R, B) in enumerate(lstms):
             for d, sfx in enumerate(("", "_reverse")):

@@ -42,8 +42,9 @@ def _line(parts: list[tuple[int, str]], width: int = 1800) -> tuple[Image.Image,
 
 def test_label_and_value_far_apart_become_two_boxes(engine):
     img, quad = _line([(40, "Họ và tên:"), (900, "NGUYỄN VĂN AN")])
-    pieces = tighten_split(img, quad)
+    whole, pieces = tighten_split(img, quad)
     assert len(pieces) == 2
+    assert whole.bbox()[0] <= pieces[0].bbox()[0] and whole.bbox()[2] >= pieces[1].bbox()[2]
     assert pieces[0].bbox()[2] < 900 <= pieces[1].bbox()[2]
     texts = [r.text for r in engine.recognizer([crop_line(img, q) for q in pieces]).lines]
     assert texts[0].startswith("Họ và tên")
@@ -53,12 +54,20 @@ def test_label_and_value_far_apart_become_two_boxes(engine):
 def test_word_spaces_even_justified_keep_one_box():
     # justified text: gaps of about one letter height between words
     img, quad = _line([(40, "Căn cứ"), (230, "Luật"), (380, "Bảo hiểm"), (600, "xã hội")])
-    assert len(tighten_split(img, quad)) == 1
+    assert len(tighten_split(img, quad)[1]) == 1
 
 
 def test_split_off_by_zero_gap_gives_the_tightened_box():
     img, quad = _line([(40, "Họ và tên:"), (900, "NGUYỄN VĂN AN")])
-    assert len(tighten_split(img, quad, split_gap=0.0)) == 1
+    assert len(tighten_split(img, quad, split_gap=0.0)[1]) == 1
+
+
+def test_engine_reports_label_and_value_as_two_lines(engine):
+    page, _ = _line([(40, "Họ và tên:"), (900, "NGUYỄN VĂN AN")])
+    big = Image.new("L", (1800, 600), 250)
+    big.paste(page, (0, 200))
+    texts = [ln.text for ln in engine.read(big).lines]
+    assert "NGUYỄN VĂN AN" in texts, texts
 
 
 def test_a_speck_far_from_the_text_is_not_a_column():
