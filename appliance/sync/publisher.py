@@ -185,8 +185,8 @@ class _Publisher:
         self.published: dict[str, int] = {"chunk": 0, "record": 0, "resume": 0, "packed": 0}
         # Set once the receiver has answered with an "acks" message or a "have" (kept
         # in device_state across restarts): it knows the additions to version 1, so
-        # small records may travel packed. Cleared when a packed record's ack is late
-        # (a receiver downgraded to one that sets packs aside): they go alone again.
+        # small records may travel packed and chunks as raw bytes. Cleared when an ack
+        # is late (perhaps a receiver downgraded to one that sets them aside).
         found = db.get_state(conn, PACKS_STATE_KEY)
         self.packs = bool(found and found[0] == "1")
 
@@ -582,8 +582,8 @@ class _Publisher:
             flight = self.pick()
             if flight is None:
                 return
-            if not self.packs and not self.acked_seq and self.sent_seq >= PROBE_RECORDS \
-                    and not flight.bulk:
+            if not self.packs and not self.acked_seq and not flight.bulk \
+                    and self.probing() >= PROBE_RECORDS:
                 return  # first contact: a few records alone until the receiver answers
             if self.packs and self.packable(flight):
                 sent = self.send_pack()
@@ -611,6 +611,12 @@ class _Publisher:
                 self.sent_seq += 1
                 flight.seq = self.sent_seq
                 (self.bulk if flight.bulk else self.small).popleft()
+
+    def probing(self) -> int:
+        """Records sent and waiting for their ack (counted only before the first ack
+        from a receiver this device has not yet heard read packs): those that time out
+        leave room for others, so a receiver away at first contact blocks nothing."""
+        return sum(1 for f in self.flights.values() if f.sent)
 
     def set_packs(self, on: bool) -> None:
         self.packs = on
@@ -700,8 +706,10 @@ class _Publisher:
                 flight.asked = not again
             if flight.ack_due is not None and now > flight.ack_due:
                 late.append(record_id)
-                if flight.packed and self.packs:
-                    self.set_packs(False)
+        if late and self.packs:
+            # Perhaps a receiver that sets packs and binary chunks aside (downgraded):
+            # back to plain messages until one answers with signed "acks" again.
+            self.set_packs(False)
         if late:
             log.warning("no ack for %d record(s) within %.1f s (first %s); they will be "
                         "re-sent", len(late), self.cfg.ack_timeout_seconds, late[0])

@@ -129,3 +129,21 @@ def test_small_records_pass_a_backlog_of_scans_larger_than_the_bulk_lane(
         if central.poll() is None:
             os.kill(central.pid, signal.SIGTERM)
             central.wait(15)
+
+
+def test_first_contact_with_the_receiver_away_then_back(tmp_path, broker, services):
+    """The device has never heard from this receiver (so it sends only a few records
+    before the first ack) and the receiver is away longer than the ack timeout: the
+    records whose acks never came are sent again, and all arrive once it is back."""
+    config = make_config(tmp_path, broker.port, ack_timeout_seconds=1.0)
+    recs = enqueue(config, 30, pdf_sizes=(2_000,))
+    publisher = services(run_publisher, config)
+    time.sleep(4.0)  # several ack timeouts with nobody listening
+    assert not all_delivered(config, recs[:1])
+    from appliance.central.receiver import run_receiver
+
+    services(run_receiver, config)
+    wait_for(lambda: all_delivered(config, recs), 60, "every record once the receiver is up")
+    assert publisher.running()
+    assert_exactly_once(config, recs)
+    assert_no_false_delivery(config)
