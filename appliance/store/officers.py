@@ -26,6 +26,7 @@ import hmac
 import re
 import secrets
 import sqlite3
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,7 +79,9 @@ def pin_hash(conn: sqlite3.Connection, pin: str) -> str:
 
 
 def check_name(name: str) -> str:
-    cleaned = " ".join(name.split())
+    """The name as records carry it: NFC (a terminal may send decomposed marks, which
+    would enrol "Nguyễn" twice and sign records with another string), spaces collapsed."""
+    cleaned = " ".join(unicodedata.normalize("NFC", name).split())
     if not cleaned or len(cleaned) > NAME_MAX or any(c < " " for c in name):
         raise OfficerError(f"officer name must be 1-{NAME_MAX} printable characters")
     return cleaned

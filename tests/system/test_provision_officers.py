@@ -157,3 +157,17 @@ def test_an_unkeyed_hash_of_the_first_build_opens_once_and_is_rewritten(config):
         assert officers.match(conn, "1234") is None
     finally:
         conn.close()
+
+
+def test_a_name_typed_with_decomposed_marks_is_one_officer_in_nfc(config):
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "Nguyễn Văn An")
+    enrol(config, unicodedata.normalize("NFD", "Nguyễn  Văn An"), "4321")
+    enrol(config, nfc, "4321")  # the same officer, the same PIN: nothing new
+    conn = connect(config.paths.database)
+    try:
+        assert [o.name for o in officers.listing(conn)] == [nfc]
+        assert officers.match(conn, "4321") == nfc
+    finally:
+        conn.close()
