@@ -24,8 +24,10 @@ officer's name is Vietnamese.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,31 +93,64 @@ def ensure_device_key(folder: Path, common_name: str, organisation: str) -> KeyS
 
     key_path, cert_path = folder / DEVICE_KEY, folder / DEVICE_CERT
     if key_path.is_file() and cert_path.is_file():
+        _keep_private(key_path)
         return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path), device=True)
     folder.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-                      x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False,
-                                         False, False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    tmp = key_path.with_suffix(".tmp")
-    tmp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-    tmp.chmod(0o600)
-    tmp.replace(key_path)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # Two processes (gunicorn's workers) signing the first dossier at once would each
+    # make a key and could leave one's key beside the other's certificate: one makes
+    # the pair, under a lock, the other finds it made.
+    with open(folder / ".device-key.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if key_path.is_file() and cert_path.is_file():
+            return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path),
+                           device=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+                          x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")])
+        now = datetime.now(UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(days=1))
+                .not_valid_after(now + timedelta(days=3650))
+                .add_extension(x509.KeyUsage(True, True, False, False, False, False, False,
+                                             False, False), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        _write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                   serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("made this device's signing key %s (self-signed, %s)", key_path, common_name)
     return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path), device=True)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A private key into a new 0600 file, then renamed into place: the temporary name
+    is made anew (a leftover or a link there is removed, never written through) and
+    has its mode before the first byte, whatever the umask."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _keep_private(key_path: Path) -> None:
+    """A key file others may read (copied in with a wide umask) is made 0600 again."""
+    mode = key_path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("signing key %s had mode %o; set to 600", key_path, mode)
+        key_path.chmod(0o600)
 
 
 @contextmanager

@@ -118,3 +118,50 @@ def test_pkcs11_token_signs(device_key, unsigned, tmp_path, monkeypatch):
         _sign(pdfsign.KeySpec(signing_cert=device_key.signing_cert,
                               pkcs11_module=str(SOFTHSM), pkcs11_token="officer-token",
                               pkcs11_key="officer", pkcs11_pin="000000"), unsigned)
+
+
+def _pair_matches(spec: pdfsign.KeySpec) -> bool:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(Path(spec.signing_key).read_bytes(), None)
+    cert = x509.load_pem_x509_certificate(Path(spec.signing_cert).read_bytes())
+    der = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(*der) == cert.public_key().public_bytes(*der)
+
+
+def _make_key(folder: str) -> str:
+    return pdfsign.ensure_device_key(Path(folder), "kiosk-01", "000.00.12.H42").signing_key
+
+
+def test_device_key_is_never_written_through_a_link_nor_left_readable(tmp_path):
+    """The key's temporary name may hold a leftover or a planted link: the key goes
+    into a new 0600 file, never through it; a key found readable by others is made
+    0600 again."""
+    import os
+
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    outside = tmp_path / "outside.pem"
+    outside.write_bytes(b"")
+    (folder / f".{pdfsign.DEVICE_KEY}.tmp-{os.getpid()}").symlink_to(outside)
+    spec = pdfsign.ensure_device_key(folder, "kiosk-01", "000.00.12.H42")
+    assert outside.read_bytes() == b""
+    key = Path(spec.signing_key)
+    assert not key.is_symlink() and key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)  # copied in with a wide umask
+    pdfsign.ensure_device_key(folder, "kiosk-01", "000.00.12.H42")
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_processes_making_the_device_key_at_once_leave_one_matching_pair(tmp_path):
+    """gunicorn's workers may sign the first dossier at the same moment: whatever the
+    interleaving, the key on disk is the one the certificate names."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    for round_ in range(12):
+        folder = tmp_path / f"keys{round_}"
+        with ProcessPoolExecutor(4) as pool:
+            paths = set(pool.map(_make_key, [str(folder)] * 8))
+        assert len(paths) == 1
+        assert _pair_matches(pdfsign.ensure_device_key(folder, "kiosk-01", "000.00.12.H42"))
