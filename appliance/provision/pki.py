@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.provision.errors import ProvisionError
+from appliance.system import crypto
 
 KEY_NAME = "device.key"
 CSR_NAME = "device.csr"
@@ -74,15 +75,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, owner: str | None =
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    crypto.fsync_dir(path.parent)
 
 
 def _chown(fd: int, owner: str) -> None:
@@ -118,7 +111,7 @@ def point(tls_dir: Path, link: str, generation: Path) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(generation.name)
     os.replace(tmp, tls_dir / link)
-    _fsync_dir(tls_dir)
+    crypto.fsync_dir(tls_dir)
 
 
 def linked(tls_dir: Path, link: str) -> Path | None:

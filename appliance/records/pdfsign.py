@@ -27,7 +27,6 @@ from __future__ import annotations
 import fcntl
 import io
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from appliance.records.errors import RecordsError
+from appliance.system import crypto
 
 log = logging.getLogger(__name__)
 
@@ -118,31 +118,12 @@ def ensure_device_key(folder: Path, common_name: str, organisation: str) -> KeyS
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
                                critical=False)
                 .sign(key, hashes.SHA256()))
-        _write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                                   serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
+        crypto.write_private_file(key_path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("made this device's signing key %s (self-signed, %s)", key_path, common_name)
     return KeySpec(signing_key=str(key_path), signing_cert=str(cert_path), device=True)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """A private key into a new 0600 file, then renamed into place: the temporary name
-    is made anew (a leftover or a link there is removed, never written through) and
-    has its mode before the first byte, whatever the umask."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _keep_private(key_path: Path) -> None:

@@ -78,20 +78,13 @@ class FileStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-            self._sync_dir(target.parent)
+            crypto.fsync_dir(target.parent)
         except OSError as e:
             tmp.unlink(missing_ok=True)
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(f"no space left for {target.name} in {self.root}") from e
             raise StoreError(f"cannot write {target}: {e}") from e
 
-    @staticmethod
-    def _sync_dir(folder: Path) -> None:
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
     def _open(self, sha256: str, suffix: str) -> bytes:
         blob = self.path(sha256, suffix).read_bytes()
@@ -123,5 +116,5 @@ class FileStore:
             return False
         except OSError as e:
             raise StoreError(f"cannot remove {target}: {e}") from e
-        self._sync_dir(target.parent)
+        crypto.fsync_dir(target.parent)
         return True

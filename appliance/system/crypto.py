@@ -205,12 +205,38 @@ def create_key(path: str | os.PathLike[str]) -> bool:
     finally:
         tmp.unlink(missing_ok=True)
     if created:
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(target.parent)
     return created
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or link in `folder` durable (the directory entry itself)."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """A secret (a private key) into `path`, whole or not at all: written under a
+    temporary name made anew (a leftover or a planted link there is removed, never
+    written through) that has `mode` before its first byte whatever the umask, synced,
+    then renamed into place."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def load_sealer(path: str | os.PathLike[str]) -> Sealer:
