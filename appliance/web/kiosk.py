@@ -312,8 +312,9 @@ def move_page(page_id: int) -> Response:
 
 @bp.post("/dossier/pages/<int:page_id>/retake")
 def retake_page(page_id: int) -> Response:
-    """Take the page out and scan it again from the glass into the same paper (or, when
-    it was the paper's only page, as a new paper of the same kind)."""
+    """Take the page out and scan it again from the glass into the same paper, in the
+    same place (or, when it was the paper's only page, as a new paper of the same
+    kind)."""
     dossier_id = _my_dossier()
     _, ref = _open_page(page_id)
     conn = get_db()
@@ -327,7 +328,10 @@ def retake_page(page_id: int) -> Response:
         raise WebError("error.bad_source", 400)
     usecases.spend_scan(auth.client_key())
     kept = pages_edit.delete_page(conn, _files(), get_config(), dossier_id, page_id)
-    usecases.start_scan(conn, dossier_id, "flatbed", kept, None, title=ref.title)
+    # The new image takes the old one's place, not the paper's end (Circular 01/2023
+    # Art. 8: the original order): it goes after the page that was before it.
+    usecases.start_scan(conn, dossier_id, "flatbed", kept, None, title=ref.title,
+                        after_ordinal=ref.ordinal - 1 if kept is not None else None)
     return redirect(url_for("kiosk.dossier"))
 
 

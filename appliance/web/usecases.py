@@ -286,7 +286,8 @@ def start_scan(conn: sqlite3.Connection, dossier_id: int, source: Any,
     A worker that has gone silent is reported at once: a queued scan would only wait.
     `preset` (one of `presets`) goes into the job's params for the worker.
     `after_ordinal` (with `paper_id`): the new image(s) go right after that page of
-    the paper, as an extra image of it (handwritten notes), not at the paper's end.
+    the paper (0: first), as an extra image of it (handwritten notes) or in the place
+    of a page retaken, not at the paper's end.
     """
     preset, source = check_preset(preset, source, presets)
     if source not in offered_sources(conn):  # not one the scanner has: it would only fail

@@ -48,8 +48,9 @@ class ScanRequest:
     title: str
     paper_id: int | None  # "scan on": append to this paper instead of starting one
     preset: str | None = None  # a one-tap preset (appliance.scanner.settings.PRESETS)
-    # "scan this page again as its own image" (handwritten notes): the new image(s) go
-    # right after this ordinal of the paper instead of at its end
+    # "scan this page again as its own image" (handwritten notes), or a retake: the new
+    # image(s) go right after this ordinal of the paper (0: before its first page)
+    # instead of at its end
     after_ordinal: int | None = None
 
     @classmethod
@@ -66,7 +67,7 @@ class ScanRequest:
                    str(job.params.get("title", "")), paper,
                    preset if isinstance(preset, str) and preset else None,
                    after if isinstance(after, int) and not isinstance(after, bool)
-                   and after >= 1 and paper is not None else None)
+                   and after >= 0 and paper is not None else None)
 
 
 @dataclass(frozen=True)

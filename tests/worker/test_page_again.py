@@ -61,3 +61,33 @@ def test_an_extra_image_of_a_page_lands_right_after_it(setup):  # noqa: F811
     wait_for(lambda: (p := dossiers.get(conn, dossier_id).papers[0]).pdf_sha256 and
              len(_pdf_pages(files.read(p.pdf_sha256, ".pdf"))) == 3, 60, "the PDF of 3 pages")
     conn.close()
+
+
+def test_a_retaken_page_keeps_its_place(setup):  # noqa: F811
+    """Retaking the first page of two: the new image is page 1, not appended after the
+    page that was second (the original order, Circular 01/2023 Art. 8)."""
+    config, procs, port = setup
+    procs.start("scanner", "demo-scanner", "--port", str(port), "--adf-pages", "2")
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 30,
+             "the demo scanner")
+    procs.start("worker", "worker")
+    conn = connect(config.paths.database)
+    client = create_app(config, {"TESTING": True}).test_client()
+    post_form(client, "/kiosk/dossiers", {"procedure": "tk1-ts", **AGREE},
+              page="/kiosk/consent?procedure=tk1-ts")
+    with client.session_transaction() as s:
+        dossier_id = int(s["dossier_id"])
+    post_form(client, "/kiosk/dossier/scan", {"source": "adf"}, page="/kiosk/dossier")
+    _wait_idle(conn, dossier_id)
+    [paper] = dossiers.get(conn, dossier_id).papers
+    first, second = [pg.id for pg in paper.pages]
+    r = post_form(client, f"/kiosk/dossier/pages/{first}/retake", {},
+                  page=f"/kiosk/dossier/pages/{first}")
+    assert r.status_code == 302
+    wait_for(lambda: jobs.active_for_dossier(conn, dossier_id) is None and
+             dossiers.get(conn, dossier_id).page_count == 2, 180, "the retaken page")
+    [paper] = dossiers.get(conn, dossier_id).papers
+    ids = [pg.id for pg in paper.pages]
+    assert [pg.ordinal for pg in paper.pages] == [1, 2]
+    assert ids[1] == second and ids[0] not in (first, second)
+    conn.close()
