@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.system import config as config_mod
+from appliance.system.config import Config
 from appliance.system.process import die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +51,17 @@ class Processes:
         self.log_dir = log_dir
         self.env = env
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def for_config(cls, folder: Path, config: Config) -> Processes:
+        """Children that run with `config`: written as folder/appliance.toml (named by
+        APPLIANCE_CONFIG), logs in folder/logs, no systemd notify socket inherited."""
+        path = folder / "appliance.toml"
+        path.write_text(config_mod.dump(config), encoding="utf-8")
+        (folder / "logs").mkdir()
+        env = dict(os.environ, APPLIANCE_CONFIG=str(path), PYTHONUNBUFFERED="1")
+        env.pop("NOTIFY_SOCKET", None)
+        return cls(folder / "logs", env)
 
     def start(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the child

@@ -6,7 +6,6 @@ a box and its outline lands where the stored box says on the image as shown.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -40,12 +39,7 @@ def rig(tmp_path_factory) -> Iterator[tuple[str, config_mod.Config]]:
         config_mod.Config(), paths={"data_dir": str(tmp / "device")},
         web={"bind": f"127.0.0.1:{web_port}", "officer_pin": PIN},
         scanner={"sane_config_dir": str(sane_dir)})
-    config_file = tmp / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
-    (tmp / "logs").mkdir()
-    env = dict(os.environ, APPLIANCE_CONFIG=str(config_file), PYTHONUNBUFFERED="1")
-    env.pop("NOTIFY_SOCKET", None)
-    procs = Processes(tmp / "logs", env)
+    procs = Processes.for_config(tmp, config)
     try:
         procs.start("demo-scanner", "demo-scanner", "--port", str(scanner_port),
                     "--adf-pages", "1")

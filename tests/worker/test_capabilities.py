@@ -4,7 +4,6 @@ sane-airscan with a duplex feeder, a simplex-only feeder, and no feeder at all."
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,12 +31,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[config_mod.Config, Processes, int]]:
     config = config_mod.with_overrides(
         config_mod.Config(), paths={"data_dir": str(tmp_path / "data")},
         scanner={"sane_config_dir": str(sane_dir)}, ocr={"enabled": False})
-    cfg = tmp_path / "appliance.toml"
-    cfg.write_text(config_mod.dump(config), encoding="utf-8")
-    (tmp_path / "logs").mkdir()
-    env = dict(os.environ, APPLIANCE_CONFIG=str(cfg), PYTHONUNBUFFERED="1")
-    env.pop("NOTIFY_SOCKET", None)
-    procs = Processes(tmp_path / "logs", env)
+    procs = Processes.for_config(tmp_path, config)
     connect(config.paths.database).close()
     try:
         yield config, procs, port

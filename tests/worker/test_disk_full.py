@@ -98,12 +98,7 @@ def rig(tmp_path: Path, small_disk: Path, broker) -> Iterator[Rig]:  # noqa: F81
         ocr={"enabled": False},
         health={"scan_min_free_mb": 1},
     )
-    cfg = tmp_path / "appliance.toml"
-    cfg.write_text(config_mod.dump(config), encoding="utf-8")
-    (tmp_path / "logs").mkdir()
-    env = dict(os.environ, APPLIANCE_CONFIG=str(cfg), PYTHONUNBUFFERED="1")
-    env.pop("NOTIFY_SOCKET", None)
-    procs = Processes(tmp_path / "logs", env)
+    procs = Processes.for_config(tmp_path, config)
     connect(config.paths.database).close()  # schema made before the disk fills
     procs.start("scanner", "demo-scanner", "--port", str(scanner_port), "--adf-pages", "3",
                 "--page-delay", "2")

@@ -61,12 +61,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     config = config_mod.with_overrides(
         config_mod.Config(), paths={"data_dir": str(tmp_path / "data")},
         scanner={"sane_config_dir": str(sane_dir)})
-    cfg = tmp_path / "appliance.toml"
-    cfg.write_text(config_mod.dump(config), encoding="utf-8")
-    (tmp_path / "logs").mkdir()
-    env = dict(os.environ, APPLIANCE_CONFIG=str(cfg), PYTHONUNBUFFERED="1")
-    env.pop("NOTIFY_SOCKET", None)
-    procs = Processes(tmp_path / "logs", env)
+    procs = Processes.for_config(tmp_path, config)
     conn = connect(config.paths.database)
     try:
         yield Rig(config, procs, conn, scanner_port)
