@@ -208,20 +208,22 @@ def validate_value(spec: FieldSpec, value: str, catalogue: Catalogue) -> v.Verdi
     text = unicodedata.normalize("NFC", value or "").strip()
     if not text:
         raise InvalidCorrection(f"{spec.name}: empty value", "an empty value; enter "
-                                "what the paper says")
+                                "what the paper says", code="empty")
     verdict = v.check(spec.kind, text, _formats(catalogue), past=spec.past,
                       upper_case=False)
     if verdict is None:
         raise InvalidCorrection(f"{spec.name}: {text!r} is not a {spec.kind}",
-                                f"not a {spec.kind.replace('_', ' ')}: {text!r}")
+                                f"not a {spec.kind.replace('_', ' ')}: {text!r}",
+                                code="not_kind")
     if verdict.status == v.PROBLEM or verdict.value is None:
         raise InvalidCorrection(f"{spec.name}: {verdict.reason}", verdict.reason or "",
-                                verdict.flags)
+                                verdict.flags, code="not_kind")
     rest = text[:verdict.span[0]] + text[verdict.span[1]:]
     if spec.kind not in ("text", "email") and any(c.isalnum() for c in rest):
         raise InvalidCorrection(
             f"{spec.name}: text beside the value", f"only the value, please: "
-            f"{rest.strip()!r} is not part of a {spec.kind.replace('_', ' ')}")
+            f"{rest.strip()!r} is not part of a {spec.kind.replace('_', ' ')}",
+            code="extra_text")
     return verdict
 
 

@@ -59,11 +59,15 @@ class InvalidCorrection(RecordsError):
 
     key = "error.invalid_correction"
 
-    def __init__(self, message: str, reason: str = "", flags: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, reason: str = "", flags: tuple[str, ...] = (),
+                 code: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
         # the validator's stable codes (translated as flag.<code>): why, for the screen
         self.flags = tuple(flags)
+        # without flags, which rule refused it (translated as correction.<code>):
+        # "empty", "not_kind" (not a value of the field's kind), "extra_text"
+        self.code = code
 
 
 class UnknownPaperType(RecordsError):

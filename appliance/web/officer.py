@@ -208,8 +208,7 @@ def correct(dossier_id: str, paper_id: int, name: str) -> Any:
         log.info("dossier %d paper %d: correction of %s refused: %s", row, paper_id, name,
                  e.reason)
         spec = _field_spec(paper_id, name)
-        why = presenters.refusal_reason(spec.kind if spec else "text",
-                                        bool(spec and spec.past), value, e.flags)
+        why = presenters.refusal_reason(spec.kind if spec else "text", e)
         return _render_detail(row, {"paper_id": paper_id, "field": name, "value": value,
                                     "reason": why}, 422)
     flash("officer.corrected", "info")

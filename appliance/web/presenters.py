@@ -7,16 +7,15 @@ end-to-end test another.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from flask import url_for
 from markupsafe import Markup
 
-from appliance.extraction import validators
 from appliance.records import procedures
 from appliance.records.dossiers import Dossier
+from appliance.records.errors import InvalidCorrection
 from appliance.store.jobs import Job, JobState
 from appliance.web.i18n import current_language, t, t_or
 
@@ -266,31 +265,21 @@ def field_reason(flags: tuple[str, ...] | list[str], reason: str | None) -> str 
     return reason or None
 
 
-def refusal_reason(kind: str, past: bool, value: str, flags: tuple[str, ...] = ()) -> str:
-    """Why an officer's value was refused, in the screen's language.
+def refusal_reason(kind: str, refusal: InvalidCorrection) -> str:
+    """Why records.corrections refused an officer's value, in the screen's language.
 
-    records.corrections refuses with an English sentence and, where it has them, the
-    stable codes (`flags`) that say why; those come first, since only they know a
-    refusal the value alone does not show (a date of birth that contradicts the CCCD
-    number an officer set). Without them the same validator is asked once more here
-    (pure, no state): the officer reads Vietnamese, the log keeps the English.
+    The refusal says why in stable codes: the validator's flags (flag.<code>, which
+    also name a value that contradicts another, such as a date of birth against the
+    CCCD number an officer set), else the rule it broke (correction.<code>). The
+    officer reads Vietnamese, the log keeps the English sentence. Nothing is judged
+    again here, so the screen can never give another reason than the one that refused.
     """
-    told = field_reason(flags, None) if flags else None
+    told = field_reason(refusal.flags, None) if refusal.flags else None
     if told:
         return told
-    text = unicodedata.normalize("NFC", value or "").strip()
-    if not text:
-        return t("correction.empty")
-    cat = _catalogue()
-    formats = (validators.Formats(cat.cccd_provinces, cat.mobile_prefixes, cat.surnames)
-               if cat is not None else validators.Formats((), ()))
-    verdict = validators.check(kind, text, formats, past=past, upper_case=False)
-    if verdict is None:
-        return t("correction.not_kind", kind=_kind_label(kind))
-    if verdict.status == validators.PROBLEM:
-        return field_reason(verdict.flags, None) or t("correction.not_kind",
-                                                       kind=_kind_label(kind))
-    return t("correction.extra_text")
+    if refusal.code in ("empty", "extra_text"):
+        return t("correction." + refusal.code)
+    return t("correction.not_kind", kind=_kind_label(kind))
 
 
 def box_attr(box: tuple[int, int, int, int] | None) -> str:

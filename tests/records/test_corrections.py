@@ -92,6 +92,9 @@ def test_an_invalid_correction_is_refused_and_nothing_changes(conn, config, fiel
     assert why in refused.value.reason and refused.value.key == "error.invalid_correction"
     # the validator's stable codes, which the screen translates (flag.<code>)
     assert bool(refused.value.flags) == (why not in ("only the value", "empty"))
+    # and without flags, the rule it broke (translated as correction.<code>)
+    assert refused.value.code == {"only the value": "extra_text", "empty": "empty"}.get(
+        why, "not_kind")
     assert _fields(conn, paper.id) == before
     assert len(audit.entries(conn)) == trail
 
