@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from appliance.records.errors import DossierNotFound, RecordsError
 from appliance.store.db import connect, sealer_of
 from appliance.store.errors import StoreError
 from appliance.store.files import FileStore
+from appliance.system import crypto
 from appliance.system.service import load_config
 
 EXIT_FAILED = 1
@@ -47,13 +47,10 @@ class Exported:
 
 
 def _write(folder: Path, name: str, data: bytes) -> Exported:
-    target = folder / name
-    tmp = folder / f".{name}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    """One exported file, whole or absent, readable by its owner only: it is a
+    citizen's papers and personal fields in clear (sealed on the device), so the
+    umask of whoever runs the export must not make it readable to every account."""
+    crypto.write_private_file(folder / name, data)
     return Exported(name, len(data), hashlib.sha256(data).hexdigest())
 
 
@@ -78,7 +75,7 @@ def export_dossier(conn: sqlite3.Connection, files: FileStore, code: str,
     body = json.loads(record.body_json)
     named = {p["result_code"]: p["file"]["sha256"] for p in body.get("papers", [])}
     travelled = {p["result_code"]: p.get("result") for p in body.get("papers", [])}
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     written: list[Exported] = []
     for paper in dossier.papers:
         if not paper.result_code or not paper.pdf_sha256:

@@ -85,3 +85,23 @@ def test_export_refuses_what_it_cannot_vouch_for(setup, tmp_path, capsys):
     assert _run(config_file, code, tmp_path / "c") == 1
     assert "unreadable" in capsys.readouterr().out
     assert not (tmp_path / "c" / f"{paper.result_code}.pdf").exists()
+
+
+def test_exported_papers_are_readable_by_their_owner_only(setup, tmp_path, capsys):
+    """The export is the citizen's papers in clear (sealed on the device): whatever the
+    umask of the technician's shell, no other account may read them."""
+    import os
+
+    config, conn, config_file = setup
+    forms = scanned_forms(conn, config, ((1,),))
+    dossiers.sign_off(conn, config, forms.dossier_id, OFFICER)
+    code = dossiers.get(conn, forms.dossier_id).code
+    old = os.umask(0o022)  # the usual shell umask: new files 0644
+    try:
+        assert _run(config_file, code, tmp_path / "out") == 0
+    finally:
+        os.umask(old)
+    out = tmp_path / "out"
+    assert out.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert modes and set(modes.values()) == {0o600}, modes
