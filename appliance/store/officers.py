@@ -41,7 +41,9 @@ LEGACY_PREFIX = "scrypt$"  # unkeyed, as the first build wrote it
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
-PIN_RE = re.compile(r"^[0-9]{4,12}$")
+# fullmatch: "$" alone lets a trailing newline through, and "1234\n" would be enrolled
+# as a PIN no keypad can type.
+PIN_RE = re.compile(r"[0-9]{4,12}")
 NAME_MAX = 80
 
 
@@ -88,7 +90,7 @@ def check_name(name: str) -> str:
 
 
 def check_pin(pin: str) -> str:
-    if not PIN_RE.match(pin):
+    if not PIN_RE.fullmatch(pin):
         raise OfficerError("PIN must be 4-12 digits (the keypad has digits only)")
     return pin
 
@@ -137,7 +139,7 @@ def disable(conn: sqlite3.Connection, name: str) -> bool:
 
 def match(conn: sqlite3.Connection, pin: str) -> str | None:
     """The active officer whose PIN this is, or None (one scrypt, whatever the count)."""
-    if not PIN_RE.match(pin) or not any_enrolled(conn):
+    if not PIN_RE.fullmatch(pin) or not any_enrolled(conn):
         return None
     digest, legacy = _hashes(conn, pin)
     for name, stored in conn.execute(

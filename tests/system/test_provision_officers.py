@@ -171,3 +171,16 @@ def test_a_name_typed_with_decomposed_marks_is_one_officer_in_nfc(config):
         assert officers.match(conn, "4321") == nfc
     finally:
         conn.close()
+
+
+def test_a_pin_no_keypad_can_type_is_refused(config):
+    """A PIN with a trailing newline (a script's echo) or non-ASCII digits would be
+    enrolled as a PIN nobody can ever type on the keypad: refused, with the rule."""
+    conn = connect(config.paths.database)
+    try:
+        for pin in ("1234\n", "١٢٣٤", "12 34", "123"):
+            with pytest.raises(officers.OfficerError, match="4-12 digits"):
+                officers.enrol(conn, "Nguyễn Văn An", pin)
+        assert officers.listing(conn) == []
+    finally:
+        conn.close()
