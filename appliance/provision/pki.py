@@ -53,29 +53,16 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, owner: str | None =
     root:appliance 0640, and a rewrite must not take it from the services.
     """
     previous = path.stat() if path.exists() else None
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    # A leftover of a killed run (or a link someone put there) is removed, never
-    # written through: O_EXCL|O_NOFOLLOW make a new file, and it takes its mode before
-    # the first byte, so a private key is never readable under a wider mode or name.
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            if owner:
-                _chown(f.fileno(), owner)
-            elif group:
-                give_group(f.fileno(), group)
-            elif previous is not None and os.geteuid() == 0:
-                os.fchown(f.fileno(), previous.st_uid, previous.st_gid)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    crypto.fsync_dir(path.parent)
+
+    def give(fd: int) -> None:
+        if owner:
+            _chown(fd, owner)
+        elif group:
+            give_group(fd, group)
+        elif previous is not None and os.geteuid() == 0:
+            os.fchown(fd, previous.st_uid, previous.st_gid)
+
+    crypto.write_private_file(path, data, mode, give)
 
 
 def _chown(fd: int, owner: str) -> None:

@@ -38,6 +38,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -218,11 +219,13 @@ def fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """A secret (a private key) into `path`, whole or not at all: written under a
-    temporary name made anew (a leftover or a planted link there is removed, never
-    written through) that has `mode` before its first byte whatever the umask, synced,
-    then renamed into place."""
+def write_private_file(path: Path, data: bytes, mode: int = 0o600,
+                       prepare: Callable[[int], None] | None = None) -> None:
+    """A secret (a private key, a citizen's papers) into `path`, whole or not at all:
+    written under a temporary name made anew (a leftover or a planted link there is
+    removed, never written through) that has `mode` before its first byte whatever the
+    umask, synced, then renamed into place. `prepare` gets the open file descriptor
+    before the sync (provisioning gives the file to the service user there)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
@@ -231,6 +234,8 @@ def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
+            if prepare is not None:
+                prepare(f.fileno())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

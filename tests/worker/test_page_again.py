@@ -29,7 +29,9 @@ def _wait_idle(conn, dossier_id: int) -> None:
              all(p.pdf_sha256 for p in d.papers), 180, "the scan")
 
 
-def test_an_extra_image_of_a_page_lands_right_after_it(setup):  # noqa: F811
+def _two_pages_scanned(setup):  # noqa: F811
+    """A kiosk dossier with one paper of two pages fed through the real worker:
+    (config, conn, kiosk client, dossier id, page ids)."""
     config, procs, port = setup
     procs.start("scanner", "demo-scanner", "--port", str(port), "--adf-pages", "2")
     wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 30,
@@ -44,7 +46,11 @@ def test_an_extra_image_of_a_page_lands_right_after_it(setup):  # noqa: F811
     post_form(client, "/kiosk/dossier/scan", {"source": "adf"}, page="/kiosk/dossier")
     _wait_idle(conn, dossier_id)
     [paper] = dossiers.get(conn, dossier_id).papers
-    first, second = [pg.id for pg in paper.pages]
+    return config, conn, client, dossier_id, tuple(pg.id for pg in paper.pages)
+
+
+def test_an_extra_image_of_a_page_lands_right_after_it(setup):  # noqa: F811
+    config, conn, client, dossier_id, (first, second) = _two_pages_scanned(setup)
 
     view = client.get(f"/kiosk/dossier/pages/{first}").get_data(as_text=True)
     assert 'id="again"' in view and "Quét thêm ảnh trang này" in view
@@ -66,21 +72,7 @@ def test_an_extra_image_of_a_page_lands_right_after_it(setup):  # noqa: F811
 def test_a_retaken_page_keeps_its_place(setup):  # noqa: F811
     """Retaking the first page of two: the new image is page 1, not appended after the
     page that was second (the original order, Circular 01/2023 Art. 8)."""
-    config, procs, port = setup
-    procs.start("scanner", "demo-scanner", "--port", str(port), "--adf-pages", "2")
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 30,
-             "the demo scanner")
-    procs.start("worker", "worker")
-    conn = connect(config.paths.database)
-    client = create_app(config, {"TESTING": True}).test_client()
-    post_form(client, "/kiosk/dossiers", {"procedure": "tk1-ts", **AGREE},
-              page="/kiosk/consent?procedure=tk1-ts")
-    with client.session_transaction() as s:
-        dossier_id = int(s["dossier_id"])
-    post_form(client, "/kiosk/dossier/scan", {"source": "adf"}, page="/kiosk/dossier")
-    _wait_idle(conn, dossier_id)
-    [paper] = dossiers.get(conn, dossier_id).papers
-    first, second = [pg.id for pg in paper.pages]
+    config, conn, client, dossier_id, (first, second) = _two_pages_scanned(setup)
     r = post_form(client, f"/kiosk/dossier/pages/{first}/retake", {},
                   page=f"/kiosk/dossier/pages/{first}")
     assert r.status_code == 302
