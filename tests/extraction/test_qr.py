@@ -14,16 +14,15 @@ import io
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from appliance.bench.ocr import real_pages_dir
 from appliance.demo.synth import find_font
 from appliance.extraction import qr
 from appliance.extraction.fields import extract
 
-CORPUS = Path(__file__).parents[1] / "corpus" / "real"
 # A woman born 13/08/1990 in Hà Nội (001), so century/sex digit 1 and year 90.
 PERSON = {"cccd": "001190012345", "full_name": "NGUYỄN THỊ MAI", "birth_date": "13/08/1990",
           "gender": "Nữ", "address": "Số 12 phố Kim Mã, Phường Kim Mã, Quận Ba Đình, Hà Nội",
@@ -146,8 +145,12 @@ def test_a_qr_that_is_not_a_cccd_is_kept_unparsed_and_flagged(encode):
 
 def test_the_qr_codes_of_a_real_scan_are_read_and_not_taken_for_a_cccd():
     """A real 200 dpi HP scan (corpus page epu-2164-p10-qr): two QR codes of short URLs
-    in the right column of a ruled table."""
-    page = Image.open(CORPUS / "pages" / "epu-2164-p10-qr.jpg")
+    in the right column of a ruled table. The corpus images live outside the commits
+    (tests/corpus/real/README.md): skipped where this checkout has no copy."""
+    pages = real_pages_dir()
+    if pages is None or not (pages / "epu-2164-p10-qr.jpg").is_file():
+        pytest.skip("real-corpus page images not present (tests/corpus/real/README.md)")
+    page = Image.open(pages / "epu-2164-p10-qr.jpg")
     readings = qr.read_pages([page])
     assert len(readings) == 2
     assert all(r.kind == "other" and r.flags == ("qr.not_cccd",) for r in readings)
