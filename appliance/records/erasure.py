@@ -19,6 +19,9 @@ Erasure is refused once the record has left (state sending or delivered): from t
 the central office holds it and the request goes there. The purge only ever touches
 dossiers whose every record the central office acknowledged more than
 retention.delivered_days ago: undelivered data is never purged, whatever its age.
+A cancelled dossier (left at the kiosk, returned to the citizen by an officer) was
+never digitized and will never be sent: its copies go retention.cancelled_days after
+its last activity (its last audit line).
 """
 
 from __future__ import annotations
@@ -190,6 +193,33 @@ def due_for_purge(conn: sqlite3.Connection, retention_days: int,
     return [int(r[0]) for r in rows]
 
 
+def due_cancelled(conn: sqlite3.Connection, retention_days: int,
+                  now: float | None = None) -> list[int]:
+    """Cancelled dossiers, not yet erased or purged, untouched for `retention_days`:
+    their last audit line (a return to the citizen, a page scanned, a view) or, with
+    none, their creation is older than that."""
+    cutoff = (time.time() if now is None else now) - retention_days * DAY_SECONDS
+    rows = conn.execute(
+        "SELECT d.id FROM dossiers d WHERE d.status='cancelled' AND d.purged_at IS NULL "
+        "AND d.erased_at IS NULL AND COALESCE((SELECT MAX(a.at) FROM audit_log a "
+        "WHERE a.dossier_id=d.id), d.created_at) <= ? ORDER BY d.id", (cutoff,)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def purge_cancelled(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
+                    retention_days: int, now: float | None = None) -> Removal | None:
+    """Purge one cancelled dossier's copies if it is (still) due; None if it is not."""
+    at = time.time() if now is None else now
+    with transaction(conn):
+        if dossier_id not in due_cancelled(conn, retention_days, at):
+            return None  # re-checked under the write lock (touched meanwhile: kept)
+        pages, papers = _tombstone(conn, dossier_id)
+        conn.execute("UPDATE dossiers SET purged_at=? WHERE id=?", (at, dossier_id))
+        audit.append(conn, audit.AuditAction.PURGE, "retention", dossier_id,
+                     {"cancelled_days": retention_days, "pages": pages, "papers": papers})
+    return Removal(dossier_id, pages, papers, remove_files(conn, files, dossier_id))
+
+
 def purge(conn: sqlite3.Connection, files: FileStore, dossier_id: int, retention_days: int,
           now: float | None = None) -> Removal | None:
     """Purge one dossier's local copies if it is (still) due; None if it is not."""
@@ -285,12 +315,18 @@ def purge_due(conn: sqlite3.Connection, files: FileStore, config: Config,
         removal = purge(conn, files, dossier_id, config.retention.delivered_days, now)
         if removal is not None:
             done.append(removal)
+    for dossier_id in due_cancelled(conn, config.retention.cancelled_days, now):
+        removal = purge_cancelled(conn, files, dossier_id, config.retention.cancelled_days,
+                                  now)
+        if removal is not None:
+            done.append(removal)
     since = (time.time() if now is None else now) - SWEEP_DAYS * DAY_SECONDS
     for row in conn.execute("SELECT id FROM dossiers WHERE erased_at>=? OR purged_at>=?",
                             (since, since)).fetchall():
         remove_files(conn, files, int(row[0]))
     remove_orphans(conn, files, now)
     if done:
-        log.info("retention: purged the local copies of %d delivered dossier(s): %s",
+        log.info("retention: purged the local copies of %d delivered or cancelled "
+                 "dossier(s): %s",
                  len(done), ", ".join(str(r.dossier_id) for r in done))
     return done

@@ -204,6 +204,10 @@ class RetentionConfig:
     # Days after the central office's acknowledgement before the local copies of a
     # dossier are purged (`appliance purge`, daily timer); 0 or more.
     delivered_days: int = 30
+    # Days after a dossier was cancelled (left at the kiosk, or returned to the citizen
+    # by an officer) and last touched before its pages, PDFs and fields are purged: it
+    # was never digitized nor sent, so nothing else ever removes them; 0 or more.
+    cancelled_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -369,6 +373,8 @@ def validate(config: Config) -> Config:
                           "must be more than 0")
     if config.retention.delivered_days < 0:
         raise ConfigError("retention.delivered_days: must be 0 or more")
+    if config.retention.cancelled_days < 0:
+        raise ConfigError("retention.cancelled_days: must be 0 or more")
     p = config.printer
     if p.timeout_seconds <= 0 or p.copies_per_receipt < 1:
         raise ConfigError("printer.timeout_seconds/copies_per_receipt: must be more than 0")

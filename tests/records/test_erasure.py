@@ -201,3 +201,36 @@ def test_files_no_live_dossier_names_are_removed_once_old_enough(conn, config, f
     live = _files_of(conn, files, dossier_id)
     assert live and all(files.exists(s, x) for s, x in live)
     assert audit.entries(conn, dossier_id)[-1].action == "correction"
+
+
+def test_a_cancelled_dossier_is_purged_after_retention_cancelled_days(conn, config, files):
+    """A dossier returned to the citizen is never signed nor sent, so the delivered
+    purge never takes it: its pages and fields go once it has been untouched for
+    retention.cancelled_days (not a day before); an open dossier stays."""
+    import time
+
+    from appliance.records import corrections
+
+    now = time.time()
+    returned = scanned(conn, config, files, seed=1)
+    still_open = scanned(conn, config, files, seed=2)  # other pages (seed 3 = seed 1)
+    dossiers.submit(conn, returned)
+    corrections.return_to_citizen(conn, dossier_id=returned, officer="Lan",
+                                  reason="thiếu trang 2")
+    old = _files_of(conn, files, returned)
+    kept = _files_of(conn, files, still_open)
+    days = config.retention.cancelled_days
+    assert erasure.purge_due(conn, files, config, now=now + (days - 1) * DAY) == []
+    assert all(files.exists(s, x) for s, x in old)
+    later = now + (days + 1) * DAY
+    done = erasure.purge_due(conn, files, config, now=later)
+    assert [r.dossier_id for r in done] == [returned]
+    assert not any(files.exists(s, x) for s, x in old)
+    assert all(files.exists(s, x) for s, x in kept)
+    d = dossiers.get(conn, returned)
+    assert d.status == "cancelled" and d.purged_at == later and d.code
+    assert d.papers[0].fields == {} and [pg.sha256 for p in d.papers for pg in p.pages]
+    assert audit.entries(conn, returned)[-1].action == "purge"
+    assert dossiers.get(conn, still_open).purged_at is None  # open: still the citizen's
+    assert erasure.purge_due(conn, files, config, now=later + DAY) == []  # once
+    assert audit.verify(conn).ok
