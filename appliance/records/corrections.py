@@ -63,6 +63,9 @@ SOURCE_OFFICER = "officer"
 # Dossier states in which an officer may still change papers (before sign-off).
 EDITABLE = ("open", "submitted")
 MAX_REASON = 500
+# The longest value an officer may set (an address fits): a longer one is refused,
+# never cut, since a cut value would be signed as if it were what the paper says.
+MAX_VALUE = 200
 
 
 # -- what the screen gets -------------------------------------------------------------
@@ -209,6 +212,9 @@ def validate_value(spec: FieldSpec, value: str, catalogue: Catalogue) -> v.Verdi
     if not text:
         raise InvalidCorrection(f"{spec.name}: empty value", "an empty value; enter "
                                 "what the paper says", code="empty")
+    if len(text) > MAX_VALUE:
+        raise InvalidCorrection(f"{spec.name}: {len(text)} characters",
+                                f"at most {MAX_VALUE} characters", code="too_long")
     verdict = v.check(spec.kind, text, _formats(catalogue), past=spec.past,
                       upper_case=False)
     if verdict is None:

@@ -66,7 +66,8 @@ class InvalidCorrection(RecordsError):
         # the validator's stable codes (translated as flag.<code>): why, for the screen
         self.flags = tuple(flags)
         # without flags, which rule refused it (translated as correction.<code>):
-        # "empty", "not_kind" (not a value of the field's kind), "extra_text"
+        # "empty", "not_kind" (not a value of the field's kind), "extra_text",
+        # "too_long"
         self.code = code
 
 

@@ -56,7 +56,9 @@ bp.before_request(auth.guard_officer)
 OFFICER_COOKIE = "officer_name"
 IDLE_SECONDS = 180  # default for OFFICER_IDLE_SECONDS in the app's config
 MAX_SEARCH = 40
-MAX_VALUE = 200  # a corrected value; the longest field (an address) fits
+# What is read of a typed value: records refuses one over corrections.MAX_VALUE
+# with its reason; this only bounds the work, it never cuts what records judges.
+MAX_VALUE = 4 * corrections.MAX_VALUE
 MAX_REASON = 300
 
 

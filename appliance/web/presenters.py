@@ -14,6 +14,7 @@ from flask import url_for
 from markupsafe import Markup
 
 from appliance.records import procedures
+from appliance.records.corrections import MAX_VALUE
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import InvalidCorrection
 from appliance.store.jobs import Job, JobState
@@ -279,6 +280,8 @@ def refusal_reason(kind: str, refusal: InvalidCorrection) -> str:
         return told
     if refusal.code in ("empty", "extra_text"):
         return t("correction." + refusal.code)
+    if refusal.code == "too_long":
+        return t("correction.too_long", n=MAX_VALUE)
     return t("correction.not_kind", kind=_kind_label(kind))
 
 

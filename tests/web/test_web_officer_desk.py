@@ -356,3 +356,19 @@ def test_the_typed_signer_is_signed_in_nfc_without_control_characters(client, co
     assert body["signed_by"] == "Lê Văn Tâm" == unicodedata.normalize("NFC", "Lê Văn Tâm")
     [sign] = [e for e in audit.entries(conn, dossier_id) if e.action == "sign"]
     assert sign.actor == "Lê Văn Tâm"
+
+
+def test_a_value_too_long_is_refused_never_cut(client, conn, config):
+    """A value longer than a field may hold is refused with its reason; cutting it to
+    fit would sign a name or address the paper does not carry."""
+    dossier_id, paper_id = review_dossier(conn, config)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    before = value_of(conn, config, paper_id, "full_name")
+    long_name = " ".join(["NGUYỄN"] * 40)  # 279 characters of a valid-looking name
+    assert len(long_name) > corrections.MAX_VALUE
+    r = post_form(client, f"{detail}/papers/{paper_id}/fields/full_name",
+                  {"value": long_name, "officer": "Lê Văn Tâm"}, page=detail)
+    assert r.status_code == 422
+    refusal = re.search(rf'id="refusal-{paper_id}-full_name">([^<]*)<', html(r))
+    assert refusal and f"tối đa {corrections.MAX_VALUE} ký tự" in refusal.group(1)
+    assert value_of(conn, config, paper_id, "full_name") == before
