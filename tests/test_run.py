@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -11,6 +10,7 @@ import urllib.request
 import pytest
 
 from appliance.system import config as config_mod
+from appliance.system.process import stop_process
 from tests.helpers.processes import free_port, http, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -65,12 +65,7 @@ def test_run_starts_everything_and_stops_everything(tmp_path):
                         ["state"] in ("done", "failed") and b, 180, "the demo scan")
         assert done["state"] == "done", done
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process(proc, timeout=30, group=False)
         log.close()
     assert proc.returncode == 0, (tmp_path / "run.log").read_text()
     assert kids and not [k for k in kids if alive(k)]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.system import config as config_mod
+from appliance.system.process import stop_process
 
 SERVICES = ("web", "worker", "sync")
 GOAL_MB = 300.0
@@ -224,12 +224,7 @@ def measure(data_dir: Path, *, settle_s: float = 3.0, timeout_s: float = 300.0,
             "peak_pss_mb": round(peak.total_pss_mb, 1),
         }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process(proc, timeout=30, group=False)
         log.close()
 
 

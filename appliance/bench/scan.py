@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from appliance.system.process import start_announcing, stop_process
 
 GOAL_RATIO = 1.1
 DEVICE_NAME = "BHXH Demo Scanner"
@@ -71,31 +72,10 @@ if count != pages:
 
 
 def _start_emulator(pages: int, page_delay: float) -> tuple[subprocess.Popen[str], str]:
-    from appliance.system.process import die_with_parent
-
-    proc = subprocess.Popen(
+    return start_announcing(
         [sys.executable, "-m", "appliance.demo.escl_emulator", "--port", "0",
          "--adf-pages", str(pages), "--page-delay", str(page_delay), "--model", DEVICE_NAME],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True, preexec_fn=die_with_parent)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("demo scanner ready: "):
-        _stop(proc)
-        raise RuntimeError(f"the eSCL emulator did not start: {line!r}")
-    return proc, line.split(": ", 1)[1].strip()
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+        "demo scanner ready: ", "the eSCL emulator")
 
 
 def _timed(argv: list[str], env: dict[str, str], timeout: float) -> float:
@@ -152,7 +132,7 @@ def run(pages: int = 10, rounds: int = 3, resolution: int = 200, page_delay: flo
                             raise RuntimeError(f"scanimage wrote {got} page(s), not {pages}")
                     shutil.rmtree(out, ignore_errors=True)
     finally:
-        _stop(emulator)
+        stop_process(emulator)
     per_page = {side: statistics.median(times) / pages for side, times in sides.items()}
     result: dict[str, Any] = {
         "device": "eSCL emulator via sane-airscan",

@@ -4,14 +4,13 @@ why), stopped by PID."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from appliance.system.process import die_with_parent
+from appliance.system.process import start_announcing
+from appliance.system.process import stop_process as stop_process  # the tests' name for it
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SCANNER = (
@@ -36,26 +35,5 @@ def start_demo_scanner(*args: str, port: int = 0,
     eSCL URL it printed once it was listening. `command=True` starts it through the
     `appliance demo-scanner` command instead (its own options only)."""
     argv = ["-c", DEMO_SCANNER] if command else ["-m", EMULATOR]
-    proc = subprocess.Popen(
-        [sys.executable, *argv, "--port", str(port), *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True, preexec_fn=die_with_parent,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("demo scanner ready: "):
-        stop_process(proc)
-        raise AssertionError(f"demo scanner did not start: {line!r}")
-    return proc, line.split(": ", 1)[1].strip()
-
-
-def stop_process(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+    return start_announcing([sys.executable, *argv, "--port", str(port), *args],
+                            "demo scanner ready: ", "demo scanner", cwd=REPO)
