@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,21 +25,11 @@ from tests.helpers.sync_rig import (
     enqueue,
     make_config,
     probe,
+    start_central,
     wait_for,
 )
 
 pytestmark = pytest.mark.timeout(150)
-REPO = Path(__file__).resolve().parents[2]
-
-
-def start_central(config_file: Path, log: Path) -> subprocess.Popen[bytes]:
-    code = ("import sys; from appliance.central.commands import main_central; "
-            "sys.exit(main_central())")
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", code, "--config", str(config_file)], cwd=REPO,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
 
 
 def stored(config: config_mod.Config) -> int:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -32,26 +30,15 @@ from tests.helpers.sync_rig import (
     enqueue,
     make_config,
     probe,
+    start_central,
     wait_for,
 )
 
 pg_server = pg_helpers.pg_server  # fixture
 pytestmark = pytest.mark.timeout(240)
-REPO = Path(__file__).resolve().parents[2]
 RECORDS = 240
 RECEIVERS = 3
 GROUP = "central"
-
-
-def start_receiver(config_file: Path, client_id: str, log: Path) -> subprocess.Popen[bytes]:
-    code = ("import sys; from appliance.central.commands import main_central; "
-            "sys.exit(main_central())")
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", code, "--config", str(config_file), "--client-id",
-             client_id], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
 
 
 def counted(config: config_mod.Config, what: str) -> int:
@@ -94,7 +81,8 @@ def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
     config_file = tmp_path / "appliance.toml"
     config_file.write_text(config_mod.dump(config), encoding="utf-8")
     logs = [tmp_path / f"central-{n}.log" for n in range(RECEIVERS)]
-    receivers = [start_receiver(config_file, f"central-{n}", logs[n]) for n in range(RECEIVERS)]
+    receivers = [start_central(config_file, logs[n], "--client-id", f"central-{n}")
+                 for n in range(RECEIVERS)]
     attacker = Attacker(broker.port)
     try:
         probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
@@ -112,7 +100,7 @@ def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
         os.kill(receivers[0].pid, signal.SIGKILL)
         receivers[0].wait(10)
         assert served_count(config) < RECORDS, "killed too late to test anything"
-        receivers[0] = start_receiver(config_file, "central-0", logs[0])
+        receivers[0] = start_central(config_file, logs[0], "--client-id", "central-0")
         wait_for(lambda: all_delivered(config, recs), 150, "every record delivered")
         for proc, log in zip(receivers, logs, strict=True):
             assert proc.poll() is None, log.read_text(errors="replace")

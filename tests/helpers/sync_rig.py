@@ -1,7 +1,11 @@
-"""Sync test fixtures: a real mosquitto, device and central configs, services in threads."""
+"""Sync test fixtures: a real mosquitto, device and central configs, services in
+threads or as real processes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -109,6 +113,29 @@ class Service:
         assert not self.thread.is_alive(), "service did not stop within 15 s"
         if self.error is not None:
             raise self.error
+
+
+REPO = Path(__file__).resolve().parents[2]
+CENTRAL = "appliance.central.commands.main_central"
+SYNC = "appliance.sync.commands.main_sync"
+
+
+def service_process(entry: str, config_file: Path, log: Path,
+                    *args: str) -> subprocess.Popen[bytes]:
+    """A service's `main` (`CENTRAL`, `SYNC`) as a real process in its own session,
+    with `--config config_file` and `args`, its output appended to `log`."""
+    module, func = entry.rsplit(".", 1)
+    code = f"import sys; from {module} import {func}; sys.exit({func}())"
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, "--config", str(config_file), *args],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+
+
+def start_central(config_file: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`appliance central` as a real process (see service_process)."""
+    return service_process(CENTRAL, config_file, log, *args)
 
 
 @pytest.fixture

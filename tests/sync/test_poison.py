@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,6 +23,8 @@ from appliance.sync import wire
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.sync_rig import (
+    CENTRAL,
+    SYNC,
     Attacker,
     all_delivered,
     assert_exactly_once,
@@ -35,12 +35,12 @@ from tests.helpers.sync_rig import (
     enqueue,
     make_config,
     probe,
+    service_process,
     wait_for,
 )
 from tests.sync.hostile import HOSTILE
 
 pytestmark = pytest.mark.timeout(120)
-REPO = Path(__file__).resolve().parents[2]
 POISON = list(HOSTILE.values())
 
 
@@ -99,16 +99,6 @@ def test_poison_on_records_topics_is_set_aside_and_genuine_records_pass(
     assert max(len(d["head"]) for d in letters) <= 256
 
 
-def _service_process(entry: str, config_file: Path, log: Path) -> subprocess.Popen[bytes]:
-    module, func = entry.rsplit(".", 1)
-    code = f"import sys; from {module} import {func}; sys.exit({func}())"
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", code, "--config", str(config_file)],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> int:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
@@ -133,7 +123,7 @@ def test_poison_on_the_ack_topic_never_stops_sync_processes(tmp_path, broker):
     procs: list[subprocess.Popen[bytes]] = []
     sync_log, central_log = tmp_path / "sync.log", tmp_path / "central.log"
     try:
-        sync = _service_process("appliance.sync.commands.main_sync", config_file, sync_log)
+        sync = service_process(SYNC, config_file, sync_log)
         procs.append(sync)
         wait_for(lambda: device_state(config, "sync.state") == "connected", 20, "sync up")
         sent = probe(lambda: attacker.publish(acks, b"\xff"),
@@ -145,8 +135,7 @@ def test_poison_on_the_ack_topic_never_stops_sync_processes(tmp_path, broker):
         wait_for(lambda: device_dead_letters(config).get("total", 0) >= sent, 30, "poison aside")
         assert sync.poll() is None, sync_log.read_text()
 
-        central = _service_process("appliance.central.commands.main_central", config_file,
-                                   central_log)
+        central = service_process(CENTRAL, config_file, central_log)
         procs.append(central)
         probe(lambda: attacker.publish(records, b"["),
               lambda: dead_letters_at_central(config), "central")
@@ -161,9 +150,8 @@ def test_poison_on_the_ack_topic_never_stops_sync_processes(tmp_path, broker):
         sent += len(POISON)
         central_sent += len(POISON)
         recs = enqueue(config, 4, pdf_sizes=(6_000, 3_000))
-        sync = _service_process("appliance.sync.commands.main_sync", config_file, sync_log)
-        central = _service_process("appliance.central.commands.main_central", config_file,
-                                   central_log)
+        sync = service_process(SYNC, config_file, sync_log)
+        central = service_process(CENTRAL, config_file, central_log)
         procs += [sync, central]
         wait_for(lambda: all_delivered(config, recs), 40, "every genuine record")
         wait_for(lambda: device_dead_letters(config).get("total", 0) >= sent, 20, "ack poison")
