@@ -9,7 +9,6 @@ the web and reads the receiver's own database at the end.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,17 @@ import pytest
 
 from appliance.central.receiver import list_records
 from appliance.records import dossiers
-from appliance.scanner.sane_env import write_sane_config
 from appliance.store.db import connect
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import start_mosquitto
-from tests.helpers.processes import Processes, free_port, http, wait_for
+from tests.helpers.processes import (
+    Processes,
+    demo_scanner_sane,
+    free_port,
+    http,
+    start_scanning_appliance,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -39,33 +44,18 @@ class Appliance:
 @pytest.fixture
 def appliance(tmp_path: Path) -> Iterator[Appliance]:
     web_port, scanner_port, mqtt_port = free_port(), free_port(), free_port()
-    sane_dir = tmp_path / "sane"
-    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
     config = config_mod.with_overrides(
         config_mod.Config(),
         paths={"data_dir": str(tmp_path / "device")},
         web={"bind": f"127.0.0.1:{web_port}"},
-        scanner={"sane_config_dir": str(sane_dir)},
+        scanner={"sane_config_dir": demo_scanner_sane(tmp_path, scanner_port)},
         mqtt={"host": "127.0.0.1", "port": mqtt_port, "ack_timeout_seconds": 3.0,
               "chunk_bytes": 32768},
         central={"database": str(tmp_path / "central" / "central.sqlite3")},
     )
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    env = dict(os.environ, APPLIANCE_CONFIG=str(config_file), PYTHONUNBUFFERED="1")
-    env.pop("NOTIFY_SOCKET", None)
-    procs = Processes(logs, env)
+    procs = Processes.for_config(tmp_path, config)
     try:
-        procs.start("demo-scanner", "demo-scanner", "--port", str(scanner_port),
-                    "--adf-pages", "2")
-        procs.start("web", "web")
-        procs.start("worker", "worker")
-        procs.start("sync", "sync")
-        procs.start("central", "central")
-        base = f"http://127.0.0.1:{web_port}"
-        wait_for(lambda: http("GET", f"{base}/api/health")[0] == 200, 60, "the web server")
+        base = start_scanning_appliance(procs, web_port, scanner_port, 2, "sync", "central")
         yield Appliance(base, config, procs, tmp_path, mqtt_port)
     except BaseException:
         print(procs.logs())

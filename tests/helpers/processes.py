@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.scanner.sane_env import write_sane_config
 from appliance.system import config as config_mod
 from appliance.system.config import Config
 from appliance.system.process import die_with_parent
@@ -92,6 +93,28 @@ class Processes:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                          for p in sorted(self.log_dir.glob("*.log")))
+
+
+def demo_scanner_sane(folder: Path, scanner_port: int) -> str:
+    """A SANE configuration in folder/sane that finds the demo scanner on
+    `scanner_port` through sane-airscan; returns it for [scanner] sane_config_dir."""
+    sane_dir = folder / "sane"
+    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
+    return str(sane_dir)
+
+
+def start_scanning_appliance(procs: Processes, web_port: int, scanner_port: int,
+                             adf_pages: int, *services: str) -> str:
+    """The demo scanner with `adf_pages` in its feeder, the web server, the worker and
+    `services` (each `appliance <name>`) under `procs`; returns the web's base URL once
+    it answers /api/health."""
+    procs.start("demo-scanner", "demo-scanner", "--port", str(scanner_port),
+                "--adf-pages", str(adf_pages))
+    for name in ("web", "worker", *services):
+        procs.start(name, name)
+    base = f"http://127.0.0.1:{web_port}"
+    wait_for(lambda: http("GET", f"{base}/api/health")[0] == 200, 60, "the web server")
+    return base
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None,

@@ -13,7 +13,6 @@ screenshot (WEB_SCREENSHOT_DIR).
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,13 +23,18 @@ from pathlib import Path
 import pytest
 
 from appliance.records import dossiers
-from appliance.scanner.sane_env import write_sane_config
 from appliance.store import state
 from appliance.store.db import connect
 from appliance.system import config as config_mod
 from appliance.system.crypto import is_sealed_text
 from tests.helpers.mosquitto import MosquittoProcess, start_mosquitto
-from tests.helpers.processes import Processes, free_port, http, wait_for
+from tests.helpers.processes import (
+    Processes,
+    demo_scanner_sane,
+    free_port,
+    start_scanning_appliance,
+    wait_for,
+)
 from tests.web.helpers import submitted_dossier
 from tests.web.test_web_browser import CHROMIUM
 from tests.web.test_web_faces import (
@@ -65,31 +69,18 @@ def rig(tmp_path_factory) -> Iterator[Rig]:
     tmp = tmp_path_factory.mktemp("tech")
     web_port, scanner_port = free_port(), free_port()
     broker = start_mosquitto(tmp / "broker")
-    sane_dir = tmp / "sane"
-    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
     config = config_mod.with_overrides(
         config_mod.Config(),
         paths={"data_dir": str(tmp / "device")},
         web={"bind": f"127.0.0.1:{web_port}", "technician_pin": TECH_PIN,
              "officer_pin": OFFICER_PIN},
-        scanner={"sane_config_dir": str(sane_dir)},
+        scanner={"sane_config_dir": demo_scanner_sane(tmp, scanner_port)},
         ocr={"enabled": False},
         mqtt={"host": "127.0.0.1", "port": broker.port},
     )
-    config_file = tmp / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
-    logs = tmp / "logs"
-    logs.mkdir()
-    env = dict(os.environ, APPLIANCE_CONFIG=str(config_file), PYTHONUNBUFFERED="1")
-    env.pop("NOTIFY_SOCKET", None)
-    procs = Processes(logs, env)
+    procs = Processes.for_config(tmp, config)
     try:
-        procs.start("demo-scanner", "demo-scanner", "--port", str(scanner_port),
-                    "--adf-pages", "2")
-        procs.start("web", "web")
-        procs.start("worker", "worker")
-        base = f"http://127.0.0.1:{web_port}"
-        wait_for(lambda: http("GET", f"{base}/api/health")[0] == 200, 60, "the web server")
+        base = start_scanning_appliance(procs, web_port, scanner_port, 2)
         yield Rig(base, config, procs, broker)
     except BaseException:
         print(procs.logs())

@@ -11,10 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from appliance.records import corrections, dossiers
-from appliance.scanner.sane_env import write_sane_config
 from appliance.store.db import connect
 from appliance.system import config as config_mod
-from tests.helpers.processes import Processes, free_port, http, wait_for
+from tests.helpers.processes import (
+    Processes,
+    demo_scanner_sane,
+    free_port,
+    start_scanning_appliance,
+    wait_for,
+)
 from tests.web.helpers import row_id
 from tests.web.test_web_browser import CHROMIUM
 from tests.web.test_web_faces import LARGE, check_screen, new_page, wait_images
@@ -33,20 +38,13 @@ PIN = "2468"
 def rig(tmp_path_factory) -> Iterator[tuple[str, config_mod.Config]]:
     tmp = tmp_path_factory.mktemp("realscan")
     web_port, scanner_port = free_port(), free_port()
-    sane_dir = tmp / "sane"
-    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
     config = config_mod.with_overrides(
         config_mod.Config(), paths={"data_dir": str(tmp / "device")},
         web={"bind": f"127.0.0.1:{web_port}", "officer_pin": PIN},
-        scanner={"sane_config_dir": str(sane_dir)})
+        scanner={"sane_config_dir": demo_scanner_sane(tmp, scanner_port)})
     procs = Processes.for_config(tmp, config)
     try:
-        procs.start("demo-scanner", "demo-scanner", "--port", str(scanner_port),
-                    "--adf-pages", "1")
-        procs.start("web", "web")
-        procs.start("worker", "worker")
-        base = f"http://127.0.0.1:{web_port}"
-        wait_for(lambda: http("GET", f"{base}/api/health")[0] == 200, 60, "the web server")
+        base = start_scanning_appliance(procs, web_port, scanner_port, 1)
         yield base, config
     except BaseException:
         print(procs.logs())
