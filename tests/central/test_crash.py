@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +23,10 @@ from tests.helpers.sync_rig import (
     assert_no_false_delivery,
     enqueue,
     make_config,
-    probe,
+    probe_receiver,
     start_central,
     wait_for,
+    write_config_file,
 )
 
 pytestmark = pytest.mark.timeout(150)
@@ -42,16 +42,12 @@ def stored(config: config_mod.Config) -> int:
 def test_receiver_kill9_during_group_commits_loses_and_duplicates_nothing(
         tmp_path, broker, services):
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=3.0)
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    config_file = write_config_file(tmp_path, config)
     log = tmp_path / "central.log"
     attacker = Attacker(broker.port)
     central = start_central(config_file, log)
     try:
-        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
-              lambda: central_store.read_counters(config.central.database)
-              .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
-              "central")
+        probe_receiver(attacker, config)
         recs = enqueue(config, 120, pdf_sizes=(100_000,))
         # A small window keeps the drain long enough to kill the receiver twice in it.
         publisher = services(functools.partial(run_publisher, window=2), config)

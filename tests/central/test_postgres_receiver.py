@@ -24,7 +24,7 @@ from tests.helpers.sync_rig import (
     all_delivered,
     enqueue,
     make_config,
-    probe,
+    probe_receiver,
     wait_for,
 )
 
@@ -55,8 +55,7 @@ def test_receiver_survives_its_database_connection_cut_mid_stream(
     attacker = Attacker(broker.port)
     try:
         receiver = services(run_receiver, config)
-        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
-              lambda: _dead_letters(config), "the receiver")
+        probe_receiver(attacker, config, "the receiver")
         recs = enqueue(config, 120, pdf_sizes=(3000,))
         publisher = services(run_publisher, config)
         cuts = 0
@@ -95,14 +94,3 @@ def test_receiver_survives_its_database_connection_cut_mid_stream(
         assert all(got[r["record_id"]]["sha256"] == r["sha256"] for r in delivered)
     finally:
         attacker.close()
-
-
-def _dead_letters(config) -> int:
-    try:
-        conn = open_configured(config.central)
-    except Exception:  # noqa: BLE001 - not created yet
-        return 0
-    try:
-        return conn.counter("dead_letters")
-    finally:
-        conn.close()

@@ -29,9 +29,10 @@ from tests.helpers.sync_rig import (
     all_delivered,
     enqueue,
     make_config,
-    probe,
+    probe_receiver,
     start_central,
     wait_for,
+    write_config_file,
 )
 
 pg_server = pg_helpers.pg_server  # fixture
@@ -78,15 +79,13 @@ def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
     if engine == "postgresql":
         central["postgres_dsn"] = request.getfixturevalue("pg_server").create_database()
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=4.0, central=central)
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    config_file = write_config_file(tmp_path, config)
     logs = [tmp_path / f"central-{n}.log" for n in range(RECEIVERS)]
     receivers = [start_central(config_file, logs[n], "--client-id", f"central-{n}")
                  for n in range(RECEIVERS)]
     attacker = Attacker(broker.port)
     try:
-        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
-              lambda: counted(config, "dead_letters"), "the receivers")
+        probe_receiver(attacker, config, "the receivers")
         wait_for(lambda: all("receiver connected" in log.read_text(errors="replace")
                              for log in logs), 30, "three receivers connected")
         time.sleep(0.5)  # their SUBSCRIBE follows the CONNACK

@@ -238,10 +238,41 @@ def subscribed_receiver(start: Callable[..., Service], config: config_mod.Config
     from appliance.central.receiver import run_receiver
 
     receiver = start(run_receiver, config)
-    probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
-          lambda: central_store.read_counters(config.central.database).get("dead_letters", 0),
-          "the receiver")
+    probe_receiver(attacker, config, "the receiver")
     return receiver
+
+
+def central_dead_letters(config: config_mod.Config) -> int:
+    """What the central receiver has set aside; 0 while its database is not there."""
+    if config.central.postgres_dsn:
+        from appliance.central.db import open_configured
+
+        try:
+            conn = open_configured(config.central)
+        except Exception:  # noqa: BLE001 - not created yet, or cut right now
+            return 0
+        try:
+            return conn.counter("dead_letters")
+        finally:
+            conn.close()
+    if not Path(config.central.database).exists():
+        return 0
+    return central_store.read_counters(config.central.database).get("dead_letters", 0)
+
+
+def probe_receiver(attacker: Attacker, config: config_mod.Config,
+                   what: str = "central") -> int:
+    """Junk on a probe device's records topic until the receiver(s) of `config` set
+    one aside (see probe): they are subscribed."""
+    return probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
+                 lambda: central_dead_letters(config), what)
+
+
+def write_config_file(folder: Path, config: config_mod.Config) -> Path:
+    """`config` as folder/appliance.toml, for a service started as a process."""
+    path = folder / "appliance.toml"
+    path.write_text(config_mod.dump(config), encoding="utf-8")
+    return path
 
 
 def enqueue(config: config_mod.Config, count: int = 1,
@@ -304,7 +335,10 @@ def central_counters(config: config_mod.Config) -> dict[str, int]:
     return central_store.read_counters(config.central.database)
 
 
-__all__ = ["Attacker", "Brokers", "Service", "ack_keys", "all_delivered", "assert_exactly_once",
-           "assert_no_false_delivery", "central_counters", "device_dead_letters",
-           "device_state", "enqueue", "free_port", "make_config", "outbox_state", "probe",
-           "subscribed_receiver", "wait_for"]
+__all__ = [
+    "Attacker", "Brokers", "Service", "ack_keys", "all_delivered", "assert_exactly_once",
+    "assert_no_false_delivery", "central_counters", "central_dead_letters",
+    "device_dead_letters", "device_state", "enqueue", "free_port", "make_config",
+    "outbox_state", "probe", "probe_receiver", "service_process", "start_central",
+    "subscribed_receiver", "wait_for", "write_config_file",
+]

@@ -22,7 +22,13 @@ from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.device_records import TestRecord, add_record
 from tests.helpers.mosquitto import free_port
-from tests.helpers.sync_rig import device_state, make_config, outbox_state, wait_for
+from tests.helpers.sync_rig import (
+    device_state,
+    make_config,
+    outbox_state,
+    wait_for,
+    write_config_file,
+)
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[2]
@@ -177,8 +183,7 @@ def _sync_process(config_file: Path, log: Path) -> subprocess.Popen[bytes]:
 
 def test_publisher_kill9_mid_transfer_then_restart_delivers_once(tmp_path, broker, services):
     config = make_config(tmp_path, broker.port, chunk_bytes=2048)
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    config_file = write_config_file(tmp_path, config)
     rec = enqueue(config, pdf_sizes=(8_000_000,))  # ~5,400 chunks: long enough to kill
     services(run_receiver, config)
     log = tmp_path / "sync.log"

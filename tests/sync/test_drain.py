@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -30,10 +29,11 @@ from tests.helpers.sync_rig import (
     device_dead_letters,
     enqueue,
     make_config,
-    probe,
+    probe_receiver,
+    start_central,
     wait_for,
+    write_config_file,
 )
-from tests.sync.test_resume import start_central
 
 pytestmark = pytest.mark.timeout(150)
 SMALL = 300
@@ -48,16 +48,12 @@ def received_at(config: config_mod.Config) -> dict[str, float]:
 
 def test_a_backlog_drains_exactly_once_small_records_first(tmp_path, broker, services):
     config = make_config(tmp_path, broker.port, chunk_bytes=8192, ack_timeout_seconds=30.0)
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    config_file = write_config_file(tmp_path, config)
     log = tmp_path / "central.log"
     central = start_central(config_file, log)
     try:
         attacker = Attacker(broker.port)
-        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
-              lambda: central_store.read_counters(config.central.database)
-              .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
-              "central")
+        probe_receiver(attacker, config)
         attacker.sniff(f"bhxh/devices/{config.device.id}/records")
         scans = enqueue(config, SCANS, pdf_sizes=(1_500_000,))  # ~260 chunks each
         small = enqueue(config, SMALL, pdf_sizes=(2_000,))
@@ -99,15 +95,11 @@ def test_small_records_pass_a_backlog_of_scans_larger_than_the_bulk_lane(
     monkeypatch.setattr(publisher_mod, "MAX_PARKED_BULK", 2)
     monkeypatch.setattr(publisher_mod, "CLAIM_BATCH", 4)
     config = make_config(tmp_path, broker.port, chunk_bytes=8192, ack_timeout_seconds=30.0)
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    config_file = write_config_file(tmp_path, config)
     central = start_central(config_file, tmp_path / "central.log")
     try:
         attacker = Attacker(broker.port)
-        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
-              lambda: central_store.read_counters(config.central.database)
-              .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
-              "central")
+        probe_receiver(attacker, config)
         attacker.close()
         scans = enqueue(config, 8, pdf_sizes=(400_000,))  # ~70 chunks each
         small = enqueue(config, 20, pdf_sizes=(2_000,))

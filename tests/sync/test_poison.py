@@ -37,6 +37,7 @@ from tests.helpers.sync_rig import (
     probe,
     service_process,
     wait_for,
+    write_config_file,
 )
 from tests.sync.hostile import HOSTILE
 
@@ -115,8 +116,7 @@ def test_poison_on_the_ack_topic_never_stops_sync_processes(tmp_path, broker):
     queued while `appliance sync` is down, and on the records topics while
     `appliance central` is down."""
     config = make_config(tmp_path, broker.port)
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    config_file = write_config_file(tmp_path, config)
     acks = wire.acks_topic("bhxh", config.device.id)
     records = wire.records_topic("bhxh", config.device.id)
     attacker = Attacker(broker.port)

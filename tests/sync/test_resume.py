@@ -13,7 +13,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,7 +21,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from appliance.central import store as central_store
 from appliance.sync import wire
 from appliance.sync.publisher import run_publisher
-from appliance.system import config as config_mod
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
@@ -30,9 +28,10 @@ from tests.helpers.sync_rig import (
     assert_no_false_delivery,
     enqueue,
     make_config,
-    probe,
+    probe_receiver,
     start_central,
     wait_for,
+    write_config_file,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,18 +81,14 @@ def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
     broker = brokers.start()
     config = make_config(tmp_path, broker.port, chunk_bytes=CHUNK_BYTES,
                          ack_timeout_seconds=60.0)
-    config_file = tmp_path / "appliance.toml"
-    config_file.write_text(config_mod.dump(config), encoding="utf-8")
+    config_file = write_config_file(tmp_path, config)
     log = tmp_path / "central.log"
     count = -(-SCAN_BYTES // wire.chunk_data_bytes(CHUNK_BYTES))
     central = start_central(config_file, log)
     counter = None
     try:
         attacker = Attacker(broker.port)
-        probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
-              lambda: central_store.read_counters(config.central.database)
-              .get("dead_letters", 0) if Path(config.central.database).exists() else 0,
-              "central")
+        probe_receiver(attacker, config)
         attacker.close()
         [rec] = enqueue(config, 1, pdf_sizes=(SCAN_BYTES,))
         counter = Counter(broker.port, config.device.id)
