@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.bench.local import free_port
+
 DRAIN_TIMEOUT_SECONDS = 900.0
 SHARE_GROUP = "fleet"
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -81,18 +83,12 @@ class FleetResult:
 # --- broker -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     """A private mosquitto on a free loopback port, tuned as provisioning's broker is."""
     if not Path(MOSQUITTO).exists():
         raise RuntimeError(f"{MOSQUITTO} not found: install mosquitto or pass --port")
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     conf = folder / "mosquitto.conf"
     conf.write_text("\n".join([
         "user root" if os.geteuid() == 0 else "",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.bench.local import free_port, wait_until
 from appliance.system import config as config_mod
 from appliance.system.process import stop_process
 
@@ -37,12 +37,6 @@ SERVICES = ("web", "worker", "sync")
 GOAL_MB = 300.0
 MB = 1024 * 1024
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -147,20 +141,10 @@ def sample(parent: int) -> Sample:
     return s
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def measure(data_dir: Path, *, settle_s: float = 3.0, timeout_s: float = 300.0,
             extra_config: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the appliance in `data_dir`, put one scan in flight, return the figures."""
-    web_port, scanner_port = _free_port(), _free_port()
+    web_port, scanner_port = free_port(), free_port()
     config = config_mod.with_overrides(
         config_mod.Config(), paths={"data_dir": str(data_dir)},
         web={"bind": f"127.0.0.1:{web_port}"}, **(extra_config or {}))
@@ -177,10 +161,10 @@ def measure(data_dir: Path, *, settle_s: float = 3.0, timeout_s: float = 300.0,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         t0 = time.monotonic()
-        _wait(lambda: _http("GET", f"{base}/api/health")[0] == 200, timeout_s, "the web")
-        _wait(lambda: (_http("GET", f"{base}/api/status")[1] or {}).get("ocr_state")
+        wait_until(lambda: _http("GET", f"{base}/api/health")[0] == 200, timeout_s, "the web")
+        wait_until(lambda: (_http("GET", f"{base}/api/status")[1] or {}).get("ocr_state")
               == "ready", timeout_s, "the worker's models")
-        _wait(lambda: (_http("GET", f"{base}/api/status")[1] or {}).get("scanner_state")
+        wait_until(lambda: (_http("GET", f"{base}/api/status")[1] or {}).get("scanner_state")
               == "ready", timeout_s, "the demo scanner")
         idle = sample(proc.pid)
         status, dossier = _http("POST", f"{base}/api/dossiers", {"procedure": "khac"})

@@ -29,18 +29,18 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from appliance.bench.local import free_port, wait_until
 from appliance.system import config as config_mod
 
 GOAL_MS = 100.0
@@ -209,12 +209,6 @@ def drive(clients: Sequence[Client], routes: Sequence[Route], seconds: float
     return latency, errors
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _json(client: Client, method: str, path: str, body: dict[str, Any] | None = None
           ) -> tuple[int, Any]:
     try:
@@ -225,16 +219,6 @@ def _json(client: Client, method: str, path: str, body: dict[str, Any] | None = 
         return status, json.loads(payload or b"null")
     except ValueError:
         return status, None
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class Feeder(threading.Thread):
@@ -358,7 +342,7 @@ class Appliance:
             log.close()
             if n == 1:  # the web migrates the schema; the worker starts after it
                 probe = Client("127.0.0.1", web_port)
-                _wait(lambda p=probe: _json(p, "GET", "/api/health")[0] == 200, 120,
+                wait_until(lambda p=probe: _json(p, "GET", "/api/health")[0] == 200, 120,
                       "the web")
                 probe.close()
         return access
@@ -412,7 +396,7 @@ def measure(data_dir: Path, *, clients: int = 4, seconds: float = 20.0,
             threads: int | None = None, worker_nice: int = 0,
             timeout_s: float = 300.0) -> dict[str, Any]:
     """Both phases on one running appliance; the figures as one dict."""
-    web_port, scanner_port = _free_port(), _free_port()
+    web_port, scanner_port = free_port(), free_port()
     app = Appliance(data_dir)
     feeder: Feeder | None = None
     kiosks: list[Client] = []
@@ -421,7 +405,7 @@ def measure(data_dir: Path, *, clients: int = 4, seconds: float = 20.0,
         access = app.start(web_port, scanner_port, threads, worker_nice)
         probe = Client("127.0.0.1", web_port)
         for key, want in (("ocr_state", "ready"), ("scanner_state", "ready")):
-            _wait(lambda k=key, w=want: (_json(probe, "GET", "/api/status")[1] or {}).get(k)
+            wait_until(lambda k=key, w=want: (_json(probe, "GET", "/api/status")[1] or {}).get(k)
                   == w, timeout_s, key)
         # Each kiosk: its own address and session, a dossier with one scanned page (so
         # the dossier page shows a thumbnail and the job poll has a job to read).
@@ -441,7 +425,7 @@ def measure(data_dir: Path, *, clients: int = 4, seconds: float = 20.0,
             c.job = int(job["job_id"])
             kiosks.append(c)
         for c in kiosks:
-            _wait(lambda c=c: (_json(c, "GET", f"/api/jobs/{c.job}")[1] or {}).get("state")
+            wait_until(lambda c=c: (_json(c, "GET", f"/api/jobs/{c.job}")[1] or {}).get("state")
                   in ("done", "failed"), timeout_s, "the setup scans")
             html = c.request("GET", "/kiosk/dossier")[1].decode(errors="replace")
             page = re.search(r"/kiosk/dossier/pages/(\d+)", html)
@@ -454,7 +438,7 @@ def measure(data_dir: Path, *, clients: int = 4, seconds: float = 20.0,
         idle = _phase(kiosks, access, seconds)
         feeder = Feeder("127.0.0.1", web_port, "127.0.0.9")
         feeder.start()
-        _wait(lambda: any((_json(probe, "GET", f"/api/jobs/{j}")[1] or {}).get("state")
+        wait_until(lambda: any((_json(probe, "GET", f"/api/jobs/{j}")[1] or {}).get("state")
                           == "running"
                           for j in list(feeder._jobs.values())), timeout_s,
               "the first OCR job to run")
