@@ -100,6 +100,18 @@ class Steps:
                 self.echo(f"{record['seconds'] * 1000:9.1f} ms  {name}"
                           + (f"  {json.dumps(extra, ensure_ascii=False)}" if extra else ""))
 
+    def page(self, batch: Iterator[Any], number: int) -> Any | None:
+        """The next page of `batch`, timed as step "page <number>" with its size, mode,
+        dpi and side; None (the step renamed "end of batch") when the batch is done."""
+        with self.step(f"page {number}") as rec:
+            page = next(batch, None)
+            if page is None:
+                rec["step"] = "end of batch"
+                return None
+            rec.update(size=list(page.size), mode=page.mode,
+                       dpi=page.info.get("dpi", ("?",))[0], side=page.info.get("side"))
+            return page
+
 
 def _use_config(args: argparse.Namespace) -> tuple[str, int, str]:
     """Point SANE at the configured folder before it starts; the configured device,
@@ -230,16 +242,8 @@ def cmd_test(args: argparse.Namespace) -> int:
                                                                            or "flatbed")
             batch = scanner.scan(what)
             pages = 0
-            while True:
-                with steps.step(f"page {pages + 1}") as rec:
-                    page = next(batch, None)
-                    if page is None:
-                        rec["step"] = "end of batch"
-                        break
-                    pages += 1
-                    rec.update(size=list(page.size), mode=page.mode,
-                               dpi=page.info.get("dpi", ("?",))[0],
-                               side=page.info.get("side"))
+            while (page := steps.page(batch, pages + 1)) is not None:
+                pages += 1
                 if args.save is not None:
                     args.save.mkdir(parents=True, exist_ok=True)
                     page.save(args.save / f"page-{pages:03d}.png")

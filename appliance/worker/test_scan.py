@@ -147,14 +147,10 @@ def test_scan(tools: Tools, job: jobs.Job, steps: Any, result: dict[str, Any]) -
             batch = scanner.scan(source)
             pages = 0
             while pages < MAX_TEST_PAGES:
-                with steps.step(f"page {pages + 1}") as rec:
-                    page = next(batch, None)
-                    if page is None:
-                        rec["step"] = "end of batch"
-                        break
-                    pages += 1
-                    rec.update(size=list(page.size), mode=page.mode,
-                               dpi=page.info.get("dpi", ("?",))[0])
+                page = steps.page(batch, pages + 1)
+                if page is None:
+                    break
+                pages += 1
                 if pages == 1:
                     with steps.step("thumbnail") as rec:
                         jpeg = thumbnail_jpeg(page)
