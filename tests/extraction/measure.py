@@ -22,15 +22,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.seeds import seed_ranges
+
 MANDATORY = ("full_name", "cccd", "birth_date", "bhxh_number")
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def score(values: dict[str, Any], flagged: set[str], truth: dict[str, str]) -> dict[str, str]:
@@ -88,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     totals: Counter[str] = Counter()
     old_totals: Counter[str] = Counter()
     right_but_flagged = 0
-    for n, seed in enumerate(_seeds(args.seeds)):
+    for n, seed in enumerate(seed_ranges(args.seeds)):
         if args.corpus == "forms":
             page = render_form_page(seed, dpi=(200, 300)[n % 2], degrade=True)
             image, truth = page.image, page.fields
@@ -112,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             o = old.extract([ln.text for ln in lines], [ln.least_sure for ln in lines])
             old_totals.update(score(o.values, set(o.problems) | set(o.uncertain),
                                     truth).values())
-    report: dict[str, Any] = {"pages": len(_seeds(args.seeds)),
-                              "values": len(_seeds(args.seeds)) * len(MANDATORY),
+    report: dict[str, Any] = {"pages": len(seed_ranges(args.seeds)),
+                              "values": len(seed_ranges(args.seeds)) * len(MANDATORY),
                               "extraction": dict(totals),
                               "flagged_but_right": right_but_flagged}
     if old is not None:

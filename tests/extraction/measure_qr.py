@@ -23,15 +23,9 @@ import shutil
 import time
 from collections import Counter
 
+from tests.helpers.seeds import seed_ranges
+
 CHECKED = ("cccd", "full_name", "birth_date", "gender")
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def score(fields: dict, truth: dict[str, str]) -> dict[str, str]:
@@ -64,7 +58,7 @@ def main() -> None:
     after: Counter[str] = Counter()
     caught: list[str] = []
     decode_s: list[float] = []
-    for seed in _seeds(args.seeds):
+    for seed in seed_ranges(args.seeds):
         p = sample_fields(random.Random(seed))
         person = {"cccd": p["cccd"], "full_name": p["full_name"],
                   "birth_date": p["birth_date"], "gender": p["gender"]}
@@ -84,7 +78,7 @@ def main() -> None:
                 caught.append(f"seed {seed} {name}: OCR {ocr.fields[name].value!r} "
                               f"({b[name]}), truth {person[name]!r} -> {a[name]} "
                               f"{checked.fields[name].flags}")
-    n = len(_seeds(args.seeds))
+    n = len(seed_ranges(args.seeds))
     print(f"{n} card scans, encoder {encode.__name__}")
     for label, counts in (("OCR only", before), ("OCR + QR", after)):
         totals = Counter(k.split(":")[1] for k in counts.elements())
