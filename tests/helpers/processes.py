@@ -18,7 +18,7 @@ from typing import Any
 from appliance.scanner.sane_env import write_sane_config
 from appliance.system import config as config_mod
 from appliance.system.config import Config
-from appliance.system.process import die_with_parent
+from appliance.system.process import die_with_parent, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,14 +77,8 @@ class Processes:
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
         proc = self.children.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, sig, timeout)
 
     def stop_all(self) -> None:
         for name in list(self.children):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from appliance.records import dossiers
 from appliance.store.db import connect
 from appliance.system import config as config_mod
 from appliance.system.config import Config
+from appliance.system.process import stop_process
 from tests.helpers.processes import REPO, free_port, http, wait_for
 from tests.web.helpers import add_scanned_paper, submitted_dossier, update_job
 
@@ -73,13 +73,7 @@ def start_server(root: Path, idle_seconds: int, **web: object) -> Server:
 
 
 def stop_server(server: Server) -> None:
-    if server.proc.poll() is None:
-        os.killpg(server.proc.pid, signal.SIGTERM)
-        try:
-            server.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait()
+    stop_process(server.proc, timeout=15)
 
 
 @pytest.fixture(scope="module")
