@@ -272,6 +272,7 @@ def mark_delivered_many(conn: sqlite3.Connection, acks: list[tuple[str, dict[str
     """
     t = time.time() if now is None else now
     done: list[str] = []
+    sent: list[tuple[int | None, dict[str, Any]]] = []
     with transaction(conn):
         for record_id, ack in acks:
             rec = conn.execute("SELECT sha256, dossier_id FROM records WHERE record_id=?",
@@ -288,8 +289,17 @@ def mark_delivered_many(conn: sqlite3.Connection, acks: list[tuple[str, dict[str
                  record_id, OutboxState.DELIVERED.value))
             if cur.rowcount == 1:
                 done.append(record_id)
-                audit.append(conn, audit.AuditAction.SEND, "central", rec["dossier_id"],
-                             {"record_id": record_id, "sha256": rec["sha256"]})
+                line = {"record_id": record_id, "sha256": rec["sha256"]}
+                # Which ack: the receiver's time and verdict (its signature is kept in
+                # the outbox row's ack_json).
+                if "received_at" in ack:
+                    line["ack_received_at"] = ack["received_at"]
+                if "status" in ack:
+                    line["ack_status"] = ack["status"]
+                sent.append((rec["dossier_id"], line))
+        # One audit line per record still (an auditor looks a record up by its dossier),
+        # written together: the chain's head is read and rewritten once per batch.
+        audit.append_many(conn, audit.AuditAction.SEND, "central", sent)
     return done
 
 
