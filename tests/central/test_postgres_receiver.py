@@ -22,6 +22,7 @@ from tests.helpers import postgres as pg_helpers
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
+    central_read,
     enqueue,
     make_config,
     probe_receiver,
@@ -33,16 +34,8 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def served(config) -> dict[str, dict]:
-    try:
-        conn = open_configured(config.central)
-    except Exception:  # noqa: BLE001 - the database may be cut right now
-        return {}
-    try:
-        return {r["record_id"]: r for r in central_store.list_records(conn)}
-    except Exception:  # noqa: BLE001
-        return {}
-    finally:
-        conn.close()
+    return central_read(
+        config, lambda conn: {r["record_id"]: r for r in central_store.list_records(conn)}, {})
 
 
 def test_receiver_survives_its_database_connection_cut_mid_stream(

@@ -27,6 +27,7 @@ from tests.helpers import postgres as pg_helpers
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
+    central_read,
     enqueue,
     make_config,
     probe_receiver,
@@ -44,16 +45,11 @@ GROUP = "central"
 
 def counted(config: config_mod.Config, what: str) -> int:
     """Rows in the central records table, or a counter; 0 while the database is new."""
-    try:
-        conn = open_configured(config.central)
-    except Exception:  # noqa: BLE001 - a receiver may be creating it right now
-        return 0
-    try:
-        if what == "records":
-            return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-        return conn.counter(what)
-    finally:
-        conn.close()
+    if what == "records":
+        return central_read(
+            config, lambda conn: int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]),
+            0)
+    return central_read(config, lambda conn: conn.counter(what), 0)
 
 
 def served_count(config: config_mod.Config) -> int:

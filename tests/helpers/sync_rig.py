@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -24,6 +24,8 @@ from appliance.sync import acksig
 from appliance.system import config as config_mod
 from tests.helpers.device_records import TestRecord, add_record
 from tests.helpers.mosquitto import MosquittoProcess, free_port, start_mosquitto
+
+T = TypeVar("T")
 
 
 class Brokers:
@@ -242,19 +244,28 @@ def subscribed_receiver(start: Callable[..., Service], config: config_mod.Config
     return receiver
 
 
+def central_read(config: config_mod.Config, read: Callable[[Any], T], default: T) -> T:
+    """`read(conn)` on the central database opened as the receiver opens it (SQLite or
+    PostgreSQL); `default` while it cannot be opened or read (being created, or its
+    connection cut right now)."""
+    from appliance.central.db import open_configured
+
+    try:
+        conn = open_configured(config.central)
+    except Exception:  # noqa: BLE001 - polled until it can
+        return default
+    try:
+        return read(conn)
+    except Exception:  # noqa: BLE001 - polled until it can
+        return default
+    finally:
+        conn.close()
+
+
 def central_dead_letters(config: config_mod.Config) -> int:
     """What the central receiver has set aside; 0 while its database is not there."""
     if config.central.postgres_dsn:
-        from appliance.central.db import open_configured
-
-        try:
-            conn = open_configured(config.central)
-        except Exception:  # noqa: BLE001 - not created yet, or cut right now
-            return 0
-        try:
-            return conn.counter("dead_letters")
-        finally:
-            conn.close()
+        return central_read(config, lambda conn: conn.counter("dead_letters"), 0)
     if not Path(config.central.database).exists():
         return 0
     return central_store.read_counters(config.central.database).get("dead_letters", 0)
@@ -337,7 +348,7 @@ def central_counters(config: config_mod.Config) -> dict[str, int]:
 
 __all__ = [
     "Attacker", "Brokers", "Service", "ack_keys", "all_delivered", "assert_exactly_once",
-    "assert_no_false_delivery", "central_counters", "central_dead_letters",
+    "assert_no_false_delivery", "central_counters", "central_dead_letters", "central_read",
     "device_dead_letters", "device_state", "enqueue", "free_port", "make_config",
     "outbox_state", "probe", "probe_receiver", "service_process", "start_central",
     "subscribed_receiver", "wait_for", "write_config_file",
