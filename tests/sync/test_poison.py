@@ -10,8 +10,6 @@ byte-identical, none is delivered that the receiver lacks, and both services run
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 
@@ -22,6 +20,7 @@ from appliance.central.receiver import run_receiver
 from appliance.sync import wire
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
+from appliance.system.process import stop_process
 from tests.helpers.sync_rig import (
     CENTRAL,
     SYNC,
@@ -101,13 +100,7 @@ def test_poison_on_records_topics_is_set_aside_and_genuine_records_pass(
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            return proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc, timeout=15, group=False)
     return proc.returncode
 
 
