@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from appliance.records import dossiers
-from appliance.scanner.sane_env import write_sane_config
 from appliance.store import jobs, state
 from appliance.store.db import connect, set_state
 from appliance.system import config as config_mod
 from appliance.web import create_app, usecases
 from appliance.web.errors import WebError
-from tests.helpers.processes import Processes, free_port, wait_for
+from tests.helpers.processes import Processes, demo_scanner_sane, free_port, wait_for
 from tests.web.forms import AGREE, post_form
 
 pytestmark = pytest.mark.timeout(300)
@@ -26,11 +25,9 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[config_mod.Config, Processes, int]]:
     port = free_port()
-    sane_dir = tmp_path / "sane"
-    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{port}/eSCL")
     config = config_mod.with_overrides(
         config_mod.Config(), paths={"data_dir": str(tmp_path / "data")},
-        scanner={"sane_config_dir": str(sane_dir)}, ocr={"enabled": False})
+        scanner={"sane_config_dir": demo_scanner_sane(tmp_path, port)}, ocr={"enabled": False})
     procs = Processes.for_config(tmp_path, config)
     connect(config.paths.database).close()
     try:

@@ -22,13 +22,12 @@ import pytest
 
 from appliance.central.receiver import run_receiver
 from appliance.records import dossiers
-from appliance.scanner.sane_env import write_sane_config
 from appliance.store import jobs
 from appliance.store.db import connect
 from appliance.system import config as config_mod
 from appliance.web import create_app, usecases
 from appliance.web.errors import WebError
-from tests.helpers.processes import Processes, free_port, wait_for
+from tests.helpers.processes import Processes, demo_scanner_sane, free_port, wait_for
 from tests.helpers.sync_rig import (  # noqa: F401 - fixtures
     Service,
     all_delivered,
@@ -89,12 +88,10 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path, small_disk: Path, broker) -> Iterator[Rig]:  # noqa: F811
     scanner_port = free_port()
-    sane_dir = tmp_path / "sane"
-    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
     config = config_mod.with_overrides(
         make_config(tmp_path, broker.port),
         paths={"data_dir": str(small_disk)},
-        scanner={"sane_config_dir": str(sane_dir)},
+        scanner={"sane_config_dir": demo_scanner_sane(tmp_path, scanner_port)},
         ocr={"enabled": False},
         health={"scan_min_free_mb": 1},
     )

@@ -24,13 +24,12 @@ from PIL import Image
 
 from appliance.records import dossiers
 from appliance.records import pages as page_store
-from appliance.scanner.sane_env import write_sane_config
 from appliance.store import jobs, state
 from appliance.store.db import connect
 from appliance.store.files import FileStore
 from appliance.store.state import ScannerState, StateKey
 from appliance.system import config as config_mod
-from tests.helpers.processes import REPO, Processes, free_port, wait_for
+from tests.helpers.processes import REPO, Processes, demo_scanner_sane, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -56,11 +55,9 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     scanner_port = free_port()
-    sane_dir = tmp_path / "sane"
-    write_sane_config(sane_dir, airscan_url=f"http://127.0.0.1:{scanner_port}/eSCL")
     config = config_mod.with_overrides(
         config_mod.Config(), paths={"data_dir": str(tmp_path / "data")},
-        scanner={"sane_config_dir": str(sane_dir)})
+        scanner={"sane_config_dir": demo_scanner_sane(tmp_path, scanner_port)})
     procs = Processes.for_config(tmp_path, config)
     conn = connect(config.paths.database)
     try:
