@@ -9,7 +9,6 @@ corpus tests are skipped, as tests/corpus does, and the synthetic ones still run
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,30 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from appliance.bench.ocr import REAL_IMAGE_EXTS, real_pages_dir
 from appliance.demo.synth import render_form_page
 from appliance.imaging.flags import PageFlag, format_flags, parse_flags
 from appliance.imaging.pages import check_page, page_flags
 
-REAL = Path(__file__).resolve().parents[1] / "corpus" / "real"
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 NEW_FLAGS = set(PageFlag)
-
-
-def _pages_dir() -> Path | None:
-    """Same search as tests/corpus/test_real_corpus.py."""
-    repo = REAL.parents[2]
-    candidates = [Path(os.environ["REAL_CORPUS_PAGES"])] if os.environ.get(
-        "REAL_CORPUS_PAGES") else []
-    candidates += [REAL / "pages", repo.parent / "shared" / "corpus" / "real" / "pages",
-                   repo / "shared" / "corpus" / "real" / "pages"]
-    for c in candidates:
-        if c.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in c.iterdir()):
-            return c
-    return None
-
-
-PAGES_DIR = _pages_dir()
-REAL_PAGES = sorted(p for p in PAGES_DIR.iterdir() if p.suffix.lower() in IMAGE_EXTS) \
+PAGES_DIR = real_pages_dir()
+REAL_PAGES = sorted(p for p in PAGES_DIR.iterdir() if p.suffix.lower() in REAL_IMAGE_EXTS) \
     if PAGES_DIR else []
 needs_corpus = pytest.mark.skipif(PAGES_DIR is None, reason="real-scan corpus not present")
 
