@@ -1,26 +1,8 @@
-"""A device database on a temporary data directory, opened through the product's own
-`store.db.connect` (migrations, key check), for the records tests. A module that needs
-other settings overrides `config`; `conn` follows it."""
+"""A device database on a temporary data directory for the records tests (see
+tests/helpers/device_db.py). A module that needs other settings overrides `config`;
+`conn` follows it."""
 
-from __future__ import annotations
+from tests.helpers import device_db
 
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from appliance.store.db import connect
-from appliance.system.config import Config, with_overrides
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return with_overrides(Config(), paths={"data_dir": str(tmp_path)})
-
-
-@pytest.fixture
-def conn(config: Config) -> Iterator[sqlite3.Connection]:
-    c = connect(config.paths.database)
-    yield c
-    c.close()
+config = device_db.config  # fixture
+conn = device_db.conn  # fixture

@@ -4,29 +4,13 @@ nothing written for an ack that changes nothing."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from appliance.records import dossiers
 from appliance.store import audit, outbox
-from appliance.store.db import connect
-from appliance.system.config import Config, with_overrides
+from tests.helpers import device_db
 from tests.records.test_audit import signed_dossier
 
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return with_overrides(Config(), paths={"data_dir": str(tmp_path)})
-
-
-@pytest.fixture
-def conn(config: Config) -> Iterator[sqlite3.Connection]:
-    c = connect(config.paths.database)
-    yield c
-    c.close()
+config = device_db.config  # fixture
+conn = device_db.conn  # fixture
 
 
 def test_a_batch_of_acks_writes_one_chained_send_line_per_record(conn, config):
