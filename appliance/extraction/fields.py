@@ -208,6 +208,18 @@ _MARKER = re.compile(r"\[\s*\d{1,2}\s*\]\s*\.?|^\s*[IVX]{1,4}\.\s|^\s*\d{1,2}\s?
 _LEAD = re.compile(r"^\s*(?:\([^)]*\)\s*)?(?:/\s*[A-Za-z][A-Za-z .,]*?\s*(?=:))?[\s:.\-–…_]*")
 
 
+# A label glued to the token before it ("TB/TU" of a document number) is no label.
+_INSIDE_TOKEN = re.compile(r"\S[/\-]$")
+# A label followed by more lower-case words and a colon is the head of another,
+# longer label the catalogue does not give this field ("Mã số thuế:", "Số điện thoại:").
+_LONGER_LABEL = re.compile(r"^ +([^\W\d_]+)(?: +[^\W\d_]+){0,3} *:")
+
+
+def _longer_label(after: str) -> bool:
+    m = _LONGER_LABEL.match(after)
+    return m is not None and not m.group(1).isupper()
+
+
 def _generic_labels(text: str) -> list[tuple[int, int]]:
     """Spans of label-looking text before a colon ("Ngày sinh:", "Nơi cư trú:"): a
     capitalised word followed only by lower-case words. They end a value even when
@@ -253,6 +265,8 @@ def _line_hits(line: Line, labels: Sequence[tuple[str, FieldSpec | None]]) -> li
     for needle, spec in labels:
         for lo, hi in find_label(folded, needle):
             start, end = where[lo], where[hi - 1] + 1
+            if _INSIDE_TOKEN.search(line.text[:start]) or _longer_label(line.text[end:]):
+                continue  # "496-TB/TU ngày" is no "Từ ngày", "Mã số thuế:" no "Mã số"
             if " " not in needle:  # a one-word label needs a colon or to open the line
                 opens = not re.sub(_MARKER, "", line.text[:start]).strip()
                 if not (opens or _AFTER_LABEL.match(line.text[end:])):

@@ -51,3 +51,19 @@ def test_values_from_doubtful_lines_are_kept_but_flagged():
     assert extract(lines, confidences=[0.62, 0.97, 0.99, 0.91]).uncertain == ("full_name",)
     assert extract(lines).uncertain == ()  # no confidences, no claim either way
     assert result.as_dict()["uncertain"] == ["cccd"]
+
+
+def test_a_value_comes_from_its_own_label():
+    # Found on real letters (tests/extraction/test_real_scans.py): a tax code after
+    # "Mã số thuế:" is no BHXH number of "Mã số", and the "TU" of a document number
+    # "45-CTr/TU ngày 25/02/2020" is no "Từ ngày" opening a sick leave.
+    book = extract(["Mã số thuế: 0300849034"], paper_type="bhxh-book")
+    assert "bhxh_number" not in book.values and book.missing == ("bhxh_number", "full_name",
+                                                                  "birth_date")
+    leave = extract(["NQ/TW và Chương trình số 45-CTr/TU ngày 25/02/2020 thực hiện"],
+                    paper_type="sick-leave-c65")
+    assert "leave_from" in leave.missing
+    assert extract(["Từ ngày 25/02/2020"], paper_type="sick-leave-c65").values[
+        "leave_from"] == "25/02/2020"
+    assert extract(["Mã số: 0300849034"], paper_type="bhxh-book").values[
+        "bhxh_number"] == "0300849034"
