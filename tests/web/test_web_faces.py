@@ -195,6 +195,14 @@ def play_worker_scan(conn, config, dossier_id: int, pages_n: int = 1,
     return paper_id
 
 
+def open_kiosk_dossier(page, url: str, procedure: str = "khac", lang: str = "") -> None:
+    """The citizen's way into a dossier: start screen, a procedure, consent accepted."""
+    page.goto(f"{url}/kiosk" + (f"?lang={lang}" if lang else ""))
+    page.locator(f"button[data-procedure={procedure}]").click()
+    page.locator("#accept").click()
+    page.wait_for_url("**/kiosk/dossier")
+
+
 def wait_images(page) -> None:
     for _ in range(100):
         if page.evaluate("() => Array.from(document.images).every(i => i.complete && "
@@ -313,10 +321,7 @@ def test_idle_countdown_reset_and_back_shows_nothing(browser, tmp_path):
     context, page = new_page(browser, SMALL)
     conn = connect(server.config.paths.database)
     try:
-        page.goto(f"{server.url}/kiosk")
-        page.locator("button[data-procedure=khac]").click()
-        page.locator("#accept").click()
-        page.wait_for_url("**/kiosk/dossier")
+        open_kiosk_dossier(page, server.url)
         d = latest_dossier(conn)
         add_scanned_paper(conn, server.config, d.id, pages=1)
         page.reload()
@@ -343,10 +348,7 @@ def test_two_tabs_and_a_new_procedure_with_pages(server2, browser, db2, tmp_path
     procedure over a dossier with pages asks first."""
     context, first = new_page(browser, LARGE)
     try:
-        first.goto(f"{server2.url}/kiosk")
-        first.locator("button[data-procedure=khac]").click()
-        first.locator("#accept").click()
-        first.wait_for_url("**/kiosk/dossier")
+        open_kiosk_dossier(first, server2.url)
         old = latest_dossier(db2)
         add_scanned_paper(db2, server2.config, old.id, pages=1)
         second = context.new_page()
@@ -372,10 +374,7 @@ def test_two_tabs_and_a_new_procedure_with_pages(server2, browser, db2, tmp_path
 def test_worker_down_is_said_at_once(server2, browser, db2, tmp_path):
     context, page = new_page(browser, SMALL, )
     try:
-        page.goto(f"{server2.url}/kiosk?lang=en")
-        page.locator("button[data-procedure=khac]").click()
-        page.locator("#accept").click()
-        page.wait_for_url("**/kiosk/dossier")
+        open_kiosk_dossier(page, server2.url, lang="en")
         d = latest_dossier(db2)
         page.locator("#scan-flatbed").click()
         expect(page.locator("#job")).to_be_visible()
