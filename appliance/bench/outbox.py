@@ -58,6 +58,12 @@ MB = 1_000_000
 DEFAULT_SCAN_BYTES = 1024 * 1024
 FILL_BATCH = 500
 DRAIN_TIMEOUT_SECONDS = 600.0
+# A folder: the receiver and the publisher each run under cProfile (CPU time) and
+# leave their statistics there (<service>-<pid>.prof), to see where a record's time goes.
+PROFILE_ENV = "APPLIANCE_BENCH_PROFILE"
+# A folder: each of them writes there the CPU seconds it spent after its start-up
+# (<service>-<pid>.cpu), without a profiler's overhead (also with PROFILE_ENV).
+CPU_ENV = "APPLIANCE_BENCH_CPU"
 
 
 @dataclass(frozen=True)
@@ -247,15 +253,41 @@ def _serve(service: str, config: config_mod.Config, client_id: str,
     (an Event) is set when it says READY=1, so its start-up is not timed."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    profile_dir = os.environ.get(PROFILE_ENV)
+    cpu_dir = profile_dir or os.environ.get(CPU_ENV)
+    cpu_at_ready: list[float] = []
 
     def notify(message: str) -> None:
-        if message == "READY=1" and ready is not None:
-            ready.set()
+        if message == "READY=1":
+            cpu_at_ready.append(_cpu_seconds())
+            if ready is not None:
+                ready.set()
 
-    if service == "receiver":
-        run_receiver(config, stop, notify, client_id=client_id)
-    else:
-        run_publisher(config, stop, notify)
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        # CPU time, not wall time: waits (select, fsync) would otherwise hide the costs.
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+    try:
+        if service == "receiver":
+            run_receiver(config, stop, notify, client_id=client_id)
+        else:
+            run_publisher(config, stop, notify)
+    finally:
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            profiler.dump_stats(str(Path(profile_dir) / f"{service}-{os.getpid()}.prof"))
+        if cpu_dir and cpu_at_ready:
+            (Path(cpu_dir) / f"{service}-{os.getpid()}.cpu").write_text(
+                f"{_cpu_seconds() - cpu_at_ready[0]:.3f}\n", encoding="ascii")
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process so far."""
+    times = os.times()
+    return times.user + times.system
 
 
 def measure_outbox(config: config_mod.Config, count: int) -> float:

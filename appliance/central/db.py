@@ -198,6 +198,15 @@ CREATE TABLE counters (
     value INTEGER NOT NULL
 )
 """,
+    # 3: a file that came in chunks is kept as those sealed chunk rows (chunk_device,
+    # chunk_count name them; data is empty) instead of being opened, joined, sealed and
+    # written again: each byte of a scan is written once. Files already held keep their
+    # one sealed blob in data (chunk_count NULL), and files sent in one chunk still go
+    # there.
+    """
+ALTER TABLE files ADD COLUMN chunk_device TEXT;
+ALTER TABLE files ADD COLUMN chunk_count INTEGER
+""",
 ]
 
 
@@ -390,6 +399,11 @@ CREATE TABLE key_check (
     check_value TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL
 )
+""",
+    # 2: as SQLite's migration 3, files kept as their sealed chunks.
+    """
+ALTER TABLE files ADD COLUMN chunk_device TEXT;
+ALTER TABLE files ADD COLUMN chunk_count BIGINT
 """,
 ]
 

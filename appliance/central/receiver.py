@@ -63,6 +63,10 @@ DEAD_LETTERS_LOGGED = 20
 # unacknowledged messages, which usually ends a batch first.
 MAX_BATCH_MESSAGES = 256
 MAX_BATCH_SECONDS = 0.05
+# Messages the broker may send before their PUBACKs (MQTT v5 Receive Maximum), which
+# wait for the batch's commit: two batches' worth, so the next batch streams in while
+# this one's fsync runs instead of the broker stopping at its max_inflight_messages.
+RECEIVE_MAXIMUM = 2 * MAX_BATCH_MESSAGES
 IDLE_POLL_SECONDS = 0.002
 # How often the counters (records, dead letters, conflicts, open transfers) are logged
 # when they changed: the receiver's status heartbeat in the journal.
@@ -380,7 +384,8 @@ class _Receiver:
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
         client.on_message = self.on_message
-        open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal)
+        open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
+                     receive_maximum=RECEIVE_MAXIMUM)
         self.client = client
 
     def run(self) -> None:

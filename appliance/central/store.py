@@ -3,7 +3,10 @@ records, files, chunks, dead letters; one set of functions for both engines (db.
 
 Files are kept as BLOBs next to their records so that a record and its PDFs commit
 in one transaction: the ack goes out only after that commit, so an acknowledged
-record is on disk whatever crashes next.
+record is on disk whatever crashes next. A file that came in one message is one
+sealed blob in `files`; a file that came in chunks stays the sealed chunk rows it
+arrived as, named by its `files` row (chunk_device, chunk_count), checked against its
+sha256 when the last one is in and read back in order by get_file/stream_file.
 
 Identity: a record id lives in its device's namespace (the device comes from the
 topic, which the broker's ACL binds to the client certificate), and every distinct
@@ -71,6 +74,11 @@ RACE_RETRIES = 3
 
 class _Raced(Exception):
     """Another receiver's commit made our look at the records table stale."""
+
+
+class _Incomplete(CentralStoreError):
+    """A file's chunk rows are not all there (one missing, or short): the sender's
+    doing while a transfer completes, damage once the file is stored."""
 
 
 @dataclass(frozen=True)
@@ -189,11 +197,19 @@ def put_dead_letter(conn: CentralConnection, topic: str, device_id: str | None,
 # --- chunks -------------------------------------------------------------------------
 
 
+# The chunks of a file kept in its chunk layout (see _complete): never scratch space.
+_KEPT = ("EXISTS (SELECT 1 FROM files WHERE sha256=? AND chunk_device=? "
+         "AND chunk_count=?)")
+
+
 def _drop_transfer(conn: CentralConnection, device_id: str, sha: str, count: int) -> int:
+    """Forget a transfer and its chunks; chunks a stored file is made of stay (a stray
+    transfer row for the same key, opened by a receiver that had not yet seen the file
+    committed, must not take the file with it when it expires)."""
     row = conn.execute("DELETE FROM transfers WHERE device_id=? AND file_sha256=? AND count=? "
                        "RETURNING bytes", (device_id, sha, count)).fetchone()
-    conn.execute("DELETE FROM chunks WHERE device_id=? AND file_sha256=? AND count=?",
-                 (device_id, sha, count))
+    conn.execute(f"DELETE FROM chunks WHERE device_id=? AND file_sha256=? AND count=? "
+                 f"AND NOT {_KEPT}", (device_id, sha, count, sha, device_id, count))
     if row is None:
         return 0
     _count(conn, "chunk_bytes_held", -row[0])
@@ -317,25 +333,61 @@ def purge_expired(conn: CentralConnection, expiry_seconds: float,
     return len(stale)
 
 
-def _assemble(conn: CentralConnection, device_id: str, sha: str, size: int) -> str | None:
-    """Build a file from this device's complete chunks; None if done, else why not
-    ('' = still missing)."""
+def _chunks(conn: CentralConnection, device_id: str, sha: str, count: int,
+            size: int) -> Iterator[bytes]:
+    """The clear bytes of a file's chunks in order; CentralStoreError if one is missing,
+    out of place or does not open, or if they do not add up to `size` (each chunk's
+    associated data names its index and the chunk count, so only a row left out or a
+    short row could go unnoticed, and both are checked here)."""
+    expected = 0
+    total = 0
+    for row in conn.execute("SELECT idx, data FROM chunks WHERE device_id=? AND "
+                            "file_sha256=? AND count=? ORDER BY idx", (device_id, sha, count)):
+        if row["idx"] != expected:
+            raise _Incomplete(f"file {sha}: chunk {expected} of {count} is missing")
+        data = _open(conn, row["data"], _chunk_aad(device_id, sha, count, expected))
+        total += len(data)
+        expected += 1
+        yield data
+    if expected != count or total != size:
+        raise _Incomplete(f"file {sha}: {expected} of {count} chunks, {total} of "
+                                f"{size} bytes")
+
+
+def _complete(conn: CentralConnection, device_id: str, sha: str, size: int) -> str | None:
+    """Store a file whose chunks all arrived; None if done, else why not ('' = still
+    missing).
+
+    The chunks are checked against the file's sha256 (read back and opened: they may
+    have come through other receivers) and then kept where they are, sealed as they
+    arrived: the files row only names them. Before, the file was opened, joined,
+    sealed and written again as one blob and the chunks deleted (overwritten, with
+    secure_delete), three writes of every byte of a scan instead of one.
+    """
     complete = conn.execute(
         "SELECT count FROM transfers WHERE device_id=? AND file_sha256=? AND size=? "
         "AND have=count ORDER BY last_at DESC LIMIT 1", (device_id, sha, size)).fetchone()
     if complete is None:
         return ""
-    count = complete["count"]
-    rows = conn.execute("SELECT idx, data FROM chunks WHERE device_id=? AND file_sha256=? "
-                        "AND count=? ORDER BY idx", (device_id, sha, count)).fetchall()
-    data = b"".join(_open(conn, r["data"], _chunk_aad(device_id, sha, count, r["idx"]))
-                    for r in rows)
+    count = int(complete["count"])
+    digest = hashlib.sha256()
+    try:
+        for data in _chunks(conn, device_id, sha, count, size):
+            digest.update(data)
+    except _Incomplete as e:  # a chunk that does not open is the disk's: it raises on
+        _drop_transfer(conn, device_id, sha, count)
+        return f"file {sha} arrived incomplete: {e}"
+    if digest.hexdigest() != sha:
+        _drop_transfer(conn, device_id, sha, count)
+        return f"file {sha} arrived with {size} bytes that do not match its sha256"
+    cur = conn.execute("INSERT INTO files(sha256, size, data, stored_at, chunk_device, "
+                       "chunk_count) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       (sha, size, b"", time.time(), device_id, count))
+    # The transfer is over: its bytes no longer count against the chunk store, and
+    # when another receiver stored the file first (PostgreSQL) these chunks go too.
     _drop_transfer(conn, device_id, sha, count)
-    if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
-        return f"file {sha} arrived with {len(data)} bytes that do not match its sha256/size"
-    conn.execute("INSERT INTO files(sha256, size, data, stored_at) "
-                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                 (sha, size, _seal(conn, data, f"files:{sha}"), time.time()))
+    if cur.rowcount == 0:
+        log.info("file %s was stored by another receiver meanwhile", sha)
     return None
 
 
@@ -441,7 +493,7 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
     for sha, size in body.files:
         if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
             continue
-        problem = _assemble(conn, device_id, sha, size)
+        problem = _complete(conn, device_id, sha, size)
         if problem:
             return _reject(conn, device_id, msg, problem)
         if problem == "":
@@ -558,15 +610,53 @@ def read_counters(db_path: str | Path | CentralConnection) -> dict[str, int]:
 
 
 def chunk_state(db_path: str | Path | CentralConnection) -> dict[str, int]:
-    """Open transfers, chunk rows and chunk bytes held: what expiry must bring to zero."""
+    """Open transfers, their chunk rows and the chunk bytes they hold: what expiry must
+    bring to zero (the chunks a stored file is kept as are not counted)."""
     with reading(db_path) as conn:
         row = conn.execute("SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b "
                            "FROM transfers").fetchone()
-        chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        chunks = conn.execute(
+            "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM files f WHERE "
+            "f.sha256=c.file_sha256 AND f.chunk_device=c.device_id AND "
+            "f.chunk_count=c.count)").fetchone()[0]
         return {"transfers": int(row["n"]), "chunks": int(chunks), "bytes": int(row["b"])}
 
 
-def get_file(db_path: str | Path | CentralConnection, sha256: str) -> bytes | None:
+def _file_parts(conn: CentralConnection, sha256: str) -> Iterator[bytes] | None:
+    """The clear bytes of a stored file in pieces (one blob, or its chunks in order,
+    checked against the file's sha256 as they go), or None when it is not held."""
+    row = conn.execute("SELECT size, data, chunk_device, chunk_count FROM files "
+                       "WHERE sha256=?", (sha256,)).fetchone()
+    if row is None:
+        return None
+    if row["chunk_count"] is None:
+        return iter((_open(conn, row["data"], f"files:{sha256}"),))
+    return _verified(sha256, _chunks(conn, row["chunk_device"], sha256,
+                                     int(row["chunk_count"]), int(row["size"])))
+
+
+def _verified(sha256: str, parts: Iterator[bytes]) -> Iterator[bytes]:
+    """`parts` passed on; CentralStoreError after the last one if they are not the file
+    (a reader that streams must treat an exception at the end as a failed read)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+        yield part
+    if digest.hexdigest() != sha256:
+        raise CentralStoreError(f"file {sha256} does not match its sha256")
+
+
+def stream_file(db_path: str | Path | CentralConnection, sha256: str) -> Iterator[bytes]:
+    """A stored file's clear bytes, a chunk at a time (a 1 GB file never in memory
+    whole); nothing when it is not held. The database stays open while it is read."""
     with reading(db_path) as conn:
-        row = conn.execute("SELECT data FROM files WHERE sha256=?", (sha256,)).fetchone()
-        return _open(conn, row["data"], f"files:{sha256}") if row else None
+        parts = _file_parts(conn, sha256)
+        if parts is not None:
+            yield from parts
+
+
+def get_file(db_path: str | Path | CentralConnection, sha256: str) -> bytes | None:
+    """A stored file's clear bytes, whole, or None when it is not held."""
+    with reading(db_path) as conn:
+        parts = _file_parts(conn, sha256)
+        return None if parts is None else b"".join(parts)

@@ -273,30 +273,40 @@ def mark_delivered_many(conn: sqlite3.Connection, acks: list[tuple[str, dict[str
     t = time.time() if now is None else now
     done: list[str] = []
     sent: list[tuple[int | None, dict[str, Any]]] = []
+    updates: list[tuple[str, float, str, str, str]] = []
+    seen: set[str] = set()
     with transaction(conn):
+        # One look at every acknowledged record and its outbox row (two statements per
+        # record before: a third of the device's time per small record was here).
+        held = {row["record_id"]: row for row in conn.execute(
+            "SELECT r.record_id, r.sha256, r.dossier_id, o.state FROM records r "
+            "LEFT JOIN outbox o ON o.record_id=r.record_id "
+            "WHERE r.record_id IN (SELECT value FROM json_each(?))",
+            (json.dumps([record_id for record_id, _ack in acks]),))}
         for record_id, ack in acks:
-            rec = conn.execute("SELECT sha256, dossier_id FROM records WHERE record_id=?",
-                               (record_id,)).fetchone()
+            rec = held.get(record_id)
             if rec is None or ack.get("sha256") != rec["sha256"]:
                 log.warning("outbox: ack for record %s does not name its sha256; ignored",
                             record_id)
                 continue
-            cur = conn.execute(
-                "UPDATE outbox SET state=?, delivered_at=?, ack_json=? "
-                "WHERE record_id=? AND state!=?",
-                (OutboxState.DELIVERED.value, t, json.dumps(ack, ensure_ascii=False,
-                                                            sort_keys=True),
-                 record_id, OutboxState.DELIVERED.value))
-            if cur.rowcount == 1:
-                done.append(record_id)
-                line = {"record_id": record_id, "sha256": rec["sha256"]}
-                # Which ack: the receiver's time and verdict (its signature is kept in
-                # the outbox row's ack_json).
-                if "received_at" in ack:
-                    line["ack_received_at"] = ack["received_at"]
-                if "status" in ack:
-                    line["ack_status"] = ack["status"]
-                sent.append((rec["dossier_id"], line))
+            if rec["state"] in (None, OutboxState.DELIVERED.value) or record_id in seen:
+                continue  # not in the outbox, or acknowledged before: nothing to mark
+            seen.add(record_id)
+            done.append(record_id)
+            updates.append((OutboxState.DELIVERED.value, t,
+                            json.dumps(ack, ensure_ascii=False, sort_keys=True),
+                            record_id, OutboxState.DELIVERED.value))
+            line = {"record_id": record_id, "sha256": rec["sha256"]}
+            # Which ack: the receiver's time and verdict (its signature is kept in
+            # the outbox row's ack_json).
+            if "received_at" in ack:
+                line["ack_received_at"] = ack["received_at"]
+            if "status" in ack:
+                line["ack_status"] = ack["status"]
+            sent.append((rec["dossier_id"], line))
+        conn.executemany(
+            "UPDATE outbox SET state=?, delivered_at=?, ack_json=? "
+            "WHERE record_id=? AND state!=?", updates)
         # One audit line per record still (an auditor looks a record up by its dossier),
         # written together: the chain's head is read and rewritten once per batch.
         audit.append_many(conn, audit.AuditAction.SEND, "central", sent)

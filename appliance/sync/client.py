@@ -69,14 +69,20 @@ def open_session(
     cfg: MqttConfig,
     is_connected: Callable[[], bool],
     refused: Callable[[], str | None],
+    *,
+    receive_maximum: int | None = None,
 ) -> None:
     """Connect with a persistent session and pump the loop until CONNACK.
 
     `is_connected` and `refused` read what the caller's on_connect saw; a refusal,
     a socket or TLS error, or no CONNACK in time raises BrokerUnavailable.
+    receive_maximum: QoS 1 messages the broker may send before their PUBACKs (MQTT v5
+    Receive Maximum); unset, the broker's own limit (mosquitto: max_inflight_messages).
     """
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
     try:
         client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive, clean_start=False,
                        properties=props)

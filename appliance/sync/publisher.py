@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import secrets
 import sqlite3
@@ -120,6 +119,8 @@ class _Flight:
     resume_nonce: str | None = None
     answer_due: float | None = None
     skip: dict[str, int] = field(default_factory=dict)
+    # Its piece of a "records" message (wire.pack_item), once measured for a pack.
+    pack_item: bytes | None = None
 
 
 class _Publisher:
@@ -641,9 +642,12 @@ class _Publisher:
             flight = self.flights[record_id]
             if not self.packable(flight) or len(pack) >= wire.MAX_PACKED_RECORDS:
                 break
-            # The size the record takes in the message: body escaped, id, hash, files.
-            size = len(json.dumps(flight.item.body_json, ensure_ascii=False)
-                       .encode("utf-8")) + len(record_id) + 64 + 10
+            # The size the record takes in the message: its piece (body escaped, id,
+            # hash), made once and kept for the message itself, and its files.
+            if flight.pack_item is None:
+                flight.pack_item = wire.pack_item(wire.RecordMessage(
+                    record_id, flight.item.sha256, flight.item.body_json))
+            size = len(flight.pack_item) + 1
             size += sum(-(-n // 3) * 4 + len(record_id) + 100 for _sha, n in flight.files)
             if size > budget:
                 if not pack and not failed:
@@ -665,9 +669,7 @@ class _Publisher:
             self.show("connected", str(error))
         if not pack:
             return bool(failed)
-        payload = wire.encode_record_pack([
-            wire.RecordMessage(f.item.record_id, f.item.sha256, f.item.body_json)
-            for f in pack], files)
+        payload = wire.join_record_pack([f.pack_item for f in pack if f.pack_item], files)
         mid = self.publish(pack[0], payload, "record")
         if mid is None:
             return None
