@@ -235,3 +235,18 @@ def test_the_depth_scan_reads_escapes_as_a_json_reader_does(payload, refused):
             wire.bounded_loads(payload, max_bytes=1 << 20, max_depth=4)
     else:
         wire.bounded_loads(payload, max_bytes=1 << 20, max_depth=4)
+
+
+def test_a_devices_own_body_is_read_by_jsons_parser_with_the_same_checks():
+    """The publisher reads the bodies it signed itself without the bounded decoder (they
+    come out of its own sealed database, checked against their sha256); the files it
+    finds, and the refusal of a bad hash or a body too large, are the same."""
+    body = ('{"papers":[{"file":{"sha256":"' + "1" * 64 + '","size":5}},{"file":null},'
+            '{"file":{"sha256":"' + "2" * 64 + '","size":7}}]}')
+    assert wire.record_files(body, own=True) == wire.record_files(body)
+    with pytest.raises(WireError):
+        wire.record_files('{"papers":[{"file":{"sha256":"bad","size":1}}]}', own=True)
+    with pytest.raises(WireError):
+        wire.record_files("[" * 10 + "]" * 10 + " x", own=True)
+    with pytest.raises(WireError):
+        wire.record_files('{"papers":[]}' + " " * (wire.MAX_BODY_BYTES * 4), own=True)
