@@ -202,19 +202,35 @@ _KEPT = ("EXISTS (SELECT 1 FROM files WHERE sha256=? AND chunk_device=? "
          "AND chunk_count=?)")
 
 
-def _drop_transfer(conn: CentralConnection, device_id: str, sha: str, count: int) -> int:
-    """Forget a transfer and its chunks; chunks a stored file is made of stay (a stray
+def _drop_chunks(conn: CentralConnection, device_id: str, sha: str, count: int) -> None:
+    """Delete a transfer's chunks, except those a stored file is made of (a stray
     transfer row for the same key, opened by a receiver that had not yet seen the file
     committed, must not take the file with it when it expires)."""
-    row = conn.execute("DELETE FROM transfers WHERE device_id=? AND file_sha256=? AND count=? "
-                       "RETURNING bytes", (device_id, sha, count)).fetchone()
     conn.execute(f"DELETE FROM chunks WHERE device_id=? AND file_sha256=? AND count=? "
                  f"AND NOT {_KEPT}", (device_id, sha, count, sha, device_id, count))
+
+
+def _take_transfer(conn: CentralConnection, device_id: str, sha: str, count: int, *,
+                   complete: bool = False) -> int | None:
+    """Delete a transfer row and uncount it; its bytes, or None when it was not there
+    (complete: only if every chunk arrived). On PostgreSQL the DELETE locks the row:
+    of two receivers taking it (one completing the file, one purging it) one waits for
+    the other's commit and then finds it gone."""
+    row = conn.execute("DELETE FROM transfers WHERE device_id=? AND file_sha256=? AND count=? "
+                       + ("AND have=count " if complete else "") + "RETURNING bytes",
+                       (device_id, sha, count)).fetchone()
     if row is None:
-        return 0
+        return None
     _count(conn, "chunk_bytes_held", -row[0])
     _count(conn, "transfers_open", -1)
     return int(row[0])
+
+
+def _drop_transfer(conn: CentralConnection, device_id: str, sha: str, count: int) -> int:
+    """Forget a transfer and its chunks (never a stored file's); the bytes it held."""
+    held = _take_transfer(conn, device_id, sha, count)
+    _drop_chunks(conn, device_id, sha, count)
+    return held or 0
 
 
 def put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
@@ -370,24 +386,28 @@ def _complete(conn: CentralConnection, device_id: str, sha: str, size: int) -> s
     if complete is None:
         return ""
     count = int(complete["count"])
+    # Taken before its chunks are read: a receiver purging it meanwhile (PostgreSQL)
+    # either did so first (gone, with its chunks: still missing) or waits for this
+    # commit and then keeps the chunks the stored file names.
+    if _take_transfer(conn, device_id, sha, count, complete=True) is None:
+        return ""
     digest = hashlib.sha256()
     try:
         for data in _chunks(conn, device_id, sha, count, size):
             digest.update(data)
     except _Incomplete as e:  # a chunk that does not open is the disk's: it raises on
-        _drop_transfer(conn, device_id, sha, count)
+        _drop_chunks(conn, device_id, sha, count)
         return f"file {sha} arrived incomplete: {e}"
     if digest.hexdigest() != sha:
-        _drop_transfer(conn, device_id, sha, count)
+        _drop_chunks(conn, device_id, sha, count)
         return f"file {sha} arrived with {size} bytes that do not match its sha256"
     cur = conn.execute("INSERT INTO files(sha256, size, data, stored_at, chunk_device, "
                        "chunk_count) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                        (sha, size, b"", time.time(), device_id, count))
-    # The transfer is over: its bytes no longer count against the chunk store, and
-    # when another receiver stored the file first (PostgreSQL) these chunks go too.
-    _drop_transfer(conn, device_id, sha, count)
     if cur.rowcount == 0:
+        # Another receiver stored the file first (PostgreSQL): these chunks are spare.
         log.info("file %s was stored by another receiver meanwhile", sha)
+        _drop_chunks(conn, device_id, sha, count)
     return None
 
 

@@ -189,3 +189,72 @@ def test_a_postgresql_database_of_the_old_layout_is_migrated(pg_dsn, tmp_path: P
                             (new_sha,)).fetchone()[0] == 4
     finally:
         conn.close()
+
+
+def test_a_purge_racing_the_completion_keeps_the_stored_files_chunks(pg_dsn, tmp_path: Path):
+    """PostgreSQL, two receivers: one completes a file (its transaction still open)
+    while the other purges the same transfer as expired; the purge waits for the
+    completion's commit and then keeps the chunks the stored file is made of."""
+    import threading
+
+    key = tmp_path / "central.key"
+    crypto.create_key(key)
+    completing = connect(pg_dsn, key_file=key)
+    purging = connect(pg_dsn, key_file=key)
+    try:
+        pdf = _pdf()
+        sha = hashlib.sha256(pdf).hexdigest()
+        for i in range(4):
+            store.put_chunk(completing, "kiosk-01", wire.Chunk(
+                "r-1", sha, i, 4, len(pdf), pdf[i * CHUNK:(i + 1) * CHUNK]))
+        completing.execute("BEGIN")
+        assert store.put_record(completing, "kiosk-01", record("r-1", files=[pdf])).ack
+        purged: list[int] = []
+        thread = threading.Thread(target=lambda: purged.append(
+            store.purge_expired(purging, 60.0, now=time.time() + 10**6)))
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive(), "the purge should wait for the completing transaction"
+        completing.execute("COMMIT")
+        thread.join(30)
+        assert purged == [1]  # it had seen the transfer before the commit
+        assert store.get_file(completing, sha) == pdf
+        assert store.chunk_state(completing) == {"transfers": 0, "chunks": 0, "bytes": 0}
+    finally:
+        completing.close()
+        purging.close()
+
+
+def test_a_completion_racing_a_purge_never_stores_a_file_without_its_chunks(
+        pg_dsn, tmp_path: Path):
+    """PostgreSQL, two receivers, the other order: the purge has deleted the transfer
+    and its chunks (not yet committed) when a record that names the file comes to the
+    other receiver. The completion takes the transfer first, so it waits for the purge
+    and then finds the file missing: no ack, no files row naming deleted chunks."""
+    import threading
+
+    key = tmp_path / "central.key"
+    crypto.create_key(key)
+    completing = connect(pg_dsn, key_file=key)
+    purging = connect(pg_dsn, key_file=key)
+    try:
+        pdf = _pdf()
+        sha = hashlib.sha256(pdf).hexdigest()
+        for i in range(4):
+            store.put_chunk(purging, "kiosk-01", wire.Chunk(
+                "r-1", sha, i, 4, len(pdf), pdf[i * CHUNK:(i + 1) * CHUNK]))
+        purging.execute("BEGIN")
+        assert store.purge_expired(purging, 60.0, now=time.time() + 10**6) == 1
+        results: list[store.RecordResult] = []
+        thread = threading.Thread(target=lambda: results.append(
+            store.put_record(completing, "kiosk-01", record("r-1", files=[pdf]))))
+        thread.start()
+        time.sleep(1.0)
+        purging.execute("COMMIT")
+        thread.join(30)
+        assert [r.outcome for r in results] == [store.Outcome.INCOMPLETE]
+        assert completing.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 0
+        assert store.get_file(completing, sha) is None
+    finally:
+        completing.close()
+        purging.close()
