@@ -44,10 +44,8 @@ class DetectorConfig:
     # Bands run side by side, one single-threaded network run per thread, instead of
     # one after another on onnxruntime's intra-op threads (see TextDetector).
     parallel_bands: bool = False
-    # Banded, the session keeps its activation memory between runs: every band had its
-    # buffers mapped fresh and faulted in, a quarter of the network's CPU time as
-    # system time (session.make_session). Real corpus, int8: CPU/page 0.69 -> 0.60 s,
-    # detect p50 -13..20 %, output identical, peak RSS +9 MB.
+    # Banded, the session keeps its activation memory between runs (session.make_session
+    # says why); a whole page map does not: its activations are the memory budget.
     arena: bool = True
 
     def __post_init__(self) -> None:

@@ -31,19 +31,22 @@ def keep_large_buffers_off_the_heap() -> bool:
         return False
 
 
-def make_session(path: Path, threads: int, arena: bool = False,
-                 mem_pattern: bool = True) -> ort.InferenceSession:
+def make_session(path: Path, threads: int, arena: bool = True,
+                 mem_pattern: bool = False) -> ort.InferenceSession:
     """One session per stage; intra-op threads only, since the graphs are sequential.
 
-    `arena` keeps the session's activation memory between runs. Off by default: on a
-    whole page map it holds the largest activations for the life of the process. A
-    graph run many times on small inputs of one size (the detector's bands) wants
-    it on: without it every run maps its buffers fresh from the kernel and faults
-    them in, which was a quarter of the detector's CPU time (system time).
+    `arena` keeps the session's activation memory between runs. Without it every
+    run maps its large buffers fresh from the kernel (they are over the mmap
+    threshold set above) and faults them in: a quarter of the detector's CPU time
+    and a third of the recognizer's went to system time. Real corpus, int8, A/B
+    in one run: CPU/page 0.69 -> 0.60 s (detector), then 0.67 -> 0.59 s
+    (recognizer: recognize p50 0.26 -> 0.16 s), output identical, peak RSS no
+    higher (239 vs 245 MB). The one graph that should not keep its memory is the
+    detector on a whole page map (365 MB peak at 1280 px): it passes arena=False.
     `mem_pattern` plans one block for all of a run's activations per input shape;
-    with the arena that block stays allocated for every shape seen (band heights
-    and page widths vary), so the arena is used without it: 122 MB peak instead of
-    151 MB over nine band shapes, for ~4 % more CPU per band.
+    with the arena that block stays allocated for every shape seen (band heights,
+    page widths and line widths vary), so it is off where the arena is on: 122 MB
+    instead of 151 MB peak over nine band shapes, for ~4 % more CPU per band.
 
     onnxruntime is imported here, not at module level: the web reaches this
     package through records.pages (for PageText) and would otherwise map ~20 MB
@@ -57,8 +60,6 @@ def make_session(path: Path, threads: int, arena: bool = False,
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    # The arena keeps the largest detector activations allocated for the life of the
-    # process; without it peak RSS drops by ~100 MB for a few ms per page.
     so.enable_cpu_mem_arena = arena
     so.enable_mem_pattern = mem_pattern
     # Spinning threads burn the second core the scanner/web processes need.
