@@ -86,7 +86,7 @@ def test_blank_bands_are_skipped_without_changing_the_map(engine):
     model = engine.manifest.find("detector", "fp32").verified_path(default_models_dir())
     on = TextDetector(model, 1, DetectorConfig(skip_blank=True))
     off = TextDetector(model, 1, DetectorConfig(skip_blank=False))
-    x, _, _ = on._prepare(page)
+    g, _, _ = on._prepare(page)
     calls = []
     run = on.session.run
 
@@ -95,8 +95,8 @@ def test_blank_bands_are_skipped_without_changing_the_map(engine):
         return run(*a, **k)
 
     on.session.run = counting  # type: ignore[method-assign]
-    p_on, p_off = on._probability(x), off._probability(x)
-    bands = -(-x.shape[2] // on.config.band_rows)
+    p_on, p_off = on._probability(g), off._probability(g)
+    bands = -(-g.shape[0] // on.config.band_rows)
     assert 0 < len(calls) < bands // 2
     assert float(np.abs(p_on - p_off).max()) < 0.05
     assert len(on(page).quads) == len(off(page).quads) >= 1
