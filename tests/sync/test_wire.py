@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -250,3 +251,30 @@ def test_a_devices_own_body_is_read_by_jsons_parser_with_the_same_checks():
         wire.record_files("[" * 10 + "]" * 10 + " x", own=True)
     with pytest.raises(WireError):
         wire.record_files('{"papers":[]}' + " " * (wire.MAX_BODY_BYTES * 4), own=True)
+
+
+@pytest.mark.parametrize(("payload", "refused"), [
+    (b"[" * 4 + b"]" * 4, False),
+    (b"[" * 5 + b"]" * 5, True),
+    (b'[{"a":[{"b":[1]}]}]', True),  # alternating kinds count level by level
+    (b'[{"a":[{"b":1}]}]', False),
+    (b'{"a":[[[1],[2]],[[3]]],"b":{"c":{"d":[]}}}', False),
+    (b"[[]" * 4 + b"]" * 4, True),  # stairs: a pair beside each level
+    (b"[" + b"[[[]]]," * 1000 + b"[]]", False),  # wide, never deeper than 4
+])
+def test_the_depth_scan_counts_levels_at_c_speed(payload, refused):
+    if refused:
+        with pytest.raises(WireError, match="nested deeper"):
+            wire.bounded_loads(payload, max_bytes=1 << 20, max_depth=4)
+    else:
+        wire.bounded_loads(payload, max_bytes=1 << 20, max_depth=4)
+
+
+def test_a_megabyte_of_brackets_is_judged_in_milliseconds():
+    """A Python loop over every bracket took tens of milliseconds per such message."""
+    for payload in (b"[" + b"[]" * 499_000 + b"]", b"[" * 500_000 + b"]" * 500_000,
+                    b"[" + b"[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]," * 30_000 + b"[]]"):
+        start = time.perf_counter()
+        with contextlib.suppress(WireError):
+            wire._check_depth(payload, wire.MAX_BODY_DEPTH)  # noqa: SLF001
+        assert time.perf_counter() - start < 0.5
