@@ -114,6 +114,11 @@ def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
         brokers.start(broker.port)
         counter = Counter(broker.port, config.device.id)
         wait_for(lambda: all_delivered(config, [rec]), 60, "the record after the cut")
+        # The counter gets at most the broker's max_inflight_messages ahead of its
+        # PUBACKs while the receiver asks for more (Receive Maximum): it may still be
+        # behind when the ack is in. The record message follows the last chunk.
+        wait_for(lambda: bool(counter.of(wire.RecordMessage)), 30,
+                 "the counter to see the record message")
 
         assert not counter.errors, counter.errors
         [have] = counter.of(wire.Have)
