@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +31,8 @@ class DetectorConfig:
     unclip_x: float = 0.6  # growth along the line, in line heights (kernel -> text)
     unclip_y: float = 0.62  # growth across the line, in kernel heights, each side
     min_height: float = 2.0  # map pixels
-    band_rows: int = 128  # detect in bands of this many map rows (multiple of 32); 0: whole map
-    band_overlap: int = 32  # rows of context above and below each band (multiple of 16)
+    band_rows: int = 224  # detect in bands of this many map rows (multiple of 32); 0: whole map
+    band_overlap: int = 16  # rows of context above and below each band (multiple of 16)
     per_line_angle: bool = True  # long lines are cut at their own angle, short ones at the page's
     own_angle_aspect: float = 6.0  # a line this many heights long says its own angle
     own_angle_min_dev_deg: float = 1.0  # ...when it departs from the page's by more than this
@@ -41,9 +40,6 @@ class DetectorConfig:
     # band's paper (0-1 grey) is not run through the network: it can hold no text.
     skip_blank: bool = True
     ink_contrast: float = 0.15
-    # Bands run side by side, one single-threaded network run per thread, instead of
-    # one after another on onnxruntime's intra-op threads (see TextDetector).
-    parallel_bands: bool = False
     # Banded, the session keeps its activation memory between runs (session.make_session
     # says why); a whole page map does not: its activations are the memory budget.
     arena: bool = True
@@ -69,22 +65,11 @@ class TextDetector:
 
     def __init__(self, model: Path, threads: int, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
-        # A band is a small graph run: onnxruntime's intra-op threads split its layers
-        # into small pieces (2 threads cost 17 % more CPU per pixel than 1). With
-        # parallel_bands, `threads` bands run at once instead, each on one thread of
-        # one shared session (Run is thread-safe).
-        self._workers = max(1, threads) if self._banded_parallel() else 1
         arena = self.config.arena and self.config.band_rows > 0
-        self.session = make_session(model, 1 if self._workers > 1 else threads,
-                                    arena=arena, mem_pattern=not arena)
+        self.session = make_session(model, threads, arena=arena, mem_pattern=not arena)
         self.input_name = self.session.get_inputs()[0].name
-        self._pool = (ThreadPoolExecutor(self._workers, thread_name_prefix="det-band")
-                      if self._workers > 1 else None)
         self._mean = np.array(IMAGENET_MEAN, np.float32).reshape(3, 1, 1)
         self._std = np.array(IMAGENET_STD, np.float32).reshape(3, 1, 1)
-
-    def _banded_parallel(self) -> bool:
-        return self.config.band_rows > 0 and self.config.parallel_bands
 
     def _prepare(self, page: Image.Image) -> tuple[np.ndarray, float, float]:
         """The page shrunk to the detector's size as 0-1 grey, and page pixels per map pixel.
@@ -126,34 +111,28 @@ class TextDetector:
         OCR process from 212 to 365 MB peak RSS. Bands of band_rows map rows, each
         seen with band_overlap rows of context above and below, bound that by the
         band's size; the overlap is wide enough that the stitched map matches the
-        whole-page one where it matters (the text kernels).
+        whole-page one where it matters (the text kernels). 224 rows with 16 of
+        context (a 256-row input) instead of 128 with 32: the context is 1/8 of the
+        work instead of 1/3 and the network costs ~10 % less per page; on the real
+        corpus line CER 5.47 -> 5.41 % (per page +-1 point either way: where the
+        seams fall), generated pages 0.42 -> 0.38 %, the demo scanner's 0.63 ->
+        0.55 %; peak RSS on the nine demo pages 214 -> 208 MB.
         """
         cfg = self.config
         h = g.shape[0]
         if cfg.band_rows <= 0 or h <= cfg.band_rows + 2 * cfg.band_overlap:
             return self.session.run(None, {self.input_name: self._input(g, 0, h)})[0][0, 0]
         prob = np.zeros(g.shape, np.float32)
-        bands = []
         for y0 in range(0, h, cfg.band_rows):
             y1 = min(h, y0 + cfg.band_rows)
             lo, hi = max(0, y0 - cfg.band_overlap), min(h, y1 + cfg.band_overlap)
             short = -(hi - lo) % 32  # h is a multiple of 32, so the band fits
             grow = min(short, h - hi)
             lo, hi = lo - (short - grow), hi + grow
-            if self._has_ink(g, lo, hi):  # blank paper: the map stays 0 there
-                bands.append((y0, y1, lo, hi))
-
-        def run(band: tuple[int, int, int, int]) -> None:
-            y0, y1, lo, hi = band
+            if not self._has_ink(g, lo, hi):
+                continue  # blank paper: the map stays 0 there
             out = self.session.run(None, {self.input_name: self._input(g, lo, hi)})
-            prob[y0:y1] = out[0][0, 0, y0 - lo:y1 - lo]  # bands write disjoint rows
-
-        if self._pool is None:
-            for b in bands:
-                run(b)
-        else:
-            for f in [self._pool.submit(run, b) for b in bands]:
-                f.result()
+            prob[y0:y1] = out[0][0, 0, y0 - lo:y1 - lo]
         return prob
 
     def _has_ink(self, g: np.ndarray, lo: int, hi: int) -> bool:
@@ -180,7 +159,9 @@ class TextDetector:
         # float32 is exact enough for row sums of at most a few thousand probabilities
         cum = np.zeros((prob.shape[0], prob.shape[1] + 1), np.float32)
         np.cumsum(prob, axis=1, dtype=np.float32, out=cum[:, 1:])
-        kept: list[tuple[np.ndarray, float]] = []
+        # each kept component with its score and its own rectangle (angle, corners),
+        # measured once: the page's skew and _line_corners both need it
+        kept: list[tuple[np.ndarray, float, tuple[float, np.ndarray]]] = []
         angles: list[float] = []
         for runs in components(mask):
             rows, s, e = runs[:, 0], runs[:, 1], runs[:, 2]
@@ -190,16 +171,16 @@ class TextDetector:
             score = float((cum[rows, e] - cum[rows, s]).sum() / area)
             if score < cfg.box_thresh:
                 continue
-            kept.append((runs, score))
             ang, c = oriented_box(runs)
+            kept.append((runs, score, (ang, c)))
             if np.hypot(*(c[1] - c[0])) > 6 * np.hypot(*(c[3] - c[0])):
                 angles.append(ang)  # only long lines say reliably how the page is skewed
         # A page is rigid: every line shares its skew, and short words alone cannot tell it.
         page_angle = float(np.median(angles)) if angles else 0.0
         out: list[Quad] = []
         pw, ph = page_size
-        for runs, score in kept:
-            corners = self._line_corners(runs, page_angle)
+        for runs, score, own in kept:
+            corners = self._line_corners(runs, page_angle, own)
             kh = float(np.hypot(*(corners[3] - corners[0])))
             kw = float(np.hypot(*(corners[1] - corners[0])))
             if kh < cfg.min_height:
@@ -218,18 +199,20 @@ class TextDetector:
             out.append(Quad(tuple(pts), score))
         return out, page_angle
 
-    def _line_corners(self, runs: np.ndarray, page_angle: float) -> np.ndarray:
+    def _line_corners(self, runs: np.ndarray, page_angle: float,
+                      own_box: tuple[float, np.ndarray]) -> np.ndarray:
         """The line's own rectangle when it is long enough to tell its angle, else the page's.
 
         A phone photo bends the page, so lines differ in angle by a degree or
         more: one page-wide angle cuts the ends of long lines off their text
         (a curved photo read 28.9 % CER with the page angle, 13.4 % with each
         line's). A short word's own axis is noise, so it keeps the page angle.
+        `own_box` is oriented_box(runs), already measured for the page's skew.
         """
         ang, corners = oriented_box(runs, angle=page_angle)
         if not self.config.per_line_angle:
             return corners
-        own, own_corners = oriented_box(runs)
+        own, own_corners = own_box
         kw = float(np.hypot(*(own_corners[1] - own_corners[0])))
         kh = float(np.hypot(*(own_corners[3] - own_corners[0])))
         if (kw > self.config.own_angle_aspect * kh

@@ -34,8 +34,12 @@ MIN_EVIDENCE_LINES = 2
 # margin sits well below the clear cases and well above that ambiguous one.
 FLIP_MARGIN = 0.04
 FLIP_AGREEMENT = 0.75  # share of evidence lines that must prefer the turned reading
-# Sideways: tall boxes outnumber wide ones by this factor (measured: a page turned a
-# quarter gives 18-21 tall and 0 wide boxes; an upright page ~0 tall and 15-40 wide).
+# Sideways: the tall boxes' total length is this many times the wide boxes'. Weighed
+# by length, not counted: on a page turned a quarter the detector also finds short
+# wide fragments (digits, single letters), and how many depends on its band layout
+# (dn-pa03-p1 turned 270: 35 tall and 18 wide boxes with 224-row bands, 38 and 3 with
+# 128-row ones), while the lengths stay far apart (55,084 vs 3,107 page pixels; an
+# upright page ~0 tall).
 SIDEWAYS_RATIO = 2.0
 
 
@@ -50,10 +54,10 @@ class FlipVote:
 
 
 def is_sideways(quads: Sequence[Quad]) -> bool:
-    """True when the detector's boxes are mostly tall: text running up or down the page."""
-    tall = sum(1 for q in quads if q.height > 1.5 * q.width)
-    wide = sum(1 for q in quads if q.width > 1.5 * q.height)
-    return tall >= 2 and tall > SIDEWAYS_RATIO * wide
+    """True when most of the detected text length runs up or down the page (tall boxes)."""
+    tall = [q.height for q in quads if q.height > 1.5 * q.width]
+    wide = sum(q.width for q in quads if q.width > 1.5 * q.height)
+    return len(tall) >= 2 and sum(tall) > SIDEWAYS_RATIO * wide
 
 
 def evidence_lines(crops: Sequence[np.ndarray], limit: int = EVIDENCE_LINES) -> list[int]:

@@ -100,3 +100,28 @@ def test_blank_bands_are_skipped_without_changing_the_map(engine):
     assert 0 < len(calls) < bands // 2
     assert float(np.abs(p_on - p_off).max()) < 0.05
     assert len(on(page).quads) == len(off(page).quads) >= 1
+
+
+def test_bands_cover_the_map_in_inputs_the_network_takes(engine):
+    """Every band the network sees is a multiple of 32 rows (a band at the page's edge
+    takes its missing context from the other side), and the bands' useful rows cover
+    the map exactly once, whatever the map's height."""
+    model = engine.manifest.find("detector", "fp32").verified_path(default_models_dir())
+    det = TextDetector(model, 1, DetectorConfig(skip_blank=False))
+    cfg = det.config
+    for h in (288, 320, 480, 672, 800, 1120):
+        seen: list[int] = []
+
+        def fake(_out, feed, h=h, seen=seen):  # noqa: ANN001, ANN202
+            x = next(iter(feed.values()))
+            seen.append(x.shape[2])
+            assert x.shape[2] <= cfg.band_rows + 2 * cfg.band_overlap
+            return [np.ones((1, 1, x.shape[2], x.shape[3]), np.float32) * len(seen)]
+
+        det.session.run = fake  # type: ignore[method-assign]
+        prob = det._probability(np.full((h, 64), 0.9, np.float32))
+        assert all(n % 32 == 0 for n in seen), (h, seen)
+        assert len(seen) == -(-h // cfg.band_rows)
+        # each row written by exactly one band, in order
+        rows = prob[:, 0].astype(int)
+        assert rows.min() == 1 and list(np.unique(rows)) == list(range(1, len(seen) + 1))
