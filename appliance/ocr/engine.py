@@ -65,6 +65,27 @@ def keep_line(r: LineReading) -> bool:
     return bool(r.text.strip()) and r.confidence >= MIN_LINE_CONFIDENCE
 
 
+# A seal or a signature the detector boxes as one "line" is a blob far taller than the
+# page's lines and about as wide as it is high; squashed to the recognizer's height it
+# reads as one to four characters ("C", "Na7") at up to ~0.65 confidence, above
+# MIN_LINE_CONFIDENCE. A line of print that tall is at least a few characters wide.
+BLOB_HEIGHT_OVER_MEDIAN = 2.5
+BLOB_MAX_ASPECT = 2.0
+BLOB_MAX_CHARS = 4
+
+
+def not_text_blobs(pairs: list[tuple[Quad, LineReading]]) -> set[int]:
+    """Indexes of readings whose box is a blob (seal, signature), not a line of print."""
+    heights = sorted(q.height for q, _ in pairs)
+    if not heights:
+        return set()
+    median = heights[len(heights) // 2]
+    return {i for i, (q, r) in enumerate(pairs)
+            if q.height > BLOB_HEIGHT_OVER_MEDIAN * median
+            and q.width < BLOB_MAX_ASPECT * q.height
+            and len(r.text.replace(" ", "")) <= BLOB_MAX_CHARS}
+
+
 def holds_text(lines: tuple[LineReading, ...]) -> bool:
     """Whether a page shows any evidence of text: one line of a few confident characters."""
     return any(len(r.text.replace(" ", "")) >= MIN_TEXT_CHARS
@@ -354,7 +375,9 @@ class OcrEngine:
         t_cols = time.perf_counter()
         pairs: list[tuple[Quad, LineReading]] = []
         if holds_text(tuple(r for _, r in readings)):
-            pairs = [(q, r) for q, r in readings if keep_line(r)]
+            blobs = not_text_blobs(readings)
+            pairs = [(q, r) for i, (q, r) in enumerate(readings)
+                     if keep_line(r) and i not in blobs]
         lines = [TextLine(r.text, q.bbox(), r.confidence, r.char_confidences)
                  for q, r in reading_order(pairs, det.angle)]
         stages = {"detect": t_det - t0, "crop": t_crop - t_det,
