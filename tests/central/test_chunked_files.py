@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,22 +192,31 @@ def test_a_postgresql_database_of_the_old_layout_is_migrated(pg_dsn, tmp_path: P
         conn.close()
 
 
+def _two_receivers(pg_dsn: str, tmp_path: Path
+                   ) -> tuple[store.CentralConnection, store.CentralConnection]:
+    """Two connections to one PostgreSQL database with one key: two receivers."""
+    key = tmp_path / "central.key"
+    crypto.create_key(key)
+    return connect(pg_dsn, key_file=key), connect(pg_dsn, key_file=key)
+
+
+def _upload_without_record(conn: store.CentralConnection) -> tuple[bytes, str]:
+    """All four chunks of a file of record r-1, its record message not yet sent."""
+    pdf = _pdf()
+    sha = hashlib.sha256(pdf).hexdigest()
+    for i in range(4):
+        store.put_chunk(conn, "kiosk-01", wire.Chunk(
+            "r-1", sha, i, 4, len(pdf), pdf[i * CHUNK:(i + 1) * CHUNK]))
+    return pdf, sha
+
+
 def test_a_purge_racing_the_completion_keeps_the_stored_files_chunks(pg_dsn, tmp_path: Path):
     """PostgreSQL, two receivers: one completes a file (its transaction still open)
     while the other purges the same transfer as expired; the purge waits for the
     completion's commit and then keeps the chunks the stored file is made of."""
-    import threading
-
-    key = tmp_path / "central.key"
-    crypto.create_key(key)
-    completing = connect(pg_dsn, key_file=key)
-    purging = connect(pg_dsn, key_file=key)
+    completing, purging = _two_receivers(pg_dsn, tmp_path)
     try:
-        pdf = _pdf()
-        sha = hashlib.sha256(pdf).hexdigest()
-        for i in range(4):
-            store.put_chunk(completing, "kiosk-01", wire.Chunk(
-                "r-1", sha, i, 4, len(pdf), pdf[i * CHUNK:(i + 1) * CHUNK]))
+        pdf, sha = _upload_without_record(completing)
         completing.execute("BEGIN")
         assert store.put_record(completing, "kiosk-01", record("r-1", files=[pdf])).ack
         purged: list[int] = []
@@ -231,18 +241,9 @@ def test_a_completion_racing_a_purge_never_stores_a_file_without_its_chunks(
     and its chunks (not yet committed) when a record that names the file comes to the
     other receiver. The completion takes the transfer first, so it waits for the purge
     and then finds the file missing: no ack, no files row naming deleted chunks."""
-    import threading
-
-    key = tmp_path / "central.key"
-    crypto.create_key(key)
-    completing = connect(pg_dsn, key_file=key)
-    purging = connect(pg_dsn, key_file=key)
+    completing, purging = _two_receivers(pg_dsn, tmp_path)
     try:
-        pdf = _pdf()
-        sha = hashlib.sha256(pdf).hexdigest()
-        for i in range(4):
-            store.put_chunk(purging, "kiosk-01", wire.Chunk(
-                "r-1", sha, i, 4, len(pdf), pdf[i * CHUNK:(i + 1) * CHUNK]))
+        pdf, sha = _upload_without_record(purging)
         purging.execute("BEGIN")
         assert store.purge_expired(purging, 60.0, now=time.time() + 10**6) == 1
         results: list[store.RecordResult] = []
