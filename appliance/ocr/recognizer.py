@@ -59,17 +59,28 @@ MIN_INK_ROWS = 7  # thinner than this is a rule or a speck, not a line of text
 
 
 def _long_runs(ink: np.ndarray, length: int) -> np.ndarray:
-    """Pixels that belong to a horizontal ink run of at least `length` pixels."""
-    h, w = ink.shape
+    """Pixels that belong to a horizontal ink run of at least `length` pixels.
+
+    Only rows holding `length` ink pixels in all can hold such a run: the running
+    sums are taken over those alone (on a text line, a few rows for the horizontal
+    probe and almost no columns for the vertical one; this was a third of the
+    per-line cropping time when every row was summed)."""
+    out = np.zeros(ink.shape, dtype=bool)
+    w = ink.shape[1]
     if w < length:
-        return np.zeros_like(ink)
-    cs = np.zeros((h, w + 1), np.int32)
-    np.cumsum(ink, axis=1, out=cs[:, 1:])
+        return out
+    rows = np.flatnonzero(np.count_nonzero(ink, axis=1) >= length)
+    if rows.size == 0:
+        return out
+    sub = ink[rows]
+    cs = np.zeros((rows.size, w + 1), np.int32)
+    np.cumsum(sub, axis=1, out=cs[:, 1:])
     full = (cs[:, length:] - cs[:, :-length]) == length  # window starting at x is all ink
-    cov = np.zeros((h, w + 1), np.int32)
+    cov = np.zeros((rows.size, w + 1), np.int32)
     cov[:, : w - length + 1] += full
     cov[:, length : w + 1] -= full
-    return np.cumsum(cov, axis=1)[:, :w] > 0
+    out[rows] = np.cumsum(cov, axis=1)[:, :w] > 0
+    return out
 
 
 def _ink_span(prof: np.ndarray, max_gap: int) -> tuple[int, int] | None:
