@@ -395,7 +395,11 @@ def _complete(conn: CentralConnection, device_id: str, sha: str, size: int) -> s
     try:
         for data in _chunks(conn, device_id, sha, count, size):
             digest.update(data)
-    except _Incomplete as e:  # a chunk that does not open is the disk's: it raises on
+    except _Incomplete as e:
+        # A missing or short chunk is the sender's: the transfer is dropped and the
+        # record rejected. A chunk that does not open (CentralStoreError from _open) is
+        # this disk's damage: it is not caught here, it goes up to the caller and no
+        # files row is written.
         _drop_chunks(conn, device_id, sha, count)
         return f"file {sha} arrived incomplete: {e}"
     if digest.hexdigest() != sha:
