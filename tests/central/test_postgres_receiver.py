@@ -13,15 +13,13 @@ import pytest
 
 from appliance.central import receiver as receiver_mod
 from appliance.central import store as central_store
-from appliance.central.db import open_configured
 from appliance.central.receiver import run_receiver
-from appliance.store.db import connect
-from appliance.store.files import FileStore
 from appliance.sync.publisher import run_publisher
 from tests.helpers import postgres as pg_helpers
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
+    assert_exactly_once_everywhere,
     central_read,
     enqueue,
     make_config,
@@ -65,25 +63,6 @@ def test_receiver_survives_its_database_connection_cut_mid_stream(
         assert receiver.running() and publisher.running()
         assert any("central database error" in r.getMessage() for r in caplog.records), \
             "the receiver never saw its connection cut"
-        got = served(config)
-        files = FileStore(config.paths.files)
-        conn = open_configured(config.central)
-        try:
-            rows = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-            assert rows == len(recs), f"{rows} rows for {len(recs)} records"
-            for rec in recs:
-                assert got[rec.record_id]["body_json"] == rec.body_json
-                for sha in rec.file_shas:
-                    assert central_store.get_file(conn, sha) == files.read(sha, ".pdf")
-        finally:
-            conn.close()
-        device = connect(config.paths.database)
-        try:
-            delivered = device.execute(
-                "SELECT r.record_id, r.sha256 FROM outbox o JOIN records r USING (record_id) "
-                "WHERE o.state='delivered'").fetchall()
-        finally:
-            device.close()
-        assert all(got[r["record_id"]]["sha256"] == r["sha256"] for r in delivered)
+        assert_exactly_once_everywhere(config, recs)
     finally:
         attacker.close()

@@ -16,17 +16,14 @@ import time
 
 import pytest
 
-from appliance.central import store as central_store
-from appliance.central.db import open_configured
 from appliance.central.receiver import subscription
-from appliance.store.db import connect
-from appliance.store.files import FileStore
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers import postgres as pg_helpers
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
+    assert_exactly_once_everywhere,
     central_read,
     enqueue,
     make_config,
@@ -115,32 +112,3 @@ def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
 
-
-def assert_exactly_once_everywhere(config: config_mod.Config, recs) -> None:
-    """One row per record (no held copy, no duplicate), body and files byte-identical,
-    and every delivered outbox row backed by exactly those bytes at the central."""
-    conn = open_configured(config.central)
-    try:
-        rows = conn.execute("SELECT device_id, record_id, sha256, status FROM records "
-                            "WHERE device_id=?", (config.device.id,)).fetchall()
-        assert len(rows) == len(recs), f"{len(rows)} rows for {len(recs)} records"
-        assert all(r["status"] == "served" for r in rows)
-        served = {r["record_id"]: r for r in central_store.list_records(conn)}
-        files = FileStore(config.paths.files)
-        for rec in recs:
-            got = served[rec.record_id]
-            assert got["sha256"] == rec.sha256 and got["body_json"] == rec.body_json
-            for sha in rec.file_shas:
-                assert central_store.get_file(conn, sha) == files.read(sha, ".pdf")
-        device = connect(config.paths.database)
-        try:
-            delivered = device.execute(
-                "SELECT r.record_id, r.sha256 FROM outbox o JOIN records r USING (record_id) "
-                "WHERE o.state='delivered'").fetchall()
-        finally:
-            device.close()
-        assert len(delivered) == len(recs)
-        for row in delivered:
-            assert served[row["record_id"]]["sha256"] == row["sha256"]
-    finally:
-        conn.close()

@@ -318,6 +318,41 @@ def assert_exactly_once(config: config_mod.Config, recs: list[TestRecord]) -> No
         assert outbox_state(config, rec.record_id) is OutboxState.DELIVERED
 
 
+def assert_exactly_once_everywhere(config: config_mod.Config,
+                                   recs: list[TestRecord]) -> None:
+    """On either central engine (opened as the receiver opens it): one row per record
+    and no other row (no held copy, no duplicate), body and files byte-identical, and
+    every delivered outbox row backed by exactly those bytes at the central."""
+    from appliance.central.db import open_configured
+
+    conn = open_configured(config.central)
+    try:
+        # every row, whatever device it names: the test's records are all there is
+        rows = conn.execute("SELECT device_id, record_id, sha256, status FROM records"
+                            ).fetchall()
+        assert len(rows) == len(recs), f"{len(rows)} rows for {len(recs)} records"
+        assert all(r["status"] == "served" for r in rows)
+        served = {r["record_id"]: r for r in central_store.list_records(conn)}
+        files = FileStore(config.paths.files)
+        for rec in recs:
+            got = served[rec.record_id]
+            assert got["sha256"] == rec.sha256 and got["body_json"] == rec.body_json
+            for sha in rec.file_shas:
+                assert central_store.get_file(conn, sha) == files.read(sha, ".pdf")
+        device = connect(config.paths.database)
+        try:
+            delivered = device.execute(
+                "SELECT r.record_id, r.sha256 FROM outbox o JOIN records r USING (record_id) "
+                "WHERE o.state='delivered'").fetchall()
+        finally:
+            device.close()
+        assert len(delivered) == len(recs)
+        for row in delivered:
+            assert served[row["record_id"]]["sha256"] == row["sha256"]
+    finally:
+        conn.close()
+
+
 def assert_no_false_delivery(config: config_mod.Config) -> None:
     """No outbox row is 'delivered' unless the receiver holds exactly its bytes."""
     conn = connect(config.paths.database)
