@@ -49,17 +49,24 @@ def _two_pages_scanned(setup):  # noqa: F811
     return config, conn, client, dossier_id, tuple(pg.id for pg in paper.pages)
 
 
+def _scan_first_page(client, conn, dossier_id: int, first: int, action: str, pages: int):
+    """The kiosk's `action` ("again": an extra image, "retake") on the first page, the
+    worker's scan awaited until the dossier holds `pages` pages; its one paper."""
+    r = post_form(client, f"/kiosk/dossier/pages/{first}/{action}", {},
+                  page=f"/kiosk/dossier/pages/{first}")
+    assert r.status_code == 302
+    wait_for(lambda: jobs.active_for_dossier(conn, dossier_id) is None and
+             dossiers.get(conn, dossier_id).page_count == pages, 180, f"the page ({action})")
+    [paper] = dossiers.get(conn, dossier_id).papers
+    return paper
+
+
 def test_an_extra_image_of_a_page_lands_right_after_it(setup):  # noqa: F811
     config, conn, client, dossier_id, (first, second) = _two_pages_scanned(setup)
 
     view = client.get(f"/kiosk/dossier/pages/{first}").get_data(as_text=True)
     assert 'id="again"' in view and "Quét thêm ảnh trang này" in view
-    r = post_form(client, f"/kiosk/dossier/pages/{first}/again", {},
-                  page=f"/kiosk/dossier/pages/{first}")
-    assert r.status_code == 302
-    wait_for(lambda: jobs.active_for_dossier(conn, dossier_id) is None and
-             dossiers.get(conn, dossier_id).page_count == 3, 180, "the extra image")
-    [paper] = dossiers.get(conn, dossier_id).papers
+    paper = _scan_first_page(client, conn, dossier_id, first, "again", 3)
     ids = [pg.id for pg in paper.pages]
     assert [pg.ordinal for pg in paper.pages] == [1, 2, 3]
     assert ids[0] == first and ids[2] == second and ids[1] not in (first, second)
@@ -73,12 +80,7 @@ def test_a_retaken_page_keeps_its_place(setup):  # noqa: F811
     """Retaking the first page of two: the new image is page 1, not appended after the
     page that was second (the original order, Circular 01/2023 Art. 8)."""
     config, conn, client, dossier_id, (first, second) = _two_pages_scanned(setup)
-    r = post_form(client, f"/kiosk/dossier/pages/{first}/retake", {},
-                  page=f"/kiosk/dossier/pages/{first}")
-    assert r.status_code == 302
-    wait_for(lambda: jobs.active_for_dossier(conn, dossier_id) is None and
-             dossiers.get(conn, dossier_id).page_count == 2, 180, "the retaken page")
-    [paper] = dossiers.get(conn, dossier_id).papers
+    paper = _scan_first_page(client, conn, dossier_id, first, "retake", 2)
     ids = [pg.id for pg in paper.pages]
     assert [pg.ordinal for pg in paper.pages] == [1, 2]
     assert ids[1] == second and ids[0] not in (first, second)
