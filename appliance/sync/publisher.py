@@ -28,6 +28,7 @@ claim=true, which makes the receiver serve these bytes (see central/store.py).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -91,6 +92,9 @@ def _verify(key: Ed25519PublicKey, ack: wire.Ack | wire.BatchAck | wire.Have) ->
 
     return acksig.verify(key, ack)
 PDF_SUFFIX = ".pdf"
+# An ack's status as outbox.mark_received_many takes it (an enum's .value per record is
+# a descriptor call).
+_STATUS_TEXT = {status: status.value for status in wire.AckStatus}
 # Dead letters logged one by one up to this many, then every hundredth.
 DEAD_LETTERS_LOGGED = 20
 
@@ -153,7 +157,8 @@ class _Publisher:
         self.claims: set[str] = set()
         # Verified acks waiting for the one transaction that marks them all delivered
         # after this loop() call. A crash before it only means a re-send.
-        self.acked: list[tuple[str, dict[str, object]]] = []
+        # (record_id, sha256, status, receipt), as outbox.mark_received_many takes them.
+        self.acked: list[tuple[str, str, str, outbox.Receipt]] = []
         self.topic = wire.records_topic(self.cfg.topic_prefix, config.device.id)
         self.ack_topic = wire.acks_topic(self.cfg.topic_prefix, config.device.id)
         self.client: mqtt.Client | None = None
@@ -282,42 +287,52 @@ class _Publisher:
         if isinstance(msg, wire.Have):
             self.resume_from(msg, topic, payload)
             return
-        for ack in msg.acks() if isinstance(msg, wire.BatchAck) else [msg]:
-            self.accept(ack, topic, payload)
+        # What the message says of all its records (time, device, signature), made once:
+        # per record there is only its id, sha256 and status.
+        receipt = outbox.Receipt(msg.received_at, msg.device_id,
+                                 base64.b64encode(msg.signature).decode("ascii"))
+        if isinstance(msg, wire.BatchAck):
+            for item in msg.items:
+                self.accept(item.record_id, item.sha256, item.status, receipt, topic, payload)
+        else:
+            self.accept(msg.record_id, msg.sha256, msg.status, receipt, topic, payload)
 
-    def accept(self, ack: wire.Ack, topic: str, payload: bytes) -> None:
+    def accept(self, record_id: str, sha256: str, status: wire.AckStatus,
+               receipt: outbox.Receipt, topic: str, payload: bytes) -> None:
         """Act on one verified ack (alone or from a batch)."""
-        flight = self.flights.get(ack.record_id)
+        flight = self.flights.get(record_id)
         expected = (flight.item.sha256 if flight is not None
-                    else outbox.record_sha256(self.conn, ack.record_id))
+                    else outbox.record_sha256(self.conn, record_id))
         if expected is None:
             self.set_aside(DeadLetterKind.UNKNOWN_RECORD, topic,
-                           f"no record {ack.record_id} on this device", payload)
+                           f"no record {record_id} on this device", payload)
             return
-        if ack.sha256 != expected:
+        if sha256 != expected:
             # The receiver committed other bytes under this id: ours are not there.
             self.set_aside(DeadLetterKind.WRONG_HASH, topic,
-                           f"ack for record {ack.record_id} names sha256 {ack.sha256}, "
+                           f"ack for record {record_id} names sha256 {sha256}, "
                            f"ours is {expected}", payload)
             log.warning("record %s: the receiver holds other bytes under its id; "
-                        "sending ours again now", ack.record_id)
-            self.resend_now(ack.record_id)
+                        "sending ours again now", record_id)
+            self.resend_now(record_id)
             return
-        if ack.status is wire.AckStatus.CONFLICT:
+        if status is wire.AckStatus.CONFLICT:
             log.warning("record %s: the receiver has other bytes under its id too; "
-                        "re-sending ours with a claim", ack.record_id)
-            self.claims.add(ack.record_id)
-            self.resend_now(ack.record_id)
+                        "re-sending ours with a claim", record_id)
+            self.claims.add(record_id)
+            self.resend_now(record_id)
             return
-        if ack.status is wire.AckStatus.CONTESTED:
+        if status is wire.AckStatus.CONTESTED:
             log.error("record %s: the receiver holds our bytes but another content was "
                       "claimed under its id too; an operator at the central office must "
-                      "decide (our copy is on its disk)", ack.record_id)
-        self.acked.append((ack.record_id, ack.as_dict()))
+                      "decide (our copy is on its disk)", record_id)
+        self.acked.append((record_id, sha256, _STATUS_TEXT[status], receipt))
         if flight is not None:
-            self.acked_seq = max(self.acked_seq, flight.seq)
-        self.claims.discard(ack.record_id)
-        self.forget(ack.record_id)
+            if flight.seq > self.acked_seq:
+                self.acked_seq = flight.seq
+            self.forget(record_id)
+        if self.claims:
+            self.claims.discard(record_id)
 
     def resume_from(self, have: wire.Have, topic: str, payload: bytes) -> None:
         """The receiver's signed answer to our resume query: skip the chunks it holds."""
@@ -351,10 +366,10 @@ class _Publisher:
             log.info("%d record(s) delivered (acknowledged by the receiver), last %s",
                      len(done), done[-1])
 
-    def delivered(self, acked: list[str]) -> list[str]:
+    def delivered(self, acked: list[tuple[str, str, str, outbox.Receipt]]) -> list[str]:
         """Write the acks down; only then forget them (a write refused for a full disk
         leaves them for the next loop, or their records would stay 'sending')."""
-        done = outbox.mark_delivered_many(self.conn, acked)
+        done = outbox.mark_received_many(self.conn, acked)
         self.acked = self.acked[len(acked):]
         return done
 
