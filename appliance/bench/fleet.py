@@ -174,7 +174,7 @@ def fill_outbox(config: Any, count: int, file_bytes: int) -> None:
             conn.execute("DELETE FROM outbox WHERE record_id=?", (record_id,))
             for _ in range(count):
                 body = json.loads(json.dumps(template))
-                body["record_id"] = str(uuid.uuid4())
+                body["record_id"] = dossiers.new_record_id()
                 paper = body["papers"][0]
                 if file_bytes:
                     sha = files.put(b"%PDF-1.7\n" + os.urandom(max(0, file_bytes - 9)), ".pdf")

@@ -189,7 +189,7 @@ def fill_outbox(config: config_mod.Config, count: int, file_bytes: int) -> int:
             rows = []
             for _ in range(min(FILL_BATCH, count - start)):
                 body = json.loads(json.dumps(template))
-                body["record_id"] = str(uuid.uuid4())
+                body["record_id"] = dossiers.new_record_id()
                 paper = body["papers"][0]
                 if file_bytes:
                     sha = files.put(os.urandom(file_bytes), ".pdf")

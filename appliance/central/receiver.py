@@ -280,15 +280,17 @@ class _Receiver:
             # Their files came along (each in one chunk), so none is kept waiting.
             for chunk in msg.files:
                 central_store.put_chunk(self.conn, device_id, chunk, self.limits)
-            for record in msg.records:
-                self.store_record(device_id, record, batch, first_seen)
+            for record, result in zip(msg.records, central_store.put_records(
+                    self.conn, device_id, msg.records), strict=True):
+                self.stored(device_id, record, result, batch, first_seen)
             return
-        self.store_record(device_id, msg, batch, first_seen)
+        self.stored(device_id, msg, central_store.put_record(self.conn, device_id, msg),
+                    batch, first_seen)
 
-    def store_record(self, device_id: str, msg: wire.RecordMessage, batch: _Batch,
-                     first_seen: float) -> None:
-        """Store one record; its ack (alone or batched) goes out after the commit."""
-        result = central_store.put_record(self.conn, device_id, msg)
+    def stored(self, device_id: str, msg: wire.RecordMessage,
+               result: central_store.RecordResult, batch: _Batch, first_seen: float) -> None:
+        """What storing a record came to: its ack (alone or batched) goes out after the
+        commit, or it is kept for another try."""
         if (result.outcome is central_store.Outcome.INCOMPLETE and self.shared
                 and time.monotonic() - first_seen < INCOMPLETE_WAIT_SECONDS):
             self.keep = True

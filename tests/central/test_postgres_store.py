@@ -22,6 +22,7 @@ from tests.central.test_store import (  # noqa: F401 - collected here against Po
     record,
     served,
     test_a_claim_sent_with_the_first_copy_counts_for_nothing,
+    test_a_pack_stored_at_once_ends_as_its_records_stored_one_by_one,
     test_chunk_limits,
     test_chunks_are_per_device_and_cannot_poison_another_devices_file,
     test_dead_letters_keep_the_head_and_count,
@@ -83,6 +84,42 @@ def test_two_receivers_storing_one_record_at_once_make_one_row(pg_dsn, key):
     assert results[0].status is wire.AckStatus.STORED
     rows = a.execute("SELECT copies FROM records WHERE device_id='kiosk-01'").fetchall()
     assert [r["copies"] for r in rows] == [2]
+    a.close()
+
+
+def _racing_pack(dsn, key, device, msgs, results):
+    other = connect(dsn, key_file=key)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        results.extend(store.put_records(other, device, msgs))
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+def test_a_pack_racing_another_receiver_falls_back_record_by_record(pg_dsn, key):
+    """B's pack holds a record that A has stored but not committed: B's one INSERT for
+    the pack waits on the unique index, then inserts fewer rows than it should; the
+    pack is rolled back to its savepoint and stored record by record: the raced one a
+    duplicate, the others stored, one row each."""
+    a = connect(pg_dsn, key_file=key)
+    raced, others = record("r-1"), [record("r-2"), record("r-3")]
+    a.execute("BEGIN IMMEDIATE")
+    assert store.put_record(a, "kiosk-01", raced).outcome is store.Outcome.STORED
+    results: list[store.RecordResult] = []
+    b = threading.Thread(target=_racing_pack,
+                         args=(pg_dsn, key, "kiosk-01", [raced, *others], results))
+    b.start()
+    time.sleep(0.5)
+    assert not results, "B did not wait for A's uncommitted row"
+    a.execute("COMMIT")
+    b.join(20)
+    assert [r.outcome for r in results] == [store.Outcome.DUPLICATE, store.Outcome.STORED,
+                                            store.Outcome.STORED]
+    assert served(a) == {("kiosk-01", m.record_id): m.sha256 for m in (raced, *others)}
+    rows = a.execute("SELECT record_id, copies FROM records ORDER BY record_id").fetchall()
+    assert [(r["record_id"], r["copies"]) for r in rows] == [("r-1", 2), ("r-2", 1),
+                                                             ("r-3", 1)]
     a.close()
 
 

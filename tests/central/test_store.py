@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -161,6 +162,73 @@ def test_dead_letters_keep_the_head_and_count(db):
     assert len(letters) == 3 and all(len(d["head"]) == 256 for d in letters)
     assert letters[0]["size"] == 5_000_000
     assert store.counters(conn)["dead_letters"] == 3
+
+
+def _pack_scenario(conn, device: str) -> list[wire.RecordMessage]:
+    """What a pack can hold besides plainly new records, with what came before it: a
+    copy of a stored record, another content under a stored id, a bad hash, a body of
+    another device, a file held and a file still missing, an id twice, a claim."""
+    held_file, missing_file = f"PDF of {device}".encode(), f"lost {device}".encode()
+    store.put_chunk(conn, device, wire.Chunk("r-file", hashlib.sha256(held_file).hexdigest(),
+                                             0, 1, len(held_file), held_file))
+    before = record("r-dup", device)
+    store.put_record(conn, device, before)
+    store.put_record(conn, device, record("r-squat", device, code="FIRST"))
+    bad = record("r-bad", device)
+    return [
+        record("r-new", device), record("r-file", device, files=[held_file]),
+        record("r-missing", device, files=[missing_file]), before,
+        record("r-squat", device, code="SECOND"),
+        wire.RecordMessage(bad.record_id, "0" * 64, bad.body_json),
+        record("r-other", "kiosk-99"), record("r-twice", device, code="A"),
+        record("r-twice", device, code="B"), record("r-claim", device, claim=True),
+        record("r-new-2", device),
+    ]
+
+
+def _outcome(conn, path, device: str) -> tuple[object, ...]:
+    rows = sorted((r["record_id"], r["dossier_code"], r["status"], r["copies"])
+                  for r in (*store.list_records(path), *store.list_held(path))
+                  if r["device_id"] == device)
+    conflicts = sorted((c["record_id"], c["state"]) for c in store.list_conflicts(path)
+                       if c["device_id"] == device)
+    rejected = sorted((r["record_id"], r["reason"]) for r in store.list_rejections(path)
+                      if r["device_id"] == device)
+    return rows, conflicts, rejected
+
+
+def test_a_pack_stored_at_once_ends_as_its_records_stored_one_by_one(db):
+    """put_records takes the plainly new records of a pack in one INSERT and everything
+    else through put_record: the results, rows, conflicts, rejections and counters are
+    those of put_record called for each record in order (run here under two devices of
+    one database, so that it also holds on PostgreSQL)."""
+    conn, path = db
+    seen: dict[str, object] = {}
+    for device, at_once in (("kiosk-a", True), ("kiosk-b", False)):
+        pack = _pack_scenario(conn, device)
+        before = store.counters(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        results = (store.put_records(conn, device, pack) if at_once
+                   else [store.put_record(conn, device, m) for m in pack])
+        conn.execute("COMMIT")
+        after = store.counters(conn)
+        seen[device] = ([(r.outcome, r.status,
+                          re.sub("[0-9a-f]{64}", "H", r.reason.replace(device, "D")))
+                         for r in results],
+                        {k: after.get(k, 0) - before.get(k, 0) for k in after},
+                        _outcome(conn, path, device))
+    assert seen["kiosk-a"][0] == seen["kiosk-b"][0]
+    assert seen["kiosk-a"][1] == seen["kiosk-b"][1]
+    (rows_a, conflicts_a, rejected_a), (rows_b, conflicts_b, rejected_b) = (
+        seen["kiosk-a"][2], seen["kiosk-b"][2])
+    assert rows_a == rows_b
+    assert ("r-twice", "A", "served", 1) in rows_a and ("r-twice", "B", "held", 1) in rows_a
+    assert conflicts_a == conflicts_b and len(conflicts_a) == 2
+    assert [rid for rid, _r in rejected_a] == [rid for rid, _r in rejected_b] == [
+        "r-bad", "r-other"]
+    outcomes = [o for o, _s, _r in seen["kiosk-a"][0]]
+    assert outcomes.count(store.Outcome.STORED) == 7
+    assert store.Outcome.INCOMPLETE in outcomes and store.Outcome.DUPLICATE in outcomes
 
 
 def test_old_central_database_is_migrated(tmp_path):

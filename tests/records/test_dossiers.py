@@ -113,3 +113,22 @@ def test_receipt_day_is_vietnam_time():
     # 2026-11-24 18:30 UTC is already 25 November in Hà Nội.
     at = datetime.fromisoformat("2026-11-24T18:30:00+00:00").timestamp()
     assert codes.receipt_day(at).strftime("%y%m%d") == "261125"
+
+
+def test_record_ids_are_uuid7_growing_with_time_and_never_repeat():
+    """The central office indexes records by id: ids that grow with time append to its
+    index instead of landing on a random page each (see new_record_id)."""
+    import uuid as uuid_mod
+
+    from appliance.sync import wire
+
+    at = 1_795_000_000.0
+    ids = [dossiers.new_record_id(at + i / 1000) for i in range(2000)]
+    assert ids == sorted(ids)
+    parsed = [uuid_mod.UUID(i) for i in ids]
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {
+        uuid_mod.RFC_4122}
+    assert [u.int >> 80 for u in parsed[:3]] == [int(at * 1000) + k for k in range(3)]
+    same_ms = {dossiers.new_record_id(at) for _ in range(10_000)}
+    assert len(same_ms) == 10_000
+    assert all(wire._RECORD_ID_RE.match(i) for i in ids)  # noqa: SLF001

@@ -18,6 +18,16 @@ def _chunk_json(**fields: object) -> bytes:
     return json.dumps(obj).encode()
 
 
+def _binary_pack(items: list[object], tail: bytes, *, files: list[object] | None = None,
+                 kind: str = "records") -> bytes:
+    """A binary "records" message with this header and these bytes after it."""
+    header: dict[str, object] = {"v": 1, "type": kind, "items": items}
+    if files is not None:
+        header["files"] = files
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"\x00rp1" + len(head).to_bytes(4, "big") + head + tail
+
+
 HOSTILE = {
     "nested 100,000 deep": b"[" * 100_000 + b"]" * 100_000,
     "nested object 100,000 deep": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
@@ -92,6 +102,22 @@ HOSTILE = {
     "binary chunk, more data than its file": b"\x00ch1" + bytes([0, 143]) + json.dumps({
         "v": 1, "type": "chunk", "record_id": "r", "sha256": SHA, "index": 0,
         "count": 1, "size": 1}, separators=(",", ":")).encode() + b"AB",
+    "binary pack, magic alone": b"\x00rp1",
+    "binary pack, header length past the end": b"\x00rp1\x7f\xff\xff\xff{}",
+    "binary pack, header of 4 GB announced": b"\x00rp1\xff\xff\xff\xff",
+    "binary pack, header nested deep": b"\x00rp1\x00\x00\x01\x00"
+                                       + b"[" * 128 + b"]" * 128,
+    "binary pack, body longer than the payload": _binary_pack(["r", SHA, 10], b"{}"),
+    "binary pack, bytes after the last body": _binary_pack(["r", SHA, 2], b"{}junk"),
+    "binary pack, body length negative": _binary_pack(["r", SHA, -2], b"{}"),
+    "binary pack, body length true": _binary_pack(["r", SHA, True], b"{"),
+    "binary pack, body length 2**64": _binary_pack(["r", SHA, 2**64], b"{}"),
+    "binary pack, body not UTF-8": _binary_pack(["r", SHA, 2], b"\xff\xfe"),
+    "binary pack of 300": _binary_pack(["r", SHA, 2] * 300, b"{}" * 300),
+    "binary pack, record id with a slash": _binary_pack(["../r", SHA, 2], b"{}"),
+    "binary pack, file size past the end": _binary_pack(["r", SHA, 2], b"{}A",
+                                                        files=["r", SHA, 5]),
+    "binary pack, chunk header": _binary_pack(["r", SHA, 2], b"{}", kind="chunk"),
     "a JSON string": b'"hello"',
     "empty": b"",
     "a lone quote with brackets": b'"' + b"[" * 1000,

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from appliance.records import dossiers
 from appliance.sync import acksig, wire
 from appliance.sync.errors import WireError
 from tests.sync.hostile import HOSTILE, SHA
@@ -278,3 +279,28 @@ def test_a_megabyte_of_brackets_is_judged_in_milliseconds():
         with contextlib.suppress(WireError):
             wire._check_depth(payload, wire.MAX_BODY_DEPTH)  # noqa: SLF001
         assert time.perf_counter() - start < 0.5
+
+
+def test_a_binary_pack_carries_bodies_byte_exact_and_its_measure_covers_it():
+    """Bodies travel as their UTF-8 bytes (no escaping); what the device measures with
+    len(PackItem) before packing covers what each record adds to the message, so a pack
+    cut to chunk_bytes by those measures never exceeds it."""
+    bodies = ['{"ten":"Nguyễn Văn An","ghi_chu":"dòng 1\\ndòng \\"2\\""}', "{}",
+              '{"a":"' + "ạ" * 3000 + '"}']
+    records = [wire.RecordMessage(dossiers.new_record_id(),
+                                  hashlib.sha256(b.encode()).hexdigest(), b) for b in bodies]
+    files = [wire.Chunk(records[0].record_id, SHA, 0, 1, 5, b"\x00\xffab\n")]
+    payload = wire.encode_record_pack(records, files)
+    assert payload.startswith(wire.BINARY_PACK_MAGIC)
+    decoded = wire.decode_device_message(payload)
+    assert decoded == wire.RecordPack(
+        tuple(dataclasses.replace(r, batch=True) for r in records), tuple(files))
+    items = [wire.pack_item(r) for r in records]
+    file_bytes = len(',"files":[]') + len(files[0].record_id) + 84 + files[0].size
+    assert len(payload) <= (len(wire.join_record_pack([])) + sum(len(i) for i in items)
+                            + file_bytes)
+    # One byte more or less anywhere in the lengths is refused, never mis-cut.
+    with pytest.raises(WireError):
+        wire.decode(payload + b"x")
+    with pytest.raises(WireError):
+        wire.decode(payload[:-1])
