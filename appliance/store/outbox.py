@@ -288,16 +288,16 @@ def mark_delivered_many(conn: sqlite3.Connection, acks: Sequence[tuple[str, Mapp
         due = _deliverable(conn, [(record_id, ack.get("sha256")) for record_id, ack in acks])
         updates: list[tuple[str, float, str, str, str]] = []
         sent: list[tuple[int | None, dict[str, Any]]] = []
-        for n, sha, dossier_id in due:
+        for n, row_id, sha, dossier_id in due:
             record_id, ack = acks[n]
             updates.append((_DELIVERED, t, json.dumps(ack, ensure_ascii=False, sort_keys=True),
-                            record_id, _DELIVERED))
+                            row_id, _DELIVERED))
             sent.append((dossier_id, _send_line(record_id, sha, ack)))
         conn.executemany(_MARK_DELIVERED, updates)
         # One audit line per record still (an auditor looks a record up by its dossier),
         # written together: the chain's head is read and rewritten once per batch.
         audit.append_many(conn, audit.AuditAction.SEND, "central", sent)
-    return [acks[n][0] for n, _sha, _dossier in due]
+    return [acks[n][0] for n, _row, _sha, _dossier in due]
 
 
 def _send_line(record_id: str, sha256: str, ack: Mapping[str, Any]) -> dict[str, Any]:
@@ -358,30 +358,31 @@ def mark_received_many(conn: sqlite3.Connection, acks: Sequence[tuple[str, str, 
         due = _deliverable(conn, [(record_id, sha) for record_id, sha, _s, _r in acks])
         updates: list[tuple[str, float, str, str, str]] = []
         sent: list[tuple[int | None, str]] = []
-        for n, sha, dossier_id in due:
+        for n, row_id, sha, dossier_id in due:
             record_id, _sha, status, receipt = acks[n]
             head, middle, line = receipt._json  # noqa: SLF001 - its own cache
             rid, status_text = quote(record_id), quote(status)
             updates.append((_DELIVERED, t,
                             f'{head}{rid}, "sha256": {quote(sha)}{middle}{status_text}}}',
-                            record_id, _DELIVERED))
+                            row_id, _DELIVERED))
             sent.append((dossier_id,
                          f'{line}{status_text},"record_id":{rid},"sha256":{quote(sha)}}}'))
         conn.executemany(_MARK_DELIVERED, updates)
         audit.append_canonical_many(conn, audit.AuditAction.SEND, "central", sent)
-    return [acks[n][0] for n, _sha, _dossier in due]
+    return [acks[n][0] for n, _row, _sha, _dossier in due]
 
 
 # A string as json.dumps(ensure_ascii=False) writes it, quotes included.
 _quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
-_MARK_DELIVERED = ("UPDATE outbox SET state=?, delivered_at=?, ack_json=? "
-                   "WHERE record_id=? AND state!=?")
+# By the outbox row's id, which _deliverable looked up with the record.
+_MARK_DELIVERED = "UPDATE outbox SET state=?, delivered_at=?, ack_json=? WHERE id=? AND state!=?"
 
 
 def _deliverable(conn: sqlite3.Connection,
-                 acks: Sequence[tuple[str, object]]) -> list[tuple[int, str, int | None]]:
-    """Of acks given as (record_id, the sha256 it names): (position, the record's sha256,
-    its dossier) of each one that completes a delivery, first ack of a record only.
+                 acks: Sequence[tuple[str, object]]) -> list[tuple[int, int, str, int | None]]:
+    """Of acks given as (record_id, the sha256 it names): (position, outbox row id, the
+    record's sha256, its dossier) of each one that completes a delivery, first ack of a
+    record only.
 
     An ack for an unknown record or for other bytes is logged and ignored; one for a
     record not in the outbox or delivered before changes nothing.
@@ -391,11 +392,11 @@ def _deliverable(conn: sqlite3.Connection,
     # One look at every acknowledged record and its outbox row (two statements per
     # record before: a third of the device's time per small record was here).
     held = {row[0]: row for row in cur.execute(
-        "SELECT r.record_id, r.sha256, r.dossier_id, o.state FROM records r "
+        "SELECT r.record_id, r.sha256, r.dossier_id, o.state, o.id FROM records r "
         "LEFT JOIN outbox o ON o.record_id=r.record_id "
         "WHERE r.record_id IN (SELECT value FROM json_each(?))",
         (json.dumps([record_id for record_id, _sha in acks]),))}
-    due: list[tuple[int, str, int | None]] = []
+    due: list[tuple[int, int, str, int | None]] = []
     seen: set[str] = set()
     for n, (record_id, named) in enumerate(acks):
         rec = held.get(record_id)
@@ -406,7 +407,7 @@ def _deliverable(conn: sqlite3.Connection,
         if rec[3] is None or rec[3] == _DELIVERED or record_id in seen:
             continue  # not in the outbox, or acknowledged before: nothing to mark
         seen.add(record_id)
-        due.append((n, rec[1], rec[2]))
+        due.append((n, rec[4], rec[1], rec[2]))
     return due
 
 

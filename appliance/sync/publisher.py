@@ -99,7 +99,7 @@ _STATUS_TEXT = {status: status.value for status in wire.AckStatus}
 DEAD_LETTERS_LOGGED = 20
 
 
-@dataclass
+@dataclass(slots=True)
 class _Flight:
     """A claimed record, from its claim to its ack.
 
@@ -360,8 +360,9 @@ class _Publisher:
             return
         acked = list(self.acked)  # emptied once written: a full disk keeps them
         done = self.delivered(acked)
-        for record_id in done:
-            log.debug("record %s delivered (acknowledged by the receiver)", record_id)
+        if log.isEnabledFor(logging.DEBUG):
+            for record_id in done:
+                log.debug("record %s delivered (acknowledged by the receiver)", record_id)
         if done:
             log.info("%d record(s) delivered (acknowledged by the receiver), last %s",
                      len(done), done[-1])
@@ -516,6 +517,8 @@ class _Publisher:
         if len(items) < room:
             self.claimable = False  # nothing more is due now; look again next loop
         give_back: list[str] = []
+        debug = log.isEnabledFor(logging.DEBUG)  # asked once, not per record
+        chunk_data = self.chunk_data
         for item in items:
             try:
                 files = self.files_of(item)
@@ -524,13 +527,14 @@ class _Publisher:
                 outbox.retry_later(self.conn, item.record_id)
                 self.show("connected", str(e))
                 continue
-            bulk = any(size > self.chunk_data for _sha, size in files)
+            bulk = bool(files) and any(size > chunk_data for _sha, size in files)
             if bulk and len(self.bulk) >= MAX_PARKED_BULK:
                 give_back.append(item.record_id)
                 continue
             self.flights[item.record_id] = _Flight(item, files, bulk)
             (self.bulk if bulk else self.small).append(item.record_id)
-            log.debug("sending record %s (attempt %d)", item.record_id, item.attempts)
+            if debug:
+                log.debug("sending record %s (attempt %d)", item.record_id, item.attempts)
         if give_back:
             outbox.unclaim(self.conn, give_back)
             self.passed_over.update(give_back)
@@ -664,19 +668,22 @@ class _Publisher:
                 flight.pack_item = wire.pack_item(wire.RecordMessage(
                     record_id, flight.item.sha256, flight.item.body_json))
             size = len(flight.pack_item) + 1
-            size += sum(-(-n // 3) * 4 + len(record_id) + 100 for _sha, n in flight.files)
+            if flight.files:  # most small records name no file: nothing to add or read
+                size += sum(-(-n // 3) * 4 + len(record_id) + 100 for _sha, n in flight.files)
             if size > budget:
                 if not pack and not failed:
                     return False
                 break
-            try:
-                blobs = self.read_files(flight)
-            except LocalFileError as e:
-                failed.append((flight, e))
-                continue
+            if flight.files:
+                try:
+                    blobs = self.read_files(flight)
+                except LocalFileError as e:
+                    failed.append((flight, e))
+                    continue
+                files += [wire.Chunk(record_id, sha, 0, 1, len(data), data)
+                          for sha, data in blobs]
             budget -= size
             pack.append(flight)
-            files += [wire.Chunk(record_id, sha, 0, 1, len(data), data) for sha, data in blobs]
         for flight, error in failed:
             log.error("cannot send: %s; will retry later (attempt %d)", error,
                       flight.item.attempts)
@@ -685,7 +692,9 @@ class _Publisher:
             self.show("connected", str(error))
         if not pack:
             return bool(failed)
-        payload = wire.join_record_pack([f.pack_item for f in pack if f.pack_item], files)
+        # `is not None`: a piece's truth would be its len(), a call per record.
+        payload = wire.join_record_pack(
+            [f.pack_item for f in pack if f.pack_item is not None], files)
         mid = self.publish(pack[0], payload, "record")
         if mid is None:
             return None
@@ -707,10 +716,13 @@ class _Publisher:
         now = time.monotonic()
         late: list[str] = []
         progressed = self.acked_seq > self.progress_seq
-        self.progress_seq = self.acked_seq
+        self.progress_seq = acked_seq = self.acked_seq
+        # Read once: this walks every record in flight (a thousand) on every loop.
+        floor = now + self.cfg.ack_timeout_seconds
         for record_id, flight in self.flights.items():
-            if progressed and flight.ack_due is not None and flight.seq > self.acked_seq:
-                flight.ack_due = max(flight.ack_due, now + self.cfg.ack_timeout_seconds)
+            due = flight.ack_due
+            if progressed and due is not None and flight.seq > acked_seq and due < floor:
+                flight.ack_due = due = floor
             if flight.answer_due is not None and now > flight.answer_due:
                 # Lost with a broker that restarted before the receiver subscribed again,
                 # or a receiver that does not know resume queries: ask once more, then
@@ -722,7 +734,7 @@ class _Publisher:
                 flight.resume_nonce = None
                 flight.answer_due = None
                 flight.asked = not again
-            if flight.ack_due is not None and now > flight.ack_due:
+            if due is not None and now > due:
                 late.append(record_id)
         if late and self.packs:
             # Perhaps a receiver that sets packs and binary chunks aside (downgraded):
