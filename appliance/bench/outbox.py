@@ -11,7 +11,10 @@ to the same broker right before it:
 Raw: for each record, its body and its file bytes published at QoS 1 in messages no
 larger than the outbox's chunks (paho's defaults otherwise, max_inflight 20), timed
 from the first publish to the last PUBACK: what a fire-and-forget publisher would
-call "sent". Outbox: the same number of records drained by `appliance sync` through
+call "sent". Raw subscribed (for context, not the goal's baseline): the same publishing
+with a raw paho subscriber (QoS 1, its own process) taking every message off the broker,
+timed to the last message it got: the most any paho-based receiver could take in,
+storing nothing. Outbox: the same number of records drained by `appliance sync` through
 the broker into `appliance central`, timed from the publisher's start to the moment
 the device has committed the receiver's (signed) ack of the last one, i.e. "on the
 central disk". ratio = outbox records/s / raw records/s (the bytes are the same, so
@@ -76,6 +79,7 @@ class KindResult:
     raw_records_per_s: float
     outbox_records_per_s: float
     outbox_seconds: float
+    raw_subscribed_records_per_s: float = 0.0
 
     @property
     def raw_mb_per_s(self) -> float:
@@ -89,9 +93,16 @@ class KindResult:
     def ratio(self) -> float:
         return self.outbox_records_per_s / self.raw_records_per_s
 
+    @property
+    def ratio_to_subscribed(self) -> float:
+        """Against raw paho publishing with a raw subscriber taking it all off the broker."""
+        return (self.outbox_records_per_s / self.raw_subscribed_records_per_s
+                if self.raw_subscribed_records_per_s else 0.0)
+
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "raw_mb_per_s": self.raw_mb_per_s,
-                "outbox_mb_per_s": self.outbox_mb_per_s, "ratio": self.ratio}
+                "outbox_mb_per_s": self.outbox_mb_per_s, "ratio": self.ratio,
+                "ratio_to_subscribed": self.ratio_to_subscribed}
 
     def summary(self) -> str:
         return (f"{self.kind}: {self.records} records x {self.bytes_per_record:,} B on "
@@ -99,7 +110,9 @@ class KindResult:
                 f"({self.raw_mb_per_s:,.1f} MB/s); outbox end-to-end (acked by the "
                 f"receiver) {self.outbox_records_per_s:,.0f} records/s "
                 f"({self.outbox_mb_per_s:,.1f} MB/s) in {self.outbox_seconds:.1f} s; "
-                f"ratio {self.ratio:.3f}")
+                f"ratio {self.ratio:.3f} (raw paho with a raw subscriber "
+                f"{self.raw_subscribed_records_per_s:,.0f} records/s, outbox "
+                f"{self.ratio_to_subscribed:.3f} of it)")
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,66 @@ def measure_raw(host: str, port: int, payloads: list[bytes], repeat: int) -> flo
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def _subscriber(host: str, port: int, topic: str, total: int, ready: Any, done: Any) -> None:
+    """A raw paho subscriber in its own process: perf_counter() of its last message."""
+    got = [0]
+    finished = threading.Event()
+
+    def on_connect(client: mqtt.Client, userdata: object, flags: object,
+                   reason: mqtt.ReasonCode, props: object) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_subscribe(client: mqtt.Client, *args: object) -> None:
+        ready.set()
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        got[0] += 1
+        if got[0] >= total:
+            done.put(time.perf_counter())
+            finished.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{uuid.uuid4().hex[:8]}",
+                         protocol=mqtt.MQTTv5)
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        finished.wait(DRAIN_TIMEOUT_SECONDS)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def measure_raw_subscribed(host: str, port: int, payloads: list[bytes], repeat: int) -> float:
+    """measure_raw's publishing with a raw subscriber taking every message: records/s
+    from the first publish to the subscriber's last message (both clocks are the same
+    machine's perf_counter)."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Queue()
+    topic = f"bench/raw-{uuid.uuid4().hex[:8]}"
+    sub = ctx.Process(target=_subscriber, args=(host, port, topic, len(payloads) * repeat,
+                                                ready, done), daemon=True)
+    sub.start()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}",
+                         protocol=mqtt.MQTTv5)
+    try:
+        if not ready.wait(60):
+            raise TimeoutError("the raw subscriber did not subscribe in 60 s")
+        client.connect(host, port)
+        client.loop_start()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            for payload in payloads:
+                client.publish(topic, payload, qos=1)
+        return repeat / (done.get(timeout=DRAIN_TIMEOUT_SECONDS) - start)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        sub.join(15)
+        if sub.is_alive():
+            sub.kill()
 
 
 # --- filling the outbox -------------------------------------------------------------
@@ -336,8 +409,9 @@ def run_kind(host: str, port: int, kind: str, count: int, file_bytes: int,
     carried = fill_outbox(config, count, file_bytes)
     payloads = record_payloads(carried - file_bytes, file_bytes, config.mqtt.chunk_bytes)
     raw = measure_raw(host, port, payloads, count)
+    subscribed = measure_raw_subscribed(host, port, payloads, count)
     seconds = measure_outbox(config, count)
-    return KindResult(kind, count, carried, raw, count / seconds, seconds)
+    return KindResult(kind, count, carried, raw, count / seconds, seconds, subscribed)
 
 
 def run_bench(host: str, port: int, *, metadata: int = 2000, scans: int = 50,

@@ -63,7 +63,7 @@ WIRE_VERSION = 1
 CHUNK_ENVELOPE_BYTES = 512
 
 # Hard limits on what a consumer will even try to parse. A device's messages are at
-# most mqtt.chunk_bytes (64 KiB by default, capped at MAX_MESSAGE_BYTES); the record
+# most mqtt.chunk_bytes (120,000 bytes by default, capped at MAX_MESSAGE_BYTES); the record
 # message carries the body, which lists a dossier's papers and fields (a few KiB).
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_ACK_BYTES = 4096
