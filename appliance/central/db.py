@@ -63,6 +63,14 @@ PG_CONNECT_TIMEOUT_S = 10
 PG_SCHEMA_LOCK = 0x61707063  # "appc"
 
 
+# Pages of a new central SQLite database. SQLite writes each dirty page to the WAL as
+# one frame and again at the checkpoint: with the default 4 KiB, a 1 MB scan was about
+# 500 frames and a group commit of small records rewrote many small index pages. Measured
+# on one disk (insert + group commit): scans 3.8 -> 1.4 ms CPU per MB, small records
+# 19 -> 8 µs each; 16 KiB and 64 KiB were in between on one or the other.
+PAGE_SIZE = 32768
+
+
 class CentralConnection(Protocol):
     """What the store and the receiver use of a connection, whichever the engine."""
 
@@ -276,6 +284,8 @@ def connect_sqlite(path: str | Path, *, migrate: bool = True,
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # Only a database without tables takes it: an older file keeps its pages.
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         use_wal(conn, BUSY_TIMEOUT_MS / 1000)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA secure_delete=ON")

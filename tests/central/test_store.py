@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from appliance.central import store
-from appliance.central.db import MIGRATIONS, connect
+from appliance.central.db import MIGRATIONS, PAGE_SIZE, connect
 from appliance.central.errors import ChunkRefused
 from appliance.sync import wire
 
@@ -229,6 +229,22 @@ def test_a_pack_stored_at_once_ends_as_its_records_stored_one_by_one(db):
     outcomes = [o for o, _s, _r in seen["kiosk-a"][0]]
     assert outcomes.count(store.Outcome.STORED) == 7
     assert store.Outcome.INCOMPLETE in outcomes and store.Outcome.DUPLICATE in outcomes
+
+
+def test_a_new_central_database_has_large_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """Large pages for a new file (fewer WAL frames per scan and per group commit); a
+    file made before keeps its pages: SQLite cannot change them in WAL mode."""
+    conn = connect(tmp_path / "new.sqlite3")
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    conn.close()
+    old = sqlite3.connect(tmp_path / "old.sqlite3")
+    old.execute("CREATE TABLE t(x)")
+    old.commit()
+    old.close()
+    conn = connect(tmp_path / "old.sqlite3")
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert store.put_record(conn, "kiosk-01", record("r-1")).outcome is store.Outcome.STORED
+    conn.close()
 
 
 def test_old_central_database_is_migrated(tmp_path):
