@@ -658,9 +658,10 @@ class _Publisher:
         pack: list[_Flight] = []
         files: list[wire.Chunk] = []
         failed: list[tuple[_Flight, LocalFileError]] = []
+        flights = self.flights
         for record_id in self.small:
-            flight = self.flights[record_id]
-            if not self.packable(flight) or len(pack) >= wire.MAX_PACKED_RECORDS:
+            flight = flights[record_id]
+            if len(pack) >= wire.MAX_PACKED_RECORDS or not self.packable(flight):
                 break
             # The size the record takes in the message: its piece (body escaped, id,
             # hash), made once and kept for the message itself, and its files.
@@ -698,15 +699,18 @@ class _Publisher:
         mid = self.publish(pack[0], payload, "record")
         if mid is None:
             return None
-        now = time.monotonic()
-        for flight in pack:
+        due = time.monotonic() + self.cfg.ack_timeout_seconds
+        seq = self.sent_seq
+        popleft = self.small.popleft
+        for flight in pack:  # up to MAX_PACKED_RECORDS: what is the same for all, read once
             flight.mids.add(mid)
             flight.packed = True
             flight.sent = True
-            flight.ack_due = now + self.cfg.ack_timeout_seconds
-            self.sent_seq += 1
-            flight.seq = self.sent_seq
-            self.small.popleft()
+            flight.ack_due = due
+            seq += 1
+            flight.seq = seq
+            popleft()
+        self.sent_seq = seq
         self.published["packed"] += len(pack)
         return True
 
