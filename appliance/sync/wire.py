@@ -138,8 +138,15 @@ def device_from_topic(prefix: str, topic: str) -> str | None:
     return device if valid_device_id(device) else None
 
 
-def chunk_data_bytes(chunk_bytes: int) -> int:
-    """Raw file bytes per chunk so that the encoded message stays within chunk_bytes."""
+def chunk_data_bytes(chunk_bytes: int, *, binary: bool = False) -> int:
+    """Raw file bytes per chunk so that the encoded message stays within chunk_bytes.
+
+    binary: the chunk travels as a binary chunk (raw bytes after a header of at most
+    MAX_BINARY_HEADER_BYTES), not in base64 inside JSON: a third more data per
+    message, so a 1 MB scan is 9 messages of 120,000 bytes instead of 12.
+    """
+    if binary:
+        return max(1, chunk_bytes - len(BINARY_CHUNK_MAGIC) - 2 - MAX_BINARY_HEADER_BYTES)
     return max(3, (chunk_bytes - CHUNK_ENVELOPE_BYTES) // 4 * 3)
 
 
@@ -363,12 +370,12 @@ def encode_ack(ack: Ack) -> bytes:
 
 
 def iter_chunks(record_id: str, file_sha256: str, data: bytes, chunk_bytes: int, *,
-                first: int = 0) -> Iterator[Chunk]:
+                first: int = 0, binary: bool = False) -> Iterator[Chunk]:
     """Cut a file into chunks; an empty file is still one (empty) chunk so it is announced.
 
     first: the chunks before it are not made (the receiver holds them: a resumed
-    transfer)."""
-    step = chunk_data_bytes(chunk_bytes)
+    transfer). binary: cut for encode_binary_chunk (see chunk_data_bytes)."""
+    step = chunk_data_bytes(chunk_bytes, binary=binary)
     count = max(1, -(-len(data) // step))
     for index in range(first, count):
         yield Chunk(record_id, file_sha256, index, count, len(data),

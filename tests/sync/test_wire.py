@@ -17,12 +17,17 @@ from appliance.sync.errors import WireError
 from tests.sync.hostile import HOSTILE, SHA
 
 
-@pytest.mark.parametrize("chunk_bytes", [1024, 4096, 65536, 131072])
-def test_chunks_reassemble_and_stay_within_chunk_bytes(chunk_bytes):
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("chunk_bytes", [1024, 4096, 65536, 120_000, 131072])
+def test_chunks_reassemble_and_stay_within_chunk_bytes(chunk_bytes, binary):
+    """Cut for base64 in JSON or for raw bytes after a binary header, every message
+    stays within chunk_bytes with the longest record id there can be."""
     data = os.urandom(300_000)
     sha = hashlib.sha256(data).hexdigest()
-    chunks = list(wire.iter_chunks("r-1", sha, data, chunk_bytes))
-    encoded = [wire.encode_chunk(c) for c in chunks]
+    record_id = "r" * wire.MAX_RECORD_ID_CHARS
+    chunks = list(wire.iter_chunks(record_id, sha, data, chunk_bytes, binary=binary))
+    encode = wire.encode_binary_chunk if binary else wire.encode_chunk
+    encoded = [encode(c) for c in chunks]
     assert max(len(e) for e in encoded) <= chunk_bytes
     decoded = [wire.decode(e) for e in encoded]
     assert all(isinstance(c, wire.Chunk) for c in decoded)
