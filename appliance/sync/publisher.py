@@ -157,8 +157,8 @@ class _Publisher:
         self.claims: set[str] = set()
         # Verified acks waiting for the one transaction that marks them all delivered
         # after this loop() call. A crash before it only means a re-send.
-        # (record_id, sha256, status, receipt), as outbox.mark_received_many takes them.
-        self.acked: list[tuple[str, str, str, outbox.Receipt]] = []
+        # (record_id, sha256, status, receipt, item), as outbox.mark_received_many takes them.
+        self.acked: list[tuple[str, str, str, outbox.Receipt, outbox.OutboxItem | None]] = []
         self.topic = wire.records_topic(self.cfg.topic_prefix, config.device.id)
         self.ack_topic = wire.acks_topic(self.cfg.topic_prefix, config.device.id)
         self.client: mqtt.Client | None = None
@@ -326,7 +326,9 @@ class _Publisher:
             log.error("record %s: the receiver holds our bytes but another content was "
                       "claimed under its id too; an operator at the central office must "
                       "decide (our copy is on its disk)", record_id)
-        self.acked.append((record_id, sha256, _STATUS_TEXT[status], receipt))
+        # With the record as claimed, if it is in flight: not read again to mark it.
+        self.acked.append((record_id, sha256, _STATUS_TEXT[status], receipt,
+                           flight.item if flight is not None else None))
         if flight is not None:
             if flight.seq > self.acked_seq:
                 self.acked_seq = flight.seq
@@ -367,7 +369,8 @@ class _Publisher:
             log.info("%d record(s) delivered (acknowledged by the receiver), last %s",
                      len(done), done[-1])
 
-    def delivered(self, acked: list[tuple[str, str, str, outbox.Receipt]]) -> list[str]:
+    def delivered(self, acked: list[tuple[str, str, str, outbox.Receipt,
+                                          outbox.OutboxItem | None]]) -> list[str]:
         """Write the acks down; only then forget them (a write refused for a full disk
         leaves them for the next loop, or their records would stay 'sending')."""
         done = outbox.mark_received_many(self.conn, acked)
