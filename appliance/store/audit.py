@@ -144,7 +144,7 @@ def _append_many(conn: sqlite3.Connection, action: AuditAction, actor: str,
             in zip(_chain(conn, action.value, actor, texts, hashed), details, strict=True)]
 
 
-def append_canonical_many(conn: sqlite3.Connection, action: AuditAction, actor: str,
+def append_canonical_many(conn: sqlite3.Connection, action: AuditAction | str, actor: str,
                           items: Sequence[tuple[int | None, str]]) -> int:
     """append_many for details given as `canonical_detail` texts (string keys, scalar
     values); returns how many entries it wrote.
@@ -158,10 +158,11 @@ def append_canonical_many(conn: sqlite3.Connection, action: AuditAction, actor: 
     """
     if not items:
         return 0
+    what = AuditAction(action).value
     if conn.in_transaction:
-        return len(_chain(conn, action.value, actor, items))
+        return len(_chain(conn, what, actor, items))
     with transaction(conn):
-        return len(_chain(conn, action.value, actor, items))
+        return len(_chain(conn, what, actor, items))
 
 
 _string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
@@ -203,6 +204,15 @@ def _scalar(value: object) -> str | None:
     return None
 
 
+def _value(value: object) -> str:
+    """Any value as json.dumps writes it in the canonical form: scalars without its
+    set-up, anything else by json.dumps itself."""
+    text = _scalar(value)
+    if text is None:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text
+
+
 def _float(value: float) -> str:
     """A float as json.dumps writes it (allow_nan, its default)."""
     if value != value:  # noqa: PLR0124 - NaN is the one value not equal to itself
@@ -230,16 +240,11 @@ def _chain(conn: sqlite3.Connection, action: str, actor: str,
     prev = GENESIS if head is None else str(head["sha256"])
     at = now()
     # The keys in sorted order: action, actor, at, detail, dossier_id, prev_sha256, seq.
-    lead = f'{{"action":{_string(action)},"actor":{_string(actor)},"at":{_float(at)},"detail":'
+    lead = f'{{"action":{_string(action)},"actor":{_string(actor)},"at":{_value(at)},"detail":'
     rows: list[tuple[Any, ...]] = []
     for n, (dossier_id, text) in enumerate(items):
         seq += 1
-        if dossier_id is None:
-            dossier = "null"
-        elif type(dossier_id) is int:
-            dossier = int.__repr__(dossier_id)
-        else:  # not from SQLite's INTEGER column: as json.dumps writes it, whatever it is
-            dossier = json.dumps(dossier_id, ensure_ascii=False, separators=(",", ":"))
+        dossier = int.__repr__(dossier_id) if type(dossier_id) is int else _value(dossier_id)
         body = (f'{lead}{text if hashed is None else hashed[n]},"dossier_id":{dossier},'
                 f'"prev_sha256":{_string(prev)},"seq":{seq}}}')
         sha = hashlib.sha256(body.encode("utf-8")).hexdigest()

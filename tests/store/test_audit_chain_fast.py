@@ -129,3 +129,19 @@ def test_a_text_that_is_not_canonical_is_caught_by_verify(two):
     audit.append_canonical_many(a, audit.AuditAction.SEND, "central",
                                 [(1, '{"b": 1, "a": 2}')])
     assert not audit.verify(a).ok
+
+
+def test_odd_times_and_dossier_ids_hash_as_entry_hash_writes_them(tmp_path, monkeypatch):
+    """Values SQLite's columns would not give (an int time, a bool or float dossier id)
+    still hash as json.dumps writes them, as entry_hash always did."""
+    monkeypatch.setattr(audit, "now", lambda: 1764180000)
+    conn = connect(tmp_path / "odd.sqlite3")
+    try:
+        made = audit.append_many(conn, "send", "central", [
+            (True, {"a": 1}), (2.5, {}), (None, {"b": None}), (7, {"c": [1, {"d": 2}]})])
+        for entry in made:
+            assert entry.sha256 == audit.entry_hash(
+                entry.seq, entry.at, entry.actor, entry.action, entry.dossier_id,
+                entry.detail, entry.prev_sha256)
+    finally:
+        conn.close()
