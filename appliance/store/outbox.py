@@ -291,7 +291,7 @@ def mark_delivered_many(conn: sqlite3.Connection, acks: Sequence[tuple[str, Mapp
     with transaction(conn):
         due = _deliverable(conn, [(record_id, ack.get("sha256"), None)
                                   for record_id, ack in acks])
-        updates: list[tuple[str, float, str, str, str]] = []
+        updates: list[tuple[str, float, str, int, str]] = []
         sent: list[tuple[int | None, dict[str, Any]]] = []
         for n, row_id, sha, dossier_id in due:
             record_id, ack = acks[n]
@@ -370,7 +370,7 @@ def mark_received_many(
     with transaction(conn):
         due = _deliverable(conn, [(record_id, sha, item)
                                   for record_id, sha, _s, _r, item in acks])
-        updates: list[tuple[str, float, str, str, str]] = []
+        updates: list[tuple[str, float, str, int, str]] = []
         sent: list[tuple[int | None, str]] = []
         for n, row_id, sha, dossier_id in due:
             record_id, _sha, status, receipt, _item = acks[n]
