@@ -66,6 +66,9 @@ MAX_REASON = 500
 # The longest value an officer may set (an address fits): a longer one is refused,
 # never cut, since a cut value would be signed as if it were what the paper says.
 MAX_VALUE = 200
+# Unicode categories no officer's value may hold: control, format (bidi overrides, zero
+# widths), surrogate, private use, unassigned.
+UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
 # -- what the screen gets -------------------------------------------------------------
@@ -215,6 +218,13 @@ def validate_value(spec: FieldSpec, value: str, catalogue: Catalogue) -> v.Verdi
     if len(text) > MAX_VALUE:
         raise InvalidCorrection(f"{spec.name}: {len(text)} characters",
                                 f"at most {MAX_VALUE} characters", code="too_long")
+    if any(unicodedata.category(c) in UNPRINTABLE for c in text):
+        # A free-text field's validator takes any text, but no paper carries a control,
+        # a bidi override or a lone surrogate (which JSON can spell and the seal could
+        # not even encode): refused, never cleaned, so what is signed is what was typed.
+        raise InvalidCorrection(f"{spec.name}: unprintable characters",
+                                "characters no paper carries (control, format or "
+                                "unassigned)", code="bad_characters")
     verdict = v.check(spec.kind, text, _formats(catalogue), past=spec.past,
                       upper_case=False)
     if verdict is None:

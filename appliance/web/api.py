@@ -18,7 +18,7 @@ from flask_wtf.csrf import generate_csrf
 
 from appliance import status
 from appliance.records import audit, dossiers, queries
-from appliance.web import auth, loaders, presenters, usecases
+from appliance.web import auth, desk, loaders, presenters, usecases
 from appliance.web.auth import Access, access
 from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_api
@@ -180,6 +180,23 @@ def sign(dossier_id: str) -> Response:
     conn = get_db()
     record_id = usecases.sign(conn, get_config(), row, body.get("officer"))
     return jsonify(presenters.signed_json(dossiers.get(conn, row), record_id))
+
+
+@bp.post("/dossiers/<public_id:dossier_id>/papers/<int:paper_id>/fields/<name>")
+@access(Access.OFFICER)
+def correct_field(dossier_id: str, paper_id: int, name: str) -> Response:
+    """An officer's correction of one extracted field, as the review screen's form
+    makes it (desk.correct_field: the same validation, limits, signer and audit line).
+    A refused value is a 422 problem whose message says why in the caller's language;
+    nothing is changed."""
+    row = loaders.dossier_row(dossier_id)
+    body = json_body()
+    conn, config = get_db(), get_config()
+    officer = desk.signer(body.get("officer"), config.device.id)
+    fixed = desk.correct_field(conn, config, dossier_id=row, paper_id=paper_id, field=name,
+                               value=body.get("value"), officer=officer,
+                               reason=body.get("reason"))
+    return jsonify(presenters.correction_json(fixed, dossier_id))
 
 
 def _job_json(conn: sqlite3.Connection, job: Any) -> Response:

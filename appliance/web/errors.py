@@ -20,10 +20,13 @@ from werkzeug.exceptions import HTTPException
 
 from appliance.records.errors import (
     DossierNotFound,
+    InvalidCorrection,
     InvalidState,
     NothingScanned,
+    PaperNotFound,
     RecordsError,
     SequenceExhausted,
+    UnknownField,
     UnknownProcedure,
 )
 from appliance.store.errors import DiskFull, StoreError, is_disk_full
@@ -53,18 +56,28 @@ class WebError(Exception):
     """A request the appliance refuses; `key` is translated, `status` is the HTTP code.
 
     `retry_after` (seconds) goes out as a Retry-After header with a 429 or 503.
+    `text`, when given, is the message already translated (a refusal whose reason is
+    more precise than its key's sentence, such as which rule a correction broke), and
+    `members` are extra members of the API's problem document (RFC 9457 allows them):
+    what a program needs to point at the input it must fix.
     """
 
     def __init__(self, key: str, status: int, detail: str = "",
-                 retry_after: int | None = None) -> None:
+                 retry_after: int | None = None, text: str | None = None,
+                 members: dict[str, Any] | None = None) -> None:
         super().__init__(detail or key)
         self.key = key
         self.status = status
         self.retry_after = retry_after
+        self.text = text
+        self.members = dict(members or {})
 
 
 _RECORDS_STATUS: tuple[tuple[type[RecordsError], int], ...] = (
     (DossierNotFound, 404),
+    (PaperNotFound, 404),  # the URL names a paper this dossier does not hold
+    (UnknownField, 404),  # ... or a field its paper type does not have
+    (InvalidCorrection, 422),  # well-formed, but the field's validator refuses it
     (UnknownProcedure, 400),
     (InvalidState, 409),
     (NothingScanned, 409),
@@ -116,9 +129,9 @@ def problem(error: WebError) -> Response:
     """A JSON problem: RFC 9457 members plus the appliance's `error` and `message`."""
     from appliance.web.i18n import t
 
-    text = t(error.key)
-    response = jsonify({"type": "about:blank", "title": text, "status": error.status,
-                        "error": error.key, "message": text})
+    text = error.text or t(error.key)
+    response = jsonify({**error.members, "type": "about:blank", "title": t(error.key),
+                        "status": error.status, "error": error.key, "message": text})
     response.status_code = error.status
     response.mimetype = PROBLEM_JSON
     response.headers.update(_headers(error))

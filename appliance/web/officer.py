@@ -41,7 +41,7 @@ from flask import (
 
 from appliance import status
 from appliance.records import audit, catalogue, corrections, dossiers, erasure, queries
-from appliance.records.errors import DossierNotFound, InvalidCorrection
+from appliance.records.errors import DossierNotFound
 from appliance.store.db import get_state
 from appliance.web import auth, desk, loaders, presenters, usecases
 from appliance.web.db import get_config, get_db, get_files
@@ -56,10 +56,7 @@ bp.before_request(auth.guard_officer)
 OFFICER_COOKIE = "officer_name"
 IDLE_SECONDS = 180  # default for OFFICER_IDLE_SECONDS in the app's config
 MAX_SEARCH = 40
-# What is read of a typed value: records refuses one over corrections.MAX_VALUE
-# with its reason; this only bounds the work, it never cuts what records judges.
-MAX_VALUE = 4 * corrections.MAX_VALUE
-MAX_REASON = 300
+MAX_REASON = desk.MAX_REASON
 
 
 def _screen_context() -> dict[str, Any]:
@@ -124,25 +121,9 @@ def index() -> str:
         **_screen_context())
 
 
-def _default_officer() -> str | None:
-    """Who stands in for a typed name: the enrolled officer signed in (their own PIN
-    names them, so the record and audit trail carry a person, not the counter); else,
-    under the shared PIN, the counter; else nobody, and a name is asked."""
-    enrolled = auth.officer_name()
-    if enrolled:
-        return enrolled
-    return (f"Cán bộ tiếp nhận ({get_config().device.id})" if auth.officer_pin()
-            else None)
-
-
 def _signer(typed: Any) -> str:
-    """Who signs, corrects or returns: an enrolled officer who signed in with their own
-    PIN is that officer, whatever is typed (the audit trail names who really did it);
-    otherwise the typed name, else the PIN session's counter; else a name is asked."""
-    enrolled = auth.officer_name()
-    if enrolled:
-        return usecases.officer_name(enrolled)
-    return usecases.officer_name(typed, _default_officer())
+    """Who signs, corrects or returns (desk.signer: the same rule as the API's)."""
+    return desk.signer(typed, get_config().device.id)
 
 
 def _editor() -> str:
@@ -197,32 +178,19 @@ def detail(dossier_id: str) -> Any:
 
 @bp.post("/dossiers/<public_id:dossier_id>/papers/<int:paper_id>/fields/<name>")
 def correct(dossier_id: str, paper_id: int, name: str) -> Any:
-    """One field set to the officer's value (records.corrections validates it)."""
+    """One field set to the officer's value (desk.correct_field, as the API's)."""
     row = loaders.dossier_row(dossier_id)
-    value = (request.form.get("value") or "")[:MAX_VALUE]
-    reason = (request.form.get("reason") or "")[:MAX_REASON] or None
     officer = _editor()
     try:
-        corrections.correct_field(get_db(), get_config(), dossier_id=row,
-                                  paper_id=paper_id, field=name, value=value,
-                                  officer=officer, reason=reason)
-    except InvalidCorrection as e:
-        log.info("dossier %d paper %d: correction of %s refused: %s", row, paper_id, name,
-                 e.reason)
-        spec = _field_spec(paper_id, name)
-        why = presenters.refusal_reason(spec.kind if spec else "text", e)
-        return _render_detail(row, {"paper_id": paper_id, "field": name, "value": value,
-                                    "reason": why}, 422)
+        desk.correct_field(get_db(), get_config(), dossier_id=row, paper_id=paper_id,
+                           field=name, value=request.form.get("value") or "",
+                           officer=officer, reason=request.form.get("reason"))
+    except desk.CorrectionRefused as e:
+        return _render_detail(row, {"paper_id": paper_id, "field": name, "value": e.value,
+                                    "reason": e.text}, 422)
     flash("officer.corrected", "info")
     return redirect(url_for("officer.detail", dossier_id=dossier_id,
                             _anchor=f"f-{paper_id}-{name}"))
-
-
-def _field_spec(paper_id: int, name: str) -> catalogue.FieldSpec | None:
-    review = corrections.review_paper(get_db(), get_config(), paper_id)
-    cat = catalogue.default()
-    paper = cat.paper(review.paper_type or "") or cat.fallback
-    return paper.field(name)
 
 
 @bp.post("/dossiers/<public_id:dossier_id>/papers/<int:paper_id>/type")

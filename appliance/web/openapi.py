@@ -9,7 +9,10 @@ suite calls every protected operation anonymously to see it refused.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from appliance.records.corrections import MAX_VALUE as CORRECTION_MAX_VALUE
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 # A dossier's public id (secrets.token_urlsafe; older rows: 32 hex digits). The routes'
@@ -276,6 +279,151 @@ def technician_paths() -> dict[str, Any]:
     }
 
 
+CORRECTION_PATH = "/api/dossiers/{dossier_id}/papers/{paper_id}/fields/{name}"
+# records.corrections.InvalidCorrection.code values (web/desk.py sends the one that
+# refused a value as the problem's `code`).
+REFUSAL_CODES = ("empty", "too_long", "not_kind", "extra_text", "bad_characters")
+FIELD_NAME_SCHEMA: dict[str, Any] = {
+    "type": "string", "minLength": 1, "maxLength": 64,
+    "description": "the field's name in the paper type's catalogue entry (full_name, "
+                   "birth_date, cccd …); one the paper's type lacks is 404"}
+
+
+def correction_operation() -> dict[str, Any]:
+    """POST /api/…/fields/{name}: the review screen's correction form, as JSON."""
+    return {
+        "summary": "an officer's correction of one extracted field of a paper (before "
+                   "sign-off): judged by the same validator as the OCR, stored with the "
+                   "OCR's reading kept beside it and an audit line, exactly as the review "
+                   "screen's form does it",
+        "parameters": [_public_id_param("dossier_id"), _id_param("paper_id"),
+                       {"name": "name", "in": "path", "required": True,
+                        "schema": FIELD_NAME_SCHEMA}, LANG_PARAM],
+        "requestBody": _body({"type": "object", "required": ["value"], "properties": {
+            "value": {"type": "string", "description":
+                      "what the paper says; NFC-normalised and trimmed, at most "
+                      f"{CORRECTION_MAX_VALUE} characters, never cut: a longer one, an "
+                      "empty one, one with control or unassigned characters or one the "
+                      "field's validator refuses is a 422 and changes nothing"},
+            "reason": {"type": "string", "description":
+                       "the officer's note, kept sealed in the audit trail (cut at "
+                       "300 characters)"},
+            "officer": {"type": "string", "description":
+                        "who corrects; ignored for an enrolled officer's own PIN (that "
+                        "officer is recorded), optional under the officer PIN (the "
+                        "counter is recorded), required where no PIN is set"}}}),
+        "responses": {
+            "200": _json({"type": "object", "required": [
+                "dossier_id", "paper_id", "field", "value", "corrected_by", "audit_seq"],
+                "properties": {
+                    "dossier_id": PUBLIC_ID_SCHEMA, "paper_id": {"type": "integer"},
+                    "field": {"type": "string"},
+                    "value": {"type": "string", "description": "the value stored"},
+                    "previous": {"type": "string", "nullable": True},
+                    "ocr_value": {"type": "string", "nullable": True,
+                                  "description": "what OCR read, kept for good"},
+                    "corrected_by": {"type": "string"},
+                    "corrected_at": {"type": "number"},
+                    "reason": {"type": "string", "nullable": True},
+                    "audit_seq": {"type": "integer",
+                                  "description": "the correction's audit line"}}},
+                "stored"),
+            **_errors(400, 404, 409),
+            "422": {"description": "the value is refused (see `code` and `message`); "
+                                   "nothing changed",
+                    "content": {"application/problem+json": {"schema": {
+                        "$ref": "#/components/schemas/CorrectionRefused"}}}}}}
+
+
+def _form(summary: str, fields: dict[str, Any], required: tuple[str, ...],
+          done: str, **more: Any) -> dict[str, Any]:
+    """One of the officer's screen forms, described for a reader (not for a client)."""
+    props = {"csrf_token": {"type": "string",
+                            "description": "the page's hidden CSRF token"}, **fields}
+    responses = {
+        "302": {"description": f"{done}; or refused (no token, a wrong state, an unknown "
+                               "paper or page …): back to the review screen with a "
+                               "translated notice and nothing changed; no officer "
+                               "session: to the PIN keypad (/staff/login)"},
+        "403": {"description": "another origin (the Origin, Referer or Sec-Fetch-Site "
+                               "header): the error page, nothing changed"},
+        "429": {"description": "too many PIN attempts: the error page with Retry-After"},
+        **more.pop("responses", {})}
+    return {"summary": summary, "security": FORM_SECURITY, "requestBody": {
+        "required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": ["csrf_token", *required],
+            "properties": props}}}}, "responses": responses, **more}
+
+
+FORM_SECURITY: list[dict[str, list[str]]] = [{"officerSession": []}]
+OFFICER_NAME_FIELD = {"type": "string", "description":
+                      "the officer's name (optional with a PIN session; an enrolled "
+                      "officer's own PIN names them whatever is typed)"}
+
+
+def html_form_paths() -> dict[str, Any]:
+    """The officer review screen's form posts (appliance/web/officer.py).
+
+    Kept out of `paths` on purpose: they are a browser's forms, not an interface for
+    programs. Each needs the officer's keypad session *and* the page's CSRF token,
+    answers with a redirect to a screen and a translated notice (never a status a
+    program could act on) and is refused from another origin; a generated client or
+    schemathesis would only ever see redirects. A program uses the /api operations
+    (the correction above, sign, cancel). They are described here so a reader of this
+    document sees every state-changing route of the officer's face in one place; the
+    test suite checks that every /officer POST route is listed.
+    """
+    d = "/officer/dossiers/{dossier_id}"
+    page = {"page_id": {"type": "integer", "description": "the page shown in the viewer"}}
+    forms = {
+        f"{d}/papers/{{paper_id}}/fields/{{name}}": {"post": _form(
+            "correct one field (the same use case as POST " + CORRECTION_PATH + ")",
+            {"value": {"type": "string", "maxLength": CORRECTION_MAX_VALUE},
+             "reason": {"type": "string"}, "officer": OFFICER_NAME_FIELD}, ("value",),
+            "stored: to the review screen at the field",
+            responses={"422": {"description": "refused: the review screen again, the "
+                                              "reason beside the field, the value as "
+                                              "typed, nothing changed",
+                               "content": {"text/html": {"schema": {"type": "string"}}}}})},
+        f"{d}/papers/{{paper_id}}/type": {"post": _form(
+            "set the paper's type; its fields are read again from the stored OCR",
+            {"paper_type": {"type": "string"}, "officer": OFFICER_NAME_FIELD},
+            ("paper_type",), "set: to the paper")},
+        f"{d}/pages/delete": {"post": _form(
+            "take a page out with a reason (kept sealed in the audit trail)",
+            {**page, "reason": {"type": "string"}, "officer": OFFICER_NAME_FIELD},
+            ("page_id", "reason"), "deleted: to the paper")},
+        f"{d}/papers/{{paper_id}}/split": {"post": _form(
+            "this page and those after it become the next paper",
+            {**page, "officer": OFFICER_NAME_FIELD}, ("page_id",), "split: to the new paper")},
+        f"{d}/papers/{{paper_id}}/merge": {"post": _form(
+            "the paper's pages go after those of the paper before it",
+            {"officer": OFFICER_NAME_FIELD}, (), "merged: to the paper before")},
+        f"{d}/return": {"post": _form(
+            "hand the papers back to the citizen with a reason; the dossier is cancelled",
+            {"confirm": {"type": "string", "enum": ["yes"]}, "reason": {"type": "string"},
+             "officer": OFFICER_NAME_FIELD}, ("confirm", "reason"),
+            "returned: to the officer's list")},
+        f"{d}/sign": {"post": _form(
+            "sign off: result codes issued, the record put in the outbox",
+            {"checked": {"type": "string", "enum": ["yes"],
+                         "description": "checked against the originals"},
+             "officer": OFFICER_NAME_FIELD}, ("checked",),
+            "signed: to the review screen with the result codes")},
+        f"{d}/erase": {"post": _form(
+            "erase the citizen's data on request before it was sent (Law 91/2025/QH15)",
+            {"confirm": {"type": "string", "enum": ["yes"]}, "officer": OFFICER_NAME_FIELD},
+            ("confirm",), "erased: to the review screen")},
+    }
+    params = {"dossier_id": _public_id_param("dossier_id"), "paper_id": _id_param("paper_id"),
+              "name": {"name": "name", "in": "path", "required": True,
+                       "schema": FIELD_NAME_SCHEMA}}
+    for path, ops in forms.items():
+        for op in ops.values():
+            op["parameters"] = [params[n] for n in re.findall(r"\{(\w+)\}", path)]
+    return forms
+
+
 def _document() -> dict[str, Any]:
     dossier_ref = {"$ref": "#/components/schemas/Dossier"}
     return {
@@ -379,6 +527,7 @@ def _document() -> dict[str, Any]:
                         "title": {"type": "string"},
                         "result_code": {"type": "string"}}}}}}, "signed"),
                     **_errors(400, 403, 404, 409)}}},
+            CORRECTION_PATH: {"post": correction_operation()},
             "/api/pages/{sha}/thumbnail": {"get": {"summary": "a page's JPEG thumbnail",
                                                    "parameters": [SHA_PARAM],
                                                    "responses": _file("image/jpeg")}},
@@ -394,6 +543,13 @@ def _document() -> dict[str, Any]:
             "/api/openapi.json": {"get": {"summary": "this document", "responses": {
                 "200": _json({"type": "object"}, "OpenAPI 3 document")}}},
         },
+        "x-html-forms": {
+            "description": "Not part of the API: the officer review screen's HTML form "
+                           "posts, for readers only (tools ignore x- members). Each "
+                           "needs the officer's keypad session and the page's CSRF "
+                           "token and answers with a redirect to a screen; programs "
+                           "use the /api operations instead.",
+            "paths": html_form_paths()},
         "components": {
             "securitySchemes": SECURITY_SCHEMES,
             "schemas": {
@@ -404,6 +560,17 @@ def _document() -> dict[str, Any]:
                 "status": {"type": "integer"},
                 "error": {"type": "string", "description": "message key, e.g. scanner.jammed"},
                 "message": {"type": "string", "description": "translated, says what to do"}}},
+            "CorrectionRefused": {"allOf": [ERROR_REF, {"type": "object", "properties": {
+                "error": {"type": "string", "enum": ["error.invalid_correction"]},
+                "message": {"type": "string", "description":
+                            "why, in the request's language (the rule or the "
+                            "validator's finding), e.g. 'Giá trị quá dài: tối đa 200 "
+                            "ký tự.'"},
+                "paper_id": {"type": "integer"}, "field": {"type": "string"},
+                "code": {"type": "string", "enum": list(REFUSAL_CODES),
+                         "description": "the rule that refused it"},
+                "flags": {"type": "array", "items": {"type": "string"},
+                          "description": "the validator's findings (flag.<code>)"}}}]},
             "Procedure": {"type": "object", "properties": {
                 "code": {"type": "string"}, "name": {"type": "string"},
                 "papers": {"type": "array", "items": {"type": "string"}}}},

@@ -14,7 +14,7 @@ from flask import url_for
 from markupsafe import Markup
 
 from appliance.records import procedures
-from appliance.records.corrections import MAX_VALUE
+from appliance.records.corrections import MAX_VALUE, FieldCorrection
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import InvalidCorrection
 from appliance.store.jobs import Job, JobState
@@ -75,6 +75,16 @@ def signed_json(d: Dossier, record_id: str) -> dict[str, Any]:
         "papers": [{"id": p.id, "ordinal": p.ordinal, "title": p.title,
                     "result_code": p.result_code} for p in d.papers],
     }
+
+
+def correction_json(c: FieldCorrection, dossier_public_id: str) -> dict[str, Any]:
+    """A stored correction as the API answers it: the value now stored (NFC, as the
+    review screen shows it), what it replaced, the OCR's own reading kept beside it,
+    who and when, and the audit line that records it."""
+    return {"dossier_id": dossier_public_id, "paper_id": c.paper_id, "field": c.field,
+            "value": c.value, "previous": c.previous, "ocr_value": c.ocr_value,
+            "corrected_by": c.corrected_by, "corrected_at": c.corrected_at,
+            "reason": c.reason, "audit_seq": c.audit_seq}
 
 
 def procedures_json() -> list[dict[str, Any]]:
@@ -278,7 +288,7 @@ def refusal_reason(kind: str, refusal: InvalidCorrection) -> str:
     told = field_reason(refusal.flags, None) if refusal.flags else None
     if told:
         return told
-    if refusal.code in ("empty", "extra_text"):
+    if refusal.code in ("empty", "extra_text", "bad_characters"):
         return t("correction." + refusal.code)
     if refusal.code == "too_long":
         return t("correction.too_long", n=MAX_VALUE)

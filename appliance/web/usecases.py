@@ -374,12 +374,20 @@ def officer_name(raw: Any, default: str | None = None) -> str:
     raise WebError("error.officer_required", 400)
 
 
+def clean_text(raw: str) -> str:
+    """A one-line note as typed (a correction's reason): NFC, without control
+    characters or lone surrogates, runs of spaces made one, as a name is kept."""
+    return _clean_name(raw)
+
+
 def _clean_name(raw: str) -> str:
     """A typed name as the record must carry it: NFC (some on-screen keyboards send
     decomposed marks, which would sign "Lê" as another string than the audit's "Lê"),
-    without control characters, runs of spaces made one."""
+    without control characters or lone surrogates (JSON can spell one; no seal or
+    record could encode it), runs of spaces made one."""
     text = unicodedata.normalize("NFC", raw)
-    return " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
+    return " ".join("".join(c for c in text
+                            if unicodedata.category(c) not in ("Cc", "Cs")).split())
 
 
 def sign(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: Any) -> str:

@@ -215,7 +215,8 @@ def test_openapi_states_security_and_every_protected_operation_refuses_anonymous
     assert public == {("get", "/api/health"), ("get", "/api/procedures"),
                       ("get", "/api/session"), ("get", "/api/openapi.json"),
                       ("post", "/api/dossiers")}
-    values = {"dossier_id": public_id(conn, dossier_id), "job_id": job_id}
+    values = {"dossier_id": public_id(conn, dossier_id), "job_id": job_id,
+              "paper_id": paper.id, "name": "full_name"}
     for method, path in sorted(protected):
         sha = paper.pdf_sha256 if "papers" in path else paper.pages[0].sha256
         url = _fill(path, {**values, "sha": sha})
@@ -223,10 +224,11 @@ def test_openapi_states_security_and_every_protected_operation_refuses_anonymous
             if method == "get":
                 r = client.get(url)
             else:
-                r = api_post(client, url, {"source": "adf", "officer": "X"})
+                r = api_post(client, url, {"source": "adf", "officer": "X",
+                                           "value": "MALLORY"})
             assert r.status_code in (401, 403), (method, path, r.status_code)
             assert r.mimetype == "application/problem+json"
-    assert dossiers.get(conn, dossier_id) == before
+    assert dossiers.get(conn, dossier_id) == before  # papers and their fields too
     assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
 
 
