@@ -32,16 +32,27 @@ PIN = "2468"
 def snapshot(conn) -> tuple:
     return (tuple(tuple(r) for r in conn.execute(
                 "SELECT id, status, signed_by FROM dossiers ORDER BY id")),
+            # the papers' extracted fields, which a correction would re-seal
+            tuple(tuple(r) for r in conn.execute("SELECT id, fields_json FROM papers")),
             conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0],
             conn.execute("SELECT COUNT(*) FROM records").fetchone()[0],
             tuple(tuple(r) for r in conn.execute("SELECT * FROM code_sequences")))
 
 
-def attack_pages(site, base: str, dossier_id: str) -> dict[str, str]:
+def attack_pages(site, base: str, dossier_id: str, paper_id: int = 1) -> dict[str, str]:
     """Every way a page can post to the appliance without its cooperation."""
     sign = f"{base}/officer/dossiers/{dossier_id}/sign"
     api = f"{base}/api/dossiers"
+    correct = f"{api}/{dossier_id}/papers/{paper_id}/fields/full_name"
+    form_correct = f"{base}/officer/dossiers/{dossier_id}/papers/{paper_id}/fields/full_name"
     return {
+        "api correction, fetch no-cors": site.add(
+            "fetch-correct", fetch_page(correct, {"value": "MALLORY", "officer": "Mallory"})),
+        "api correction, text/plain json form": site.add("api-correct", form_page(
+            correct, {'{"value": "MALLORY", "x": "': '"}'}, enctype="text/plain")),
+        "officer correction form": site.add(
+            "form-correct", form_page(form_correct, {"value": "MALLORY",
+                                                     "officer": "Mallory"})),
         "officer sign form": site.add("sign", form_page(sign, {"officer": "Mallory",
                                                                      "checked": "yes"})),
         "officer sign form, forged token": site.add(
@@ -116,7 +127,8 @@ def test_hostile_page_cannot_use_the_officers_session(browser, tmp_path):
         page.wait_for_url(re.compile(r"/officer$"))
         before = snapshot(conn)
         with hostile_site() as site:
-            pages = attack_pages(site, server.url, public_id(conn, dossier_id))
+            pages = attack_pages(site, server.url, public_id(conn, dossier_id),
+                                 dossiers.get(conn, dossier_id).papers[0].id)
             results = run_attacks(context, pages, server.url)
         assert_all_refused(results)
         assert snapshot(conn) == before

@@ -110,6 +110,8 @@ def test_cross_origin_state_changes_are_refused(client, conn, config, headers):
     dossier_id = submitted_dossier(conn, config)
     pid = public_id(conn, dossier_id)  # what URLs carry
     token = csrf_token(client, f"/officer/dossiers/{pid}")
+    before = dossiers.get(conn, dossier_id)
+    [paper] = before.papers
     calls = [
         client.post(f"/officer/dossiers/{pid}/sign",
                     data={"officer": "X", "csrf_token": token}, headers=headers),
@@ -119,9 +121,11 @@ def test_cross_origin_state_changes_are_refused(client, conn, config, headers):
         client.post(f"/api/dossiers/{pid}/sign", json={"officer": "X"},
                     headers={**headers, "X-CSRFToken": token}),
         client.post("/api/dossiers", json={"procedure": "khac"}, headers=headers),
+        client.post(f"/api/dossiers/{pid}/papers/{paper.id}/fields/full_name",
+                    json={"value": "MALLORY"}, headers={**headers, "X-CSRFToken": token}),
     ]
     assert [r.status_code for r in calls] == [403] * len(calls)
-    assert dossiers.get(conn, dossier_id).status == "submitted"
+    assert dossiers.get(conn, dossier_id) == before  # nor a paper's fields
     assert count(conn, "dossiers") == 1 and count(conn, "records") == 0
 
 
