@@ -14,7 +14,8 @@ one handler answers.
 The review screen puts each paper's page image beside its fields: each field's box is
 drawn over the page (static/officer.js scales it with the zoom and turns it with the
 rotation), uncertain fields amber, invalid ones red with the reason in the screen's
-language. Corrections and a paper's type go through records.corrections only, so the
+language. Corrections (through web/desk.correct_field, which the JSON API's correction
+shares) and a paper's type go through records.corrections only, so the
 same validator that judged the OCR judges the officer, the OCR's reading stays beside
 the corrected value, and each change is an audit line. A refused correction is the one
 refusal answered on the same screen rather than through the error handler: its reason

@@ -5,6 +5,11 @@ the test suite checks that every /api route is described here. The `security` of
 operation is not written here by hand: it is filled in from the access each route
 declares (`auth.access`), the same declaration the API's guard enforces, and the test
 suite calls every protected operation anonymously to see it refused.
+
+The officer review screen's HTML form posts are described too, but apart, under the
+`x-html-forms` extension member (see `html_form_paths`): they are a browser's forms, not
+operations a program or schemathesis could drive, and every operation under `paths`
+must answer a refusal with a problem document, which they never do.
 """
 
 from __future__ import annotations

@@ -260,12 +260,16 @@ def test_refused_values_say_why_and_change_nothing(app, conn, config, name, valu
     assert state(conn) == before and corrections_of(conn, dossier_id) == []
 
 
-def test_the_refusal_is_in_english_when_asked(app, conn, config):
+def test_the_refusal_is_in_english_when_asked_and_logged_without_the_value(
+        app, conn, config, caplog):
     dossier_id, paper_id = review_dossier(conn, config)
+    caplog.set_level("INFO")
     r = program(app).post(url(conn, dossier_id, paper_id, "cccd") + "?lang=en",
                           json={"value": "00120300456"}, headers={"X-Officer-PIN": PIN})
     assert r.status_code == 422
     assert r.get_json()["message"] == "A CCCD number has exactly 12 digits."
+    assert "correction of cccd refused" in caplog.text  # the log says what, in English
+    assert "00120300456" not in caplog.text  # never the value typed (personal data)
 
 
 def test_the_form_refuses_unprintable_characters_too(app, conn, config):
