@@ -288,8 +288,9 @@ def fill_outbox(config: config_mod.Config, count: int, file_bytes: int) -> int:
 
 
 def record_payloads(body_bytes: int, file_bytes: int, chunk_bytes: int) -> list[bytes]:
-    """Raw messages carrying one record's bytes, cut like the outbox cuts its files."""
-    step = wire.chunk_data_bytes(chunk_bytes)
+    """Raw messages carrying one record's bytes, cut like the outbox cuts its files for
+    a receiver that reads binary chunks (appliance central does)."""
+    step = wire.chunk_data_bytes(chunk_bytes, binary=True)
     out = [os.urandom(body_bytes)]
     for offset in range(0, file_bytes, step):
         out.append(os.urandom(min(step, file_bytes - offset)))

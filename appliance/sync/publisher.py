@@ -123,8 +123,11 @@ class _Flight:
     resume_nonce: str | None = None
     answer_due: float | None = None
     skip: dict[str, int] = field(default_factory=dict)
-    # Its piece of a "records" message (wire.pack_item), once measured for a pack.
-    pack_item: bytes | None = None
+    # Per file (sha256): whether the chunks the receiver holds were cut for binary
+    # chunks (True) or for base64 (False); a file not named goes by the device's mode.
+    cuts: dict[str, bool] = field(default_factory=dict)
+    # Its part of a "records" message (wire.pack_item), once measured for a pack.
+    pack_item: wire.PackItem | None = None
 
 
 class _Publisher:
@@ -144,6 +147,7 @@ class _Publisher:
             log.warning("mqtt.chunk_bytes %d is over what a receiver accepts; using %d",
                         self.cfg.chunk_bytes, self.chunk_bytes)
         self.chunk_data = wire.chunk_data_bytes(self.chunk_bytes)
+        self.binary_chunk_data = wire.chunk_data_bytes(self.chunk_bytes, binary=True)
         self.verifier: Ed25519PublicKey | None = None
         if self.cfg.central_public_key:
             # Imported only when acks are to be verified: `cryptography` is about 11 MB
@@ -346,9 +350,18 @@ class _Publisher:
                            f"answer to no open resume query (record {have.record_id})",
                            payload)
             return
-        wanted = {(sha, self.chunk_count(size)) for sha, size in flight.files}
-        skip = {sha: first for sha, count, first in have.files if (sha, count) in wanted}
-        flight.skip = skip
+        # Asked for both cuts (see ask): each file goes on with the one of which the
+        # receiver holds more, so a scan begun in base64 before the first ack from a
+        # receiver that reads binary chunks is not sent again from its first chunk.
+        wanted = {(sha, self.chunk_count(size, binary)): binary
+                  for sha, size in flight.files for binary in (False, True)}
+        skip: dict[str, int] = {}
+        cuts: dict[str, bool] = {}
+        for sha, count, first in have.files:
+            binary = wanted.get((sha, count))
+            if binary is not None and first > skip.get(sha, -1):
+                skip[sha], cuts[sha] = first, binary
+        flight.skip, flight.cuts = skip, cuts
         flight.resume_nonce = None
         flight.answer_due = None
         held = sum(skip.values())
@@ -438,8 +451,11 @@ class _Publisher:
 
     # --- sending --------------------------------------------------------------------
 
-    def chunk_count(self, size: int) -> int:
-        return max(1, -(-size // self.chunk_data))
+    def chunk_count(self, size: int, binary: bool | None = None) -> int:
+        """Chunks of a file of `size` bytes as this device cuts it now: for binary chunks
+        (raw bytes, a third more per message) once the receiver is known to read them."""
+        binary = self.packs if binary is None else binary
+        return max(1, -(-size // (self.binary_chunk_data if binary else self.chunk_data)))
 
     def files_of(self, item: outbox.OutboxItem) -> list[tuple[str, int]]:
         """The files a record names, after checking its body: a damaged record sends nothing."""
@@ -457,14 +473,28 @@ class _Publisher:
             raise LocalFileError(f"record {item.record_id}: {e}") from e
 
     def messages(self, flight: _Flight) -> Iterator[tuple[bytes, bool]]:
-        """Read and verify every file up front, so a damaged record sends nothing at all."""
-        return self._encode(flight, self.read_files(flight))
+        """Read and verify every file up front, so a damaged record sends nothing at all.
 
-    def read_files(self, flight: _Flight) -> list[tuple[str, bytes]]:
+        Raw bytes to a receiver known to read the additions to version 1, decided once
+        for the whole record: a file cut for binary chunks must not then go in base64
+        (over chunk_bytes) if the receiver turns out not to read them meanwhile."""
+        binary = self.packs
+        return self._encode(flight, self.read_files(flight, binary), binary)
+
+    def resume_point(self, flight: _Flight, sha: str, size: int,
+                     binary: bool) -> tuple[bool, int]:
+        """(cut for binary chunks?, first chunk to send) of one file of a flight."""
+        cut, first = flight.cuts.get(sha, binary), flight.skip.get(sha, 0)
+        if cut and not binary:
+            return False, 0  # held in binary cut, but base64 is all we may send now
+        return cut, first
+
+    def read_files(self, flight: _Flight, binary: bool) -> list[tuple[str, bytes]]:
         item = flight.item
         blobs: list[tuple[str, bytes]] = []
         for sha, size in flight.files:
-            if flight.skip.get(sha, 0) >= self.chunk_count(size):
+            cut, first = self.resume_point(flight, sha, size, binary)
+            if first >= self.chunk_count(size, cut):
                 blobs.append((sha, b""))  # the receiver holds all of it: nothing to read
                 continue
             try:
@@ -480,17 +510,16 @@ class _Publisher:
             blobs.append((sha, data))
         return blobs
 
-    def _encode(self, flight: _Flight,
-                blobs: list[tuple[str, bytes]]) -> Iterator[tuple[bytes, bool]]:
+    def _encode(self, flight: _Flight, blobs: list[tuple[str, bytes]],
+                binary: bool) -> Iterator[tuple[bytes, bool]]:
         item = flight.item
         for (sha, data), (_, size) in zip(blobs, flight.files, strict=True):
-            first = flight.skip.get(sha, 0)
-            if first >= self.chunk_count(size):
+            cut, first = self.resume_point(flight, sha, size, binary)
+            if first >= self.chunk_count(size, cut):
                 continue
             for chunk in wire.iter_chunks(item.record_id, sha, data, self.chunk_bytes,
-                                          first=first):
-                # Raw bytes to a receiver known to read the additions to version 1.
-                yield (wire.encode_binary_chunk(chunk) if self.packs
+                                          first=first, binary=cut):
+                yield (wire.encode_binary_chunk(chunk) if binary
                        else wire.encode_chunk(chunk)), False
         payload = wire.encode_record(wire.RecordMessage(
             item.record_id, item.sha256, item.body_json, item.record_id in self.claims,
@@ -567,8 +596,11 @@ class _Publisher:
         flight.asked = True
         flight.asks += 1
         nonce = secrets.token_hex(16)
-        query = wire.ResumeQuery(flight.item.record_id, nonce, tuple(
-            (sha, self.chunk_count(size)) for sha, size in flight.files))
+        # Both cuts: the chunks held may have been cut for base64 (before the receiver
+        # was known to read binary chunks) or for binary chunks.
+        query = wire.ResumeQuery(flight.item.record_id, nonce, tuple(dict.fromkeys(
+            (sha, self.chunk_count(size, binary))
+            for sha, size in flight.files for binary in (False, True))))
         if self.publish(flight, wire.encode_resume(query), "resume") is None:
             return
         flight.resume_nonce = nonce
@@ -680,7 +712,7 @@ class _Publisher:
                 break
             if flight.files:
                 try:
-                    blobs = self.read_files(flight)
+                    blobs = self.read_files(flight, True)
                 except LocalFileError as e:
                     failed.append((flight, e))
                     continue

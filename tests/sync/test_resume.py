@@ -20,7 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.central import store as central_store
 from appliance.sync import wire
-from appliance.sync.publisher import run_publisher
+from appliance.store import db
+from appliance.sync.publisher import PACKS_STATE_KEY, run_publisher
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
@@ -76,14 +77,22 @@ class Counter:
         self.client.loop_stop()
 
 
+@pytest.mark.parametrize("binary_first", [False, True],
+                         ids=["first-try-in-base64", "first-try-in-binary-chunks"])
 def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
-        tmp_path, brokers, services):
+        tmp_path, brokers, services, binary_first):
+    """binary_first=False: the device has not yet heard this receiver read binary chunks
+    (first contact), so the first try is cut for base64 and the resume, after the
+    receiver's answer taught it, goes on in that cut. True: the device knew it already;
+    the file is cut for binary chunks from the start and resumed in that cut."""
     broker = brokers.start()
     config = make_config(tmp_path, broker.port, chunk_bytes=CHUNK_BYTES,
                          ack_timeout_seconds=60.0)
     config_file = write_config_file(tmp_path, config)
     log = tmp_path / "central.log"
-    count = -(-SCAN_BYTES // wire.chunk_data_bytes(CHUNK_BYTES))
+    json_count = -(-SCAN_BYTES // wire.chunk_data_bytes(CHUNK_BYTES))
+    binary_count = -(-SCAN_BYTES // wire.chunk_data_bytes(CHUNK_BYTES, binary=True))
+    count = binary_count if binary_first else json_count
     central = start_central(config_file, log)
     counter = None
     try:
@@ -91,6 +100,11 @@ def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
         probe_receiver(attacker, config)
         attacker.close()
         [rec] = enqueue(config, 1, pdf_sizes=(SCAN_BYTES,))
+        if binary_first:
+            conn = db.connect(config.paths.database, key_file=config.paths.key_file)
+            with db.transaction(conn):
+                db.set_state(conn, PACKS_STATE_KEY, "1")
+            conn.close()
         counter = Counter(broker.port, config.device.id)
         cut = threading.Event()
 
@@ -122,8 +136,13 @@ def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
 
         assert not counter.errors, counter.errors
         [have] = counter.of(wire.Have)
-        [(sha, have_count, first)] = have.files
-        assert (sha, have_count) == (rec.file_shas[0], count)
+        # The device asks for both cuts (base64 before the receiver was heard to read
+        # binary chunks, binary after); the chunks held are the first try's base64 ones.
+        assert {sha for sha, _count, _first in have.files} == {rec.file_shas[0]}
+        held = {have_count: first for _sha, have_count, first in have.files}
+        assert set(held) == {json_count, binary_count}
+        assert held[binary_count if not binary_first else json_count] == 0
+        first = held[count]
         assert 0 < first < count, f"the receiver held {first} of {count} chunks"
         resent = sorted(c.index for c in counter.of(wire.Chunk))
         assert resent == list(range(first, count)), \
