@@ -19,8 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.central import store as central_store
-from appliance.sync import wire
 from appliance.store import db
+from appliance.sync import wire
 from appliance.sync.publisher import PACKS_STATE_KEY, run_publisher
 from tests.helpers.sync_rig import (
     Attacker,
