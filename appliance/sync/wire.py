@@ -54,7 +54,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from appliance.sync.errors import WireError
 
@@ -99,10 +99,10 @@ MAX_PACK_HEADER_BYTES = 128 * 1024
 # length and the quotes and commas around them.
 PACK_ITEM_HEADER_BYTES = 64 + 20
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}\Z")
+_RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 # The same shape as config's device.id: a topic segment without wildcards or '/'.
-_DEVICE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_DEVICE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")
 # Every byte but the four brackets, for bytes.translate to delete at C speed.
 _NOT_BRACKET_BYTES = bytes(b for b in range(256) if b not in b"[]{}")
 _SQUARE_BRACKETS = bytes.maketrans(b"{}", b"[]")
@@ -227,8 +227,10 @@ class RecordPack:
     files: tuple[Chunk, ...] = ()
 
 
-@dataclass(frozen=True)
-class AckItem:
+class AckItem(NamedTuple):
+    """One record of an "acks" message. A named tuple, not a frozen dataclass: a device
+    reads hundreds per message and a frozen dataclass cost several times as much to make."""
+
     record_id: str
     sha256: str
     status: AckStatus = AckStatus.STORED
@@ -573,6 +575,9 @@ def _device(obj: dict[str, Any]) -> str:
     return str(device_id)
 
 
+_STATUSES = {status.value: status for status in AckStatus}
+
+
 def _status(value: object) -> AckStatus:
     try:
         return AckStatus(value)
@@ -605,11 +610,21 @@ def _flat_list(obj: dict[str, Any], name: str, width: int, most: int) -> list[An
 
 
 def _batch_ack(obj: dict[str, Any]) -> BatchAck:
+    """The same checks as _record_id, _sha and _status, inline: a tenth of the device's
+    time per small record was these calls, one dict and three lookups per record."""
     flat = _flat_list(obj, "items", 3, MAX_BATCH_ACK_ITEMS)
     items = []
-    for i in range(0, len(flat), 3):
-        one = {"record_id": flat[i], "sha256": flat[i + 1]}
-        items.append(AckItem(_record_id(one), _sha(one, "sha256"), _status(flat[i + 2])))
+    record_ids, shas, statuses = flat[0::3], flat[1::3], flat[2::3]
+    for record_id, sha, status in zip(record_ids, shas, statuses, strict=True):
+        if type(record_id) is not str or not _RECORD_ID_RE.match(record_id):
+            raise WireError("record_id empty, too long or with characters outside "
+                            "[A-Za-z0-9._:-]")
+        if type(sha) is not str or not _SHA_RE.match(sha):
+            raise WireError("field 'sha256' is not a lower-case hex sha256")
+        known = _STATUSES.get(status) if type(status) is str else None
+        if known is None:
+            raise WireError(f"ack status unknown: {str(status)[:20]!r}")
+        items.append(AckItem(record_id, sha, known))
     return BatchAck(_device(obj), _received_at(obj), tuple(items), _signature(obj))
 
 

@@ -21,8 +21,8 @@ CONFIG_ENV = "APPLIANCE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
 
 # QCVN 102:2016 agency code, e.g. 000.00.12.H42 (13 characters).
-AGENCY_CODE_RE = re.compile(r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[0-9A-Z]{3}$")
-DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+AGENCY_CODE_RE = re.compile(r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[0-9A-Z]{3}\Z")
+DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 bp.before_request(auth.guard_api)
 register_api(bp)
 
-SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA_RE = re.compile(r"^[0-9a-f]{64}\Z")
 DOSSIER_STATUSES = ("open", "submitted", "signed", "cancelled")
 
 

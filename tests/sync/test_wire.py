@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -309,3 +310,19 @@ def test_a_binary_pack_carries_bodies_byte_exact_and_its_measure_covers_it():
         wire.decode(payload + b"x")
     with pytest.raises(WireError):
         wire.decode(payload[:-1])
+
+
+def test_an_id_or_hash_with_a_trailing_newline_is_refused():
+    """A regex's $ also matches before a final newline: "kiosk-01\\n" would have passed
+    as a device id (and as a topic segment), "r-1\\n" as a record id."""
+    assert not wire.valid_device_id("kiosk-01\n")
+    assert wire.device_from_topic("bhxh", "bhxh/devices/kiosk-01\n/records") is None
+    body = '{"record_id":"r-1\\n","device_id":"kiosk-01","papers":[]}'
+    with pytest.raises(WireError):
+        wire.parse_body(body)
+    with pytest.raises(WireError):
+        wire.parse_body('{"record_id":"r-1","device_id":"kiosk-01\\n","papers":[]}')
+    ack = {"v": 1, "type": "acks", "device_id": "kiosk-01", "received_at": 1,
+           "items": ["r-1", SHA + "\n", "stored"], "sig": ""}
+    with pytest.raises(WireError):
+        wire.decode(json.dumps(ack).encode())

@@ -54,10 +54,18 @@ def test_int_is_accepted_where_a_float_is_wanted():
     assert from_mapping({"mqtt": {"ack_timeout_seconds": 3}}).mqtt.ack_timeout_seconds == 3.0
 
 
-@pytest.mark.parametrize("code", ["000.00.12", "000.00.12.h42", "000-00-12-H42", ""])
+@pytest.mark.parametrize("code", ["000.00.12", "000.00.12.h42", "000-00-12-H42", "",
+                                  "000.00.12.H42\n"])
 def test_bad_agency_code_is_refused(code):
     with pytest.raises(ConfigError, match="device.agency_code"):
         from_mapping({"device": {"agency_code": code}})
+
+
+@pytest.mark.parametrize("device_id", ["Kiosk-01", "kiosk/01", "kiosk-01\n", "k"])
+def test_bad_device_id_is_refused(device_id):
+    """The id is a topic segment: a trailing newline passed a regex ending in $."""
+    with pytest.raises(ConfigError, match="device.id"):
+        from_mapping({"device": {"id": device_id}})
 
 
 @pytest.mark.parametrize(
