@@ -92,6 +92,9 @@ class Sealer:
 
     @property
     def _aead(self) -> AESGCM:
+        aead = self._aead_once  # made once; read without the lock after that
+        if aead is not None:
+            return aead
         with self._lock:
             if self._aead_once is None:
                 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -110,23 +113,27 @@ class Sealer:
             raise Tampered("not a sealed blob")
         nonce = blob[len(BLOB_MAGIC):len(BLOB_MAGIC) + NONCE_BYTES]
         aead = self._aead
-        from cryptography.exceptions import InvalidTag
-
         try:
             return aead.decrypt(nonce, blob[len(BLOB_MAGIC) + NONCE_BYTES:], aad)
-        except InvalidTag as e:
-            raise Tampered("sealed blob does not open: wrong key, changed or moved") from e
+        except Exception as e:
+            from cryptography.exceptions import InvalidTag  # loaded with AESGCM by now
+
+            if isinstance(e, InvalidTag):
+                raise Tampered("sealed blob does not open: wrong key, changed or "
+                               "moved") from e
+            raise
 
     def seal_text(self, text: str, aad: str) -> str:
         """A text column's value sealed into text (SQLite TEXT, prefixed base64)."""
         blob = self.seal(text.encode("utf-8"), aad.encode("utf-8"))
-        return TEXT_PREFIX + base64.b64encode(blob).decode("ascii")
+        return TEXT_PREFIX + binascii.b2a_base64(blob, newline=False).decode("ascii")
 
     def open_text(self, value: str, aad: str) -> str:
         if not is_sealed_text(value):
             raise Tampered("not a sealed value")
         try:
-            blob = base64.b64decode(value[len(TEXT_PREFIX):], validate=True)
+            # Strict, in C: what b64decode(validate=True) refuses, without its regex.
+            blob = binascii.a2b_base64(value[len(TEXT_PREFIX):], strict_mode=True)
         except (binascii.Error, ValueError) as e:
             raise Tampered("sealed value is not valid base64") from e
         return self.open(blob, aad.encode("utf-8")).decode("utf-8")

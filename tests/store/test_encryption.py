@@ -53,6 +53,23 @@ def test_sealed_blob_is_bound_to_its_place_and_detects_changes(tmp_path):
         Sealer(os.urandom(32)).open(blob, b"a.png")  # another installation's key
 
 
+@pytest.mark.parametrize("damage", [
+    lambda v: v + "A",                    # base64 of the wrong length
+    lambda v: v[:10] + "*" + v[11:],      # a byte outside the alphabet
+    lambda v: v[:10] + "\n" + v[10:],    # a line break (non-strict base64 skips it)
+    lambda v: v + "==",                   # padding after the end
+    lambda v: v[:-8] + ("B" if v[-8] != "B" else "C") + v[-7:],  # a changed byte
+])
+def test_a_damaged_sealed_text_never_opens(damage):
+    """Text sealed into a column: anything but what seal_text wrote is Tampered (never
+    a garbled value, never another exception)."""
+    sealer = Sealer(os.urandom(32))
+    value = sealer.seal_text("Nguyễn Văn An", "records.body_json:r-1")
+    assert sealer.open_text(value, "records.body_json:r-1") == "Nguyễn Văn An"
+    with pytest.raises(crypto.Tampered):
+        sealer.open_text(damage(value), "records.body_json:r-1")
+
+
 def test_files_are_sealed_under_the_plaintext_hash(tmp_path):
     conn = connect(tmp_path / "db.sqlite3")  # makes the demo key beside the database
     files = FileStore(tmp_path / "files")
