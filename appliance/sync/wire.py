@@ -664,35 +664,37 @@ def encode_binary_chunk(chunk: Chunk) -> bytes:
     return BINARY_CHUNK_MAGIC + len(header).to_bytes(2, "big") + header + chunk.data
 
 
-def _binary_chunk(payload: bytes, max_bytes: int) -> Chunk:
+def _binary_header(payload: bytes, max_bytes: int, magic: bytes, length_bytes: int,
+                   max_header: int, kind: str) -> tuple[dict[str, Any], int]:
+    """The JSON header of a binary message (magic, its length, the header) checked as an
+    envelope of type `kind`, and where the raw bytes after it start."""
     if len(payload) > max_bytes:
         raise WireError(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
-    start = len(BINARY_CHUNK_MAGIC) + 2
-    length = int.from_bytes(payload[len(BINARY_CHUNK_MAGIC):start], "big")
-    if len(payload) < start or not 0 < length <= MAX_BINARY_HEADER_BYTES \
+    start = len(magic) + length_bytes
+    length = int.from_bytes(payload[len(magic):start], "big")
+    if len(payload) < start or not 0 < length <= max_header \
             or len(payload) < start + length:
-        raise WireError("binary chunk with a missing or oversized header")
-    obj = _envelope(bytes(payload[start:start + length]), MAX_BINARY_HEADER_BYTES)
-    if obj.get("type") != "chunk" or "data" in obj:
-        raise WireError("binary chunk whose header is not a chunk's")
-    return _chunk(obj, bytes(payload[start + length:]))
+        raise WireError(f"binary {kind} message with a missing or oversized header")
+    obj = _envelope(bytes(payload[start:start + length]), max_header)
+    if obj.get("type") != kind:
+        raise WireError(f"binary {kind} message whose header is not a {kind} header")
+    return obj, start + length
+
+
+def _binary_chunk(payload: bytes, max_bytes: int) -> Chunk:
+    obj, offset = _binary_header(payload, max_bytes, BINARY_CHUNK_MAGIC, 2,
+                                 MAX_BINARY_HEADER_BYTES, "chunk")
+    if "data" in obj:
+        raise WireError("binary chunk whose header carries data too")
+    return _chunk(obj, bytes(payload[offset:]))
 
 
 def _binary_pack(payload: bytes, max_bytes: int) -> RecordPack:
     """A binary "records" message: every length is checked against what is there, and
     the bodies and files must fill the rest of the payload exactly."""
-    if len(payload) > max_bytes:
-        raise WireError(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
-    start = len(BINARY_PACK_MAGIC) + 4
-    length = int.from_bytes(payload[len(BINARY_PACK_MAGIC):start], "big")
-    if len(payload) < start or not 0 < length <= MAX_PACK_HEADER_BYTES \
-            or len(payload) < start + length:
-        raise WireError("binary records message with a missing or oversized header")
-    obj = _envelope(bytes(payload[start:start + length]), MAX_PACK_HEADER_BYTES)
-    if obj.get("type") != "records":
-        raise WireError("binary records message whose header is not a records header")
+    obj, offset = _binary_header(payload, max_bytes, BINARY_PACK_MAGIC, 4,
+                                 MAX_PACK_HEADER_BYTES, "records")
     flat = _flat_list(obj, "items", 3, MAX_PACKED_RECORDS)
-    offset = start + length
     records: list[RecordMessage] = []
     for i in range(0, len(flat), 3):
         record_id, sha, size = flat[i], flat[i + 1], flat[i + 2]

@@ -61,6 +61,20 @@ def fingerprint(conn) -> tuple:
     )
 
 
+def judge(conn, case, headers: dict[str, str], where: str, tally: Counter[str],
+          server_errors: list[str], changed_on_refusal: list[str]) -> None:
+    """Call one generated case: a 5xx, or a refusal that changed the database, is noted."""
+    before = fingerprint(conn)
+    code = case.call(headers=headers).status_code
+    tally[f"{code // 100}xx"] += 1
+    tally[str(code)] += 1
+    where = f"{where} -> {code}"
+    if code >= 500:
+        server_errors.append(where)
+    elif code >= 400 and fingerprint(conn) != before:
+        changed_on_refusal.append(where)
+
+
 def fuzz(conn, operation, mode, headers: dict[str, str], deadline: float, tally: Counter[str],
          server_errors: list[str], changed_on_refusal: list[str]) -> None:
     """Up to EXAMPLES generated calls of one operation in one mode, until the deadline."""
@@ -71,16 +85,8 @@ def fuzz(conn, operation, mode, headers: dict[str, str], deadline: float, tally:
     def run(case) -> None:
         if time.monotonic() > deadline:
             return
-        before = fingerprint(conn)
-        response = case.call(headers=headers)
-        code = response.status_code
-        tally[f"{code // 100}xx"] += 1
-        tally[str(code)] += 1
-        where = f"{case.method} {case.formatted_path} -> {code}"
-        if code >= 500:
-            server_errors.append(where)
-        elif code >= 400 and fingerprint(conn) != before:
-            changed_on_refusal.append(where)
+        judge(conn, case, headers, f"{case.method} {case.formatted_path}", tally,
+              server_errors, changed_on_refusal)
 
     run()
 
@@ -138,14 +144,8 @@ def fuzz_correction(conn, operation, mode, headers: dict[str, str], target: dict
             return
         case.path_parameters = {**(case.path_parameters or {}), **target,
                                 **({"name": field} if field else {})}
-        before = fingerprint(conn)
-        code = case.call(headers=headers).status_code
-        tally[str(code)] += 1
-        where = f"{case.formatted_path} {case.body!r} -> {code}"
-        if code >= 500:
-            server_errors.append(where)
-        elif code >= 400 and fingerprint(conn) != before:
-            changed_on_refusal.append(where)
+        judge(conn, case, headers, f"{case.formatted_path} {case.body!r}", tally,
+              server_errors, changed_on_refusal)
 
     run()
 
