@@ -698,8 +698,9 @@ class _Publisher:
             flight = flights[record_id]
             if len(pack) >= wire.MAX_PACKED_RECORDS or not self.packable(flight):
                 break
-            # The size the record takes in the message: its piece (body escaped, id,
-            # hash), made once and kept for the message itself, and its files.
+            # The size the record takes in the message: its part (its body's bytes and
+            # its line in the header), made once and kept for the message itself, and
+            # its files (counted as base64: more than they take as raw bytes).
             if flight.pack_item is None:
                 flight.pack_item = wire.pack_item(wire.RecordMessage(
                     record_id, flight.item.sha256, flight.item.body_json))
