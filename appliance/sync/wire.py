@@ -609,22 +609,28 @@ def _flat_list(obj: dict[str, Any], name: str, width: int, most: int) -> list[An
     return values
 
 
+def _id_and_sha(record_id: object, sha: object) -> tuple[str, str]:
+    """A record id and a sha256 from a flat list (packs, batch acks): _record_id's and
+    _sha's checks without a dict per record."""
+    if type(record_id) is not str or not _RECORD_ID_RE.match(record_id):
+        raise WireError("record_id empty, too long or with characters outside "
+                        "[A-Za-z0-9._:-]")
+    if type(sha) is not str or not _SHA_RE.match(sha):
+        raise WireError("field 'sha256' is not a lower-case hex sha256")
+    return record_id, sha
+
+
 def _batch_ack(obj: dict[str, Any]) -> BatchAck:
-    """The same checks as _record_id, _sha and _status, inline: a tenth of the device's
-    time per small record was these calls, one dict and three lookups per record."""
+    """The same checks as _record_id, _sha and _status, without a dict per record: a
+    tenth of the device's time per small record was those calls and dicts."""
     flat = _flat_list(obj, "items", 3, MAX_BATCH_ACK_ITEMS)
     items = []
     record_ids, shas, statuses = flat[0::3], flat[1::3], flat[2::3]
     for record_id, sha, status in zip(record_ids, shas, statuses, strict=True):
-        if type(record_id) is not str or not _RECORD_ID_RE.match(record_id):
-            raise WireError("record_id empty, too long or with characters outside "
-                            "[A-Za-z0-9._:-]")
-        if type(sha) is not str or not _SHA_RE.match(sha):
-            raise WireError("field 'sha256' is not a lower-case hex sha256")
         known = _STATUSES.get(status) if type(status) is str else None
         if known is None:
             raise WireError(f"ack status unknown: {str(status)[:20]!r}")
-        items.append(AckItem(record_id, sha, known))
+        items.append(AckItem(*_id_and_sha(record_id, sha), known))
     return BatchAck(_device(obj), _received_at(obj), tuple(items), _signature(obj))
 
 
@@ -697,12 +703,8 @@ def _binary_pack(payload: bytes, max_bytes: int) -> RecordPack:
     flat = _flat_list(obj, "items", 3, MAX_PACKED_RECORDS)
     records: list[RecordMessage] = []
     for i in range(0, len(flat), 3):
-        record_id, sha, size = flat[i], flat[i + 1], flat[i + 2]
-        if type(record_id) is not str or not _RECORD_ID_RE.match(record_id):
-            raise WireError("packed record_id empty, too long or with characters outside "
-                            "[A-Za-z0-9._:-]")
-        if type(sha) is not str or not _SHA_RE.match(sha):
-            raise WireError("packed sha256 is not a lower-case hex sha256")
+        record_id, sha = _id_and_sha(flat[i], flat[i + 1])
+        size = flat[i + 2]
         if type(size) is not int or not 0 <= size <= len(payload) - offset:
             raise WireError(f"packed body length {str(size)[:20]} outside the payload")
         try:
