@@ -488,7 +488,7 @@ def put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage)
     return result
 
 
-# Records of one pack stored with one multi-row INSERT: 10 values each, well within
+# Records of one pack stored with one multi-row INSERT: 9 values each, well within
 # SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 FRESH_INSERT_ROWS = wire.MAX_PACKED_RECORDS
 _RECORD_COLUMNS = ("(device_id, record_id, sha256, body_json, dossier_code, result_codes_json, "
@@ -537,6 +537,23 @@ def put_records(conn: CentralConnection, device_id: str,
     return [r for r in results if r is not None]
 
 
+def _body_of(device_id: str, msg: wire.RecordMessage) -> wire.RecordBody | str:
+    """The checked body of a record sent on `device_id`'s topic, or why it is refused:
+    bytes that match their sha256, a body that reads, names this record and this device."""
+    if hashlib.sha256(msg.body_json.encode("utf-8")).hexdigest() != msg.sha256:
+        return "record body does not match its sha256"
+    try:
+        body = wire.parse_body(msg.body_json)
+    except WireError as e:
+        return f"record body unreadable: {e}"
+    if body.record_id != msg.record_id:
+        return "record body names another record_id"
+    if body.device_id != device_id:
+        return (f"record body is from device {body.device_id!r}, "
+                f"sent on the topic of {device_id!r}")
+    return body
+
+
 def _fresh(conn: CentralConnection, device_id: str,
            msgs: tuple[wire.RecordMessage, ...] | list[wire.RecordMessage],
            ) -> list[tuple[int, wire.RecordBody]]:
@@ -551,13 +568,8 @@ def _fresh(conn: CentralConnection, device_id: str,
         if msg.claim or msg.record_id in held or msg.record_id in seen:
             continue
         seen.add(msg.record_id)
-        if hashlib.sha256(msg.body_json.encode("utf-8")).hexdigest() != msg.sha256:
-            continue
-        try:
-            body = wire.parse_body(msg.body_json)
-        except WireError:
-            continue
-        if body.record_id == msg.record_id and body.device_id == device_id:
+        body = _body_of(device_id, msg)
+        if not isinstance(body, str):  # a refusal is put_record's to write down
             candidates.append((i, body))
     named = list({sha for _i, body in candidates for sha, _size in body.files})
     stored: set[str] = set()
@@ -603,18 +615,9 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
         if msg.claim and mine["status"] == "held":
             _claim(conn, device_id, msg)
         return RecordResult(Outcome.DUPLICATE, status=_status(conn, *key, msg.sha256))
-    if hashlib.sha256(msg.body_json.encode("utf-8")).hexdigest() != msg.sha256:
-        return _reject(conn, device_id, msg, "record body does not match its sha256")
-    try:
-        body = wire.parse_body(msg.body_json)
-    except WireError as e:
-        return _reject(conn, device_id, msg, f"record body unreadable: {e}")
-    if body.record_id != msg.record_id:
-        return _reject(conn, device_id, msg, "record body names another record_id")
-    if body.device_id != device_id:
-        return _reject(conn, device_id, msg,
-                       f"record body is from device {body.device_id!r}, "
-                       f"sent on the topic of {device_id!r}")
+    body = _body_of(device_id, msg)
+    if isinstance(body, str):
+        return _reject(conn, device_id, msg, body)
     missing: list[str] = []
     for sha, size in body.files:
         if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
