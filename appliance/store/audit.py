@@ -146,8 +146,8 @@ def _append_many(conn: sqlite3.Connection, action: AuditAction, actor: str,
 
 def append_canonical_many(conn: sqlite3.Connection, action: AuditAction | str, actor: str,
                           items: Sequence[tuple[int | None, str]]) -> int:
-    """append_many for details given as `canonical_detail` texts (string keys, scalar
-    values); returns how many entries it wrote.
+    """append_many for details given as the texts `_canonical` writes (string keys);
+    returns how many entries it wrote.
 
     Why: the outbox writes one "send" line per delivered record, thousands a minute
     while a backlog drains, and there json.dumps, json.loads and json.dumps again per
@@ -166,25 +166,6 @@ def append_canonical_many(conn: sqlite3.Connection, action: AuditAction | str, a
 
 
 _string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
-
-
-def canonical_detail(detail: Mapping[str, Any]) -> str:
-    """What `_canonical` writes for `detail`, composed directly when its keys are strings
-    and its values scalars (str, int, float, bool, None), else by json.dumps itself.
-
-    Why: for a detail of four short fields json.dumps' set-up per call cost more than
-    the encoding; this is the outbox's "send" line, one per delivered record.
-    """
-    if all(type(key) is str for key in detail):
-        parts: list[str] = []
-        for key in sorted(detail):
-            text = _scalar(detail[key])
-            if text is None:
-                break
-            parts.append(f"{_string(key)}:{text}")
-        else:
-            return "{" + ",".join(parts) + "}"
-    return _canonical(detail)
 
 
 def _scalar(value: object) -> str | None:
