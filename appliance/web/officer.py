@@ -57,7 +57,6 @@ bp.before_request(auth.guard_officer)
 OFFICER_COOKIE = "officer_name"
 IDLE_SECONDS = 180  # default for OFFICER_IDLE_SECONDS in the app's config
 MAX_SEARCH = 40
-MAX_REASON = desk.MAX_REASON
 
 
 def _screen_context() -> dict[str, Any]:
@@ -225,7 +224,7 @@ def delete_page(dossier_id: str) -> Response:
     row = loaders.dossier_row(dossier_id)
     left = corrections.delete_page(get_db(), get_config(), dossier_id=row,
                                    page_id=_page_id(), officer=_editor(),
-                                   reason=str(request.form.get("reason") or "")[:MAX_REASON])
+                                   reason=str(request.form.get("reason") or "")[:desk.MAX_REASON])
     flash("officer.page_deleted", "info")
     return redirect(url_for("officer.detail", dossier_id=dossier_id,
                             _anchor=f"paper-{left}" if left else None))
