@@ -846,11 +846,20 @@ def record_files(body_json: str, *, own: bool = False) -> list[tuple[str, int]]:
     its key, so authenticated, and checked against its sha256 by the caller), not
     something off the wire: json's own parser reads it, without the bounded decoder's
     depth scan and hooks (half the device's parsing time per small record). The size
-    bound still holds, and every field used is still checked.
+    bound still holds, and every field used is still checked. A body in which every
+    "file" key is null (a record of metadata, most of what an office sends) is not
+    parsed at all. Without a \\u escape, the only way to write the key "file" is
+    `"file"`; records.signing writes it compactly, so when every `"file"` in the text
+    is followed by `:null` no paper has a file. Anything else (another spacing, a
+    "file" inside a value, a \\u escape) only means the parser runs. That parse was an
+    eighth of the device's CPU per metadata record.
     """
     if own:
         if len(body_json) > MAX_BODY_BYTES * 4:
             raise WireError(f"record body of {len(body_json)} characters")
+        if "\\u" not in body_json and (
+                body_json.count('"file"') == body_json.count('"file":null')):
+            return []
         try:
             body = json.loads(body_json)
         except (json.JSONDecodeError, RecursionError) as e:
