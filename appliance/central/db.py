@@ -215,6 +215,20 @@ CREATE TABLE counters (
 ALTER TABLE files ADD COLUMN chunk_device TEXT;
 ALTER TABLE files ADD COLUMN chunk_count INTEGER
 """,
+    # 4: a file that came whole in one message before any record named it is pending
+    # (the device it came from, since when, what it is charged) until a stored record
+    # names it: counted against central.max_chunk_store_bytes and purged after
+    # chunk_expiry_seconds like chunk state. A table of its own, so that adopting a
+    # file does not rewrite the file's row. Files already held are named by records.
+    """
+CREATE TABLE pending_files (
+    sha256 TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    since REAL NOT NULL,
+    charge INTEGER NOT NULL
+);
+CREATE INDEX pending_files_since ON pending_files(since)
+""",
 ]
 
 
@@ -414,6 +428,16 @@ CREATE TABLE key_check (
     """
 ALTER TABLE files ADD COLUMN chunk_device TEXT;
 ALTER TABLE files ADD COLUMN chunk_count BIGINT
+""",
+    # 3: as SQLite's migration 4, files no stored record names yet are pending.
+    """
+CREATE TABLE pending_files (
+    sha256 TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    since DOUBLE PRECISION NOT NULL,
+    charge BIGINT NOT NULL
+);
+CREATE INDEX pending_files_since ON pending_files(since)
 """,
 ]
 

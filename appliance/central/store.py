@@ -21,7 +21,10 @@ ones served once the real device has spoken, and an ack always names exact bytes
 Chunks are scratch space per (device, file, chunk count): a transfer row counts what
 arrived, bounds it by the file's size, and limits how many a device may keep open and
 how many bytes all devices may hold; idle transfers are purged after
-central.chunk_expiry_seconds (the device re-sends the record when no ack comes).
+central.chunk_expiry_seconds (the device re-sends the record when no ack comes). A
+file sent whole before its record is stored at once but pending (pending_files) until
+a stored record names it: charged to the same byte budget and purged after the same
+expiry, so no file that no record names stays for good.
 
 Every function here runs inside the caller's transaction if there is one (group
 commit), or opens its own.
@@ -37,7 +40,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -257,19 +260,7 @@ def _put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
     with _tx(conn):
         stored = "SELECT 1 FROM files WHERE sha256=?"
         if chunk.count == 1:
-            # The whole file in one message (every small record): it is checked and
-            # stored at once, with no transfer state to keep, limit or expire (an
-            # INSERT that does nothing when it is stored already: one round trip).
-            if (len(chunk.data) != chunk.size
-                    or hashlib.sha256(chunk.data).hexdigest() != chunk.file_sha256):
-                if conn.execute(stored, (chunk.file_sha256,)).fetchone():
-                    return
-                raise ChunkRefused(f"file {chunk.file_sha256} in one chunk does not match "
-                                   "its sha256/size")
-            conn.execute("INSERT INTO files(sha256, size, data, stored_at) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                         (chunk.file_sha256, chunk.size,
-                          _seal(conn, chunk.data, f"files:{chunk.file_sha256}"), time.time()))
+            _put_whole_file(conn, device_id, chunk, limits)
             return
         if conn.execute(stored, (chunk.file_sha256,)).fetchone():
             return
@@ -328,9 +319,78 @@ def _put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
                          "AND count=?", (now, *key))
 
 
+def _put_whole_file(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
+                    limits: Limits) -> None:
+    """A file in one message (every small record's, a binary pack's): checked and stored
+    at once. Until a stored record names it (_adopt_files) it is pending: charged to
+    the chunk budget and purged after the expiry like chunk state. Before, such a file
+    was kept for good, outside every limit: anyone able to publish, on any device's
+    topic, could fill the central disk with files no record would ever name."""
+    sha = chunk.file_sha256
+    if len(chunk.data) != chunk.size or hashlib.sha256(chunk.data).hexdigest() != sha:
+        if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+            return
+        raise ChunkRefused(f"file {sha} in one chunk does not match its sha256/size")
+    now = time.time()
+    # An INSERT that does nothing when the file is held already: one round trip.
+    cur = conn.execute("INSERT INTO files(sha256, size, data, stored_at) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       (sha, chunk.size, _seal(conn, chunk.data, f"files:{sha}"), now))
+    if cur.rowcount != 1:
+        # Sent again: a pending file stays while someone still sends it (no-op if a
+        # record names it already).
+        conn.execute("UPDATE pending_files SET since=? WHERE sha256=?", (now, sha))
+        return
+    charge = chunk.size + PENDING_FILE_CHARGE
+    if _counter(conn, "chunk_bytes_held") + charge > limits.max_chunk_store_bytes:
+        # The caller rolls the INSERT back with the message.
+        raise ChunkRefused(f"chunk store full ({limits.max_chunk_store_bytes} bytes)")
+    conn.execute("INSERT INTO pending_files(sha256, device_id, since, charge) "
+                 "VALUES (?, ?, ?, ?)", (sha, device_id, now, charge))
+    _count(conn, "chunk_bytes_held", charge)
+
+
+def _adopt_files(conn: CentralConnection, shas: Iterable[str]) -> bool:
+    """A record just stored names these files: any of them pending is pending no more
+    (its charge is given back). False when one of them is gone: on PostgreSQL another
+    receiver's purge committed between the caller's look and now (its DELETE of the
+    pending row and ours wait for each other, and the look after ours sees what it
+    did); the caller then rolls back and goes the careful way, where the file counts
+    as missing and the device sends it again. Never a record without its file."""
+    named = list(dict.fromkeys(shas))
+    for start in range(0, len(named), FRESH_INSERT_ROWS):
+        part = named[start:start + FRESH_INSERT_ROWS]
+        marks = ",".join("?" * len(part))
+        freed = conn.execute(f"DELETE FROM pending_files WHERE sha256 IN ({marks}) "
+                             "RETURNING charge", part).fetchall()
+        if freed:
+            _count(conn, "chunk_bytes_held", -sum(int(r[0]) for r in freed))
+        held = conn.execute(f"SELECT COUNT(*) FROM files WHERE sha256 IN ({marks})",
+                            part).fetchone()[0]
+        if held != len(part):
+            return False
+    return True
+
+
+def _purge_pending_files(conn: CentralConnection, cutoff: float) -> tuple[int, int]:
+    """Delete files no stored record named before `cutoff`; (how many, their charge)."""
+    gone = conn.execute("DELETE FROM pending_files WHERE since < ? RETURNING sha256, charge",
+                        (cutoff,)).fetchall()
+    for start in range(0, len(gone), FRESH_INSERT_ROWS):
+        part = [r[0] for r in gone[start:start + FRESH_INSERT_ROWS]]
+        conn.execute(f"DELETE FROM files WHERE sha256 IN ({','.join('?' * len(part))}) "
+                     "AND chunk_count IS NULL", part)
+    charge = sum(int(r[1]) for r in gone)
+    if gone:
+        _count(conn, "chunk_bytes_held", -charge)
+        _count(conn, "files_purged", len(gone))
+    return len(gone), charge
+
+
 def purge_expired(conn: CentralConnection, expiry_seconds: float,
                   now: float | None = None) -> int:
-    """Drop transfers idle longer than expiry_seconds, with a log line; returns how many."""
+    """Drop transfers idle longer than expiry_seconds, and files sent whole that no
+    record named in that time, with a log line; returns how many of both."""
     cutoff = (time.time() if now is None else now) - expiry_seconds
     with _tx(conn):
         stale = conn.execute("SELECT device_id, file_sha256, count, record_id, have, "
@@ -340,13 +400,17 @@ def purge_expired(conn: CentralConnection, expiry_seconds: float,
                     for r in stale)
         if stale:
             _count(conn, "transfers_purged", len(stale))
+        files, charge = _purge_pending_files(conn, cutoff)
+    if files:
+        log.warning("purged %d file(s) sent whole that no record named for more than "
+                    "%.0f s, %d bytes charged", files, expiry_seconds, charge)
     if stale:
         names = ", ".join(f"{r['device_id']}/{r['record_id']} ({r['have']}/{r['total']})"
                           for r in stale[:10])
         log.warning("purged %d incomplete transfer(s), %d bytes, idle for more than %.0f s: %s%s",
                     len(stale), freed, expiry_seconds, names,
                     " ..." if len(stale) > 10 else "")
-    return len(stale)
+    return len(stale) + files
 
 
 def _chunks(conn: CentralConnection, device_id: str, sha: str, count: int,
@@ -488,6 +552,10 @@ def put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage)
     return result
 
 
+# What a pending file (see _put_whole_file) is charged besides its bytes: its rows in
+# files and pending_files, so that files of a few bytes cannot pile up rows under a
+# budget counted in bytes.
+PENDING_FILE_CHARGE = 256
 # Records of one pack stored with one multi-row INSERT: 9 values each, well within
 # SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 FRESH_INSERT_ROWS = wire.MAX_PACKED_RECORDS
@@ -540,7 +608,11 @@ def put_records(conn: CentralConnection, device_id: str,
 def _body_of(device_id: str, msg: wire.RecordMessage) -> wire.RecordBody | str:
     """The checked body of a record sent on `device_id`'s topic, or why it is refused:
     bytes that match their sha256, a body that reads, names this record and this device."""
-    if hashlib.sha256(msg.body_json.encode("utf-8")).hexdigest() != msg.sha256:
+    try:
+        raw = msg.body_json.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate, escaped in a JSON envelope
+        return f"record body is not Unicode text: {e.reason} at {e.start}"
+    if hashlib.sha256(raw).hexdigest() != msg.sha256:
         return "record body does not match its sha256"
     try:
         body = wire.parse_body(msg.body_json)
@@ -599,6 +671,9 @@ def _insert_fresh(conn: CentralConnection, device_id: str,
             values)
         if cur.rowcount != len(part):
             raise _Raced
+    named = [sha for _msg, body in fresh for sha, _size in body.files]
+    if named and not _adopt_files(conn, named):
+        raise _Raced
     _count(conn, "records_stored", len(fresh))
 
 
@@ -644,6 +719,8 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
         # PostgreSQL: another receiver committed these bytes, or a served content for
         # this id, between our look and our insert (its unique index made us wait for
         # it). Look again: it is now a duplicate, or a conflict to keep aside.
+        raise _Raced
+    if body.files and not _adopt_files(conn, (sha for sha, _size in body.files)):
         raise _Raced
     if others:
         conn.execute("INSERT INTO conflicts(device_id, record_id, state, opened_at, updated_at) "
@@ -738,7 +815,8 @@ def read_counters(db_path: str | Path | CentralConnection) -> dict[str, int]:
 
 
 def chunk_state(db_path: str | Path | CentralConnection) -> dict[str, int]:
-    """Open transfers, their chunk rows and the chunk bytes they hold: what expiry must
+    """Open transfers, their chunk rows and the chunk bytes they hold, and the files
+    sent whole that no record names yet (pending) with their charge: what expiry must
     bring to zero (the chunks a stored file is kept as are not counted)."""
     with reading(db_path) as conn:
         row = conn.execute("SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b "
@@ -747,7 +825,10 @@ def chunk_state(db_path: str | Path | CentralConnection) -> dict[str, int]:
             "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM files f WHERE "
             "f.sha256=c.file_sha256 AND f.chunk_device=c.device_id AND "
             "f.chunk_count=c.count)").fetchone()[0]
-        return {"transfers": int(row["n"]), "chunks": int(chunks), "bytes": int(row["b"])}
+        pending = conn.execute("SELECT COUNT(*) AS n, COALESCE(SUM(charge), 0) AS b "
+                               "FROM pending_files").fetchone()
+        return {"transfers": int(row["n"]), "chunks": int(chunks), "bytes": int(row["b"]),
+                "pending_files": int(pending["n"]), "pending_bytes": int(pending["b"])}
 
 
 def _file_parts(conn: CentralConnection, sha256: str) -> Iterator[bytes] | None:

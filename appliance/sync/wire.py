@@ -57,6 +57,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from appliance.sync.errors import WireError
+from appliance.system.config import MIN_CHUNK_BYTES
 
 WIRE_VERSION = 1
 # Room for the JSON envelope around the base64 data of a chunk.
@@ -138,6 +139,15 @@ def device_from_topic(prefix: str, topic: str) -> str | None:
     return device if valid_device_id(device) else None
 
 
+def max_chunk_count(size: int) -> int:
+    """The most chunks any device cuts a file of `size` bytes into: every device cuts
+    with at least MIN_CHUNK_BYTES per message (configuration refuses less), so its
+    chunks carry at least MIN_CHUNK_DATA bytes each, but the last. More chunks than
+    this could never add up to the file: a transfer that cannot complete, and rows
+    of (nearly) nothing that a byte budget would not count."""
+    return max(1, -(-size // MIN_CHUNK_DATA))
+
+
 def chunk_data_bytes(chunk_bytes: int, *, binary: bool = False) -> int:
     """Raw file bytes per chunk so that the encoded message stays within chunk_bytes.
 
@@ -148,6 +158,11 @@ def chunk_data_bytes(chunk_bytes: int, *, binary: bool = False) -> int:
     if binary:
         return max(1, chunk_bytes - len(BINARY_CHUNK_MAGIC) - 2 - MAX_BINARY_HEADER_BYTES)
     return max(3, (chunk_bytes - CHUNK_ENVELOPE_BYTES) // 4 * 3)
+
+
+# The least file data a chunk but the last carries, in either cut (see max_chunk_count).
+MIN_CHUNK_DATA = min(chunk_data_bytes(MIN_CHUNK_BYTES),
+                     chunk_data_bytes(MIN_CHUNK_BYTES, binary=True))
 
 
 class AckStatus(StrEnum):
@@ -525,6 +540,14 @@ def _chunk(obj: dict[str, Any], raw: bytes | None = None) -> Chunk:
             raise WireError(f"chunk data is not base64: {e}") from e
     if len(data) > size or (size > 0 and not data):
         raise WireError(f"chunk of {len(data)} bytes for a file of {size} bytes")
+    if count > max_chunk_count(size):
+        raise WireError(f"{count} chunks for a file of {size} bytes (at most "
+                        f"{max_chunk_count(size)})")
+    # A device cuts every chunk but the last at one step, and count = ceil(size / step),
+    # so step >= ceil(size / count): a shorter chunk before the last is not one of them.
+    if index < count - 1 and len(data) < -(-size // count):
+        raise WireError(f"chunk {index} of {count} has {len(data)} bytes, fewer than a "
+                        f"file of {size} bytes cut into {count} needs")
     return Chunk(record_id, _sha(obj, "sha256"), index, count, size, data)
 
 
@@ -800,9 +823,18 @@ class RecordBody:
 
 
 def _text(obj: dict[str, Any], name: str, default: str = "") -> str:
+    """A short text field of a body, as the database can store it: a lone surrogate
+    (a valid JSON escape, "\\ud800") is not text, and failed only at the INSERT, as an
+    internal error that took the whole pack with it."""
     value = obj.get(name, default)
     if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
         raise WireError(f"body field {name!r} is not a short string")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise WireError(f"body field {name!r} is not Unicode text: {e.reason} at "
+                            f"{e.start}") from e
     return value
 
 

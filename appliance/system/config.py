@@ -17,6 +17,10 @@ from typing import Any, get_type_hints
 
 from appliance.system.errors import ConfigError
 
+# The smallest mqtt.chunk_bytes a device may cut files with. The receiver relies on it:
+# a chunk count above what a file cut this finely could need is refused (sync.wire).
+MIN_CHUNK_BYTES = 1024
+
 CONFIG_ENV = "APPLIANCE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
 
@@ -364,8 +368,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("central.postgres_dsn: must be a postgresql:// URL")
     if not 1 <= config.mqtt.port <= 65535:
         raise ConfigError("mqtt.port: must be 1-65535")
-    if config.mqtt.chunk_bytes < 1024:
-        raise ConfigError("mqtt.chunk_bytes: must be at least 1024")
+    if config.mqtt.chunk_bytes < MIN_CHUNK_BYTES:
+        raise ConfigError(f"mqtt.chunk_bytes: must be at least {MIN_CHUNK_BYTES}")
     h = config.health
     if not 0 <= h.disk_fail_mb <= h.disk_warn_mb:
         raise ConfigError("health.disk_fail_mb/disk_warn_mb: need 0 <= fail <= warn")

@@ -24,6 +24,7 @@ from appliance.sync import wire
 from appliance.system import crypto
 from tests.central.test_store import record
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.sync_rig import NO_CHUNK_STATE
 
 pg_server, pg_dsn = pg_helpers.pg_server, pg_helpers.pg_dsn  # fixtures
 
@@ -78,7 +79,7 @@ def test_a_chunked_file_is_its_sealed_chunks_and_streams_back_exactly(conn):
     parts = list(store.stream_file(conn, sha))
     assert len(parts) == 4 and b"".join(parts) == pdf
     # The transfer is over: nothing left to expire, and nothing counted as chunk store.
-    assert store.chunk_state(conn) == {"transfers": 0, "chunks": 0, "bytes": 0}
+    assert store.chunk_state(conn) == NO_CHUNK_STATE
     assert store.counters(conn)["chunk_bytes_held"] == 0
     assert store.get_file(conn, "0" * 64) is None
     assert list(store.stream_file(conn, "0" * 64)) == []
@@ -229,7 +230,7 @@ def test_a_purge_racing_the_completion_keeps_the_stored_files_chunks(pg_dsn, tmp
         thread.join(30)
         assert purged == [1]  # it had seen the transfer before the commit
         assert store.get_file(completing, sha) == pdf
-        assert store.chunk_state(completing) == {"transfers": 0, "chunks": 0, "bytes": 0}
+        assert store.chunk_state(completing) == NO_CHUNK_STATE
     finally:
         completing.close()
         purging.close()

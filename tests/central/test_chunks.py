@@ -14,6 +14,7 @@ from appliance.sync import wire
 from appliance.sync.publisher import run_publisher
 from appliance.system.config import MqttConfig
 from tests.helpers.sync_rig import (
+    NO_CHUNK_STATE,
     Attacker,
     all_delivered,
     assert_exactly_once,
@@ -51,8 +52,7 @@ def test_stray_chunks_are_purged_and_genuine_records_pass(tmp_path, broker, serv
     wait_for(lambda: all_delivered(config, recs), 30, "the genuine records")
     wait_for(lambda: central_store.chunk_state(config.central.database)["transfers"] == 0, 15,
              "the stray transfers to expire")
-    assert central_store.chunk_state(config.central.database) == {
-        "transfers": 0, "chunks": 0, "bytes": 0}
+    assert central_store.chunk_state(config.central.database) == NO_CHUNK_STATE
     assert any("purged" in r.getMessage() and "ghost-42/stray" in r.getMessage()
                for r in caplog.records)
     assert central_store.read_counters(config.central.database)["transfers_purged"] == 10

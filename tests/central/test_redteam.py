@@ -11,8 +11,10 @@ exactly), a record whose content is wrong is a rejection (never stored, never ac
 a squatted id never displaces the genuine record, chunk state expires, and the
 genuine records sent afterwards arrive exactly once, byte-identical.
 
-Bugs found are pinned with xfail(strict=True): the suite stays green while they
-stand and turns red the day they are fixed (so the marker is taken off).
+Three bugs it found are fixed, and their tests below now hold: a lone surrogate in a
+body's text was an internal error that took its whole pack; files sent whole escaped
+the chunk budget and expiry (tests/central/test_pending_files.py); chunk counts no
+file could fill were kept outside the byte budget (wire.max_chunk_count).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from appliance.sync.publisher import PACKS_STATE_KEY, run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
+    NO_CHUNK_STATE,
     Attacker,
     Service,
     all_delivered,
@@ -322,8 +325,8 @@ def test_poisoned_chunk_transfers_and_a_misleading_resume_cost_a_retry_never_a_r
     assert_no_false_delivery(config)
     reasons = rejection_reasons(config).get(rec.record_id, [])
     assert reasons and all("do not match its sha256" in r for r in reasons), reasons
-    wait_for(lambda: central_store.chunk_state(config.central.database) == {
-        "transfers": 0, "chunks": 0, "bytes": 0}, 20, "the stray transfers to expire")
+    wait_for(lambda: central_store.chunk_state(config.central.database) == NO_CHUNK_STATE,
+             20, "the stray transfers to expire")
     assert central_store.get_file(config.central.database, sha) is not None
     assert_exactly_once(config, [rec])  # expiry kept the stored file's chunks
     assert receiver.running() and publisher.running()
@@ -333,12 +336,6 @@ def test_poisoned_chunk_transfers_and_a_misleading_resume_cost_a_retry_never_a_r
 # --- bugs, pinned ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a record body whose dossier_code/result_code is a lone surrogate (a valid JSON "
-    "escape, '\\ud800') passes wire.parse_body but cannot be encoded for the database: "
-    "store._insert_fresh/_put_record raise UnicodeEncodeError, the receiver logs a "
-    "traceback and dead-letters the whole pack as 'internal error', so the pack's other "
-    "records are lost with it instead of being stored as if each had come alone"))
 def test_a_lone_surrogate_in_a_body_is_that_records_rejection_not_an_internal_error(
         tmp_path: Path, broker: MosquittoProcess, services: Start) -> None:
     config = make_config(tmp_path, broker.port)
@@ -362,48 +359,50 @@ def test_a_lone_surrogate_in_a_body_is_that_records_rejection_not_an_internal_er
     attacker.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a file sent in one chunk (count 1: a binary pack's files, or a lone chunk) is "
-    "written to the central files table at once by store._put_chunk with no transfer "
-    "row, so it is counted by neither central.max_chunk_store_bytes nor "
-    "chunk_expiry_seconds: any publisher, even on a device id that does not exist, can "
-    "fill the central disk with files no record ever names, and they stay forever"))
 def test_files_no_record_names_are_bounded_and_expire_like_chunk_state(
         tmp_path: Path, broker: MosquittoProcess, services: Start) -> None:
+    """Files sent whole (a binary pack's, one-chunk files) by a device id that does not
+    exist, under records that are refused: they are charged to the chunk budget (the
+    packs beyond it are dead letters) and purged after the expiry. The genuine device's
+    files, named by its stored records, outlive many expiry periods."""
     limit = 60_000
     config = make_config(tmp_path, broker.port, chunk_bytes=65536, central={
         "max_chunk_store_bytes": limit, "chunk_expiry_seconds": 1.0})
+    recs = enqueue(config, 3, pdf_sizes=(2_000,))
+    packs_on(config)
     ghost = wire.records_topic("bhxh", "ghost-77")
     attacker = Attacker(broker.port)
     receiver = subscribed_receiver(services, config, attacker)
+    before = central_dead_letters(config)
     for n in range(10):
         blobs = [os.urandom(10_000) for _ in range(4)]
         files = [wire.Chunk(f"rt-orphan-{n}", sha_of(b), 0, 1, len(b), b) for b in blobs]
         # The record is refused (it names another device), its files are not.
         attacker.publish(ghost, pack([item(forged_body(f"rt-orphan-{n}", "kiosk-01"))],
                                      files))
-    wait_for(lambda: len(central_store.list_rejections(config.central.database)) == 10, 20,
-             "the packs handled")
-    time.sleep(3.0)  # several expiry periods of the receiver's purge
-    assert receiver.running()
-    assert central_store.list_records(config.central.database) == []
+    wait_for(lambda: len(central_store.list_rejections(config.central.database))
+             + central_dead_letters(config) - before == 10, 20, "the packs handled")
+    state = central_store.chunk_state(config.central.database)
+    assert 0 < state["pending_bytes"] <= limit, state
+    assert central_dead_letters(config) > before  # the budget refused the rest
 
-    def orphan_bytes(conn: central_store.CentralConnection) -> int:
+    publisher = services(run_publisher, config)
+    wait_for(lambda: all_delivered(config, recs), 30, "the genuine records")
+    time.sleep(3.0)  # several expiry periods of the receiver's purge
+    assert receiver.running() and publisher.running()
+    assert central_store.chunk_state(config.central.database)["pending_files"] == 0
+
+    def file_bytes(conn: central_store.CentralConnection) -> int:
         return int(conn.execute(
             "SELECT COALESCE(SUM(size), 0) FROM files").fetchone()[0])
 
-    held = central_read(config, orphan_bytes, -1)
-    assert 0 <= held <= limit, f"{held} bytes of files that no record names, kept"
+    assert central_read(config, file_bytes, -1) == 3 * 2_000, "only the genuine files stay"
+    assert_exactly_once(config, recs)  # their files byte-identical
+    assert central_counters(config).get("chunk_bytes_held", 0) == 0
+    assert central_counters(config).get("files_purged", 0) > 0
     attacker.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: wire._chunk accepts a chunk count no file of that size can fill (count > "
-    "max(1, size): every chunk of a non-empty file carries a byte, an empty file is one "
-    "chunk), and store._put_chunk keeps such chunks: empty chunks of a size-0 file count "
-    "0 bytes, so central.max_chunk_store_bytes never stops them; one device can hold "
-    "64 transfers x 65,536 rows (measured: 80,000 empty rows = 18.7 MB of SQLite with a "
-    "10,000-byte budget and chunk_bytes_held 0) until chunk_expiry_seconds (a day)"))
 def test_chunks_of_a_transfer_that_can_never_complete_are_refused(
         tmp_path: Path, broker: MosquittoProcess, services: Start) -> None:
     config = make_config(tmp_path, broker.port, central={"max_chunk_store_bytes": 10_000})

@@ -19,6 +19,7 @@ from appliance.central import store
 from appliance.central.db import MIGRATIONS, PAGE_SIZE, connect
 from appliance.central.errors import ChunkRefused
 from appliance.sync import wire
+from tests.helpers.sync_rig import NO_CHUNK_STATE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -149,7 +150,7 @@ def test_incomplete_transfers_expire_with_a_log_line(db, caplog):
     assert store.purge_expired(conn, 3600) == 0
     import time
     assert store.purge_expired(conn, 3600, now=time.time() + 3601) == 20
-    assert store.chunk_state(path) == {"transfers": 0, "chunks": 0, "bytes": 0}
+    assert store.chunk_state(path) == NO_CHUNK_STATE
     assert store.counters(conn)["chunk_bytes_held"] == 0
     assert any("purged 20 incomplete transfer(s)" in r.getMessage() for r in caplog.records)
 

@@ -27,6 +27,10 @@ from tests.helpers.mosquitto import MosquittoProcess, free_port, start_mosquitto
 
 T = TypeVar("T")
 
+# central.store.chunk_state once every stray transfer and pending file has expired.
+NO_CHUNK_STATE = {"transfers": 0, "chunks": 0, "bytes": 0, "pending_files": 0,
+                  "pending_bytes": 0}
+
 
 class Brokers:
     """Every broker a test starts; all are stopped at teardown, also when the test fails."""

@@ -40,6 +40,11 @@ HOSTILE = {
     "chunk index negative": _chunk_json(index=-1),
     "chunk bigger than its file": _chunk_json(size=0),
     "file size 2**40": _chunk_json(size=2**40),
+    # Transfers that can never complete (every device cuts at least 384 bytes a chunk).
+    "65,536 chunks of an empty file": _chunk_json(count=65536, size=0, data=""),
+    "65,536 chunks of a 100-byte file": _chunk_json(count=65536, size=100),
+    "4 chunks of a 769-byte file": _chunk_json(count=4, size=769),
+    "a 1-byte chunk before the last": _chunk_json(count=2, size=1000),
     "non-UTF-8 bytes": b'{"v":1,"type":"record","record_id":"' + bytes([0xFF, 0xFE]) + b'"}',
     "5 MB payload": b'{"v":1,"type":"record","body_json":"' + b"a" * 5_000_000 + b'"}',
     "NaN": b'{"v":1,"type":"ack","received_at":NaN}',

@@ -355,3 +355,22 @@ def test_an_id_or_hash_with_a_trailing_newline_is_refused():
            "items": ["r-1", SHA + "\n", "stored"], "sig": ""}
     with pytest.raises(WireError):
         wire.decode(json.dumps(ack).encode())
+
+
+@pytest.mark.parametrize("chunk_bytes", [1024, 1025, 1500, 4096, 120_000])
+@pytest.mark.parametrize("binary", [False, True])
+def test_every_cut_a_device_makes_passes_the_receivers_chunk_count_checks(chunk_bytes, binary):
+    """The receiver refuses chunk counts no device's cut could give, and chunks before
+    the last shorter than such a cut (transfers that can never complete, hostile.py);
+    every file a device cuts, at the smallest chunk size configuration allows too, is
+    still read back whole, in both cuts."""
+    encode = wire.encode_binary_chunk if binary else wire.encode_chunk
+    step = wire.chunk_data_bytes(chunk_bytes, binary=binary)
+    for size in (0, 1, step - 1, step, step + 1, 3 * step, 3 * step + 7, 100_000):
+        data = os.urandom(size)
+        sha = hashlib.sha256(data).hexdigest()
+        chunks = list(wire.iter_chunks("r-1", sha, data, chunk_bytes, binary=binary))
+        assert len(chunks) <= wire.max_chunk_count(size)
+        read = [wire.decode_device_message(encode(c)) for c in chunks]
+        assert b"".join(c.data for c in read) == data
+        assert {c.count for c in read} == {len(chunks)}
