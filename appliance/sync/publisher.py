@@ -342,7 +342,9 @@ class _Publisher:
 
     def resume_from(self, have: wire.Have, topic: str, payload: bytes) -> None:
         """The receiver's signed answer to our resume query: skip the chunks it holds."""
-        record_id = self.asking.pop(have.nonce, None)
+        # The query is forgotten only when this answers it: an answer under its nonce
+        # for another record (signed, but not for us) must not cost the real one.
+        record_id = self.asking.get(have.nonce)
         flight = self.flights.get(record_id) if record_id else None
         if flight is None or flight.resume_nonce != have.nonce \
                 or have.record_id != flight.item.record_id:
@@ -350,6 +352,7 @@ class _Publisher:
                            f"answer to no open resume query (record {have.record_id})",
                            payload)
             return
+        del self.asking[have.nonce]
         # Asked for both cuts (see ask): each file goes on with the one of which the
         # receiver holds more, so a scan begun in base64 before the first ack from a
         # receiver that reads binary chunks is not sent again from its first chunk.

@@ -273,3 +273,16 @@ def test_central_imports_nothing_of_the_device():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_body_that_is_not_unicode_text_is_that_records_rejection(db):
+    """A JSON envelope may carry a body with a lone surrogate ("\\ud800" escaped): it has
+    no UTF-8 bytes, so it can match no sha256. Refused as that record, with a reason,
+    also beside a good record in one pack; never an internal error."""
+    conn, path = db
+    bad = wire.RecordMessage("r-bad", "a" * 64, '{"record_id":"r-bad","x":"\ud800"}')
+    good = record("r-good")
+    results = store.put_records(conn, "kiosk-01", [bad, good])
+    assert [r.outcome for r in results] == [store.Outcome.REJECTED, store.Outcome.STORED]
+    assert "not Unicode text" in store.list_rejections(path)[0]["reason"]
+    assert served(path) == {("kiosk-01", "r-good"): good.sha256}

@@ -102,3 +102,30 @@ def test_unknown_forged_wrong_hash_and_conflict_acks(rig):
     assert states == {recs[0].record_id: "pending", recs[1].record_id: "pending",
                       recs[2].record_id: "delivered", recs[3].record_id: "sending"}
     assert set(pub.flights) == {recs[3].record_id}
+
+
+def test_a_signed_answer_for_another_record_under_our_nonce_does_not_cost_the_real_one(rig):
+    """The receiver signs a "have" for whoever asks on a device's topic, so an attacker
+    who saw our resume query's nonce can get an answer under it for another record.
+    That answer is set aside; our query stays open and its real answer still resumes
+    the transfer (the query used to be forgotten first, and the real answer then
+    counted as stale: a wait for nothing, and the file sent again from its start)."""
+    config, conn, pub, recs, key = rig
+    mine, other = recs[0], recs[1]
+    nonce = "a1b2c3d4e5f60718"
+    flight = pub.flights[mine.record_id]
+    (sha, size), = flight.files
+    flight.resume_nonce = nonce
+    pub.asking[nonce] = mine.record_id
+    count = pub.chunk_count(size, False)
+
+    def have(record_id: str) -> bytes:
+        return wire.encode_have(acksig.sign(key, wire.Have(
+            config.device.id, record_id, nonce, ((sha, count, 1),))))
+
+    pub.handle_ack(pub.ack_topic, have(other.record_id), False)
+    assert flight.resume_nonce == nonce and pub.asking == {nonce: mine.record_id}
+    assert outbox.dead_letter_counts(conn).get("stale") == 1
+    pub.handle_ack(pub.ack_topic, have(mine.record_id), False)
+    assert flight.resume_nonce is None and not pub.asking
+    assert flight.skip == {sha: 1}
