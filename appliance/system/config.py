@@ -172,11 +172,13 @@ class CentralConfig:
     # PEM Ed25519 key that signs acks; empty: <database>.ack-key, made on first start
     # with its public half beside it (<database>.ack-key.pub) for the devices.
     signing_key: str = ""
-    # Incomplete chunk transfers idle this long are purged (a device re-sends them).
+    # Incomplete chunk transfers idle this long are purged (a device re-sends them), and
+    # so are files sent whole that no stored record has named for this long.
     chunk_expiry_seconds: float = 86400.0
     # Files being assembled at once per device, and chunk bytes held in all.
     max_transfers_per_device: int = 64
-    # Chunk bytes held for all devices together before new transfers are refused.
+    # Chunk bytes held for all devices together before new transfers are refused;
+    # files sent whole that no record names yet count too (each with 256 bytes more).
     max_chunk_store_bytes: int = 2 * 1024 * 1024 * 1024
     # AES-GCM key sealing what the receiver stores (record bodies, files, chunks).
     # Empty: <database>.key, made on the first start when the database holds no data.
