@@ -15,16 +15,15 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance.central import store
-from appliance.central.db import connect
 from appliance.central.errors import ChunkRefused
 from appliance.sync import wire
-from appliance.system import crypto
+from tests.central.test_chunked_files import _two_receivers
+from tests.central.test_chunked_files import conn as conn  # fixture: SQLite and PostgreSQL
 from tests.central.test_store import record
 from tests.helpers import postgres as pg_helpers
 from tests.helpers.sync_rig import NO_CHUNK_STATE
@@ -34,18 +33,6 @@ pg_server, pg_dsn = pg_helpers.pg_server, pg_helpers.pg_dsn  # fixtures
 pytestmark = pytest.mark.timeout(120)
 
 LATER = 10**6  # seconds: far past any expiry used here
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def conn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[store.CentralConnection]:
-    if request.param == "sqlite":
-        c = connect(tmp_path / "central.sqlite3")
-    else:
-        key = tmp_path / "central.key"
-        crypto.create_key(key)
-        c = connect(request.getfixturevalue("pg_dsn"), key_file=key)
-    yield c
-    c.close()
 
 
 def whole(data: bytes, record_id: str = "r-1") -> wire.Chunk:
@@ -123,13 +110,6 @@ def test_files_beyond_the_budget_are_refused_and_leave_nothing(conn):
         except ChunkRefused:
             pass
     assert 0 < accepted < 10
-
-
-def _two_receivers(pg_dsn: str, tmp_path: Path
-                   ) -> tuple[store.CentralConnection, store.CentralConnection]:
-    key = tmp_path / "central.key"
-    crypto.create_key(key)
-    return connect(pg_dsn, key_file=key), connect(pg_dsn, key_file=key)
 
 
 def test_a_purge_racing_a_record_that_names_the_file_keeps_the_file(pg_dsn, tmp_path: Path):
