@@ -54,6 +54,7 @@ from appliance.store.files import FileStore
 from appliance.sync import acksig, wire
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
+from appliance.system.logging import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +332,10 @@ def _serve(service: str, config: config_mod.Config, client_id: str,
     (an Event) is set when it says READY=1, so its start-up is not timed."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    # Logging as the services log (INFO), into a file beside the bench's databases: a
+    # line per record would cost here what it costs them (under systemd, the journal).
+    log_file = (Path(config.paths.database).parent / f"{service}.log").open("a")
+    setup_logging(f"bench-{service}", "INFO", stream=log_file)
     profile_dir = os.environ.get(PROFILE_ENV)
     cpu_dir = profile_dir or os.environ.get(CPU_ENV)
     cpu_at_ready: list[float] = []
@@ -360,6 +365,7 @@ def _serve(service: str, config: config_mod.Config, client_id: str,
         if cpu_dir and cpu_at_ready:
             (Path(cpu_dir) / f"{service}-{os.getpid()}.cpu").write_text(
                 f"{_cpu_seconds() - cpu_at_ready[0]:.3f}\n", encoding="ascii")
+        log_file.close()
 
 
 def _cpu_seconds() -> float:

@@ -597,10 +597,17 @@ def put_records(conn: CentralConnection, device_id: str,
                 conn.execute("ROLLBACK TO fresh_records")
                 fresh = []
             conn.execute("RELEASE fresh_records")
+        stored = RecordResult(Outcome.STORED, status=wire.AckStatus.STORED)
         for i, _body in fresh:
-            results[i] = RecordResult(Outcome.STORED, status=wire.AckStatus.STORED)
-            log.info("stored record %s from %s (%s)", msgs[i].record_id, device_id,
-                     wire.AckStatus.STORED)
+            results[i] = stored
+        if fresh:
+            # One line per pack, not per record: at INFO, a line per record cost the
+            # receiver more CPU than storing it (12-20 µs into a file; the journal more).
+            log.info("stored %d new record(s) from %s, %s ... %s", len(fresh), device_id,
+                     msgs[fresh[0][0]].record_id, msgs[fresh[-1][0]].record_id)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("stored records from %s: %s", device_id,
+                          ", ".join(msgs[i].record_id for i, _body in fresh))
         for i, msg in enumerate(msgs):
             if results[i] is None:
                 results[i] = put_record(conn, device_id, msg)
