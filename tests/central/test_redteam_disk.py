@@ -23,7 +23,7 @@ import pytest
 
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
-from tests.helpers.small_disk import fill, mounted_tmpfs
+from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
@@ -94,11 +94,14 @@ def test_a_central_disk_that_fills_mid_drain_acks_nothing_unstored_and_catches_u
             # come up and wait, not exit again (which would be the crash loop).
             os.kill(central.pid, signal.SIGKILL)
             central.wait(10)
+            rest = fill(disk, name="rest")  # and now not one byte is left
+            assert free_bytes(disk) == 0
             central = start_central(config_file, log)
             _alive_for(central, 8, log)
             assert_no_false_delivery(config)
 
             # Space comes back: every record arrives once, byte-identical.
+            rest.unlink()
             filler.unlink()
             wait_for(lambda: all_delivered(config, recs), 120,
                      "every record once the central disk has room: "
