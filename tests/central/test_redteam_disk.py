@@ -17,15 +17,18 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
+from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
 from tests.helpers.sync_rig import (
     Attacker,
+    Service,
     all_delivered,
     assert_exactly_once,
     assert_no_false_delivery,
@@ -41,6 +44,7 @@ from tests.helpers.sync_rig import (
 )
 from tests.helpers.sync_rig import central_read as _central_read
 
+StartService = Callable[[Callable[..., None], config_mod.Config], Service]
 pytestmark = pytest.mark.timeout(180)
 
 DISK = "6m"
@@ -67,7 +71,7 @@ def _alive_for(proc: subprocess.Popen[bytes], seconds: float, log: Path) -> None
 
 
 def test_a_central_disk_that_fills_mid_drain_acks_nothing_unstored_and_catches_up(
-        tmp_path: Path, broker, services) -> None:  # noqa: ANN001 - fixtures
+        tmp_path: Path, broker: MosquittoProcess, services: StartService) -> None:
     with mounted_tmpfs(tmp_path / "central-disk", DISK) as disk:
         config = make_config(tmp_path, broker.port, ack_timeout_seconds=2.0,
                              central={"database": str(disk / "central.sqlite3")})

@@ -83,7 +83,8 @@ def _pdf_pages(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))
 
 
-def test_the_scan_floor_turns_exactly_below_the_threshold(conn, config, disk):
+def test_the_scan_floor_turns_exactly_below_the_threshold(
+        conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     """At exactly scan_min_free_mb free a scan is still allowed; one page less is not."""
     floor = config.health.scan_min_free_mb * MIB
     at = fill(disk, leave=floor, name="at")
@@ -105,7 +106,8 @@ def test_the_scan_floor_turns_exactly_below_the_threshold(conn, config, disk):
     "worker's purge_retained only logs and retries an hour later, and the run that "
     "should give the disk back frees nothing, ever. A PRAGMA wal_checkpoint(PASSIVE) "
     "before the run (the WAL then restarts in its own blocks) makes the same run pass"))
-def test_the_retention_run_frees_a_disk_full_to_the_last_byte(conn, config, disk, tmp_path):
+def test_the_retention_run_frees_a_disk_full_to_the_last_byte(
+        conn: sqlite3.Connection, config: Config, disk: Path, tmp_path: Path) -> None:
     """`appliance purge` (as its timer runs it) on a disk with 0 bytes free, while the
     services hold the database open: the delivered dossier's files go, the undelivered
     one's stay, and the disk has room again."""
@@ -136,7 +138,7 @@ def test_the_retention_run_frees_a_disk_full_to_the_last_byte(conn, config, disk
     assert audit.verify(conn).ok
 
 
-def test_no_clock_jump_purges_a_record_on_its_way(conn, config):
+def test_no_clock_jump_purges_a_record_on_its_way(conn: sqlite3.Connection, config: Config) -> None:
     """Claimed ('sending') or given back ('pending'), a record's dossier and the PDFs
     its body names survive a retention run ten years on; acknowledged, it goes only
     at its acknowledgement plus delivered_days, even when that acknowledgement was
@@ -178,7 +180,8 @@ def _page(n: int) -> Image.Image:
     return image
 
 
-def test_a_disk_that_fills_between_a_pages_files_and_its_row(conn, config, disk):
+def test_a_disk_that_fills_between_a_pages_files_and_its_row(
+        conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     """The page's PNG and thumbnail fit, the row's WAL frame does not: the store says
     the disk is full and leaves no row; once space is back the same page is stored
     and reads back whole (its file left from the failed try is taken as it is)."""
@@ -213,7 +216,8 @@ def test_a_disk_that_fills_between_a_pages_files_and_its_row(conn, config, disk)
     "worker/pipeline.py:recover_unfinished_papers only looks at papers without a PDF, "
     "so nothing makes it again and the dossier is submitted and reviewed with it (the "
     "signed result is rebuilt from the masters at sign-off, so the record is right)"))
-def test_a_page_deleted_on_a_full_disk_leaves_the_paper_whole(conn, config, disk):
+def test_a_page_deleted_on_a_full_disk_leaves_the_paper_whole(
+        conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     files = files_of(conn, config)
     forms = scanned_forms(conn, config, ((4, 5),), submit=False)
     [paper] = dossiers.get(conn, forms.dossier_id).papers
@@ -277,7 +281,8 @@ def _sign_off_as_the_disk_gives_out(conn: sqlite3.Connection, config: Config, di
     return dossiers.sign_off(conn, config, dossier_id, "Nguyễn Thị Lan"), failed
 
 
-def test_a_sign_off_that_runs_out_of_disk_issues_nothing(conn, config, disk):
+def test_a_sign_off_that_runs_out_of_disk_issues_nothing(
+        conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     """Sign-off writes each paper's signed PDF (~190 KB here, 47 pages), then its
     metadata document (one page), then commits. With the disk giving out at each
     step in turn (nothing free, the first paper's results, the second's, the commit)
@@ -305,7 +310,8 @@ def test_a_sign_off_that_runs_out_of_disk_issues_nothing(conn, config, disk):
     "signed document of an officer that no row names stays on the full disk until "
     "erasure.remove_orphans sweeps it a day later (its docstring says result.py removes "
     "them itself on any failure but a kill)"))
-def test_a_sign_off_that_runs_out_of_disk_leaves_no_signed_pdf(conn, config, disk):
+def test_a_sign_off_that_runs_out_of_disk_leaves_no_signed_pdf(
+        conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     forms = scanned_forms(conn, config, ((6,), (7,)))
     _sign_off_as_the_disk_gives_out(conn, config, disk, forms.dossier_id, range(44, 52),
                                     allowed=lambda _f: False)

@@ -17,8 +17,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,9 +27,11 @@ from appliance.records import audit
 from appliance.store.db import connect
 from appliance.store.outbox import OutboxState
 from appliance.system import config as config_mod
+from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.processes import Processes
 from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
 from tests.helpers.sync_rig import (
+    Service,
     all_delivered,
     assert_exactly_once_everywhere,
     assert_no_false_delivery,
@@ -39,6 +41,7 @@ from tests.helpers.sync_rig import (
     wait_for,
 )
 
+StartService = Callable[[Callable[..., None], config_mod.Config], Service]
 pytestmark = pytest.mark.timeout(150)
 
 RECORDS = 4
@@ -57,7 +60,7 @@ def _stays_up(proc: subprocess.Popen[bytes], seconds: float, procs: Processes) -
         time.sleep(0.25)
 
 
-def _full_disk_then_kill(tmp_path: Path, port: int, services: Any,
+def _full_disk_then_kill(tmp_path: Path, port: int, services: StartService,
                          restart_while_full: bool) -> None:
     """Records out ('sending'), the disk filled to 0, the receiver's acks unwritable,
     sync killed -9, started again (on the full disk, or once space is back); then
@@ -112,7 +115,7 @@ def _full_disk_then_kill(tmp_path: Path, port: int, services: Any,
 
 
 def test_acks_lost_to_a_full_disk_and_a_kill_are_recovered_exactly_once(
-        tmp_path: Path, broker, services) -> None:  # noqa: ANN001 - fixtures
+        tmp_path: Path, broker: MosquittoProcess, services: StartService) -> None:
     _full_disk_then_kill(tmp_path, broker.port, services, restart_while_full=False)
 
 
@@ -126,5 +129,5 @@ def test_acks_lost_to_a_full_disk_and_a_kill_are_recovered_exactly_once(
     "10 minutes leaves appliance-sync failed: nothing is delivered once space is back "
     "until someone restarts it"))
 def test_sync_restarted_on_a_full_disk_with_records_out_keeps_running(
-        tmp_path: Path, broker, services) -> None:  # noqa: ANN001 - fixtures
+        tmp_path: Path, broker: MosquittoProcess, services: StartService) -> None:
     _full_disk_then_kill(tmp_path, broker.port, services, restart_while_full=True)

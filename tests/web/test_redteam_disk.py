@@ -57,7 +57,7 @@ def _codes(conn: sqlite3.Connection) -> list[str]:
 
 
 def test_a_dossier_opened_on_a_full_disk_is_refused_with_the_message_and_burns_no_code(
-        conn, config, disk):
+        conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     client = create_app(config, {"TESTING": True}).test_client()
     first = _open_dossier(client, page_fields(client, CONSENT))
     assert first.status_code == 302, first.status_code

@@ -14,6 +14,7 @@ the records queued before must still reach the central office, exactly once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,11 @@ import pytest
 from appliance.central.receiver import run_receiver
 from appliance.store.db import connect
 from appliance.system import config as config_mod
+from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.processes import Processes
 from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
 from tests.helpers.sync_rig import (  # noqa: F401 - fixtures
+    Service,
     all_delivered,
     assert_exactly_once,
     broker,
@@ -34,6 +37,7 @@ from tests.helpers.sync_rig import (  # noqa: F401 - fixtures
     wait_for,
 )
 
+StartService = Callable[[Callable[..., None], config_mod.Config], Service]
 pytestmark = pytest.mark.timeout(150)
 
 
@@ -55,7 +59,8 @@ def _stays_up(procs: Processes, name: str, seconds: float) -> None:
 
 
 def test_sync_started_on_a_full_disk_waits_and_then_delivers_exactly_once(
-        tmp_path: Path, broker, services) -> None:  # noqa: ANN001, F811 - fixtures
+        tmp_path: Path, broker: MosquittoProcess,  # noqa: F811 - fixture
+        services: StartService) -> None:  # noqa: F811 - fixture
     with mounted_tmpfs(tmp_path / "data", "8m") as disk:
         config, procs = _full_disk_rig(tmp_path, disk, broker.port)
         records = enqueue(config, 3)  # signed and queued before the disk filled
