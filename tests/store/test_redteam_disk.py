@@ -190,11 +190,14 @@ def test_a_disk_that_fills_between_a_pages_files_and_its_row(
     pages.store_page(conn, files, dossier_id, None, _page(1), "Tờ khai", dpi=100)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL must grow for any write
     assert os.path.getsize(str(config.paths.database) + "-wal") == 0
+    before = _stored_files(disk)
     filler = fill(disk, leave=2 * 4096)  # a page each for the PNG and the thumbnail
     try:
         with pytest.raises(Exception) as failed:  # noqa: PT011 - checked just below
             pages.store_page(conn, files, dossier_id, None, _page(2), "Tờ khai", dpi=100)
         assert is_disk_full(failed.value) or is_disk_full(failed.value.__cause__), failed.value
+        new = sorted(f[64 + len("files/xx/"):] for f in _stored_files(disk) - before)
+        assert new == [".png", ".thumb.jpg"], f"failed elsewhere than at the row: {new}"
     finally:
         filler.unlink()
     d = dossiers.get(conn, dossier_id)
