@@ -177,4 +177,12 @@ CREATE TABLE officers (
     """
 ALTER TABLE pages ADD COLUMN flags TEXT NOT NULL DEFAULT ''
 """,
+    # 8: the web's live sessions (store/sessions.py): a session cookie is honoured only
+    # while its id is here, so leaving (reset, submit, logout) ends every copy of it
+    """
+CREATE TABLE web_sessions (
+    sid TEXT PRIMARY KEY,
+    started_at REAL NOT NULL
+)
+""",
 ]

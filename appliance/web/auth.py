@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request, session
 
-from appliance.store import officers
+from appliance.store import officers, sessions
 from appliance.store.errors import StoreError
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError
@@ -53,6 +53,7 @@ TOTAL = "*"
 ACCESS_ATTR = "_appliance_access"
 ENROLLED_LOCK = "appliance.enrolled_lock"
 OFFICER_NAME = "officer_name"  # session: the enrolled officer who signed in
+SID = "sid"  # session: its id in store/sessions.py; without a live one it holds nothing
 
 log = logging.getLogger(__name__)
 OWNER_ATTR = "_appliance_owner"
@@ -185,8 +186,49 @@ def _enrolled_still(name: str) -> bool:
         return False  # fail closed: a database we cannot read keeps nobody signed in
 
 
+def _live() -> bool:
+    """Whether this request's session cookie names a session the server still holds
+    (asked once per request). A cookie from a session that ended (reset, submit,
+    logout) or that is older than sessions.MAX_AGE_SECONDS is emptied instead."""
+    live = g.get("appliance_session_live")
+    if live is None:
+        # No id: nothing to honour (a fresh visitor, or only a flash message to show).
+        live = SID in session and _sid_live()
+        if not live and SID in session:
+            log.info("a session cookie of an ended session was refused")
+            session.clear()
+        g.appliance_session_live = live
+    return bool(live)
+
+
+def _sid_live() -> bool:
+    try:
+        return sessions.is_live(get_db(), session.get(SID))
+    except sqlite3.Error:
+        return False  # fail closed: a database we cannot read keeps nobody signed in
+
+
+def _new_session() -> None:
+    """End this request's session (every copy of its cookie) and start an empty one."""
+    end_session()
+    session[SID] = sessions.start(get_db())
+    g.appliance_session_live = True
+
+
+def end_session() -> None:
+    """The person leaves (reset, cancel, logout): the server forgets the session, so a
+    copy of its cookie taken before opens nothing, and the browser's is emptied."""
+    try:
+        sessions.end(get_db(), session.get(SID))
+    finally:
+        session.clear()
+        g.appliance_session_live = False
+
+
 def _session_role() -> str | None:
     role, until = session.get(ROLE), session.get(ROLE_UNTIL)
+    if role is not None and not _live():
+        return None
     if isinstance(role, str) and isinstance(until, int | float) and until > time.time():
         name = session.get(OFFICER_NAME)
         if isinstance(name, str) and not _enrolled_still(name):
@@ -225,7 +267,7 @@ def is_technician() -> bool:
 
 def start_role(role: Role) -> None:
     """A new staff session starts clean: nothing of a citizen's session survives."""
-    session.clear()
+    _new_session()
     session[ROLE] = role.value
     session[ROLE_UNTIL] = time.time() + ROLE_SESSION_SECONDS
     name = g.get("appliance_officer")
@@ -235,11 +277,13 @@ def start_role(role: Role) -> None:
 
 def citizen_dossier(key: str = DOSSIER) -> int | None:
     value = session.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if not isinstance(value, int) or isinstance(value, bool) or not _live():
+        return None
+    return value
 
 
 def bind_citizen(dossier_id: int) -> None:
-    session.clear()
+    _new_session()
     session[DOSSIER] = dossier_id
 
 
@@ -293,6 +337,7 @@ def init_app(app: Any) -> None:
 
 
 def bind_receipt(dossier_id: int) -> None:
-    """After submitting, the session may show the receipt and nothing else."""
-    session.clear()
+    """After submitting, the session may show the receipt and nothing else: a new
+    session, so a copy of the cookie from before the submit opens nothing."""
+    _new_session()
     session[RECEIPT] = dossier_id

@@ -48,6 +48,7 @@ from appliance.web.db import get_config, get_db, get_files
 from appliance.web.errors import WebError, register_html
 from appliance.web.i18n import COOKIE, current_language, t
 from appliance.web.limits import TokenBucket, retry_after
+from appliance.web.security import local_path
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 
@@ -453,9 +454,7 @@ CONTRAST_COOKIE = "contrast"
 def contrast() -> Response:
     """Switch the high-contrast look on or off for this kiosk session (a cookie, wiped
     with the rest at the idle reset), then back to the screen the person was on."""
-    target = request.args.get("back", "")
-    if not target.startswith("/kiosk") or target.startswith("//"):
-        target = url_for("kiosk.start")
+    target = local_path(request.args.get("back"), under="/kiosk") or url_for("kiosk.start")
     response = redirect(target)
     if request.args.get("on") == "1":
         response.set_cookie(CONTRAST_COOKIE, "1", samesite="Strict", httponly=True,
@@ -474,7 +473,7 @@ def cancel() -> Response:
                 get_db()):
             raise WebError("error.job_active", 409)
         usecases.end_session(get_db(), dossier_id)
-    session.clear()
+    auth.end_session()
     flash("kiosk.cancelled", "info")
     return redirect(url_for("kiosk.start"))
 
@@ -483,7 +482,7 @@ def cancel() -> Response:
 def reset() -> Response:
     """Idle reset and "done": forget everything about the person who was here."""
     usecases.end_session(get_db(), auth.citizen_dossier())
-    session.clear()
+    auth.end_session()
     # The emptied session makes Flask delete its cookie; the language goes too, so the
     # next citizen starts in the office's default language.
     response = redirect(url_for("kiosk.start"))

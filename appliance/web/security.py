@@ -12,10 +12,13 @@
 - Responses carry a strict Content-Security-Policy (nothing from another origin, no
   inline script), refuse framing and cross-origin embedding, and anything that is not
   a static asset is `Cache-Control: no-store` (pages, thumbnails, PDFs, the API).
+- A redirect to an address the request names (`next=`, `back=`) goes only to a path
+  on this device (`local_path`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +30,11 @@ from appliance.web.auth import OFFICER_HEADER, TECHNICIAN_HEADER
 from appliance.web.errors import WebError
 
 CSRF = "appliance.csrf"
+# A path on this device and its query, in printable ASCII without space or backslash:
+# a tab or newline (dropped from a Location header on the way out, so "/\t/evil" left
+# as "//evil", another host) or a backslash can never name another host, nor end in a
+# 500 (a newline cannot be written into a header at all).
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*\Z")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
@@ -41,6 +49,13 @@ HEADERS: dict[str, str] = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+def local_path(target: str | None, *, under: str = "/") -> str | None:
+    """`target` if it is a path on this device (below `under`), else None."""
+    if target and _LOCAL_PATH.match(target) and target.startswith(under):
+        return target
+    return None
 
 
 def _origin_of(url: str) -> str:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from appliance.web import auth
 from appliance.web.auth import Role
 from appliance.web.errors import WebError, register_html
+from appliance.web.security import local_path
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -35,10 +36,8 @@ def configured_pin() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a path on this device: never an absolute or protocol-relative URL.
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return url_for("officer.index")
+    """Only a path on this device: never an absolute or protocol-relative URL."""
+    return local_path(target) or url_for("officer.index")
 
 
 def _wants_technician(target: str) -> bool:
@@ -73,7 +72,8 @@ def login_post() -> Any:
 @bp.post("/logout")
 def logout() -> Response:
     """End the staff session; an idle officer screen names where to go (its own list,
-    which then asks for the PIN again), a tapped "log out" returns to the kiosk."""
-    session.clear()
+    which then asks for the PIN again), a tapped "log out" returns to the kiosk.
+    The server forgets the session: a copy of its cookie opens nothing."""
+    auth.end_session()
     target = request.form.get("next")
     return redirect(_safe_next(target) if target else url_for("kiosk.start"))

@@ -283,9 +283,10 @@ def _go(page: Any, url: str) -> None:
 
 def test_the_keypad_never_sends_the_officer_off_the_device(server, context):
     """With a PIN: the keypad keeps `next=` in its form and posts it back. The server
-    answers `Location: //evil.example` (see test_redteam_privacy's TAB_BUG), but the
-    CSP's form-action 'self' stops Chromium from following a form's redirect off the
-    device: this holds only as long as that CSP does."""
+    used to answer `Location: //evil.example` (a tab in `next=`, dropped on the way
+    out), which only the CSP's form-action 'self' kept Chromium from following; now
+    `next=` must be a plain path on the device (security.local_path), and this checks
+    both layers hold together."""
     phished = _phishing_catcher(context)
     page = context.new_page()
     page.goto(f"{server.url}/staff/login?next=/%09/evil.example")
@@ -296,11 +297,6 @@ def test_the_keypad_never_sends_the_officer_off_the_device(server, context):
     assert page.url.startswith(server.url), page.url
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: open redirect on an install without PIN (the shipped default): GET "
-    "/staff/login?next=/%09/evil.example passes staff._safe_next ('/\\t/...' starts with "
-    "one slash) and staff.login redirects at once with 'Location: //evil.example', which "
-    "Chromium follows to http://evil.example/ (no form, so CSP form-action does not apply)"))
 def test_a_link_to_the_keypad_never_leaves_the_device(tmp_path, context):
     open_server = start_server(tmp_path, idle_seconds=120)  # no PIN, as shipped
     try:

@@ -329,12 +329,6 @@ def _reads(client: FlaskClient, d: Dossier) -> dict[str, int]:
             "thumbnail": client.get(f"/api/pages/{sha}/thumbnail").status_code}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the kiosk's 'done'/idle reset clears the browser's cookie only; a copy of the "
-    "signed session cookie taken before still reads the cancelled dossier (name, CCCD, "
-    "thumbnails) through GET /api/dossiers/<id> and /api/pages/<sha>/thumbnail "
-    "(auth.require's OWNER check trusts any validly signed dossier_id, whatever the "
-    "dossier's status)"))
 def test_a_cookie_copied_before_the_citizen_left_reads_nothing_after(app, conn, config):
     citizen, row = _kiosk_citizen(app, conn, config)
     copied = citizen.get_cookie("session")
@@ -346,11 +340,6 @@ def test_a_cookie_copied_before_the_citizen_left_reads_nothing_after(app, conn, 
     assert _reads(_replay(app, copied.value), d) == {"dossier": 403, "thumbnail": 403}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: after submitting, the session 'may show the receipt and nothing else' "
-    "(auth.bind_receipt), but a copy of the cookie from before the submit still reads "
-    "the submitted dossier's fields (name, CCCD) and thumbnails through the API: "
-    "auth.require grants OWNER for a dossier no longer open"))
 def test_a_cookie_copied_before_submitting_reads_nothing_after(app, conn, config):
     citizen, row = _kiosk_citizen(app, conn, config)
     copied = citizen.get_cookie("session")
@@ -363,11 +352,6 @@ def test_a_cookie_copied_before_submitting_reads_nothing_after(app, conn, config
     assert _reads(_replay(app, copied.value), d) == {"dossier": 403, "thumbnail": 403}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: staff logout (staff.logout) only clears the browser's cookie; the signed "
-    "session cookie from before keeps opening /officer and /api/dossiers (every citizen's "
-    "data) and each use pushes its idle limit on (auth._session_role), so a copy lives "
-    "on indefinitely: nothing server-side ends a staff session"))
 def test_an_officer_cookie_copied_before_logout_opens_nothing_after(app, conn, config):
     v = victim_dossier(conn, config)
     officer = _staff(app, PIN, "/officer")
@@ -385,15 +369,8 @@ def test_an_officer_cookie_copied_before_logout_opens_nothing_after(app, conn, c
 
 # --- redirects stay on the device -------------------------------------------------------
 
-TAB_BUG = ("BUG: open redirect off the device: staff._safe_next checks the raw `next` "
-           "('/\\t/evil.example' starts with one slash), but the Location that goes out is "
-           "'//evil.example' (the tab is dropped on the way out, and a browser drops it too). "
-           "GET /staff/login?next=/%09/evil.example on an install without PIN redirects "
-           "there at once (Chromium follows: test_redteam_browser); POST /staff/login and "
-           "POST /staff/logout answer the same Location, which only the CSP's form-action "
-           "'self' keeps Chromium from following")
 OFFSITE = ["//evil.example/x", "/\\evil.example/x", "\\\\evil.example",
-           pytest.param("/\t/evil.example", marks=pytest.mark.xfail(strict=True, reason=TAB_BUG)),
+           "/\t/evil.example",
            "/%09/evil.example", "/%2F/evil.example", "https://evil.example",
            "/kiosk@evil.example", "/kiosk//evil.example", "/kiosk/..//evil.example",
            "javascript:alert(1)", "/ /evil.example"]
@@ -428,10 +405,6 @@ def test_no_redirect_leaves_the_device(config, target):
         assert (resolved.scheme, resolved.netloc) == ("http", "localhost"), location
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a newline in `next=` (GET/POST /staff/login, POST /staff/logout) is a 500: "
-    "staff._safe_next lets it through and werkzeug refuses to write it into the Location "
-    "header (ValueError: Header values must not contain newline characters)"))
 @pytest.mark.parametrize("target", ["/officer\r\nSet-Cookie: x=1", "/\n/evil.example"])
 def test_a_newline_in_next_is_refused_not_a_crash(config, target):
     for r in _redirects(config, target):
