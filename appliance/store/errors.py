@@ -23,6 +23,8 @@ def is_disk_full(error: BaseException) -> bool:
     seconds frees no space and, under systemd, only adds noise and risk."""
     if isinstance(error, DiskFull):
         return True
+    if isinstance(error, StoreError) and error.__cause__ is not None:
+        return is_disk_full(error.__cause__)  # "cannot open database ...: disk is full"
     if isinstance(error, OSError):
         return error.errno in (errno.ENOSPC, errno.EDQUOT)
     if isinstance(error, sqlite3.Error):

@@ -42,10 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from appliance.store import db, outbox
+from appliance.store import db, outbox, space
 from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.files import FileStore
 from appliance.store.outbox import DeadLetterKind
+from appliance.store.space import start_when_space
 from appliance.sync import wire
 from appliance.sync.errors import LocalFileError, WireError
 from appliance.system.config import Config
@@ -66,7 +67,7 @@ PROBE_RECORDS = 8
 ERROR_KEY = "sync.last_error"
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
-DISK_FULL_RETRY_SECONDS = 5.0  # a full data disk is tried again this often
+DISK_FULL_RETRY_SECONDS = space.RETRY_SECONDS
 # Records claimed and not yet acknowledged at most (scans waiting for their turn in the
 # bulk lane not counted); each holds its body in memory, a few KB.
 DEFAULT_WINDOW = 1024
@@ -793,7 +794,6 @@ class _Publisher:
     # --- main loop ------------------------------------------------------------------
 
     def run(self) -> None:
-        outbox.reset_stale(self.conn)
         if self.verifier is None and self.cfg.host:
             log.warning("mqtt.central_public_key is not set: acknowledgements are believed "
                         "without a signature check (acceptable for a demo, never in an "
@@ -850,13 +850,27 @@ class _Publisher:
 def run_publisher(config: Config, stop: threading.Event, notify: Notify | None = None, *,
                   window: int = DEFAULT_WINDOW) -> None:
     """Run until `stop` is set. `window` bounds records sent but not yet acknowledged."""
-    conn = db.connect(config.paths.database, key_file=config.paths.key_file)
-    # The outbox transitions this process writes (claimed, retry, delivered) may lose
-    # their last commits on a power cut, never on a crash of the process (WAL). Each
-    # such loss only causes a re-send that the receiver deduplicates, so they skip the
-    # fsync; the record and its outbox row were committed with FULL by the records module.
-    conn.execute("PRAGMA synchronous=NORMAL")
+    tell = notify or (lambda _msg: None)
+
+    def start() -> sqlite3.Connection:
+        conn = db.connect(config.paths.database, key_file=config.paths.key_file)
+        try:
+            # The outbox transitions this process writes (claimed, retry, delivered) may
+            # lose their last commits on a power cut, never on a crash of the process
+            # (WAL). Each such loss only causes a re-send that the receiver deduplicates,
+            # so they skip the fsync; the record and its outbox row were committed with
+            # FULL by the records module.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            outbox.reset_stale(conn)  # a write: waits with the rest on a full disk
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    conn = start_when_space(start, stop, tell, "sync")
+    if conn is None:
+        return
     try:
-        _Publisher(config, conn, stop, notify or (lambda _msg: None), window).run()
+        _Publisher(config, conn, stop, tell, window).run()
     finally:
         conn.close()

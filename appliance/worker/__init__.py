@@ -23,6 +23,7 @@ from appliance.store import jobs, state
 from appliance.store.db import connect
 from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.files import FileStore
+from appliance.store.space import start_when_space
 from appliance.store.state import OcrState, ScannerState
 from appliance.system.config import Config
 from appliance.worker.context import DISK_RETRY_SECONDS, Liveness, Notify, Tools
@@ -93,18 +94,36 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
     if config.scanner.sane_config_dir:
         # sane.init() reads this once per process: set before the first scanner use.
         os.environ["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
-    # A missing or wrong encryption key stops the worker here (KeyProblem: exit 2).
-    conn = connect(config.paths.database, key_file=config.paths.key_file)
-    abandoned = jobs.fail_abandoned(conn)
-    if abandoned:
-        log.warning("%d job(s) left running by a previous worker were failed", abandoned)
-    state.set_scanner(conn, ScannerState.READY)
+    tell = notify or (lambda _msg: None)
+
+    def start() -> sqlite3.Connection:
+        # A missing or wrong encryption key stops the worker here (KeyProblem: exit 2);
+        # a full disk waits (store/space.py).
+        conn = connect(config.paths.database, key_file=config.paths.key_file)
+        try:
+            abandoned = jobs.fail_abandoned(conn)
+            if abandoned:
+                log.warning("%d job(s) left running by a previous worker were failed",
+                            abandoned)
+            state.set_scanner(conn, ScannerState.READY)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    opened = start_when_space(start, stop, tell, "worker")
+    if opened is None:
+        return
+    conn = opened
     ocr = engine(config)
-    state.set_ocr(conn, OcrState.READY if ocr is not None else OcrState.UNAVAILABLE)
+    start_when_space(lambda: state.set_ocr(
+        conn, OcrState.READY if ocr is not None else OcrState.UNAVAILABLE), stop, tell,
+        "worker")
     tools = Tools(config, conn, FileStore(config.paths.files, sealer=conn.sealer), ocr,
                   Liveness(conn, notify), stop)
     given_up: set[int] = set()
-    recover_unfinished_papers(tools, given_up)
+    # Papers a previous worker left without their PDF are made at the loop's first turn,
+    # where a full disk waits instead of ending the worker.
     if notify:
         notify("READY=1")
     log.info("worker ready")

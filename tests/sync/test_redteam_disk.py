@@ -119,15 +119,6 @@ def test_acks_lost_to_a_full_disk_and_a_kill_are_recovered_exactly_once(
     _full_disk_then_kill(tmp_path, broker.port, services, restart_while_full=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a sync service killed or crashed with records out leaves 'sending' rows; "
-    "started again on a full disk it fails before its loop's disk-full handling, in "
-    "appliance/sync/publisher.py:_Publisher.run's outbox.reset_stale (a write) or "
-    "already in run_publisher's store/db.py:connect ('cannot open database ...: "
-    "database or disk is full'), and system/service.py:run_service turns that into "
-    "'sync stopped' and exit 1; systemd restarts it every 5 s and after 5 starts in "
-    "10 minutes leaves appliance-sync failed: nothing is delivered once space is back "
-    "until someone restarts it"))
 def test_sync_restarted_on_a_full_disk_with_records_out_keeps_running(
         tmp_path: Path, broker: MosquittoProcess, services: StartService) -> None:
     _full_disk_then_kill(tmp_path, broker.port, services, restart_while_full=True)

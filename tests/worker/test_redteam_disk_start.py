@@ -86,13 +86,6 @@ def test_sync_started_on_a_full_disk_waits_and_then_delivers_exactly_once(
             filler.unlink(missing_ok=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: appliance/worker/__init__.py:run_worker writes device state before its loop "
-    "(jobs.fail_abandoned, state.set_scanner, state.set_ocr), outside the loop's "
-    "disk-full handling: on a full disk set_scanner raises sqlite3.OperationalError "
-    "'database or disk is full' and the worker exits 1; systemd restarts it every 5 s "
-    "(RestartPreventExitStatus=2 only) and after 5 starts in 10 minutes leaves the unit "
-    "failed, so no scan runs and no unfinished paper is finished once space is back"))
 def test_worker_started_on_a_full_disk_waits_instead_of_exiting(tmp_path: Path) -> None:
     with mounted_tmpfs(tmp_path / "data", "8m") as disk:
         config, procs = _full_disk_rig(tmp_path, disk, 1)  # the worker needs no broker
