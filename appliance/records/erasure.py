@@ -26,6 +26,7 @@ its last activity (its last audit line).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -36,6 +37,7 @@ from appliance.records import audit
 from appliance.records.errors import DossierNotFound, InvalidState, ScanInProgress
 from appliance.store import jobs
 from appliance.store.db import aad, open_text, transaction
+from appliance.store.errors import is_disk_full
 from appliance.store.files import FileStore
 from appliance.system.config import Config
 
@@ -72,19 +74,21 @@ class Removal:
     files_removed: int
 
 
-def _live_page_users(conn: sqlite3.Connection, sha: str) -> int:
+def _live_page_users(conn: sqlite3.Connection, sha: str, going: int = 0) -> int:
+    """Live dossiers whose pages name `sha`, not counting dossier `going` (one whose
+    purge removes its files before it is tombstoned: see purge)."""
     return int(conn.execute(
         "SELECT COUNT(*) FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
         "JOIN dossiers d ON d.id = pa.dossier_id "
-        "WHERE pg.sha256=? AND d.erased_at IS NULL AND d.purged_at IS NULL",
-        (sha,)).fetchone()[0])
+        "WHERE pg.sha256=? AND d.erased_at IS NULL AND d.purged_at IS NULL AND d.id!=?",
+        (sha, going)).fetchone()[0])
 
 
-def _live_pdf_users(conn: sqlite3.Connection, sha: str) -> int:
+def _live_pdf_users(conn: sqlite3.Connection, sha: str, going: int = 0) -> int:
     return int(conn.execute(
         "SELECT COUNT(*) FROM papers pa JOIN dossiers d ON d.id = pa.dossier_id "
-        "WHERE pa.pdf_sha256=? AND d.erased_at IS NULL AND d.purged_at IS NULL",
-        (sha,)).fetchone()[0])
+        "WHERE pa.pdf_sha256=? AND d.erased_at IS NULL AND d.purged_at IS NULL "
+        "AND d.id!=?", (sha, going)).fetchone()[0])
 
 
 def _shas(conn: sqlite3.Connection, dossier_id: int) -> tuple[list[str], list[str]]:
@@ -97,15 +101,18 @@ def _shas(conn: sqlite3.Connection, dossier_id: int) -> tuple[list[str], list[st
     return pages, pdfs
 
 
-def remove_files(conn: sqlite3.Connection, files: FileStore, dossier_id: int) -> int:
-    """Remove the files of a tombstoned dossier that no live dossier still names."""
+def remove_files(conn: sqlite3.Connection, files: FileStore, dossier_id: int, *,
+                 going: bool = False) -> int:
+    """Remove the files of a tombstoned dossier that no live dossier still names
+    (going: of a dossier about to be, which does not count as their user)."""
     pages, pdfs = _shas(conn, dossier_id)
+    gone = dossier_id if going else 0
     removed = 0
     for sha in set(pages):
-        if _live_page_users(conn, sha) == 0:
+        if _live_page_users(conn, sha, gone) == 0:
             removed += files.remove(sha, PNG) + files.remove(sha, THUMBNAIL)
     for sha in set(pdfs):
-        if _live_pdf_users(conn, sha) == 0:
+        if _live_pdf_users(conn, sha, gone) == 0:
             # with the metadata document stored beside a signed PDF (records/result.py)
             removed += files.remove(sha, PDF) + files.remove(sha, RESULT_JSON)
     return removed
@@ -222,8 +229,29 @@ def purge_cancelled(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
 
 def purge(conn: sqlite3.Connection, files: FileStore, dossier_id: int, retention_days: int,
           now: float | None = None) -> Removal | None:
-    """Purge one dossier's local copies if it is (still) due; None if it is not."""
+    """Purge one dossier's local copies if it is (still) due; None if it is not.
+
+    The tombstones are committed before any file goes (a crash between leaves files no
+    row names, which the sweep removes), but on a disk full to the last byte that
+    commit cannot be written, and the run meant to give the disk back freed nothing,
+    ever. Then, and only for a dossier delivered and past its retention (looked at
+    again), its files go first and the commit follows in the space they leave."""
     at = time.time() if now is None else now
+    try:
+        return _purge(conn, files, dossier_id, retention_days, at)
+    except sqlite3.OperationalError as e:
+        if not is_disk_full(e) or dossier_id not in due_for_purge(conn, retention_days, at):
+            raise
+    freed = remove_files(conn, files, dossier_id, going=True)
+    log.warning("retention: disk full, dossier %d's %d file(s) removed before its "
+                "tombstones", dossier_id, freed)
+    removal = _purge(conn, files, dossier_id, retention_days, at)
+    return None if removal is None else dataclasses.replace(
+        removal, files_removed=removal.files_removed + freed)
+
+
+def _purge(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
+           retention_days: int, at: float) -> Removal | None:
     with transaction(conn):
         if dossier_id not in due_for_purge(conn, retention_days, at):
             return None  # re-checked under the write lock: never purge undelivered data

@@ -42,4 +42,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            # A COMMIT that failed (a full disk) leaves the transaction open: the next
+            # BEGIN on this connection would fail too.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

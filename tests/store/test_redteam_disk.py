@@ -98,14 +98,6 @@ def test_the_scan_floor_turns_exactly_below_the_threshold(
     assert not disk_below_scan_floor(config)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: records/erasure.py:purge commits its tombstones before removing any file; on "
-    "a disk with 0 bytes free, while the services hold the database open with a WAL "
-    "that was not checkpointed to its end, the COMMIT needs new WAL frames and fails "
-    "with 'database or disk is full': `appliance purge` exits 1 with a traceback, the "
-    "worker's purge_retained only logs and retries an hour later, and the run that "
-    "should give the disk back frees nothing, ever. A PRAGMA wal_checkpoint(PASSIVE) "
-    "before the run (the WAL then restarts in its own blocks) makes the same run pass"))
 def test_the_retention_run_frees_a_disk_full_to_the_last_byte(
         conn: sqlite3.Connection, config: Config, disk: Path, tmp_path: Path) -> None:
     """`appliance purge` (as its timer runs it) on a disk with 0 bytes free, while the
