@@ -203,14 +203,6 @@ def test_a_disk_that_fills_between_a_pages_files_and_its_row(
     assert files.read_derived(again.sha256, ".thumb.jpg")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: records/pages_edit.py:delete_page commits the page's removal, then "
-    "rebuild_paper writes the new PDF; on a full disk that raises DiskFull after the "
-    "commit, so the citizen is told the disk is full (507) while the page is gone, and "
-    "the paper keeps its old PDF (pdf_sha256 not NULL) with the deleted page in it; "
-    "worker/pipeline.py:recover_unfinished_papers only looks at papers without a PDF, "
-    "so nothing makes it again and the dossier is submitted and reviewed with it (the "
-    "signed result is rebuilt from the masters at sign-off, so the record is right)"))
 def test_a_page_deleted_on_a_full_disk_leaves_the_paper_whole(
         conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     files = files_of(conn, config)
