@@ -308,7 +308,14 @@ def _issue_paper(conn: sqlite3.Connection, config: Config, files: FileStore, sig
     validate(document)
     pdf_sha = files.put(signed, PDF_SUFFIX)
     meta = encode(document)
-    files.put_derived(pdf_sha, RESULT_SUFFIX, meta)
+    try:
+        files.put_derived(pdf_sha, RESULT_SUFFIX, meta)
+    except BaseException:
+        # Not in `issued` yet, so issue()'s discard would not see it: a signed PDF
+        # that no row names must not stay on a full disk until a sweep a day later.
+        if not _named(conn, pdf_sha):
+            files.remove(pdf_sha, PDF_SUFFIX)
+        raise
     return IssuedPaper(paper.id, result_code, page_shas, pdf_sha, len(signed),
                        hashlib.sha256(meta).hexdigest(),
                        paper.pdf_sha256 if paper.pdf_sha256 != pdf_sha else None,

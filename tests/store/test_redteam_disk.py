@@ -275,7 +275,7 @@ def test_a_sign_off_that_runs_out_of_disk_issues_nothing(
     step in turn (nothing free, the first paper's results, the second's, the commit)
     it fails with the disk-full error and issues nothing: no record, no outbox row,
     no temporary file, no complete signed result (PDF with its metadata) left; once
-    space is back it signs. (A signed PDF left without its metadata is the xfail
+    space is back it signs. (A signed PDF left without its metadata: the test
     below.)"""
     forms = scanned_forms(conn, config, ((6,), (7,)))
     record_id, failed = _sign_off_as_the_disk_gives_out(
@@ -290,13 +290,6 @@ def test_a_sign_off_that_runs_out_of_disk_issues_nothing(
     assert audit.verify(conn).ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: records/result.py:_issue_paper stores the signed PDF (files.put) and then its "
-    "metadata document (files.put_derived); when the disk fills between the two, the "
-    "paper is not yet in `issued`, so issue()'s discard() does not remove its PDF: a "
-    "signed document of an officer that no row names stays on the full disk until "
-    "erasure.remove_orphans sweeps it a day later (its docstring says result.py removes "
-    "them itself on any failure but a kill)"))
 def test_a_sign_off_that_runs_out_of_disk_leaves_no_signed_pdf(
         conn: sqlite3.Connection, config: Config, disk: Path) -> None:
     forms = scanned_forms(conn, config, ((6,), (7,)))
