@@ -106,3 +106,16 @@ def test_missing_key_falls_back_to_a_sentence():
     assert tr.text("en", "no.such.key").startswith("Something went wrong")
     assert tr.text("vi", "job.scanning", pages=2) == "Đang quét… đã nhận 2 trang"
     assert tr.text("vi", "job.scanning") == TABLES["vi"]["job.scanning"]  # no crash
+
+
+def test_messages_raised_without_parameters_have_no_placeholders():
+    """A WebError raised with a key and a status only is shown with no parameters: a
+    text with a "{…}" in it (once error.bad_json's example of a JSON body) cannot be
+    filled, logs "needs parameters" and shows the raw braces."""
+    bare = re.compile(r"""WebError\(\s*['"]([a-z0-9_.]+)['"]\s*,\s*\d+\s*\)""")
+    keys = {k for path in WEB.rglob("*.py") for k in bare.findall(path.read_text("utf-8"))}
+    assert "error.bad_json" in keys  # the search finds what it is meant to
+    for key in sorted(keys):
+        for lang in i18n.LANGUAGES:
+            assert not list(placeholders(TABLES[lang][key])), (lang, key)
+            assert "{" not in TABLES[lang][key].format(), (lang, key)
