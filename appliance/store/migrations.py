@@ -177,12 +177,12 @@ CREATE TABLE officers (
     """
 ALTER TABLE pages ADD COLUMN flags TEXT NOT NULL DEFAULT ''
 """,
-    # 8: the web's live sessions (store/sessions.py): a session cookie is honoured only
-    # while its id is here, so leaving (reset, submit, logout) ends every copy of it
+    # 8: the web's ended sessions (store/sessions.py): a session cookie whose id is
+    # here opens nothing, so leaving (reset, submit, logout) ends every copy of it
     """
-CREATE TABLE web_sessions (
+CREATE TABLE ended_sessions (
     sid TEXT PRIMARY KEY,
-    started_at REAL NOT NULL
+    ended_at REAL NOT NULL
 )
 """,
 ]

@@ -211,15 +211,20 @@ def _sid_live() -> bool:
 def _new_session() -> None:
     """End this request's session (every copy of its cookie) and start an empty one."""
     end_session()
-    session[SID] = sessions.start(get_db())
+    session[SID] = sessions.start()
     g.appliance_session_live = True
 
 
 def end_session() -> None:
-    """The person leaves (reset, cancel, logout): the server forgets the session, so a
-    copy of its cookie taken before opens nothing, and the browser's is emptied."""
+    """The person leaves (reset, cancel, logout): the server lists the session as ended,
+    so a copy of its cookie taken before opens nothing, and the browser's is emptied.
+    On a full disk the list cannot be written: the browser's cookie is still emptied,
+    and a copy lapses at sessions.MAX_AGE_SECONDS."""
     try:
         sessions.end(get_db(), session.get(SID))
+    except sqlite3.Error as e:
+        log.warning("a session could not be listed as ended (%s); its cookie is emptied",
+                    e)
     finally:
         session.clear()
         g.appliance_session_live = False

@@ -23,7 +23,8 @@ from appliance.store.db import connect
 from appliance.system.config import Config, with_overrides
 from appliance.web import create_app
 from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
-from tests.web.forms import AGREE, page_fields
+from tests.web.forms import AGREE, page_fields, post_form
+from tests.web.test_redteam_privacy import PIN, _staff
 
 MESSAGE = "Bộ nhớ của thiết bị đã đầy nên không lưu thêm được trang nào."
 CONSENT = "/kiosk/consent?procedure=tk1-ts"
@@ -87,3 +88,22 @@ def test_a_dossier_opened_on_a_full_disk_is_refused_with_the_message_and_burns_n
     assert seq_two == seq_one + 1, f"a code was burnt on the full disk: {codes}"
     with other.session_transaction() as s:
         assert dossiers.get(conn, int(s["dossier_id"])).code == codes[1]
+
+
+def test_an_officer_signs_in_and_out_on_a_full_disk(
+        conn: sqlite3.Connection, config: Config, disk: Path) -> None:
+    """Officers must see the backlog and the free disk when the disk is full: signing in
+    writes nothing (store/sessions.py), and signing out on a full disk still empties
+    the browser's session, whatever could not be written."""
+    app = create_app(config, {"TESTING": True, "OFFICER_PIN": PIN})
+    filler = fill(disk)
+    try:
+        assert free_bytes(disk) == 0
+        officer = _staff(app, PIN, "/officer")
+        desk = officer.get("/officer")
+        assert desk.status_code == 200, desk.status_code
+        out = post_form(officer, "/staff/logout", {"next": "/officer"}, page="/officer")
+        assert out.status_code == 302
+        assert officer.get("/officer").status_code == 302  # back to the keypad
+    finally:
+        filler.unlink()
