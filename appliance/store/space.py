@@ -45,3 +45,20 @@ def start_when_space(start: Callable[[], T], stop: threading.Event,
             notify("STATUS=data disk full: waiting for space")
             pause(stop, RETRY_SECONDS, notify)
     return None
+
+
+def open_when_space(connect: Callable[[], sqlite3.Connection],
+                    prepare: Callable[[sqlite3.Connection], object], stop: threading.Event,
+                    notify: Callable[[str], None], service: str) -> sqlite3.Connection | None:
+    """A service's database, opened and prepared (its start-up writes), both tried
+    again while the disk is full (start_when_space); closed again when preparing fails."""
+    def start() -> sqlite3.Connection:
+        conn = connect()
+        try:
+            prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return start_when_space(start, stop, notify, service)

@@ -46,7 +46,7 @@ from appliance.store import db, outbox, space
 from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.files import FileStore
 from appliance.store.outbox import DeadLetterKind
-from appliance.store.space import start_when_space
+from appliance.store.space import open_when_space
 from appliance.sync import wire
 from appliance.sync.errors import LocalFileError, WireError
 from appliance.system.config import Config
@@ -852,22 +852,18 @@ def run_publisher(config: Config, stop: threading.Event, notify: Notify | None =
     """Run until `stop` is set. `window` bounds records sent but not yet acknowledged."""
     tell = notify or (lambda _msg: None)
 
-    def start() -> sqlite3.Connection:
-        conn = db.connect(config.paths.database, key_file=config.paths.key_file)
-        try:
-            # The outbox transitions this process writes (claimed, retry, delivered) may
-            # lose their last commits on a power cut, never on a crash of the process
-            # (WAL). Each such loss only causes a re-send that the receiver deduplicates,
-            # so they skip the fsync; the record and its outbox row were committed with
-            # FULL by the records module.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            outbox.reset_stale(conn)  # a write: waits with the rest on a full disk
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+    def prepare(conn: sqlite3.Connection) -> None:
+        # The outbox transitions this process writes (claimed, retry, delivered) may
+        # lose their last commits on a power cut, never on a crash of the process
+        # (WAL). Each such loss only causes a re-send that the receiver deduplicates,
+        # so they skip the fsync; the record and its outbox row were committed with
+        # FULL by the records module.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        outbox.reset_stale(conn)  # a write: waits with the rest on a full disk
 
-    conn = start_when_space(start, stop, tell, "sync")
+    conn = open_when_space(
+        lambda: db.connect(config.paths.database, key_file=config.paths.key_file),
+        prepare, stop, tell, "sync")
     if conn is None:
         return
     try:

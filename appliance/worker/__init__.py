@@ -23,7 +23,7 @@ from appliance.store import jobs, state
 from appliance.store.db import connect
 from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.files import FileStore
-from appliance.store.space import start_when_space
+from appliance.store.space import open_when_space, start_when_space
 from appliance.store.state import OcrState, ScannerState
 from appliance.system.config import Config
 from appliance.worker.context import DISK_RETRY_SECONDS, Liveness, Notify, Tools
@@ -96,22 +96,18 @@ def run_worker(config: Config, stop: threading.Event, notify: Notify | None = No
         os.environ["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
     tell = notify or (lambda _msg: None)
 
-    def start() -> sqlite3.Connection:
-        # A missing or wrong encryption key stops the worker here (KeyProblem: exit 2);
-        # a full disk waits (store/space.py).
-        conn = connect(config.paths.database, key_file=config.paths.key_file)
-        try:
-            abandoned = jobs.fail_abandoned(conn)
-            if abandoned:
-                log.warning("%d job(s) left running by a previous worker were failed",
-                            abandoned)
-            state.set_scanner(conn, ScannerState.READY)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+    def prepare(conn: sqlite3.Connection) -> None:
+        abandoned = jobs.fail_abandoned(conn)
+        if abandoned:
+            log.warning("%d job(s) left running by a previous worker were failed",
+                        abandoned)
+        state.set_scanner(conn, ScannerState.READY)
 
-    opened = start_when_space(start, stop, tell, "worker")
+    # A missing or wrong encryption key stops the worker here (KeyProblem: exit 2); a
+    # full disk waits (store/space.py).
+    opened = open_when_space(
+        lambda: connect(config.paths.database, key_file=config.paths.key_file),
+        prepare, stop, tell, "worker")
     if opened is None:
         return
     conn = opened

@@ -13,7 +13,6 @@ the central office arrives exactly once: nothing was dropped.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from appliance.system import config as config_mod
 from appliance.web import create_app, usecases
 from appliance.web.errors import WebError
 from tests.helpers.processes import Processes, demo_scanner_sane, free_port, wait_for
+from tests.helpers.small_disk import mounted_tmpfs
 from tests.helpers.sync_rig import (  # noqa: F401 - fixtures
     Service,
     all_delivered,
@@ -47,18 +47,8 @@ SIZE = "8m"
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MB tmpfs for the data folder (root only; skipped where it cannot mount)."""
-    folder = tmp_path / "data"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "data", SIZE) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @dataclass
