@@ -12,7 +12,6 @@ the central office arrives exactly once: nothing was dropped.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from appliance.system import config as config_mod
 from appliance.web import create_app, usecases
 from appliance.web.errors import WebError
 from tests.helpers.processes import Processes, demo_scanner_sane, free_port, wait_for
-from tests.helpers.small_disk import mounted_tmpfs
+from tests.helpers.small_disk import fill, mounted_tmpfs
 from tests.helpers.sync_rig import (  # noqa: F401 - fixtures
     Service,
     all_delivered,
@@ -60,19 +59,7 @@ class Rig:
     def fill(self, leave: int = 0) -> Path:
         """Fill the disk with a file the test owns, to the last byte or until only
         `leave` bytes are free."""
-        filler = self.disk / f"filler-{leave}.bin"
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            for size in (65536, 4096, 512, 1):
-                try:
-                    while os.statvfs(self.disk).f_bavail * os.statvfs(self.disk).f_frsize \
-                            - size >= leave:
-                        os.write(fd, b"\0" * size)
-                except OSError:
-                    pass
-        finally:
-            os.close(fd)
-        return filler
+        return fill(self.disk, leave)
 
 
 @pytest.fixture
