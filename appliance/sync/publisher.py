@@ -67,7 +67,6 @@ PROBE_RECORDS = 8
 ERROR_KEY = "sync.last_error"
 NO_BROKER_POLL_SECONDS = 5.0
 LOOP_SECONDS = 0.2
-DISK_FULL_RETRY_SECONDS = space.RETRY_SECONDS
 # Records claimed and not yet acknowledged at most (scans waiting for their turn in the
 # bulk lane not counted); each holds its body in memory, a few KB.
 DEFAULT_WINDOW = 1024
@@ -837,8 +836,8 @@ class _Publisher:
                     if not is_disk_full(e):
                         raise
                     log.warning("data disk full, sync waits for space (retry in %.0f s): "
-                                "%s", DISK_FULL_RETRY_SECONDS, e)
-                    pause(self.stop, DISK_FULL_RETRY_SECONDS, self.notify)
+                                "%s", space.RETRY_SECONDS, e)
+                    pause(self.stop, space.RETRY_SECONDS, self.notify)
         finally:
             self.mark_acked()
             if self.client is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.ocr.engine import Engine
-from appliance.store import jobs, state
+from appliance.store import jobs, space, state
 from appliance.store.errors import is_disk_full
 from appliance.store.files import FileStore
 from appliance.system.config import Config
@@ -34,8 +34,9 @@ Notify = Callable[[str], Any]
 # stalled after a minute without one, so once a second is plenty.
 HEARTBEAT_SECONDS = 1.0
 # How often a worker that met a full data disk tries the write again (and says so in
-# the log): it waits for space instead of exiting, so nothing it holds is lost.
-DISK_RETRY_SECONDS = 5.0
+# the log): it waits for space instead of exiting, so nothing it holds is lost. The
+# same pace as every service's start-up on a full disk (store/space.py).
+DISK_RETRY_SECONDS = space.RETRY_SECONDS
 
 
 @dataclass(frozen=True)
