@@ -123,6 +123,8 @@ class _Batch:
     acks: list[tuple[str, bytes]] = field(default_factory=list)
     batched: dict[str, list[wire.AckItem]] = field(default_factory=dict)
     answers: list[tuple[str, bytes]] = field(default_factory=list)
+    # Per device, the records stored in this batch: logged once it is committed.
+    stored: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -295,6 +297,8 @@ class _Receiver:
                 and time.monotonic() - first_seen < INCOMPLETE_WAIT_SECONDS):
             self.keep = True
             return
+        if result.outcome is central_store.Outcome.STORED:
+            batch.stored.setdefault(device_id, []).append(msg.record_id)
         if not result.ack:
             return
         if result.outcome is central_store.Outcome.DUPLICATE:
@@ -340,6 +344,8 @@ class _Receiver:
         if batch is None:
             return
         self.conn.execute("COMMIT")
+        for device_id, record_ids in batch.stored.items():
+            central_store.log_stored(device_id, record_ids)
         client = self.client
         if client is None or not self.connected:
             # Committed, but this connection is gone: the broker redelivers the

@@ -40,7 +40,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -549,7 +549,9 @@ def put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage)
         else:
             raise CentralStoreError(f"record {msg.record_id} of {device_id}: lost "
                                     f"{RACE_RETRIES} races with other receivers")
-    if result.outcome is Outcome.STORED:
+    if own and result.outcome is Outcome.STORED:
+        # Only once committed: in the caller's transaction, the caller says it after its
+        # COMMIT (the receiver, per batch), so no line claims what a rollback undid.
         log.info("stored record %s from %s (%s)", msg.record_id, device_id, result.status)
     return result
 
@@ -583,7 +585,8 @@ def put_records(conn: CentralConnection, device_id: str,
     if not msgs:
         return []
     results: list[RecordResult | None] = [None] * len(msgs)
-    if not conn.in_transaction:
+    own = not conn.in_transaction
+    if own:
         conn.durable(True)
     with _tx(conn):
         fresh = _fresh(conn, device_id, msgs)
@@ -600,18 +603,26 @@ def put_records(conn: CentralConnection, device_id: str,
         stored = RecordResult(Outcome.STORED, status=wire.AckStatus.STORED)
         for i, _body in fresh:
             results[i] = stored
-        if fresh:
-            # One line per pack, not per record: at INFO, a line per record cost the
-            # receiver more CPU than storing it (12-20 µs into a file; the journal more).
-            log.info("stored %d new record(s) from %s, %s ... %s", len(fresh), device_id,
-                     msgs[fresh[0][0]].record_id, msgs[fresh[-1][0]].record_id)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("stored records from %s: %s", device_id,
-                          ", ".join(msgs[i].record_id for i, _body in fresh))
         for i, msg in enumerate(msgs):
             if results[i] is None:
                 results[i] = put_record(conn, device_id, msg)
-    return [r for r in results if r is not None]
+    done = [r for r in results if r is not None]
+    if own:
+        log_stored(device_id, [m.record_id for m, r in zip(msgs, done, strict=True)
+                               if r.outcome is Outcome.STORED])
+    return done
+
+
+def log_stored(device_id: str, record_ids: Sequence[str]) -> None:
+    """Say which records of a device are stored, once they are committed: one line for
+    many, not one per record (at INFO, a line per record cost the receiver more CPU than
+    storing it: 12-20 µs into a file, the journal more); each id at DEBUG."""
+    if not record_ids:
+        return
+    log.info("stored %d new record(s) from %s, %s ... %s", len(record_ids), device_id,
+             record_ids[0], record_ids[-1])
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("stored records from %s: %s", device_id, ", ".join(record_ids))
 
 
 def _body_of(device_id: str, msg: wire.RecordMessage) -> wire.RecordBody | str:
