@@ -493,17 +493,14 @@ def _refresh(conn: sqlite3.Connection, config: Config, paper_id: int,
 
 
 def _rebuild_pdfs(conn: sqlite3.Connection, config: Config, paper_ids: Sequence[int]) -> None:
-    """The worker's PDF of each changed paper again from its masters (sign-off builds
-    the signed one anew; this one is what the screens show until then)."""
+    """The PDF of each changed paper again from its masters (sign-off builds the signed
+    one anew; this one is what the screens show until then). The correction's own
+    transaction forgot the old PDFs (page_store.outdate_pdf), so a rebuild that fails
+    here (a full disk) leaves no PDF rather than a wrong one; the worker makes it once
+    there is space."""
     files = FileStore(config.paths.files, sealer=sealer_of(conn))
     for paper_id in paper_ids:
-        pdf = page_store.masters_pdf(conn, files, paper_id, config.device.agency_name)
-        if pdf is None:
-            continue
-        sha = files.put(pdf, page_store.PDF)
-        with transaction(conn):
-            conn.execute("UPDATE papers SET pdf_sha256=?, pdf_size=? WHERE id=?",
-                         (sha, len(pdf), paper_id))
+        page_store.refresh_pdf(conn, files, paper_id, config.device.agency_name)
 
 
 def split_paper(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
@@ -538,6 +535,7 @@ def split_paper(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
         dossiers.renumber(conn, "pages", "paper_id", new_id, moved)
         _refresh(conn, config, paper_id, codes=codes)
         _refresh(conn, config, new_id, keep_type=False, codes=codes)
+        page_store.outdate_pdf(conn, paper_id)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "split_paper", "paper_id": paper_id, "new_paper_id": new_id,
             "at_page_id": at_page_id, "pages_moved": moved})
@@ -636,6 +634,7 @@ def merge_papers(conn: sqlite3.Connection, config: Config, *, dossier_id: int,
         dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
         _refresh(conn, config, into_paper_id, codes=codes)
         carried, dropped = _carry_corrections(conn, config, into_paper_id, gone, len(target))
+        page_store.outdate_pdf(conn, into_paper_id)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "merge_papers", "paper_id": paper_id, "into_paper_id": into_paper_id,
             "pages_moved": moved, "corrections_carried": carried,
@@ -671,6 +670,7 @@ def move_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, page
                 dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
         for pid in changed:
             _refresh(conn, config, pid, codes=codes)
+            page_store.outdate_pdf(conn, pid)
         audit.append(conn, audit.AuditAction.CORRECTION, officer, dossier_id, {
             "op": "move_page", "page_id": page_id, "from_paper_id": source,
             "from": int(page["ordinal"]), "to_paper_id": to_paper_id, "to": at + 1})
@@ -698,6 +698,7 @@ def delete_page(conn: sqlite3.Connection, config: Config, *, dossier_id: int, pa
         if left:
             dossiers.renumber(conn, "pages", "paper_id", paper_id)
             _refresh(conn, config, paper_id, codes=codes)
+            page_store.outdate_pdf(conn, paper_id)
         else:
             conn.execute("DELETE FROM papers WHERE id=?", (paper_id,))
             dossiers.renumber(conn, "papers", "dossier_id", dossier_id)

@@ -139,12 +139,48 @@ def store_paper_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int, p
     return sha
 
 
-def unfinished_papers(conn: sqlite3.Connection) -> list[tuple[int, str]]:
-    """(paper id, title) of open dossiers' papers with pages but no PDF yet: left so by
-    a job that died between storing pages and building the PDF."""
+def outdate_pdf(conn: sqlite3.Connection, paper_id: int) -> None:
+    """The paper's PDF no longer shows its pages: forgotten with the change that made it
+    so, in that change's transaction (a citizen's page edit, an officer's correction).
+    Before, a rebuild that failed after the commit (a full disk) left the old PDF, with
+    a page taken out still in it, on the review screen and the receipt; now the paper
+    has no PDF until it is made again, at once by the caller or by the worker
+    (recover_unfinished_papers) once there is space."""
+    conn.execute("UPDATE papers SET pdf_sha256=NULL, pdf_size=NULL WHERE id=?", (paper_id,))
+
+
+def refresh_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int,
+                author: str) -> bool:
+    """The paper's PDF again from its masters, its fields left as they are (an officer's
+    corrections are in them); False when it has no page left."""
+    pdf = masters_pdf(conn, files, paper_id, author)
+    if pdf is None:
+        return False
+    sha = files.put(pdf, PDF)
+    with transaction(conn):
+        conn.execute("UPDATE papers SET pdf_sha256=?, pdf_size=? WHERE id=?",
+                     (sha, len(pdf), paper_id))
+    return True
+
+
+@dataclass(frozen=True)
+class UnfinishedPaper:
+    """A paper with pages and no PDF. In an open dossier: left so by a job that died
+    between storing pages and building the PDF, or by a citizen's edit whose rebuild
+    failed. In a submitted one: by an officer's correction whose rebuild failed, so
+    only its PDF is missing (its fields hold the officer's corrections)."""
+
+    id: int
+    title: str
+    submitted: bool
+
+
+def unfinished_papers(conn: sqlite3.Connection) -> list[UnfinishedPaper]:
+    """Papers of open or submitted dossiers with pages but no PDF (see UnfinishedPaper)."""
     rows = conn.execute(
-        "SELECT p.id, p.title FROM papers p JOIN dossiers d ON d.id = p.dossier_id "
-        "WHERE p.pdf_sha256 IS NULL AND d.status = 'open' "
+        "SELECT p.id, p.title, d.status FROM papers p JOIN dossiers d ON d.id = p.dossier_id "
+        "WHERE p.pdf_sha256 IS NULL AND d.status IN ('open', 'submitted') "
         "AND EXISTS (SELECT 1 FROM pages WHERE paper_id = p.id)"
     ).fetchall()
-    return [(int(r["id"]), str(r["title"])) for r in rows]
+    return [UnfinishedPaper(int(r["id"]), str(r["title"]), r["status"] == "submitted")
+            for r in rows]

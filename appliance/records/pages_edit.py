@@ -95,21 +95,11 @@ def delete_page(conn: sqlite3.Connection, files: FileStore, config: Config, doss
             dossiers.renumber(conn, "papers", "dossier_id", dossier_id)
         else:
             dossiers.renumber(conn, "pages", "paper_id", ref.paper_id)
-            _outdate_pdf(conn, ref.paper_id)
+            pages.outdate_pdf(conn, ref.paper_id)
     if ref.paper_pages == 1:
         return None
     rebuild_paper(conn, files, config, ref.paper_id)
     return ref.paper_id
-
-
-def _outdate_pdf(conn: sqlite3.Connection, paper_id: int) -> None:
-    """The paper's PDF no longer shows its pages: forgotten with the change, in its
-    transaction. Before, a rebuild that failed after the commit (a full disk: the
-    citizen told so) left the old PDF, with the page taken out still in it, for the
-    review and the receipt; now the paper counts as unfinished until its PDF is made
-    again, here at once or by the worker (recover_unfinished_papers) once there is
-    space."""
-    conn.execute("UPDATE papers SET pdf_sha256=NULL, pdf_size=NULL WHERE id=?", (paper_id,))
 
 
 def move_page(conn: sqlite3.Connection, files: FileStore, config: Config, dossier_id: int,
@@ -129,6 +119,6 @@ def move_page(conn: sqlite3.Connection, files: FileStore, config: Config, dossie
         conn.execute("UPDATE pages SET ordinal=0 WHERE id=?", (page_id,))
         conn.execute("UPDATE pages SET ordinal=? WHERE id=?", (ref.ordinal, other))
         conn.execute("UPDATE pages SET ordinal=? WHERE id=?", (target, page_id))
-        _outdate_pdf(conn, ref.paper_id)
+        pages.outdate_pdf(conn, ref.paper_id)
     rebuild_paper(conn, files, config, ref.paper_id)
     return target

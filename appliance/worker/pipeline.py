@@ -269,12 +269,21 @@ def recover_unfinished_papers(tools: Tools, given_up: set[int] | None = None) ->
     Run at start-up and, by an idle worker, again and again: a paper that failed for
     want of space is tried again once there is space; one that failed for another
     reason is added to `given_up` and left for the next start (no log flood)."""
-    unfinished = [(p, t) for p, t in pages.unfinished_papers(tools.conn)
-                  if given_up is None or p not in given_up]
-    for paper_id, title in unfinished:
-        log.warning("finishing paper %s left unfinished by an interrupted job", paper_id)
+    unfinished = [p for p in pages.unfinished_papers(tools.conn)
+                  if given_up is None or p.id not in given_up]
+    for paper in unfinished:
+        paper_id = paper.id
         try:
-            finish_paper(tools, paper_id, title, tools.progress(None))
+            if paper.submitted:
+                # An officer's correction whose PDF could not be rebuilt: only the PDF,
+                # the fields are the officer's.
+                log.warning("rebuilding the PDF of paper %s after a correction", paper_id)
+                pages.refresh_pdf(tools.conn, tools.files, paper_id,
+                                  tools.config.device.agency_name)
+            else:
+                log.warning("finishing paper %s left unfinished by an interrupted job",
+                            paper_id)
+                finish_paper(tools, paper_id, paper.title, tools.progress(None))
         except (StoreError, OSError, sqlite3.Error) as e:
             if is_disk_full(e):
                 log.warning("paper %s waits for space on the data disk: %s", paper_id, e)

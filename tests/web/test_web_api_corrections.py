@@ -394,3 +394,21 @@ def test_openapi_describes_the_correction_and_lists_the_officer_forms_apart(app)
             re.findall(r"\{(\w+)\}", path)), path
         assert "302" in form["responses"] and "403" in form["responses"], path
 
+
+
+def test_a_paper_whose_pdf_waits_to_be_rebuilt_says_so_on_the_review_screen(app, conn, config):
+    """An officer's correction that could not rebuild the paper's PDF (a full disk:
+    tests/records/test_corrections_full_disk.py) leaves the paper without one until the
+    worker makes it: the screen says so, in Vietnamese or English, with no dead link."""
+    dossier_id, paper_id = review_dossier(conn, config, two_pages=True)
+    detail = f"/officer/dossiers/{public_id(conn, dossier_id)}"
+    counter = officer_browser(app)
+    with_pdf = counter.get(detail).get_data(as_text=True)
+    assert "Mở PDF" in with_pdf and "PDF đang được dựng lại" not in with_pdf
+    conn.execute("UPDATE papers SET pdf_sha256=NULL, pdf_size=NULL WHERE id=?", (paper_id,))
+    conn.commit()
+    page = counter.get(detail).get_data(as_text=True)
+    assert "PDF đang được dựng lại từ các trang" in page
+    assert "Mở PDF" not in page
+    english = counter.get(f"{detail}?lang=en").get_data(as_text=True)
+    assert "PDF being rebuilt from the pages" in english and "Open PDF" not in english
