@@ -41,6 +41,8 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, ImageCms
 
+from appliance.system.text import one_line
+
 # Debian's fonts-dejavu-core (provisioning/apt-run.txt); the first one found is used.
 FONT_CANDIDATES = (
     Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
@@ -93,6 +95,12 @@ class MarkBand:
     # own appearance is only its frame, so no second font is embedded for it).
     signature_lines: Sequence[str] = ()
 
+    def __post_init__(self) -> None:
+        # Printed as the record says it (NFC, one line): see system/text.py.
+        object.__setattr__(self, "lines", tuple(one_line(t) for t in self.lines))
+        object.__setattr__(self, "signature_lines",
+                           tuple(one_line(t) for t in self.signature_lines))
+
 
 @dataclass(frozen=True)
 class DocInfo:
@@ -104,6 +112,14 @@ class DocInfo:
     subject: str = ""
     keywords: str = ""
     created: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # One line, NFC, no control character or lone surrogate (system/text.py): a
+        # form feed made the XMP not well-formed XML (pyhanko then refused to sign), a
+        # CR came back from the XML as LF (XMP no longer equal to /Info, which PDF/A
+        # requires), a surrogate failed in the writer.
+        for name in ("title", "author", "subject", "keywords"):
+            object.__setattr__(self, name, one_line(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -360,12 +376,29 @@ def _ocr_line_ops(font: _Font, line: TextLine, rotation: int, size_px: tuple[int
             % (_num(size), _num(stretch), a, b, c, d, _num(x), _num(y), hexed))
 
 
-def _fit_size(font: _Font, text: str, size: float, width: float) -> float:
-    """The largest size up to `size` at which the text fits in `width` points."""
+# Below this the printed mark cannot be read; a longer text is cut to fit instead.
+MIN_TEXT_SIZE = 3.0
+ELLIPSIS = "\u2026"
+
+
+def _fit(font: _Font, text: str, size: float, width: float) -> tuple[str, float]:
+    """The text and the largest size up to `size` at which it fits in `width` points;
+    a text too long for MIN_TEXT_SIZE is cut, with an ellipsis, so that it never runs
+    over the QR code or out of the signature box (the whole text is in the signature
+    and the metadata)."""
     _, em = font.encode(text)
-    if em <= 0:
-        return size
-    return max(3.0, min(size, width * 1000 / em))
+    if em <= 0 or em * size <= width * 1000:
+        return text, size
+    if em * MIN_TEXT_SIZE <= width * 1000:
+        return text, width * 1000 / em
+    low, high = 0, len(text)  # the longest cut that fits: text[:low] + ELLIPSIS
+    while low < high:
+        mid = (low + high + 1) // 2
+        if font.encode(text[:mid].rstrip() + ELLIPSIS)[1] * MIN_TEXT_SIZE <= width * 1000:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low].rstrip() + ELLIPSIS, MIN_TEXT_SIZE
 
 
 def _qr_ops(payload: str, x: float, y: float, size: float) -> bytes:
@@ -400,12 +433,12 @@ def _band_ops(font: _Font, band: MarkBand, width: float, base: float,
            % (_num(0), _num(base + 1.5), _num(width), _num(base + 1.5))]
     sig_w = sig[2] - sig[0] - 2 * BAND_PAD
     for i, line in enumerate(band.signature_lines):
-        size = _fit_size(font, line, 7.0, sig_w)
+        line, size = _fit(font, line, 7.0, sig_w)
         y = sig[3] - BAND_PAD - (i + 1) * 10.0
         out.append(_text_ops(font, line, sig[0] + BAND_PAD, y, size, invisible=False))
     line_h = (BAND_HEIGHT - 2 * BAND_PAD) / max(5, len(band.lines))
     for i, line in enumerate(band.lines):
-        size = _fit_size(font, line, min(7.5, line_h * 0.85), text_w)
+        line, size = _fit(font, line, min(7.5, line_h * 0.85), text_w)
         y = top - BAND_PAD - (i + 1) * line_h + line_h * 0.2
         out.append(_text_ops(font, line, text_x, y, size, invisible=False))
     out.append(_qr_ops(band.qr_payload, width - BAND_PAD - qr_size, base + BAND_PAD, qr_size))

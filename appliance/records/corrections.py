@@ -55,6 +55,7 @@ from appliance.store import jobs
 from appliance.store.db import aad, now, open_text, seal_text, sealer_of, transaction
 from appliance.store.files import FileStore
 from appliance.system.config import Config
+from appliance.system.text import one_line
 
 SOURCE_OCR = "ocr"
 SOURCE_QR = "qr"
@@ -177,7 +178,7 @@ def _check_editable(conn: sqlite3.Connection, dossier_id: int) -> None:
 
 
 def _officer(officer: str) -> str:
-    name = unicodedata.normalize("NFC", (officer or "").strip())
+    name = one_line(officer or "")
     if not name:
         raise InvalidState("an officer's name is required")
     return name

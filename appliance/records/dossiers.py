@@ -35,6 +35,7 @@ from appliance.records.errors import (
 from appliance.store import outbox
 from appliance.store.db import aad, now, open_text, seal_text, transaction
 from appliance.system.config import Config
+from appliance.system.text import one_line
 
 RECORD_SCHEMA = signing.RECORD_SCHEMA  # where it always was, for existing importers
 
@@ -289,7 +290,9 @@ def sign_off(conn: sqlite3.Connection, config: Config, dossier_id: int, officer:
     """
     from appliance.records import result  # result builds on records.pages, which imports us
 
-    officer = officer.strip()
+    # As the screens clean it (system.text), for every caller: an NFD name was signed
+    # and printed decomposed, a lone surrogate failed deep in the PDF writer.
+    officer = one_line(officer)
     if not officer:
         raise InvalidState("an officer's name is required to sign off")
     at = now()

@@ -49,7 +49,11 @@ class Exported:
 def _write(folder: Path, name: str, data: bytes) -> Exported:
     """One exported file, whole or absent, readable by its owner only: it is a
     citizen's papers and personal fields in clear (sealed on the device), so the
-    umask of whoever runs the export must not make it readable to every account."""
+    umask of whoever runs the export must not make it readable to every account.
+    The name comes from a code (config.codes): one that is not a plain file name is
+    refused, never joined, so no template can make the export write outside `folder`."""
+    if name != Path(name).name or name.startswith(".") or "\\" in name:
+        raise ExportError(f"{name!r} is not a plain file name; nothing written")
     crypto.write_private_file(folder / name, data)
     return Exported(name, len(data), hashlib.sha256(data).hexdigest())
 

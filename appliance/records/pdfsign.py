@@ -216,9 +216,13 @@ def sign_pdf(pdf: bytes, signer: object, *, box: tuple[float, float, float, floa
     from pyhanko.sign import fields, signers
 
     at = (when or datetime.now(UTC)).astimezone(UTC)
+    # A certification signature that allows no change (DocMDP P=1): an approval one let
+    # anyone add a second signature whose visible stamp is drawn over the citizen's
+    # paper, and viewers still called the officer's signature valid.
     meta = signers.PdfSignatureMetadata(
         field_name=FIELD_NAME, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
-        name=officer, reason=reason, location=location or None)
+        name=officer, reason=reason, location=location or None,
+        certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES)
     out = io.BytesIO()
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
@@ -230,7 +234,11 @@ def sign_pdf(pdf: bytes, signer: object, *, box: tuple[float, float, float, floa
 
 def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None) -> SignatureCheck:
     """Validate the (first) signature: intact always checked; `valid` also needs the
-    chain to end in one of `trust_roots` (PEM or DER certificates)."""
+    chain to end in one of `trust_roots` (PEM or DER certificates) and the signature to
+    cover the whole file. The file the appliance stores is the one it signed, so any
+    revision after it (a rewritten /Info or XMP, a second signature's stamp, bytes
+    appended) makes it not valid, even where pyhanko's own verdict would allow it as
+    form filling or a metadata update."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
@@ -253,7 +261,7 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None) -> SignatureC
     coverage = getattr(status, "coverage", None)
     # ENTIRE_REVISION would mean bytes were appended after the signature.
     whole = coverage is not None and coverage.name == "ENTIRE_FILE"
-    return SignatureCheck(bool(status.intact), bool(status.bottom_line), signer,
+    return SignatureCheck(bool(status.intact), bool(status.bottom_line) and whole, signer,
                           getattr(status, "signer_reported_dt", None), whole,
                           status.summary())
 

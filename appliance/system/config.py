@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from appliance.system.errors import ConfigError
+from appliance.system.text import one_line
 
 # The smallest mqtt.chunk_bytes a device may cut files with. The receiver relies on it:
 # a chunk count above what a file cut this finely could need is refused (sync.wire).
@@ -395,13 +396,47 @@ def validate(config: Config) -> Config:
         raise ConfigError("records.signing_cert: required with a PEM records.signing_key")
     if rec.max_record_chars < 4096:
         raise ConfigError("records.max_record_chars: must be at least 4096")
-    templates = (("codes.dossier", config.codes.dossier), ("codes.result", config.codes.result))
-    for key, template in templates:
-        try:
-            template.format(agency="A", yymmdd="000101", seq=1, dossier_code="D", ordinal=1)
-        except (KeyError, IndexError, ValueError) as e:
-            raise ConfigError(f"{key}: bad template {template!r}: {e}") from e
+    _check_code_templates(config.codes, d.agency_code)
+    # The agency's name is printed on every result PDF and carried in every record:
+    # in NFC, whatever the editor of appliance.toml typed (see system/text.py).
+    name = one_line(d.agency_name)
+    if not name:
+        raise ConfigError("device.agency_name: must not be empty")
+    if name != d.agency_name:
+        config = replace(config, device=replace(d, agency_name=name))
     return config
+
+
+# What a code may be made of: it names files (export, archive) and is printed in QR
+# codes, so nothing that could climb out of a folder or split a path.
+CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_code_templates(codes: CodesConfig, agency: str) -> None:
+    """Each template must make safe codes that differ from one dossier (or paper) to
+    the next. Before, `{dossier_code}-KQ` gave every paper of a dossier one result code
+    (sign-off of any two-paper dossier then died on the UNIQUE index), and
+    `../{dossier_code}` made the export write a citizen's papers outside its folder."""
+    def made(key: str, template: str, **values: Any) -> str:
+        try:
+            code = template.format(**values)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
+            raise ConfigError(f"{key}: bad template {template!r}: {e}") from e
+        if not CODE_RE.fullmatch(code) or ".." in code:
+            raise ConfigError(f"{key}: template {template!r} makes {code!r}; a code is "
+                              "letters, digits, '.', '-' and '_' only, with no '..'")
+        return code
+
+    first, second = (made("codes.dossier", codes.dossier, agency=agency, yymmdd="261127",
+                          seq=seq) for seq in (1, 2))
+    if first == second:
+        raise ConfigError(f"codes.dossier: template {codes.dossier!r} must use {{seq}}: "
+                          "every dossier of a day would get the same code")
+    one, two = (made("codes.result", codes.result, dossier_code=first, ordinal=n)
+                for n in (1, 2))
+    if one == two:
+        raise ConfigError(f"codes.result: template {codes.result!r} must use {{ordinal}}: "
+                          "every paper of a dossier would get the same result code")
 
 
 def from_mapping(data: dict[str, Any]) -> Config:

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import sqlite3
 import time
-import unicodedata
 from typing import Any
 
 from flask import current_app
@@ -30,6 +29,7 @@ from appliance.status import disk_below_scan_floor
 from appliance.store import jobs, state
 from appliance.store.db import get_state, transaction
 from appliance.system.config import Config
+from appliance.system.text import one_line
 from appliance.web.db import get_config
 from appliance.web.errors import WebError
 from appliance.web.i18n import LANGUAGES
@@ -366,7 +366,7 @@ def cancel(conn: sqlite3.Connection, dossier_id: int, *, officer: bool) -> Dossi
 def officer_name(raw: Any, default: str | None = None) -> str:
     """The signer's name as typed; `default` stands in for an empty field where the
     officer is already identified (the PIN session), so no typing is needed."""
-    typed = _clean_name(raw) if isinstance(raw, str) else ""
+    typed = one_line(raw) if isinstance(raw, str) else ""
     if typed:
         return typed[:MAX_OFFICER_NAME]
     if default:
@@ -377,17 +377,7 @@ def officer_name(raw: Any, default: str | None = None) -> str:
 def clean_text(raw: str) -> str:
     """A one-line note as typed (a correction's reason): NFC, without control
     characters or lone surrogates, runs of spaces made one, as a name is kept."""
-    return _clean_name(raw)
-
-
-def _clean_name(raw: str) -> str:
-    """A typed name as the record must carry it: NFC (some on-screen keyboards send
-    decomposed marks, which would sign "Lê" as another string than the audit's "Lê"),
-    without control characters or lone surrogates (JSON can spell one; no seal or
-    record could encode it), runs of spaces made one."""
-    text = unicodedata.normalize("NFC", raw)
-    return " ".join("".join(c for c in text
-                            if unicodedata.category(c) not in ("Cc", "Cs")).split())
+    return one_line(raw)
 
 
 def sign(conn: sqlite3.Connection, config: Config, dossier_id: int, officer: Any) -> str:

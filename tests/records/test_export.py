@@ -105,3 +105,16 @@ def test_exported_papers_are_readable_by_their_owner_only(setup, tmp_path, capsy
     assert out.stat().st_mode & 0o777 == 0o700
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
     assert modes and set(modes.values()) == {0o600}, modes
+
+
+@pytest.mark.parametrize("name", ["../x.pdf", "a/b.pdf", "..", ".hidden.json", "a\\b.pdf"])
+def test_a_file_name_that_is_not_plain_is_refused_and_nothing_is_written(tmp_path, name):
+    """Behind the configuration's check of the code templates: whatever a code is made
+    of, the export writes only plain names inside its own folder."""
+    from appliance.records import export
+
+    folder = tmp_path / "out" / "inner"
+    folder.mkdir(parents=True)
+    with pytest.raises(export.ExportError):
+        export._write(folder, name, b"%PDF")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

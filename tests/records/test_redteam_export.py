@@ -238,10 +238,6 @@ def _two_paper_export(tmp_path: Path, **overrides):
     return _sign_and_export(tmp_path, config, ((1,), (2,)))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.validate accepts a codes.result "
-                   "template without {ordinal}; every paper of a dossier then gets the same "
-                   "result code and sign-off of any 2-paper dossier dies on a raw "
-                   "sqlite3.IntegrityError (UNIQUE papers.result_code)")
 def test_a_result_template_without_the_ordinal_cannot_lose_a_paper(tmp_path):
     made = _two_paper_export(tmp_path, codes={"result": "{dossier_code}-KQ"})
     if made is None:
@@ -251,9 +247,6 @@ def test_a_result_template_without_the_ordinal_cannot_lose_a_paper(tmp_path):
     assert len(list(out.glob("*.pdf"))) == 2 and len({w.name for w in written}) == 5
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a codes.result template with '../' is "
-                   "accepted and export.export_dossier joins the result code into a path, so "
-                   "the citizen's PDF and metadata are written outside the export folder")
 def test_export_never_writes_outside_its_folder(tmp_path):
     made = _two_paper_export(tmp_path, codes={"result": "../{dossier_code}.{ordinal:02d}"})
     if made is None:
@@ -263,9 +256,6 @@ def test_export_never_writes_outside_its_folder(tmp_path):
     assert not outside, outside
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: device.agency_name is not NFC-normalized "
-                   "(config.validate); a decomposed name typed into appliance.toml goes NFD "
-                   "into the signed PDF's mark, the metadata documents and the record")
 def test_a_decomposed_agency_name_comes_out_nfc(tmp_path):
     nfd = unicodedata.normalize("NFD", "Bảo hiểm xã hội quận Ba Đình")
     made = _two_paper_export(tmp_path, device={"agency_name": nfd})

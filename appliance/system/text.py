@@ -1,0 +1,25 @@
+"""One line of text as the appliance keeps and prints it.
+
+Names, titles and notes reach the records from the screens, from configuration and
+from OCR. Some on-screen keyboards send decomposed marks (NFD: "Lê" as another string
+than the audit's "Lê"), OCR engines emit form feeds, and JSON can spell a lone
+surrogate that no seal, PDF string or XML could encode. Every layer that writes such
+a value into a record, a PDF's metadata or its printed mark cleans it the same way,
+here, so that what is signed, printed and stored is one and the same string.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Control characters and lone surrogates: never part of a name or a title.
+_NOT_TEXT = frozenset({"Cc", "Cs"})
+
+
+def one_line(raw: str) -> str:
+    """NFC, every run of white space (a tab, a new line, a form feed too) made one
+    space, other control characters and lone surrogates dropped, no space at either
+    end."""
+    words = ("".join(c for c in word if unicodedata.category(c) not in _NOT_TEXT)
+             for word in unicodedata.normalize("NFC", raw).split())
+    return " ".join(w for w in words if w)
