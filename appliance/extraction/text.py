@@ -15,9 +15,14 @@ import unicodedata
 
 
 def fold_char(ch: str) -> str:
-    """One character without case or diacritics; punctuation becomes a space."""
+    """One character without case or diacritics; punctuation becomes a space. A
+    combining mark on its own (text typed decomposed, NFD: "Nguyễn" as "Nguye" +
+    U+0302 + U+0303 + "n") folds to nothing, as it does inside a composed letter:
+    it became a space, and the officer's search for a name typed so found nobody."""
     if ch in "đĐ":
         return "d"
+    if unicodedata.combining(ch):
+        return ""
     base = "".join(c for c in unicodedata.normalize("NFD", ch)
                    if not unicodedata.combining(c)).lower()
     return "".join(c if c.isascii() and c.isalnum() else " " for c in base) or " "

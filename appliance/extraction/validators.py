@@ -55,9 +55,16 @@ _DIGIT_RUN = re.compile(r"\d(?:[\d\s|.\-]*\d)?")
 _CARD_RE = re.compile(r"(?<![A-Za-z])([A-Z]{2})\s*((?:\d\s*){12}\d)(?!\d)")
 
 
+def _ascii_digits(text: str) -> str:
+    """The decimal digits of `text`, as ASCII. `\\d` is any Unicode digit: a number
+    typed on a full-width or Arabic-Indic keyboard ("０１２…") was stored and signed in
+    those digits; each is its ASCII digit here, so the value kept is the number."""
+    return "".join(str(int(c)) for c in text if c.isdecimal())
+
+
 def _digit_runs(text: str) -> list[tuple[str, int, int]]:
     """Each run of digits with box separators: (digits, start, end)."""
-    return [(re.sub(r"\D", "", m.group()), m.start(), m.end())
+    return [(_ascii_digits(m.group()), m.start(), m.end())
             for m in _DIGIT_RUN.finditer(text)]
 
 
@@ -101,7 +108,7 @@ def check_cccd(text: str, formats: Formats) -> Verdict | None:
 def check_bhxh(text: str, formats: Formats) -> Verdict | None:
     card = _CARD_RE.search(text)
     if card:  # a health-insurance card number ends with the 10-digit BHXH number
-        digits = re.sub(r"\D", "", card.group(2))
+        digits = _ascii_digits(card.group(2))
         return Verdict(VALID, digits[-10:], card.span(2), ("bhxh.from_card",))
     run = _longest_run(text)
     if run is None:
@@ -118,7 +125,7 @@ def check_health_card(text: str, formats: Formats) -> Verdict | None:
     of cards before 2021, or the bare 10-digit BHXH number of the newer cards."""
     card = _CARD_RE.search(text.upper())
     if card:
-        return Verdict(VALID, card.group(1) + re.sub(r"\D", "", card.group(2)), card.span())
+        return Verdict(VALID, card.group(1) + _ascii_digits(card.group(2)), card.span())
     run = _longest_run(text)
     if run is None:
         return None

@@ -36,7 +36,12 @@ DOSSIER_STATUSES = ("open", "submitted", "signed", "cancelled")
 def json_body() -> dict[str, Any]:
     # force: a client that forgets the Content-Type header still gets its JSON read;
     # a browser on another site cannot use that (the origin check refuses it).
-    body = request.get_json(force=True, silent=True)
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:
+        # silent= covers only ValueError: "[" x 30,000, well under the body limit,
+        # ran out of stack in the parser and answered 500.
+        body = None
     if not isinstance(body, dict):
         raise WebError("error.bad_json", 400)
     return body

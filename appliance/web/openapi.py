@@ -98,6 +98,12 @@ def _secure(paths: dict[str, Any], access: dict[tuple[str, str], str]) -> None:
             op["security"] = SECURITY[level]
             if level != "public":
                 op["responses"].update(_errors(403, 429))
+            if method == "post":
+                # Any write may meet these, whatever it does: a body over the server's
+                # limit (413), a store that cannot write (503) or a full data disk
+                # (507), answered by web/errors.py for every route. Documented per
+                # operation, so a client generated from this file expects them.
+                op["responses"].update(_errors(413, 503, 507))
 SHA_PARAM = {"name": "sha", "in": "path", "required": True,
              "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
 LANG_PARAM = {"name": "lang", "in": "query", "required": False,
@@ -507,8 +513,9 @@ def _document() -> dict[str, Any]:
                            "running one stops at the next page and keeps its pages; the "
                            "job ends failed with error_key scanner.cancelled",
                 "parameters": [_id_param("job_id"), LANG_PARAM],
+                "requestBody": _body({"type": "object"}, required=False),
                 "responses": {"200": _json({"$ref": "#/components/schemas/Job"}, "job"),
-                              **_errors(404, 409)}}},
+                              **_errors(400, 404, 409)}}},
             "/api/dossiers/{dossier_id}/submit": {"post": {
                 "summary": "the citizen is done: hand the dossier to an officer",
                 "parameters": [_public_id_param("dossier_id")],
@@ -583,7 +590,7 @@ def _document() -> dict[str, Any]:
                 "ordinal": {"type": "integer"}, "sha256": {"type": "string"},
                 "blank": {"type": "boolean", "description": "flagged, never dropped"},
                 "flags": {"type": "array", "items": {"type": "string", "enum": [
-                    "too_dark", "too_light", "cut_off", "hand_or_lid"]},
+                    "incomplete", "too_dark", "too_light", "cut_off", "hand_or_lid"]},
                     "description": "scan-time checks that failed (imaging.flags."
                                    "PageFlag); flagged, never dropped"},
                 "width": {"type": "integer"}, "height": {"type": "integer"},

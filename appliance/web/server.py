@@ -164,7 +164,8 @@ def gunicorn_options(config: Config) -> dict[str, Any]:
     return {
         "bind": [config.web.bind],
         "workers": WORKERS,
-        "worker_class": "gthread",
+        # gthread that gives its threads only whole request heads (web/gthread.py).
+        "worker_class": "appliance.web.gthread.HeadFirstWorker",
         "threads": config.web.threads,
         "timeout": TIMEOUT_SECONDS,
         "graceful_timeout": 10,

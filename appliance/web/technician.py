@@ -52,7 +52,7 @@ from appliance.store.jobs import JobKind, JobState
 from appliance.sync import probe
 from appliance.system import config as config_mod
 from appliance.system import doctor
-from appliance.web import auth, usecases
+from appliance.web import api, auth, usecases
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError, register_api, register_html
 from appliance.web.i18n import t
@@ -419,12 +419,7 @@ def broker_test() -> Response:
 
 # --- scanner: jobs for the worker -----------------------------------------------------
 def _body() -> dict[str, Any]:
-    if not request.get_data(cache=True):
-        return {}
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise WebError("error.bad_json", 400)
-    return body
+    return api.optional_json_body()
 
 
 def _enqueue(kind: JobKind, params: dict[str, Any]) -> int:

@@ -234,14 +234,7 @@ PROVOKED = {
 }
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: the document lists no 413 for any operation (openapi._errors has its text "
-        "but no operation uses it), yet every POST answers 413 for a body over 64 KiB"
-        if name.startswith("413") else
-        "BUG: POST /api/jobs/{job_id}/cancel answers 400 (error.bad_json) for a broken "
-        "optional body, but documents only 200/403/404/409/429")))
-    for name in PROVOKED])
+@pytest.mark.parametrize("case", list(PROVOKED))
 def test_provoked_refusals_are_documented(app, client, config, conn, case):
     doc = served(client)
     submitted = submitted_dossier(conn, config)
@@ -255,10 +248,6 @@ def test_provoked_refusals_are_documented(app, client, config, conn, case):
     check_documented(doc, path, "post", response)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: POST /api/dossiers/{id}/scans answers 503 (error.worker_down) when the worker "
-    "is stalled and 507 (error.disk_full) below the scan floor (usecases.start_scan), "
-    "but documents only 202/400/403/404/409/429"))
 @pytest.mark.parametrize("cause", ["worker stalled", "disk below the scan floor"])
 def test_a_refused_scan_answers_a_documented_status(config, conn, cause):
     if cause == "disk below the scan floor":
@@ -283,10 +272,6 @@ DEEP_ARRAY = "[" * 30_000 + "]" * 30_000
 DEEP_OBJECT = '{"a":' * 10_000 + "1" + "}" * 10_000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: JSON nested deeper than Python's recursion limit raises RecursionError in "
-    "request.get_json(silent=True) (it only swallows ValueError): a 500 instead of "
-    "400 error.bad_json (web/api.json_body and technician._body)"))
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
 @pytest.mark.parametrize("target", ["/api/dossiers", "sign", "/api/technician/scanners/choose"])
 def test_deeply_nested_json_is_a_400_problem(app, client, config, conn, body, target):

@@ -69,13 +69,7 @@ def stored_values(conn, dossier_id: int, paper_id: int) -> dict[str, Any]:
 
 
 # -- names typed decomposed ----------------------------------------------------------------
-@pytest.mark.parametrize("form", [
-    "NFC",
-    pytest.param("NFD", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: the officer's name search folds the typed term without NFC first: "
-        "extraction.text.fold turns each lone combining mark into a space, so NFD "
-        "'Nguyễn' folds to 'nguye n' and finds nobody (web/desk.search, or fold itself)"))),
-])
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
 @pytest.mark.parametrize("term", ["Nguyễn", "NGUYỄN VĂN", "Văn An"])
 def test_the_officer_finds_a_citizen_by_name_however_it_was_typed(app, conn, config, form,
                                                                    term):
@@ -115,16 +109,10 @@ NUMBERS = {
     "phone": "0912345678",
     "birth_date": "12/03/1985",
 }
-BHXH_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: a BHXH number typed in full-width or Arabic-Indic digits is accepted and "
-    "stored (and signed) in those digits: validators._DIGIT_RUN and \\D are Unicode-aware "
-    "and check_bhxh checks only the length (extraction/validators.py; records/"
-    "corrections.validate_value should fold digits to ASCII or refuse)"))
 
 
 @pytest.mark.parametrize("field,digits", [
-    pytest.param(field, name, marks=BHXH_BUG if field == "bhxh_number" else ())
-    for field in NUMBERS for name in ("full-width", "arabic-indic")])
+    (field, name) for field in NUMBERS for name in ("full-width", "arabic-indic")])
 def test_a_number_in_other_digits_is_stored_in_ascii_or_refused(app, conn, config, field,
                                                                  digits):
     dossier_id, paper_id = review_dossier(conn, config)
@@ -145,7 +133,6 @@ def test_a_number_in_other_digits_is_stored_in_ascii_or_refused(app, conn, confi
         assert after == before
 
 
-@BHXH_BUG
 def test_the_review_screen_stores_a_full_width_bhxh_number_in_ascii_or_refuses_it(
         app, conn, config):
     dossier_id, paper_id = review_dossier(conn, config)

@@ -157,11 +157,6 @@ def test_a_body_announced_but_never_sent_is_refused_at_once(server):
     assert _health(server, 5) == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: gunicorn's gthread worker reads a request's headers on a pool thread with no "
-    "timeout, so web.threads (4) clients that send half a request line and stall take "
-    "every thread: /api/health (the kiosk, and the arbiter's watchdog probe) gets no "
-    "answer until they hang up (web/server.py gunicorn_options: no read timeout)"))
 def test_stalled_half_requests_do_not_stop_the_server_answering_others(server):
     stalled = []
     try:
@@ -186,6 +181,65 @@ def test_stalled_half_requests_do_not_stop_the_server_answering_others(server):
                     break
             except OSError:
                 time.sleep(0.5)
+
+
+def test_a_request_head_sent_in_pieces_is_answered(server):
+    """A real client may send its head in several packets (a slow link, a big cookie):
+    the head-first worker (web/gthread.py) waits for the rest on the poller."""
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as sock:
+        for piece in (b"GET /api/hea", b"lth HTTP/1.1\r\nHo", b"st: 127.0.0.1\r\n",
+                      b"Connection: close\r\n", b"\r\n"):
+            sock.sendall(piece)
+            time.sleep(0.3)
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+
+
+def test_a_head_trickled_byte_by_byte_is_closed_and_others_are_served(server):
+    """One byte a second keeps a connection from ever looking idle; its head must
+    still be whole within web.gthread.HEAD_SECONDS, and meanwhile it holds no thread."""
+    from appliance.web.gthread import HEAD_SECONDS
+
+    trickling = [socket.create_connection(("127.0.0.1", _port(server)), timeout=10)
+                 for _ in range(server.config.web.threads * 2)]
+    closed_at: list[float] = []
+    began = time.monotonic()
+    try:
+        head = b"GET /api/health HTTP/1.1\r\nX-Pad: " + b"a" * 200
+        for i, byte in enumerate(head):
+            for sock in trickling:
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    if not closed_at:
+                        closed_at.append(time.monotonic() - began)
+            if i % 3 == 0:
+                assert _health(server, 5) == 200  # the others are served meanwhile
+            if closed_at or time.monotonic() - began > HEAD_SECONDS + 8:
+                break
+            time.sleep(0.5)
+    finally:
+        for sock in trickling:
+            sock.close()
+    assert closed_at and closed_at[0] <= HEAD_SECONDS + 6, closed_at
+
+
+def test_a_stalled_second_request_on_a_kept_alive_connection_frees_its_thread(server):
+    """After a full first request, half a second one: each read of it waits at most
+    web.gthread.READ_SECONDS, and while it waits the other threads serve others."""
+    held = []
+    try:
+        for _ in range(server.config.web.threads - 1):
+            sock = socket.create_connection(("127.0.0.1", _port(server)), timeout=10)
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # stalls
+            held.append(sock)
+        time.sleep(1)
+        assert _health(server, 5) == 200
+    finally:
+        for sock in held:
+            sock.close()
 
 
 # -- the error screens in real Chromium, with axe-core ----------------------------------------

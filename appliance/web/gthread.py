@@ -1,0 +1,98 @@
+"""gunicorn's gthread worker, but a request thread is given only whole request heads.
+
+Why: gthread hands each new connection to a request thread, which then reads the
+request line and headers with blocking reads and no time limit. A client that sends
+half a request and stalls holds that thread until it hangs up; `web.threads` (4 on
+a Pi) such clients took every thread, and nobody else got an answer: not the kiosk's
+progress polls, not the arbiter's health probe (so systemd restarted the unit, and
+the attacker could do it again). Measured by tests/web/test_redteam_screens.py.
+
+Here a request thread first reads, without waiting, whatever the client has sent and
+keeps it with the connection. Until the blank line that ends the head has arrived,
+the connection goes back to gunicorn's poller (gthread's own "pending" path), which
+holds it without a thread and closes it when it stays silent for the keepalive
+time; a head that trickles in never takes longer than HEAD_SECONDS in all. Once the
+head is whole, gunicorn's parser reads it from what was kept, then the body from the
+socket, where every read waits at most READ_SECONDS for data (a stalled body or a
+stalled keep-alive request then frees its thread too).
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+from typing import Any
+
+from gunicorn.http.errors import NoMoreData
+from gunicorn.workers import gthread
+
+# The whole request head must arrive within this time of its first byte.
+HEAD_SECONDS = 10.0
+# Read ahead at most this much before giving the head to the parser anyway (it then
+# refuses an over-long head with its own limits: 431/400).
+MAX_HEAD_BYTES = 64 * 1024
+# Once a request is being parsed, one read waits this long for data at most.
+READ_SECONDS = 30.0
+_END_OF_HEAD = b"\r\n\r\n"
+
+
+class _ReadAhead:
+    """The client socket as gunicorn's parser sees it: the bytes read ahead first,
+    then the socket itself, each blocking read bounded by READ_SECONDS. Everything
+    else (send, fileno for the poller, setblocking, close) is the socket's own."""
+
+    def __init__(self, sock: socket.socket, head: bytes) -> None:
+        self._sock = sock
+        self._head = head
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        if self._head:
+            out, self._head = self._head[:size], self._head[size:]
+            return out
+        if self._sock.getblocking() and not _readable(self._sock, READ_SECONDS):
+            # As a client gone mid-request (gthread logs it at debug and closes).
+            raise NoMoreData(f"nothing for {READ_SECONDS:.0f} s")
+        return self._sock.recv(size, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _readable(sock: socket.socket, seconds: float) -> bool:
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        return bool(selector.select(seconds))
+
+
+class HeadFirstWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    """See the module docstring; gunicorn's worker_class for `appliance web`."""
+
+    def handle(self, conn: Any) -> Any:
+        if not conn.initialized:
+            head = getattr(conn, "appliance_head", b"")
+            started = getattr(conn, "appliance_started", None) or time.monotonic()
+            try:
+                chunk = conn.sock.recv(MAX_HEAD_BYTES, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                chunk = None
+            except OSError:
+                return False  # reset by the client: gunicorn closes it
+            if chunk == b"":
+                return False  # the client hung up
+            head += chunk or b""
+            if _END_OF_HEAD not in head and len(head) < MAX_HEAD_BYTES:
+                if time.monotonic() - started > HEAD_SECONDS:
+                    self.log.info("closing a connection from %s: no whole request head "
+                                  "in %.0f s", conn.client, HEAD_SECONDS)
+                    # Closed here, at once: gthread's own close after `False` lingers
+                    # up to 2 s per connection for the client's FIN, on its main loop,
+                    # which held every other client for seconds.
+                    conn.close()
+                    return False
+                conn.appliance_head, conn.appliance_started = head, started
+                conn.data_ready = False
+                return gthread._DEFER  # noqa: SLF001 - gthread's own "wait on the poller"
+            conn.sock = _ReadAhead(conn.sock, head)
+            conn.data_ready = True  # gthread would otherwise wait for more on the socket
+        return super().handle(conn)
