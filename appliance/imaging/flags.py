@@ -20,6 +20,7 @@ class PageFlag(StrEnum):
     (Circular 01/2023 Art. 8: as many images as physical pages): it tells the person
     at the scanner what to do next, and the officer what to look at."""
 
+    INCOMPLETE = "incomplete"  # the bottom is the decoder's flat grey: a transfer cut off
     TOO_DARK = "too_dark"  # the paper itself came out grey: underexposed, lid light leak
     TOO_LIGHT = "too_light"  # the ink came out pale grey: washed out, faint
     CUT_OFF = "cut_off"  # text runs into the image border: the paper lay off the glass

@@ -65,6 +65,27 @@ _EDGE_DEPTH = 2
 # Real pages: at most 0.075 (tiles mixing a red seal with white paper look pinkish).
 HAND_OR_LID_SHARE = 0.25
 _TILES_ACROSS = 40
+# Incomplete: a JPEG page cut off mid-transfer is decoded by sane-airscan (libjpeg) with
+# no error, the missing part filled with flat mid-grey: every coefficient left at zero is
+# exactly 128 in every channel. Paper scanned by a sensor never gives a full-width band
+# of one exact value (noise, white margins), so a band of at least INCOMPLETE_MIN_ROWS
+# rows (and INCOMPLETE_MIN_SHARE of the page: a thick grey rule in a form is neither
+# that tall nor that wide) of exactly that value over INCOMPLETE_MIN_WIDTH of the width
+# at the bottom is a cut-off transfer.
+INCOMPLETE_FILL = 128
+INCOMPLETE_MIN_ROWS = 16
+INCOMPLETE_MIN_SHARE = 0.005
+INCOMPLETE_MIN_WIDTH = 0.9
+# JPEG (the PDF's page format) cannot hold a side longer than this (libjpeg's limit).
+JPEG_MAX_SIDE = 65500
+# Resolutions outside this range are not ones a page was ever scanned at: metadata that
+# says so is ignored, an argument that says so is refused (a PNG's pHYs overflows near
+# 1e8 dpi, and a PDF page sized from 0 or a negative dpi makes no sense).
+MIN_DPI = 1
+MAX_DPI = 100_000
+# Modes whose pixels are 16-bit grey (0..65535): Pillow's convert() clips them at 255,
+# which turns a whole 16-bit page white.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,61 @@ class PageCheck:
     def skewed(self) -> bool:
         """Crooked enough to show the officer; the page is kept as scanned either way."""
         return is_skewed(self.skew_degrees)
+
+
+def _require_pixels(img: Image.Image) -> None:
+    """Refuse an image with no pixels: every check divides by its size, and a page with
+    no rows or columns is no page to keep."""
+    if img.width < 1 or img.height < 1:
+        raise ValueError(f"an empty image ({img.width}x{img.height} px) is not a page")
+
+
+def _wide_grey_to_l(img: Image.Image) -> Image.Image:
+    """An 8-bit grey copy of a 16-bit or 32-bit grey page, on a fixed scale.
+
+    The scale is the one the mode holds, never a stretch from this page's own darkest
+    to lightest pixel (that would change the look of a normal page and make a blank one
+    all noise). 16-bit modes: 0..65535. "I" and "F" have no fixed white: Pillow's own
+    convention (convert("L")) reads them on the 8-bit scale, while 16-bit scans reach
+    them through older decoders and conversions; so values up to 255 are read on the
+    8-bit scale, up to 65535 on the 16-bit one, and anything else is refused.
+    """
+    pixels = np.asarray(img)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        scale = 65535.0
+    else:
+        if not np.isfinite(pixels).all():
+            raise ValueError(f"a {img.mode} page with non-finite pixel values is not a page")
+        low, high = float(pixels.min()), float(pixels.max())
+        if low < 0 or high > 65535:
+            raise ValueError(f"a {img.mode} page with pixel values {low:g}..{high:g} has no "
+                             "known white level (0..255 or 0..65535 expected)")
+        scale = 255.0 if high <= 255 else 65535.0
+    grey = np.rint(pixels.astype(np.float64) * (255.0 / scale)).astype(np.uint8)
+    return Image.fromarray(grey, "L")
+
+
+def page_image(img: Image.Image) -> Image.Image:
+    """The page as 8-bit "RGB" or "L", as it would look on white paper.
+
+    `img` itself when it already is (the scanner's pages: no copy). Otherwise:
+    16/32-bit grey scaled to 8 bits (`_wide_grey_to_l`; convert() would clip it to
+    white), and anything with transparency laid over white paper (convert() would drop
+    the alpha and show what lies under it, often black). Raises ValueError for an
+    image with no pixels or grey values with no known scale.
+    """
+    _require_pixels(img)
+    if img.mode in ("RGB", "L") and "transparency" not in img.info:
+        return img
+    if img.mode in _SIXTEEN_BIT_MODES or img.mode in ("I", "F"):
+        return _wide_grey_to_l(img)
+    if img.has_transparency_data:
+        rgba = img.convert("RGBA")
+        if rgba.getchannel("A").getextrema() != (255, 255):
+            paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            rgba = Image.alpha_composite(paper, rgba)
+        return rgba.convert("RGB")
+    return img.convert("RGB")
 
 
 def _analysis_gray(img: Image.Image, margin_fraction: float) -> np.ndarray:
@@ -196,8 +272,13 @@ def hand_or_lid_share(rgb_small: np.ndarray, paper: float) -> float:
     scan (paper itself grey) is "too dark", not a lid.
     """
     h, w = rgb_small.shape[:2]
-    th = max(1, round(h * _TILES_ACROSS / w))
-    tiles = np.asarray(Image.fromarray(rgb_small).resize((_TILES_ACROSS, th),
+    if not h or not w:
+        return 0.0
+    # Never more tiles than pixels either way: a narrow strip's grid sized by its aspect
+    # ratio alone would be upsampled to millions of rows (1x20000 px: ~850 MB).
+    across = min(_TILES_ACROSS, w)
+    down = min(h, max(1, round(h * across / w)))
+    tiles = np.asarray(Image.fromarray(rgb_small).resize((across, down),
                                                           Image.Resampling.BOX), np.float32)
     r, g, b = tiles[..., 0], tiles[..., 1], tiles[..., 2]
     y = 0.299 * r + 0.587 * g + 0.114 * b
@@ -208,13 +289,58 @@ def hand_or_lid_share(rgb_small: np.ndarray, paper: float) -> float:
     return float((skin | dark).mean())
 
 
+def _exact(pixels: np.ndarray, value: int) -> np.ndarray:
+    """Where every channel of a pixel is exactly `value` (rows x columns)."""
+    same = pixels == value
+    return same.all(axis=2) if same.ndim == 3 else same
+
+
+def incomplete_rows(img: Image.Image) -> int:
+    """How many rows at the bottom of the page are the decoder's flat grey fill of a
+    transfer cut off mid-page (see INCOMPLETE_FILL); 0 when fewer than the minimum.
+
+    sane-airscan fits the decoded image into the window asked for, padding it with white
+    where it is a pixel or so smaller (1653 px of image in a 1654 px window at 200 dpi):
+    so the fill may stop short of an edge column, and up to a band's height of white
+    rows may lie under it. Nothing else is tolerated: the band is exact fill over one
+    run of at least INCOMPLETE_MIN_WIDTH of the columns, exact white outside it.
+
+    A normal page costs one crop of the bottom two bands; the whole page is read only
+    to measure a band found. Exact values, at full resolution: downscaling would blur
+    the band's edge and let a scan's noise through.
+    """
+    img = page_image(img)
+    width, height = img.size
+    least = max(INCOMPLETE_MIN_ROWS, math.ceil(height * INCOMPLETE_MIN_SHARE))
+    if height < least:
+        return 0
+    bottom = np.asarray(img.crop((0, max(0, height - 2 * least), width, height)))
+    white_rows = _exact(bottom, 255).all(axis=1)
+    pad = len(white_rows) - (int(np.flatnonzero(~white_rows)[-1]) + 1
+                             if (~white_rows).any() else 0)
+    if pad > len(white_rows) - least:
+        return 0
+    band = bottom[len(white_rows) - pad - least:len(white_rows) - pad]
+    fill_cols = _exact(band, INCOMPLETE_FILL).all(axis=0)
+    if not (fill_cols | _exact(band, 255).all(axis=0)).all():
+        return 0
+    cols = np.flatnonzero(fill_cols)
+    if cols.size < INCOMPLETE_MIN_WIDTH * width or cols[-1] - cols[0] + 1 != cols.size:
+        return 0
+    above = np.asarray(img.crop((int(cols[0]), 0, int(cols[-1]) + 1, height - pad)))
+    filled = _exact(above, INCOMPLETE_FILL).all(axis=1)
+    return len(filled) - (int(np.flatnonzero(~filled)[-1]) + 1 if (~filled).any() else 0)
+
+
 def page_flags(img: Image.Image, trimmed: np.ndarray | None = None) -> tuple[PageFlag, ...]:
-    """The scan-time flags of a page (PageFlag), on downscaled copies only: a few
-    milliseconds on a 300 dpi A4 page. `trimmed` is the margin-trimmed analysis grey
-    when the caller already has it."""
+    """The scan-time flags of a page (PageFlag), on downscaled copies only (but for the
+    exact bottom band of `incomplete_rows`): a few milliseconds on a 300 dpi A4 page.
+    `trimmed` is the margin-trimmed analysis grey when the caller already has it."""
+    img = page_image(img)
     if trimmed is None:
         trimmed = _analysis_gray(img, DEFAULT_MARGIN_FRACTION)
-    flags = _exposure_flags(trimmed)
+    flags = [PageFlag.INCOMPLETE] if incomplete_rows(img) else []
+    flags += _exposure_flags(trimmed)
     rgb = img.convert("RGB")
     if rgb.width > _EDGE_WIDTH:
         rgb = rgb.resize((_EDGE_WIDTH, max(1, round(rgb.height * _EDGE_WIDTH / rgb.width))),
@@ -230,7 +356,9 @@ def page_flags(img: Image.Image, trimmed: np.ndarray | None = None) -> tuple[Pag
 
 
 def check_page(img: Image.Image, *, threshold: float = DEFAULT_BLANK_THRESHOLD) -> PageCheck:
-    """All page checks in one pass, for the worker to store next to the page."""
+    """All page checks in one pass, for the worker to store next to the page. Raises
+    ValueError for an image `page_image` refuses (no pixels, grey of no known scale)."""
+    img = page_image(img)
     trimmed = _analysis_gray(img, DEFAULT_MARGIN_FRACTION)
     mask = _ink_mask(trimmed)
     coverage = float(mask.mean()) if mask.size else 0.0
@@ -241,12 +369,23 @@ def check_page(img: Image.Image, *, threshold: float = DEFAULT_BLANK_THRESHOLD) 
 
 
 def _dpi_of(img: Image.Image, dpi: int | None) -> int | None:
+    """The resolution to record: `dpi` when given (refused with ValueError outside
+    MIN_DPI..MAX_DPI), else the image's own metadata when it is a plausible number,
+    else None. Metadata comes from whatever made the file: a bogus value (0, negative,
+    1e9, NaN, not a number at all) is ignored rather than failing or overflowing the
+    PNG writer."""
     if dpi is not None:
+        if not MIN_DPI <= dpi <= MAX_DPI:
+            raise ValueError(f"bad dpi: {dpi} (expected {MIN_DPI}..{MAX_DPI})")
         return dpi
     info = img.info.get("dpi")
-    if info:
-        return round(float(info[0]))
-    return None
+    try:
+        value = float(info[0]) if info else math.nan  # type: ignore[index]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    if not math.isfinite(value) or not MIN_DPI <= round(value) <= MAX_DPI:
+        return None
+    return round(value)
 
 
 def encode_png(img: Image.Image, *, dpi: int | None = None, compress_level: int = 6) -> bytes:
@@ -265,7 +404,8 @@ def thumbnail_jpeg(img: Image.Image, max_px: int = 320, *, quality: int = 80) ->
     """Small preview for the touch screen; the longer side is at most `max_px`."""
     if max_px < 1:
         raise ValueError("max_px must be positive")
-    thumb = img.convert("RGB") if img.mode not in ("RGB", "L") else img.copy()
+    thumb = page_image(img)
+    thumb = thumb.copy() if thumb is img else thumb
     thumb.thumbnail((max_px, max_px), Image.Resampling.BILINEAR, reducing_gap=2.0)
     buf = io.BytesIO()
     thumb.save(buf, "JPEG", quality=quality, optimize=True)
@@ -287,7 +427,13 @@ def assemble_pdf(images: Sequence[Image.Image], dpi: int, title: str, author: st
         raise ValueError("a PDF needs at least one page")
     if dpi <= 0:
         raise ValueError(f"bad dpi: {dpi}")
-    pages = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+    for number, im in enumerate(images, 1):
+        # Checked first: past these Pillow's JPEG encoder fails with an opaque
+        # OSError("broken data stream") half-way through the file.
+        if not (1 <= im.width <= JPEG_MAX_SIDE and 1 <= im.height <= JPEG_MAX_SIDE):
+            raise ValueError(f"page {number} is {im.width}x{im.height} px: a PDF page "
+                             f"(JPEG) must be 1 to {JPEG_MAX_SIDE} px on each side")
+    pages = [im if im.mode == "RGB" else page_image(im).convert("RGB") for im in images]
     when = (created or datetime.now(UTC)).astimezone(UTC).timetuple()
     buf = io.BytesIO()
     first, rest = pages[0], pages[1:]

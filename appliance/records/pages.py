@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from appliance.imaging import pages as imaging
+from appliance.imaging.flags import PageFlag
 from appliance.ocr.engine import PageText
 from appliance.records import audit, dossiers
 from appliance.store.db import aad, open_text, seal_text, transaction
@@ -26,6 +28,8 @@ from appliance.store.files import FileStore
 PNG = ".png"
 THUMBNAIL = ".thumb.jpg"
 PDF = ".pdf"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,21 @@ def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
     """Keep one scanned page for good; starts the paper with its first page.
 
     A paper exists only once it has a page, so an empty feeder leaves no empty paper.
-    The page is checked here (blank, skew, too dark or light, cut off, hand or lid) and
-    flagged, never dropped or altered:
-    the PNG is the page as the scanner delivered it.
+    The page is checked here (blank, skew, incomplete, too dark or light, cut off, hand
+    or lid) and flagged, never dropped or altered:
+    the PNG is the page as the scanner delivered it (on white paper where it had
+    transparency, in 8 bits where it had 16). Raises ValueError, storing nothing, for an
+    image that is no page (no pixels, grey values of no known scale).
     """
-    image = image.convert("RGB")
+    image = imaging.page_image(image)
+    image = image if image.mode == "RGB" else image.convert("RGB")
     check = imaging.check_page(image)
+    if PageFlag.INCOMPLETE in check.flags:
+        # The scanner reported no error: this line and the flag are all anyone gets.
+        log.warning("page of dossier %s came incomplete from the scanner: its bottom %d of "
+                    "%d rows are the decoder's flat grey (a transfer cut off); kept, "
+                    "flagged to scan it again", dossier_id, imaging.incomplete_rows(image),
+                    image.height)
     sha = files.put(imaging.encode_png(image, dpi=dpi), PNG)
     files.put_derived(sha, THUMBNAIL, imaging.thumbnail_jpeg(image))
     with transaction(conn):

@@ -342,9 +342,6 @@ def test_feeder_batch_dying_after_page_2_of_5_keeps_2_pages(hostile, short):
     assert [p.info["page"] for p in got] == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a JPEG page cut off mid-transfer is stored as "
-                   "a whole page: airscan/libjpeg fill the missing half with flat grey "
-                   "128 and neither device.py nor the page checks notice")
 def test_a_jpeg_page_cut_off_mid_transfer_is_never_passed_as_whole(hostile):
     from appliance.imaging.pages import check_page
 

@@ -98,9 +98,6 @@ def test_an_undecodable_page_mid_batch_keeps_the_pages_before_it_and_scan_on_wor
     assert [p.ordinal for p in paper.pages] == [1, 2, 3]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a JPEG page cut off mid-transfer reaches the "
-                   "dossier as a whole page (lower half flat grey 128 from airscan's "
-                   "decoder), unflagged, and the job reports success")
 def test_a_page_cut_off_mid_transfer_never_enters_the_dossier_silently(truncated_page_2: Rig):
     rig = truncated_page_2
     dossier_id = dossiers.create(rig.conn, rig.config, "khac")
