@@ -453,4 +453,22 @@ def assemble_pdf(images: Sequence[Image.Image], dpi: int, title: str, author: st
         creationDate=when,
         modDate=when,
     )
-    return buf.getvalue()
+    return pillow_pdf(buf.getvalue())
+
+
+# Pillow's PDF writer numbers the free head of the xref table "65536 f" (the largest
+# generation is 65535): strict readers, pyhanko's among them, refuse such a file.
+_PILLOW_FREE_HEAD = b"\nxref\n0 "
+_BAD_GENERATION, _GOOD_GENERATION = b"0000000000 65536 f", b"0000000000 65535 f"
+
+
+def pillow_pdf(data: bytes) -> bytes:
+    """A PDF written by Pillow, with its xref table's first entry made valid (same
+    length: no offset moves)."""
+    at = data.rfind(_PILLOW_FREE_HEAD)
+    if at < 0:
+        return data
+    entry = data.find(b"\n", at + len(_PILLOW_FREE_HEAD)) + 1
+    if data[entry:entry + len(_BAD_GENERATION)] != _BAD_GENERATION:
+        return data
+    return data[:entry] + _GOOD_GENERATION + data[entry + len(_BAD_GENERATION):]

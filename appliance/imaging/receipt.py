@@ -14,9 +14,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from appliance.imaging.pages import pillow_pdf
+
 DPI = 150
 PAGE_MM = (105, 148)  # A6 portrait: a receipt, on any office printer's paper tray
 MARGIN_MM = 7
+# The QR's side: its payload (records/receipt.py) is some 150 characters, about 53
+# modules with the quiet zone: 0.6 mm each, clear on any office printer.
+QR_MM = 32
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
 
@@ -58,19 +63,28 @@ def qr_image(text: str, box_px: int) -> Image.Image:
 
 
 def receipt_pdf(*, agency: str, title: str, code_label: str, code: str,
-                lines: Sequence[str], footer: str = "") -> bytes:
-    """One A6 page: agency, title, the code (text and QR), the lines, a footer."""
+                lines: Sequence[str], footer: str = "", qr: str | None = None) -> bytes:
+    """One A6 page: the QR code at the top left (Circular 01/2023: what `qr` says,
+    records/receipt.py; the code alone if not given) with the agency and the title
+    beside it, then the code in large type, the lines and a footer."""
     width, height = _px(PAGE_MM[0]), _px(PAGE_MM[1])
     margin = _px(MARGIN_MM)
     text_width = width - 2 * margin
     page = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(page)
-    y = margin
     small, normal = _font(20), _font(24)
-    for text, font, gap in ((agency, _font(22, bold=True), 4), (title, _font(30, True), 14)):
-        for line in _wrap(draw, text, font, text_width):
-            draw.text((margin, y), line, font=font, fill=0)
+    box = min(_px(QR_MM), height // 3)
+    page.paste(qr_image(qr or code, box), (margin, margin))
+    beside_x = margin + box + _px(3)
+    beside_width = width - margin - beside_x
+    y = margin
+    for text, font, gap in ((title, _font(26, True), 8), (agency, _font(20, bold=True), 4)):
+        for line in _wrap(draw, text, font, beside_width):
+            if y + int(getattr(font, "size", 24)) > margin + box:
+                break  # beside the QR only; the code below says what matters
+            draw.text((beside_x, y), line, font=font, fill=0)
             y += int(getattr(font, "size", 24)) + gap
+    y = margin + box + _px(3)
     draw.text((margin, y), code_label, font=small, fill=0)
     y += 28
     code_font = _font(34, bold=True)
@@ -80,9 +94,6 @@ def receipt_pdf(*, agency: str, title: str, code_label: str, code: str,
         code_font = _font(size, bold=True)
     draw.text((margin, y), code, font=code_font, fill=0)
     y += size + 14
-    box = min(_px(38), height // 3)
-    page.paste(qr_image(code, box), ((width - box) // 2, y))
-    y += box + 14
     for text in lines:
         for line in _wrap(draw, text, normal, text_width):
             if y + 30 > height - margin - 30:
@@ -94,4 +105,4 @@ def receipt_pdf(*, agency: str, title: str, code_label: str, code: str,
         draw.text((margin, height - margin - 22), footer, font=small, fill=0)
     out = io.BytesIO()
     page.save(out, "PDF", resolution=DPI, title=f"{title} {code}", author=agency)
-    return out.getvalue()
+    return pillow_pdf(out.getvalue())

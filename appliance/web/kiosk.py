@@ -37,6 +37,7 @@ from appliance.imaging.receipt import receipt_pdf
 from appliance.records import consent, dossiers, pages_edit, procedures, queries
 from appliance.records.dossiers import Dossier
 from appliance.records.errors import RecordsError
+from appliance.records.receipt import receipt_qr_payload
 from appliance.status import disk_below_scan_floor
 from appliance.store import jobs
 from appliance.store.files import FileStore
@@ -397,12 +398,15 @@ def print_receipt() -> Response:
     printed = session.get(PRINTED, 0)
     if not isinstance(printed, int) or printed >= cfg.copies_per_receipt:
         raise WebError("printer.limit", 409)
+    now = time.time()
     pdf = receipt_pdf(
         agency=get_config().device.agency_name, title=t("receipt.pdf_title"),
         code_label=t("dossier.code_label"), code=d.code,
         lines=[t("receipt.pages", papers=len(d.papers), pages=d.page_count),
                t("receipt.step_originals"), t("receipt.step_lookup")],
-        footer=t("receipt.printed_at", time=time.strftime("%d/%m/%Y %H:%M")))
+        footer=t("receipt.printed_at", time=time.strftime("%d/%m/%Y %H:%M",
+                                                          time.localtime(now))),
+        qr=receipt_qr_payload(get_config(), d, t("receipt.pdf_title"), now))
     folder = Path(get_config().paths.data_dir) / "print"
     folder.mkdir(mode=0o700, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="receipt-", suffix=".pdf", dir=folder)

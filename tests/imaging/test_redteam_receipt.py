@@ -56,8 +56,8 @@ def test_hostile_agency_names_keep_a_valid_receipt_with_a_readable_code(tmp_path
     text = info.stdout.decode("utf-8")
     author = next(line for line in text.splitlines() if line.startswith("Author:"))
     assert author.split(":", 1)[1].strip() == agency.strip()  # as given, still a string
-    # strict=False: Pillow writes object 0 with generation 65536 (65535 is the maximum)
-    reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
+    # strict: Pillow's xref head (generation 65536) is made valid (imaging.pillow_pdf)
+    reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=True)
     assert not {"/OpenAction", "/AA", "/Names"} & set(reader.root.keys())
     assert str(reader.trailer["/Info"]["/Author"]) == agency
     assert _qr(tmp_path, path) == [CODE]

@@ -3,7 +3,8 @@
 The design (issue 14's kiosk policy against issue 11's "printed when a printer is
 configured"): the kiosk browser keeps PrintingEnabled=false, so no print dialog ever
 opens over the kiosk; the receipt's Print button posts to the server, which renders a
-PDF (the dossier code as text and as a QR) and runs `lp -d <printer.queue>`; without
+PDF (the dossier code as text, and a QR at the top left with what Circular
+01/2023 asks of a receipt) and runs `lp -d <printer.queue>`; without
 a configured queue the button is not there. Debian's cupsd runs here in a temporary
 folder (tests/helpers/cups.py) with one queue whose backend keeps what a printer
 would have received, which the test reads back: the page rendered by pdftoppm, the
@@ -15,10 +16,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
+import unicodedata
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from appliance.records import dossiers
 from appliance.store.db import connect
 from appliance.system.config import Config, with_overrides
 from appliance.web import create_app
@@ -93,8 +98,30 @@ def test_print_button_sends_the_receipt_pdf_with_code_and_qr_to_the_cups_queue(
     import zxingcpp
     from PIL import Image
 
-    found = [b.text for b in zxingcpp.read_barcodes(Image.open(tmp_path / "page.png"))]
-    assert found == [code], found
+    rendered = Image.open(tmp_path / "page.png")
+    [qr] = zxingcpp.read_barcodes(rendered)
+    # Circular 01/2023: at the top left, with the dossier code, the procedure, the
+    # applicant, the document's name, the issuing system and the time it was issued.
+    assert qr.position.top_left.x < rendered.width / 3
+    assert qr.position.top_left.y < rendered.height / 4
+    (prefix, version, dossier_code, procedure, applicant, document, system, issued,
+     appointment) = qr.text.split("|")
+    assert (prefix, version, dossier_code, procedure) == ("BHXHBN", "1", code, "khac")
+    assert document == "Phiếu biên nhận hồ sơ số hóa"
+    device = printing.device
+    assert system == f"{device.agency_name} ({device.agency_code}), {device.id}"
+    assert issued.endswith("+07:00")
+    assert abs(datetime.fromisoformat(issued).timestamp() - time.time()) < 120
+    conn = connect(printing.paths.database)
+    try:
+        read = [p.fields["values"].get("cccd") for p in dossiers.get(
+            conn, conn.execute("SELECT id FROM dossiers WHERE code=?",
+                               (code,)).fetchone()[0]).papers]
+    finally:
+        conn.close()
+    assert applicant in read and len(applicant) == 12  # the CCCD read on the papers
+    assert appointment == ""  # the counter gives the appointment, not the kiosk
+    assert unicodedata.is_normalized("NFC", qr.text)
     # lp named the job after the receipt (the job's title in the queue's log)
     log = subprocess.run(["lpstat", "-W", "completed", "-o", cups.queue], env={
         **cups.env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True).stdout
