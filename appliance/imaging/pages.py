@@ -412,21 +412,32 @@ def thumbnail_jpeg(img: Image.Image, max_px: int = 320, *, quality: int = 80) ->
     return buf.getvalue()
 
 
-def assemble_pdf(images: Sequence[Image.Image], dpi: int, title: str, author: str, *,
-                 subject: str = "", jpeg_quality: int = 90,
+def assemble_pdf(images: Sequence[Image.Image], dpi: int | Sequence[int], title: str,
+                 author: str, *, subject: str = "", jpeg_quality: int = 90,
                  created: datetime | None = None) -> bytes:
     """One PDF page per image, in the order given, each page sized `px * 72 / dpi`
     points so it prints at 100 % (Decree 30/2020). Pages are stored as colour JPEG
     at a high quality: lossless pages would make a 10-page dossier ~60 MB, too big
     to forward over a kiosk's uplink, while the PNG masters stay on the device.
 
+    `dpi` is one for all pages or each page's own. Pillow writes one resolution per
+    file, so a page scanned at another resolution than the first (an ID card at 300
+    dpi continued into a form at 200) is resampled to the first's: before, it came
+    out at the wrong size on paper. This is the working PDF the screens show; the
+    signed PDF/A (records/result.py) keeps each master's own pixels and resolution.
+
     `created` fixes the metadata date, which makes the bytes reproducible for the
     same input (useful when a hash of the PDF is signed or compared).
     """
     if not images:
         raise ValueError("a PDF needs at least one page")
-    if dpi <= 0:
+    dpis = [dpi] * len(images) if isinstance(dpi, int) else list(dpi)
+    if len(dpis) != len(images) or any(d <= 0 for d in dpis):
         raise ValueError(f"bad dpi: {dpi}")
+    dpi = dpis[0]
+    images = [im if d == dpi else im.resize(
+        (max(1, round(im.width * dpi / d)), max(1, round(im.height * dpi / d))),
+        Image.Resampling.LANCZOS) for im, d in zip(images, dpis, strict=True)]
     for number, im in enumerate(images, 1):
         # Checked first: past these Pillow's JPEG encoder fails with an opaque
         # OSError("broken data stream") half-way through the file.

@@ -140,7 +140,8 @@ def masters_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int,
     if row is None or not rows:
         return None
     images = [load_image(files, r.sha256) for r in rows]
-    return imaging.assemble_pdf(images, rows[0].dpi, title=row["title"], author=author)
+    return imaging.assemble_pdf(images, [r.dpi for r in rows], title=row["title"],
+                                author=author)
 
 
 def store_paper_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int, pdf: bytes,

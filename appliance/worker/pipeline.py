@@ -184,7 +184,8 @@ def extract_fields(texts: list[PageText],
 
 
 # -- step 5: assemble -----------------------------------------------------------------
-def assemble(tools: Tools, images: list[Image.Image], dpi: int, title: str) -> bytes:
+def assemble(tools: Tools, images: list[Image.Image], dpi: int | list[int],
+             title: str) -> bytes:
     return imaging.assemble_pdf(images, dpi, title=title,
                                 author=tools.config.device.agency_name)
 
@@ -210,7 +211,7 @@ def finish_paper(tools: Tools, paper_id: int, title: str, progress: Progress) ->
         texts.append(text)
     progress(JobStep.ASSEMBLING, paper_id, pages=len(rows))
     fields = extract_fields(texts, images)
-    pdf = assemble(tools, images, rows[0].dpi, title)
+    pdf = assemble(tools, images, [r.dpi for r in rows], title)
     pages.store_paper_pdf(tools.conn, tools.files, paper_id, pdf, fields)
 
 

@@ -135,3 +135,26 @@ def test_a_crooked_page_is_flagged_a_straight_one_is_not():
     check = check_page(crooked)
     assert check.skewed and check.skew_degrees == pytest.approx(-1.8, abs=0.3)
     assert not check_page(Image.new("RGB", A4_200, "white")).skewed  # nothing to measure
+
+
+def test_pages_of_two_resolutions_each_print_at_their_own_size(tmp_path):
+    """An ID card scanned at 300 dpi and a form at 200 dpi in one paper: each page of
+    the working PDF has its paper's physical size (read back by poppler's pdfinfo)."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("pdfinfo") is None:
+        pytest.skip("poppler-utils is not installed")
+    card = Image.new("RGB", (1011, 638), "white")  # 85.6 x 54 mm at 300 dpi
+    form = Image.new("RGB", (1654, 2339), "white")  # A4 at 200 dpi
+    pdf = assemble_pdf([card, form], [300, 200], title="t", author="a")
+    (tmp_path / "p.pdf").write_bytes(pdf)
+    out = subprocess.run(["pdfinfo", "-f", "1", "-l", "2", str(tmp_path / "p.pdf")],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    sizes = [(float(w), float(h)) for w, h in
+             re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+) pts", out)]
+    expected = [(1011 * 72 / 300, 638 * 72 / 300), (1654 * 72 / 200, 2339 * 72 / 200)]
+    assert len(sizes) == 2
+    for (w, h), (ew, eh) in zip(sizes, expected, strict=True):
+        assert abs(w - ew) < 1.0 and abs(h - eh) < 1.0, (sizes, expected)
