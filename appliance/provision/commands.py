@@ -72,11 +72,20 @@ class Context:
         """Change keys in the TOML file; refused (file untouched) if the result is invalid."""
         import tomllib
 
-        old = self.config_path.read_text(encoding="utf-8") if self.config_path.exists() else ""
-        new = set_keys(old, values)
+        for (table, key), value in values.items():
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as e:  # argv from a terminal in another code
+                    raise ProvisionError(
+                        f"{table}.{key}: {value.encode('utf-8', 'replace')!r} is not "
+                        "UTF-8 text: type it again in a UTF-8 terminal") from e
         try:
+            old = (self.config_path.read_text(encoding="utf-8")
+                   if self.config_path.exists() else "")
+            new = set_keys(old, values)
             config = config_mod.from_mapping(tomllib.loads(new))
-        except tomllib.TOMLDecodeError as e:
+        except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, not a table
             raise ProvisionError(f"{self.config_path}: not valid TOML: {e}") from e
         if new != old:
             self.config_path.parent.mkdir(parents=True, exist_ok=True)

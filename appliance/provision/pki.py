@@ -193,19 +193,8 @@ def check_certificate(cert_path: Path, ca_path: Path, key: ec.EllipticCurvePriva
             f"certificate {cert_path} is not for this device's key (it was signed for "
             "another key): send this device's CSR (`appliance provision key` printed "
             "where it is) to the CA and install what comes back")
-    issuer = next((ca for ca in [*chain, *cas] if ca.subject == cert.issuer), None)
-    if issuer is None:
-        raise ProvisionError(
-            f"certificate {cert_path} was issued by {cert.issuer.rfc4514_string()!r}, "
-            f"not by the CA in {ca_path}: install the matching CA certificate")
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError) as e:
-        raise ProvisionError(
-            f"certificate {cert_path} does not chain to the CA in {ca_path} (its "
-            f"signature does not verify: another CA with the same name?)") from e
-    if issuer not in cas:
-        raise ProvisionError(f"certificate {cert_path}: its issuer is not the CA in {ca_path}")
+    _chain_to_anchor(cert, chain, cas, cert_path, ca_path, now)
+    _for_clients(cert, cert_path)
     if now < cert.not_valid_before_utc:
         raise ProvisionError(
             f"certificate {cert_path} is not valid before "
@@ -224,6 +213,76 @@ def check_certificate(cert_path: Path, ca_path: Path, key: ec.EllipticCurvePriva
     ca_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in cas)
     return CheckedCertificate(cert_path.read_bytes(), ca_pem, cert.subject.rfc4514_string(),
                               cert.not_valid_after_utc, cert.serial_number)
+
+
+# Intermediates between the device's certificate and the CA given, at most.
+MAX_INTERMEDIATES = 4
+
+
+def _chain_to_anchor(cert: x509.Certificate, chain: list[x509.Certificate],
+                     cas: list[x509.Certificate], cert_path: Path, ca_path: Path,
+                     now: dt.datetime) -> None:
+    """The certificate chains, signature by signature, through intermediates of its
+    own file (CA certificates, each valid now) to a CA of `ca_path`, itself valid now.
+    Before, only a certificate issued directly by that CA was taken (an office's PKI
+    with an issuing CA under its root was refused), and an expired CA was installed
+    without a word (sync then could not verify the broker)."""
+    current = cert
+    for _step in range(MAX_INTERMEDIATES + 1):
+        candidates = [c for c in [*cas, *chain] if c.subject == current.issuer]
+        if not candidates:
+            raise ProvisionError(
+                f"certificate {cert_path} was issued by "
+                f"{current.issuer.rfc4514_string()!r}, not by the CA in {ca_path}: install "
+                "the matching CA certificate (and any issuing CA in the certificate file)")
+        issuer = None
+        for candidate in candidates:
+            try:
+                current.verify_directly_issued_by(candidate)
+            except (InvalidSignature, ValueError, TypeError):
+                continue
+            issuer = candidate
+            break
+        if issuer is None:
+            raise ProvisionError(
+                f"certificate {cert_path} does not chain to the CA in {ca_path} (a "
+                "signature does not verify: another CA with the same name?)")
+        what = "the CA in" if issuer in cas else "an issuing CA in"
+        where = ca_path if issuer in cas else cert_path
+        if not now <= issuer.not_valid_after_utc:
+            raise ProvisionError(
+                f"{what} {where} expired on {issuer.not_valid_after_utc:%Y-%m-%d %H:%M} "
+                "UTC: install the CA's current certificate")
+        if now < issuer.not_valid_before_utc:
+            raise ProvisionError(
+                f"{what} {where} is not valid before "
+                f"{issuer.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check the device clock")
+        if issuer in cas:
+            return
+        try:
+            is_ca = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise ProvisionError(
+                f"certificate {cert_path}: {issuer.subject.rfc4514_string()!r} in it is not "
+                "a CA certificate, so it cannot issue the device's")
+        current = issuer
+    raise ProvisionError(f"certificate {cert_path}: more than {MAX_INTERMEDIATES} issuing "
+                         f"CAs before the CA in {ca_path}")
+
+
+def _for_clients(cert: x509.Certificate, cert_path: Path) -> None:
+    """A certificate whose extended key usage leaves out TLS clients is refused by
+    every broker ('unsupported certificate purpose'): refused here, with the fix."""
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no restriction
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usage:
+        raise ProvisionError(
+            f"certificate {cert_path} is not for TLS clients (its extended key usage "
+            "has no clientAuth): ask the CA to sign the CSR with a client profile")
 
 
 def certificate_expiry(folder: Path) -> dt.datetime | None:

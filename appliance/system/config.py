@@ -8,6 +8,7 @@ A bad file is refused at start with an error that names the key, never half-appl
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -396,6 +397,7 @@ def validate(config: Config) -> Config:
         raise ConfigError("records.signing_cert: required with a PEM records.signing_key")
     if rec.max_record_chars < 4096:
         raise ConfigError("records.max_record_chars: must be at least 4096")
+    _check_ranges(config)
     _check_code_templates(config.codes, d.agency_code)
     # The agency's name is printed on every result PDF and carried in every record:
     # in NFC, whatever the editor of appliance.toml typed (see system/text.py).
@@ -405,6 +407,38 @@ def validate(config: Config) -> Config:
     if name != d.agency_name:
         config = replace(config, device=replace(d, agency_name=name))
     return config
+
+
+def _check_ranges(config: Config) -> None:
+    """What a service would otherwise trip over while running, not at start: an MQTT
+    keepalive beyond 16 bits escaped sync as a struct.error, no request thread made
+    gunicorn crash-loop, a NaN timeout passed every `<= 0` test (so, first, no number
+    anywhere may be NaN or infinite)."""
+    for section in fields(config):
+        values = getattr(config, section.name)
+        for f in fields(values):
+            value = getattr(values, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{section.name}.{f.name}: must be a finite number")
+    m, w, c = config.mqtt, config.web, config.central
+    for key, ok, need in (
+            ("mqtt.keepalive", 0 <= m.keepalive <= 65535, "0-65535 seconds"),
+            ("mqtt.ack_timeout_seconds", m.ack_timeout_seconds > 0, "more than 0"),
+            ("web.threads", w.threads >= 1, "1 or more"),
+            ("web.idle_reset_seconds", w.idle_reset_seconds >= 0, "0 or more"),
+            ("ocr.threads", config.ocr.threads >= 0, "0 or more"),
+            ("central.max_transfers_per_device", c.max_transfers_per_device >= 1,
+             "1 or more"),
+            ("central.max_chunk_store_bytes", c.max_chunk_store_bytes >= 1, "1 or more"),
+            ("central.chunk_expiry_seconds", c.chunk_expiry_seconds > 0, "more than 0")):
+        if not ok:
+            raise ConfigError(f"{key}: must be {need}")
+    host, sep, port = w.bind.rpartition(":")
+    if w.bind.startswith("unix:") and len(w.bind) > len("unix:"):
+        pass  # a Unix socket path, as gunicorn takes it
+    elif not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"web.bind: {w.bind!r} must be host:port with a port 0-65535 "
+                          "(0: any free one)")
 
 
 # What a code may be made of: it names files (export, archive) and is printed in QR
@@ -451,15 +485,30 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     """
     explicit = path or os.environ.get(CONFIG_ENV)
     target = Path(explicit) if explicit else DEFAULT_CONFIG_PATH
-    if not target.exists():
+    # A link that leads nowhere (or in a loop) is a file someone meant to be there:
+    # read (and refused), never taken for "no file" and the built-in defaults.
+    if not target.exists() and not target.is_symlink():
         if explicit:
             raise ConfigError(f"{target}: configuration file not found")
         return validate(Config())
+    return from_mapping(_read_toml(target))
+
+
+def _read_toml(target: Path) -> dict[str, Any]:
+    """The file's TOML, or one ConfigError saying why not: a directory, a file the
+    service may not read or a broken link is the technician's to fix, like bad TOML
+    (before, those left every service with a traceback instead of exit 2). A UTF-8
+    byte order mark (Windows Notepad writes one) is read past."""
     try:
-        data = tomllib.loads(target.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        text = target.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
         raise ConfigError(f"{target}: not valid TOML: {e}") from e
-    return from_mapping(data)
+    except OSError as e:
+        raise ConfigError(f"{target}: cannot be read: {e.strerror or e}") from e
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{target}: not valid TOML: {e}") from e
 
 
 def problems(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -470,13 +519,10 @@ def problems(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     is well-formed, the rules between keys (`validate`). An unreadable or non-TOML
     file is one problem with the key ''.
     """
-    target = Path(path)
     try:
-        data = tomllib.loads(target.read_text(encoding="utf-8"))
-    except OSError as e:
-        return [("", f"{target}: {e.strerror or e}")]
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        return [("", f"{target}: not valid TOML: {e}")]
+        data = _read_toml(Path(path))
+    except ConfigError as e:
+        return [("", str(e))]
     found: list[tuple[str, str]] = []
     hints = get_type_hints(Config)
     for name, raw in data.items():
@@ -521,7 +567,10 @@ def _toml_char(c: str) -> str:
     # line break would otherwise make dump() write a file load() refuses).
     if c == '"' or c == "\\":
         return "\\" + c
-    if c < " " or c == "\x7f":
+    # Also every other line break Unicode knows (U+0085, U+2028, U+2029) and the C1
+    # controls: TOML allows them raw, but line-based tools (the provisioning editor
+    # among them, before) cut the line there and leave a file that does not parse.
+    if c < " " or "\x7f" <= c <= "\x9f" or c in "\u2028\u2029":
         return f"\\u{ord(c):04x}"
     return c
 

@@ -136,6 +136,8 @@ def check_database(config: Config) -> Check:
         conn = _open_read_only(path)
         try:
             result = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+            tables = conn.execute("SELECT COUNT(*) FROM sqlite_master "
+                                  "WHERE type='table'").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.Error as e:
@@ -146,6 +148,14 @@ def check_database(config: Config) -> Check:
         return Check("database", Verdict.FAIL, f"{path} quick_check: {'; '.join(result[:3])}",
                      "stop the appliance, copy the database aside and call support: "
                      "undelivered records may need to be recovered from it")
+    if not tables:
+        # A 0-byte file (a failed restore, a copy onto a full disk) passes quick_check,
+        # and a restart would start over on it: the records it held are elsewhere.
+        return Check("database", Verdict.FAIL, f"{path} is empty ({path.stat().st_size} "
+                     "bytes, no tables)",
+                     "do not start the appliance on it: restore the database from a backup "
+                     "or find where the copy went wrong; move the empty file aside only "
+                     "for a new device")
     return Check("database", Verdict.OK, f"{path} quick_check ok "
                                          f"({path.stat().st_size // MB} MB)")
 

@@ -54,10 +54,6 @@ def test_a_damaged_database_fails_with_a_next_step(device, damage):
     assert found["queue"].verdict is not Verdict.OK
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a database file emptied to 0 bytes (a failed "
-                   "restore or copy onto a full disk) passes doctor's database check as "
-                   "'quick_check ok (0 MB)' and the schema line says a restart will "
-                   "'migrate forward', i.e. start over on an empty database")
 def test_an_emptied_database_is_not_ok(device):
     path, config = device
     config.paths.database.write_bytes(b"")

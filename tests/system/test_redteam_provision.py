@@ -229,10 +229,6 @@ def test_correct_variants_are_accepted(device, tmp_path):
         assert device.run("renew")[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pki.check_certificate never looks at the "
-                   "extended key usage: a serverAuth-only certificate is installed ('ok'), "
-                   "then every TLS broker (OpenSSL: 'unsupported certificate purpose') "
-                   "refuses it as a client certificate")
 def test_a_certificate_without_client_auth_is_refused(device, tmp_path):
     ca = Ca()
     before = device.snapshot()
@@ -242,8 +238,6 @@ def test_a_certificate_without_client_auth_is_refused(device, tmp_path):
     assert rc == 1 and device.snapshot() == before, out
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an expired CA certificate (--ca) is installed "
-                   "as tls/current/ca.crt without a word: sync then cannot verify the broker")
 def test_an_expired_ca_is_refused(device, tmp_path):
     ca = Ca(not_after=NOW - dt.timedelta(days=1))
     before = device.snapshot()
@@ -253,9 +247,6 @@ def test_an_expired_ca_is_refused(device, tmp_path):
     assert rc == 1 and device.snapshot() == before, out
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a leaf + intermediate chain under the root "
-                   "given as --ca is refused ('its issuer is not the CA'): check_certificate "
-                   "only accepts a leaf issued directly by a cert in the --ca file")
 def test_a_chain_through_an_intermediate_is_accepted(device, tmp_path):
     root = Ca("Root CA")
     intermediate = Ca("Issuing CA", issuer=root)
@@ -376,10 +367,6 @@ def test_crlf_file_keeps_loading_after_an_edit():
     assert tomllib.loads(new) == {"web": {"threads": 2}, "mqtt": {"port": 2}}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tomledit's table regex does not match a valid "
-                   "header with spaces ('[ paths ]'): set (mqtt, key_file) then overwrites "
-                   "paths.key_file (the encryption key!) and leaves mqtt.key_file unset; "
-                   "the result validates, so install-cert reports ok")
 def test_a_spaced_table_header_is_not_edited_as_the_table_above():
     text = ('[mqtt]\nhost = "broker"\n\n[ paths ]\n'
             'key_file = "/etc/appliance/appliance.key"\n')
@@ -405,10 +392,6 @@ VALID_BUT_UNEDITABLE = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tomledit.set_keys is line-based with "
-                   "str.splitlines() (splits on U+2028/U+0085 inside strings and comments) "
-                   "and knows only bare keys under [table] headers: valid files become "
-                   "invalid TOML and every provisioning edit fails")
 @pytest.mark.parametrize(("text", "edit"), VALID_BUT_UNEDITABLE.values(),
                          ids=VALID_BUT_UNEDITABLE)
 def test_valid_toml_stays_valid_after_an_edit(text, edit):
@@ -421,10 +404,6 @@ def test_valid_toml_stays_valid_after_an_edit(text, edit):
     assert data == expected
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `identity --name` writes U+2028 raw into "
-                   "appliance.toml (config._toml_char escapes only < U+0020 and U+007F); "
-                   "tomledit later splits that line, so every following step (broker, "
-                   "install-cert) fails 'not valid TOML' on a file `config check` calls ok")
 def test_a_name_pasted_with_a_line_separator_does_not_break_later_steps(device):
     rc, out = device.run("identity", "--agency", AGENCY, "--device", DEVICE,
                          "--name", "Bảo hiểm\u2028quận Ba Đình")
@@ -435,10 +414,6 @@ def test_a_name_pasted_with_a_line_separator_does_not_break_later_steps(device):
     assert config_mod.load(device.config_path).mqtt.host == "127.0.0.1"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `identity --name`/`broker --host` with bytes "
-                   "that are not UTF-8 (argv decoded with surrogateescape) crash with "
-                   "UnicodeEncodeError in Context.set_config; it should be a fail line, "
-                   "exit 1, file untouched")
 def test_a_name_that_is_not_utf8_is_a_fail_line(device):
     before = device.snapshot()
     name = os.fsdecode(b"B\xe1o hi\xeam")  # a Latin-1/TCVN terminal
@@ -447,10 +422,6 @@ def test_a_name_that_is_not_utf8_is_a_fail_line(device):
     assert device.snapshot() == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `provision identity` on an appliance.toml "
-                   "that is not UTF-8 dies with UnicodeDecodeError (set_config reads it "
-                   "before any check) instead of the 'not valid TOML' fail line other "
-                   "steps give")
 def test_identity_on_a_non_utf8_config_is_a_fail_line(tmp_path, capsys, monkeypatch):
     device = Device(tmp_path, capsys, monkeypatch, text="")
     device.config_path.write_bytes(b'[device]\nagency_name = "B\xe1o"\n')
