@@ -50,7 +50,10 @@ class _ReadAhead:
         if self._head:
             out, self._head = self._head[:size], self._head[size:]
             return out
-        if self._sock.getblocking() and not _readable(self._sock, READ_SECONDS):
+        # Only a blocking read with no time limit of its own is bounded here: gunicorn's
+        # graceful close reads with its own short timeout (on its main loop; waiting
+        # READ_SECONDS there held every other client), a non-blocking read never waits.
+        if self._sock.gettimeout() is None and not _readable(self._sock, READ_SECONDS):
             # As a client gone mid-request (gthread logs it at debug and closes).
             raise NoMoreData(f"nothing for {READ_SECONDS:.0f} s")
         return self._sock.recv(size, flags)

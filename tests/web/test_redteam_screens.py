@@ -242,6 +242,23 @@ def test_a_stalled_second_request_on_a_kept_alive_connection_frees_its_thread(se
             sock.close()
 
 
+def test_a_client_that_keeps_its_socket_after_a_close_does_not_hold_the_others(server):
+    """gunicorn closes a "Connection: close" exchange gracefully on its main loop,
+    reading with its own 2 s timeout while the client keeps its socket (urllib's
+    HTTPError does). That read must stay gunicorn's: web/gthread's bound of its own
+    (30 s) once held every other client for that long."""
+    kept = socket.create_connection(("127.0.0.1", _port(server)), timeout=10)
+    try:
+        kept.sendall(b"GET /api/nope HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Connection: close\r\n\r\n")
+        assert kept.recv(4096).startswith(b"HTTP/1.1 404")
+        began = time.monotonic()
+        assert _health(server, 10) == 200
+        assert time.monotonic() - began < 5, time.monotonic() - began
+    finally:
+        kept.close()
+
+
 # -- the error screens in real Chromium, with axe-core ----------------------------------------
 @pytest.mark.parametrize("url,status", [
     ("/kiosk/nope", 404), ("/api-not-here", 404), ("/kiosk/lookup?code=%ED%A0%80", 200),
