@@ -11,6 +11,24 @@ caller gets progress (lines read) on its own thread, so it may write SQLite, and
 read that stops delivering data is cancelled and abandoned after `read_timeout`
 instead of hanging the worker forever (`ScannerTimeout`). python-sane releases the
 GIL inside sane_start/sane_read, and SANE allows sane_cancel() from another thread.
+While it watches, the caller's thread reports progress at least every
+`HEARTBEAT_S`, new lines or not: the worker's systemd watchdog is kicked only from
+progress calls, and a lamp warming up or a stalled read sends no lines for far
+longer than WatchdogSec.
+
+A read that does not return even after its cancel leaves a *written-off* handle:
+the backend may still be inside sane_read() on it, so nothing may close it while
+that read runs (python-sane's destructor included: after a SANE re-initialisation
+it would close a handle of a SANE that is gone, a segfault), and SANE is not
+re-initialised while such a read is still running. Once the read has returned, the
+handle is closed before SANE is (`_release_returned`).
+
+Pages are read with python-sane's snap(), which reads `pixels x channels` bytes a
+line and assumes one RGB or gray frame of 8 (or 1) bits: a backend that pads its
+lines, sends three colour frames, or 16-bit samples would give a sheared or
+garbled page (or make snap() read past its line buffer), so such a page is refused
+with ScannerUnsupported (read and thrown away, or for 16-bit not read at all),
+naming the setting to change.
 
 SANE_CONFIG_DIR: libsane reads it at the process's first `sane.init()` (here: the
 first `list_devices()` / `open_scanner()`), so set it first, e.g. with
@@ -28,6 +46,7 @@ thread in the worker stalls meanwhile; size WatchdogSec for it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import logging
 import signal
@@ -36,7 +55,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import _sane
 import sane
@@ -74,6 +93,13 @@ READ_TIMEOUT_S = 90.0
 # After cancelling a stalled read, how long the reader thread may take to return
 # before the handle is written off as wedged.
 CANCEL_GRACE_S = 5.0
+# However long a page takes (lamp warm-up, a feeder pulling a sheet, a stall until
+# READ_TIMEOUT_S), its watcher reports progress at least this often, so the worker's
+# watchdog (WatchdogSec=60 in appliance-worker.service, kicked from progress calls
+# only, at half its period) never fires while a live thread is watching the scanner.
+# The longest silence of a read is about HEARTBEAT_S + CANCEL_GRACE_S (a stall found
+# between two heartbeats, then the cancel's grace).
+HEARTBEAT_S = 5.0
 _POLL_S = 0.1  # how often the caller's thread looks at a running read
 
 # Source option values, by what the appliance means. Backends disagree: the test
@@ -165,6 +191,52 @@ def _ignore_sigpipe() -> None:
 _OPEN: weakref.WeakSet[Scanner] = weakref.WeakSet()
 
 
+@dataclass(frozen=True)
+class _WrittenOff:
+    """A handle whose read did not return after its cancel, and that read's thread."""
+
+    device: str
+    dev: sane.SaneDev
+    reader: threading.Thread
+
+    @property
+    def inner(self) -> object:
+        """python-sane's C object, whose destructor sane_close()s the handle."""
+        return self.dev.__dict__.get("dev", self.dev)
+
+
+# Written-off handles whose read may still be inside the backend. Each one's
+# python-sane object also holds one reference that only `_release_returned` gives
+# back: the interpreter's teardown clears module globals like this list, and
+# python-sane's destructor would then sane_close() a handle under a running read.
+_WRITTEN_OFF: list[_WrittenOff] = []
+# The written-off reads already named in the log for keeping SANE initialised: once
+# each, not at every reload.
+_SAID_STILL_READING: set[int] = set()
+
+
+def _release_returned() -> None:
+    """Close the written-off handles whose read has returned since.
+
+    Closing is defined again once no thread is inside the backend on the handle, and
+    it must happen while the SANE that opened it is still up: left for sane_exit()
+    instead, a backend with network state (airscan) tears that handle down in its
+    exit and has been seen to leave file descriptors to be closed later, under the
+    next SANE's handles. close() also sets python-sane's handle to NULL, so its
+    destructor has nothing left to close.
+    """
+    for w in [w for w in _WRITTEN_OFF if not w.reader.is_alive()]:
+        try:
+            w.dev.close()
+        except _sane.error as e:
+            log.warning("closing %s after its abandoned read returned: %s", w.device, e)
+        finally:
+            _ignore_sigpipe()
+        _WRITTEN_OFF.remove(w)
+        ctypes.pythonapi.Py_DecRef(ctypes.py_object(w.inner))
+        log.info("%s: the abandoned read returned; handle closed", w.device)
+
+
 @functools.cache
 def _sane_started() -> int:
     # Cached so the library is initialised once per process: libsane's dll layer
@@ -178,18 +250,36 @@ def _sane_started() -> int:
 def reload_sane() -> None:
     """Re-read the backends' configuration files (e.g. a new airscan.conf) and let
     backends that probe once per init (USB) see a replugged device.
-    Closes SANE underneath every open Scanner: close them first."""
+    Closes SANE underneath every open Scanner: close them first. Does nothing while
+    a written-off read is still inside the backend (see `shutdown_sane`)."""
     shutdown_sane()
     _sane_started()
 
 
 def shutdown_sane() -> None:
     """Release SANE (backend threads, sockets); the next call initialises it again,
-    re-reading the backends' files from the current SANE_CONFIG_DIR."""
-    if _sane_started.cache_info().currsize:
-        with contextlib.suppress(_sane.error):
-            sane.exit()
-        _sane_started.cache_clear()
+    re-reading the backends' files from the current SANE_CONFIG_DIR.
+
+    Not while a written-off read is still running: sane_exit() would free the
+    backend's state under a thread that is inside sane_read() on it. SANE then stays
+    as it is (the configuration is not re-read) until that read returns or the
+    worker restarts; logged once per such read. A written-off handle whose read has
+    returned is closed first (`_release_returned`), while its SANE is still up."""
+    if not _sane_started.cache_info().currsize:
+        return
+    _release_returned()
+    running = _WRITTEN_OFF  # all of them still reading, after the release above
+    if running:
+        for w in running:
+            if id(w) not in _SAID_STILL_READING:
+                _SAID_STILL_READING.add(id(w))
+                log.error("%s: a read written off earlier is still inside the backend; "
+                          "SANE is not re-initialised until it returns or the worker "
+                          "restarts", w.device)
+        return
+    with contextlib.suppress(_sane.error):
+        sane.exit()
+    _sane_started.cache_clear()
 
 
 def list_devices(local_only: bool = False) -> list[DeviceInfo]:
@@ -246,6 +336,47 @@ def _pick_mode(values: Sequence[str], wanted: str) -> str | None:
     return next((v for v in values if any(w in v.lower() for w in words)), None)
 
 
+class _WrittenOffHandle:
+    """Stands in for a written-off handle in its Scanner: any use is a typed error
+    instead of a call into a backend that may be inside sane_read() on it, or (after
+    SANE was re-initialised) into a handle of a SANE that is gone."""
+
+    def __init__(self, device: str) -> None:
+        self._device = device
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise ScannerTimeout(f"{self._device}: an earlier read never returned; "
+                             "open the scanner again", device=self._device)
+
+
+def _unreadable(params: tuple[Any, ...]) -> str | None:
+    """What makes a page with these (post-start) parameters one that python-sane's
+    snap() would garble, or None when it reads it exactly.
+
+    snap() reads `pixels x channels` bytes a line whatever bytes_per_line says, so a
+    padded line shears the page; it mis-assembles separate red/green/blue frames; it
+    reads 16-bit samples past its line buffer; its 1-bit colour layout is its own.
+    What it reads right: one gray or RGB frame of 8-bit samples, or 1-bit gray
+    (lineart), with no padding.
+    """
+    fmt, last_frame, (pixels, _lines), depth, bytes_per_line = params
+    if fmt not in ("gray", "color") or not last_frame:
+        return ("colour as separate red, green and blue passes (three-pass); choose a "
+                "one-pass colour mode or Gray")
+    channels = 1 if fmt == "gray" else 3
+    if depth == 8:
+        expected = pixels * channels
+    elif depth == 1 and channels == 1:
+        expected = (pixels + 7) // 8
+    else:
+        return (f"{depth}-bit {'gray' if channels == 1 else 'colour'} samples; choose "
+                "8-bit depth with the Color or Gray mode")
+    if bytes_per_line != expected:
+        return (f"lines of {bytes_per_line} bytes for {pixels} pixels (padded lines); "
+                "choose another mode or resolution on this scanner")
+    return None
+
+
 class _Read:
     """One page being read on a helper thread; the caller's thread watches it."""
 
@@ -281,7 +412,9 @@ class Scanner:
         self.read_timeout = read_timeout
         self.page_timeout = page_timeout
         self._closed = False
-        self._wedged = False  # a reader thread may still be inside sane_read
+        # A read did not return after its cancel: the handle is written off
+        # (`_write_off`) and this Scanner unusable.
+        self._wedged = False
         _OPEN.add(self)
 
     @property
@@ -603,32 +736,56 @@ class Scanner:
             try:
                 self._dev.start()
                 read.last_data = time.monotonic()
-                read.result = self._dev.snap(no_cancel=feeder, progress=read.on_line)
+                # After start: the parameters before it are only estimates (SANE).
+                params = self._dev.get_parameters()
+                problem = _unreadable(params)
+                if problem is None:
+                    read.result = self._dev.snap(no_cancel=feeder, progress=read.on_line)
+                    return
+                if params[3] != 16:  # snap() would read 16-bit lines past its buffer
+                    # The page is read to its end and thrown away rather than
+                    # cancelled the instant it started: the sheet is pulled already,
+                    # the device ends the batch in its usual state, and SANE's `test`
+                    # backend, whose reader thread such a cancel kills while it starts
+                    # up, was seen to leave later scans of the process hanging.
+                    self._dev.snap(no_cancel=feeder, progress=read.on_line)
+                raise ScannerUnsupported(
+                    f"{self.info.name}: page {page} not kept: the scanner sends "
+                    f"{problem}", device=self.info.name)
             except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
                 read.error = e
             finally:
                 read.done.set()
 
         reader = threading.Thread(target=work, name=f"sane-read-{page}", daemon=True)
-        started = time.monotonic()
+        started = last_report = time.monotonic()
         reader.start()
-        reported = 0  # nothing said until data flows: no "page 3" for an empty feeder
+        # Nothing said until data flows or HEARTBEAT_S has passed: no "page 3" for a
+        # feeder that answers "empty" at once.
+        reported = 0
+        abandoned = False
         try:
             while not read.done.wait(_POLL_S):
-                if progress is not None and read.lines != reported:
-                    reported = read.lines
-                    progress(PageProgress(page, read.lines, read.total))
                 now = time.monotonic()
+                if progress is not None and (read.lines != reported
+                                             or now - last_report >= HEARTBEAT_S):
+                    # The same counts again when nothing came: a heartbeat from the
+                    # thread that enforces the timeout, so the worker stays alive
+                    # exactly as long as something is watching the scanner.
+                    reported, last_report = read.lines, now
+                    progress(PageProgress(page, read.lines, read.total))
                 stalled = now - read.last_data > self.read_timeout
                 too_long = self.page_timeout is not None and now - started > self.page_timeout
                 if stalled or too_long:
                     why = (f"no data for {now - read.last_data:.0f} s" if stalled
                            else f"page took over {self.page_timeout:.0f} s")
+                    abandoned = True
                     self._abandon(reader, page, why)
         except BaseException:
             # The progress callback failed, or an interrupt: never leave a reader
-            # running under a handle the caller is about to close.
-            if reader.is_alive():
+            # running under a handle the caller is about to close. Not after
+            # _abandon's own ScannerTimeout: that read is cancelled already.
+            if not abandoned and reader.is_alive():
                 with contextlib.suppress(ScannerTimeout):
                     self._abandon(reader, page, "the scan was interrupted")
             raise
@@ -648,17 +805,42 @@ class Scanner:
             progress(PageProgress(page, read.lines, read.total))
         return read.result
 
-    def _abandon(self, reader: threading.Thread, page: int, why: str) -> None:
-        """Cancel a read that stopped delivering; raise ScannerTimeout either way."""
+    def _abandon(self, reader: threading.Thread, page: int, why: str) -> NoReturn:
+        """Cancel a read that stopped delivering; raise ScannerTimeout either way.
+        Silent for at most CANCEL_GRACE_S (the watchdog budget counts on it)."""
         log.error("%s: page %d: %s; cancelling the read", self.info.name, page, why)
-        with contextlib.suppress(_sane.error):
-            self._dev.cancel()
-        reader.join(CANCEL_GRACE_S)
-        if reader.is_alive():
-            self._wedged = True
-            log.error("%s: the read did not return %.0f s after cancel; handle abandoned",
-                      self.info.name, CANCEL_GRACE_S)
+        try:
+            with contextlib.suppress(_sane.error):
+                self._dev.cancel()
+            reader.join(CANCEL_GRACE_S)
+        finally:
+            if reader.is_alive():
+                self._write_off(reader)
         raise ScannerTimeout(f"{self.info.name}: page {page}: {why}", device=self.info.name)
+
+    def _write_off(self, reader: threading.Thread) -> None:
+        """Give up a handle whose read did not return after its cancel, for good.
+
+        The backend may still be inside sane_read() on it, so no one may close it:
+        not close(), and not python-sane's destructor, which would sane_close() it
+        when this Scanner is collected (after a SANE re-initialisation: a handle of
+        a SANE that is gone, a segfault). So the handle moves to `_WRITTEN_OFF`, its
+        C object gets one reference that nothing but `_release_returned` gives back
+        (the interpreter's teardown clears module globals, the list included), and
+        this Scanner keeps a stand-in that answers every use with ScannerTimeout.
+        shutdown_sane() keeps SANE initialised while the read is still running, and
+        closes the handle once it has returned.
+        """
+        self._wedged = True
+        dev = self._dev
+        if isinstance(dev, _WrittenOffHandle):
+            return
+        written_off = _WrittenOff(self.info.name, dev, reader)
+        _WRITTEN_OFF.append(written_off)
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(written_off.inner))
+        self._dev = _WrittenOffHandle(self.info.name)  # type: ignore[assignment]
+        log.error("%s: the read did not return %.0f s after cancel; handle abandoned",
+                  self.info.name, CANCEL_GRACE_S)
 
 
 def open_scanner(name: str = "", resolution: int = 200, mode: str = "Color", *,
@@ -671,6 +853,7 @@ def open_scanner(name: str = "", resolution: int = 200, mode: str = "Color", *,
     more look after SANE is re-initialised, when no other handle is open.
     """
     _sane_started()
+    _release_returned()  # a replugged scanner's old handle, once its read returned
     info: DeviceInfo | None = None
     if not name or ScannerIdentity.looks_like(name):
         try:
