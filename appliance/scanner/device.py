@@ -219,11 +219,9 @@ def _release_returned() -> None:
     """Close the written-off handles whose read has returned since.
 
     Closing is defined again once no thread is inside the backend on the handle, and
-    it must happen while the SANE that opened it is still up: left for sane_exit()
-    instead, a backend with network state (airscan) tears that handle down in its
-    exit and has been seen to leave file descriptors to be closed later, under the
-    next SANE's handles. close() also sets python-sane's handle to NULL, so its
-    destructor has nothing left to close.
+    it happens while the SANE that opened it is still up, the ordinary order (close,
+    then exit), instead of leaving the open handle to sane_exit(). close() also sets
+    python-sane's handle to NULL, so its destructor has nothing left to close.
     """
     for w in [w for w in _WRITTEN_OFF if not w.reader.is_alive()]:
         try:
