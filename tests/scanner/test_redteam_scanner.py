@@ -364,9 +364,14 @@ def _wait_reader_threads_gone(timeout: float) -> None:
         time.sleep(0.1)
 
 
-def test_a_stall_mid_transfer_times_out_after_one_grace_period(hostile, caplog):
+def test_a_stall_mid_transfer_times_out_after_one_grace_period(hostile, caplog,
+                                                               monkeypatch):
     """Cancelled once: one grace period, one "cancelling" line, no false
-    "interrupted" (_abandon's own ScannerTimeout is not an interruption)."""
+    "interrupted" (_abandon's own ScannerTimeout is not an interruption).
+
+    The grace is shortened to 3 s (from 5 s): a second grace period would still
+    overrun the bound below (2 + 3 + 3 > 2 + 3 + 2)."""
+    monkeypatch.setattr(device, "CANCEL_GRACE_S", 3.0)
     timeout = 2.0
     got: list[int] = []
     fault: tuple[str, int] | None = None
@@ -414,6 +419,9 @@ sys.path.insert(0, sys.argv[2])
 from tests.scanner.test_redteam_scanner import start_hostile
 from appliance.scanner.sane_env import use_sane_config, write_sane_config
 returned = sys.argv[3] == "returned"
+# The server never answers, so the read outlives any grace: 1 s writes the handle
+# off the same way the real 5 s does, 4 s sooner.
+device.CANCEL_GRACE_S = 1.0
 server, url = start_hostile(["stall"])
 print("server pid:", server.pid, flush=True)
 use_sane_config(write_sane_config(__import__("pathlib").Path(sys.argv[1]),
@@ -478,7 +486,14 @@ def _watchdog_sec() -> float:
     return float(re.search(r"^WatchdogSec=(\d+)", unit, re.M).group(1))  # type: ignore[union-attr]
 
 
-def test_a_stalled_read_keeps_the_worker_watchdog_fed_until_it_times_out(hostile):
+# The stall below runs on a watchdog clock shrunk by this factor (HEARTBEAT_S,
+# CANCEL_GRACE_S and WatchdogSec alike), so it proves the same proportions as the real
+# 60 s unit in about 5 s instead of about 21 s; the real values are checked as they are.
+WATCHDOG_SCALE = 0.2
+
+
+def test_a_stalled_read_keeps_the_worker_watchdog_fed_until_it_times_out(hostile,
+                                                                         monkeypatch):
     """The worker kicks systemd's watchdog from progress calls only (never from a
     timer). A stalled page sends no lines, so the thread watching it must call
     progress anyway, as a heartbeat, until the read times out with its message.
@@ -487,8 +502,17 @@ def test_a_stalled_read_keeps_the_worker_watchdog_fed_until_it_times_out(hostile
     calls must stay well below WatchdogSec / 2; a quarter is the bound here. The
     stall is watched for longer than that bound (read_timeout), so only heartbeats
     can keep the gaps short.
+
+    The longest silence a read can have is a heartbeat period plus the cancel's
+    grace: with the real constants that is within the real unit's bound. The stall
+    itself is then watched on every clock scaled down alike (WATCHDOG_SCALE).
     """
-    bound = _watchdog_sec() / 4
+    real_bound = _watchdog_sec() / 4
+    assert real_bound > device.HEARTBEAT_S + device.CANCEL_GRACE_S, (
+        device.HEARTBEAT_S, device.CANCEL_GRACE_S, real_bound)
+    monkeypatch.setattr(device, "HEARTBEAT_S", device.HEARTBEAT_S * WATCHDOG_SCALE)
+    monkeypatch.setattr(device, "CANCEL_GRACE_S", device.CANCEL_GRACE_S * WATCHDOG_SCALE)
+    bound = real_bound * WATCHDOG_SCALE
     timeout = bound + 1.0  # a silent stall alone would outlast the bound
     calls: list[tuple[float, PageProgress]] = []
     scanner = device.open_scanner(hostile.name("stall_first"), resolution=100,
