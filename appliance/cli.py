@@ -209,10 +209,11 @@ def _check_models(config: config_mod.Config) -> Any:
     """Every model file against its sha256 in the manifest (the OCR refuses it otherwise)."""
     from appliance.ocr.errors import OcrError
     from appliance.ocr.manifest import Manifest, default_models_dir
-    from appliance.system.doctor import Check, Verdict
+    from appliance.system.doctor import Check, Verdict, msg
 
     if not config.ocr.enabled:
-        return Check("models", Verdict.SKIP, "OCR disabled (ocr.enabled = false)")
+        return Check("models", Verdict.SKIP, "OCR disabled (ocr.enabled = false)",
+                     summary_msg=msg("tech.doctor.summary.models.disabled"))
     try:
         manifest = Manifest.load(default_models_dir())
         for entry in manifest.entries:
@@ -220,9 +221,13 @@ def _check_models(config: config_mod.Config) -> Any:
     except OcrError as e:
         return Check("models", Verdict.FAIL, str(e),
                      "reinstall the models: `.venv/bin/python models/install_models.py` "
-                     "(offline: copy models/ from the installation medium)")
+                     "(offline: copy models/ from the installation medium)",
+                     summary_msg=msg("tech.doctor.summary.models.problem", error=str(e)),
+                     next_msg=msg("tech.doctor.next.models.reinstall"))
     return Check("models", Verdict.OK, f"{len(manifest.entries)} model file(s) match "
-                                       "their sha256")
+                                       "their sha256",
+                 summary_msg=msg("tech.doctor.summary.models.match",
+                                 count=len(manifest.entries)))
 
 
 def _check_schema(config: config_mod.Config) -> Any:
@@ -230,11 +235,12 @@ def _check_schema(config: config_mod.Config) -> Any:
     import sqlite3
 
     from appliance.store.migrations import MIGRATIONS
-    from appliance.system.doctor import Check, Verdict
+    from appliance.system.doctor import Check, Verdict, msg
 
     path = config.paths.database
     if not path.exists():
-        return Check("schema", Verdict.SKIP, "no database yet")
+        return Check("schema", Verdict.SKIP, "no database yet",
+                     summary_msg=msg("tech.doctor.summary.no_database"))
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -244,13 +250,20 @@ def _check_schema(config: config_mod.Config) -> Any:
         return Check("schema", Verdict.FAIL,
                      f"database schema {version} is newer than this software "
                      f"({len(MIGRATIONS)}): a rollback is refused",
-                     "reinstall the newer release; the database was not touched")
+                     "reinstall the newer release; the database was not touched",
+                     summary_msg=msg("tech.doctor.summary.schema.newer", version=version,
+                                     current=len(MIGRATIONS)),
+                     next_msg=msg("tech.doctor.next.schema.newer"))
     if version < len(MIGRATIONS):
         return Check("schema", Verdict.WARN, f"schema {version}, this software "
                                              f"{len(MIGRATIONS)}",
                      "migrated forward at the next start: `systemctl restart "
-                     "appliance.target`")
-    return Check("schema", Verdict.OK, f"schema {version} (current)")
+                     "appliance.target`",
+                     summary_msg=msg("tech.doctor.summary.schema.older", version=version,
+                                     current=len(MIGRATIONS)),
+                     next_msg=msg("tech.doctor.next.schema.older"))
+    return Check("schema", Verdict.OK, f"schema {version} (current)",
+                 summary_msg=msg("tech.doctor.summary.schema.current", version=version))
 
 
 def _resolve_scanner(wanted: str, listed: Any) -> str | None:

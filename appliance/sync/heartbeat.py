@@ -63,7 +63,9 @@ class Heartbeat:
     def look(self) -> None:
         m = self.config.mqtt
         broker = doctor.Check("broker", doctor.Verdict.OK,
-                              f"{m.host}:{m.port} connected (this status came through it)")
+                              f"{m.host}:{m.port} connected (this status came through it)",
+                              summary_msg=doctor.msg("tech.doctor.summary.broker.connected",
+                                                     address=f"{m.host}:{m.port}"))
         try:
             checks = doctor.local_checks(self.config, self.provisioned, {"broker": broker})
             payload = status_message(self.config, checks, time.time())

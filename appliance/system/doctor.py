@@ -69,9 +69,59 @@ class Verdict(StrEnum):
     SKIP = "skip"
 
 
+# A message argument: a figure, a path, a command, a name; never a sentence to translate.
+Param = str | int | float
+
+
+@dataclass(frozen=True)
+class Message:
+    """A check's summary or next step for a screen: a translation key and its arguments.
+
+    Why beside the English text and not instead of it: the command's output, the
+    journal and the heartbeat stay in English (``Check.summary`` / ``next_step``,
+    unchanged), while the technician panel is a screen and reads in Vietnamese or
+    English. This layer has no Flask and no translation tables, so it names the text
+    (``tech.doctor.summary.*`` / ``tech.doctor.next.*`` in web/translations) and hands
+    over the figures (MB, days, counts), paths, addresses and error details as
+    arguments, one key per kind of outcome, formatted by the face with ``str.format``
+    as ``web.i18n`` does. An argument whose name ends in ``_key`` is itself a message
+    key (a scanner fault, a scanner state): the face translates it and fills the
+    placeholder named without the suffix (``fault_key`` -> ``{fault}``).
+    """
+
+    key: str
+    # Not hashed (a dict): a Check stays hashable; equal messages still hash alike.
+    args: Mapping[str, Param] = dataclasses.field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_parts(cls, key: object, args: object) -> Message | None:
+        """The message as a saved report or a heartbeat carries it; None when absent or
+        malformed (an older report): the face then shows the English text."""
+        if not isinstance(key, str) or not key:
+            return None
+        if args is None:
+            args = {}
+        if not isinstance(args, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str | int | float) for k, v in args.items()):
+            return None
+        return cls(key, dict(args))
+
+
+def msg(key: str, **args: Param) -> Message:
+    """``Message(key, args)`` written as a call: ``msg("tech.doctor.summary.disk.free",
+    free=512, path="/var/lib/appliance")``."""
+    return Message(key, args)
+
+
 @dataclass(frozen=True)
 class Check:
-    """One check's outcome: what was looked at, what was found, what to do next."""
+    """One check's outcome: what was looked at, what was found, what to do next.
+
+    `summary` and `next_step` are the English text the CLI prints, the journal logs and
+    the heartbeat carries; `summary_msg` and `next_msg` say the same for a screen, by key
+    (see ``Message``). A check without them (an older saved report, a check from a layer
+    that has none) is shown with its English text.
+    """
 
     name: str
     verdict: Verdict
@@ -80,18 +130,26 @@ class Check:
     # Unix time of the `appliance doctor` run that found this, for a fact shown where
     # it cannot be looked at now (see local_checks); None: looked at just now.
     as_of: float | None = None
+    summary_msg: Message | None = None
+    next_msg: Message | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form (CLI --json, the saved report, the heartbeat, the panel)."""
         return {"name": self.name, "verdict": self.verdict.value, "summary": self.summary,
-                "next_step": self.next_step, "as_of": self.as_of}
+                "next_step": self.next_step, "as_of": self.as_of,
+                "summary_key": self.summary_msg.key if self.summary_msg else "",
+                "summary_args": dict(self.summary_msg.args) if self.summary_msg else {},
+                "next_key": self.next_msg.key if self.next_msg else "",
+                "next_args": dict(self.next_msg.args) if self.next_msg else {}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Check:
         as_of = data.get("as_of")
         return cls(str(data["name"]), Verdict(str(data["verdict"])), str(data["summary"]),
                    str(data.get("next_step") or ""),
-                   float(as_of) if isinstance(as_of, int | float) else None)
+                   float(as_of) if isinstance(as_of, int | float) else None,
+                   Message.from_parts(data.get("summary_key"), data.get("summary_args")),
+                   Message.from_parts(data.get("next_key"), data.get("next_args")))
 
 
 CheckFn = Callable[[Config], Check | Iterable[Check]]
@@ -107,17 +165,28 @@ def check_disk(config: Config) -> Check:
         free = shutil.disk_usage(probe).free
     except OSError as e:
         return Check("disk", Verdict.FAIL, f"cannot read free space of {probe}: {e}",
-                     "check that the data disk is mounted")
+                     "check that the data disk is mounted",
+                     summary_msg=msg("tech.doctor.summary.disk.unreadable", path=str(probe),
+                                     error=str(e)),
+                     next_msg=msg("tech.doctor.next.disk.mount"))
     figure = f"{free // MB} MB free on {probe}"
     if free < config.health.disk_fail_mb * MB:
         return Check("disk", Verdict.FAIL, f"{figure} (below {config.health.disk_fail_mb} MB)",
                      "free space now: check the broker link so delivered dossiers can be "
                      "purged (`appliance purge`), remove old journals (`journalctl "
-                     "--vacuum-size=100M`)")
+                     "--vacuum-size=100M`)",
+                     summary_msg=msg("tech.doctor.summary.disk.below", free=free // MB,
+                                     path=str(probe), limit=config.health.disk_fail_mb),
+                     next_msg=msg("tech.doctor.next.disk.free_now"))
     if free < config.health.disk_warn_mb * MB:
         return Check("disk", Verdict.WARN, f"{figure} (below {config.health.disk_warn_mb} MB)",
-                     "check that records are being delivered; plan a larger card or disk")
-    return Check("disk", Verdict.OK, figure)
+                     "check that records are being delivered; plan a larger card or disk",
+                     summary_msg=msg("tech.doctor.summary.disk.below", free=free // MB,
+                                     path=str(probe), limit=config.health.disk_warn_mb),
+                     next_msg=msg("tech.doctor.next.disk.plan"))
+    return Check("disk", Verdict.OK, figure,
+                 summary_msg=msg("tech.doctor.summary.disk.free", free=free // MB,
+                                 path=str(probe)))
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -131,7 +200,9 @@ def check_database(config: Config) -> Check:
     if not path.exists():
         return Check("database", Verdict.WARN, f"{path} does not exist yet",
                      "start the appliance (`systemctl start appliance.target`); the first "
-                     "service to start creates it")
+                     "service to start creates it",
+                     summary_msg=msg("tech.doctor.summary.database.missing", path=str(path)),
+                     next_msg=msg("tech.doctor.next.database.start"))
     try:
         conn = _open_read_only(path)
         try:
@@ -143,11 +214,17 @@ def check_database(config: Config) -> Check:
     except sqlite3.Error as e:
         return Check("database", Verdict.FAIL, f"{path} cannot be read: {e}",
                      "check permissions and the disk (`dmesg`); restore from a backup if "
-                     "the file is damaged")
+                     "the file is damaged",
+                     summary_msg=msg("tech.doctor.summary.database.unreadable",
+                                     path=str(path), error=str(e)),
+                     next_msg=msg("tech.doctor.next.database.unreadable"))
     if result != ["ok"]:
         return Check("database", Verdict.FAIL, f"{path} quick_check: {'; '.join(result[:3])}",
                      "stop the appliance, copy the database aside and call support: "
-                     "undelivered records may need to be recovered from it")
+                     "undelivered records may need to be recovered from it",
+                     summary_msg=msg("tech.doctor.summary.database.damaged", path=str(path),
+                                     detail="; ".join(result[:3])),
+                     next_msg=msg("tech.doctor.next.database.damaged"))
     if not tables:
         # A 0-byte file (a failed restore, a copy onto a full disk) passes quick_check,
         # and a restart would start over on it: the records it held are elsewhere.
@@ -155,9 +232,14 @@ def check_database(config: Config) -> Check:
                      "bytes, no tables)",
                      "do not start the appliance on it: restore the database from a backup "
                      "or find where the copy went wrong; move the empty file aside only "
-                     "for a new device")
+                     "for a new device",
+                     summary_msg=msg("tech.doctor.summary.database.empty", path=str(path),
+                                     size=path.stat().st_size),
+                     next_msg=msg("tech.doctor.next.database.empty"))
     return Check("database", Verdict.OK, f"{path} quick_check ok "
-                                         f"({path.stat().st_size // MB} MB)")
+                                         f"({path.stat().st_size // MB} MB)",
+                 summary_msg=msg("tech.doctor.summary.database.ok", path=str(path),
+                                 size=path.stat().st_size // MB))
 
 
 def _stored_key_check(database: Path) -> str | None:
@@ -180,26 +262,43 @@ def check_key(config: Config) -> Check:
     try:
         sealer = crypto.load_sealer(path)
     except crypto.KeyProblem as e:
+        # The crypto layer's reason is English; a missing file (the usual case) is said
+        # in words of its own, any other reason is passed on as a detail.
+        missing = not Path(path).exists()
+        found = (msg("tech.doctor.summary.key.missing", path=str(path)) if missing
+                 else msg("tech.doctor.summary.key.problem", error=str(e)))
         if stored is None and not config.paths.key_file:
             return Check("key", Verdict.WARN, f"{e}; nothing is sealed yet",
                          "it is made at the first start; on a real device run "
-                         "`appliance keys init` at provisioning")
+                         "`appliance keys init` at provisioning",
+                         summary_msg=msg("tech.doctor.summary.key.missing_nothing_sealed",
+                                         path=str(path)) if missing else
+                         msg("tech.doctor.summary.key.problem_nothing_sealed", error=str(e)),
+                         next_msg=msg("tech.doctor.next.key.made_at_start"))
         return Check("key", Verdict.FAIL, str(e),
                      "restore the key file from the provisioning backup; without it the "
                      "stored pages cannot be read" if stored is not None
-                     else "create it: `appliance keys init`")
+                     else "create it: `appliance keys init`",
+                     summary_msg=found,
+                     next_msg=msg("tech.doctor.next.key.restore") if stored is not None
+                     else msg("tech.doctor.next.key.create"))
     if stored is not None and stored != sealer.check_value:
         return Check("key", Verdict.FAIL, f"{path} is not the key the database was sealed "
                                           "with (check value differs)",
-                     "put back the original key file; do not start the services until then")
+                     "put back the original key file; do not start the services until then",
+                     summary_msg=msg("tech.doctor.summary.key.mismatch", path=str(path)),
+                     next_msg=msg("tech.doctor.next.key.put_back"))
     what = "matches the database" if stored is not None else "present; nothing sealed yet"
-    return Check("key", Verdict.OK, f"{path} {what}")
+    return Check("key", Verdict.OK, f"{path} {what}",
+                 summary_msg=msg("tech.doctor.summary.key.matches" if stored is not None
+                                 else "tech.doctor.summary.key.present", path=str(path)))
 
 
 def check_queue(config: Config) -> Check:
     path = config.paths.database
     if not path.exists():
-        return Check("queue", Verdict.SKIP, "no database yet")
+        return Check("queue", Verdict.SKIP, "no database yet",
+                     summary_msg=msg("tech.doctor.summary.no_database"))
     try:
         conn = _open_read_only(path)
         try:
@@ -210,33 +309,47 @@ def check_queue(config: Config) -> Check:
             conn.close()
     except sqlite3.Error as e:
         return Check("queue", Verdict.WARN, f"cannot read the outbox: {e}",
-                     "see the database check")
+                     "see the database check",
+                     summary_msg=msg("tech.doctor.summary.queue.unreadable", error=str(e)),
+                     next_msg=msg("tech.doctor.next.queue.see_database"))
     if not count:
-        return Check("queue", Verdict.OK, "every signed record delivered")
+        return Check("queue", Verdict.OK, "every signed record delivered",
+                     summary_msg=msg("tech.doctor.summary.queue.delivered"))
     age = max(0.0, time.time() - float(oldest))
     summary = f"{count} record(s) waiting, oldest {age / 3600:.1f} h"
+    minutes = int(age // 60)
+    waiting = msg("tech.doctor.summary.queue.waiting", count=int(count),
+                  hours=minutes // 60, minutes=minutes % 60)
     if age > QUEUE_WARN_SECONDS:
         return Check("queue", Verdict.WARN, summary,
                      "check the broker check below and the office's Internet link; records "
-                     "stay safe on the device until delivered")
-    return Check("queue", Verdict.OK, summary)
+                     "stay safe on the device until delivered",
+                     summary_msg=waiting, next_msg=msg("tech.doctor.next.queue.waiting"))
+    return Check("queue", Verdict.OK, summary, summary_msg=waiting)
 
 
 def check_clock(config: Config) -> Check:
     del config
     now = time.time()
     if now < EARLIEST_PLAUSIBLE:
+        day = f"{dt.datetime.fromtimestamp(now, dt.UTC):%Y-%m-%d}"
         return Check("clock", Verdict.FAIL,
-                     f"system time {dt.datetime.fromtimestamp(now, dt.UTC):%Y-%m-%d} is "
+                     f"system time {day} is "
                      "before 2026", "connect the network for NTP or set the time: "
-                                    "`timedatectl set-time 'YYYY-MM-DD HH:MM'`")
+                                    "`timedatectl set-time 'YYYY-MM-DD HH:MM'`",
+                     summary_msg=msg("tech.doctor.summary.clock.too_early", date=day),
+                     next_msg=msg("tech.doctor.next.clock.set"))
     synced = _systemctl_like(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
     stamp = f"{dt.datetime.fromtimestamp(now, dt.UTC):%Y-%m-%d %H:%M} UTC"
     if synced == "no":
         return Check("clock", Verdict.WARN, f"{stamp}, not synchronised with NTP",
                      "allow NTP (UDP 123) out of the office network, or check "
-                     "`timedatectl timesync-status`")
-    return Check("clock", Verdict.OK, stamp + (", NTP synchronised" if synced == "yes" else ""))
+                     "`timedatectl timesync-status`",
+                     summary_msg=msg("tech.doctor.summary.clock.not_synced", time=stamp),
+                     next_msg=msg("tech.doctor.next.clock.ntp"))
+    return Check("clock", Verdict.OK, stamp + (", NTP synchronised" if synced == "yes" else ""),
+                 summary_msg=msg("tech.doctor.summary.clock.synced" if synced == "yes"
+                                 else "tech.doctor.summary.clock.time", time=stamp))
 
 
 def _certificate_days_left(cert_file: str) -> float:
@@ -265,17 +378,29 @@ def _one_certificate(cert_file: str, warn_days: int) -> Check:
     except (OSError, ValueError) as e:
         return Check("certificate", Verdict.FAIL, f"{cert_file}: {e}",
                      "install the signed certificate again: `appliance provision "
-                     "install-cert CERT --ca CA`")
+                     "install-cert CERT --ca CA`",
+                     summary_msg=msg("tech.doctor.summary.certificate.unreadable",
+                                     path=cert_file, error=str(e)),
+                     next_msg=msg("tech.doctor.next.certificate.install_again"))
+    # round(), like the "{:.0f}" of the English text: the same whole number of days.
     if days < 0:
         return Check("certificate", Verdict.FAIL, f"{cert_file} expired {-days:.0f} day(s) ago",
                      "renew: `appliance provision renew`, get the CSR signed, then "
-                     "`appliance provision install-cert CERT --ca CA`")
+                     "`appliance provision install-cert CERT --ca CA`",
+                     summary_msg=msg("tech.doctor.summary.certificate.expired",
+                                     path=cert_file, days=round(-days)),
+                     next_msg=msg("tech.doctor.next.certificate.renew"))
     if days < warn_days:
         return Check("certificate", Verdict.WARN, f"{cert_file} expires in {days:.0f} day(s)",
                      "renew now: `appliance provision renew`, get the CSR signed, then "
                      "`appliance provision install-cert CERT --ca CA` (the current one "
-                     "stays in use until then)")
-    return Check("certificate", Verdict.OK, f"{cert_file} valid for {days:.0f} more day(s)")
+                     "stays in use until then)",
+                     summary_msg=msg("tech.doctor.summary.certificate.expires",
+                                     path=cert_file, days=round(days)),
+                     next_msg=msg("tech.doctor.next.certificate.renew_now"))
+    return Check("certificate", Verdict.OK, f"{cert_file} valid for {days:.0f} more day(s)",
+                 summary_msg=msg("tech.doctor.summary.certificate.valid", path=cert_file,
+                                 days=round(days)))
 
 
 def check_certificate(config: Config, provisioned: Path | None = None) -> Check:
@@ -289,7 +414,8 @@ def check_certificate(config: Config, provisioned: Path | None = None) -> Check:
         files.append(str(provisioned))
     if not files:
         return Check("certificate", Verdict.SKIP, "no device certificate configured "
-                                                  "(mqtt.cert_file) or provisioned")
+                                                  "(mqtt.cert_file) or provisioned",
+                     summary_msg=msg("tech.doctor.summary.certificate.none"))
     found = [_one_certificate(f, config.health.cert_warn_days) for f in files]
     order = (Verdict.FAIL, Verdict.WARN, Verdict.OK)
     return min(found, key=lambda c: order.index(c.verdict))
@@ -300,7 +426,10 @@ def check_broker(config: Config) -> Check:
     if not m.host:
         return Check("broker", Verdict.WARN, "no broker configured (mqtt.host): records wait "
                                              "on the device",
-                     "set [mqtt] host (and TLS files) in /etc/appliance/appliance.toml")
+                     "set [mqtt] host (and TLS files) in /etc/appliance/appliance.toml",
+                     summary_msg=msg("tech.doctor.summary.broker.none"),
+                     next_msg=msg("tech.doctor.next.broker.configure",
+                                  path="/etc/appliance/appliance.toml"))
     timeout = config.health.broker_timeout_seconds
     where = f"{m.host}:{m.port}"
     try:
@@ -313,11 +442,19 @@ def check_broker(config: Config) -> Check:
                     pass
     except ssl.SSLError as e:
         return Check("broker", Verdict.FAIL, f"{where}: TLS refused: {e.reason or e}",
-                     "check mqtt.ca_file, the device certificate and the clock")
+                     "check mqtt.ca_file, the device certificate and the clock",
+                     summary_msg=msg("tech.doctor.summary.broker.tls_refused", address=where,
+                                     error=str(e.reason or e)),
+                     next_msg=msg("tech.doctor.next.broker.tls"))
     except OSError as e:
         return Check("broker", Verdict.WARN, f"{where} unreachable: {e}",
-                     "check the office's Internet link and firewall; records wait safely")
-    return Check("broker", Verdict.OK, f"{where} reachable" + (" (TLS)" if m.tls else ""))
+                     "check the office's Internet link and firewall; records wait safely",
+                     summary_msg=msg("tech.doctor.summary.broker.unreachable", address=where,
+                                     error=str(e)),
+                     next_msg=msg("tech.doctor.next.broker.link"))
+    return Check("broker", Verdict.OK, f"{where} reachable" + (" (TLS)" if m.tls else ""),
+                 summary_msg=msg("tech.doctor.summary.broker.reachable_tls" if m.tls
+                                 else "tech.doctor.summary.broker.reachable", address=where))
 
 
 # A listed scanner as `scanimage` prints it: SANE name, vendor, model, type.
@@ -371,7 +508,9 @@ def check_scanner(config: Config, resolve: ScannerResolver = exact_name) -> Chec
     scanimage = shutil.which("scanimage")
     if scanimage is None:
         return Check("scanner", Verdict.FAIL, "scanimage missing (package sane-utils)",
-                     "reinstall: bash provisioning/install.sh install")
+                     "reinstall: bash provisioning/install.sh install",
+                     summary_msg=msg("tech.doctor.summary.scanner.no_scanimage"),
+                     next_msg=msg("tech.doctor.next.scanner.reinstall"))
     env = dict(os.environ)
     if config.scanner.sane_config_dir:
         env["SANE_CONFIG_DIR"] = config.scanner.sane_config_dir
@@ -382,7 +521,10 @@ def check_scanner(config: Config, resolve: ScannerResolver = exact_name) -> Chec
                               check=False)
     except subprocess.TimeoutExpired:
         return Check("scanner", Verdict.FAIL, f"SANE did not list scanners in {timeout:g} s",
-                     "unplug and replug the scanner, power-cycle it, then run the doctor again")
+                     "unplug and replug the scanner, power-cycle it, then run the doctor again",
+                     summary_msg=msg("tech.doctor.summary.scanner.timeout",
+                                     seconds=f"{timeout:g}"),
+                     next_msg=msg("tech.doctor.next.scanner.replug"))
     # With none found, scanimage prints a paragraph of advice instead; a SANE device
     # name always has a backend prefix ("airscan:e0:Office", "fujitsu:libusb:001:004").
     devices: list[Listed] = []
@@ -395,19 +537,31 @@ def check_scanner(config: Config, resolve: ScannerResolver = exact_name) -> Chec
     if wanted:
         what = (f"chosen scanner {scanner_label(chosen)}" if chosen
                 else f"{wanted} (scanner.device)")
+        scanner = scanner_label(chosen) if chosen else wanted
         found = resolve(wanted, devices)
         if found is not None:
-            return Check("scanner", Verdict.OK, f"{what} found as {found}")
+            return Check("scanner", Verdict.OK, f"{what} found as {found}",
+                         summary_msg=msg("tech.doctor.summary.scanner.chosen_found" if chosen
+                                         else "tech.doctor.summary.scanner.configured_found",
+                                         scanner=scanner, found=found))
         return Check("scanner", Verdict.FAIL, f"{what} not found ({len(devices)} other "
                                               "device(s))",
                      "check the cable and power; for a network scanner its address in "
                      "airscan.conf; or choose another one on the technician panel "
-                     "(`appliance scanner list` shows what SANE sees)")
+                     "(`appliance scanner list` shows what SANE sees)",
+                     summary_msg=msg("tech.doctor.summary.scanner.chosen_missing" if chosen
+                                     else "tech.doctor.summary.scanner.configured_missing",
+                                     scanner=scanner, count=len(devices)),
+                     next_msg=msg("tech.doctor.next.scanner.missing"))
     if not devices:
         return Check("scanner", Verdict.WARN, "no scanner found",
-                     "connect and switch on the scanner; `appliance scanner list`")
+                     "connect and switch on the scanner; `appliance scanner list`",
+                     summary_msg=msg("tech.doctor.summary.scanner.none"),
+                     next_msg=msg("tech.doctor.next.scanner.connect"))
     names = ", ".join(d[0] for d in devices[:3])
-    return Check("scanner", Verdict.OK, f"{len(devices)} scanner(s): {names}")
+    return Check("scanner", Verdict.OK, f"{len(devices)} scanner(s): {names}",
+                 summary_msg=msg("tech.doctor.summary.scanner.listed", count=len(devices),
+                                 names=names))
 
 
 def under_systemd() -> bool:
@@ -428,7 +582,8 @@ def _systemctl_like(argv: list[str]) -> str | None:
 def check_units(config: Config, units: Sequence[str] = DEVICE_UNITS) -> list[Check]:
     del config
     if not under_systemd():
-        return [Check("units", Verdict.SKIP, "not running under systemd")]
+        return [Check("units", Verdict.SKIP, "not running under systemd",
+                      summary_msg=msg("tech.doctor.summary.unit.no_systemd"))]
     out = []
     for unit in units:
         shown = _systemctl_like(["systemctl", "show", unit, "--property",
@@ -437,23 +592,35 @@ def check_units(config: Config, units: Sequence[str] = DEVICE_UNITS) -> list[Che
         name = f"unit {unit.removesuffix('.service')}"
         state = f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"
         restarts = int(props.get("NRestarts", "0") or 0)
+        # systemd's own words (active, failed, running) stay as systemctl prints them.
+        said = msg("tech.doctor.summary.unit.state", state=state)
         if props.get("LoadState") == "not-found":
-            out.append(Check(name, Verdict.SKIP, "not installed"))
+            out.append(Check(name, Verdict.SKIP, "not installed",
+                             summary_msg=msg("tech.doctor.summary.unit.not_installed")))
         elif props.get("ActiveState") == "inactive" and props.get("ConditionResult") == "no":
             # e.g. the kiosk screen on a box without a display (ConditionPathExists=).
             out.append(Check(name, Verdict.SKIP, "not started: its condition is not met "
-                                                 f"(`systemctl status {unit}`)"))
+                                                 f"(`systemctl status {unit}`)",
+                             summary_msg=msg("tech.doctor.summary.unit.condition_not_met",
+                                             unit=unit)))
         elif props.get("ActiveState") == "failed":
             out.append(Check(name, Verdict.FAIL, state,
                              f"`journalctl -u {unit} -n 50` for the cause, then "
-                             f"`systemctl restart {unit}`"))
+                             f"`systemctl restart {unit}`",
+                             summary_msg=said,
+                             next_msg=msg("tech.doctor.next.unit.failed", unit=unit)))
         elif props.get("ActiveState") != "active":
-            out.append(Check(name, Verdict.WARN, state, f"`systemctl start {unit}`"))
+            out.append(Check(name, Verdict.WARN, state, f"`systemctl start {unit}`",
+                             summary_msg=said,
+                             next_msg=msg("tech.doctor.next.unit.start", unit=unit)))
         elif restarts:
             out.append(Check(name, Verdict.WARN, f"{state}, restarted {restarts} time(s)",
-                             f"`journalctl -u {unit}` for why it keeps restarting"))
+                             f"`journalctl -u {unit}` for why it keeps restarting",
+                             summary_msg=msg("tech.doctor.summary.unit.restarted",
+                                             state=state, count=restarts),
+                             next_msg=msg("tech.doctor.next.unit.restarting", unit=unit)))
         else:
-            out.append(Check(name, Verdict.OK, state))
+            out.append(Check(name, Verdict.OK, state, summary_msg=said))
     return out
 
 
@@ -472,6 +639,10 @@ SYSTEM_CHECKS: dict[str, CheckFn] = {
 
 # --- running and printing ------------------------------------------------------------
 
+# The configuration loaded: the first line of every round (the command, the panel).
+CONFIG_VALID = Check("config", Verdict.OK, "valid",
+                     summary_msg=msg("tech.doctor.summary.config.valid"))
+
 
 def run_checks(config_path: str | os.PathLike[str] | None,
                extra: dict[str, CheckFn] | None = None,
@@ -489,11 +660,13 @@ def run_checks(config_path: str | os.PathLike[str] | None,
     except ConfigError as e:
         return [Check("config", Verdict.FAIL, str(e),
                       "fix that key (`appliance config reference`), then "
-                      "`appliance config check`")]
+                      "`appliance config check`",
+                      summary_msg=msg("tech.doctor.summary.config.invalid", error=str(e)),
+                      next_msg=msg("tech.doctor.next.config.fix"))]
     fns = {**SYSTEM_CHECKS, **(extra or {})}
     fns["certificate"] = functools.partial(
         check_certificate, provisioned=config_path_of(config_path).parent / PROVISION_CERT)
-    checks = [Check("config", Verdict.OK, "valid"), *check_all(config, fns, skip)]
+    checks = [CONFIG_VALID, *check_all(config, fns, skip)]
     if save:
         save_report(config, checks, keep=skip)
     return checks
@@ -511,7 +684,9 @@ def check_all(config: Config, fns: Mapping[str, CheckFn], skip: Iterable[str] = 
             found = fn(config)
         except Exception as e:  # noqa: BLE001 - reported, never fatal (see docstring)
             found = Check(name, Verdict.FAIL, f"the check itself failed: {e!r}",
-                          "report this to support with the output of `appliance doctor`")
+                          "report this to support with the output of `appliance doctor`",
+                          summary_msg=msg("tech.doctor.summary.check_failed", error=repr(e)),
+                          next_msg=msg("tech.doctor.next.report_to_support"))
         checks.extend([found] if isinstance(found, Check) else found)
     return checks
 
@@ -594,17 +769,29 @@ def check_scanner_state(config: Config) -> Check | None:
         return None
     value, at = found["scanner.state"]
     chosen = chosen_scanner(config)
-    label = (scanner_label(chosen) if chosen else config.scanner.device
-             or "the first scanner SANE lists")
+    named = scanner_label(chosen) if chosen else config.scanner.device
+    label = named or "the first scanner SANE lists"
+    # The state as the status screens name it (store.state.ScannerState).
+    state_key = (f"state.scanner.{value}" if value in ("ready", "busy")
+                 else "state.scanner.unknown")
     if value == "error":
         fault = found.get("scanner.error", ("scanner.error", at))[0]
         return Check("scanner", Verdict.FAIL, f"{label}: the worker's last use failed "
                                               f"({fault})",
                      "technician panel, scanner: search, choose it again and run a test "
                      "scan; `appliance doctor` shows whether SANE lists it",
-                     as_of=float(at))
+                     as_of=float(at),
+                     # fault_key: the fault's own message key, translated by the face.
+                     summary_msg=msg("tech.doctor.summary.scanner.worker_failed",
+                                     scanner=named, fault_key=str(fault)) if named else
+                     msg("tech.doctor.summary.scanner.worker_failed_first",
+                         fault_key=str(fault)),
+                     next_msg=msg("tech.doctor.next.scanner.test_scan"))
     return Check("scanner", Verdict.OK, f"{label}: {value} when the worker last used it",
-                 as_of=float(at))
+                 as_of=float(at),
+                 summary_msg=msg("tech.doctor.summary.scanner.worker_used",
+                                 scanner=named, state_key=state_key) if named else
+                 msg("tech.doctor.summary.scanner.worker_used_first", state_key=state_key))
 
 
 def local_checks(config: Config, provisioned: Path | None = None,
@@ -629,7 +816,7 @@ def local_checks(config: Config, provisioned: Path | None = None,
     if worker is not None and all((c.as_of or 0.0) < (worker.as_of or 0.0)
                                   for c in remembered.get("scanner", [])):
         remembered["scanner"] = [worker]
-    out = [Check("config", Verdict.OK, "valid")]
+    out = [CONFIG_VALID]
     for name in [*SYSTEM_CHECKS, *[n for n in remembered if n not in SYSTEM_CHECKS]]:
         if name in live:
             out.extend(live[name])
@@ -639,7 +826,9 @@ def local_checks(config: Config, provisioned: Path | None = None,
             out.extend(remembered[name])
         else:
             out.append(Check(name, Verdict.SKIP, "not checked here",
-                             "run `appliance doctor` on the device"))
+                             "run `appliance doctor` on the device",
+                             summary_msg=msg("tech.doctor.summary.not_checked_here"),
+                             next_msg=msg("tech.doctor.next.run_doctor")))
     return out
 
 

@@ -265,15 +265,23 @@ def technician_paths() -> dict[str, Any]:
         f"{t}doctor": {"get": _op(
             "technicianDoctor", "`appliance doctor`'s checks: the local ones looked at "
                                 "now, the scanner, broker, database and models as last "
-                                "found (as_of), translated names and verdicts",
+                                "found (as_of), translated names, verdicts, "
+                                "summaries and next steps",
             {"200": _json({"type": "object", "required": ["verdict", "rows"], "properties": {
                 "verdict": {"type": "string", "enum": ["ok", "warn", "fail"]},
                 "verdict_text": {"type": "string"},
                 "rows": {"type": "array", "items": {"type": "object", "properties": {
                     "name": {"type": "string"}, "label": {"type": "string"},
                     "verdict": {"type": "string", "enum": ["ok", "warn", "fail", "skip"]},
-                    "verdict_text": {"type": "string"}, "summary": {"type": "string"},
+                    "verdict_text": {"type": "string"},
+                    "summary": {"type": "string", "description": "in the asked language; "
+                                "the command's English where the check has no key"},
+                    "summary_lang": {"type": "string", "enum": ["vi", "en"]},
+                    "summary_en": {"type": "string", "description": "as `appliance "
+                                                                    "doctor` prints it"},
                     "next_step": {"type": "string"},
+                    "next_step_lang": {"type": "string", "enum": ["vi", "en"]},
+                    "next_step_en": {"type": "string"},
                     "as_of": {"type": "string", "description": "local time of the run "
                                                                "that found it; '' = now"},
                     "as_of_text": {"type": "string"}}}}}}, "the checks")},

@@ -33,13 +33,14 @@ import json
 import os
 import platform
 import shutil
+import string
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from appliance import status
@@ -52,10 +53,10 @@ from appliance.store.jobs import JobKind, JobState
 from appliance.sync import probe
 from appliance.system import config as config_mod
 from appliance.system import doctor
-from appliance.web import api, auth, usecases
+from appliance.web import api, auth, i18n, usecases
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError, register_api, register_html
-from appliance.web.i18n import t
+from appliance.web.i18n import t, t_or
 
 bp = Blueprint("technician", __name__, url_prefix="/technician")
 bp.before_request(auth.guard_technician)
@@ -169,12 +170,40 @@ def index() -> str:
 
 
 DOCTOR_NAMES = ("config", "disk", "database", "key", "queue", "clock", "certificate",
-                "broker", "scanner", "models", "schema")
+                "broker", "scanner", "models", "schema", "units")
+
+
+def doctor_text(message: doctor.Message | None, english: str) -> tuple[str, str]:
+    """A check's summary or next step in the session's language, and that language.
+
+    The command's English text when the check carries no message (a report saved by an
+    older release, a check from a layer without keys) or one this build cannot fill (a
+    key it lacks, an argument it is not given): never a blank cell, a raw key or a
+    "{placeholder}". An argument named ``*_key`` is a message key itself (the scanner's
+    fault, its state), translated here and given without the suffix (doctor.Message).
+    """
+    translations: i18n.Translations = current_app.extensions[i18n.EXTENSION]
+    if message is None or not translations.has(message.key):
+        return english, "en"
+    args: dict[str, Any] = {}
+    for name, value in message.args.items():
+        if name.endswith("_key"):
+            args[name.removesuffix("_key")] = t_or(str(value), str(value))
+        else:
+            args[name] = value
+    needed = {field for _, field, _, _ in
+              string.Formatter().parse(translations.tables[i18n.REFERENCE][message.key])
+              if field}
+    if not needed <= set(args):
+        return english, "en"
+    return t(message.key, **args), i18n.current_language()
 
 
 def doctor_rows(config: config_mod.Config) -> dict[str, Any]:
-    """`appliance doctor`'s checks for the screen: a translated name and verdict next
-    to the command's own summary and next step (commands and paths, as printed)."""
+    """`appliance doctor`'s checks for the screen: a translated name, verdict, summary
+    and next step (commands, paths and figures as the command prints them), with the
+    command's own English beside them (`summary_en`, `next_step_en`) to match a line
+    of `appliance doctor`'s output or the journal."""
     checks = doctor.local_checks(config, _config_path().parent / doctor.PROVISION_CERT)
     rows = []
     for c in checks:
@@ -186,10 +215,16 @@ def doctor_rows(config: config_mod.Config) -> dict[str, Any]:
             label = c.name
         as_of = (time.strftime("%Y-%m-%d %H:%M", time.localtime(c.as_of))
                  if c.as_of is not None else "")
+        summary, summary_lang = doctor_text(c.summary_msg, c.summary)
+        shows_next = c.verdict is not doctor.Verdict.OK and bool(c.next_step or c.next_msg)
+        next_step, next_lang = (doctor_text(c.next_msg, c.next_step) if shows_next
+                                else ("", i18n.current_language()))
         rows.append({"name": c.name, "label": label, "verdict": c.verdict.value,
                      "verdict_text": t(f"tech.doctor.verdict.{c.verdict.value}"),
-                     "summary": c.summary,
-                     "next_step": c.next_step if c.verdict is not doctor.Verdict.OK else "",
+                     "summary": summary, "summary_lang": summary_lang,
+                     "summary_en": c.summary,
+                     "next_step": next_step, "next_step_lang": next_lang,
+                     "next_step_en": c.next_step if shows_next else "",
                      "as_of": as_of,
                      "as_of_text": t("tech.doctor_as_of", time=as_of) if as_of else ""})
     overall = doctor.worst(checks).value

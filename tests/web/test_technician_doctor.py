@@ -54,7 +54,8 @@ def test_panel_shows_the_doctor_verdicts_with_next_steps(tech_config):
     before = rows(client.get("/technician", headers=TECH).get_data(as_text=True))
     # Nothing kept yet: the lines the web does not look at say so, in Vietnamese.
     assert before["scanner"][0] == "skip" and "Không kiểm tra" in before["scanner"][1]
-    assert "not checked here" in before["scanner"][1]
+    assert "Trang kỹ thuật không tự kiểm tra mục này" in before["scanner"][1]
+    assert "Chạy `appliance doctor` trên thiết bị." in before["scanner"][1]
     assert before["disk"][0] == "ok" and "Dung lượng đĩa" in before["disk"][1]
 
     # The hourly doctor found the chosen scanner gone, 30 minutes ago.
@@ -67,10 +68,12 @@ def test_panel_shows_the_doctor_verdicts_with_next_steps(tech_config):
     assert text.startswith("Máy quét Lỗi")
     assert SCANNER.summary in text and SCANNER.next_step in text
     assert f"kết quả lúc {time.strftime('%Y-%m-%d %H:%M', time.localtime(at))}" in text
-    # A certificate expiring in 10 days: a warning with the renewal steps.
+    # A certificate expiring in 10 days: a warning with the renewal steps, in Vietnamese,
+    # the command and the figures as the command prints them.
     verdict, text = found["certificate"]
     assert verdict == "warn" and "Chứng thư thiết bị Cần chú ý" in text
-    assert "expires in 10 day(s)" in text and "appliance provision renew" in text
+    assert "sẽ hết hạn sau 10 ngày" in text and "Gia hạn ngay: chạy `appliance provision " \
+        "renew`" in text
     # The broker is never dialled in a request.
     assert found["broker"][0] == "skip"
     # Same lines, same order, as the function the CLI and the heartbeat use.
@@ -135,7 +138,7 @@ def test_doctor_section_in_chromium(browser, tmp_path):
             page.click("#doctor-link")
             cert = page.locator("#doctor tr[data-check='certificate']")
             assert cert.get_attribute("data-verdict") == "warn"
-            assert "tls/current/device.crt expires in 10 day(s)" in cert.inner_text()
+            assert "tls/current/device.crt sẽ hết hạn sau 10 ngày" in cert.inner_text()
             scanner = page.locator("#doctor tr[data-check='scanner']")
             assert scanner.is_visible()
             assert "Lỗi" in scanner.inner_text()

@@ -63,7 +63,8 @@
     }, { passive: true, capture: true });
   });
   // The doctor's table, rebuilt from /api/technician/doctor: the same records that
-  // `appliance doctor` prints (its summaries and next steps are commands, in English).
+  // `appliance doctor` prints, their summaries and next steps in the panel's language
+  // (the command's English in the tooltip), or in English where a line has no key.
   function badge(verdict, label) {
     var b = document.createElement("span");
     b.className = "badge doctor-" + verdict;
@@ -88,10 +89,11 @@
       var verdict = document.createElement("td");
       verdict.appendChild(badge(c.verdict, c.verdict_text));
       var detail = document.createElement("td");
-      detail.lang = "en";
+      detail.lang = c.summary_lang || "en";
       var summary = document.createElement("span");
       summary.className = "mono";
       summary.textContent = c.summary;
+      if (detail.lang !== "en" && c.summary_en) { summary.title = c.summary_en; }
       detail.appendChild(summary);
       if (c.as_of) {
         var when = document.createElement("span");
@@ -102,9 +104,10 @@
         detail.appendChild(when);
       }
       var next = document.createElement("td");
-      next.lang = "en";
+      next.lang = c.next_step_lang || "en";
       next.className = "doctor-next";
       next.textContent = c.next_step;
+      if (next.lang !== "en" && c.next_step_en) { next.title = c.next_step_en; }
       [th, verdict, detail, next].forEach(function (cell) { tr.appendChild(cell); });
       return tr;
     });
