@@ -20,7 +20,7 @@ import pytest
 
 from appliance.central.receiver import run_receiver
 from appliance.records import dossiers
-from appliance.store import jobs
+from appliance.store import jobs, space
 from appliance.store.db import connect
 from appliance.system import config as config_mod
 from appliance.web import create_app, usecases
@@ -73,6 +73,9 @@ def rig(tmp_path: Path, small_disk: Path, broker) -> Iterator[Rig]:  # noqa: F81
         health={"scan_min_free_mb": 1},
     )
     procs = Processes.for_config(tmp_path, config)
+    # worker and sync try the full disk again every second (5 s in service): each
+    # fill and each freeing below waits one retry, for nothing but the clock
+    procs.env[space.RETRY_ENV] = "1"
     connect(config.paths.database).close()  # schema made before the disk fills
     procs.start("scanner", "demo-scanner", "--port", str(scanner_port), "--adf-pages", "3",
                 "--page-delay", "2")

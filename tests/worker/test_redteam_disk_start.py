@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from appliance.central.receiver import run_receiver
+from appliance.store import space
 from appliance.store.db import connect
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import MosquittoProcess
@@ -41,20 +42,36 @@ StartService = Callable[[Callable[..., None], config_mod.Config], Service]
 pytestmark = pytest.mark.timeout(150)
 
 
+# The services try a full disk again every RETRY_SECONDS (5 s in service); here 1 s,
+# so that staying up through several retries takes seconds, not half a minute.
+RETRY_SECONDS = 1.0
+
+
 def _full_disk_rig(tmp_path: Path, disk: Path, port: int) -> tuple[config_mod.Config, Processes]:
     config = config_mod.with_overrides(
         make_config(tmp_path, port), paths={"data_dir": str(disk)},
         ocr={"enabled": False}, health={"scan_min_free_mb": 1})
-    return config, Processes.for_config(tmp_path, config)
+    procs = Processes.for_config(tmp_path, config)
+    procs.env[space.RETRY_ENV] = str(RETRY_SECONDS)
+    return config, procs
 
 
-def _stays_up(procs: Processes, name: str, seconds: float) -> None:
+def _stays_up(procs: Processes, name: str, seconds: float, *, until_log: str = "") -> None:
+    """`name` keeps running for `seconds`, counted from when its log says `until_log`
+    (waited for as long as the child lives, up to a minute)."""
     proc = procs.children[name]
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    log = procs.log_dir / f"{name}.log"
+    deadline = time.monotonic() + 60
+    end = None if until_log else time.monotonic() + seconds
+    while end is None or time.monotonic() < end:
         assert proc.poll() is None, (
             f"appliance {name} exited ({proc.returncode}) when started on a full disk: "
             f"under systemd, a crash loop and then a failed unit\n{procs.logs()}")
+        if end is None:
+            if until_log in log.read_text(encoding="utf-8", errors="replace"):
+                end = time.monotonic() + seconds
+            else:
+                assert time.monotonic() < deadline, f"{name} never said {until_log!r}"
         time.sleep(0.25)
 
 
@@ -69,7 +86,8 @@ def test_sync_started_on_a_full_disk_waits_and_then_delivers_exactly_once(
         try:
             assert free_bytes(disk) == 0
             procs.start("sync", "sync")
-            _stays_up(procs, "sync", 8)
+            # up, waiting on the disk, and still up after a few more tries
+            _stays_up(procs, "sync", 3 * RETRY_SECONDS, until_log="data disk full")
             receiver = services(run_receiver, config)  # the central disk has room
             filler.unlink()
             wait_for(lambda: all_delivered(config, records), 90,
@@ -94,9 +112,10 @@ def test_worker_started_on_a_full_disk_waits_instead_of_exiting(tmp_path: Path) 
         try:
             assert free_bytes(disk) == 0
             procs.start("worker", "worker")
-            _stays_up(procs, "worker", 8)
+            # up, waiting on the disk, and still up after a few more tries
+            _stays_up(procs, "worker", 3 * RETRY_SECONDS, until_log="data disk full")
             filler.unlink()
-            _stays_up(procs, "worker", 3)
+            _stays_up(procs, "worker", 1, until_log="worker ready")  # its start finished
         finally:
             procs.stop_all()
             held.close()
