@@ -10,7 +10,9 @@ beside the configuration file, for what the technician actually sees.
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import time
 from html import unescape
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from appliance.system import doctor
 from appliance.system.config import Config, with_overrides
 from appliance.system.doctor import Check, Verdict
-from appliance.web import create_app
+from appliance.web import create_app, i18n
 from tests.system.test_doctor_facts import write_certificate
 
 TECH_PIN = "246813"
@@ -161,3 +163,111 @@ def test_doctor_section_in_chromium(browser, tmp_path):
             context.close()
     finally:
         stop_server(server)
+
+
+# --- summaries and next steps in the session's language ------------------------------
+
+TABLES = {lang: json.loads((i18n.TRANSLATIONS_DIR / f"{lang}.json").read_text("utf-8"))
+          for lang in i18n.LANGUAGES}
+
+
+def dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_failing_check_reads_in_vietnamese_and_in_english(tech_config):
+    """A real failure (the disk below its threshold, looked at in the request) and a
+    real one from the last doctor round (the broker unreachable): Vietnamese text with
+    the figures, paths and commands as printed; English for lang=en; the command's own
+    English beside it."""
+    config = with_overrides(tech_config, health={"disk_fail_mb": 10**9,
+                                                 "disk_warn_mb": 10**9})
+    client = create_app(config, {"TESTING": True}).test_client()
+    unreachable = doctor.check_broker(with_overrides(
+        config, mqtt={"host": "127.0.0.1", "port": dead_port(), "tls": False}))
+    assert unreachable.verdict is Verdict.WARN and unreachable.summary_msg is not None
+    doctor.save_report(config, [unreachable], now=time.time() - 600)
+    data = client.get("/api/technician/doctor", headers=TECH).get_json()
+    got = {r["name"]: r for r in data["rows"]}
+    disk = got["disk"]
+    probe = config.paths.data_dir
+    assert disk["verdict"] == "fail" and disk["verdict_text"] == "Lỗi"
+    assert re.fullmatch(rf"Còn trống \d+ MB trên {re.escape(str(probe))} "
+                        rf"\(dưới ngưỡng {10**9} MB\)", disk["summary"]), disk["summary"]
+    assert disk["next_step"] == TABLES["vi"]["tech.doctor.next.disk.free_now"]
+    assert disk["next_step"].startswith("Giải phóng dung lượng ngay")
+    assert "`journalctl --vacuum-size=100M`" in disk["next_step"]  # the command, literal
+    assert (disk["summary_lang"], disk["next_step_lang"]) == ("vi", "vi")
+    assert disk["summary_en"].endswith(f"MB free on {probe} (below {10**9} MB)")
+    assert disk["next_step_en"].startswith("free space now: check the broker link")
+    broker = got["broker"]
+    port = unreachable.summary_msg.args["address"]
+    assert broker["summary"].startswith(f"Không kết nối được {port}: ")
+    assert broker["next_step"] == TABLES["vi"]["tech.doctor.next.broker.link"]
+    assert broker["as_of_text"].startswith("kết quả lúc ")
+    assert broker["summary_en"] == unreachable.summary
+    # The certificate expiring in 10 days, and the page says the same as the JSON.
+    cert = got["certificate"]
+    assert cert["summary"].endswith("sẽ hết hạn sau 10 ngày")
+    page = rows(client.get("/technician", headers=TECH).get_data(as_text=True))
+    assert disk["summary"] in page["disk"][1] and disk["next_step"] in page["disk"][1]
+    assert broker["next_step"] in page["broker"][1]
+
+    english = {r["name"]: r for r in client.get("/api/technician/doctor?lang=en",
+                                                headers=TECH).get_json()["rows"]}
+    assert re.fullmatch(rf"\d+ MB free on {re.escape(str(probe))} \(below {10**9} MB\)",
+                        english["disk"]["summary"])
+    assert english["disk"]["next_step"] == TABLES["en"]["tech.doctor.next.disk.free_now"]
+    assert english["disk"]["next_step"] != disk["next_step"]
+    assert english["broker"]["summary"].startswith(f"{port} unreachable: ")
+    assert (english["disk"]["summary_lang"], english["disk"]["next_step_lang"]) == ("en", "en")
+    assert english["certificate"]["summary"].endswith("expires in 10 day(s)")
+
+
+def test_an_old_report_without_keys_shows_the_commands_english(tech_config):
+    """doctor/report.json as a release before the keys saved it: the lines load and read
+    in English (marked as English), never blank; a key this build lacks, or one without
+    the arguments its text needs, falls back the same way."""
+    at = time.time() - 3600
+    report = doctor.report_path(tech_config)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"at": at, "checks": [
+        {"name": "config", "verdict": "ok", "summary": "valid", "next_step": "",
+         "as_of": None},
+        {"name": "scanner", "verdict": "fail", "summary": SCANNER.summary,
+         "next_step": SCANNER.next_step, "as_of": None},
+        {"name": "broker", "verdict": "warn", "summary": "10.0.0.5:8883 unreachable: timed out",
+         "next_step": "check the office's Internet link and firewall; records wait safely",
+         "summary_key": "tech.doctor.summary.from_a_newer_release", "summary_args": {},
+         "next_key": "tech.doctor.next.broker.link", "next_args": {}},
+        {"name": "models", "verdict": "fail", "summary": "model file x.onnx missing",
+         "next_step": "reinstall the models",
+         "summary_key": "tech.doctor.summary.models.problem", "summary_args": {}},
+    ]}), encoding="utf-8")
+    client = create_app(tech_config, {"TESTING": True}).test_client()
+    data = client.get("/api/technician/doctor", headers=TECH).get_json()
+    got = {r["name"]: r for r in data["rows"]}
+    scanner = got["scanner"]
+    assert (scanner["label"], scanner["verdict_text"]) == ("Máy quét", "Lỗi")
+    assert (scanner["summary"], scanner["next_step"]) == (SCANNER.summary, SCANNER.next_step)
+    assert (scanner["summary_lang"], scanner["next_step_lang"]) == ("en", "en")
+    assert scanner["as_of_text"] == (
+        f"kết quả lúc {time.strftime('%Y-%m-%d %H:%M', time.localtime(at))}")
+    broker = got["broker"]
+    assert broker["summary"] == "10.0.0.5:8883 unreachable: timed out"  # unknown key
+    assert broker["summary_lang"] == "en"
+    assert broker["next_step"] == TABLES["vi"]["tech.doctor.next.broker.link"]  # known key
+    models = got["models"]  # a known key without the {error} its text needs
+    assert (models["summary"], models["summary_lang"]) == ("model file x.onnx missing", "en")
+    assert models["next_step"] == "reinstall the models"
+    for r in data["rows"]:
+        assert r["summary"].strip(), r
+        assert "{" not in r["summary"] + r["next_step"], r
+        if r["verdict"] in ("warn", "fail"):
+            assert r["next_step"].strip(), r
+    html = client.get("/technician", headers=TECH).get_data(as_text=True)
+    row = html.split('<tr data-check="scanner"', 1)[1].split("</tr>", 1)[0]
+    assert '<td lang="en">' in row and unescape(SCANNER.summary) in unescape(row)
+    assert SCANNER.next_step in unescape(row)
