@@ -176,8 +176,11 @@ def test_the_units_own_command_under_cage_stays_on_the_appliance_and_ends_with_t
     locked = _cage_probe()
     assert locked["argv0"] == "/usr/bin/cage"
     assert "/kiosk" in locked["appliance_requests"]  # type: ignore[operator]
+    assert "/leaving" in locked["appliance_requests"]  # it did try to leave
     assert locked["elsewhere_requests"] == []
     assert locked["chromium_processes"] > 0  # type: ignore[operator]
     assert locked["cage_exit_after_browser_killed"] is not None
     control = _cage_probe("--no-policy")
     assert "/escaped" in control["elsewhere_requests"]  # type: ignore[operator]
+    # unlocked, the escape comes at once: the locked run watched long enough to see it
+    assert control["escape_seconds"] < control["leave_grace_seconds"] / 3, control  # type: ignore[operator]
