@@ -340,8 +340,11 @@ def test_renewal_swaps_the_certificate_and_keeps_the_queue(root, tmp_path, broke
     rc, out = root.run("report", "--json")
     assert {c["name"]: c["verdict"] for c in json.loads(out)["checks"]}["renewal"] == "ok"
 
+    # The publisher may publish before the receiver has subscribed: a 2 s ack timeout
+    # (as in tests/helpers/sync_rig.make_config) re-sends them then, not after 10 s.
     central = config_mod.with_overrides(config, central={
-        "database": str(tmp_path / "central" / "central.sqlite3")})
+        "database": str(tmp_path / "central" / "central.sqlite3")},
+        mqtt={"ack_timeout_seconds": 2.0})
     services(run_receiver, central)
     services(run_publisher, central)
     wait_for(lambda: all_delivered(config, records), 30, "the queued records delivered")
