@@ -16,6 +16,9 @@ from appliance.sync.client import make_client, open_session
 from tests.helpers.sync_rig import make_config
 
 pytestmark = pytest.mark.timeout(60)
+# The broker sends at once what a client's window allows; this long without a new
+# message, once all are published, and none is coming (it was a fixed 3 s).
+QUIET_SECONDS = 1.0
 
 
 def _held(config, receive_maximum: int | None, topic: str) -> int:
@@ -27,19 +30,30 @@ def _held(config, receive_maximum: int | None, topic: str) -> int:
     sub.on_message = lambda _c, _u, m: got.append(m.mid)
     open_session(sub, config.mqtt, lambda: bool(connected), lambda: None,
                  receive_maximum=receive_maximum)
+    subscribed: list[bool] = []
+    sub.on_subscribe = lambda *_args: subscribed.append(True)
     sub.subscribe(topic, qos=1)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"p-{receive_maximum}",
                       protocol=mqtt.MQTTv5)
     pub.connect(config.mqtt.host, config.mqtt.port)
     pub.loop_start()
     try:
-        for _ in range(20):
+        ready = time.monotonic() + 10
+        while not subscribed and time.monotonic() < ready:  # SUBACK: nothing missed
             sub.loop(0.05)
-        for _ in range(receiver.RECEIVE_MAXIMUM + 100):
-            pub.publish(topic, b"x" * 100, qos=1)
-        end = time.monotonic() + 3
+        assert subscribed, "no SUBACK"
+        sent = [pub.publish(topic, b"x" * 100, qos=1)
+                for _ in range(receiver.RECEIVE_MAXIMUM + 100)]
+        # Until the broker holds every message (it PUBACKed them all to the publisher)
+        # and then nothing more has come for QUIET_SECONDS: what it would send is sent.
+        end = time.monotonic() + 10
+        quiet_since, seen = time.monotonic(), -1
         while time.monotonic() < end:
             sub.loop(0.05)
+            if len(got) != seen or not all(m.is_published() for m in sent):
+                quiet_since, seen = time.monotonic(), len(got)
+            elif time.monotonic() - quiet_since >= QUIET_SECONDS:
+                break
         return len(got)
     finally:
         pub.loop_stop()
