@@ -43,7 +43,7 @@ from typing import Any
 from appliance.bench.local import free_port
 
 DRAIN_TIMEOUT_SECONDS = 900.0
-SHARE_GROUP = "fleet"
+SHARE_GROUP = "fleet-receivers-of-the-bench"
 MOSQUITTO = "/usr/sbin/mosquitto"
 # Devices per publisher process: threads share one interpreter lock, so not too many.
 DEVICES_PER_WORKER = 50

@@ -22,6 +22,9 @@ from appliance.system.text import one_line
 # The smallest mqtt.chunk_bytes a device may cut files with. The receiver relies on it:
 # a chunk count above what a file cut this finely could need is refused (sync.wire).
 MIN_CHUNK_BYTES = 1024
+# central.share_group is a secret (see CentralConfig.share_group): at least this long,
+# i.e. 64 random bits written in hex, so that it cannot be guessed.
+MIN_SHARE_GROUP_CHARS = 16
 
 CONFIG_ENV = "APPLIANCE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
@@ -196,6 +199,9 @@ class CentralConfig:
     # MQTT v5 shared subscription group: non-empty makes the receiver subscribe to
     # $share/<group>/<prefix>/devices/+/records, so the broker spreads the devices'
     # messages over every receiver of the group. Empty: an ordinary subscription.
+    # A secret: mosquitto's acl_file checks deliveries, not subscriptions, so a device
+    # that knew the name could join the group and take its turn of every device's
+    # messages, which the broker then drops (read ACL) until their devices send again.
     share_group: str = ""
 
     @property
@@ -364,9 +370,13 @@ def validate(config: Config) -> Config:
         raise ConfigError("scanner.resolution: Decree 30/2020 requires at least 200 dpi")
     if config.ocr.recognizer not in ("int8", "fp32"):
         raise ConfigError("ocr.recognizer: must be 'int8' or 'fp32'")
-    if config.central.share_group and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
-                                                         config.central.share_group):
-        raise ConfigError("central.share_group: letters, digits, '-' and '_' only")
+    if config.central.share_group and not re.fullmatch(
+            rf"[A-Za-z0-9_-]{{{MIN_SHARE_GROUP_CHARS},64}}", config.central.share_group):
+        raise ConfigError(
+            f"central.share_group: {MIN_SHARE_GROUP_CHARS} to 64 letters, digits, '-' or '_', "
+            "a random name kept secret like a key (e.g. `openssl rand -hex 16`): a device "
+            "that knows it can join the group, and mosquitto drops the messages it deals "
+            "that device")
     if config.central.postgres_dsn and not config.central.postgres_dsn.startswith(
             ("postgresql://", "postgres://")):
         raise ConfigError("central.postgres_dsn: must be a postgresql:// URL")

@@ -38,7 +38,7 @@ pg_server = pg_helpers.pg_server  # fixture
 pytestmark = pytest.mark.timeout(240)
 RECORDS = 240
 RECEIVERS = 3
-GROUP = "central"
+GROUP = "central-7f3a9c2e51d8b604"
 
 
 def counted(config: config_mod.Config, what: str) -> int:
@@ -56,11 +56,17 @@ def served_count(config: config_mod.Config) -> int:
 
 def test_the_subscription_is_shared_only_when_a_group_is_named(tmp_path):
     plain = make_config(tmp_path, 1883, signed=False)
-    shared = make_config(tmp_path, 1883, signed=False, central={"share_group": "g1"})
+    shared = make_config(tmp_path, 1883, signed=False,
+                         central={"share_group": "g1-5d0c7e9a2b41f836"})
     assert subscription(plain) == "bhxh/devices/+/records"
-    assert subscription(shared) == "$share/g1/bhxh/devices/+/records"
+    assert subscription(shared) == "$share/g1-5d0c7e9a2b41f836/bhxh/devices/+/records"
     with pytest.raises(config_mod.ConfigError, match="share_group"):
         config_mod.validate(make_config(tmp_path, 1883, central={"share_group": "a/b"}))
+    # A name a device could guess (the README's example before) is refused.
+    for guessable in ("central", "g1", "receivers-2026"):
+        with pytest.raises(config_mod.ConfigError, match="secret"):
+            config_mod.validate(make_config(tmp_path, 1883,
+                                            central={"share_group": guessable}))
 
 
 @pytest.mark.parametrize("engine", ["postgresql", "sqlite"])

@@ -137,6 +137,23 @@ def _config(folder: Path, port: int, tls: TlsFiles | None, extra: str,
     return "\n".join(line for line in lines if line) + "\n"
 
 
+PROVISIONING_BROKER_CONF = (Path(__file__).resolve().parents[2] / "provisioning"
+                            / "mosquitto-broker.conf")
+# What the shipped broker configuration says about who a client is; the listener, the
+# paths and the CA are each test's own.
+IDENTITY_DIRECTIVES = ("use_identity_as_username", "use_username_as_clientid")
+
+
+def provisioning_identity_lines() -> str:
+    """provisioning/mosquitto-broker.conf's identity lines, verbatim, for tests that
+    check the production broker set-up (with TlsFiles(require_certificate=True))."""
+    lines = [line.strip() for line in
+             PROVISIONING_BROKER_CONF.read_text(encoding="utf-8").splitlines()
+             if line.split(None, 1)[:1] and line.split(None, 1)[0] in IDENTITY_DIRECTIVES]
+    assert len(lines) == len(IDENTITY_DIRECTIVES), f"identity lines in the broker conf: {lines}"
+    return "\n".join(lines)
+
+
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):

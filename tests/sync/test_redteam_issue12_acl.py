@@ -1,31 +1,28 @@
 """Issue 12, item 2, independent acceptance: the provisioning broker configuration
-(provisioning/mosquitto-acl.conf, verbatim, behind TLS client certificates as in
-provisioning/mosquitto-broker.conf) against a device that holds a genuine certificate
-of its own (kiosk-02) and uses it for more than publishing on its own topic.
+(provisioning/mosquitto-acl.conf and the identity lines of
+provisioning/mosquitto-broker.conf, verbatim, behind TLS client certificates) against a
+device that holds a genuine certificate of its own (kiosk-02) and uses it for more than
+publishing on its own topic.
 
-tests/sync/test_acl.py covers squatting, forged acks and sniffing by topic. What it
-does not cover: the MQTT client id is not bound to the certificate, and a shared
-subscription's group is open to anyone the ACL lets subscribe at all.
+tests/sync/test_acl.py covers squatting, forged acks and sniffing by topic. These two
+were found by an independent review (both failed on the configuration shipped then):
 
-- Session takeover: kiosk-02 connects with the receiver's client id
-  (central.client_id, "appliance-central" by default, printed in the README). mosquitto
-  2.0 wipes the session when the username differs, so the records the broker had
-  queued for the receiver while it was away are gone: the device waits for its ack
-  timeout (here 60 s) before it sends them again. Repeated, the genuine receiver is
-  kicked off at every connection of the attacker.
-- Shared-group hijack: kiosk-02 subscribes to $share/central/bhxh/devices/+/records
-  (the README's group name). mosquitto grants it, deals it its share of every
-  device's messages round robin, then drops them at delivery (read ACL): those records
-  and chunks reach no receiver, and wait for the devices' ack timeouts.
-
-Neither loses a record for good (the device sends it again), which is why both are
-pinned as delays: a genuine record that should be at the central office in a second
-is not there after 8 s.
+- Session takeover: kiosk-02 connected with the receiver's client id; mosquitto 2.0
+  wiped the receiver's session, so the records the broker had queued for it waited for
+  the devices' ack timeout. The broker now makes the certificate's CN the client id
+  (use_username_as_clientid), so whatever id kiosk-02 asks for, the session is its own.
+- Shared-group hijack: kiosk-02 subscribed to $share/central/bhxh/devices/+/records (the
+  group the README named); mosquitto's acl_file checks deliveries, not subscriptions, so
+  it dealt kiosk-02 its turn of every device's messages and dropped them. The group name
+  is now a secret of at least 16 characters (config refuses a guessable one), so a
+  device can only subscribe to other groups, which get their own copies (dropped by the
+  read ACL) and take nothing from the receivers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 from pathlib import Path
 
@@ -40,7 +37,7 @@ from appliance.store.outbox import OutboxState
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.certs import Pki, client_certificate, make_pki
-from tests.helpers.mosquitto import TlsFiles
+from tests.helpers.mosquitto import TlsFiles, provisioning_identity_lines
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
@@ -59,21 +56,43 @@ ACL = Path(__file__).resolve().parents[2] / "provisioning" / "mosquitto-acl.conf
 PROMPT_S = 8.0  # a queued record reaches a reconnected receiver in about a second
 
 
-def _rig(tmp_path: Path, brokers, **central: object
-         ) -> tuple[Pki, config_mod.Config, config_mod.Config, tuple[Path, Path, Path]]:
-    """Broker with the provisioning ACL and client certificates; the device's config
-    (kiosk-01), the receiver's (central.bhxh), and kiosk-02's TLS files."""
+def _acl(folder: Path, receivers: tuple[str, ...]) -> Path:
+    """The shipped ACL, with one block for each receiver after the first, made as its
+    comments say (the same lines under the other receiver's CN)."""
+    shipped = ACL.read_text(encoding="utf-8")
+    lines = shipped.splitlines()
+    start = lines.index("user central.bhxh")
+    block = [line for line in lines[start + 1:start + 6] if line.startswith("topic ")]
+    assert len(block) == 3, block
+    extra = "".join(f"\nuser {cn}\n" + "\n".join(block) + "\n" for cn in receivers[1:])
+    path = folder / "acl.conf"
+    path.write_text(shipped + extra, encoding="utf-8")
+    return path
+
+
+def _rig(tmp_path: Path, brokers, receivers: tuple[str, ...] = ("central.bhxh",),
+         **central: object
+         ) -> tuple[Pki, config_mod.Config, list[config_mod.Config], tuple[Path, Path, Path]]:
+    """Broker with the provisioning ACL, identity lines and client certificates; the
+    device's config (kiosk-01), each receiver's (its own certificate), and kiosk-02's
+    TLS files."""
     pki = make_pki(tmp_path / "pki", client_cn="kiosk-01")
-    central_cert, central_key = client_certificate(pki, "central.bhxh")
     other_cert, other_key = client_certificate(pki, "kiosk-02")
+    acl = _acl(tmp_path, receivers)
     broker = brokers.start(tls=TlsFiles(pki.ca_cert, pki.server_cert, pki.server_key),
-                           anonymous=False, extra_config=f"acl_file {ACL}")
+                           anonymous=False,
+                           extra_config=f"{provisioning_identity_lines()}\nacl_file {acl}")
     device = make_config(tmp_path, broker.port, tls=True, ca_file=str(pki.ca_cert),
                          cert_file=str(pki.client_cert), key_file=str(pki.client_key),
                          ack_timeout_seconds=60.0, central=central or None)
-    receiver = dataclasses.replace(device, mqtt=dataclasses.replace(
-        device.mqtt, cert_file=str(central_cert), key_file=str(central_key)))
-    return pki, device, receiver, (pki.ca_cert, other_cert, other_key)
+    configs = []
+    for n, cn in enumerate(receivers):
+        cert, key = client_certificate(pki, cn)
+        configs.append(dataclasses.replace(
+            device, mqtt=dataclasses.replace(device.mqtt, cert_file=str(cert),
+                                             key_file=str(key)),
+            central=dataclasses.replace(device.central, client_id=f"central-{n}")))
+    return pki, device, configs, (pki.ca_cert, other_cert, other_key)
 
 
 def _session_client(port: int, client_id: str, tls: tuple[Path, Path, Path]) -> mqtt.Client:
@@ -89,12 +108,9 @@ def _session_client(port: int, client_id: str, tls: tuple[Path, Path, Path]) -> 
     return client
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a device certificate may connect under the "
-                   "receiver's client id; mosquitto then wipes the receiver's session and "
-                   "the records queued in it wait for the devices' ack timeout")
 def test_a_device_taking_the_receivers_client_id_costs_no_queued_record(
         tmp_path: Path, brokers, services) -> None:
-    _pki, device, central, mallory_tls = _rig(tmp_path, brokers)
+    _pki, device, [central], mallory_tls = _rig(tmp_path, brokers)
     port = device.mqtt.port
     mallory = Attacker(port, client_id="kiosk-02", tls=mallory_tls)
     receiver = services(run_receiver, central)
@@ -106,11 +122,14 @@ def test_a_device_taking_the_receivers_client_id_costs_no_queued_record(
     wait_for(lambda: all(outbox_state(device, r.record_id) is OutboxState.SENDING
                          for r in recs), 10, "the records in flight")
     time.sleep(1.0)                       # queued for the receiver by now
-    # kiosk-02, with its own genuine certificate, under the receiver's client id.
-    thief = _session_client(port, central.central.client_id, mallory_tls)
-    time.sleep(0.5)
-    thief.disconnect()
-    thief.loop_stop()
+    # kiosk-02, with its own genuine certificate, under the receiver's client id (as
+    # configured, and its certificate's CN). (Not the device's: a device kicked off
+    # sends its records again when it reconnects, which would hide the loss.)
+    for stolen in (central.central.client_id, "central.bhxh"):
+        thief = _session_client(port, stolen, mallory_tls)
+        time.sleep(0.3)
+        thief.disconnect()
+        thief.loop_stop()
     services(run_receiver, central)
     deadline = time.monotonic() + PROMPT_S
     while time.monotonic() < deadline and not all_delivered(device, recs):
@@ -124,24 +143,26 @@ def test_a_device_taking_the_receivers_client_id_costs_no_queued_record(
     assert publisher.running()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a device certificate may join the receivers' "
-                   "shared subscription group; mosquitto deals it a share of every device's "
-                   "messages and drops them (read ACL), so those records reach no receiver")
 def test_a_device_joining_the_receivers_share_group_swallows_nothing(
         tmp_path: Path, brokers, services) -> None:
-    _pki, device, central, mallory_tls = _rig(tmp_path, brokers, share_group="central",
-                                              max_transfers_per_device=256)
+    group = secrets.token_hex(8)  # as provisioned: random, kept with the keys
+    _pki, device, receivers, mallory_tls = _rig(
+        tmp_path, brokers, ("central.bhxh", "central-2.bhxh"), share_group=group,
+        max_transfers_per_device=256)
+    central = receivers[0]
     port = device.mqtt.port
     mallory = Attacker(port, client_id="kiosk-02", tls=mallory_tls)
-    for n in range(2):
-        services(run_receiver, dataclasses.replace(central, central=dataclasses.replace(
-            central.central, client_id=f"central-{n}")))
+    for receiver in receivers:
+        services(run_receiver, receiver)
     probe(lambda: mallory.publish("bhxh/devices/kiosk-02/records", b"["),
           lambda: central_counters(central).get("dead_letters", 0), "the receivers")
-    # kiosk-02 joins the group the README names, three sessions of its own.
-    thieves = [_session_client(port, f"kiosk-02-{n}", mallory_tls) for n in range(3)]
-    for thief in thieves:
-        thief.subscribe("$share/central/bhxh/devices/+/records", qos=1)
+    # kiosk-02 tries the group the README named before and other guesses, and the
+    # plain topics (one session: the broker makes every id it asks for "kiosk-02").
+    thieves = [_session_client(port, "kiosk-02-0", mallory_tls)]
+    for guess in ("central", "fleet", "g1", "receivers", "bhxh", group[:8]):
+        thieves[0].subscribe(f"$share/{guess}/bhxh/devices/+/records", qos=1)
+    thieves[0].subscribe("bhxh/devices/+/records", qos=1)
+    thieves[0].subscribe("#", qos=1)
     time.sleep(0.5)
     recs = enqueue(device, 4, pdf_sizes=(9_000,))   # several chunks each at 4,096 bytes
     publisher = services(run_publisher, device)
@@ -153,8 +174,8 @@ def test_a_device_joining_the_receivers_share_group_swallows_nothing(
         thief.loop_stop()
     mallory.close()
     assert all_delivered(device, recs), (
-        f"records not delivered within {PROMPT_S} s: kiosk-02's share of the group's "
-        "messages reached no receiver")
+        f"records not delivered within {PROMPT_S} s: kiosk-02's subscriptions took "
+        "messages from the receivers' group")
     assert_exactly_once(device, recs)
     assert_no_false_delivery(device)
     assert publisher.running()
