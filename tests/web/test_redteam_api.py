@@ -162,15 +162,23 @@ def test_schemathesis_conformance_as_every_kind_of_caller(app, config, conn):
     deadline = time.monotonic() + BUDGET_SECONDS
     for result in schema.get_all_operations():
         operation = result.ok()
+        # What a mode can make of an operation does not depend on the caller's headers:
+        # once it has nothing to make invalid (hypothesis tried long, then gave up), it
+        # has nothing for the next caller either, and is not tried again.
+        unsatisfiable: set[GenerationMode] = set()
         for who, headers in callers.items():
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 if time.monotonic() > deadline:
                     calls["passes left out for time"] += 1
                     continue
+                if mode in unsatisfiable:
+                    calls["nothing to make invalid"] += 1
+                    continue
                 try:
                     conform(operation, mode, who, headers, chosen, calls, failures)
                 except hypothesis.errors.Unsatisfiable:
                     calls["nothing to make invalid"] += 1
+                    unsatisfiable.add(mode)
     print("schemathesis conformance:", dict(calls))
     unexpected = {k: n for k, n in failures.items()
                   if not ("/api/jobs/{job_id}/cancel" in k and "Undocumented status" in k)}
