@@ -36,6 +36,7 @@ checks and the served bytes are those of the clear content.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -540,20 +541,74 @@ def put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage)
     if own:
         conn.durable(True)
     with _tx(conn):
-        for _attempt in range(RACE_RETRIES):
-            try:
-                result = _put_record(conn, device_id, msg)
-                break
-            except _Raced:
-                continue
+        if not msg.body_bytes:
+            result = _put_retrying(conn, device_id, msg)
         else:
-            raise CentralStoreError(f"record {msg.record_id} of {device_id}: lost "
-                                    f"{RACE_RETRIES} races with other receivers")
+            conn.execute("SAVEPOINT chunked_body")
+            body = _chunked_body(conn, device_id, msg)
+            result = (body if isinstance(body, RecordResult)
+                      else _put_retrying(conn, device_id, body))
+            if result.outcome is Outcome.INCOMPLETE:
+                # Its files are not all here yet: the body's chunks stay for the next try.
+                conn.execute("ROLLBACK TO chunked_body")
+            conn.execute("RELEASE chunked_body")
     if own and result.outcome is Outcome.STORED:
         # Only once committed: in the caller's transaction, the caller says it after its
         # COMMIT (the receiver, per batch), so no line claims what a rollback undid.
         log.info("stored record %s from %s (%s)", msg.record_id, device_id, result.status)
     return result
+
+
+def _put_retrying(conn: CentralConnection, device_id: str,
+                  msg: wire.RecordMessage) -> RecordResult:
+    for _attempt in range(RACE_RETRIES):
+        try:
+            return _put_record(conn, device_id, msg)
+        except _Raced:
+            continue
+    raise CentralStoreError(f"record {msg.record_id} of {device_id}: lost "
+                            f"{RACE_RETRIES} races with other receivers")
+
+
+def _chunked_body(conn: CentralConnection, device_id: str, msg: wire.RecordMessage,
+                  ) -> wire.RecordMessage | RecordResult:
+    """The record with its body read from the chunks that came before it (the body was
+    too big for one message), or what to answer when it cannot be had.
+
+    The body's chunks are a transfer like a file's, named by the record's sha256, with
+    the same limits and expiry. They are taken here, whatever comes of the record: its
+    body is what gets stored (sealed, in records), or the record is refused. Already
+    held with these bytes: the chunks sent again are dropped and the record goes on
+    as a duplicate, without its body."""
+    held = conn.execute("SELECT 1 FROM records WHERE device_id=? AND record_id=? AND "
+                        "sha256=?", (device_id, msg.record_id, msg.sha256)).fetchone()
+    if held is not None:
+        for row in conn.execute("SELECT count FROM transfers WHERE device_id=? AND "
+                                "file_sha256=?", (device_id, msg.sha256)).fetchall():
+            _drop_transfer(conn, device_id, msg.sha256, int(row["count"]))
+        return msg
+    complete = conn.execute(
+        "SELECT count FROM transfers WHERE device_id=? AND file_sha256=? AND size=? "
+        "AND have=count ORDER BY last_at DESC LIMIT 1",
+        (device_id, msg.sha256, msg.body_bytes)).fetchone()
+    if complete is None or _take_transfer(conn, device_id, msg.sha256,
+                                          int(complete["count"]), complete=True) is None:
+        log.info("record %s from %s: body chunks incomplete, waiting for a re-send",
+                 msg.record_id, device_id)
+        return RecordResult(Outcome.INCOMPLETE, f"missing chunks of the body {msg.sha256}")
+    count = int(complete["count"])
+    try:
+        data = b"".join(_chunks(conn, device_id, msg.sha256, count, msg.body_bytes))
+    except _Incomplete as e:
+        _drop_chunks(conn, device_id, msg.sha256, count)
+        return _reject(conn, device_id, msg, f"record body arrived incomplete: {e}")
+    _drop_chunks(conn, device_id, msg.sha256, count)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return _reject(conn, device_id, msg, f"record body is not UTF-8: {e.reason} at "
+                                             f"{e.start}")
+    return dataclasses.replace(msg, body_json=text, body_bytes=0)
 
 
 # What a pending file (see _put_whole_file) is charged besides its bytes: its rows in
@@ -657,7 +712,7 @@ def _fresh(conn: CentralConnection, device_id: str,
     seen: set[str] = set()
     candidates: list[tuple[int, wire.RecordBody]] = []
     for i, msg in enumerate(msgs):
-        if msg.claim or msg.record_id in held or msg.record_id in seen:
+        if msg.claim or msg.body_bytes or msg.record_id in held or msg.record_id in seen:
             continue
         seen.add(msg.record_id)
         body = _body_of(device_id, msg)
@@ -764,6 +819,10 @@ def record_files_ready(conn: CentralConnection, device_id: str,
     read, outside any transaction (no write lock on SQLite), that tells a receiver
     whether a record it kept for its files is worth another try yet. True also when
     the body does not parse: put_record then rejects it."""
+    if msg.body_bytes:  # the body itself is still in chunks: are they all here?
+        return conn.execute("SELECT 1 FROM transfers WHERE device_id=? AND file_sha256=? "
+                            "AND size=? AND have=count",
+                            (device_id, msg.sha256, msg.body_bytes)).fetchone() is not None
     try:
         body = wire.parse_body(msg.body_json)
     except WireError:

@@ -128,6 +128,9 @@ class _Flight:
     cuts: dict[str, bool] = field(default_factory=dict)
     # Its part of a "records" message (wire.pack_item), once measured for a pack.
     pack_item: wire.PackItem | None = None
+    # Not 0: its body does not fit one message and goes ahead in chunks of these many
+    # bytes, as the last of `files` (named by the record's sha256); see body_bytes.
+    body_bytes: int = 0
 
 
 class _Publisher:
@@ -475,6 +478,21 @@ class _Publisher:
         except WireError as e:
             raise LocalFileError(f"record {item.record_id}: {e}") from e
 
+    def body_bytes(self, item: outbox.OutboxItem) -> int:
+        """The body's size in bytes when its record message would not fit in
+        mqtt.chunk_bytes, else 0. Such a body (a dossier of a few hundred papers) goes
+        ahead in chunks like a scan, so it crosses a broker that caps messages (which
+        dropped the connection at every try of it, and the records behind it waited).
+        Escaped into JSON a body is at most twice its UTF-8 bytes, at most three per
+        character: nearly every body is decided without encoding anything."""
+        if len(item.body_json) * 6 + wire.CHUNK_ENVELOPE_BYTES <= self.chunk_bytes:
+            return 0
+        whole = wire.encode_record(wire.RecordMessage(
+            item.record_id, item.sha256, item.body_json, claim=True, batch=True))
+        if len(whole) <= self.chunk_bytes:
+            return 0
+        return len(item.body_json.encode("utf-8"))
+
     def messages(self, flight: _Flight) -> Iterator[tuple[bytes, bool]]:
         """Read and verify every file up front, so a damaged record sends nothing at all.
 
@@ -499,6 +517,9 @@ class _Publisher:
             cut, first = self.resume_point(flight, sha, size, binary)
             if first >= self.chunk_count(size, cut):
                 blobs.append((sha, b""))  # the receiver holds all of it: nothing to read
+                continue
+            if flight.body_bytes and (sha, size) == (item.sha256, flight.body_bytes):
+                blobs.append((sha, item.body_json.encode("utf-8")))  # checked by files_of
                 continue
             try:
                 data = self.files.read(sha, PDF_SUFFIX)
@@ -525,8 +546,8 @@ class _Publisher:
                 yield (wire.encode_binary_chunk(chunk) if binary
                        else wire.encode_chunk(chunk)), False
         payload = wire.encode_record(wire.RecordMessage(
-            item.record_id, item.sha256, item.body_json, item.record_id in self.claims,
-            batch=True))
+            item.record_id, item.sha256, "" if flight.body_bytes else item.body_json,
+            item.record_id in self.claims, batch=True, body_bytes=flight.body_bytes))
         if len(payload) > self.chunk_bytes:
             log.warning("record %s message is %d bytes, over mqtt.chunk_bytes (%d): brokers "
                         "with a size cap (AWS IoT: 128 KB) may refuse it",
@@ -562,11 +583,15 @@ class _Publisher:
                 outbox.retry_later(self.conn, item.record_id)
                 self.show("connected", str(e))
                 continue
-            bulk = bool(files) and any(size > chunk_data for _sha, size in files)
+            body_bytes = self.body_bytes(item)
+            if body_bytes:
+                files = [*files, (item.sha256, body_bytes)]
+            bulk = bool(body_bytes) or (
+                bool(files) and any(size > chunk_data for _sha, size in files))
             if bulk and len(self.bulk) >= MAX_PARKED_BULK:
                 give_back.append(item.record_id)
                 continue
-            self.flights[item.record_id] = _Flight(item, files, bulk)
+            self.flights[item.record_id] = _Flight(item, files, bulk, body_bytes=body_bytes)
             (self.bulk if bulk else self.small).append(item.record_id)
             if debug:
                 log.debug("sending record %s (attempt %d)", item.record_id, item.attempts)

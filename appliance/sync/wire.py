@@ -76,6 +76,8 @@ MAX_NONCE_CHARS = 64
 # mqtt.chunk_bytes, so a few dozen metadata records in practice).
 MAX_PACKED_RECORDS = 256
 MAX_BODY_BYTES = 512 * 1024
+# A body sent in chunks (RecordMessage.body_bytes): MAX_BODY_BYTES characters, in UTF-8.
+MAX_CHUNKED_BODY_BYTES = MAX_BODY_BYTES * 4
 # Our envelopes are flat objects; a record body nests papers -> file/fields -> values.
 MAX_ENVELOPE_DEPTH = 2
 MAX_BODY_DEPTH = 16
@@ -199,6 +201,11 @@ class RecordMessage:
     claim: bool = False
     # Set by a device that reads "acks" messages (many records signed at once).
     batch: bool = False
+    # Not 0: the body is not in this message (body_json is ""); it came before it in
+    # chunks of this many bytes (UTF-8), sent as a file whose sha256 is the record's.
+    # A body too big for one message (a dossier of a few hundred papers) then crosses
+    # a broker that caps messages (AWS IoT: 128 KB) like any scan does.
+    body_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -322,7 +329,11 @@ def encode_chunk(chunk: Chunk) -> bytes:
 
 def encode_record(msg: RecordMessage) -> bytes:
     obj: dict[str, Any] = {"v": WIRE_VERSION, "type": "record", "record_id": msg.record_id,
-                           "sha256": msg.sha256, "body_json": msg.body_json}
+                           "sha256": msg.sha256}
+    if msg.body_bytes:
+        obj["body_bytes"] = msg.body_bytes
+    else:
+        obj["body_json"] = msg.body_json
     if msg.claim:
         obj["claim"] = True
     if msg.batch:
@@ -558,8 +569,16 @@ def _flag(obj: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _record(obj: dict[str, Any]) -> RecordMessage:
+def _record(obj: dict[str, Any], *, chunked_body: bool = False) -> RecordMessage:
+    """A record with its body, or (chunked_body: a "record" message) one whose body
+    came in chunks before it: body_bytes instead of body_json, never both."""
     record_id = _record_id(obj)
+    if chunked_body and "body_bytes" in obj:
+        if "body_json" in obj:
+            raise WireError("record message with both body_json and body_bytes")
+        size = _int(obj, "body_bytes", 1, MAX_CHUNKED_BODY_BYTES)
+        return RecordMessage(record_id, _sha(obj, "sha256"), "", _flag(obj, "claim"),
+                             _flag(obj, "batch"), body_bytes=size)
     body = _field(obj, "body_json", str)
     if len(body) > MAX_BODY_BYTES:
         raise WireError(f"body_json of {len(body)} characters is over {MAX_BODY_BYTES}")
@@ -765,7 +784,7 @@ def decode(payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
     if kind == "chunk":
         return _chunk(obj)
     if kind == "record":
-        return _record(obj)
+        return _record(obj, chunked_body=True)
     if kind == "ack":
         return _ack(obj)
     if kind == "acks":

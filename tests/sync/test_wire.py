@@ -374,3 +374,13 @@ def test_every_cut_a_device_makes_passes_the_receivers_chunk_count_checks(chunk_
         read = [wire.decode_device_message(encode(c)) for c in chunks]
         assert b"".join(c.data for c in read) == data
         assert {c.count for c in read} == {len(chunks)}
+
+
+def test_a_record_whose_body_came_in_chunks_round_trips_and_says_only_its_size() -> None:
+    msg = wire.RecordMessage("r-1", "ab" * 32, "", claim=True, batch=True, body_bytes=190_000)
+    payload = wire.encode_record(msg)
+    assert b"body_json" not in payload and b'"body_bytes":190000' in payload.replace(b" ", b"")
+    assert wire.decode_device_message(payload) == msg
+    # A records pack never carries one: its bodies are inline.
+    inline = wire.RecordMessage("r-2", "cd" * 32, '{"a":1}', batch=True)
+    assert wire.decode_device_message(wire.encode_record(inline)) == inline
