@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -80,9 +81,23 @@ class Processes:
         if proc is not None:
             stop_process(proc, sig, timeout)
 
-    def stop_all(self) -> None:
-        for name in list(self.children):
-            self.stop(name)
+    def stop_all(self, timeout: float = 10) -> None:
+        """SIGTERM to every child's group at once, then wait for each (SIGKILL after
+        `timeout`): their shutdowns overlap instead of adding up."""
+        children = list(self.children.values())
+        self.children.clear()
+        for proc in children:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in children:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
