@@ -38,6 +38,7 @@ from tests.helpers.sync_rig import (
 pytestmark = pytest.mark.timeout(120)
 CHUNK_BYTES = 8192
 SCAN_BYTES = 6_000_000
+BODY_CHUNK_BYTES = 2048
 
 
 class Counter:
@@ -150,6 +151,66 @@ def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
         assert len(counter.of(wire.ResumeQuery)) >= 1
         assert [r.record_id for r in counter.of(wire.RecordMessage)] == [rec.record_id]
 
+        assert central.poll() is None, log.read_text()
+        assert publisher.running()
+        assert_exactly_once(config, [rec])
+        assert_no_false_delivery(config)
+        assert central_store.chunk_state(config.central.database)["chunks"] == 0
+    finally:
+        if counter is not None:
+            counter.close()
+        if central.poll() is None:
+            os.kill(central.pid, signal.SIGTERM)
+            central.wait(15)
+
+
+
+def test_a_body_sent_in_chunks_resumes_from_the_first_missing_chunk(tmp_path, broker,
+                                                                     services):
+    """A record whose body is too big for one message (80 papers, about 76,000 bytes
+    against 2 KB messages) sends its body in chunks. Tried before (a restart cut it),
+    with the first HELD of them at the receiver (sent here as the device cuts them),
+    the device asks, gets a signed answer and sends only the rest; the body is stored
+    whole and its chunks are gone."""
+    config = make_config(tmp_path, broker.port, chunk_bytes=BODY_CHUNK_BYTES,
+                         ack_timeout_seconds=60.0)
+    config_file = write_config_file(tmp_path, config)
+    log = tmp_path / "central.log"
+    central = start_central(config_file, log)
+    counter = None
+    held = 17
+    try:
+        attacker = Attacker(broker.port)
+        probe_receiver(attacker, config)
+        [rec] = enqueue(config, 1, pdf_sizes=(100,) * 80)
+        body = rec.body_json.encode("utf-8")
+        assert len(body) > 30 * BODY_CHUNK_BYTES
+        chunks = list(wire.iter_chunks(rec.record_id, rec.sha256, body, BODY_CHUNK_BYTES,
+                                       binary=True))
+        for chunk in chunks[:held]:
+            attacker.publish(wire.records_topic("bhxh", config.device.id),
+                             wire.encode_binary_chunk(chunk))
+        wait_for(lambda: central_store.chunk_state(config.central.database)["chunks"]
+                 == held, 10, "the first chunks held")
+        attacker.close()
+        conn = db.connect(config.paths.database, key_file=config.paths.key_file)
+        with db.transaction(conn):
+            db.set_state(conn, PACKS_STATE_KEY, "1")  # binary chunks, as the receiver reads
+            conn.execute("UPDATE outbox SET attempts=1 WHERE record_id=?", (rec.record_id,))
+        conn.close()
+        counter = Counter(broker.port, config.device.id)
+        publisher = services(run_publisher, config)
+        wait_for(lambda: all_delivered(config, [rec]), 30, "the record")
+        wait_for(lambda: bool(counter.of(wire.RecordMessage)), 30,
+                 "the counter to see the record message")
+        assert not counter.errors, counter.errors
+        [have] = counter.of(wire.Have)
+        answered = {c: first for sha, c, first in have.files if sha == rec.sha256}
+        assert answered[len(chunks)] == held
+        sent = sorted(c.index for c in counter.of(wire.Chunk) if c.file_sha256 == rec.sha256)
+        assert sent == list(range(held, len(chunks))), f"body chunks sent: {sent}"
+        [msg] = counter.of(wire.RecordMessage)
+        assert msg.body_bytes == len(body) and msg.body_json == ""
         assert central.poll() is None, log.read_text()
         assert publisher.running()
         assert_exactly_once(config, [rec])
