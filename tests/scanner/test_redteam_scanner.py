@@ -75,7 +75,7 @@ def page(w, h, n):
 def save(im, fmt, **kw):
     b = io.BytesIO(); im.save(b, fmt, **kw); return b.getvalue()
 def png_bomb(w, h):
-    comp = zlib.compressobj(9)
+    comp = zlib.compressobj(1)  # the same 1.6 GB of zeros as level 9, in half the time
     row = bytes(1 + w)
     data = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
     def chunk(t, d):
