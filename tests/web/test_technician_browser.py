@@ -255,6 +255,7 @@ def test_config_view_names_a_bad_key_of_the_edited_file(browser, rig, tmp_path):
     context, page = new_page(browser, SMALL)
     try:
         path.write_text(good.replace("[mqtt]\n", "[mqtt]\nprot = 1883\n"), encoding="utf-8")
+        page.clock.install()  # the next poll is run on the page's clock, not waited for
         sign_in(page, rig)
         problems = page.locator("#config-problems")
         expect(problems).to_contain_text("mqtt.prot")
@@ -265,7 +266,8 @@ def test_config_view_names_a_bad_key_of_the_edited_file(browser, rig, tmp_path):
         path.write_text(good, encoding="utf-8")
         page.reload()
         expect(page.locator("#config-ok")).to_be_visible()
-        # live: a record signed meanwhile shows in the queue at the next poll (10 s)
+        # live: a record signed meanwhile shows in the queue at the next poll (10 s,
+        # run at once on the page's clock)
         pending = page.locator('#queue-counts td[data-count="pending"]')
         expect(pending).to_have_text("0")
 
@@ -279,7 +281,8 @@ def test_config_view_names_a_bad_key_of_the_edited_file(browser, rig, tmp_path):
 
         with ThreadPoolExecutor(1) as pool:
             pool.submit(sign).result()
-        expect(pending).to_have_text("1", timeout=15000)
+        page.clock.run_for(10_000)
+        expect(pending).to_have_text("1")
     finally:
         path.write_text(good, encoding="utf-8")
         context.close()
