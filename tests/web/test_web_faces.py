@@ -321,17 +321,24 @@ def test_idle_countdown_reset_and_back_shows_nothing(browser, tmp_path):
     context, page = new_page(browser, SMALL)
     conn = connect(server.config.paths.database)
     try:
+        # The page's timers run on Playwright's clock: the 6 s of idleness are run
+        # forward below instead of waited for (the page counts and resets as it would).
+        page.clock.install()
         open_kiosk_dossier(page, server.url)
         d = latest_dossier(conn)
         add_scanned_paper(conn, server.config, d.id, pages=1)
         page.reload()
-        expect(page.locator("#idle-warning")).to_be_visible(timeout=8000)
-        seen = {page.locator("#idle-countdown").text_content() for _ in range(6)
-                if not page.wait_for_timeout(300)}
+        page.clock.run_for(3_500)  # the warning comes at half the idle time
+        expect(page.locator("#idle-warning")).to_be_visible()
+        seen = set()
+        for _ in range(2):
+            seen.add(page.locator("#idle-countdown").text_content())
+            page.clock.run_for(1_000)
         assert seen and all(s and s.isdigit() and 1 <= int(s) <= 15 for s in seen), seen
         assert len(seen) >= 2, seen  # it counts down
         assert_on_screen(page, "#idle-stay")
         shot(page, "kiosk-idle-800x480-vi", tmp_path)
+        page.clock.run_for(2_000)  # past the idle time: the reset
         page.wait_for_url(re.compile(r"/kiosk$"), timeout=10000)
         assert dossiers.get(conn, d.id).status == "cancelled"
         page.go_back()
