@@ -586,7 +586,16 @@ def _chunked_body(conn: CentralConnection, device_id: str, msg: wire.RecordMessa
         for row in conn.execute("SELECT count FROM transfers WHERE device_id=? AND "
                                 "file_sha256=?", (device_id, msg.sha256)).fetchall():
             _drop_transfer(conn, device_id, msg.sha256, int(row["count"]))
+        _drop_pending_file(conn, msg.sha256)
         return msg
+    whole = conn.execute("SELECT data FROM files WHERE sha256=? AND size=? AND "
+                         "chunk_count IS NULL", (msg.sha256, msg.body_bytes)).fetchone()
+    if whole is not None:
+        # A body that fit one chunk came as a file sent whole (see _put_whole_file),
+        # checked against its sha256 on the way in: read it from there.
+        data = _open(conn, whole["data"], f"files:{msg.sha256}")
+        _drop_pending_file(conn, msg.sha256)
+        return _with_body(conn, device_id, msg, data)
     complete = conn.execute(
         "SELECT count FROM transfers WHERE device_id=? AND file_sha256=? AND size=? "
         "AND have=count ORDER BY last_at DESC LIMIT 1",
@@ -603,12 +612,27 @@ def _chunked_body(conn: CentralConnection, device_id: str, msg: wire.RecordMessa
         _drop_chunks(conn, device_id, msg.sha256, count)
         return _reject(conn, device_id, msg, f"record body arrived incomplete: {e}")
     _drop_chunks(conn, device_id, msg.sha256, count)
+    return _with_body(conn, device_id, msg, data)
+
+
+def _with_body(conn: CentralConnection, device_id: str, msg: wire.RecordMessage,
+               data: bytes) -> wire.RecordMessage | RecordResult:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         return _reject(conn, device_id, msg, f"record body is not UTF-8: {e.reason} at "
                                              f"{e.start}")
     return dataclasses.replace(msg, body_json=text, body_bytes=0)
+
+
+def _drop_pending_file(conn: CentralConnection, sha: str) -> None:
+    """Forget a file sent whole that no stored record names (a record body that came
+    as one chunk, now read); a file a record names is kept."""
+    freed = conn.execute("DELETE FROM pending_files WHERE sha256=? RETURNING charge",
+                         (sha,)).fetchall()
+    if freed:
+        conn.execute("DELETE FROM files WHERE sha256=? AND chunk_count IS NULL", (sha,))
+        _count(conn, "chunk_bytes_held", -sum(int(r[0]) for r in freed))
 
 
 # What a pending file (see _put_whole_file) is charged besides its bytes: its rows in
@@ -820,9 +844,11 @@ def record_files_ready(conn: CentralConnection, device_id: str,
     whether a record it kept for its files is worth another try yet. True also when
     the body does not parse: put_record then rejects it."""
     if msg.body_bytes:  # the body itself is still in chunks: are they all here?
-        return conn.execute("SELECT 1 FROM transfers WHERE device_id=? AND file_sha256=? "
-                            "AND size=? AND have=count",
-                            (device_id, msg.sha256, msg.body_bytes)).fetchone() is not None
+        return (conn.execute("SELECT 1 FROM transfers WHERE device_id=? AND file_sha256=? "
+                             "AND size=? AND have=count",
+                             (device_id, msg.sha256, msg.body_bytes)).fetchone() is not None
+                or conn.execute("SELECT 1 FROM files WHERE sha256=? AND size=?",
+                                (msg.sha256, msg.body_bytes)).fetchone() is not None)
     try:
         body = wire.parse_body(msg.body_json)
     except WireError:
