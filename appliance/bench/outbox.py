@@ -374,6 +374,28 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
+_CONNECTED = "receiver connected"
+
+
+def _said_connected(log: Path) -> int:
+    return log.read_text(errors="replace").count(_CONNECTED) if log.exists() else 0
+
+
+def _wait_receiver_subscribed(log: Path, receiver: Any, before: int) -> None:
+    """Until the receiver's log (_serve's, appended to) says once more than `before`
+    that it connected, plus a moment: it sends its SUBSCRIBE just before that line, and
+    the publisher, a process yet to be spawned, publishes later still. Was a fixed 2 s;
+    a receiver up in 0.5 s waited the rest."""
+    deadline = time.monotonic() + 60
+    while _said_connected(log) <= before:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the receiver did not connect in 60 s")
+        if not receiver.is_alive():
+            raise RuntimeError("the receiver exited at start")
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
 def measure_outbox(config: config_mod.Config, count: int) -> float:
     """Seconds from the publisher's start to the last ack committed on the device.
 
@@ -384,10 +406,12 @@ def measure_outbox(config: config_mod.Config, count: int) -> float:
     procs = [ctx.Process(target=_serve, args=("receiver", config,
                                               f"bench-central-{uuid.uuid4().hex[:8]}"),
                          daemon=True)]
+    receiver_log = Path(config.paths.database).parent / "receiver.log"
+    connected_before = _said_connected(receiver_log)
     procs[0].start()
     conn = db.connect(config.paths.database, key_file=config.paths.key_file)
     try:
-        time.sleep(2.0)  # let the receiver start and subscribe
+        _wait_receiver_subscribed(receiver_log, procs[0], connected_before)
         ready = ctx.Event()
         publisher = ctx.Process(target=_serve, args=("publisher", config, "", ready),
                                 daemon=True)
