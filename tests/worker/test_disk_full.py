@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance import worker as worker_mod
 from appliance.central.receiver import run_receiver
 from appliance.records import dossiers
 from appliance.store import jobs, space
@@ -74,8 +75,10 @@ def rig(tmp_path: Path, small_disk: Path, broker) -> Iterator[Rig]:  # noqa: F81
     )
     procs = Processes.for_config(tmp_path, config)
     # worker and sync try the full disk again every second (5 s in service): each
-    # fill and each freeing below waits one retry, for nothing but the clock
+    # fill and each freeing below waits one retry, for nothing but the clock; the
+    # worker looks for the interrupted paper every 2 s (10 s in service)
     procs.env[space.RETRY_ENV] = "1"
+    procs.env[worker_mod.RECOVER_ENV] = "2"
     connect(config.paths.database).close()  # schema made before the disk fills
     procs.start("scanner", "demo-scanner", "--port", str(scanner_port), "--adf-pages", "3",
                 "--page-delay", "2")
