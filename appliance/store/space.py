@@ -12,13 +12,13 @@ watchdog every second), so that waiting is not taken for a start-up that hangs.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from appliance.store.errors import StoreError, is_disk_full
+from appliance.system.config import seconds_from_env
 from appliance.system.notify import pause
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # environment may shorten it for services that tests start as processes: those fill a
 # real disk and free it again, and each time wait a retry for nothing but the clock.
 RETRY_ENV = "APPLIANCE_DISK_RETRY_SECONDS"
-RETRY_SECONDS: float = float(os.environ.get(RETRY_ENV) or 5.0)
+RETRY_SECONDS: float = seconds_from_env(RETRY_ENV, 5.0)
 T = TypeVar("T")
 
 

@@ -354,6 +354,20 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**values)
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A pace that tests starting a service may shorten through the environment (a
+    retry, a recovery pass, a read limit); never set in production. Anything but a
+    finite number of seconds above 0 is ignored, so a stray value cannot stop a
+    service at import."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if math.isfinite(value) and value > 0 else default
+
 def validate(config: Config) -> Config:
     d = config.device
     if not DEVICE_ID_RE.match(d.id):

@@ -19,7 +19,6 @@ stalled keep-alive request then frees its thread too).
 
 from __future__ import annotations
 
-import os
 import selectors
 import socket
 import time
@@ -28,11 +27,13 @@ from typing import Any
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers import gthread
 
+from appliance.system.config import seconds_from_env
+
 # The whole request head must arrive within this time of its first byte. The
 # environment may set it (seconds) for a server a test starts, so that a head trickled
 # in until it is closed takes seconds, not the full ten.
 HEAD_SECONDS_ENV = "APPLIANCE_HEAD_SECONDS"
-HEAD_SECONDS: float = float(os.environ.get(HEAD_SECONDS_ENV) or 10.0)
+HEAD_SECONDS: float = seconds_from_env(HEAD_SECONDS_ENV, 10.0)
 # Read ahead at most this much before giving the head to the parser anyway (it then
 # refuses an over-long head with its own limits: 431/400).
 MAX_HEAD_BYTES = 64 * 1024

@@ -25,7 +25,7 @@ from appliance.store.errors import StoreError, is_disk_full
 from appliance.store.files import FileStore
 from appliance.store.space import open_when_space, start_when_space
 from appliance.store.state import OcrState, ScannerState
-from appliance.system.config import Config
+from appliance.system.config import Config, seconds_from_env
 from appliance.worker.context import DISK_RETRY_SECONDS, Liveness, Notify, Tools
 from appliance.worker.errors import JobFailed
 from appliance.worker.pipeline import recover_unfinished_papers, run_job
@@ -42,7 +42,7 @@ RETENTION_SECONDS = 3600.0
 # after their pages): one SELECT when there are none. The environment may shorten it
 # for a worker a test starts, which would otherwise wait out the pass after each fill.
 RECOVER_ENV = "APPLIANCE_RECOVER_SECONDS"
-RECOVER_SECONDS: float = float(os.environ.get(RECOVER_ENV) or 10.0)
+RECOVER_SECONDS: float = seconds_from_env(RECOVER_ENV, 10.0)
 
 
 def load_ocr(config: Config) -> Engine | None:

@@ -314,3 +314,14 @@ def test_environment_and_flag_name_the_same_file(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="device.id"):
         config_mod.load(None)
     assert config_mod.load(good).device.id == "kiosk-02"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("", 5.0), ("abc", 5.0), ("nan", 5.0), ("inf", 5.0), ("-1", 5.0), ("0", 5.0),
+    ("1", 1.0), ("0.25", 0.25)])
+def test_a_pace_from_the_environment_is_taken_only_when_it_is_seconds(monkeypatch, raw,
+                                                                       expected):
+    """The test-only paces (disk retry, recovery pass, head limit) read from the
+    environment: a stray value is ignored, never a crash at import or a 0 s busy loop."""
+    monkeypatch.setenv("APPLIANCE_TEST_PACE", raw)
+    assert config_mod.seconds_from_env("APPLIANCE_TEST_PACE", 5.0) == expected
