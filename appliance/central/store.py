@@ -437,6 +437,16 @@ def _chunks(conn: CentralConnection, device_id: str, sha: str, count: int,
                                 f"{size} bytes")
 
 
+def _complete_transfer(conn: CentralConnection, device_id: str, sha: str,
+                       size: int) -> int | None:
+    """The chunk count of this device's transfer of `sha` (`size` bytes) whose every
+    chunk arrived (the latest, if cut two ways), or None."""
+    row = conn.execute(
+        "SELECT count FROM transfers WHERE device_id=? AND file_sha256=? AND size=? "
+        "AND have=count ORDER BY last_at DESC LIMIT 1", (device_id, sha, size)).fetchone()
+    return None if row is None else int(row["count"])
+
+
 def _complete(conn: CentralConnection, device_id: str, sha: str, size: int) -> str | None:
     """Store a file whose chunks all arrived; None if done, else why not ('' = still
     missing).
@@ -447,12 +457,9 @@ def _complete(conn: CentralConnection, device_id: str, sha: str, size: int) -> s
     sealed and written again as one blob and the chunks deleted (overwritten, with
     secure_delete), three writes of every byte of a scan instead of one.
     """
-    complete = conn.execute(
-        "SELECT count FROM transfers WHERE device_id=? AND file_sha256=? AND size=? "
-        "AND have=count ORDER BY last_at DESC LIMIT 1", (device_id, sha, size)).fetchone()
-    if complete is None:
+    count = _complete_transfer(conn, device_id, sha, size)
+    if count is None:
         return ""
-    count = int(complete["count"])
     # Taken before its chunks are read: a receiver purging it meanwhile (PostgreSQL)
     # either did so first (gone, with its chunks: still missing) or waits for this
     # commit and then keeps the chunks the stored file names.
@@ -596,16 +603,12 @@ def _chunked_body(conn: CentralConnection, device_id: str, msg: wire.RecordMessa
         data = _open(conn, whole["data"], f"files:{msg.sha256}")
         _drop_pending_file(conn, msg.sha256)
         return _with_body(conn, device_id, msg, data)
-    complete = conn.execute(
-        "SELECT count FROM transfers WHERE device_id=? AND file_sha256=? AND size=? "
-        "AND have=count ORDER BY last_at DESC LIMIT 1",
-        (device_id, msg.sha256, msg.body_bytes)).fetchone()
-    if complete is None or _take_transfer(conn, device_id, msg.sha256,
-                                          int(complete["count"]), complete=True) is None:
+    count = _complete_transfer(conn, device_id, msg.sha256, msg.body_bytes)
+    if count is None or _take_transfer(conn, device_id, msg.sha256, count,
+                                       complete=True) is None:
         log.info("record %s from %s: body chunks incomplete, waiting for a re-send",
                  msg.record_id, device_id)
         return RecordResult(Outcome.INCOMPLETE, f"missing chunks of the body {msg.sha256}")
-    count = int(complete["count"])
     try:
         data = b"".join(_chunks(conn, device_id, msg.sha256, count, msg.body_bytes))
     except _Incomplete as e:
