@@ -40,6 +40,7 @@ from appliance.store.db import aad, open_text, transaction
 from appliance.store.errors import is_disk_full
 from appliance.store.files import FileStore
 from appliance.system.config import Config
+from appliance.system.doctor import EARLIEST_PLAUSIBLE
 
 log = logging.getLogger(__name__)
 
@@ -334,10 +335,30 @@ def _record_files(conn: sqlite3.Connection, record_id: str, stored: str) -> list
             and p["file"].get("sha256")]
 
 
+def restamp_early_deliveries(conn: sqlite3.Connection, now: float) -> int:
+    """Acknowledgements stamped while the device's clock was wrong, before any date this
+    software could run at (a board without a real-time clock starts in 1970 until NTP
+    answers), count from now, once the clock is right: retention is the office's margin
+    after delivery, and such a stamp would purge the local copies at the first run
+    instead. A stamp ahead of time only keeps them longer, which is the safe side."""
+    if now < EARLIEST_PLAUSIBLE:
+        return 0  # the clock is still wrong: nothing to compare it with
+    with transaction(conn):
+        changed = conn.execute(
+            "UPDATE outbox SET delivered_at=? WHERE state='delivered' AND delivered_at<?",
+            (now, EARLIEST_PLAUSIBLE)).rowcount
+    if changed:
+        log.warning("retention: %d acknowledgement(s) were stamped by a clock before "
+                    "%s; their retention counts from now", changed,
+                    time.strftime("%Y-%m-%d", time.gmtime(EARLIEST_PLAUSIBLE)))
+    return changed
+
+
 def purge_due(conn: sqlite3.Connection, files: FileStore, config: Config,
               now: float | None = None) -> list[Removal]:
     """The retention run (worker idle loop or a timer): purge every dossier due, and
     sweep files a crash left behind after an earlier erasure or purge."""
+    restamp_early_deliveries(conn, time.time() if now is None else now)
     done = []
     for dossier_id in due_for_purge(conn, config.retention.delivered_days, now):
         removal = purge(conn, files, dossier_id, config.retention.delivered_days, now)

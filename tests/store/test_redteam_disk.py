@@ -166,6 +166,28 @@ def test_no_clock_jump_purges_a_record_on_its_way(conn: sqlite3.Connection, conf
     assert dossiers.record_of(conn, record_id).sha256
 
 
+def test_an_ack_stamped_by_a_clock_in_1970_keeps_its_whole_retention(
+        conn: sqlite3.Connection, config: Config) -> None:
+    """A board without a real-time clock runs in 1970 until NTP answers; an ack that
+    came then was stamped 1970, and the first retention run after the clock was put
+    right purged the dossier's local pages at once. Now such a stamp counts from that
+    run (raised by the second review of issue 12)."""
+    files = files_of(conn, config)
+    dossier_id, record_id = _signed(conn, config, 4)
+    page_files = [(pg.sha256, ".png") for p in dossiers.get(conn, dossier_id).papers
+                  for pg in p.pages]
+    assert outbox.claim_next(conn) is not None
+    _deliver(conn, record_id, 400 * DAY)  # 1971-02-05: the clock before NTP
+    now = time.time()
+    assert erasure.purge_due(conn, files, config, now=now) == []
+    assert all(files.exists(s, x) for s, x in page_files)
+    due = now + config.retention.delivered_days * DAY
+    assert erasure.purge_due(conn, files, config, now=due - 1) == []
+    assert [r.dossier_id for r in erasure.purge_due(conn, files, config, now=due)] == \
+        [dossier_id]
+    assert not any(files.exists(s, x) for s, x in page_files)
+
+
 def _page(n: int) -> Image.Image:
     image = Image.new("RGB", (48, 64), "white")
     ImageDraw.Draw(image).rectangle((4, 4 + n, 40, 12 + n), fill="black")
