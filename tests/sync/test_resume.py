@@ -78,6 +78,21 @@ class Counter:
         self.client.loop_stop()
 
 
+def assert_whole_once(config, rec) -> None:
+    """The record at the receiver once, byte-identical, and no chunk left there."""
+    assert_exactly_once(config, [rec])
+    assert_no_false_delivery(config)
+    assert central_store.chunk_state(config.central.database)["chunks"] == 0
+
+
+def stop(counter: Counter | None, central) -> None:
+    if counter is not None:
+        counter.close()
+    if central.poll() is None:
+        os.kill(central.pid, signal.SIGTERM)
+        central.wait(15)
+
+
 @pytest.mark.parametrize("binary_first", [False, True],
                          ids=["first-try-in-base64", "first-try-in-binary-chunks"])
 def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
@@ -153,15 +168,9 @@ def test_broker_sigkill_mid_record_resumes_from_the_first_missing_chunk(
 
         assert central.poll() is None, log.read_text()
         assert publisher.running()
-        assert_exactly_once(config, [rec])
-        assert_no_false_delivery(config)
-        assert central_store.chunk_state(config.central.database)["chunks"] == 0
+        assert_whole_once(config, rec)
     finally:
-        if counter is not None:
-            counter.close()
-        if central.poll() is None:
-            os.kill(central.pid, signal.SIGTERM)
-            central.wait(15)
+        stop(counter, central)
 
 
 
@@ -213,12 +222,6 @@ def test_a_body_sent_in_chunks_resumes_from_the_first_missing_chunk(tmp_path, br
         assert msg.body_bytes == len(body) and msg.body_json == ""
         assert central.poll() is None, log.read_text()
         assert publisher.running()
-        assert_exactly_once(config, [rec])
-        assert_no_false_delivery(config)
-        assert central_store.chunk_state(config.central.database)["chunks"] == 0
+        assert_whole_once(config, rec)
     finally:
-        if counter is not None:
-            counter.close()
-        if central.poll() is None:
-            os.kill(central.pid, signal.SIGTERM)
-            central.wait(15)
+        stop(counter, central)
