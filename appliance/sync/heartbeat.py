@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING
 
+from appliance.store import outbox
 from appliance.system import doctor
 from appliance.system.config import Config
 
@@ -39,12 +41,30 @@ def status_topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/devices/{device_id}/status"
 
 
-def status_message(config: Config, checks: list[doctor.Check], at: float) -> bytes:
-    """The heartbeat's JSON: who, when, the worst verdict and every check."""
+def status_message(config: Config, checks: list[doctor.Check], at: float,
+                   dead_letters: dict[str, int] | None = None) -> bytes:
+    """The heartbeat's JSON: who, when, the worst verdict, every check, and the messages
+    sync set aside by kind ({"total": n, ...}: none is normal; the central office sees
+    here a device that is being sent junk or forged acks)."""
     return json.dumps({"v": STATUS_VERSION, "device_id": config.device.id, "at": at,
                        "verdict": doctor.worst(checks).value,
-                       "checks": [c.to_dict() for c in checks]},
+                       "checks": [c.to_dict() for c in checks],
+                       "dead_letters": dead_letters or {"total": 0}},
                       ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def dead_letter_counts(config: Config) -> dict[str, int]:
+    """The device's dead-letter counters, read-only (the heartbeat runs beside sync's
+    own writes; WAL readers do not block them)."""
+    path = config.paths.database
+    if not path.exists():
+        return {"total": 0}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        return outbox.dead_letter_counts(conn) or {"total": 0}
+    finally:
+        conn.close()
 
 
 class Heartbeat:
@@ -68,7 +88,8 @@ class Heartbeat:
                                                      address=f"{m.host}:{m.port}"))
         try:
             checks = doctor.local_checks(self.config, self.provisioned, {"broker": broker})
-            payload = status_message(self.config, checks, time.time())
+            payload = status_message(self.config, checks, time.time(),
+                                     dead_letter_counts(self.config))
         except Exception:  # noqa: BLE001 - a heartbeat bug must not stop delivery
             log.exception("status heartbeat: the checks failed")
             return

@@ -11,8 +11,10 @@ a translated notice and a redirect on the HTML faces, or a JSON problem (RFC 945
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -29,7 +31,8 @@ from appliance.records.errors import (
     UnknownField,
     UnknownProcedure,
 )
-from appliance.store.errors import DiskFull, StoreError, is_disk_full
+from appliance.store.errors import StoreError, is_disk_full
+from appliance.web.db import get_config
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +94,19 @@ def from_records(error: RecordsError) -> WebError:
 
 
 def from_store(error: StoreError) -> WebError:
-    if isinstance(error, DiskFull):
+    if is_disk_full(error) or _data_disk_has_no_byte_free():
         return WebError("error.disk_full", 507, str(error))
     return WebError("error.storage", 503, str(error))
+
+
+def _data_disk_has_no_byte_free() -> bool:
+    """A store error on a data disk with nothing free is the full disk, whatever SQLite
+    called it: opening the database there fails as "disk I/O error" (its -shm file
+    cannot grow), and the person should read that the storage is full."""
+    try:
+        return shutil.disk_usage(get_config().paths.data_dir).free == 0
+    except (OSError, RuntimeError):  # no disk to look at, or outside a request
+        return False
 
 
 def from_http(error: HTTPException) -> WebError:
@@ -175,7 +188,10 @@ def register_html(bp: Blueprint, back_to: Callable[[WebError], str | None]) -> N
         # A cross-origin request gets no redirect: nobody on this device sent it.
         target = (None if error.status in (429, 500) or error.key == "error.cross_origin"
                   else back_to(error))
-        if target is None:
+        if target is None or (request.method == "GET"
+                              and urlsplit(target).path == request.path):
+            # Back to the page that just failed would fail again, for ever (a full disk
+            # on the officer's home page): the error page says what to do instead.
             return page(error)
         if error.status != 401:
             flash(error.key, "error")

@@ -71,7 +71,7 @@ def _screen_context() -> dict[str, Any]:
                                                            IDLE_SECONDS)),
         "backlog": snap["queue_depth"],
         "last_delivery": presenters.age(time.time() - last) if last else None,
-        "disk_free": f"{free / 1024**3:.1f} GiB" if isinstance(free, int | float) else None,
+        "disk_free": presenters.size(free) if isinstance(free, int | float) else None,
     }
 
 

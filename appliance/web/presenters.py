@@ -234,6 +234,15 @@ def qr_svg(text: str) -> Markup:
         scale=6, border=4, svgclass="qr", lineclass="qr-line", omitsize=True))
 
 
+def size(n: float) -> str:
+    """A number of bytes as a person reads it, with the decimal mark of the screen's
+    language: MiB below 1 GiB, where the figures that matter (a disk near the scan
+    floor, one full to the last byte) would all round to 0.0 GiB."""
+    gib = n / 1024**3
+    text = f"{gib:.1f} GiB" if gib >= 1 else f"{n / 1024**2:.0f} MiB"
+    return text.replace(".", ",") if current_language() == "vi" else text
+
+
 def age(seconds: float | None) -> str:
     """How long something has waited, in the screen's language."""
     if seconds is None:

@@ -53,7 +53,7 @@ from appliance.store.jobs import JobKind, JobState
 from appliance.sync import probe
 from appliance.system import config as config_mod
 from appliance.system import doctor
-from appliance.web import api, auth, i18n, usecases
+from appliance.web import api, auth, i18n, presenters, usecases
 from appliance.web.db import get_config, get_db
 from appliance.web.errors import WebError, register_api, register_html
 from appliance.web.i18n import t, t_or
@@ -108,10 +108,7 @@ def _age(seconds: float | None) -> str:
 
 
 def _bytes(n: int | None) -> str:
-    if n is None:
-        return t("tech.unknown")
-    gib = n / 1024**3
-    return f"{gib:.1f} GiB" if gib >= 1 else f"{n / 1024**2:.0f} MiB"
+    return t("tech.unknown") if n is None else presenters.size(n)
 
 
 def _scanner(value: str) -> str:

@@ -52,8 +52,6 @@ def _dead_letter_counts_in(message: Any) -> list[Any]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the device's status heartbeat carries no "
-                   "dead-letter count (heartbeat.py sends only doctor.local_checks)")
 def test_the_status_heartbeat_counts_the_dead_letters_sync_set_aside(
         tmp_path, broker, services):
     config = make_config(tmp_path, broker.port)  # signed acks: forged ones are set aside

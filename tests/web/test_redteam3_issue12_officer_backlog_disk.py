@@ -82,8 +82,6 @@ def test_the_officer_backlog_is_the_undelivered_rows(config: Config, disk: Path)
     assert abs(status["disk_free_bytes"] - free_bytes(disk)) < 1 << 20
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the officer screen rounds free disk to "
-                   "0.1 GiB: 40 MiB free and a disk full to the last byte both show 0.0 GiB")
 def test_the_officer_tells_a_disk_with_room_from_a_full_one(config: Config,
                                                             disk: Path) -> None:
     _outbox(config)
@@ -108,8 +106,6 @@ def test_the_officer_tells_a_disk_with_room_from_a_full_one(config: Config,
     assert not re.fullmatch(r"0([.,]0+)?\s*\S*", with_room), with_room
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a disk-full error on the officer's home page "
-                   "redirects to the officer's home page, forever (errors.register_html)")
 def test_the_officer_home_on_a_full_disk_is_never_a_redirect_to_itself(
         config: Config, disk: Path) -> None:
     """The web alone on the database (sync and worker not holding it open: restarting,
