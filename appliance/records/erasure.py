@@ -159,10 +159,13 @@ def erase(conn: sqlite3.Connection, files: FileStore, dossier_id: int, officer: 
         if active is not None and active.state == jobs.JobState.RUNNING:
             raise ScanInProgress(f"dossier {dossier_id} has a scan running")
         records = conn.execute(
-            "SELECT r.record_id, r.sha256, o.state FROM records r "
+            "SELECT r.record_id, r.sha256, o.state, o.attempts FROM records r "
             "LEFT JOIN outbox o USING (record_id) WHERE r.dossier_id=?",
             (dossier_id,)).fetchall()
-        if any(r["state"] not in (None, "pending") for r in records):
+        # Pending again after a try (a lost connection, a restart of sync): it may be
+        # at the broker or the central office already, so it counts as sent.
+        if any(r["state"] not in (None, "pending") or (r["attempts"] or 0) > 0
+               for r in records):
             raise AlreadySent(f"dossier {dossier_id}'s record has been sent; "
                               "ask the central office to erase it")
         conn.execute("UPDATE jobs SET state='failed', finished_at=?, error_key='error.erased', "

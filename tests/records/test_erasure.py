@@ -150,6 +150,22 @@ def test_erasure_after_sending_is_refused(conn, config, files):
     assert all(files.exists(s, x) for s, x in _files_of(conn, files, dossier_id))
 
 
+def test_erasure_of_a_record_given_back_after_a_try_is_refused(conn, config, files):
+    """Claimed by sync, then pending again (its connection lost, sync restarted): it may
+    be at the central office already, so only the central office can erase it (raised
+    by the third review of issue 12)."""
+    dossier_id = scanned(conn, config, files)
+    dossiers.submit(conn, dossier_id)
+    record_id = dossiers.sign_off(conn, config, dossier_id, "Nguyễn Thị Lan")
+    assert outbox.claim_next(conn) is not None
+    assert outbox.reset_stale(conn) == 1
+    assert outbox.state_of(conn, record_id) is outbox.OutboxState.PENDING
+    with pytest.raises(erasure.AlreadySent):
+        erasure.erase(conn, files, dossier_id, "Nguyễn Thị Lan")
+    assert outbox.state_of(conn, record_id) is outbox.OutboxState.PENDING  # still goes
+    assert all(files.exists(s, x) for s, x in _files_of(conn, files, dossier_id))
+
+
 def test_a_page_shared_with_a_live_dossier_keeps_its_file(conn, config, files):
     first = scanned(conn, config, files, seed=0)
     second = scanned(conn, config, files, seed=0)  # the same papers scanned again
