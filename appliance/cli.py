@@ -232,16 +232,14 @@ def _check_models(config: config_mod.Config) -> Any:
 
 def _check_schema(config: config_mod.Config) -> Any:
     """The database's schema version against this software's migrations (upgrade/rollback)."""
-    import sqlite3
-
     from appliance.store.migrations import MIGRATIONS
-    from appliance.system.doctor import Check, Verdict, msg
+    from appliance.system.doctor import Check, Verdict, msg, open_read_only
 
     path = config.paths.database
     if not path.exists():
         return Check("schema", Verdict.SKIP, "no database yet",
                      summary_msg=msg("tech.doctor.summary.no_database"))
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    conn = open_read_only(path)
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     finally:

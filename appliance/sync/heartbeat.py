@@ -59,7 +59,7 @@ def dead_letter_counts(config: Config) -> dict[str, int]:
     path = config.paths.database
     if not path.exists():
         return {"total": 0}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    conn = doctor.open_read_only(path)
     conn.row_factory = sqlite3.Row
     try:
         return outbox.dead_letter_counts(conn) or {"total": 0}

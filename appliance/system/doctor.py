@@ -189,9 +189,10 @@ def check_disk(config: Config) -> Check:
                                  path=str(probe)))
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
-    # mode=ro: a doctor never creates or migrates a database; it may run while the
-    # services write (WAL readers do not block writers).
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """The device database for looking only (the doctor, the CLI's schema check, sync's
+    heartbeat): mode=ro never creates or migrates it, and it may be read while the
+    services write (WAL readers do not block writers)."""
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
 
 
@@ -204,7 +205,7 @@ def check_database(config: Config) -> Check:
                      summary_msg=msg("tech.doctor.summary.database.missing", path=str(path)),
                      next_msg=msg("tech.doctor.next.database.start"))
     try:
-        conn = _open_read_only(path)
+        conn = open_read_only(path)
         try:
             result = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
             tables = conn.execute("SELECT COUNT(*) FROM sqlite_master "
@@ -246,7 +247,7 @@ def _stored_key_check(database: Path) -> str | None:
     if not database.exists():
         return None
     try:
-        conn = _open_read_only(database)
+        conn = open_read_only(database)
         try:
             row = conn.execute("SELECT check_value FROM key_check WHERE id=1").fetchone()
         finally:
@@ -300,7 +301,7 @@ def check_queue(config: Config) -> Check:
         return Check("queue", Verdict.SKIP, "no database yet",
                      summary_msg=msg("tech.doctor.summary.no_database"))
     try:
-        conn = _open_read_only(path)
+        conn = open_read_only(path)
         try:
             count, oldest = conn.execute(
                 "SELECT count(*), min(created_at) FROM outbox WHERE state != 'delivered'"
@@ -480,7 +481,7 @@ def chosen_scanner(config: Config) -> str:
     if not path.exists():
         return ""
     try:
-        conn = _open_read_only(path)
+        conn = open_read_only(path)
         try:
             row = conn.execute("SELECT value FROM device_state WHERE key = ?",
                                (CHOSEN_SCANNER_KEY,)).fetchone()
@@ -756,7 +757,7 @@ def check_scanner_state(config: Config) -> Check | None:
     if not path.exists():
         return None
     try:
-        conn = _open_read_only(path)
+        conn = open_read_only(path)
         try:
             found = dict((k, (v, at)) for k, v, at in conn.execute(
                 "SELECT key, value, updated_at FROM device_state WHERE key IN (?, ?)",
