@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sqlite3
+import sys
 import threading
 
 from appliance.sync.errors import SyncError
@@ -24,6 +25,12 @@ def add_central_arguments(parser: argparse.ArgumentParser) -> None:
     subscription, central.share_group) each need their own MQTT session."""
     parser.add_argument("--client-id", default="",
                         help="MQTT client id of this receiver (default: central.client_id)")
+    parser.add_argument("--report", action="store_true",
+                        help="print counters, conflicts, refused records and dead letters "
+                             "from the central database, and exit")
+    parser.add_argument("--json", action="store_true", help="with --report: as JSON")
+    parser.add_argument("--last", type=int, default=20, metavar="N",
+                        help="with --report: how many of each to list (default 20)")
 
 
 def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier, *,
@@ -34,11 +41,27 @@ def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier, *
 
 
 def cmd_central(args: argparse.Namespace) -> int:
+    if getattr(args, "report", False):
+        return _report(args)
     receive = functools.partial(_receive, client_id=getattr(args, "client_id", "") or "")
     return run_service("central", getattr(args, "config", None), receive,
                        # CentralStoreError (the central store's own, whichever the
                        # engine: PostgreSQL errors are translated) is a SyncError.
                        failures=(SyncError, sqlite3.Error))
+
+
+def _report(args: argparse.Namespace) -> int:
+    """--report: read the database the receiver writes, print, exit (1 if unreadable)."""
+    from appliance.central.report import report
+    from appliance.system import config as config_mod
+
+    try:
+        print(report(config_mod.load(getattr(args, "config", None)),
+                     last=max(1, args.last), as_json=args.json))
+    except (SyncError, sqlite3.Error) as e:
+        print(f"appliance central --report: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main_central(argv: list[str] | None = None) -> int:

@@ -1,0 +1,124 @@
+"""`appliance central --report`: what the central office's operator must look at.
+
+The receiver logs its counters once a minute, but three things in its database each
+need a person, and used to take SQL to see:
+- a conflict: two contents under one record id of one device (a squatter, or a
+  device restored from an old backup). The genuine one is served, or the id is
+  contested and nothing is served for it (every content is kept);
+- a refused record: it will never be stored as sent;
+- a dead letter: a message nobody could read (an attacker, or a device on other
+  software).
+
+This reads them from the receiver's own database, SQLite or PostgreSQL alike, newest
+first, with the counters and the open chunk transfers. Everything in a dead letter
+came from whoever could publish (its topic, its first bytes). The text form
+therefore escapes what is not printable, so a message cannot write escape sequences
+to the operator's terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from appliance.central import store as central_store
+from appliance.central.db import CentralConnection, open_configured
+from appliance.central.errors import CentralStoreError
+from appliance.system.config import Config
+
+DEFAULT_LAST = 20
+# The first bytes of a dead letter shown: enough to tell JSON from junk.
+HEAD_SHOWN = 48
+
+
+def _when(at: float | None) -> str | None:
+    return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable written as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def build(conn: CentralConnection, last: int = DEFAULT_LAST) -> dict[str, Any]:
+    """The report as plain data (what `--json` prints)."""
+    conflicts = [dict(r) for r in conn.execute(
+        "SELECT device_id, record_id, state, opened_at, updated_at FROM conflicts "
+        "WHERE state <> 'resolved' ORDER BY updated_at DESC LIMIT ?", (last,))]
+    by_state = {r["state"]: int(r["n"]) for r in conn.execute(
+        "SELECT state, COUNT(*) AS n FROM conflicts GROUP BY state")}
+    rejections = [dict(r) for r in conn.execute(
+        "SELECT device_id, record_id, sha256, reason, at FROM rejections "
+        "ORDER BY id DESC LIMIT ?", (last,))]
+    letters = []
+    for r in conn.execute("SELECT id, topic, device_id, reason, size, head, at "
+                          "FROM dead_letters ORDER BY id DESC LIMIT ?", (last,)):
+        head = bytes(r["head"])[:HEAD_SHOWN]
+        letters.append({"id": int(r["id"]), "at": _when(r["at"]), "topic": r["topic"],
+                        "device_id": r["device_id"], "size": int(r["size"]),
+                        "reason": r["reason"],
+                        "head": head.decode("utf-8", "backslashreplace")})
+    for row in conflicts:
+        row["opened_at"], row["updated_at"] = _when(row["opened_at"]), _when(row["updated_at"])
+    for row in rejections:
+        row["at"] = _when(row["at"])
+    return {
+        "engine": conn.engine,
+        "counters": dict(sorted(central_store.counters(conn).items())),
+        "chunks": central_store.chunk_state(conn),
+        "conflicts": {"open": by_state.get("open", 0),
+                      "contested": by_state.get("contested", 0),
+                      "resolved": by_state.get("resolved", 0), "latest": conflicts},
+        "rejections": rejections,
+        "dead_letters": letters,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report for a terminal, one line per item, attacker's text escaped."""
+    lines = [f"central database ({report['engine']})", "counters:"]
+    lines += [f"  {name}: {value}" for name, value in report["counters"].items()]
+    chunks = report["chunks"]
+    lines.append(f"open chunk transfers: {chunks['transfers']} holding {chunks['bytes']} "
+                 f"bytes; files sent whole waiting for their record: "
+                 f"{chunks['pending_files']}")
+    conflicts = report["conflicts"]
+    lines.append(f"conflicts: {conflicts['open']} open, {conflicts['contested']} contested "
+                 f"(nothing served for these ids; every content is kept), "
+                 f"{conflicts['resolved']} resolved")
+    lines += [f"  {c['updated_at']} {c['state']} {printable(c['device_id'])} "
+              f"{printable(c['record_id'])}" for c in conflicts["latest"]]
+    lines.append(f"refused records, newest first ({len(report['rejections'])} shown):")
+    lines += [f"  {r['at']} {printable(r['device_id'])} {printable(r['record_id'])}: "
+              f"{printable(r['reason'])}" for r in report["rejections"]]
+    lines.append(f"dead letters, newest first ({len(report['dead_letters'])} shown):")
+    for d in report["dead_letters"]:
+        lines.append(f"  #{d['id']} {d['at']} {printable(d['topic'])} "
+                     f"({printable(d['device_id'] or 'no device')}, {d['size']} bytes): "
+                     f"{printable(d['reason'])}")
+        lines.append(f"    starts: {printable(d['head'])}")
+    return "\n".join(lines)
+
+
+def report(config: Config, *, last: int = DEFAULT_LAST, as_json: bool = False) -> str:
+    """The report of the central database `config` names, as text or JSON.
+
+    A SQLite file that is not there is an error, not a new empty database: a report
+    must not create what the receiver should have made."""
+    central = config.central
+    if not central.postgres_dsn and not Path(central.database).exists():
+        raise CentralStoreError(f"no central database at {central.database}: has "
+                                "`appliance central` run with this configuration?")
+    conn = open_configured(central)
+    try:
+        data = build(conn, last)
+    finally:
+        conn.close()
+    if as_json:
+        return json.dumps(data, ensure_ascii=False, indent=2)
+    return render(data)

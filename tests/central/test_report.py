@@ -1,0 +1,151 @@
+"""`appliance central --report` as a real process, on what a real receiver wrote.
+
+Everything in the report was put there through a real mosquitto:
+- a contested record id (a squatter and a second content, both claimed);
+- a record naming another device;
+- poison whose first bytes would clear the operator's terminal.
+
+The report must show each of them and count what the store counts. In JSON the
+items are the store's own rows. It must never write a control character to the
+terminal, and it must not create a database where none is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.central import store as central_store
+from appliance.central.receiver import run_receiver
+from appliance.sync import wire
+from tests.helpers import postgres as pg_helpers
+from tests.helpers.sync_rig import (
+    REPO,
+    Attacker,
+    central_read,
+    make_config,
+    probe_receiver,
+    wait_for,
+    write_config_file,
+)
+
+pg_server = pg_helpers.pg_server  # fixture
+pytestmark = pytest.mark.timeout(120)
+CLEAR_SCREEN = b"\x1b[2J\x1b[H"
+
+
+def _record(record_id: str, device_id: str, code: str, *, claim: bool = False) -> bytes:
+    body = json.dumps({"record_id": record_id, "device_id": device_id,
+                       "dossier_code": code, "papers": []})
+    return wire.encode_record(wire.RecordMessage(
+        record_id, hashlib.sha256(body.encode()).hexdigest(), body, claim))
+
+
+def _report(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "central", "--config", str(config_file),
+         "--report", *args], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+
+
+def _attack(attacker: Attacker, device: str) -> None:
+    """A contested id, a refused record and poison, on `device`'s records topic."""
+    topic = wire.records_topic("bhxh", device)
+    attacker.publish(topic, _record("x-1", device, "SQUAT"))
+    attacker.publish(topic, _record("x-1", device, "OTHER"))
+    attacker.publish(topic, _record("x-1", device, "OTHER", claim=True))
+    attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
+    attacker.publish(topic, _record("stolen-1", "kiosk-77", "STOLEN"))
+    attacker.publish(topic, CLEAR_SCREEN + b'{"v":1}')
+
+
+def _settled(config: Any) -> bool:
+    counts = central_read(config, central_store.counters, {})
+    return (counts.get("conflicts_contested", 0) >= 1
+            and counts.get("records_rejected", 0) >= 1 and counts.get("dead_letters", 0) >= 2)
+
+
+def _check_json(report: dict[str, Any], config: Any, device: str) -> None:
+    store_rows = central_read(config, lambda conn: (
+        central_store.counters(conn), central_store.list_rejections(conn),
+        central_store.list_dead_letters(conn), central_store.list_conflicts(conn)), None)
+    assert store_rows is not None
+    counters, rejections, letters, conflicts = store_rows
+    assert report["counters"] == dict(sorted(counters.items()))
+    assert report["conflicts"]["contested"] == 1
+    [conflict] = report["conflicts"]["latest"]
+    assert (conflict["device_id"], conflict["record_id"], conflict["state"]) == (
+        device, "x-1", "contested") == tuple(conflicts[0][k] for k in
+                                             ("device_id", "record_id", "state"))
+    assert [r["record_id"] for r in report["rejections"]] == [
+        r["record_id"] for r in reversed(rejections)] == ["stolen-1"]
+    assert "from device 'kiosk-77'" in report["rejections"][0]["reason"]
+    assert [d["id"] for d in report["dead_letters"]] == [d["id"] for d in reversed(letters)]
+    newest = report["dead_letters"][0]
+    assert newest["head"].startswith(CLEAR_SCREEN.decode())
+    assert newest["device_id"] == device and newest["size"] == len(CLEAR_SCREEN) + 7
+
+
+def test_the_report_shows_what_needs_a_person_and_writes_no_control_character(
+        tmp_path: Path, broker: Any, services: Any) -> None:
+    config = make_config(tmp_path, broker.port)
+    config_file = write_config_file(tmp_path, config)
+    attacker = Attacker(broker.port)
+    receiver = services(run_receiver, config)
+    probe_receiver(attacker, config)
+    _attack(attacker, config.device.id)
+    wait_for(lambda: _settled(config), 20, "the attack stored")
+
+    text = _report(config_file)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert "central database (sqlite)" in out
+    assert "conflicts: 0 open, 1 contested" in out
+    assert f"{config.device.id} x-1" in out
+    assert "stolen-1: record body is from device 'kiosk-77'" in out
+    assert "(kiosk-01, 14 bytes): JSON nested deeper than 2 levels" in out
+    assert "\\x1b[2J\\x1b[H" in out  # the poison's first bytes, escaped
+    assert not any(ch != "\n" and not ch.isprintable() for ch in out), repr(out)
+
+    as_json = _report(config_file, "--json", "--last", "5")
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    _check_json(report, config, config.device.id)
+    assert len(report["dead_letters"]) == 2  # the probe's and the poison
+    assert receiver.running()
+    attacker.close()
+
+
+def test_no_database_is_an_error_and_none_is_made(tmp_path: Path) -> None:
+    config = make_config(tmp_path, 1)
+    config_file = write_config_file(tmp_path, config)
+    result = _report(config_file)
+    assert result.returncode == 1
+    assert "no central database at" in result.stderr
+    assert not Path(config.central.database).exists()
+
+
+def test_the_report_reads_a_postgresql_central_the_same_way(
+        tmp_path: Path, broker: Any, services: Any, pg_server: Any) -> None:
+    config = make_config(tmp_path, broker.port,
+                         central={"postgres_dsn": pg_server.create_database()})
+    config_file = write_config_file(tmp_path, config)
+    attacker = Attacker(broker.port)
+    receiver = services(run_receiver, config)
+    probe_receiver(attacker, config)
+    _attack(attacker, config.device.id)
+    wait_for(lambda: _settled(config), 20, "the attack stored")
+    result = _report(config_file, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["engine"] == "postgresql"
+    _check_json(report, config, config.device.id)
+    assert receiver.running()
+    attacker.close()
