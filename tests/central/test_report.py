@@ -93,16 +93,23 @@ def _check_json(report: dict[str, Any], config: Any, device: str) -> None:
     assert newest["device_id"] == device and newest["size"] == len(CLEAR_SCREEN) + 7
 
 
-def test_the_report_shows_what_needs_a_person_and_writes_no_control_character(
-        tmp_path: Path, broker: Any, services: Any) -> None:
-    config = make_config(tmp_path, broker.port)
+def _attacked(tmp_path: Path, port: int, services: Any,
+              **central: str) -> tuple[Any, Path, Attacker, Any]:
+    """A receiver (on `central`'s database) that has taken the attack: its config,
+    config file, the attacker and the receiver."""
+    config = make_config(tmp_path, port, central=central)
     config_file = write_config_file(tmp_path, config)
-    attacker = Attacker(broker.port)
+    attacker = Attacker(port)
     receiver = services(run_receiver, config)
     probe_receiver(attacker, config)
     _attack(attacker, config.device.id)
     wait_for(lambda: _settled(config), 20, "the attack stored")
+    return config, config_file, attacker, receiver
 
+
+def test_the_report_shows_what_needs_a_person_and_writes_no_control_character(
+        tmp_path: Path, broker: Any, services: Any) -> None:
+    config, config_file, attacker, receiver = _attacked(tmp_path, broker.port, services)
     text = _report(config_file)
     assert text.returncode == 0, text.stderr
     out = text.stdout
@@ -134,14 +141,8 @@ def test_no_database_is_an_error_and_none_is_made(tmp_path: Path) -> None:
 
 def test_the_report_reads_a_postgresql_central_the_same_way(
         tmp_path: Path, broker: Any, services: Any, pg_server: Any) -> None:
-    config = make_config(tmp_path, broker.port,
-                         central={"postgres_dsn": pg_server.create_database()})
-    config_file = write_config_file(tmp_path, config)
-    attacker = Attacker(broker.port)
-    receiver = services(run_receiver, config)
-    probe_receiver(attacker, config)
-    _attack(attacker, config.device.id)
-    wait_for(lambda: _settled(config), 20, "the attack stored")
+    config, config_file, attacker, receiver = _attacked(
+        tmp_path, broker.port, services, postgres_dsn=pg_server.create_database())
     result = _report(config_file, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
