@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import getpass
+import os
 import sqlite3
 import sys
 import threading
@@ -31,6 +33,11 @@ def add_central_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="with --report: as JSON")
     parser.add_argument("--last", type=int, default=20, metavar="N",
                         help="with --report: how many of each to list (default 20)")
+    parser.add_argument("--decide", nargs=3, metavar=("DEVICE", "RECORD_ID", "SHA256"),
+                        help="serve this content of a record id in conflict (see --report) "
+                             "from now on, record the decision, and exit")
+    parser.add_argument("--operator", default="",
+                        help="with --decide: who decides (default: the login name)")
 
 
 def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier, *,
@@ -43,6 +50,8 @@ def _receive(config: Config, stop: threading.Event, notifier: ServiceNotifier, *
 def cmd_central(args: argparse.Namespace) -> int:
     if getattr(args, "report", False):
         return _report(args)
+    if getattr(args, "decide", None):
+        return _decide(args)
     receive = functools.partial(_receive, client_id=getattr(args, "client_id", "") or "")
     return run_service("central", getattr(args, "config", None), receive,
                        # CentralStoreError (the central store's own, whichever the
@@ -60,6 +69,22 @@ def _report(args: argparse.Namespace) -> int:
                      last=max(1, args.last), as_json=args.json))
     except (SyncError, sqlite3.Error) as e:
         print(f"appliance central --report: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    """--decide: an operator's choice for a contested record id (central_store.decide)."""
+    from appliance.central.report import decide
+    from appliance.system import config as config_mod
+
+    device_id, record_id, sha256 = args.decide
+    operator = args.operator or os.environ.get("SUDO_USER") or getpass.getuser()
+    try:
+        print(decide(config_mod.load(getattr(args, "config", None)), device_id, record_id,
+                     sha256, operator))
+    except (SyncError, sqlite3.Error) as e:
+        print(f"appliance central --decide: {e}", file=sys.stderr)
         return 1
     return 0
 

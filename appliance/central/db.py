@@ -229,6 +229,13 @@ CREATE TABLE pending_files (
 );
 CREATE INDEX pending_files_since ON pending_files(since)
 """,
+    # 5: an operator's decision on a conflict (`appliance central --decide`): the
+    # content chosen, by whom and when. Once decided, claims change nothing.
+    """
+ALTER TABLE conflicts ADD COLUMN decided_sha256 TEXT;
+ALTER TABLE conflicts ADD COLUMN decided_by TEXT;
+ALTER TABLE conflicts ADD COLUMN decided_at REAL
+""",
 ]
 
 
@@ -438,6 +445,12 @@ CREATE TABLE pending_files (
     charge BIGINT NOT NULL
 );
 CREATE INDEX pending_files_since ON pending_files(since)
+""",
+    # 4: as SQLite's migration 5, an operator's decision on a conflict.
+    """
+ALTER TABLE conflicts ADD COLUMN decided_sha256 TEXT;
+ALTER TABLE conflicts ADD COLUMN decided_by TEXT;
+ALTER TABLE conflicts ADD COLUMN decided_at DOUBLE PRECISION
 """,
 ]
 

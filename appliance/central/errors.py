@@ -21,3 +21,7 @@ class StoreDataError(WireError):
     NUL, a concurrent receiver's row won a unique index): it is about the message, not
     the disk, so the receiver moves it aside like any unreadable message (a genuine
     record comes again when the device re-sends it)."""
+
+
+class DecisionRefused(SyncError):
+    """An operator's decision names no conflict, or a content not held under the id."""

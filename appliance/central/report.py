@@ -1,10 +1,12 @@
-"""`appliance central --report`: what the central office's operator must look at.
+"""`appliance central --report` and `--decide`: what the central office's operator
+must look at, and the one decision only a person can make.
 
 The receiver logs its counters once a minute, but three things in its database each
 need a person, and used to take SQL to see:
 - a conflict: two contents under one record id of one device (a squatter, or a
   device restored from an old backup). The genuine one is served, or the id is
-  contested and nothing is served for it (every content is kept);
+  contested and nothing is served for it (every content is kept) until an operator
+  chooses one with `--decide`;
 - a refused record: it will never be stored as sent;
 - a dead letter: a message nobody could read (an attacker, or a device on other
   software).
@@ -65,6 +67,15 @@ def build(conn: CentralConnection, last: int = DEFAULT_LAST) -> dict[str, Any]:
                         "head": head.decode("utf-8", "backslashreplace")})
     for row in conflicts:
         row["opened_at"], row["updated_at"] = _when(row["opened_at"]), _when(row["updated_at"])
+        # What the operator chooses between (--decide DEVICE RECORD_ID SHA256).
+        row["contents"] = [
+            {"sha256": c["sha256"], "status": c["status"], "claimed": bool(c["claimed"]),
+             "dossier_code": c["dossier_code"], "received_at": _when(c["received_at"]),
+             "copies": int(c["copies"])}
+            for c in conn.execute(
+                "SELECT sha256, status, claimed, dossier_code, received_at, copies FROM "
+                "records WHERE device_id=? AND record_id=? ORDER BY received_at",
+                (row["device_id"], row["record_id"]))]
     for row in rejections:
         row["at"] = _when(row["at"])
     return {
@@ -89,10 +100,15 @@ def render(report: dict[str, Any]) -> str:
                  f"{chunks['pending_files']}")
     conflicts = report["conflicts"]
     lines.append(f"conflicts: {conflicts['open']} open, {conflicts['contested']} contested "
-                 f"(nothing served for these ids; every content is kept), "
+                 f"(nothing served for these ids until an operator runs --decide), "
                  f"{conflicts['resolved']} resolved")
-    lines += [f"  {c['updated_at']} {c['state']} {printable(c['device_id'])} "
-              f"{printable(c['record_id'])}" for c in conflicts["latest"]]
+    for c in conflicts["latest"]:
+        lines.append(f"  {c['updated_at']} {c['state']} {printable(c['device_id'])} "
+                     f"{printable(c['record_id'])}")
+        lines += [f"    {k['sha256']} {k['status']}{' claimed' if k['claimed'] else ''}, "
+                  f"dossier {printable(k['dossier_code'])}, first {k['received_at']}, "
+                  f"{k['copies']} cop{'y' if k['copies'] == 1 else 'ies'}"
+                  for k in c["contents"]]
     lines.append(f"refused records, newest first ({len(report['rejections'])} shown):")
     lines += [f"  {r['at']} {printable(r['device_id'])} {printable(r['record_id'])}: "
               f"{printable(r['reason'])}" for r in report["rejections"]]
@@ -105,16 +121,33 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def report(config: Config, *, last: int = DEFAULT_LAST, as_json: bool = False) -> str:
-    """The report of the central database `config` names, as text or JSON.
-
-    A SQLite file that is not there is an error, not a new empty database: a report
-    must not create what the receiver should have made."""
+def _open(config: Config) -> CentralConnection:
+    """The central database `config` names. A SQLite file that is not there is an
+    error, not a new empty database: the operator's tools must not create what the
+    receiver should have made."""
     central = config.central
     if not central.postgres_dsn and not Path(central.database).exists():
         raise CentralStoreError(f"no central database at {central.database}: has "
                                 "`appliance central` run with this configuration?")
-    conn = open_configured(central)
+    return open_configured(central)
+
+
+def decide(config: Config, device_id: str, record_id: str, sha256: str,
+           operator: str) -> str:
+    """`--decide`: serve this content of a record id in conflict (central_store.decide)."""
+    conn = _open(config)
+    try:
+        others = central_store.decide(conn, device_id, record_id, sha256, operator)
+    finally:
+        conn.close()
+    return (f"record {printable(record_id)} of {printable(device_id)}: {sha256} is served "
+            f"from now on (decided by {printable(operator)}); {others} other content(s) "
+            "stay held, and later claims change nothing")
+
+
+def report(config: Config, *, last: int = DEFAULT_LAST, as_json: bool = False) -> str:
+    """The report of the central database `config` names, as text or JSON."""
+    conn = _open(config)
     try:
         data = build(conn, last)
     finally:

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.central.db import CentralConnection, connect, reading, transaction
-from appliance.central.errors import CentralStoreError, ChunkRefused
+from appliance.central.errors import CentralStoreError, ChunkRefused, DecisionRefused
 from appliance.sync import wire
 from appliance.sync.errors import WireError
 from appliance.system import crypto
@@ -504,8 +504,13 @@ def _reject(conn: CentralConnection, device_id: str, msg: wire.RecordMessage,
 
 def _status(conn: CentralConnection, device_id: str, record_id: str,
             sha: str) -> wire.AckStatus:
-    conflict = conn.execute("SELECT state FROM conflicts WHERE device_id=? AND record_id=?",
-                            (device_id, record_id)).fetchone()
+    conflict = conn.execute("SELECT state, decided_sha256 FROM conflicts WHERE device_id=? "
+                            "AND record_id=?", (device_id, record_id)).fetchone()
+    if conflict is not None and conflict["decided_sha256"] is not None:
+        # An operator chose: the other contents stay aside for good, which a device
+        # must hear as final (CONTESTED), not as a conflict to claim again.
+        return (wire.AckStatus.STORED if conflict["decided_sha256"] == sha
+                else wire.AckStatus.CONTESTED)
     if conflict is not None and conflict["state"] == "contested":
         return wire.AckStatus.CONTESTED
     row = conn.execute("SELECT status FROM records WHERE device_id=? AND record_id=? "
@@ -518,12 +523,17 @@ def _claim(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> 
     else claimed other bytes too, which makes the id contested (nothing served)."""
     key = (device_id, msg.record_id)
     now = time.time()
+    state = conn.execute("SELECT state, decided_sha256 FROM conflicts WHERE device_id=? "
+                         "AND record_id=?", key).fetchone()
+    if state is not None and state["decided_sha256"] is not None:
+        log.warning("record %s of %s: a claim of sha256 %s after an operator decided for "
+                    "%s changes nothing", msg.record_id, device_id, msg.sha256,
+                    state["decided_sha256"])
+        return
     others = conn.execute("SELECT COUNT(*) FROM records WHERE device_id=? AND record_id=? "
                           "AND sha256!=? AND claimed=1", (*key, msg.sha256)).fetchone()[0]
     conn.execute("UPDATE records SET claimed=1 WHERE device_id=? AND record_id=? AND sha256=?",
                  (*key, msg.sha256))
-    state = conn.execute("SELECT state FROM conflicts WHERE device_id=? AND record_id=?",
-                         key).fetchone()
     if others or (state is not None and state["state"] == "contested"):
         conn.execute("UPDATE records SET status='held' WHERE device_id=? AND record_id=?", key)
         conn.execute("UPDATE conflicts SET state='contested', updated_at=? WHERE device_id=? "
@@ -540,6 +550,47 @@ def _claim(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> 
                  "AND record_id=?", (now, *key))
     log.warning("record %s of %s: the device claimed sha256 %s; it is served, the other "
                 "content stays held aside", msg.record_id, device_id, msg.sha256)
+
+
+def decide(conn: CentralConnection, device_id: str, record_id: str, sha256: str,
+           operator: str) -> int:
+    """An operator's choice of the content served under a record id in conflict.
+
+    Devices can only claim. When two contents are claimed (a squatter, or a device
+    restored from an old backup), nothing is served until a person looks. The chosen
+    content is served from now on. The others stay held, since nothing is ever
+    deleted, and later claims and copies change nothing (their devices hear
+    CONTESTED, which is final). The decision is recorded with its operator and time,
+    and logged. It returns how many other contents were held aside. DecisionRefused
+    if there is no conflict under that id, or no such content.
+    """
+    key = (device_id, record_id)
+    with _tx(conn):
+        conflict = conn.execute("SELECT state, decided_sha256 FROM conflicts WHERE "
+                                "device_id=? AND record_id=?", key).fetchone()
+        if conflict is None:
+            raise DecisionRefused(f"record {record_id} of {device_id} is not in conflict: "
+                                  "there is nothing to decide")
+        held = [r["sha256"] for r in conn.execute(
+            "SELECT sha256 FROM records WHERE device_id=? AND record_id=? ORDER BY "
+            "received_at", key)]
+        if sha256 not in held:
+            raise DecisionRefused(f"no content with sha256 {sha256} under record "
+                                  f"{record_id} of {device_id}; held: {', '.join(held)}")
+        now = time.time()
+        conn.execute("UPDATE records SET status='held' WHERE device_id=? AND record_id=?",
+                     key)
+        conn.execute("UPDATE records SET status='served' WHERE device_id=? AND record_id=? "
+                     "AND sha256=?", (*key, sha256))
+        conn.execute("UPDATE conflicts SET state='resolved', updated_at=?, decided_sha256=?, "
+                     "decided_by=?, decided_at=? WHERE device_id=? AND record_id=?",
+                     (now, sha256, operator[:200], now, *key))
+        _count(conn, "conflicts_decided")
+    log.warning("record %s of %s: operator %r decided for sha256 %s (was %s, earlier "
+                "decision %s); %d other content(s) stay held", record_id, device_id,
+                operator, sha256, conflict["state"], conflict["decided_sha256"] or "none",
+                len(held) - 1)
+    return len(held) - 1
 
 
 def put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> RecordResult:

@@ -331,8 +331,8 @@ class _Publisher:
             return
         if status is wire.AckStatus.CONTESTED:
             log.error("record %s: the receiver holds our bytes but another content was "
-                      "claimed under its id too; an operator at the central office must "
-                      "decide (our copy is on its disk)", record_id)
+                      "claimed under its id too; an operator at the central office decides "
+                      "which is served (our copy is on its disk)", record_id)
         # With the record as claimed, if it is in flight: not read again to mark it.
         self.acked.append((record_id, sha256, _STATUS_TEXT[status], receipt,
                            flight.item if flight is not None else None))

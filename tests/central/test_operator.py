@@ -1,4 +1,5 @@
-"""`appliance central --report` as a real process, on what a real receiver wrote.
+"""`appliance central --report` and `--decide` as real processes, on what a real
+receiver wrote.
 
 Everything in the report was put there through a real mosquitto:
 - a contested record id (a squatter and a second content, both claimed);
@@ -7,7 +8,9 @@ Everything in the report was put there through a real mosquitto:
 
 The report must show each of them and count what the store counts. In JSON the
 items are the store's own rows. It must never write a control character to the
-terminal, and it must not create a database where none is.
+terminal, and it must not create a database where none is. An operator's decision
+serves the chosen content for good: later claims and copies through the broker change
+nothing, and their senders hear CONTESTED (final), not CONFLICT (claim again).
 """
 
 from __future__ import annotations
@@ -41,18 +44,31 @@ pytestmark = pytest.mark.timeout(120)
 CLEAR_SCREEN = b"\x1b[2J\x1b[H"
 
 
-def _record(record_id: str, device_id: str, code: str, *, claim: bool = False) -> bytes:
-    body = json.dumps({"record_id": record_id, "device_id": device_id,
+def _body(record_id: str, device_id: str, code: str) -> str:
+    return json.dumps({"record_id": record_id, "device_id": device_id,
                        "dossier_code": code, "papers": []})
+
+
+def _sha(record_id: str, device_id: str, code: str) -> str:
+    return hashlib.sha256(_body(record_id, device_id, code).encode()).hexdigest()
+
+
+def _record(record_id: str, device_id: str, code: str, *, claim: bool = False) -> bytes:
     return wire.encode_record(wire.RecordMessage(
-        record_id, hashlib.sha256(body.encode()).hexdigest(), body, claim))
+        record_id, _sha(record_id, device_id, code), _body(record_id, device_id, code),
+        claim))
+
+
+def _central(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`appliance central --config config_file ARGS` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "central", "--config", str(config_file), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
 
 
 def _report(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", "central", "--config", str(config_file),
-         "--report", *args], cwd=REPO, capture_output=True, text=True, timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+    return _central(config_file, "--report", *args)
 
 
 def _attack(attacker: Attacker, device: str) -> None:
@@ -126,6 +142,7 @@ def test_the_report_shows_what_needs_a_person_and_writes_no_control_character(
     report = json.loads(as_json.stdout)
     _check_json(report, config, config.device.id)
     assert len(report["dead_letters"]) == 2  # the probe's and the poison
+    _decide_and_check(config, config_file, attacker)
     assert receiver.running()
     attacker.close()
 
@@ -148,5 +165,52 @@ def test_the_report_reads_a_postgresql_central_the_same_way(
     report = json.loads(result.stdout)
     assert report["engine"] == "postgresql"
     _check_json(report, config, config.device.id)
+    _decide_and_check(config, config_file, attacker)
     assert receiver.running()
     attacker.close()
+
+
+def _acks_heard(attacker: Attacker, count: int) -> list[wire.AckStatus]:
+    wait_for(lambda: len(attacker.seen) >= count, 10, f"{count} acks")
+    return [wire.decode_ack_message(payload).status for _topic, payload in attacker.seen]
+
+
+def _decide_and_check(config: Any, config_file: Path, attacker: Attacker) -> None:
+    """Decide the contested id for OTHER, then try to undo it through the broker."""
+    device = config.device.id
+    squat, other = _sha("x-1", device, "SQUAT"), _sha("x-1", device, "OTHER")
+    before = json.loads(_report(config_file, "--json").stdout)
+    [conflict] = before["conflicts"]["latest"]
+    assert [(c["sha256"], c["claimed"]) for c in conflict["contents"]] == [
+        (squat, True), (other, True)]
+
+    wrong = _central(config_file, "--decide", device, "x-1", "b" * 64)
+    assert wrong.returncode == 1 and f"held: {squat}, {other}" in wrong.stderr
+    none = _central(config_file, "--decide", device, "no-such-id", other)
+    assert none.returncode == 1 and "not in conflict" in none.stderr
+    done = _central(config_file, "--decide", device, "x-1", other,
+                    "--operator", "nguyen.van.a")
+    assert done.returncode == 0, done.stderr
+    assert f"{other} is served" in done.stdout and "1 other content(s)" in done.stdout
+
+    def served() -> dict[str, str]:
+        return central_read(config, lambda conn: {
+            r["record_id"]: r["sha256"] for r in central_store.list_records(conn)}, {})
+
+    assert served()["x-1"] == other
+    # The squatter claims again, sends a copy, and a third content with a claim.
+    attacker.sniff(wire.acks_topic("bhxh", device))
+    topic = wire.records_topic("bhxh", device)
+    attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
+    attacker.publish(topic, _record("x-1", device, "SQUAT"))
+    attacker.publish(topic, _record("x-1", device, "THIRD", claim=True))
+    attacker.publish(topic, _record("x-1", device, "OTHER"))
+    heard = _acks_heard(attacker, 4)
+    assert heard == [wire.AckStatus.CONTESTED] * 3 + [wire.AckStatus.STORED]
+    assert served()["x-1"] == other
+    after = json.loads(_report(config_file, "--json").stdout)
+    assert after["conflicts"]["contested"] == 0 and after["conflicts"]["latest"] == []
+    assert after["counters"]["conflicts_decided"] == 1
+    [row] = central_read(config, central_store.list_conflicts, [])
+    assert (row["state"], row["decided_sha256"], row["decided_by"]) == (
+        "resolved", other, "nguyen.van.a")
