@@ -277,6 +277,27 @@ def _put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
                         transfer["size"])
             _drop_transfer(conn, *key)
             transfer = None
+        elif transfer is not None and transfer["bytes"] + len(chunk.data) > chunk.size:
+            held_here = conn.execute("SELECT length(data) FROM chunks WHERE device_id=? AND "
+                                     "file_sha256=? AND count=? AND idx=?",
+                                     (*key, chunk.index)).fetchone()
+            sealed = len(chunk.data) + (crypto.OVERHEAD if crypto.sealer_on(conn) else 0)
+            if held_here is not None and held_here[0] == sealed:
+                # A copy of a chunk held (a redelivery), as long as the one held: nothing
+                # to add. One of another length at this index was cut another way.
+                conn.execute("UPDATE transfers SET last_at=? WHERE device_id=? AND "
+                             "file_sha256=? AND count=?", (now, *key))
+                return
+            # A new chunk that cannot fit beside those held: they were cut another way
+            # (a stray chunk carrying the whole file at one index, or a device whose
+            # chunk size changed). Refusing it kept the genuine chunks out until the
+            # transfer expired (24 h by default); the latest sender wins here too, and
+            # the sha256 check at completion still decides what is stored.
+            log.warning("chunk %d of %s from %s does not fit beside the %d bytes held: "
+                        "restarting the transfer", chunk.index, chunk.file_sha256,
+                        device_id, transfer["bytes"])
+            _drop_transfer(conn, *key)
+            transfer = None
         if transfer is None:
             open_here = conn.execute("SELECT COUNT(*) FROM transfers WHERE device_id=?",
                                      (device_id,)).fetchone()[0]

@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,6 +97,23 @@ PDF_SUFFIX = ".pdf"
 _STATUS_TEXT = {status: status.value for status in wire.AckStatus}
 # Dead letters logged one by one up to this many, then every hundredth.
 DEAD_LETTERS_LOGGED = 20
+
+
+def resume_groups(files: Sequence[tuple[str, int]],
+                  chunk_count: Callable[[int, bool], int]) -> tuple[tuple[str, int], ...]:
+    """The (sha256, chunk count) groups of a resume query for these (sha256, size) files.
+
+    Each file is asked about under both cuts: the chunks held may have been cut for
+    base64 (before the receiver was known to read binary chunks) or for binary chunks.
+    A query names at most wire.MAX_RESUME_GROUPS groups, so that its signed answer fits
+    one ack message. Before, a record of 501 scans or more asked about all of them; the
+    receiver refused the whole query and every chunk was sent again. Now the largest
+    files are asked about first, and the others are sent from their first chunk.
+    """
+    by_size = sorted(files, key=lambda file: -file[1])
+    groups = dict.fromkeys((sha, chunk_count(size, binary))
+                           for sha, size in by_size for binary in (False, True))
+    return tuple(groups)[:wire.MAX_RESUME_GROUPS]
 
 
 @dataclass(slots=True)
@@ -626,9 +643,8 @@ class _Publisher:
         nonce = secrets.token_hex(16)
         # Both cuts: the chunks held may have been cut for base64 (before the receiver
         # was known to read binary chunks) or for binary chunks.
-        query = wire.ResumeQuery(flight.item.record_id, nonce, tuple(dict.fromkeys(
-            (sha, self.chunk_count(size, binary))
-            for sha, size in flight.files for binary in (False, True))))
+        query = wire.ResumeQuery(flight.item.record_id, nonce,
+                                 resume_groups(flight.files, self.chunk_count))
         if self.publish(flight, wire.encode_resume(query), "resume") is None:
             return
         flight.resume_nonce = nonce
@@ -729,6 +745,12 @@ class _Publisher:
             # The size the record takes in the message: its part (its body's bytes and
             # its line in the header), made once and kept for the message itself, and
             # its files (counted as base64: more than they take as raw bytes).
+            if flight.files and len(files) + len(flight.files) > wire.MAX_PACKED_FILES:
+                # The receiver reads at most that many files in a pack (a record of 257
+                # small papers, with mqtt.chunk_bytes raised, was refused at every try).
+                if not pack and not failed:
+                    return False
+                break
             if flight.pack_item is None:
                 flight.pack_item = wire.pack_item(wire.RecordMessage(
                     record_id, flight.item.sha256, flight.item.body_json))

@@ -75,6 +75,13 @@ MAX_NONCE_CHARS = 64
 # Records packed in one "records" message at most (the message stays within
 # mqtt.chunk_bytes, so a few dozen metadata records in practice).
 MAX_PACKED_RECORDS = 256
+# Files packed beside them (each sent whole, in one piece), at most.
+MAX_PACKED_FILES = 256
+# (sha256, chunk count) groups in a resume query and in its signed answer, at most. The
+# answer must fit MAX_BATCH_ACK_BYTES: a group takes at most 79 bytes, so 512 take 41
+# KB. A device asks about its largest files first and sends the others from their
+# first chunk (publisher.resume_groups).
+MAX_RESUME_GROUPS = 512
 MAX_BODY_BYTES = 512 * 1024
 # A body sent in chunks (RecordMessage.body_bytes): MAX_BODY_BYTES characters, in UTF-8.
 MAX_CHUNKED_BODY_BYTES = MAX_BODY_BYTES * 4
@@ -481,7 +488,10 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def bounded_loads(payload: bytes | str, *, max_bytes: int, max_depth: int) -> Any:
     """json.loads with size, depth and number limits checked first; WireError otherwise."""
-    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    try:
+        raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    except UnicodeEncodeError as e:  # a lone surrogate, from a \ud800 escape upstream
+        raise WireError(f"payload is not Unicode text: {e.reason} at {e.start}") from e
     if not isinstance(raw, bytes | bytearray):
         raise WireError(f"payload is {type(payload).__name__}, not bytes")
     if len(raw) > max_bytes:
@@ -677,7 +687,7 @@ def _batch_ack(obj: dict[str, Any]) -> BatchAck:
 
 
 def _resume(obj: dict[str, Any]) -> ResumeQuery:
-    flat = _flat_list(obj, "files", 2, MAX_PAPERS)
+    flat = _flat_list(obj, "files", 2, MAX_RESUME_GROUPS)
     files = []
     for i in range(0, len(flat), 2):
         one = {"sha256": flat[i], "count": flat[i + 1]}
@@ -686,7 +696,7 @@ def _resume(obj: dict[str, Any]) -> ResumeQuery:
 
 
 def _have(obj: dict[str, Any]) -> Have:
-    flat = _flat_list(obj, "files", 3, MAX_PAPERS)
+    flat = _flat_list(obj, "files", 3, MAX_RESUME_GROUPS)
     files = []
     for i in range(0, len(flat), 3):
         one = {"sha256": flat[i], "count": flat[i + 1], "first": flat[i + 2]}
@@ -759,7 +769,7 @@ def _binary_pack(payload: bytes, max_bytes: int) -> RecordPack:
         offset += size
     files: list[Chunk] = []
     if "files" in obj:
-        raw = _flat_list(obj, "files", 3, MAX_PACKED_RECORDS)
+        raw = _flat_list(obj, "files", 3, MAX_PACKED_FILES)
         for i in range(0, len(raw), 3):
             size = raw[i + 2]
             if type(size) is not int or not 0 <= size <= len(payload) - offset:

@@ -42,6 +42,7 @@ from appliance.store.db import connect
 from appliance.store.files import FileStore
 from appliance.sync import wire
 from appliance.sync.errors import WireError
+from appliance.sync.publisher import resume_groups
 from appliance.system import config as config_mod
 from tests.helpers.device_records import TestRecord, add_record
 from tests.helpers.sync_rig import make_config
@@ -253,32 +254,33 @@ def _scans_body(record_id: str, papers: int) -> tuple[str, list[tuple[str, int]]
 
 
 def _resume_query(record_id: str, files: list[tuple[str, int]]) -> bytes:
-    """The query publisher._Publisher.ask sends for a record tried before: every file
-    under both cuts (base64 and binary chunks of the default mqtt.chunk_bytes)."""
+    """The query publisher._Publisher.ask sends for a record tried before
+    (publisher.resume_groups: its files under both cuts of the default
+    mqtt.chunk_bytes, largest first, at most wire.MAX_RESUME_GROUPS groups)."""
     chunk_bytes = config_mod.Config().mqtt.chunk_bytes
 
     def count(size: int, binary: bool) -> int:
         return max(1, -(-size // wire.chunk_data_bytes(chunk_bytes, binary=binary)))
 
-    return wire.encode_resume(wire.ResumeQuery(record_id, NONCE, tuple(dict.fromkeys(
-        (sha, count(size, binary)) for sha, size in files for binary in (False, True)))))
+    return wire.encode_resume(wire.ResumeQuery(record_id, NONCE, resume_groups(files, count)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wire.MAX_PAPERS bounds a resume query's groups (_resume: _flat_list(obj, 'files', 2, "
-    "MAX_PAPERS)), but publisher.ask asks for every file under both cuts, two groups per "
-    "scan: the query for a record of 501 to 1000 scans, a record every other limit "
-    "accepts, is a dead letter at the receiver, counted as junk from a genuine device, "
-    "and the device re-sends every chunk of every scan"))
-def test_the_resume_query_for_a_record_of_501_scans_is_answered(tmp_path: Path) -> None:
-    """Minimal payload: encode_resume of a ResumeQuery with 1002 (sha256, count) groups,
-    501 scans of 1,000,000 bytes cut at 12 (base64) and 9 (binary) chunks."""
-    _body, files = _scans_body("r-501", 501)
+def test_the_resume_query_for_a_record_of_1000_scans_is_answered(tmp_path: Path) -> None:
+    """Found by this fuzzing: the device asked about every file under both cuts, and the
+    query for 501 scans or more (1,002 groups) was a dead letter at the receiver; every
+    chunk of every scan was sent again. The device now asks about at most
+    MAX_RESUME_GROUPS groups, largest files first (publisher.resume_groups)."""
+    _body, files = _scans_body("r-1000", wire.MAX_PAPERS)
+    files[-1] = (files[-1][0], 9_000_000)  # the largest is asked about first
+    query = wire.decode_device_message(_resume_query("r-1000", files))
+    assert isinstance(query, wire.ResumeQuery)
+    assert len(query.files) == wire.MAX_RESUME_GROUPS
+    assert query.files[0][0] == files[-1][0]
     rx, conn = _receiver(tmp_path)
     try:
         _send(rx, b"[")  # a dead letter first: the counter exists
         before = _dead_letters(conn)
-        rx.process(wire.records_topic(rx.prefix, DEVICE), _resume_query("r-501", files),
+        rx.process(wire.records_topic(rx.prefix, DEVICE), _resume_query("r-1000", files),
                    False, 1, 1, time.monotonic())
         assert rx.batch is not None and len(rx.batch.answers) == 1
         rx.flush()
@@ -288,18 +290,14 @@ def test_the_resume_query_for_a_record_of_501_scans_is_answered(tmp_path: Path) 
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the receiver answers a resume query of up to MAX_PAPERS (1000) groups with a signed "
-    "'have' naming every one (receiver._Receiver.handle), but the device reads at most "
-    "MAX_BATCH_ACK_BYTES (64 KiB) on its ack topic (wire.decode_ack_message): from about "
-    "905 groups (453 scans) the receiver's own answer is refused by the device as "
-    "malformed, counted as a dead letter in its heartbeat, and the resume is lost"))
-def test_the_receivers_answer_to_the_query_for_460_scans_is_read_by_the_device(
+def test_the_receivers_answer_to_the_largest_query_is_read_by_the_device(
         tmp_path: Path) -> None:
-    """Minimal payload: the receiver's encode_have answer to a query of 920 groups
-    (460 scans of 1,000,000 bytes under both cuts): 65,994 bytes."""
-    _body, files = _scans_body("r-460", 460)
-    query = _resume_query("r-460", files)
+    """Found by this fuzzing: the receiver's answer to a query of 920 groups (460
+    scans under both cuts) was 65,994 bytes, over what the device reads on its ack
+    topic (MAX_BATCH_ACK_BYTES), so the resume was lost. A query now has at most
+    MAX_RESUME_GROUPS groups, and the answer to the largest one fits."""
+    _body, files = _scans_body("r-1000", wire.MAX_PAPERS)
+    query = _resume_query("r-1000", files)
     assert isinstance(wire.decode_device_message(query), wire.ResumeQuery)
     rx, conn = _receiver(tmp_path)
     try:
@@ -309,27 +307,21 @@ def test_the_receivers_answer_to_the_query_for_460_scans_is_read_by_the_device(
         [(topic, answer)] = rx.batch.answers
         assert topic == wire.acks_topic(rx.prefix, DEVICE)
         rx.flush()
+        assert len(answer) <= wire.MAX_BATCH_ACK_BYTES
         have = wire.decode_ack_message(answer)
-        assert isinstance(have, wire.Have) and len(have.files) == 920
+        assert isinstance(have, wire.Have) and len(have.files) == wire.MAX_RESUME_GROUPS
     finally:
         rx.abandon()
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store._put_chunk refuses a chunk when held + len(chunk.data) > chunk.size, counting "
-    "bytes of chunks the transfer already holds at other indexes, and a chunk may carry "
-    "up to its file's whole size at any index (wire._chunk only bounds len(data) by "
-    "size, and from below). One stray chunk of index 0 with the file's whole size, "
-    "under the genuine (device, sha256, count, size) read off the record body, makes "
-    "every genuine chunk of that scan a dead letter ('exceed its N bytes'): the record "
-    "stays incomplete, unacknowledged, until the transfer expires "
-    "(central.chunk_expiry_seconds, 24 h by default), and one more such chunk before "
-    "then starts the wait again. tests/central/test_redteam.py's poisoned transfers "
-    "use chunks of the genuine cut, which the sha256 check at completion catches"))
-def test_one_oversized_stray_chunk_blocks_a_genuine_scan_until_expiry(
+def test_one_oversized_stray_chunk_costs_the_genuine_scan_nothing(
         tmp_path: Path, device: list[Sent]) -> None:
-    """Minimal payload: encode_binary_chunk(Chunk(<record id>, <the scan's sha256>,
+    """Found by this fuzzing: a chunk was refused when it did not fit beside the bytes
+    held, so one stray chunk carrying the whole file at index 0 made every genuine chunk
+    a dead letter until the transfer expired (24 h by default). Such a chunk now
+    restarts the transfer, the latest sender winning. Minimal payload:
+    encode_binary_chunk(Chunk(<record id>, <the scan's sha256>,
     index=0, count=3, size=9500, data=9,500 zero bytes)), sent once before the device
     sends its 9,500-byte scan in 3 binary chunks (mqtt.chunk_bytes 4096); found by
     test_mutants_of_genuine_messages_never_break_the_receiver_or_its_store."""
@@ -342,7 +334,7 @@ def test_one_oversized_stray_chunk_blocks_a_genuine_scan_until_expiry(
                           wire.Chunk)
         assert len(sent.messages) == 4  # 3 chunks, then the record
         _send(rx, wire.encode_binary_chunk(stray))
-        _deliver(rx, conn, sent, tries=3)  # the device re-sends after each ack timeout
+        _deliver(rx, conn, sent, tries=1)  # the first try gets through
     finally:
         rx.abandon()
         conn.close()

@@ -133,12 +133,19 @@ def test_chunk_limits(db):
     with pytest.raises(ChunkRefused, match="chunk store full"):
         for c in big:
             store.put_chunk(conn, "kiosk-02", c, limits)
-    # More data than the file announces is refused.
+    # A chunk that cannot fit beside those held (more data than the file announces)
+    # restarts the transfer: the latest sender wins, never a wait for the expiry.
     c = chunks_of("z", os.urandom(3000))[0]
     store.put_chunk(conn, "kiosk-03", c)
-    with pytest.raises(ChunkRefused, match="exceed"):
-        store.put_chunk(conn, "kiosk-03", wire.Chunk("z", c.file_sha256, 1, c.count, c.size,
-                                                     os.urandom(3000)))
+    store.put_chunk(conn, "kiosk-03", c)  # a redelivery changes nothing
+    whole = wire.Chunk("z", c.file_sha256, 1, c.count, c.size, os.urandom(3000))
+    store.put_chunk(conn, "kiosk-03", whole)
+    held = conn.execute("SELECT have, bytes FROM transfers WHERE device_id='kiosk-03'")
+    assert [tuple(r) for r in held] == [(1, 3000)]
+    store.put_chunk(conn, "kiosk-03", whole)  # a redelivery of the latest one neither
+    store.put_chunk(conn, "kiosk-03", c)  # and the first cut back: restarted again
+    held = conn.execute("SELECT have, bytes FROM transfers WHERE device_id='kiosk-03'")
+    assert [tuple(r) for r in held] == [(1, len(c.data))]
 
 
 def test_incomplete_transfers_expire_with_a_log_line(db, caplog):
