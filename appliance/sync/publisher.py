@@ -202,6 +202,10 @@ class _Publisher:
         self.small_turns = 0
         self.asking: dict[str, str] = {}
         self.passed_over: set[str] = set()
+        # Records of a lost connection not yet given back in the database (the disk was
+        # full when the connection went): given back on a later loop (release_pending).
+        self.unreleased: list[str] = []
+        self.unshown: tuple[str, str] | None = None
         self.claimable = True
         # Send order of records, and the latest one acknowledged: a record sent after it
         # is still in the receiver's queue while acks come in, so its ack timeout counts
@@ -226,11 +230,24 @@ class _Publisher:
         """Write sync.state / sync.last_error only when they change (each write is an fsync)."""
         if self.shown == (state, error):
             return
+        try:
+            with db.transaction(self.conn):
+                db.set_state(self.conn, STATE_KEY, state)
+                if error:
+                    db.set_state(self.conn, ERROR_KEY, error)
+        except BaseException:
+            # Refused (a full disk): written again on a later loop (show_unwritten).
+            # Remembered as shown, the screens said "disconnected" while records were
+            # delivered (found by the fourth review).
+            self.unshown = (state, error)
+            raise
         self.shown = (state, error)
-        with db.transaction(self.conn):
-            db.set_state(self.conn, STATE_KEY, state)
-            if error:
-                db.set_state(self.conn, ERROR_KEY, error)
+        self.unshown = None
+
+    def show_unwritten(self) -> None:
+        """The state the last show() could not write, now that it may fit."""
+        if self.unshown is not None:
+            self.show(*self.unshown)
 
     # --- paho callbacks (run inside client.loop(), in this thread) ------------------
 
@@ -448,7 +465,13 @@ class _Publisher:
         self.show("disconnected", reason)
 
     def release_all(self) -> None:
-        outbox.retry_many(self.conn, list(self.flights), delay=0)
+        """Every claimed record back to 'pending', due at once, and forgotten here.
+
+        They are forgotten even when the disk is full and the write fails: the next
+        connection's message ids start again at 1, and its window must not count the
+        old connection's bytes. Kept, they stopped every send for good (found by the
+        fourth review). The write is then retried on a later loop (release_pending)."""
+        self.unreleased += self.flights
         self.flights.clear()
         self.unacked.clear()
         self.sizes.clear()
@@ -457,6 +480,13 @@ class _Publisher:
         self.bulk.clear()
         self.asking.clear()
         self.passed_over.clear()
+        self.release_pending()
+
+    def release_pending(self) -> None:
+        """Give back in the database the records release_all could not (a full disk)."""
+        if self.unreleased:
+            outbox.retry_many(self.conn, self.unreleased, delay=0)
+            self.unreleased = []
 
     def forget(self, record_id: str) -> None:
         flight = self.flights.pop(record_id, None)
@@ -873,6 +903,8 @@ class _Publisher:
                     if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
                         self.lost(self.dropped or mqtt.error_string(rc))
                         continue
+                    self.release_pending()
+                    self.show_unwritten()
                     self.expire()
                     self.feed()
                     beat.tick(self.client)
