@@ -195,10 +195,10 @@ class _Receiver:
         dead letter. Its PUBACK waits for the batch's commit."""
         now = time.monotonic()
         self.process(_topic(message), message.payload, message.retain, message.mid,
-                     message.qos, now)
+                     message.qos, now, redelivered=bool(message.dup))
 
     def process(self, topic: str, payload: bytes, retain: bool, mid: int, qos: int,
-                first_seen: float) -> None:
+                first_seen: float, *, redelivered: bool = False) -> None:
         """on_message's work, also for a record message kept for another try."""
         device_id = wire.device_from_topic(self.prefix, topic)
         if self.batch is None:
@@ -218,12 +218,12 @@ class _Receiver:
             raise  # the disk, not the message: the batch rolls back, no PUBACK
         except (WireError, ChunkRefused, sqlite3.Error) as e:
             self.conn.execute("ROLLBACK TO message")
-            self.dead_letter(topic, device_id, str(e), payload)
+            self.dead_letter(topic, device_id, str(e), payload, redelivered)
         except Exception as e:  # noqa: BLE001 - a bug must not become a crash loop
             log.exception("unexpected error on a message from %s", device_id)
             self.conn.execute("ROLLBACK TO message")
             self.dead_letter(topic, device_id, f"internal error: {type(e).__name__}: {e}",
-                             payload)
+                             payload, redelivered)
         self.conn.execute("RELEASE message")
         if self.keep:
             self.waiting.append(_Waiting(topic, payload, mid, qos, first_seen,
@@ -257,8 +257,9 @@ class _Receiver:
         return central_store.record_files_ready(self.conn, device_id, msg)
 
     def dead_letter(self, topic: str, device_id: str | None, reason: str,
-                    payload: bytes) -> None:
-        count = central_store.put_dead_letter(self.conn, topic, device_id, reason, payload)
+                    payload: bytes, redelivered: bool = False) -> None:
+        count = central_store.put_dead_letter(self.conn, topic, device_id, reason, payload,
+                                              redelivered=redelivered)
         if count <= DEAD_LETTERS_LOGGED or count % 100 == 0:
             log.warning("dead letter #%d on %s (%d bytes): %s", count, topic[:200],
                         len(payload), reason)

@@ -178,19 +178,30 @@ def _chunk_aad(device_id: str, sha: str, count: int, idx: int) -> str:
 
 
 def put_dead_letter(conn: CentralConnection, topic: str, device_id: str | None,
-                    reason: str, payload: bytes) -> int:
+                    reason: str, payload: bytes, *, redelivered: bool = False) -> int:
     """Move a message that cannot be processed aside; returns the running count.
 
     Only the payload's first bytes are kept: the point is to see what it was, and a
-    5 MB poison message must not become 5 MB of disk each time it is sent.
+    5 MB poison message must not become 5 MB of disk each time it is sent. Its sha256
+    is kept too. A redelivery (MQTT's DUP flag: the broker sent it before, and a
+    receiver or broker restart came between our commit and our PUBACK) of a message
+    already set aside is not counted again. The same junk sent anew still counts.
     """
+    digest = hashlib.sha256(payload).hexdigest()
+    topic = topic[:300].replace("\0", "\\0")
     with _tx(conn):
+        if redelivered and conn.execute(
+                "SELECT 1 FROM dead_letters WHERE digest=? AND topic=?",
+                (digest, topic)).fetchone():
+            log.debug("dead letter on %s redelivered, already set aside", topic)
+            return _counter(conn, "dead_letters")
         # NUL cannot be stored in a PostgreSQL text column; the head keeps the bytes.
         new_id = int(conn.execute(
-            "INSERT INTO dead_letters(topic, device_id, reason, size, head, at) "
-            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (topic[:300].replace("\0", "\\0"), device_id, reason[:500].replace("\0", "\\0"),
-             len(payload), bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time())).fetchone()[0])
+            "INSERT INTO dead_letters(topic, device_id, reason, size, head, at, digest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (topic, device_id, reason[:500].replace("\0", "\\0"),
+             len(payload), bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time(),
+             digest)).fetchone()[0])
         if new_id % 1000 == 0:
             conn.execute("DELETE FROM dead_letters WHERE id <= ?",
                          (new_id - DEAD_LETTERS_KEPT,))
