@@ -274,7 +274,8 @@ class _Receiver:
             return
         if isinstance(msg, wire.ResumeQuery):
             have = wire.Have(device_id, msg.record_id, msg.nonce,
-                             tuple((sha, count, self.first_missing(device_id, sha, count))
+                             tuple((sha, count, self.first_missing(device_id, msg.record_id,
+                                                                   sha, count))
                                    for sha, count in msg.files))
             batch.answers.append((wire.acks_topic(self.prefix, device_id),
                                   wire.encode_have(acksig.sign(self.key, have))))
@@ -313,10 +314,18 @@ class _Receiver:
                                              device_id, result.status))
         batch.acks.append((wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack)))
 
-    def first_missing(self, device_id: str, sha: str, count: int) -> int:
+    def first_missing(self, device_id: str, record_id: str, sha: str, count: int) -> int:
         """The first chunk index of this transfer not held; `count` when the file is
-        stored already or every chunk is here (the device then sends none of them)."""
+        stored already or every chunk is here (the device then sends none of them).
+
+        A record body sent in chunks is named by the record's sha256: once that record
+        is stored, its chunks are gone but the body is held (before, a device asking
+        after a restart was told "nothing held" and sent up to 2 MB again for a
+        duplicate ack)."""
         if self.conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+            return count
+        if self.conn.execute("SELECT 1 FROM records WHERE device_id=? AND record_id=? AND "
+                             "sha256=?", (device_id, record_id, sha)).fetchone():
             return count
         expected = 0
         for row in self.conn.execute("SELECT idx FROM chunks WHERE device_id=? AND "

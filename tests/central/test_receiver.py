@@ -146,3 +146,33 @@ def test_incomplete_record_waits_for_a_resend(tmp_path, broker, services, device
     device.send(wire.encode_record(wire.RecordMessage("r-inc", body_sha, body)))
     assert device.acks.get(timeout=10).sha256 == body_sha
     assert central_store.list_rejections(config.central.database) == []
+
+
+def test_a_stored_body_sent_in_chunks_counts_as_held_for_a_resume_query(
+        tmp_path, broker, services, device):
+    """A body too big for one message comes in chunks named by the record's sha256,
+    which are dropped once the record is stored. A device that asks after a restart
+    must hear the body is held. It was told "nothing held" and sent the whole body
+    (up to 2 MB) again for a duplicate ack (raised by the fourth review)."""
+    config = make_config(tmp_path, broker.port)
+    services(run_receiver, config)
+    device.wait_receiver()
+    body = json.dumps({"record_id": "big-1", "device_id": device.device_id,
+                       "dossier_code": "D-1",
+                       "papers": [{"ordinal": i, "result_code": f"X.{i:03d}", "file": None}
+                                  for i in range(1, 200)]}).encode()
+    sha = hashlib.sha256(body).hexdigest()
+    chunks = list(wire.iter_chunks("big-1", sha, body, 2048))
+    assert len(chunks) > 2
+    for chunk in chunks:
+        device.send(wire.encode_chunk(chunk))
+    device.send(wire.encode_record(wire.RecordMessage("big-1", sha, "",
+                                                      body_bytes=len(body))))
+    ack = device.acks.get(timeout=10)
+    assert (ack.record_id, ack.sha256, ack.status) == ("big-1", sha, wire.AckStatus.STORED)
+    assert central_store.chunk_state(config.central.database)["chunks"] == 0
+    nonce = "0123456789abcdef0123456789abcdef"
+    device.send(wire.encode_resume(wire.ResumeQuery("big-1", nonce, ((sha, len(chunks)),))))
+    have = device.acks.get(timeout=10)
+    assert isinstance(have, wire.Have) and have.nonce == nonce
+    assert have.files == ((sha, len(chunks), len(chunks)),)
