@@ -1,0 +1,119 @@
+"""Red team 5 on issue 12, item 5 ("officers see backlog"): what the screens say about
+the link after it went down *and* came back while the device's disk was full.
+
+Commit 48c2ee3 made publisher._Publisher.show() remember a state only once written,
+keep a refused one in `unshown`, and write it on a later loop (show_unwritten). But
+show() still returns early when the new state equals the last one *written*, and that
+early return leaves `unshown` alone. So:
+
+1. connected, written (there is room);
+2. the disk fills; the link goes down: show("disconnected", why) is refused for the
+   full disk, unshown = ("disconnected", why), shown stays ("connected", "");
+3. the link comes back while the disk is still full: connect() -> show("connected")
+   equals `shown` and returns, unshown is still "disconnected";
+4. space comes back: show_unwritten() writes "disconnected", while sync is connected
+   and delivers. Nothing writes "connected" again until the state changes.
+
+The red team 4 test behind that commit wrote "disconnected" while there was room, so
+its reconnect was a real change; this one loses the link on the full disk.
+
+Real processes: a real mosquitto killed and started again on its port, `appliance
+sync` as a process on a real tmpfs filled to the last byte, the receiver in a thread.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from appliance.central.receiver import run_receiver
+from appliance.store import space
+from appliance.store.db import connect
+from appliance.system import config as config_mod
+from tests.helpers.processes import Processes
+from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
+from tests.helpers.sync_rig import (
+    Brokers,
+    Service,
+    all_delivered,
+    assert_exactly_once,
+    device_state,
+    enqueue,
+    make_config,
+    wait_for,
+)
+
+StartService = Callable[[Callable[..., None], config_mod.Config], Service]
+pytestmark = pytest.mark.timeout(75)
+
+RETRY_SECONDS = 1.0
+
+
+def _log(procs: Processes) -> str:
+    return (procs.log_dir / "sync.log").read_text(errors="replace")
+
+
+def _alive(proc: subprocess.Popen[bytes], procs: Processes) -> None:
+    assert proc.poll() is None, f"appliance sync exited ({proc.returncode})\n{_log(procs)}"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "show() returns early when the state equals the last one written without clearing "
+    "`unshown`, so a 'disconnected' refused on a full disk is written after a "
+    "reconnect and stays while records are delivered"))
+def test_the_screens_say_connected_after_link_lost_and_back_on_a_full_disk(
+        tmp_path: Path, brokers: Brokers, services: StartService) -> None:
+    broker = brokers.start()
+    with mounted_tmpfs(tmp_path / "data", "8m") as disk:
+        config = config_mod.with_overrides(make_config(tmp_path, broker.port),
+                                           paths={"data_dir": str(disk)})
+        [first] = enqueue(config, 1)
+        held = connect(config.paths.database)  # the web, holding the database (its WAL) open
+        procs = Processes.for_config(tmp_path, config)
+        procs.env[space.RETRY_ENV] = str(RETRY_SECONDS)
+        filler: Path | None = None
+        try:
+            services(run_receiver, config)
+            sync = procs.start("sync", "sync")
+            wait_for(lambda: all_delivered(config, [first]), 30, "the first record")
+            assert device_state(config, "sync.state") == "connected"
+
+            filler = fill(disk)
+            assert free_bytes(disk) == 0
+            full = _log(procs).count("data disk full")
+            seen = _log(procs).count("connected to")
+            broker.kill()
+            wait_for(lambda: "lost" in _log(procs)
+                     and _log(procs).count("data disk full") > full, 30,
+                     "sync noticing the lost link on the full disk")
+            # The link was lost with no room to say so: still the old word on screen.
+            assert device_state(config, "sync.state") == "connected"
+            brokers.start(port=broker.port)
+            wait_for(lambda: _log(procs).count("connected to") > seen, 30,
+                     "sync reconnecting on the full disk")
+            time.sleep(2 * RETRY_SECONDS)
+            _alive(sync, procs)
+            filler.unlink()
+            filler = None
+
+            [after] = enqueue(config, 1)
+            wait_for(lambda: all_delivered(config, [after]), 30, "a record signed afterwards")
+            assert_exactly_once(config, [first, after])
+            _alive(sync, procs)
+            time.sleep(3 * RETRY_SECONDS)  # every later loop has run show_unwritten
+            state = device_state(config, "sync.state")
+            assert state == "connected", (
+                f"sync.state {state!r}, last error "
+                f"{device_state(config, 'sync.last_error')!r}, while records are delivered")
+        except BaseException:
+            print(procs.logs())
+            raise
+        finally:
+            procs.stop_all()
+            held.close()
+            if filler is not None:
+                filler.unlink()
