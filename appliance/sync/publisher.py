@@ -228,7 +228,7 @@ class _Publisher:
 
     def show(self, state: str, error: str = "") -> None:
         """Write sync.state / sync.last_error only when they change (each write is an fsync)."""
-        if self.shown == (state, error):
+        if self.shown == (state, error) and self.unshown is None:
             return
         try:
             with db.transaction(self.conn):
