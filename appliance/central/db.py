@@ -231,15 +231,15 @@ CREATE INDEX pending_files_since ON pending_files(since)
 """,
     # 5: an operator's decision on a conflict (`appliance central --decide`): the
     # content chosen, by whom and when. Once decided, claims change nothing. And each
-    # dead letter's sha256, so that the broker's redelivery of one already set aside
-    # (DUP: a receiver or broker restart between the commit and the PUBACK) is not
-    # counted twice.
+    # dead letter's delivery (a digest of the receiver, the message's packet id and its
+    # bytes), so that the broker's redelivery of one already set aside (DUP: a receiver
+    # or broker restart between the commit and the PUBACK) is not counted twice.
     """
 ALTER TABLE conflicts ADD COLUMN decided_sha256 TEXT;
 ALTER TABLE conflicts ADD COLUMN decided_by TEXT;
 ALTER TABLE conflicts ADD COLUMN decided_at REAL;
-ALTER TABLE dead_letters ADD COLUMN digest TEXT;
-CREATE INDEX dead_letters_digest ON dead_letters(digest)
+ALTER TABLE dead_letters ADD COLUMN delivery TEXT;
+CREATE INDEX dead_letters_delivery ON dead_letters(delivery)
 """,
 ]
 
@@ -452,13 +452,13 @@ CREATE TABLE pending_files (
 CREATE INDEX pending_files_since ON pending_files(since)
 """,
     # 4: as SQLite's migration 5, an operator's decision on a conflict and each dead
-    # letter's sha256.
+    # letter's delivery.
     """
 ALTER TABLE conflicts ADD COLUMN decided_sha256 TEXT;
 ALTER TABLE conflicts ADD COLUMN decided_by TEXT;
 ALTER TABLE conflicts ADD COLUMN decided_at DOUBLE PRECISION;
-ALTER TABLE dead_letters ADD COLUMN digest TEXT;
-CREATE INDEX dead_letters_digest ON dead_letters(digest)
+ALTER TABLE dead_letters ADD COLUMN delivery TEXT;
+CREATE INDEX dead_letters_delivery ON dead_letters(delivery)
 """,
 ]
 

@@ -218,12 +218,12 @@ class _Receiver:
             raise  # the disk, not the message: the batch rolls back, no PUBACK
         except (WireError, ChunkRefused, sqlite3.Error) as e:
             self.conn.execute("ROLLBACK TO message")
-            self.dead_letter(topic, device_id, str(e), payload, redelivered)
+            self.dead_letter(topic, device_id, str(e), payload, mid, redelivered)
         except Exception as e:  # noqa: BLE001 - a bug must not become a crash loop
             log.exception("unexpected error on a message from %s", device_id)
             self.conn.execute("ROLLBACK TO message")
             self.dead_letter(topic, device_id, f"internal error: {type(e).__name__}: {e}",
-                             payload, redelivered)
+                             payload, mid, redelivered)
         self.conn.execute("RELEASE message")
         if self.keep:
             self.waiting.append(_Waiting(topic, payload, mid, qos, first_seen,
@@ -257,9 +257,10 @@ class _Receiver:
         return central_store.record_files_ready(self.conn, device_id, msg)
 
     def dead_letter(self, topic: str, device_id: str | None, reason: str,
-                    payload: bytes, redelivered: bool = False) -> None:
-        count = central_store.put_dead_letter(self.conn, topic, device_id, reason, payload,
-                                              redelivered=redelivered)
+                    payload: bytes, mid: int = 0, redelivered: bool = False) -> None:
+        count = central_store.put_dead_letter(
+            self.conn, topic, device_id, reason, payload,
+            delivery=f"{self.client_id}/{mid}" if mid else "", redelivered=redelivered)
         if count <= DEAD_LETTERS_LOGGED or count % 100 == 0:
             log.warning("dead letter #%d on %s (%d bytes): %s", count, topic[:200],
                         len(payload), reason)
