@@ -298,6 +298,47 @@ def open_configured(central: Any) -> CentralConnection:
     return connect_sqlite(central.database, key_file=central.key_file)
 
 
+def open_for_reading(central: Any) -> CentralConnection:
+    """The database a CentralConfig names, for looking only (`appliance central
+    --report`): no migration, no schema, no key, nothing written. Opened the receiver's
+    way, a look moved an older receiver's schema on (that receiver then refused to
+    start), and a PostgreSQL hot standby, where the README sends reports, refused it
+    (both found by the fifth review). Nothing sealed is read here. A database that
+    does not exist, or whose schema is older than the reader's queries, is an error.
+    """
+    if central.postgres_dsn:
+        pg = PostgresConnection(central.postgres_dsn)
+        try:
+            row = pg.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            version = (int(pg.execute("SELECT MAX(version) FROM schema_version")
+                           .fetchone()[0] or 0) if row[0] else 0)
+        except BaseException:
+            pg.close()
+            raise
+        if version < 1:
+            pg.close()
+            raise CentralStoreError("the central PostgreSQL database has no receiver schema "
+                                    "yet: has `appliance central` run with it?")
+        return pg
+    path = Path(central.database)
+    if not path.exists():
+        raise CentralStoreError(f"no central database at {path}: has `appliance central` "
+                                "run with this configuration?")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                               factory=SqliteConnection)
+        conn.row_factory = sqlite3.Row
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as e:
+        raise CentralStoreError(f"cannot read central database {path}: {e}") from e
+    if version < 2:
+        conn.close()
+        raise CentralStoreError(f"central database {path} has schema {version}: start "
+                                "`appliance central` once to bring it up to date")
+    return conn
+
+
 def connect_sqlite(path: str | Path, *, migrate: bool = True,
                    key_file: str | Path | None = None) -> SqliteConnection:
     path = Path(path)

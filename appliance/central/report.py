@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.central import store as central_store
-from appliance.central.db import CentralConnection, open_configured
+from appliance.central.db import CentralConnection, open_configured, open_for_reading
 from appliance.central.errors import CentralStoreError
 from appliance.system.config import Config
 
@@ -122,14 +122,27 @@ def render(report: dict[str, Any]) -> str:
 
 
 def _open(config: Config) -> CentralConnection:
-    """The central database `config` names. A SQLite file that is not there is an
-    error, not a new empty database: the operator's tools must not create what the
-    receiver should have made."""
+    """The central database `config` names, for a decision (a write: migrated, with
+    its key, like a receiver's; run it where the receivers run). A SQLite file that is
+    not there is an error, not a new empty database: the operator's tools must not
+    create what the receiver should have made."""
     central = config.central
     if not central.postgres_dsn and not Path(central.database).exists():
         raise CentralStoreError(f"no central database at {central.database}: has "
                                 "`appliance central` run with this configuration?")
     return open_configured(central)
+
+
+def _terminal_safe_json(data: dict[str, Any]) -> str:
+    """JSON whose text a terminal shows as is: json escapes only U+0000-U+001F, so the
+    C1 controls (U+0080-U+009F, U+009B is an 8-bit ESC [), DEL and the other
+    characters that are not printable a message brought are written as \\u escapes,
+    which every JSON reader reads back the same."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n"
+                   else json.dumps(c)[1:-1] for c in text)
 
 
 def decide(config: Config, device_id: str, record_id: str, sha256: str,
@@ -146,12 +159,14 @@ def decide(config: Config, device_id: str, record_id: str, sha256: str,
 
 
 def report(config: Config, *, last: int = DEFAULT_LAST, as_json: bool = False) -> str:
-    """The report of the central database `config` names, as text or JSON."""
-    conn = _open(config)
+    """The report of the central database `config` names, as text or JSON. It only
+    reads (db.open_for_reading), so it may run on a PostgreSQL replica and beside
+    receivers of an older version."""
+    conn = open_for_reading(config.central)
     try:
         data = build(conn, last)
     finally:
         conn.close()
     if as_json:
-        return json.dumps(data, ensure_ascii=False, indent=2)
+        return _terminal_safe_json(data)
     return render(data)
