@@ -29,6 +29,7 @@ can put it into a crash loop through a persistent session or a retained message.
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 import threading
 import time
@@ -139,6 +140,27 @@ class _Waiting:
     tried: float
 
 
+def _session_identity(cert_file: str, client_id: str) -> str:
+    """The certificate's CN when there is one (what the broker makes the client id
+    with use_username_as_clientid), else the configured client id. Keyed by the
+    configured id alone, two receivers with their own certificates and one
+    configuration shared their keys, and one's redeliveries matched the other's dead
+    letters: a receive window of junk went uncounted (found by the sixth review)."""
+    if cert_file:
+        try:
+            from cryptography import x509
+            from cryptography.x509.oid import NameOID
+
+            cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if names:
+                return f"cn:{names[0].value}"
+        except (OSError, ValueError) as e:
+            log.warning("cannot read the CN of %s (%s): dead letters keyed by the client "
+                        "id %r", cert_file, e, client_id)
+    return f"id:{client_id}"
+
+
 class _Receiver:
     def __init__(self, config: Config, conn: sqlite3.Connection, stop: threading.Event,
                  notify: Notify, client_id: str) -> None:
@@ -147,6 +169,12 @@ class _Receiver:
         self.stop = stop
         self.notify = notify
         self.client_id = client_id
+        # Who this receiver's MQTT session is, as the broker numbers its packets: the
+        # certificate's CN under use_username_as_clientid (receivers may share one
+        # configured client id), else the client id. Dead letters are keyed by it, by
+        # the session's epoch and by the packet id (see dead_letter).
+        self.identity = _session_identity(self.cfg.cert_file, client_id)
+        self.epoch = 0
         self.prefix = self.cfg.topic_prefix
         self.subscription = subscription(config)
         self.shared = bool(config.central.share_group)
@@ -174,6 +202,19 @@ class _Receiver:
             self.refusal = str(reason)
             return
         self.connected = True
+        # A session the broker did not keep (a broker crash before its autosave, a
+        # first start) numbers its packets from 1 again: a new epoch, so that its packet
+        # ids never match the dead letters of the old one. A kept session redelivers
+        # what it sent before under the same ids.
+        try:
+            self.epoch = central_store.session_epoch(self.conn, self.identity,
+                                                     new=not flags.session_present)
+        except (sqlite3.Error, CentralStoreError) as e:
+            # Not written (a full disk): an epoch no dead letter has (a random negative
+            # one), so a redelivery may be counted twice, never a new message left out.
+            log.warning("cannot note the MQTT session's epoch (%s): a dead letter the "
+                        "broker sends again may be counted twice", e)
+            self.epoch = -1 - secrets.randbelow(2**31)
         # Subscribe even when the session is present: a broker killed before its
         # autosave forgets sessions, and a repeated subscription costs nothing.
         # Retained messages are never sent: devices never retain, so a retained
@@ -260,7 +301,8 @@ class _Receiver:
                     payload: bytes, mid: int = 0, redelivered: bool = False) -> None:
         count = central_store.put_dead_letter(
             self.conn, topic, device_id, reason, payload,
-            delivery=f"{self.client_id}/{mid}" if mid else "", redelivered=redelivered)
+            delivery=f"{self.identity}/{self.epoch}/{mid}" if mid else "",
+            redelivered=redelivered)
         if count <= DEAD_LETTERS_LOGGED or count % 100 == 0:
             log.warning("dead letter #%d on %s (%d bytes): %s", count, topic[:200],
                         len(payload), reason)
