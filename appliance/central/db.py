@@ -47,6 +47,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from appliance.central.errors import CentralStoreError, StoreDataError
 from appliance.system import crypto
@@ -324,14 +325,24 @@ def open_for_reading(central: Any) -> CentralConnection:
     if not path.exists():
         raise CentralStoreError(f"no central database at {path}: has `appliance central` "
                                 "run with this configuration?")
+    # A receiver stopped cleanly leaves no write-ahead log: everything is in the file,
+    # which is then read as it is (immutable). mode=ro alone would first create the
+    # -shm beside it, which an operator without write access to the folder, or a full
+    # disk, refuses (found by the sixth review). With a log, a reader needs the -shm,
+    # which the running (or crashed) receiver has made.
+    wal = Path(f"{path}-wal").exists()
+    uri = f"file:{quote(str(path))}?mode=ro{'' if wal else '&immutable=1'}"
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
                                factory=SqliteConnection)
         conn.row_factory = sqlite3.Row
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as e:
-        raise CentralStoreError(f"cannot read central database {path}: {e}") from e
+        hint = (": its write-ahead log needs a -shm file this user cannot make; read it "
+                "as the receiver's user, or once the receiver is stopped cleanly"
+                if wal else "")
+        raise CentralStoreError(f"cannot read central database {path}: {e}{hint}") from e
     if version < 2:
         conn.close()
         raise CentralStoreError(f"central database {path} has schema {version}: start "
