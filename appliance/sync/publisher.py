@@ -244,6 +244,18 @@ class _Publisher:
         self.shown = (state, error)
         self.unshown = None
 
+    def catch_up(self) -> None:
+        """release_pending and show_unwritten while there is no connection: records of
+        a connection lost on a full disk stayed 'sending' (on the screens too) for as
+        long as the broker was away (found by the sixth review). A disk still full only
+        postpones them to the next loop; it must not keep sync from connecting."""
+        try:
+            self.release_pending()
+            self.show_unwritten()
+        except (sqlite3.Error, OSError) as e:
+            if not is_disk_full(e):
+                raise
+
     def show_unwritten(self) -> None:
         """The state the last show() could not write, now that it may fit."""
         if self.unshown is not None:
@@ -895,6 +907,7 @@ class _Publisher:
                 self.notify("WATCHDOG=1")
                 try:
                     if self.client is None:
+                        self.catch_up()
                         reconnect.attempt(self.connect,
                                           lambda e: self.show("disconnected", str(e)))
                         continue

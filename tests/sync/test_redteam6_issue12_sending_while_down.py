@@ -114,13 +114,12 @@ def _link_lost_with_records_in_flight(tmp_path: Path, brokers: Brokers,
                 filler.unlink()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "records in flight when the link was lost on a full disk stay 'sending' after space "
-    "is back for as long as the broker is away: release_pending runs only on a "
-    "connected loop"))
 def test_records_lost_in_flight_on_a_full_disk_are_not_sending_while_the_broker_is_away(
         tmp_path: Path, brokers: Brokers, services: StartService) -> None:
-    """The link lost on a full disk, space back, the broker still away."""
+    """Found by this review: records in flight when the link was lost on a full disk
+    stayed 'sending' after space was back for as long as the broker was away:
+    release_pending ran only on a connected loop. The link lost on a full disk, space
+    back, the broker still away."""
     _link_lost_with_records_in_flight(tmp_path, brokers, services, full=True)
 
 
