@@ -250,6 +250,8 @@ class SqliteConnection(crypto.KeyedConnection):
 
     engine = "sqlite"
     insertion_order = "rowid"
+    # Read as an immutable file, without locks (open_for_reading's last resort).
+    unlocked = False
 
     def durable(self, on: bool) -> None:
         self.execute(f"PRAGMA synchronous={'FULL' if on else 'NORMAL'}")
@@ -299,6 +301,19 @@ def open_configured(central: Any) -> CentralConnection:
     return connect_sqlite(central.database, key_file=central.key_file)
 
 
+def _read_only(uri: str) -> tuple[SqliteConnection, int]:
+    """A SQLite connection on `uri` and its schema version (the first read)."""
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                           timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                           factory=SqliteConnection)
+    try:
+        conn.row_factory = sqlite3.Row
+        return conn, int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except BaseException:
+        conn.close()
+        raise
+
+
 def open_for_reading(central: Any) -> CentralConnection:
     """The database a CentralConfig names, for looking only (`appliance central
     --report`): no migration, no schema, no key, nothing written. Opened the receiver's
@@ -325,24 +340,27 @@ def open_for_reading(central: Any) -> CentralConnection:
     if not path.exists():
         raise CentralStoreError(f"no central database at {path}: has `appliance central` "
                                 "run with this configuration?")
-    # A receiver stopped cleanly leaves no write-ahead log: everything is in the file,
-    # which is then read as it is (immutable). mode=ro alone would first create the
-    # -shm beside it, which an operator without write access to the folder, or a full
-    # disk, refuses (found by the sixth review). With a log, a reader needs the -shm,
-    # which the running (or crashed) receiver has made.
+    # mode=ro reads in a snapshot under the usual locks, beside a running receiver or
+    # one that starts meanwhile. It first makes the -shm when a receiver stopped cleanly
+    # took it away, which an operator without write access to the folder, or a full
+    # disk, refuses (sixth review). Only then, and only without a write-ahead log
+    # (everything is in the file), is the file read as it is (immutable): no lock, so a
+    # receiver that starts and checkpoints during that read can make it wrong (seventh
+    # review); the report says so.
     wal = Path(f"{path}-wal").exists()
-    uri = f"file:{quote(str(path))}?mode=ro{'' if wal else '&immutable=1'}"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
-                               factory=SqliteConnection)
-        conn.row_factory = sqlite3.Row
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn, version = _read_only(f"file:{quote(str(path))}?mode=ro")
     except sqlite3.Error as e:
-        hint = (": its write-ahead log needs a -shm file this user cannot make; read it "
-                "as the receiver's user, or once the receiver is stopped cleanly"
-                if wal else "")
-        raise CentralStoreError(f"cannot read central database {path}: {e}{hint}") from e
+        if wal:
+            raise CentralStoreError(
+                f"cannot read central database {path}: {e}: its write-ahead log needs a "
+                "-shm file this user cannot make; read it as the receiver's user, or "
+                "once the receiver is stopped cleanly") from e
+        try:
+            conn, version = _read_only(f"file:{quote(str(path))}?mode=ro&immutable=1")
+        except sqlite3.Error as e2:
+            raise CentralStoreError(f"cannot read central database {path}: {e2}") from e2
+        conn.unlocked = True
     if version < 2:
         conn.close()
         raise CentralStoreError(f"central database {path} has schema {version}: start "

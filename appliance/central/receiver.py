@@ -141,11 +141,13 @@ class _Waiting:
 
 
 def _session_identity(cert_file: str, client_id: str) -> str:
-    """The certificate's CN when there is one (what the broker makes the client id
-    with use_username_as_clientid), else the configured client id. Keyed by the
-    configured id alone, two receivers with their own certificates and one
-    configuration shared their keys, and one's redeliveries matched the other's dead
-    letters: a receive window of junk went uncounted (found by the sixth review)."""
+    """Which MQTT session the broker numbers this receiver's packets in: its client id,
+    and its certificate's CN when it has one (use_username_as_clientid makes the CN the
+    client id, so receivers may share one configured id; without it, receivers may
+    share one certificate with their own ids). Keyed by the configured id alone, two
+    certificate receivers lost a receive window of identical junk from the count
+    (sixth review); by the CN alone, two receivers sharing a certificate did (seventh
+    review)."""
     if cert_file:
         try:
             from cryptography import x509
@@ -154,7 +156,7 @@ def _session_identity(cert_file: str, client_id: str) -> str:
             cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
             names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             if names:
-                return f"cn:{names[0].value}"
+                return f"cn:{names[0].value!s}/id:{client_id}"
         except (OSError, ValueError) as e:
             log.warning("cannot read the CN of %s (%s): dead letters keyed by the client "
                         "id %r", cert_file, e, client_id)

@@ -92,7 +92,11 @@ def build(conn: CentralConnection, last: int = DEFAULT_LAST) -> dict[str, Any]:
 
 def render(report: dict[str, Any]) -> str:
     """The report for a terminal, one line per item, attacker's text escaped."""
-    lines = [f"central database ({report['engine']})", "counters:"]
+    lines = [f"central database ({report['engine']})"]
+    if report.get("unlocked"):
+        lines.append("read as a file, without locks (this user may not make its -shm): "
+                     "a receiver that starts meanwhile can make these figures wrong")
+    lines.append("counters:")
     lines += [f"  {name}: {value}" for name, value in report["counters"].items()]
     chunks = report["chunks"]
     lines.append(f"open chunk transfers: {chunks['transfers']} holding {chunks['bytes']} "
@@ -164,7 +168,15 @@ def report(config: Config, *, last: int = DEFAULT_LAST, as_json: bool = False) -
     receivers of an older version."""
     conn = open_for_reading(config.central)
     try:
-        data = build(conn, last)
+        # One snapshot for every query, so the figures agree with each other while the
+        # receivers write.
+        conn.execute("BEGIN" if conn.engine == "sqlite"
+                     else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            data = build(conn, last)
+        finally:
+            conn.execute("ROLLBACK")
+        data["unlocked"] = bool(getattr(conn, "unlocked", False))
     finally:
         conn.close()
     if as_json:

@@ -126,8 +126,14 @@ def _counter(conn: CentralConnection, name: str) -> int:
     return conn.counter(name)
 
 
+# Counters kept for the receivers' own use (session_epoch), not figures for people.
+_INTERNAL_COUNTERS = "session_epoch:"
+
+
 def counters(conn: CentralConnection) -> dict[str, int]:
-    return conn.all_counters()
+    """What the receiver counts for people (its status log, --report, tests)."""
+    return {name: value for name, value in conn.all_counters().items()
+            if not name.startswith(_INTERNAL_COUNTERS)}
 
 
 # --- sealing at rest ---------------------------------------------------------------
@@ -227,11 +233,12 @@ def put_dead_letter(conn: CentralConnection, topic: str, device_id: str | None,
 def session_epoch(conn: CentralConnection, identity: str, *, new: bool) -> int:
     """The epoch of a receiver's MQTT session (see put_dead_letter's `delivery`): one
     more when the broker did not keep the session (`new`), else the current one."""
-    name = f"session_epoch:{identity}"[:200]
-    if new:
-        with _tx(conn):
-            _count(conn, name)
-    return _counter(conn, name)
+    name = f"{_INTERNAL_COUNTERS}{identity}"[:200]
+    if not new:
+        return _counter(conn, name)
+    with _tx(conn):  # read in the same transaction as the bump: our own epoch
+        _count(conn, name)
+        return _counter(conn, name)
 
 
 # --- chunks -------------------------------------------------------------------------

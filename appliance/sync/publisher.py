@@ -48,7 +48,7 @@ from appliance.store.files import FileStore
 from appliance.store.outbox import DeadLetterKind
 from appliance.store.space import open_when_space
 from appliance.sync import wire
-from appliance.sync.errors import LocalFileError, WireError
+from appliance.sync.errors import BrokerUnavailable, LocalFileError, WireError
 from appliance.system.config import Config
 from appliance.system.notify import pause
 
@@ -243,6 +243,16 @@ class _Publisher:
             raise
         self.shown = (state, error)
         self.unshown = None
+
+    def show_disconnected(self, error: BrokerUnavailable) -> None:
+        """A reconnect attempt failed: say so. A full disk postpones the write (to
+        show_unwritten); raising here skipped the reconnect back-off, so a full disk
+        with the broker away tried every 5 s instead of backing off (seventh review)."""
+        try:
+            self.show("disconnected", str(error))
+        except (sqlite3.Error, OSError) as e:
+            if not is_disk_full(e):
+                raise
 
     def catch_up(self) -> None:
         """release_pending and show_unwritten while there is no connection: records of
@@ -897,7 +907,7 @@ class _Publisher:
         # to talk to; a device without one keeps that memory for OCR.
         import paho.mqtt.client as mqtt
 
-        from appliance.sync.client import Reconnector, close
+        from appliance.sync.client import Reconnector
         from appliance.sync.heartbeat import Heartbeat
 
         reconnect = Reconnector(self.stop, self.notify)
@@ -908,8 +918,7 @@ class _Publisher:
                 try:
                     if self.client is None:
                         self.catch_up()
-                        reconnect.attempt(self.connect,
-                                          lambda e: self.show("disconnected", str(e)))
+                        reconnect.attempt(self.connect, self.show_disconnected)
                         continue
                     rc = self.client.loop(timeout=LOOP_SECONDS)
                     self.mark_acked()
@@ -931,11 +940,28 @@ class _Publisher:
                                 "%s", space.RETRY_SECONDS, e)
                     pause(self.stop, space.RETRY_SECONDS, self.notify)
         finally:
-            self.mark_acked()
+            self.shut_down()
+
+    def shut_down(self) -> None:
+        """The last acks marked, the connection closed, claimed records given back, the
+        screens told. Each step on its own: on a full disk the writes fail, which must
+        neither skip closing the connection nor turn an ordinary stop into a failed
+        unit (exit 1, found by the seventh review). Rows left 'sending' are given back
+        at the next start (outbox.reset_stale)."""
+        from appliance.sync.client import close
+
+        def close_client() -> None:
             if self.client is not None:
                 close(self.client)
-            self.release_all()
-            self.show("disconnected")
+
+        for step in (self.mark_acked, close_client, self.release_all,
+                     lambda: self.show("disconnected")):
+            try:
+                step()
+            except (sqlite3.Error, OSError) as e:
+                if not is_disk_full(e):
+                    raise
+                log.warning("stopping on a full data disk: %s", e)
 
 
 def run_publisher(config: Config, stop: threading.Event, notify: Notify | None = None, *,

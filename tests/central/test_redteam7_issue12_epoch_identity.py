@@ -162,14 +162,13 @@ def _shared_or_own_certificate(tmp_path: Path, brokers: Brokers, *, shared: bool
             _stop(proc)
 
 
-@pytest.mark.xfail(strict=True, raises=Miscounted, reason=(
-    "receivers sharing one certificate with their own --client-id on a broker that keeps "
-    "client ids get one identity and one session_epoch counter, so a restarted receiver "
-    "takes the other's epoch and identical junk is miscounted"))
 def test_shared_certificate_with_own_client_ids_counts_exactly(
         tmp_path: Path, brokers: Brokers) -> None:
-    """Found by this review: _session_identity prefers the CN to the client id even when
-    the broker's session is the client id; the key should name both."""
+    """Found by this review: _session_identity preferred the CN to the client id even
+    when the broker's session is the client id, so receivers sharing one certificate
+    with their own --client-id got one identity and one session_epoch counter; a
+    restarted receiver took the other's epoch and identical junk was miscounted. The
+    identity now names both."""
     _shared_or_own_certificate(tmp_path, brokers, shared=True)
 
 
