@@ -99,6 +99,18 @@ _STATUS_TEXT = {status: status.value for status in wire.AckStatus}
 DEAD_LETTERS_LOGGED = 20
 
 
+@contextlib.contextmanager
+def _unless_disk_full(what: str) -> Iterator[None]:
+    """Run a write that a full data disk may only postpone (it is tried again later,
+    or at the next start): swallow that error with a log line, raise any other."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as e:
+        if not is_disk_full(e):
+            raise
+        log.info("%s postponed, the data disk is full: %s", what, e)
+
+
 def resume_groups(files: Sequence[tuple[str, int]],
                   chunk_count: Callable[[int, bool], int]) -> tuple[tuple[str, int], ...]:
     """The (sha256, chunk count) groups of a resume query for these (sha256, size) files.
@@ -248,23 +260,17 @@ class _Publisher:
         """A reconnect attempt failed: say so. A full disk postpones the write (to
         show_unwritten); raising here skipped the reconnect back-off, so a full disk
         with the broker away tried every 5 s instead of backing off (seventh review)."""
-        try:
+        with _unless_disk_full("the state 'disconnected'"):
             self.show("disconnected", str(error))
-        except (sqlite3.Error, OSError) as e:
-            if not is_disk_full(e):
-                raise
 
     def catch_up(self) -> None:
         """release_pending and show_unwritten while there is no connection: records of
         a connection lost on a full disk stayed 'sending' (on the screens too) for as
         long as the broker was away (found by the sixth review). A disk still full only
         postpones them to the next loop; it must not keep sync from connecting."""
-        try:
+        with _unless_disk_full("giving back the records of a lost connection"):
             self.release_pending()
             self.show_unwritten()
-        except (sqlite3.Error, OSError) as e:
-            if not is_disk_full(e):
-                raise
 
     def show_unwritten(self) -> None:
         """The state the last show() could not write, now that it may fit."""
@@ -956,12 +962,8 @@ class _Publisher:
 
         for step in (self.mark_acked, close_client, self.release_all,
                      lambda: self.show("disconnected")):
-            try:
+            with _unless_disk_full("a step of stopping"):
                 step()
-            except (sqlite3.Error, OSError) as e:
-                if not is_disk_full(e):
-                    raise
-                log.warning("stopping on a full data disk: %s", e)
 
 
 def run_publisher(config: Config, stop: threading.Event, notify: Notify | None = None, *,
