@@ -35,15 +35,14 @@ import subprocess
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.central import store as central_store
 from appliance.central.receiver import RECEIVE_MAXIMUM
 from appliance.central.store import DEAD_LETTERS_KEPT
 from appliance.sync import wire
 from appliance.sync.publisher import run_publisher
+from tests.helpers.junk_flood import flood
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
     Attacker,
@@ -71,20 +70,8 @@ MARK = b"junk #"
 def _flood(port: int, topic: str, first: int, count: int) -> None:
     """Publish `count` unparseable messages numbered from `first`, QoS 1, as fast as the
     broker takes them (each numbered in the head the receiver keeps)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"flood-{first}",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, MARK + b"%08d {" % n, qos=1)
-                 for n in range(first, first + count)]
-        for info in infos:
-            info.wait_for_publish(30)
-            assert info.is_published(), "the broker did not take the flood"
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    flood(port, topic, [MARK + b"%08d {" % n for n in range(first, first + count)],
+          client_id=f"flood-{first}", wait_s=30)
 
 
 def _numbers(rows: list[dict[str, object]]) -> list[int]:

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.central import store as central_store
 from appliance.sync import wire
+from tests.helpers.junk_flood import flood, stop
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
     Attacker,
@@ -52,41 +50,12 @@ JUNK = b"the same poison, again and again {"
 SENTINEL = b"the last one {"
 
 
-def _flood(port: int, topic: str, count: int, numbered: bool) -> None:
-    """`count` unparseable messages, QoS 1, as fast as the broker takes them: all
-    identical, or each with its own number."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="same-junk",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, JUNK + (b"%08d" % n if numbered else b""), qos=1)
-                 for n in range(count)]
-        for info in infos:
-            info.wait_for_publish(30)
-            assert info.is_published(), "the broker did not take the flood"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 def _sentinel_counted(config: object) -> bool:
     """The sentinel, published after the flood on the same topic, is set aside: the
     broker delivers one topic's QoS 1 messages in order, so every flood message before
     it has been through the receiver."""
     rows = central_store.list_dead_letters(config.central.database)  # type: ignore[attr-defined]
     return any(bytes(r["head"]) == SENTINEL for r in rows[-50:])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def _flood_kill_and_count(tmp_path: Path, broker: MosquittoProcess, numbered: bool) -> None:
@@ -100,7 +69,9 @@ def _flood_kill_and_count(tmp_path: Path, broker: MosquittoProcess, numbered: bo
     try:
         probes = probe_receiver(attacker, config)
         attacker.close()
-        _flood(broker.port, topic, FLOOD, numbered)
+        flood(broker.port, topic,
+              [JUNK + (b"%08d" % n if numbered else b"") for n in range(FLOOD)],
+              client_id="same-junk", wait_s=30)
         wait_for(lambda: central_dead_letters(config) >= probes + KILL_AT, 30,
                  "the receiver setting the flood aside")
         os.kill(central.pid, signal.SIGKILL)
@@ -124,7 +95,7 @@ def _flood_kill_and_count(tmp_path: Path, broker: MosquittoProcess, numbered: bo
             f"{counted} dead letters counted for {sent} messages sent "
             f"({sent - counted} never counted; {killed_at} counted at the kill)")
     finally:
-        _stop(central)
+        stop(central)
 
 
 def test_identical_junk_is_counted_exactly_across_a_kill_9(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from appliance.central.receiver import run_receiver
 from appliance.sync import wire
 from appliance.system import config as config_mod
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.junk_flood import stop
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
     REPO,
@@ -107,16 +107,6 @@ def _old_receiver(tree: Path, config_file: Path, log: Path) -> subprocess.Popen[
                  if k not in ("NOTIFY_SOCKET", "PYTHONPATH")})
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 def _raw(config: config_mod.Config, sql: str, default: Any) -> Any:
     """One value read with plain SQL (never the new code's connect, which migrates)."""
     try:
@@ -170,7 +160,7 @@ def _old_database(tmp_path: Path, port: int, engine: str,
                  and _raw_counter(config, "dead_letters") >= 2, 20, "the old receiver's rows")
         assert old.poll() is None, log.read_text(errors="replace")[-2000:]
     finally:
-        _stop(old)
+        stop(old)
         attacker.close()
     assert old.returncode == 0, log.read_text(errors="replace")[-2000:]
     assert _schema(config) == OLD_SCHEMA[engine]
@@ -240,4 +230,4 @@ def test_the_report_leaves_the_schema_of_older_receivers_alone(
             + log.read_text(errors="replace")[-500:])
         assert _schema(config) == OLD_SCHEMA[engine]
     finally:
-        _stop(old)
+        stop(old)

@@ -28,17 +28,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.sync import wire
-from appliance.system import config as config_mod
 from tests.helpers.certs import client_certificate, make_pki
+from tests.helpers.junk_flood import flood, settled_dead_letters, stop
 from tests.helpers.mosquitto import TlsFiles, provisioning_identity_lines
 from tests.helpers.sync_rig import (
     Brokers,
@@ -56,50 +53,6 @@ FLOOD = 4_000
 KILL_AT = 900  # dead letters counted when receiver 2 is killed
 JUNK = b"one poison message, sent again and again {"
 RECEIVERS = ("central.bhxh", "central-2.bhxh")
-
-
-def _flood(port: int, topic: str, count: int, tls: tuple[Path, Path, Path]) -> None:
-    """`count` identical unparseable messages, QoS 1, from a device with a genuine
-    certificate, on its own records topic."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kiosk-01",
-                         protocol=mqtt.MQTTv5)
-    client.tls_set(ca_certs=str(tls[0]), certfile=str(tls[1]), keyfile=str(tls[2]))
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, JUNK, qos=1) for _ in range(count)]
-        for info in infos:
-            info.wait_for_publish(60)
-            assert info.is_published(), "the broker did not take the flood"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID, SIGKILL if it hangs."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def _settled(config: config_mod.Config, quiet_s: float, timeout: float) -> int:
-    """The dead-letter count once it has not moved for `quiet_s` seconds."""
-    deadline = time.monotonic() + timeout
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = central_dead_letters(config)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return now
-        time.sleep(0.1)
-    raise AssertionError(f"the dead-letter count never settled (last {last})")
 
 
 def _flood_kill_and_count(tmp_path: Path, brokers: Brokers, *, own_ids: bool) -> None:
@@ -133,7 +86,8 @@ def _flood_kill_and_count(tmp_path: Path, brokers: Brokers, *, own_ids: bool) ->
         time.sleep(1.0)  # their SUBSCRIBEs are through
         topic = wire.records_topic(base.mqtt.topic_prefix, base.device.id)
         device_tls = (pki.ca_cert, pki.client_cert, pki.client_key)
-        _flood(broker.port, topic, FLOOD, device_tls)
+        flood(broker.port, topic, [JUNK] * FLOOD, client_id="kiosk-01", wait_s=60,
+              tls=device_tls)
         wait_for(lambda: central_dead_letters(base) >= KILL_AT, 60,
                  "the receivers setting the flood aside")
         os.kill(procs[1].pid, signal.SIGKILL)
@@ -141,7 +95,7 @@ def _flood_kill_and_count(tmp_path: Path, brokers: Brokers, *, own_ids: bool) ->
         killed_at = central_dead_letters(base)
         assert killed_at < FLOOD, "the kill came after the flood: nothing tested"
         procs[1] = start_central(files[1], logs[1], *args[1])
-        counted = _settled(base, 3.0, 60)
+        counted = settled_dead_letters(base, 3.0, 60)
         for n, proc in enumerate(procs):
             assert proc.poll() is None, logs[n].read_text(errors="replace")[-3000:]
         assert counted == FLOOD, (
@@ -149,7 +103,7 @@ def _flood_kill_and_count(tmp_path: Path, brokers: Brokers, *, own_ids: bool) ->
             f"({FLOOD - counted} never counted; {killed_at} counted at the kill)")
     finally:
         for proc in procs:
-            _stop(proc)
+            stop(proc)
 
 
 def test_identical_junk_counted_exactly_with_certificate_client_ids(

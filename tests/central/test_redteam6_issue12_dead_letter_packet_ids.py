@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.sync import wire
-from appliance.system import config as config_mod
+from tests.helpers.junk_flood import flood, receiver_connections, settled_dead_letters, stop
 from tests.helpers.sync_rig import (
     Brokers,
     central_dead_letters,
@@ -49,53 +46,6 @@ KILL_AT = 600   # of the second flood, counted when the receiver is killed
 JUNK = b"one poison message, sent again and again {"
 
 
-def _flood(port: int, topic: str, count: int, numbered: bool) -> None:
-    """`count` unparseable messages, QoS 1, as fast as the broker takes them."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="junk-sender",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, JUNK + (b"%06d" % n if numbered else b""), qos=1)
-                 for n in range(count)]
-        for info in infos:
-            info.wait_for_publish(60)
-            assert info.is_published(), "the broker did not take the flood"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID, SIGKILL if it hangs."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def _settled(config: config_mod.Config, quiet_s: float, timeout: float) -> int:
-    """The dead-letter count once it has not moved for `quiet_s` seconds."""
-    deadline = time.monotonic() + timeout
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = central_dead_letters(config)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return now
-        time.sleep(0.1)
-    raise AssertionError(f"the dead-letter count never settled (last {last})")
-
-
-def _connections(log: Path) -> int:
-    return log.read_text(errors="replace").count("receiver connected")
-
-
 def _crash_broker_then_kill_receiver(tmp_path: Path, brokers: Brokers,
                                      numbered: bool) -> None:
     broker = brokers.start()
@@ -105,18 +55,20 @@ def _crash_broker_then_kill_receiver(tmp_path: Path, brokers: Brokers,
     topic = wire.records_topic(config.mqtt.topic_prefix, config.device.id)
     central = start_central(config_file, log, "--client-id", "c0")
     try:
-        wait_for(lambda: _connections(log) >= 1, 30, "the receiver connected")
+        wait_for(lambda: receiver_connections(log) >= 1, 30, "the receiver connected")
         time.sleep(1.0)  # its SUBSCRIBE is through
-        _flood(broker.port, topic, FIRST, numbered=False)
-        first = _settled(config, 2.0, 60)
+        flood(broker.port, topic, [JUNK] * FIRST, client_id="junk-sender", wait_s=60)
+        first = settled_dead_letters(config, 2.0, 60)
         assert first == FIRST, f"{first} counted of the first {FIRST}"
 
         broker.kill()  # a crash: the receiver's session (and its packet ids) forgotten
         broker = brokers.start(port=broker.port)
-        wait_for(lambda: _connections(log) >= 2, 40, "the receiver back on the new broker")
+        wait_for(lambda: receiver_connections(log) >= 2, 40, "the receiver back on the new broker")
         time.sleep(1.0)
 
-        _flood(broker.port, topic, SECOND, numbered)
+        flood(broker.port, topic,
+              [JUNK + (b"%06d" % n if numbered else b"") for n in range(SECOND)],
+              client_id="junk-sender", wait_s=60)
         wait_for(lambda: central_dead_letters(config) >= FIRST + KILL_AT, 60,
                  "the receiver setting the second flood aside")
         os.kill(central.pid, signal.SIGKILL)
@@ -124,13 +76,13 @@ def _crash_broker_then_kill_receiver(tmp_path: Path, brokers: Brokers,
         killed_at = central_dead_letters(config)
         assert killed_at < FIRST + SECOND, "the kill came after the flood: nothing tested"
         central = start_central(config_file, log, "--client-id", "c0")
-        counted = _settled(config, 3.0, 60)
+        counted = settled_dead_letters(config, 3.0, 60)
         assert central.poll() is None, log.read_text(errors="replace")[-3000:]
         assert counted == FIRST + SECOND, (
             f"{counted} dead letters counted for {FIRST + SECOND} messages sent "
             f"({FIRST + SECOND - counted} never counted; {killed_at} counted at the kill)")
     finally:
-        _stop(central)
+        stop(central)
 
 
 def test_identical_junk_after_a_broker_crash_is_counted_exactly(

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ import pytest
 from appliance.sync import wire
 from appliance.system import config as config_mod
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.junk_flood import stop
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.small_disk import fill, mounted_tmpfs
 from tests.helpers.sync_rig import (
@@ -68,17 +68,6 @@ def _report(config_file: Path, *, user: list[str] | None = None
          str(config_file), "--report", "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
         env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "PYTHONPATH")})
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID (a clean stop), SIGKILL if it hangs."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def _listing(folder: Path) -> dict[str, tuple[int, int]]:
@@ -129,7 +118,7 @@ def test_an_operator_without_write_access_reads_a_stopped_receivers_database(
     mode=ro must create the -shm. Without a -wal the file is now read as it is. The
     receiver stopped with SIGTERM; nobody (read access only) asks for a report."""
     config, config_file, central, count = _fed_receiver(shared_folder, broker)
-    _stop(central)
+    stop(central)
     db_dir = Path(config.central.database).parent
     assert not Path(f"{config.central.database}-wal").exists(), "not a clean stop"
     before = _listing(db_dir)
@@ -149,7 +138,7 @@ def test_an_operator_without_write_access_reads_a_running_receivers_database(
         _assert_reported(_report(config_file, user=AS_NOBODY), count)
         assert central.poll() is None, "the receiver died beside the report"
     finally:
-        _stop(central)
+        stop(central)
 
 
 def test_the_report_reads_a_stopped_receivers_database_on_a_full_disk(
@@ -169,7 +158,7 @@ def test_the_report_reads_a_stopped_receivers_database_on_a_full_disk(
             finally:
                 attacker.close()
         finally:
-            _stop(central)
+            stop(central)
         assert not Path(f"{config.central.database}-wal").exists(), "not a clean stop"
         fill(disk)
         done = _report(config_file)

@@ -31,14 +31,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.central import store as central_store
 from appliance.sync import wire
-from appliance.system import config as config_mod
 from tests.helpers.certs import client_certificate, make_pki
+from tests.helpers.junk_flood import flood, receiver_connections, settled_dead_letters, stop
 from tests.helpers.mosquitto import TlsFiles
 from tests.helpers.sync_rig import (
     Brokers,
@@ -59,54 +57,6 @@ JUNK = b"one poison message, sent again and again {"
 
 class Miscounted(AssertionError):
     """The finding itself (the strict xfail expects this, not a rig timeout)."""
-
-
-def _flood(port: int, topic: str, count: int, tls: tuple[Path, Path, Path]) -> None:
-    """`count` identical unparseable messages, QoS 1, from a device with a genuine
-    certificate."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kiosk-01",
-                         protocol=mqtt.MQTTv5)
-    client.tls_set(ca_certs=str(tls[0]), certfile=str(tls[1]), keyfile=str(tls[2]))
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, JUNK, qos=1) for _ in range(count)]
-        for info in infos:
-            info.wait_for_publish(60)
-            assert info.is_published(), "the broker did not take the flood"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID, SIGKILL if it hangs."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def _settled(config: config_mod.Config, quiet_s: float, timeout: float) -> int:
-    """The dead-letter count once it has not moved for `quiet_s` seconds."""
-    deadline = time.monotonic() + timeout
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = central_dead_letters(config)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return now
-        time.sleep(0.1)
-    raise AssertionError(f"the dead-letter count never settled (last {last})")
-
-
-def _connections(log: Path) -> int:
-    return log.read_text(errors="replace").count("receiver connected")
 
 
 def _shared_or_own_certificate(tmp_path: Path, brokers: Brokers, *, shared: bool) -> None:
@@ -133,13 +83,14 @@ def _shared_or_own_certificate(tmp_path: Path, brokers: Brokers, *, shared: bool
         # One after the other, so that r0 holds the lower epoch.
         for n in range(2):
             procs.append(start_central(files[n], logs[n], "--client-id", f"c{n}"))
-            wait_for(lambda n=n: _connections(logs[n]) >= 1, 30, f"receiver {n} connected")
+            wait_for(lambda n=n: receiver_connections(logs[n]) >= 1, 30, f"receiver {n} connected")
         wait_for(lambda: all(f"as c{n} " in broker.log() or f"c{n} " in broker.log()
                              for n in range(2)), 10, "the broker naming both sessions")
         time.sleep(1.0)  # their SUBSCRIBEs are through
         epochs = central_store.read_counters(base.central.database)
         topic = wire.records_topic(base.mqtt.topic_prefix, base.device.id)
-        _flood(broker.port, topic, FLOOD, (pki.ca_cert, pki.client_cert, pki.client_key))
+        flood(broker.port, topic, [JUNK] * FLOOD, client_id="kiosk-01", wait_s=60,
+              tls=(pki.ca_cert, pki.client_cert, pki.client_key))
         wait_for(lambda: central_dead_letters(base) >= KILL_AT, 60,
                  "the receivers setting the flood aside")
         os.kill(procs[0].pid, signal.SIGKILL)
@@ -149,7 +100,7 @@ def _shared_or_own_certificate(tmp_path: Path, brokers: Brokers, *, shared: bool
         procs[0] = start_central(files[0], logs[0], "--client-id", "c0")
         wait_for(lambda: "session present: True" in logs[0].read_text(errors="replace"),
                  30, "receiver 0 back in its kept session")
-        counted = _settled(base, 3.0, 60)
+        counted = settled_dead_letters(base, 3.0, 60)
         for n, proc in enumerate(procs):
             assert proc.poll() is None, logs[n].read_text(errors="replace")[-3000:]
         if counted != FLOOD:
@@ -159,7 +110,7 @@ def _shared_or_own_certificate(tmp_path: Path, brokers: Brokers, *, shared: bool
                 f"{ {k: v for k, v in epochs.items() if k.startswith('session_epoch')} })")
     finally:
         for proc in procs:
-            _stop(proc)
+            stop(proc)
 
 
 def test_shared_certificate_with_own_client_ids_counts_exactly(

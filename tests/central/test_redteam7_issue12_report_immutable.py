@@ -29,13 +29,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.central import db as central_db
 from appliance.sync import wire
 from appliance.system import config as config_mod
+from tests.helpers.junk_flood import flood, receiver_connections, stop
 from tests.helpers.sync_rig import (
     Brokers,
     central_dead_letters,
@@ -56,35 +55,6 @@ class TornRead(AssertionError):
     """The finding itself (the strict xfail expects this, not a rig timeout)."""
 
 
-def _flood(port: int, topic: str, count: int, tag: bytes) -> None:
-    """`count` distinct unparseable messages, QoS 1."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="junk-sender",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, b"junk {" + tag + b"%06d" % n + PAD, qos=1)
-                 for n in range(count)]
-        for info in infos:
-            info.wait_for_publish(30)
-            assert info.is_published(), "the broker did not take the flood"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID (a clean stop: the receiver checkpoints), SIGKILL if it hangs."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 class _Rig:
     """A broker, a receiver's config, and receivers started by PID on demand."""
 
@@ -101,19 +71,20 @@ class _Rig:
         before = self.log.read_text().count("receiver connected") if self.log.exists() else 0
         proc = start_central(self.file, self.log, "--client-id", "c0")
         self.procs.append(proc)
-        wait_for(lambda: self.log.read_text(errors="replace").count("receiver connected")
-                 > before, 30, "the receiver connected")
+        wait_for(lambda: receiver_connections(self.log) > before, 30, "the receiver connected")
         time.sleep(0.5)  # its SUBSCRIBE is through
         return proc
 
     def feed(self, count: int, tag: bytes, total: int) -> None:
-        _flood(self.broker.port, self.topic, count, tag)
+        flood(self.broker.port, self.topic,
+              [b"junk {" + tag + b"%06d" % n + PAD for n in range(count)],
+              client_id="junk-sender", wait_s=30)
         wait_for(lambda: central_dead_letters(self.config) >= total, 40,
                  f"{total} dead letters committed")
 
     def stop_all(self) -> None:
         for proc in self.procs:
-            _stop(proc)
+            stop(proc)
 
 
 def _read_across_a_receiver_run(tmp_path: Path, brokers: Brokers, *,
@@ -128,7 +99,7 @@ def _read_across_a_receiver_run(tmp_path: Path, brokers: Brokers, *,
         proc = rig.start()
         rig.feed(SEED, b"A", SEED)
         if not running:
-            _stop(proc)
+            stop(proc)
             assert not Path(f"{path}-wal").exists(), "a clean stop left a -wal"
         conn = central_db.open_for_reading(rig.config.central)
         try:
@@ -137,7 +108,7 @@ def _read_across_a_receiver_run(tmp_path: Path, brokers: Brokers, *,
             if not running:
                 proc = rig.start()
             rig.feed(MORE, b"B", SEED + MORE)
-            _stop(proc)
+            stop(proc)
             try:
                 ids += [row[0] for row in cursor]
                 counted = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]

@@ -23,7 +23,6 @@ sync` as a process on a real tmpfs filled to the last byte, the receiver in a th
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,11 +30,8 @@ from pathlib import Path
 import pytest
 
 from appliance.central.receiver import run_receiver
-from appliance.store import space
-from appliance.store.db import connect
 from appliance.system import config as config_mod
-from tests.helpers.processes import Processes
-from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
+from tests.helpers.full_disk_sync import full_disk_sync
 from tests.helpers.sync_rig import (
     Brokers,
     Service,
@@ -43,7 +39,6 @@ from tests.helpers.sync_rig import (
     assert_exactly_once,
     device_state,
     enqueue,
-    make_config,
     wait_for,
 )
 
@@ -53,14 +48,6 @@ pytestmark = pytest.mark.timeout(75)
 RETRY_SECONDS = 1.0
 
 
-def _log(procs: Processes) -> str:
-    return (procs.log_dir / "sync.log").read_text(errors="replace")
-
-
-def _alive(proc: subprocess.Popen[bytes], procs: Processes) -> None:
-    assert proc.poll() is None, f"appliance sync exited ({proc.returncode})\n{_log(procs)}"
-
-
 def test_the_screens_say_connected_after_link_lost_and_back_on_a_full_disk(
         tmp_path: Path, brokers: Brokers, services: StartService) -> None:
     """Found by the fifth review: show() returned early when the state equalled the
@@ -68,52 +55,36 @@ def test_the_screens_say_connected_after_link_lost_and_back_on_a_full_disk(
     was written after the reconnect and stayed while records were delivered. The early
     return now needs nothing left unwritten."""
     broker = brokers.start()
-    with mounted_tmpfs(tmp_path / "data", "8m") as disk:
-        config = config_mod.with_overrides(make_config(tmp_path, broker.port),
-                                           paths={"data_dir": str(disk)})
-        [first] = enqueue(config, 1)
-        held = connect(config.paths.database)  # the web, holding the database (its WAL) open
-        procs = Processes.for_config(tmp_path, config)
-        procs.env[space.RETRY_ENV] = str(RETRY_SECONDS)
-        filler: Path | None = None
-        try:
-            services(run_receiver, config)
-            sync = procs.start("sync", "sync")
-            wait_for(lambda: all_delivered(config, [first]), 30, "the first record")
-            assert device_state(config, "sync.state") == "connected"
+    with full_disk_sync(tmp_path, broker.port, RETRY_SECONDS, records=1) as rig:
+        config = rig.config
+        [first] = rig.records
+        services(run_receiver, config)
+        sync = rig.procs.start("sync", "sync")
+        wait_for(lambda: all_delivered(config, [first]), 30, "the first record")
+        assert device_state(config, "sync.state") == "connected"
 
-            filler = fill(disk)
-            assert free_bytes(disk) == 0
-            full = _log(procs).count("data disk full")
-            seen = _log(procs).count("connected to")
-            broker.kill()
-            wait_for(lambda: "lost" in _log(procs)
-                     and _log(procs).count("data disk full") > full, 30,
-                     "sync noticing the lost link on the full disk")
-            # The link was lost with no room to say so: still the old word on screen.
-            assert device_state(config, "sync.state") == "connected"
-            brokers.start(port=broker.port)
-            wait_for(lambda: _log(procs).count("connected to") > seen, 30,
-                     "sync reconnecting on the full disk")
-            time.sleep(2 * RETRY_SECONDS)
-            _alive(sync, procs)
-            filler.unlink()
-            filler = None
+        rig.fill()
+        full = rig.log().count("data disk full")
+        seen = rig.log().count("connected to")
+        broker.kill()
+        wait_for(lambda: "lost" in rig.log()
+                 and rig.log().count("data disk full") > full, 30,
+                 "sync noticing the lost link on the full disk")
+        # The link was lost with no room to say so: still the old word on screen.
+        assert device_state(config, "sync.state") == "connected"
+        brokers.start(port=broker.port)
+        wait_for(lambda: rig.log().count("connected to") > seen, 30,
+                 "sync reconnecting on the full disk")
+        time.sleep(2 * RETRY_SECONDS)
+        rig.alive(sync)
+        rig.make_room()
 
-            [after] = enqueue(config, 1)
-            wait_for(lambda: all_delivered(config, [after]), 30, "a record signed afterwards")
-            assert_exactly_once(config, [first, after])
-            _alive(sync, procs)
-            time.sleep(3 * RETRY_SECONDS)  # every later loop has run show_unwritten
-            state = device_state(config, "sync.state")
-            assert state == "connected", (
-                f"sync.state {state!r}, last error "
-                f"{device_state(config, 'sync.last_error')!r}, while records are delivered")
-        except BaseException:
-            print(procs.logs())
-            raise
-        finally:
-            procs.stop_all()
-            held.close()
-            if filler is not None:
-                filler.unlink()
+        [after] = enqueue(config, 1)
+        wait_for(lambda: all_delivered(config, [after]), 30, "a record signed afterwards")
+        assert_exactly_once(config, [first, after])
+        rig.alive(sync)
+        time.sleep(3 * RETRY_SECONDS)  # every later loop has run show_unwritten
+        state = device_state(config, "sync.state")
+        assert state == "connected", (
+            f"sync.state {state!r}, last error "
+            f"{device_state(config, 'sync.last_error')!r}, while records are delivered")

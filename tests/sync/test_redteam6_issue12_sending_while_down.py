@@ -20,7 +20,6 @@ timeout), then the receiver in a thread to show that everything still arrives on
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,20 +27,15 @@ from pathlib import Path
 import pytest
 
 from appliance.central.receiver import run_receiver
-from appliance.store import space
-from appliance.store.db import connect
 from appliance.store.outbox import OutboxState
 from appliance.system import config as config_mod
-from tests.helpers.processes import Processes
-from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
+from tests.helpers.full_disk_sync import full_disk_sync
 from tests.helpers.sync_rig import (
     Brokers,
     Service,
     all_delivered,
     assert_exactly_once,
     device_state,
-    enqueue,
-    make_config,
     outbox_state,
     wait_for,
 )
@@ -53,65 +47,40 @@ RETRY_SECONDS = 1.0
 RECORDS = 3
 
 
-def _log(procs: Processes) -> str:
-    return (procs.log_dir / "sync.log").read_text(errors="replace")
-
-
-def _alive(proc: subprocess.Popen[bytes], procs: Processes) -> None:
-    assert proc.poll() is None, f"appliance sync exited ({proc.returncode})\n{_log(procs)}"
-
-
 def _link_lost_with_records_in_flight(tmp_path: Path, brokers: Brokers,
                                       services: StartService, *, full: bool) -> None:
     """Records in flight, (the disk full,) the broker killed, (space back,) the broker
     still away: the screens must say 'disconnected' and the records must not say
     'sending'; then the broker and a receiver come back and each arrives once."""
     broker = brokers.start()
-    with mounted_tmpfs(tmp_path / "data", "8m") as disk:
-        config = config_mod.with_overrides(
-            make_config(tmp_path, broker.port, ack_timeout_seconds=60.0),
-            paths={"data_dir": str(disk)})
-        recs = enqueue(config, RECORDS)
-        held = connect(config.paths.database)  # the web, holding the database open
-        procs = Processes.for_config(tmp_path, config)
-        procs.env[space.RETRY_ENV] = str(RETRY_SECONDS)
-        filler: Path | None = None
-        try:
-            sync = procs.start("sync", "sync")
-            wait_for(lambda: all(outbox_state(config, r.record_id) is OutboxState.SENDING
-                                 for r in recs), 30, "the records in flight (no receiver)")
-            assert device_state(config, "sync.state") == "connected"
-            if full:
-                filler = fill(disk)
-                assert free_bytes(disk) == 0
-            lost = _log(procs).count("lost:")
-            broker.kill()
-            wait_for(lambda: _log(procs).count("lost:") > lost, 30, "sync noticing the loss")
-            if filler is not None:
-                time.sleep(2 * RETRY_SECONDS)  # the give-back refused for the full disk
-                filler.unlink()
-                filler = None
-            time.sleep(4 * RETRY_SECONDS)  # several loops with room on disk, no broker
-            _alive(sync, procs)
-            assert device_state(config, "sync.state") == "disconnected"
-            states = [outbox_state(config, r.record_id) for r in recs]
-            assert OutboxState.SENDING not in states, (
-                f"outbox {[s.value if s else None for s in states]} with the broker away "
-                "and room on disk")
+    with full_disk_sync(tmp_path, broker.port, RETRY_SECONDS, records=RECORDS,
+                        ack_timeout_seconds=60.0) as rig:
+        config, recs = rig.config, rig.records
+        sync = rig.procs.start("sync", "sync")
+        wait_for(lambda: all(outbox_state(config, r.record_id) is OutboxState.SENDING
+                             for r in recs), 30, "the records in flight (no receiver)")
+        assert device_state(config, "sync.state") == "connected"
+        if full:
+            rig.fill()
+        lost = rig.log().count("lost:")
+        broker.kill()
+        wait_for(lambda: rig.log().count("lost:") > lost, 30, "sync noticing the loss")
+        if rig.filler is not None:
+            time.sleep(2 * RETRY_SECONDS)  # the give-back refused for the full disk
+            rig.make_room()
+        time.sleep(4 * RETRY_SECONDS)  # several loops with room on disk, no broker
+        rig.alive(sync)
+        assert device_state(config, "sync.state") == "disconnected"
+        states = [outbox_state(config, r.record_id) for r in recs]
+        assert OutboxState.SENDING not in states, (
+            f"outbox {[s.value if s else None for s in states]} with the broker away "
+            "and room on disk")
 
-            brokers.start(port=broker.port)
-            services(run_receiver, config)
-            wait_for(lambda: all_delivered(config, recs), 40, "every record after all")
-            assert_exactly_once(config, recs)
-            _alive(sync, procs)
-        except BaseException:
-            print(procs.logs())
-            raise
-        finally:
-            procs.stop_all()
-            held.close()
-            if filler is not None:
-                filler.unlink()
+        brokers.start(port=broker.port)
+        services(run_receiver, config)
+        wait_for(lambda: all_delivered(config, recs), 40, "every record after all")
+        assert_exactly_once(config, recs)
+        rig.alive(sync)
 
 
 def test_records_lost_in_flight_on_a_full_disk_are_not_sending_while_the_broker_is_away(

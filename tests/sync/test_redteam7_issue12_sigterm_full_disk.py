@@ -26,19 +26,14 @@ from pathlib import Path
 import pytest
 
 from appliance.central.receiver import run_receiver
-from appliance.store import space
-from appliance.store.db import connect
 from appliance.store.outbox import OutboxState
 from appliance.system import config as config_mod
-from tests.helpers.processes import Processes
-from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
+from tests.helpers.full_disk_sync import full_disk_sync
 from tests.helpers.sync_rig import (
     Brokers,
     Service,
     all_delivered,
     assert_exactly_once,
-    enqueue,
-    make_config,
     outbox_state,
     wait_for,
 )
@@ -55,66 +50,45 @@ class UncleanStop(AssertionError):
     """The finding itself (the strict xfail expects this, not a rig timeout)."""
 
 
-def _log(procs: Processes) -> str:
-    return (procs.log_dir / "sync.log").read_text(errors="replace")
-
-
 def _stop_on_disk(tmp_path: Path, brokers: Brokers, services: StartService, *,
                   full: bool) -> None:
     """Records in flight, (the disk filled,) the broker killed, sync noticing; SIGTERM:
     sync must exit 0 within STOP_WITHIN_S; then space back, broker, receiver and sync
     again: each record exactly once."""
     broker = brokers.start()
-    with mounted_tmpfs(tmp_path / "data", "8m") as disk:
-        config = config_mod.with_overrides(
-            make_config(tmp_path, broker.port, ack_timeout_seconds=60.0),
-            paths={"data_dir": str(disk)})
-        recs = enqueue(config, RECORDS)
-        held = connect(config.paths.database)  # the web, holding the database open
-        procs = Processes.for_config(tmp_path, config)
-        procs.env[space.RETRY_ENV] = str(RETRY_SECONDS)
-        filler: Path | None = None
+    with full_disk_sync(tmp_path, broker.port, RETRY_SECONDS, records=RECORDS,
+                        ack_timeout_seconds=60.0) as rig:
+        config, recs = rig.config, rig.records
+        sync = rig.procs.start("sync", "sync")
+        wait_for(lambda: all(outbox_state(config, r.record_id) is OutboxState.SENDING
+                             for r in recs), 30, "the records in flight (no receiver)")
+        if full:
+            rig.fill()
+        lost = rig.log().count("lost:")
+        broker.kill()
+        wait_for(lambda: rig.log().count("lost:") > lost, 30, "sync noticing the loss")
+        time.sleep(2 * RETRY_SECONDS)  # a few loops: catch_up postponed if full
+        assert sync.poll() is None, rig.log()
+        started = time.monotonic()
+        os.kill(sync.pid, signal.SIGTERM)
         try:
-            sync = procs.start("sync", "sync")
-            wait_for(lambda: all(outbox_state(config, r.record_id) is OutboxState.SENDING
-                                 for r in recs), 30, "the records in flight (no receiver)")
-            if full:
-                filler = fill(disk)
-                assert free_bytes(disk) == 0
-            lost = _log(procs).count("lost:")
-            broker.kill()
-            wait_for(lambda: _log(procs).count("lost:") > lost, 30, "sync noticing the loss")
-            time.sleep(2 * RETRY_SECONDS)  # a few loops: catch_up postponed if full
-            assert sync.poll() is None, _log(procs)
-            started = time.monotonic()
-            os.kill(sync.pid, signal.SIGTERM)
-            try:
-                code = sync.wait(STOP_WITHIN_S)
-            except subprocess.TimeoutExpired:
-                code = None
-            took = time.monotonic() - started
-            text = _log(procs)
-            if code != 0:
-                raise UncleanStop(
-                    f"SIGTERM: exit {code} after {took:.1f} s\n{text[-3000:]}")
-            assert "Traceback" not in text, text[-3000:]
+            code = sync.wait(STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = time.monotonic() - started
+        text = rig.log()
+        if code != 0:
+            raise UncleanStop(
+                f"SIGTERM: exit {code} after {took:.1f} s\n{text[-3000:]}")
+        assert "Traceback" not in text, text[-3000:]
 
-            if filler is not None:
-                filler.unlink()
-                filler = None
-            brokers.start(port=broker.port)
-            services(run_receiver, config)
-            procs.start("sync", "sync")
-            wait_for(lambda: all_delivered(config, recs), 40, "every record after all")
-            assert_exactly_once(config, recs)
-        except BaseException:
-            print(procs.logs())
-            raise
-        finally:
-            procs.stop_all()
-            held.close()
-            if filler is not None:
-                filler.unlink()
+        if rig.filler is not None:
+            rig.make_room()
+        brokers.start(port=broker.port)
+        services(run_receiver, config)
+        rig.procs.start("sync", "sync")
+        wait_for(lambda: all_delivered(config, recs), 40, "every record after all")
+        assert_exactly_once(config, recs)
 
 
 def test_sigterm_on_a_full_disk_after_a_link_loss_exits_cleanly(

@@ -24,20 +24,15 @@ import pytest
 
 from appliance.central.receiver import run_receiver
 from appliance.records import audit
-from appliance.store import space
-from appliance.store.db import connect
 from appliance.store.outbox import OutboxState
 from appliance.system import config as config_mod
+from tests.helpers.full_disk_sync import FullDiskSync, full_disk_sync
 from tests.helpers.mosquitto import MosquittoProcess
-from tests.helpers.processes import Processes
-from tests.helpers.small_disk import fill, free_bytes, mounted_tmpfs
 from tests.helpers.sync_rig import (
     Service,
     all_delivered,
     assert_exactly_once_everywhere,
     assert_no_false_delivery,
-    enqueue,
-    make_config,
     outbox_state,
     wait_for,
 )
@@ -51,16 +46,12 @@ RECORDS = 4
 RETRY_SECONDS = 1.0
 
 
-def _log(procs: Processes) -> str:
-    return (procs.log_dir / "sync.log").read_text(errors="replace")
-
-
-def _stays_up(proc: subprocess.Popen[bytes], seconds: float, procs: Processes) -> None:
+def _stays_up(proc: subprocess.Popen[bytes], seconds: float, rig: FullDiskSync) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         assert proc.poll() is None, (
             f"appliance sync exited ({proc.returncode}); under systemd a crash loop, "
-            f"then a failed unit\n{_log(procs)}")
+            f"then a failed unit\n{rig.log()}")
         time.sleep(0.25)
 
 
@@ -69,61 +60,44 @@ def _full_disk_then_kill(tmp_path: Path, port: int, services: StartService,
     """Records out ('sending'), the disk filled to 0, the receiver's acks unwritable,
     sync killed -9, started again (on the full disk, or once space is back); then
     every record must be delivered exactly once with one "send" line each."""
-    with mounted_tmpfs(tmp_path / "data", "8m") as disk:
-        config = config_mod.with_overrides(make_config(tmp_path, port),
-                                           paths={"data_dir": str(disk)})
-        records = enqueue(config, RECORDS, pdf_sizes=(20_000,))
-        held = connect(config.paths.database)  # the web, holding the database open
-        procs = Processes.for_config(tmp_path, config)
-        procs.env[space.RETRY_ENV] = str(RETRY_SECONDS)
-        filler: Path | None = None
-        try:
-            sync = procs.start("sync", "sync")
-            wait_for(lambda: all(outbox_state(config, r.record_id) is OutboxState.SENDING
-                                 for r in records), 30, "every record claimed")
-            filler = fill(disk)
-            assert free_bytes(disk) == 0
-            receiver = services(run_receiver, config)  # the central disk has room
-            wait_for(lambda: "data disk full" in _log(procs), 60, "sync's disk-full line")
-            _stays_up(sync, 0, procs)
-            assert_no_false_delivery(config)
+    with full_disk_sync(tmp_path, port, RETRY_SECONDS, records=RECORDS,
+                        pdf_sizes=(20_000,)) as rig:
+        config, records, procs = rig.config, rig.records, rig.procs
+        sync = procs.start("sync", "sync")
+        wait_for(lambda: all(outbox_state(config, r.record_id) is OutboxState.SENDING
+                             for r in records), 30, "every record claimed")
+        rig.fill()
+        receiver = services(run_receiver, config)  # the central disk has room
+        wait_for(lambda: "data disk full" in rig.log(), 60, "sync's disk-full line")
+        _stays_up(sync, 0, rig)
+        assert_no_false_delivery(config)
 
-            os.kill(sync.pid, signal.SIGKILL)  # the acks it held in memory are gone
-            sync.wait(10)
-            procs.children.pop("sync")
-            if not restart_while_full:
-                filler.unlink()
-                filler = None
-            said_full = _log(procs).count("data disk full")
-            sync = procs.start("sync", "sync")  # records still 'sending': stale
-            if filler is not None:  # it meets the full disk, says so, and keeps trying
-                deadline = time.monotonic() + 60
-                while _log(procs).count("data disk full") == said_full:
-                    _stays_up(sync, 0, procs)
-                    assert time.monotonic() < deadline, "the restarted sync never said why"
-                    time.sleep(0.1)
-            _stays_up(sync, 3 * RETRY_SECONDS, procs)
-            if filler is not None:
-                assert not all_delivered(config, records)
-                filler.unlink()
-                filler = None
-            wait_for(lambda: all_delivered(config, records), 90,
-                     "every record once the disk has room")
-            _stays_up(sync, 0, procs)
-            assert receiver.running()
-            assert_exactly_once_everywhere(config, records)
-            sent = [e for e in audit.entries(held) if e.action == "send"]
-            assert sorted(e.detail["record_id"] for e in sent) == \
-                sorted(r.record_id for r in records), "one 'send' line per record"
-            assert audit.verify(held).ok
-        except BaseException:
-            print(procs.logs())
-            raise
-        finally:
-            procs.stop_all()
-            held.close()
-            if filler is not None:
-                filler.unlink()
+        os.kill(sync.pid, signal.SIGKILL)  # the acks it held in memory are gone
+        sync.wait(10)
+        procs.children.pop("sync")
+        if not restart_while_full:
+            rig.make_room()
+        said_full = rig.log().count("data disk full")
+        sync = procs.start("sync", "sync")  # records still 'sending': stale
+        if rig.filler is not None:  # it meets the full disk, says so, and keeps trying
+            deadline = time.monotonic() + 60
+            while rig.log().count("data disk full") == said_full:
+                _stays_up(sync, 0, rig)
+                assert time.monotonic() < deadline, "the restarted sync never said why"
+                time.sleep(0.1)
+        _stays_up(sync, 3 * RETRY_SECONDS, rig)
+        if rig.filler is not None:
+            assert not all_delivered(config, records)
+            rig.make_room()
+        wait_for(lambda: all_delivered(config, records), 90,
+                 "every record once the disk has room")
+        _stays_up(sync, 0, rig)
+        assert receiver.running()
+        assert_exactly_once_everywhere(config, records)
+        sent = [e for e in audit.entries(rig.held) if e.action == "send"]
+        assert sorted(e.detail["record_id"] for e in sent) == \
+            sorted(r.record_id for r in records), "one 'send' line per record"
+        assert audit.verify(rig.held).ok
 
 
 def test_acks_lost_to_a_full_disk_and_a_kill_are_recovered_exactly_once(
