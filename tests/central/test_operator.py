@@ -15,11 +15,8 @@ nothing, and their senders hear CONTESTED (final), not CONFLICT (claim again).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +26,8 @@ from appliance.central import store as central_store
 from appliance.central.receiver import run_receiver
 from appliance.sync import wire
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.central_cli import record_message, record_sha, run_central
 from tests.helpers.sync_rig import (
-    REPO,
     Attacker,
     central_read,
     make_config,
@@ -44,41 +41,18 @@ pytestmark = pytest.mark.timeout(120)
 CLEAR_SCREEN = b"\x1b[2J\x1b[H"
 
 
-def _body(record_id: str, device_id: str, code: str) -> str:
-    return json.dumps({"record_id": record_id, "device_id": device_id,
-                       "dossier_code": code, "papers": []})
-
-
-def _sha(record_id: str, device_id: str, code: str) -> str:
-    return hashlib.sha256(_body(record_id, device_id, code).encode()).hexdigest()
-
-
-def _record(record_id: str, device_id: str, code: str, *, claim: bool = False) -> bytes:
-    return wire.encode_record(wire.RecordMessage(
-        record_id, _sha(record_id, device_id, code), _body(record_id, device_id, code),
-        claim))
-
-
-def _central(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`appliance central --config config_file ARGS` as a real process."""
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", "central", "--config", str(config_file), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
-
-
 def _report(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return _central(config_file, "--report", *args)
+    return run_central(config_file, "--report", *args)
 
 
 def _attack(attacker: Attacker, device: str) -> None:
     """A contested id, a refused record and poison, on `device`'s records topic."""
     topic = wire.records_topic("bhxh", device)
-    attacker.publish(topic, _record("x-1", device, "SQUAT"))
-    attacker.publish(topic, _record("x-1", device, "OTHER"))
-    attacker.publish(topic, _record("x-1", device, "OTHER", claim=True))
-    attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
-    attacker.publish(topic, _record("stolen-1", "kiosk-77", "STOLEN"))
+    attacker.publish(topic, record_message("x-1", device, "SQUAT"))
+    attacker.publish(topic, record_message("x-1", device, "OTHER"))
+    attacker.publish(topic, record_message("x-1", device, "OTHER", claim=True))
+    attacker.publish(topic, record_message("x-1", device, "SQUAT", claim=True))
+    attacker.publish(topic, record_message("stolen-1", "kiosk-77", "STOLEN"))
     attacker.publish(topic, CLEAR_SCREEN + b'{"v":1}')
 
 
@@ -178,17 +152,17 @@ def _acks_heard(attacker: Attacker, count: int) -> list[wire.AckStatus]:
 def _decide_and_check(config: Any, config_file: Path, attacker: Attacker) -> None:
     """Decide the contested id for OTHER, then try to undo it through the broker."""
     device = config.device.id
-    squat, other = _sha("x-1", device, "SQUAT"), _sha("x-1", device, "OTHER")
+    squat, other = record_sha("x-1", device, "SQUAT"), record_sha("x-1", device, "OTHER")
     before = json.loads(_report(config_file, "--json").stdout)
     [conflict] = before["conflicts"]["latest"]
     assert [(c["sha256"], c["claimed"]) for c in conflict["contents"]] == [
         (squat, True), (other, True)]
 
-    wrong = _central(config_file, "--decide", device, "x-1", "b" * 64)
+    wrong = run_central(config_file, "--decide", device, "x-1", "b" * 64)
     assert wrong.returncode == 1 and f"held: {squat}, {other}" in wrong.stderr
-    none = _central(config_file, "--decide", device, "no-such-id", other)
+    none = run_central(config_file, "--decide", device, "no-such-id", other)
     assert none.returncode == 1 and "not in conflict" in none.stderr
-    done = _central(config_file, "--decide", device, "x-1", other,
+    done = run_central(config_file, "--decide", device, "x-1", other,
                     "--operator", "nguyen.van.a")
     assert done.returncode == 0, done.stderr
     assert f"{other} is served" in done.stdout and "1 other content(s)" in done.stdout
@@ -201,10 +175,10 @@ def _decide_and_check(config: Any, config_file: Path, attacker: Attacker) -> Non
     # The squatter claims again, sends a copy, and a third content with a claim.
     attacker.sniff(wire.acks_topic("bhxh", device))
     topic = wire.records_topic("bhxh", device)
-    attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
-    attacker.publish(topic, _record("x-1", device, "SQUAT"))
-    attacker.publish(topic, _record("x-1", device, "THIRD", claim=True))
-    attacker.publish(topic, _record("x-1", device, "OTHER"))
+    attacker.publish(topic, record_message("x-1", device, "SQUAT", claim=True))
+    attacker.publish(topic, record_message("x-1", device, "SQUAT"))
+    attacker.publish(topic, record_message("x-1", device, "THIRD", claim=True))
+    attacker.publish(topic, record_message("x-1", device, "OTHER"))
     heard = _acks_heard(attacker, 4)
     assert heard == [wire.AckStatus.CONTESTED] * 3 + [wire.AckStatus.STORED]
     assert served()["x-1"] == other

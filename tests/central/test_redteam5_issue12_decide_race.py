@@ -18,8 +18,6 @@ waits on decide's rows. The holder lets go; decide commits, the claims go on.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from appliance.central import store as central_store
 from appliance.central.receiver import run_receiver
 from appliance.sync import wire
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.central_cli import record_message, record_sha
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
     REPO,
@@ -46,21 +45,6 @@ from tests.helpers.sync_rig import (
 
 pg_server = pg_helpers.pg_server  # fixture
 pytestmark = pytest.mark.timeout(60)
-
-
-def _body(record_id: str, device_id: str, code: str) -> str:
-    return json.dumps({"record_id": record_id, "device_id": device_id,
-                       "dossier_code": code, "papers": []})
-
-
-def _sha(record_id: str, device_id: str, code: str) -> str:
-    return hashlib.sha256(_body(record_id, device_id, code).encode()).hexdigest()
-
-
-def _record(record_id: str, device_id: str, code: str, *, claim: bool = False) -> bytes:
-    return wire.encode_record(wire.RecordMessage(
-        record_id, _sha(record_id, device_id, code), _body(record_id, device_id, code),
-        claim))
 
 
 def _waiting(admin: psycopg.Connection[Any], database: str, like: str) -> int:
@@ -88,7 +72,7 @@ def test_a_claim_racing_the_operators_decision_does_not_undo_it(
         probe_receiver(attacker, config)
         for code, claim in (("SQUAT", False), ("OTHER", False), ("OTHER", True),
                             ("SQUAT", True)):
-            attacker.publish(topic, _record("x-1", device, code, claim=claim))
+            attacker.publish(topic, record_message("x-1", device, code, claim=claim))
         wait_for(lambda: central_read(config, central_store.counters, {}).get(
             "conflicts_contested", 0) >= 1, 20, "the contested id")
         attacker.sniff(wire.acks_topic("bhxh", device))
@@ -96,7 +80,7 @@ def test_a_claim_racing_the_operators_decision_does_not_undo_it(
         holder.execute("BEGIN")
         holder.execute("SELECT * FROM conflicts WHERE device_id=%s AND record_id='x-1' "
                        "FOR UPDATE", (device,))
-        other = _sha("x-1", device, "OTHER")
+        other = record_sha("x-1", device, "OTHER")
         decide = subprocess.Popen(
             [sys.executable, "-m", "appliance", "central", "--config", str(config_file),
              "--decide", device, "x-1", other, "--operator", "op"],
@@ -104,8 +88,8 @@ def test_a_claim_racing_the_operators_decision_does_not_undo_it(
             env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
         wait_for(lambda: _waiting(admin, database, "UPDATE conflicts SET state='resolved'%")
                  == 1, 20, "--decide holding every records row, waiting on the conflict")
-        attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
-        attacker.publish(topic, _record("x-1", device, "THIRD", claim=True))
+        attacker.publish(topic, record_message("x-1", device, "SQUAT", claim=True))
+        attacker.publish(topic, record_message("x-1", device, "THIRD", claim=True))
         wait_for(lambda: _waiting(admin, database, "UPDATE records SET copies%") == 1, 20,
                  "the receiver's claim waiting on decide's rows")
         holder.execute("ROLLBACK")

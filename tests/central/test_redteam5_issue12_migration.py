@@ -21,7 +21,6 @@ of the previous version then refuses to start ("newer than this software").
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -39,6 +38,7 @@ from appliance.central.receiver import run_receiver
 from appliance.sync import wire
 from appliance.system import config as config_mod
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.central_cli import record_message, record_sha, run_central
 from tests.helpers.junk_flood import stop
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
@@ -59,29 +59,6 @@ OLD_COMMIT = "b11487e"
 JUNK = b"old junk {"
 # user_version / schema_version of the previous commit's code, per engine.
 OLD_SCHEMA = {"sqlite": 4, "postgresql": 3}
-
-
-def _body(record_id: str, device_id: str, code: str) -> str:
-    return json.dumps({"record_id": record_id, "device_id": device_id,
-                       "dossier_code": code, "papers": []})
-
-
-def _sha(record_id: str, device_id: str, code: str) -> str:
-    return hashlib.sha256(_body(record_id, device_id, code).encode()).hexdigest()
-
-
-def _record(record_id: str, device_id: str, code: str, *, claim: bool = False) -> bytes:
-    return wire.encode_record(wire.RecordMessage(
-        record_id, _sha(record_id, device_id, code), _body(record_id, device_id, code),
-        claim))
-
-
-def _central(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The new `appliance central --config config_file ARGS` as a real process."""
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", "central", "--config", str(config_file), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
 
 
 def _old_tree(tmp_path: Path) -> Path:
@@ -151,10 +128,10 @@ def _old_database(tmp_path: Path, port: int, engine: str,
     try:
         probe(lambda: attacker.publish("bhxh/devices/probe-1/records", b"["),
               lambda: _raw_counter(config, "dead_letters"), "the old receiver")
-        attacker.publish(topic, _record("x-1", device, "SQUAT"))
-        attacker.publish(topic, _record("x-1", device, "OTHER"))
-        attacker.publish(topic, _record("x-1", device, "OTHER", claim=True))
-        attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
+        attacker.publish(topic, record_message("x-1", device, "SQUAT"))
+        attacker.publish(topic, record_message("x-1", device, "OTHER"))
+        attacker.publish(topic, record_message("x-1", device, "OTHER", claim=True))
+        attacker.publish(topic, record_message("x-1", device, "SQUAT", claim=True))
         attacker.publish(topic, JUNK)
         wait_for(lambda: _raw_counter(config, "conflicts_contested") >= 1
                  and _raw_counter(config, "dead_letters") >= 2, 20, "the old receiver's rows")
@@ -175,14 +152,14 @@ def test_a_database_of_the_previous_schema_is_migrated_reported_and_decided(
     device = config.device.id
     topic = wire.records_topic("bhxh", device)
 
-    report = _central(config_file, "--report", "--json")
+    report = run_central(config_file, "--report", "--json")
     assert report.returncode == 0, report.stderr
     [conflict] = json.loads(report.stdout)["conflicts"]["latest"]
     assert conflict["state"] == "contested"
     assert {c["sha256"] for c in conflict["contents"]} == {
-        _sha("x-1", device, "SQUAT"), _sha("x-1", device, "OTHER")}
-    other = _sha("x-1", device, "OTHER")
-    done = _central(config_file, "--decide", device, "x-1", other, "--operator", "op")
+        record_sha("x-1", device, "SQUAT"), record_sha("x-1", device, "OTHER")}
+    other = record_sha("x-1", device, "OTHER")
+    done = run_central(config_file, "--decide", device, "x-1", other, "--operator", "op")
     assert done.returncode == 0, done.stderr
     assert _schema(config) == OLD_SCHEMA[engine] + 1
 
@@ -191,7 +168,7 @@ def test_a_database_of_the_previous_schema_is_migrated_reported_and_decided(
     try:
         counted = central_dead_letters(config)
         attacker.sniff(wire.acks_topic("bhxh", device))
-        attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
+        attacker.publish(topic, record_message("x-1", device, "SQUAT", claim=True))
         attacker.publish(topic, JUNK)  # the old junk sent anew: counted again
         wait_for(lambda: len(attacker.seen) >= 1, 15, "the squatter's ack")
         wait_for(lambda: central_dead_letters(config) > counted, 15, "the junk again")
@@ -215,7 +192,7 @@ def test_the_report_leaves_the_schema_of_older_receivers_alone(
     """Found by this review: --report migrated the database it looked at, and a
     receiver of the previous version then refused to start. It now only reads."""
     config, config_file, tree = _old_database(tmp_path, broker.port, engine, pg_server)
-    report = _central(config_file, "--report")
+    report = run_central(config_file, "--report")
     assert report.returncode == 0, report.stderr
     assert "1 contested" in report.stdout
     # The receiver of the previous version, restarted (a crash, a reboot) after the look.

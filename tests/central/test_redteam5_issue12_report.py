@@ -16,13 +16,11 @@ it, and what it prints.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -36,9 +34,9 @@ from appliance.central.receiver import run_receiver
 from appliance.sync import wire
 from appliance.system import config as config_mod
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.central_cli import record_message, run_central
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
-    REPO,
     Attacker,
     central_dead_letters,
     central_read,
@@ -54,36 +52,13 @@ pytestmark = pytest.mark.timeout(90)
 NOBODY = 65534
 
 
-def _body(record_id: str, device_id: str, code: str) -> str:
-    return json.dumps({"record_id": record_id, "device_id": device_id,
-                       "dossier_code": code, "papers": []})
-
-
-def _sha(record_id: str, device_id: str, code: str) -> str:
-    return hashlib.sha256(_body(record_id, device_id, code).encode()).hexdigest()
-
-
-def _record(record_id: str, device_id: str, code: str, *, claim: bool = False) -> bytes:
-    return wire.encode_record(wire.RecordMessage(
-        record_id, _sha(record_id, device_id, code), _body(record_id, device_id, code),
-        claim))
-
-
-def _central(config_file: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """`appliance central --config config_file ARGS` as a real process (from `cwd`)."""
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", "central", "--config", str(config_file), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=60,
-        env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "PYTHONPATH")})
-
-
 def _contest(attacker: Attacker, device: str) -> None:
     """Two contents under x-1, both claimed: contested, nothing served."""
     topic = wire.records_topic("bhxh", device)
-    attacker.publish(topic, _record("x-1", device, "SQUAT"))
-    attacker.publish(topic, _record("x-1", device, "OTHER"))
-    attacker.publish(topic, _record("x-1", device, "OTHER", claim=True))
-    attacker.publish(topic, _record("x-1", device, "SQUAT", claim=True))
+    attacker.publish(topic, record_message("x-1", device, "SQUAT"))
+    attacker.publish(topic, record_message("x-1", device, "OTHER"))
+    attacker.publish(topic, record_message("x-1", device, "OTHER", claim=True))
+    attacker.publish(topic, record_message("x-1", device, "SQUAT", claim=True))
 
 
 def _contested(config: config_mod.Config) -> bool:
@@ -179,13 +154,13 @@ def test_the_report_runs_on_a_postgresql_replica(
             # The replica answers reads: what the receiver stored is there.
             assert plain.execute("SELECT COUNT(*) FROM conflicts WHERE state='contested'"
                                  ).fetchone()[0] == 1
-        on_primary = json.loads(_central(write_config_file(tmp_path, config),
+        on_primary = json.loads(run_central(write_config_file(tmp_path, config),
                                          "--report", "--json").stdout)
         replica = config_mod.with_overrides(
             config, central={"postgres_dsn": standby.dsn(database)})
         folder = tmp_path / "replica"
         folder.mkdir()
-        result = _central(write_config_file(folder, replica), "--report", "--json")
+        result = run_central(write_config_file(folder, replica), "--report", "--json")
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["conflicts"]["contested"] == 1
@@ -218,10 +193,10 @@ def test_the_json_report_writes_no_control_character_either(
         attacker.publish(wire.records_topic("bhxh", config.device.id),
                          "\u009b2J\u009b3J\x7f{".encode())
         wait_for(lambda: central_dead_letters(config) > probes, 15, "the dead letter")
-        text = _central(config_file, "--report")
+        text = run_central(config_file, "--report")
         assert text.returncode == 0, text.stderr
         assert _controls(text.stdout) == [], "the text form escapes them"
-        as_json = _central(config_file, "--report", "--json")
+        as_json = run_central(config_file, "--report", "--json")
         assert as_json.returncode == 0, as_json.stderr
         assert json.loads(as_json.stdout)["dead_letters"][0]["head"].startswith("\u009b2J")
         assert _controls(as_json.stdout) == [], repr(_controls(as_json.stdout))
