@@ -195,7 +195,7 @@ def put_dead_letter(conn: CentralConnection, topic: str, device_id: str | None,
     5 MB poison message must not become 5 MB of disk each time it is sent.
 
     `delivery` names how the message came: the receiver's session (its certificate's
-    CN or client id), the session's epoch (session_epoch: one more each time the
+    CN and its client id), the session's epoch (session_epoch: one more each time the
     broker starts the session afresh and numbers packets from 1 again) and the packet
     id the broker gave it. A redelivery of the same message (MQTT's DUP flag: a
     receiver or broker restart between our commit and our PUBACK) comes in the same
