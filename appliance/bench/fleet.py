@@ -171,7 +171,10 @@ def fill_outbox(config: Any, count: int, file_bytes: int) -> None:
         record_id = dossiers.sign_off(conn, config, dossier_id, "bench", sign_results=False)
         template = json.loads(dossiers.record_of(conn, record_id).body_json)
         with db.transaction(conn):
-            conn.execute("DELETE FROM outbox WHERE record_id=?", (record_id,))
+            # Not once claimed: a sync running beside (the chaos test) then sends it
+            # like the clones (see appliance/bench/outbox._template).
+            conn.execute("DELETE FROM outbox WHERE record_id=? AND last_attempt_at IS NULL",
+                         (record_id,))
             for _ in range(count):
                 body = json.loads(json.dumps(template))
                 body["record_id"] = dossiers.new_record_id()
