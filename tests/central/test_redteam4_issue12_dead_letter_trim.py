@@ -166,8 +166,10 @@ def test_a_broker_restart_mid_flood_counts_each_dead_letter_once(
         tmp_path: Path, brokers: Brokers) -> None:
     """Found by the fourth review: dead letters the broker delivered again (after a
     graceful broker restart; also after a receiver kill -9 between COMMIT and PUBACK)
-    were set aside and counted a second time. A redelivery (DUP) of a payload already
-    set aside on that topic is now recognised by its sha256 and not counted again."""
+    were set aside and counted a second time. A redelivery (DUP) of a dead letter
+    already committed is now recognised by how it came (the receiver's session, the
+    session's epoch and the packet id, with the bytes: store.put_dead_letter) and not
+    counted again."""
     broker = brokers.start()
     config = make_config(tmp_path, broker.port)
     config_file = write_config_file(tmp_path, config)

@@ -111,7 +111,7 @@ def test_identical_junk_counted_exactly_with_certificate_client_ids(
     """Found by this review: receivers that take their MQTT client id from their
     certificate (README) all keyed dead letters with the configured central.client_id,
     so one receiver's redelivered packet ids matched the other's identical junk, which
-    was never counted. The key now names the certificate's CN (receiver's identity).
+    was never counted. The key now names the certificate's CN and the client id.
     This is the README's production identity: CN as client id, no --client-id."""
     _flood_kill_and_count(tmp_path, brokers, own_ids=False)
 
