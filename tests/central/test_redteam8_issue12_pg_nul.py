@@ -81,7 +81,7 @@ def _outcome(tmp_path: Path, brokers: Brokers, pg_server: Any,
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "wire._text (wire.py:859) lets U+0000 through into records.dossier_code: SQLite "
+    "wire._text (wire.py:854) lets U+0000 through into records.dossier_code: SQLite "
     "serves all 7 records; PostgreSQL serves 1 (s-2), 0 of the pack's 4 plain records, "
     "and counts 2 dead letters (the pack and s-1), StoreDataError from store.py "
     "_insert_fresh/_put_record"))
