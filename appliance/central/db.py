@@ -242,6 +242,17 @@ ALTER TABLE conflicts ADD COLUMN decided_at REAL;
 ALTER TABLE dead_letters ADD COLUMN delivery TEXT;
 CREATE INDEX dead_letters_delivery ON dead_letters(delivery)
 """,
+    # 6: the keys that signed this database's acks (key id, public key, first and last
+    # seen), so that a receiver never makes a new key for a database whose acks devices
+    # already took, and an operator sees which keys are in use while changing keys.
+    """
+CREATE TABLE signing_keys (
+    key_id TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    first_at REAL NOT NULL,
+    last_at REAL NOT NULL
+)
+""",
 ]
 
 
@@ -529,6 +540,15 @@ ALTER TABLE conflicts ADD COLUMN decided_by TEXT;
 ALTER TABLE conflicts ADD COLUMN decided_at DOUBLE PRECISION;
 ALTER TABLE dead_letters ADD COLUMN delivery TEXT;
 CREATE INDEX dead_letters_delivery ON dead_letters(delivery)
+""",
+    # 5: as SQLite's migration 6, the keys that signed acks.
+    """
+CREATE TABLE signing_keys (
+    key_id TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    first_at DOUBLE PRECISION NOT NULL,
+    last_at DOUBLE PRECISION NOT NULL
+)
 """,
 ]
 

@@ -92,6 +92,10 @@ def signing_key_path(config: Config) -> Path:
     return db.with_name(db.name + ".ack-key")
 
 
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
 def subscription(config: Config) -> str:
     """Every device's records topic; with central.share_group, as an MQTT v5 shared
     subscription, so that the broker hands each message to one receiver of the group
@@ -182,7 +186,10 @@ class _Receiver:
         self.shared = bool(config.central.share_group)
         self.waiting: list[_Waiting] = []
         self.keep = False
-        self.key = acksig.load_or_create_private_key(signing_key_path(config))
+        self.key = acksig.load_or_create_private_key(
+            signing_key_path(config), held=central_store.acks_given(conn))
+        self.key_id = acksig.key_id(self.key.public_key())
+        self.note_key(starting=True)
         self.limits = central_store.Limits(
             max_transfers_per_device=config.central.max_transfers_per_device,
             max_chunk_store_bytes=config.central.max_chunk_store_bytes,
@@ -197,6 +204,28 @@ class _Receiver:
         self.handled = 0
         self.next_report = time.monotonic() + REPORT_SECONDS
         self.reported: dict[str, int] = {}
+
+    def note_key(self, *, starting: bool = False) -> None:
+        """Note in the database that this key signs now (its last use, for --report);
+        at start, say which key it is and warn when the database knew others."""
+        public = acksig.public_pem(self.key).decode("ascii")
+        try:
+            new, others = central_store.note_signing_key(self.conn, self.key_id, public)
+        except (sqlite3.Error, CentralStoreError) as e:
+            # A full disk: only --report's "last used" is late; acks are signed anyway.
+            log.warning("cannot note the ack signing key's use (%s)", e)
+            return
+        if not starting:
+            return
+        log.info("signing acks with key %s", self.key_id)
+        if new and others:
+            log.warning(
+                "the ack signing key %s is new to this database, whose acks were signed by "
+                "%s: a device believes its acks only once its mqtt.central_public_key holds "
+                "it (until then each of its records is sent again, none is lost). Expected "
+                "while changing keys; otherwise this receiver has the wrong [central] "
+                "signing_key", self.key_id,
+                ", ".join(f"{k.key_id} (last used {_when(k.last_at)})" for k in others))
 
     def on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                    reason: mqtt.ReasonCode, props: object) -> None:
@@ -432,6 +461,7 @@ class _Receiver:
             central_store.purge_expired(self.conn, self.limits.chunk_expiry_seconds)
         if now >= self.next_report:
             self.next_report = now + REPORT_SECONDS
+            self.note_key()
             counts = central_store.counters(self.conn)
             if counts != self.reported:
                 self.reported = counts

@@ -11,6 +11,10 @@ need a person, and used to take SQL to see:
 - a dead letter: a message nobody could read (an attacker, or a device on other
   software).
 
+It also lists the keys that signed acks, with when each was first and last used: while
+the office changes keys, the old one is retired from the devices only once no
+receiver has used it for a while.
+
 This reads them from the receiver's own database, SQLite or PostgreSQL alike, newest
 first, with the counters and the open chunk transfers. Everything in a dead letter
 came from whoever could publish (its topic, its first bytes). The text form
@@ -45,6 +49,19 @@ def printable(text: str) -> str:
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in text)
+
+
+def _signing_keys(conn: CentralConnection) -> list[dict[str, Any]]:
+    """The ack signing keys noted; none in a database of a receiver from before they
+    were noted (read as it is: the report never migrates)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='signing_keys'"
+        if conn.engine == "sqlite" else
+        "SELECT to_regclass('signing_keys') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        return []
+    return [{"key_id": k.key_id, "first_at": _when(k.first_at), "last_at": _when(k.last_at),
+             "public_key": k.public_key} for k in central_store.signing_keys(conn)]
 
 
 def build(conn: CentralConnection, last: int = DEFAULT_LAST) -> dict[str, Any]:
@@ -87,6 +104,7 @@ def build(conn: CentralConnection, last: int = DEFAULT_LAST) -> dict[str, Any]:
                       "resolved": by_state.get("resolved", 0), "latest": conflicts},
         "rejections": rejections,
         "dead_letters": letters,
+        "signing_keys": _signing_keys(conn),
     }
 
 
@@ -122,6 +140,11 @@ def render(report: dict[str, Any]) -> str:
                      f"({printable(d['device_id'] or 'no device')}, {d['size']} bytes): "
                      f"{printable(d['reason'])}")
         lines.append(f"    starts: {printable(d['head'])}")
+    keys = report["signing_keys"]
+    lines.append(f"ack signing keys, last used first ({len(keys)}; a device believes only "
+                 "the keys in its mqtt.central_public_key):")
+    lines += [f"  {k['key_id']} first used {k['first_at']}, last {k['last_at']}"
+              for k in keys]
     return "\n".join(lines)
 
 

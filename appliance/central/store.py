@@ -241,6 +241,54 @@ def session_epoch(conn: CentralConnection, identity: str, *, new: bool) -> int:
         return _counter(conn, name)
 
 
+# --- ack signing keys ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A key that signed this database's acks: its id (acksig.key_id), PEM public key,
+    and when a receiver first and last signed with it."""
+
+    key_id: str
+    public_key: str
+    first_at: float
+    last_at: float
+
+
+def signing_keys(conn: CentralConnection) -> list[SigningKey]:
+    """The keys that signed this database's acks, the most recently used first."""
+    return [SigningKey(str(r["key_id"]), str(r["public_key"]), float(r["first_at"]),
+                       float(r["last_at"]))
+            for r in conn.execute("SELECT key_id, public_key, first_at, last_at FROM "
+                                  "signing_keys ORDER BY last_at DESC, key_id")]
+
+
+def acks_given(conn: CentralConnection) -> str:
+    """What devices took this database's acks for, in words ('' for a new database): a
+    receiver refuses to make a new signing key where this is not empty."""
+    keys = signing_keys(conn)
+    if keys:
+        return "acks signed by key " + ", ".join(k.key_id for k in keys)
+    if conn.execute("SELECT 1 FROM records LIMIT 1").fetchone():
+        return "records acknowledged before keys were noted"
+    return ""
+
+
+def note_signing_key(conn: CentralConnection, key_id: str, public_pem: str,
+                     now: float | None = None) -> tuple[bool, list[SigningKey]]:
+    """Note that a receiver signs with this key now. Returns whether the key is new to
+    this database and the other keys noted before: a new key where others signed is
+    one that devices ignore until their mqtt.central_public_key holds it."""
+    at = time.time() if now is None else now
+    with _tx(conn):
+        before = signing_keys(conn)
+        conn.execute("INSERT INTO signing_keys(key_id, public_key, first_at, last_at) "
+                     "VALUES (?, ?, ?, ?) ON CONFLICT (key_id) DO UPDATE "
+                     "SET last_at=excluded.last_at", (key_id, public_pem, at, at))
+    return (all(k.key_id != key_id for k in before),
+            [k for k in before if k.key_id != key_id])
+
+
 # --- chunks -------------------------------------------------------------------------
 
 

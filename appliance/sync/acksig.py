@@ -9,16 +9,21 @@ device at provisioning, is the one thing such a publisher cannot produce.
 The central key is a PEM PKCS#8 Ed25519 private key; the device accepts either the
 PEM public key or an X.509 certificate that carries it (so provisioning can ship the
 central's certificate). cryptography's errors are wrapped into AckKeyError here.
+
+The device's file may hold several keys (appliance.system.central_key reads it): the
+device then believes an ack signed by any of them. That is how the central office
+changes its key without a record waiting: the new public key is added beside the old
+one on every device first, then the receivers switch, then the old one is taken off.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -28,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from appliance.sync.errors import SyncError
 from appliance.sync.wire import Ack, BatchAck, Have
+from appliance.system import central_key
+from appliance.system.central_key import key_id
+from appliance.system.errors import ConfigError
 
 
 class Signed(Protocol):
@@ -42,8 +50,10 @@ class Signed(Protocol):
 S = TypeVar("S", Ack, BatchAck, Have)
 
 
-class AckKeyError(SyncError):
-    """A signing or verification key is missing, unreadable or not Ed25519."""
+class AckKeyError(SyncError, ConfigError):
+    """A signing or verification key is missing, unreadable or not Ed25519. A
+    ConfigError too, so the service ends with EXIT_CONFIG (2), which its unit does not
+    restart: a restart every few seconds would not bring the key back."""
 
 
 def generate_key(private_path: Path, public_path: Path | None = None) -> Ed25519PrivateKey:
@@ -75,13 +85,22 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+def load_or_create_private_key(path: Path, *, held: str = "") -> Ed25519PrivateKey:
     """The receiver's key; made on first start so no key ever sits in the repository.
 
     The public half is written next to it (``<name>.pub``) for provisioning to copy
-    onto every device as mqtt.central_public_key.
+    onto every device as mqtt.central_public_key. `held` says what the database already
+    holds that devices took acks for (empty for a new database): then a missing key is
+    refused, never made: a new key would sign acks that no device believes, and every
+    record would be sent again and again while the office waited.
     """
     if not path.exists():
+        if held:
+            raise AckKeyError(
+                f"the ack signing key {path} is missing, and the central database holds "
+                f"{held}: put back the key its acks were signed with (from the backup of "
+                "the central keys). A new key is made only for a new database; to change "
+                "keys, follow the key change steps in the README")
         try:
             return generate_key(path, path.with_name(path.name + ".pub"))
         except FileExistsError:
@@ -91,22 +110,45 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
     return load_private_key(path)
 
 
+def load_public_keys(path: Path) -> list[Ed25519PublicKey]:
+    """Every central key in the device's file (appliance.system.central_key)."""
+    try:
+        return central_key.load(path)
+    except central_key.CentralKeyError as e:
+        raise AckKeyError(str(e)) from e
+
+
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    """The central's public key from a PEM public key or a PEM X.509 certificate."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise AckKeyError(f"cannot read the central public key {path}: {e}") from e
-    try:
-        if b"BEGIN CERTIFICATE" in data:
-            key = x509.load_pem_x509_certificate(data).public_key()
-        else:
-            key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
-        raise AckKeyError(f"{path} is not a PEM public key or certificate: {e}") from e
-    if not isinstance(key, Ed25519PublicKey):
-        raise AckKeyError(f"{path}: the central public key must be Ed25519")
-    return key
+    """The central's one public key from a PEM public key or a PEM X.509 certificate."""
+    keys = load_public_keys(path)
+    if len(keys) != 1:
+        raise AckKeyError(f"{path} holds {len(keys)} central keys where one is expected")
+    return keys[0]
+
+
+class TrustedKeys:
+    """The central keys one device believes; the key that verified last is tried first,
+    so a genuine ack costs one check whatever the number of keys during a change."""
+
+    def __init__(self, keys: Sequence[Ed25519PublicKey]) -> None:
+        if not keys:
+            raise AckKeyError("no central public key to verify acks with")
+        self.keys = list(keys)
+        self.ids = [key_id(k) for k in self.keys]
+
+    @classmethod
+    def load(cls, path: Path) -> TrustedKeys:
+        return cls(load_public_keys(path))
+
+    def verify(self, ack: Signed) -> bool:
+        """True if any trusted key signed exactly this message."""
+        for i, key in enumerate(self.keys):
+            if verify(key, ack):
+                if i:
+                    self.keys.insert(0, self.keys.pop(i))
+                    self.ids.insert(0, self.ids.pop(i))
+                return True
+        return False
 
 
 def sign(key: Ed25519PrivateKey, ack: S) -> S:

@@ -54,7 +54,8 @@ from appliance.system.notify import pause
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from appliance.sync.acksig import TrustedKeys
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,6 @@ RESUME_ASKS = 2
 MAX_INFLIGHT_BYTES = 4 * 1024 * 1024
 
 
-def _verify(key: Ed25519PublicKey, ack: wire.Ack | wire.BatchAck | wire.Have) -> bool:
-    """The receiver's signature on `ack` (acksig loads only where a key is configured)."""
-    from appliance.sync import acksig
-
-    return acksig.verify(key, ack)
 PDF_SUFFIX = ".pdf"
 # An ack's status as outbox.mark_received_many takes it (an enum's .value per record is
 # a descriptor call).
@@ -180,13 +176,15 @@ class _Publisher:
                         self.cfg.chunk_bytes, self.chunk_bytes)
         self.chunk_data = wire.chunk_data_bytes(self.chunk_bytes)
         self.binary_chunk_data = wire.chunk_data_bytes(self.chunk_bytes, binary=True)
-        self.verifier: Ed25519PublicKey | None = None
+        self.verifier: TrustedKeys | None = None
         if self.cfg.central_public_key:
             # Imported only when acks are to be verified: `cryptography` is about 11 MB
             # resident, which a sync waiting for its broker has no use for.
             from appliance.sync import acksig
 
-            self.verifier = acksig.load_public_key(Path(self.cfg.central_public_key))
+            self.verifier = acksig.TrustedKeys.load(Path(self.cfg.central_public_key))
+            log.info("acks are believed when signed by central key %s",
+                     " or ".join(self.verifier.ids))
         # Records the receiver said conflict with other bytes under their id: their
         # next record message carries claim=true. Lost on restart, which only costs
         # one more CONFLICT ack.
@@ -347,7 +345,7 @@ class _Publisher:
             self.set_aside(DeadLetterKind.OTHER_DEVICE, topic,
                            f"{type(msg).__name__} for device {msg.device_id!r}", payload)
             return
-        if self.verifier is not None and not _verify(self.verifier, msg):
+        if self.verifier is not None and not self.verifier.verify(msg):
             self.set_aside(DeadLetterKind.FORGED, topic,
                            f"bad signature on a {type(msg).__name__}", payload)
             return

@@ -151,8 +151,10 @@ class MqttConfig:
     # messages, now 9 in binary chunks (receiver CPU per scan -15 % for this alone).
     chunk_bytes: int = 120_000
     # PEM Ed25519 public key (or certificate) of the central receiver, installed at
-    # provisioning. Set: only acks signed by it mark records delivered. Empty (demo,
-    # tests without keys): acks are believed on their sha256 alone, with a warning.
+    # provisioning. Set: only acks signed by it mark records delivered. While the
+    # central office changes keys the file holds both (PEM blocks one after another,
+    # at most 8): acks signed by either are believed. Empty (demo, tests without
+    # keys): acks are believed on their sha256 alone, with a warning.
     central_public_key: str = ""
 
 
@@ -175,7 +177,8 @@ class CentralConfig:
     # The receiver's SQLite database (its unit may write /var/lib/appliance-central).
     database: str = "/var/lib/appliance-central/central.sqlite3"
     # PEM Ed25519 key that signs acks; empty: <database>.ack-key, made on first start
-    # with its public half beside it (<database>.ack-key.pub) for the devices.
+    # with its public half beside it (<database>.ack-key.pub) for the devices. Made
+    # only for a new database: once acks were given, a missing key is refused.
     signing_key: str = ""
     # Incomplete chunk transfers idle this long are purged (a device re-sends them), and
     # so are files sent whole that no stored record has named for this long.

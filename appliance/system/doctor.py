@@ -422,6 +422,43 @@ def check_certificate(config: Config, provisioned: Path | None = None) -> Check:
     return min(found, key=lambda c: order.index(c.verdict))
 
 
+def check_central_key(config: Config) -> Check:
+    """The central office keys this device believes acks from (mqtt.central_public_key):
+    their ids, so that before the office switches to a new key it can see, in each
+    device's status heartbeat, that the device already believes it."""
+    m = config.mqtt
+    if not m.central_public_key:
+        if not m.host:
+            return Check("central_key", Verdict.SKIP, "no broker configured (mqtt.host)",
+                         summary_msg=msg("tech.doctor.summary.central_key.no_broker"))
+        return Check("central_key", Verdict.WARN,
+                     "mqtt.central_public_key is not set: acks are believed without a "
+                     "signature check",
+                     "install the central office's public key file and set [mqtt] "
+                     "central_public_key in /etc/appliance/appliance.toml",
+                     summary_msg=msg("tech.doctor.summary.central_key.not_set"),
+                     next_msg=msg("tech.doctor.next.central_key.install",
+                                  path="/etc/appliance/appliance.toml"))
+    # Loaded here only: `cryptography` is big, and most checks do not need it.
+    from appliance.system import central_key
+
+    path = m.central_public_key
+    try:
+        keys = central_key.load(Path(path))
+    except central_key.CentralKeyError as e:
+        return Check("central_key", Verdict.FAIL, str(e),
+                     "install the central office's public key file again; until then sync "
+                     "does not start and records wait on the device",
+                     summary_msg=msg("tech.doctor.summary.central_key.unusable", path=path,
+                                     error=str(e)),
+                     next_msg=msg("tech.doctor.next.central_key.install_again"))
+    ids = ", ".join(central_key.key_id(k) for k in keys)
+    return Check("central_key", Verdict.OK, f"{path}: acks believed from {len(keys)} "
+                                            f"key(s): {ids}",
+                 summary_msg=msg("tech.doctor.summary.central_key.believed", path=path,
+                                 count=len(keys), ids=ids))
+
+
 def check_broker(config: Config) -> Check:
     m = config.mqtt
     if not m.host:
@@ -632,6 +669,7 @@ SYSTEM_CHECKS: dict[str, CheckFn] = {
     "queue": check_queue,
     "clock": check_clock,
     "certificate": check_certificate,
+    "central_key": check_central_key,
     "broker": check_broker,
     "scanner": check_scanner,
     "units": check_units,
@@ -696,7 +734,8 @@ def check_all(config: Config, fns: Mapping[str, CheckFn], skip: Iterable[str] = 
 
 # Local and quick: no network, no scanner, no full read of the database or the models.
 # Safe inside a web request and beside sync's network loop.
-LOCAL_CHECKS = frozenset({"disk", "key", "queue", "clock", "certificate", "units"})
+LOCAL_CHECKS = frozenset({"disk", "key", "queue", "clock", "certificate", "central_key",
+                          "units"})
 # In a folder of its own: appliance-doctor.service sees the data folder read-only and
 # gets this one writable (StateDirectory=appliance/doctor).
 REPORT_DIR = "doctor"
