@@ -53,6 +53,7 @@ from appliance.central.errors import CentralStoreError, ChunkRefused, DecisionRe
 from appliance.sync import wire
 from appliance.sync.errors import WireError
 from appliance.system import crypto
+from appliance.system.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def put_dead_letter(conn: CentralConnection, topic: str, device_id: str | None,
     rare identical junk redelivered within REDELIVERY_WINDOW is counted once too few.
     """
     key = hashlib.sha256(delivery.encode("utf-8") + b"\0" + payload).hexdigest()
-    topic = topic[:300].replace("\0", "\\0")
+    topic = storable(topic, 300)
     with _tx(conn):
         if redelivered and delivery and conn.execute(
                 "SELECT 1 FROM dead_letters WHERE delivery=? AND id > (SELECT "
@@ -216,11 +217,12 @@ def put_dead_letter(conn: CentralConnection, topic: str, device_id: str | None,
                 (key, REDELIVERY_WINDOW)).fetchone():
             log.debug("dead letter on %s redelivered, already set aside", topic)
             return _counter(conn, "dead_letters")
-        # NUL cannot be stored in a PostgreSQL text column; the head keeps the bytes.
+        # The text is what a message said, made storable; the head keeps the bytes.
         new_id = int(conn.execute(
             "INSERT INTO dead_letters(topic, device_id, reason, size, head, at, delivery) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (topic, device_id, reason[:500].replace("\0", "\\0"),
+            (topic, None if device_id is None else storable(device_id, 100),
+             storable(reason, 500),
              len(payload), bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time(),
              key)).fetchone()[0])
         if new_id % 1000 == 0:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from appliance.store import audit
 from appliance.store.db import aad, get_state, open_text, set_state, transaction
 from appliance.store.errors import StoreError
+from appliance.system.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +493,7 @@ def put_dead_letter(conn: sqlite3.Connection, topic: str, kind: DeadLetterKind, 
         cur = conn.execute(
             "INSERT INTO sync_dead_letters(topic, kind, reason, size, head, at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (topic[:300], kind.value, reason[:500], len(payload),
+            (storable(topic, 300), kind.value, storable(reason, 500), len(payload),
              bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time()))
         if cur.lastrowid and cur.lastrowid % 1000 == 0:
             conn.execute("DELETE FROM sync_dead_letters WHERE id <= ?",

@@ -758,7 +758,7 @@ def _binary_pack(payload: bytes, max_bytes: int) -> RecordPack:
         record_id, sha = _id_and_sha(flat[i], flat[i + 1])
         size = flat[i + 2]
         if type(size) is not int or not 0 <= size <= len(payload) - offset:
-            raise WireError(f"packed body length {str(size)[:20]} outside the payload")
+            raise WireError(f"packed body length {repr(size)[:20]} outside the payload")
         try:
             body = payload[offset:offset + size].decode("utf-8")
         except UnicodeDecodeError as e:
@@ -773,7 +773,7 @@ def _binary_pack(payload: bytes, max_bytes: int) -> RecordPack:
         for i in range(0, len(raw), 3):
             size = raw[i + 2]
             if type(size) is not int or not 0 <= size <= len(payload) - offset:
-                raise WireError(f"packed file size {str(size)[:20]} outside the payload")
+                raise WireError(f"packed file size {repr(size)[:20]} outside the payload")
             files.append(_chunk({"record_id": raw[i], "sha256": raw[i + 1], "index": 0,
                                  "count": 1, "size": size},
                                 bytes(payload[offset:offset + size])))
@@ -852,12 +852,17 @@ class RecordBody:
 
 
 def _text(obj: dict[str, Any], name: str, default: str = "") -> str:
-    """A short text field of a body, as the database can store it: a lone surrogate
+    """A short text field of a body, as either database can store it: a lone surrogate
     (a valid JSON escape, "\\ud800") is not text, and failed only at the INSERT, as an
-    internal error that took the whole pack with it."""
+    internal error that took the whole pack with it; nor is U+0000."""
     value = obj.get(name, default)
     if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
         raise WireError(f"body field {name!r} is not a short string")
+    if "\0" in value:
+        # Valid JSON ("\u0000") that PostgreSQL text cannot hold: refused on either
+        # engine, as this record alone, instead of a dead letter on PostgreSQL only
+        # that took the rest of its pack with it.
+        raise WireError(f"body field {name!r} holds U+0000")
     if not value.isascii():
         try:
             value.encode("utf-8")

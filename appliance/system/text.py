@@ -23,3 +23,18 @@ def one_line(raw: str) -> str:
     words = ("".join(c for c in word if unicodedata.category(c) not in _NOT_TEXT)
              for word in unicodedata.normalize("NFC", raw).split())
     return " ".join(w for w in words if w)
+
+
+def storable(raw: str, limit: int) -> str:
+    """Text a message brought, kept as evidence (a dead letter's topic and reason): its
+    first `limit` characters, with U+0000 and lone surrogates written as escapes. Both
+    SQLite and PostgreSQL can then store it (a lone surrogate cannot be encoded, and
+    PostgreSQL text holds no NUL); before, a reason quoting either raised at the INSERT
+    and the receiver exited, again at each redelivery. Nothing else is changed: this
+    is what the message said, not a name to clean."""
+    cut = raw[:limit]
+    if "\0" in cut:
+        cut = cut.replace("\0", "\\0")
+    if cut.isascii():
+        return cut
+    return cut.encode("utf-8", "backslashreplace").decode("utf-8")

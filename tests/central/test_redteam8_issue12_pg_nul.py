@@ -80,11 +80,6 @@ def _outcome(tmp_path: Path, brokers: Brokers, pg_server: Any,
         receivers.stop_all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wire._text (wire.py:854) lets U+0000 through into records.dossier_code: SQLite "
-    "serves all 7 records; PostgreSQL serves 1 (s-2), 0 of the pack's 4 plain records, "
-    "and counts 2 dead letters (the pack and s-1), StoreDataError from store.py "
-    "_insert_fresh/_put_record"))
 def test_both_engines_make_the_same_of_a_nul_in_a_dossier_code(
         tmp_path: Path, brokers: Brokers, pg_server: Any) -> None:
     results = {engine: _outcome(tmp_path, brokers, pg_server, engine) for engine in ENGINES}

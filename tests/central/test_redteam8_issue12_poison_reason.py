@@ -48,11 +48,6 @@ def _pack_header(items: list[Any]) -> bytes:
 POISON = _pack_header(["r-1", "a" * 64, "\ud800"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wire.py:761 (and :776) quote a packed length's own text in the WireError; a lone "
-    "surrogate there makes put_dead_letter's INSERT raise UnicodeEncodeError, which "
-    "run() does not catch: `appliance central` exits (traceback, 1 message of 90 bytes) "
-    "on SQLite and PostgreSQL, and exits again at every restart as the broker redelivers"))
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_surrogate_in_a_packed_length_is_one_dead_letter(
         tmp_path: Path, brokers: Brokers, pg_server: Any, engine: str) -> None:

@@ -125,3 +125,17 @@ def test_a_clock_that_went_backwards_does_not_strand_rows(conn, tmp_path):
     assert outbox.claim_next(conn, now=1_000_000.5) is None
     again = outbox.claim_next(conn, now=5_000.0)  # rebooted with an old clock
     assert again is not None and again.record_id == rec.record_id
+
+
+def test_a_dead_letter_keeps_what_no_database_text_can_hold_as_escapes(conn):
+    """A reason or topic quoting a lone surrogate or U+0000 (what a WireError may quote
+    of a message) is stored with those written as escapes, not raised at the INSERT."""
+    count = outbox.put_dead_letter(conn, "bhxh/devices/kiosk-01/acks\x00x",
+                                   outbox.DeadLetterKind.MALFORMED,
+                                   "length '\ud800' outside the payload", b"\xff\x00")
+    assert count == 1
+    topic, reason, head = conn.execute(
+        "SELECT topic, reason, head FROM sync_dead_letters").fetchone()
+    assert topic == "bhxh/devices/kiosk-01/acks\\0x"
+    assert reason == "length '\\ud800' outside the payload"
+    assert bytes(head) == b"\xff\x00"
