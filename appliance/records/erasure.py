@@ -106,6 +106,14 @@ def remove_files(conn: sqlite3.Connection, files: FileStore, dossier_id: int, *,
                  going: bool = False) -> int:
     """Remove the files of a tombstoned dossier that no live dossier still names
     (going: of a dossier about to be, which does not count as their user)."""
+    # Under the write lock, like store_page's put and row: no page can gain a row
+    # naming one of these files between the look and the unlink.
+    with transaction(conn):
+        return _remove_files(conn, files, dossier_id, going)
+
+
+def _remove_files(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
+                  going: bool) -> int:
     pages, pdfs = _shas(conn, dossier_id)
     gone = dossier_id if going else 0
     removed = 0
@@ -279,9 +287,16 @@ def remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None
     them and its commit. The file store is content-addressed and shared, so pages_edit
     keeps such files; a citizen's image must not outlive its purpose all the same.
     Only files older than `min_age` go (a younger one may be on its way to its row),
-    never one a row names; a run that removed any writes one audit line."""
+    never one a row names; a run that removed any writes one audit line. The look and
+    the unlinks hold the write lock, as remove_files does."""
     if not files.root.is_dir():
         return 0
+    with transaction(conn):
+        return _remove_orphans(conn, files, now, min_age)
+
+
+def _remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None,
+                    min_age: float) -> int:
     live_pages = {str(r[0]) for r in conn.execute(
         "SELECT pg.sha256 FROM pages pg JOIN papers pa ON pa.id = pg.paper_id "
         "JOIN dossiers d ON d.id = pa.dossier_id "

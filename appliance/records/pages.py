@@ -74,9 +74,14 @@ def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
                     "%d rows are the decoder's flat grey (a transfer cut off); kept, "
                     "flagged to scan it again", dossier_id, imaging.incomplete_rows(image),
                     image.height)
-    sha = files.put(imaging.encode_png(image, dpi=dpi), PNG)
-    files.put_derived(sha, THUMBNAIL, imaging.thumbnail_jpeg(image))
+    png, thumbnail = imaging.encode_png(image, dpi=dpi), imaging.thumbnail_jpeg(image)
+    # The files are put inside the transaction that writes their row: a removal
+    # (erasure, the orphan sweep) checks for rows and unlinks under the same write lock,
+    # so it never falls between a put that found the same content already stored and
+    # the row that names it (red team 8: the page's row then named two missing files).
     with transaction(conn):
+        sha = files.put(png, PNG)
+        files.put_derived(sha, THUMBNAIL, thumbnail)
         if paper_id is None:
             paper_id = dossiers.add_paper(conn, dossier_id, title)
         page_id = dossiers.add_page(conn, paper_id, sha, image.width, image.height, dpi,

@@ -73,14 +73,6 @@ def _ack(conn: sqlite3.Connection, record_id: str, status: wire.AckStatus, *,
         now=device_now)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an ack that came while fake-hwclock held the clock 90 days in the past (after "
-    "EARLIEST_PLAUSIBLE, so restamp_early_deliveries leaves it) is stamped delivered_at "
-    "= real time - 90 days although the central's signed received_at in its ack_json "
-    "says the real time; the first retention run once NTP put the clock right purges the "
-    "dossier's pages and PDFs 1 minute after the central stored them, not after "
-    "retention.delivered_days = 30 (erasure.due_for_purge compares only the device's "
-    "own stamp)"))
 def test_an_ack_stamped_by_a_stale_clock_keeps_its_whole_retention(
         conn: sqlite3.Connection, config: Config) -> None:
     # Signed the evening before the device was put away; fake-hwclock saved that time.
