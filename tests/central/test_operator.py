@@ -16,6 +16,7 @@ nothing, and their senders hear CONTESTED (final), not CONFLICT (claim again).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import pytest
 
 from appliance.central import store as central_store
 from appliance.central.receiver import run_receiver
-from appliance.sync import wire
+from appliance.sync import acksig, wire
 from tests.helpers import postgres as pg_helpers
 from tests.helpers.central_cli import record_message, record_sha, run_central
 from tests.helpers.sync_rig import (
@@ -117,6 +118,25 @@ def test_the_report_shows_what_needs_a_person_and_writes_no_control_character(
     _check_json(report, config, config.device.id)
     assert len(report["dead_letters"]) == 2  # the probe's and the poison
     _decide_and_check(config, config_file, attacker)
+    assert receiver.running()
+    attacker.close()
+
+
+def test_decide_refuses_words_that_are_not_text_and_the_report_names_the_ack_key(
+        tmp_path: Path, broker: Any, services: Any) -> None:
+    """A record id typed in another encoding (bytes that are not UTF-8) is refused with
+    a message, not a traceback; the report names the key the receiver signs acks with."""
+    config, config_file, attacker, receiver = _attacked(tmp_path, broker.port, services)
+    other = record_sha("x-1", config.device.id, "OTHER")
+    refused = run_central(config_file, "--decide", config.device.id,
+                          os.fsdecode(b"x-\xff"), other)
+    assert refused.returncode == 1, refused.stderr
+    assert "the record id given is not UTF-8 text" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    text = _report(config_file)
+    signing = acksig.key_id(acksig.load_public_key(Path(config.mqtt.central_public_key)))
+    assert "ack signing keys, last used first (1;" in text.stdout
+    assert f"  {signing} first used " in text.stdout
     assert receiver.running()
     attacker.close()
 

@@ -79,14 +79,7 @@ def _round(config: Any, port: int, n: int) -> None:
           client_id=f"rt8-claims-{n}", wait_s=20)
 
 
-RACE = pytest.mark.xfail(strict=True, reason=(
-    "store._claim on PostgreSQL: two claims in concurrent batches break records_served "
-    "(IntegrityError); in 12 of 12 rounds one claim became a dead letter and the id "
-    "stayed 'resolved' with one claimed content served (SQLite: 12 of 12 contested)"))
-
-
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=RACE) if e == "postgresql" else e
-                                    for e in ENGINES])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_two_concurrent_claims_make_the_id_contested(
         tmp_path: Path, brokers: Brokers, pg_server: Any, engine: str) -> None:
     broker = brokers.start()
