@@ -36,6 +36,10 @@ def add_central_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decide", nargs=3, metavar=("DEVICE", "RECORD_ID", "SHA256"),
                         help="serve this content of a record id in conflict (see --report) "
                              "from now on, record the decision, and exit")
+    parser.add_argument("--show", nargs=2, metavar=("DEVICE", "RECORD_ID"),
+                        help="print every content held under this record id, opened, "
+                             "side by side (citizens' data: for the operator who "
+                             "decides), and exit; with --json as JSON")
     parser.add_argument("--operator", default="",
                         help="with --decide: who decides (default: the login name)")
 
@@ -52,6 +56,8 @@ def cmd_central(args: argparse.Namespace) -> int:
         return _report(args)
     if getattr(args, "decide", None):
         return _decide(args)
+    if getattr(args, "show", None):
+        return _show(args)
     receive = functools.partial(_receive, client_id=getattr(args, "client_id", "") or "")
     return run_service("central", getattr(args, "config", None), receive,
                        # CentralStoreError (the central store's own, whichever the
@@ -85,6 +91,21 @@ def _decide(args: argparse.Namespace) -> int:
                      sha256, operator))
     except (SyncError, sqlite3.Error) as e:
         print(f"appliance central --decide: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    """--show: the contents held under a record id, opened, to decide on."""
+    from appliance.central.report import show
+    from appliance.system import config as config_mod
+
+    device_id, record_id = args.show
+    try:
+        print(show(config_mod.load(getattr(args, "config", None)), device_id, record_id,
+                   as_json=args.json))
+    except (SyncError, sqlite3.Error) as e:
+        print(f"appliance central --show: {e}", file=sys.stderr)
         return 1
     return 0
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from appliance.central import store as central_store
 from appliance.central.db import CentralConnection, open_configured, open_for_reading
-from appliance.central.errors import CentralStoreError
+from appliance.central.errors import CentralStoreError, DecisionRefused
 from appliance.system.config import Config
 
 DEFAULT_LAST = 20
@@ -183,6 +183,51 @@ def decide(config: Config, device_id: str, record_id: str, sha256: str,
     return (f"record {printable(record_id)} of {printable(device_id)}: {sha256} is served "
             f"from now on (decided by {printable(operator)}); {others} other content(s) "
             "stay held, and later claims change nothing")
+
+
+def show(config: Config, device_id: str, record_id: str, *, as_json: bool = False) -> str:
+    """`--show`: every content held under a record id, opened, side by side, so that an
+    operator decides on what the contents say, not on their hashes. It needs the key
+    (run it where the receivers run, like --decide) and shows a citizen's data: only
+    an operator who may decide may run it."""
+    central_store.operator_words(device=device_id, record_id=record_id)
+    conn = _open(config)
+    try:
+        held = central_store.contents(conn, device_id, record_id)
+        conflict = conn.execute("SELECT state, decided_sha256, decided_by FROM conflicts "
+                                "WHERE device_id=? AND record_id=?",
+                                (device_id, record_id)).fetchone()
+    finally:
+        conn.close()
+    if not held:
+        raise DecisionRefused(
+            f"nothing is held under record {printable(record_id)} of {printable(device_id)}")
+    data = {"device_id": device_id, "record_id": record_id,
+            "conflict": None if conflict is None else dict(conflict),
+            "contents": [{"sha256": c["sha256"], "status": c["status"],
+                          "claimed": c["claimed"], "received_at": _when(c["received_at"]),
+                          "copies": c["copies"], "dossier_code": c["dossier_code"],
+                          "result_codes": c["result_codes"], "files": c["files"],
+                          "body": json.loads(c["body_json"])} for c in held]}
+    if as_json:
+        return _terminal_safe_json(data)
+    state = "no conflict" if conflict is None else conflict["state"]
+    lines = [f"record {printable(record_id)} of {printable(device_id)}: {len(held)} "
+             f"content(s), {state}"
+             + (f", decided for {conflict['decided_sha256']} by "
+                f"{printable(conflict['decided_by'] or '')}"
+                if conflict is not None and conflict["decided_sha256"] else "")]
+    for n, c in enumerate(data["contents"], 1):
+        lines.append(f"content {n}: {c['sha256']} {c['status']}"
+                     f"{' claimed' if c['claimed'] else ''}, first {c['received_at']}, "
+                     f"{c['copies']} cop{'y' if c['copies'] == 1 else 'ies'}")
+        lines.append(f"  dossier {printable(c['dossier_code'])}, result codes "
+                     f"{printable(', '.join(map(str, c['result_codes'])) or 'none')}")
+        lines += [f"  file {sha} {'held' if there else 'missing'}"
+                  for sha, there in c["files"].items()]
+        body = json.dumps(c["body"], ensure_ascii=False, indent=2, sort_keys=True)
+        lines += ["  " + printable(line) for line in body.splitlines()]
+    return "\n".join(lines)
 
 
 def report(config: Config, *, last: int = DEFAULT_LAST, as_json: bool = False) -> str:

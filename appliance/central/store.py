@@ -672,6 +672,19 @@ def _claim(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> 
                 "content stays held aside", msg.record_id, device_id, msg.sha256)
 
 
+def operator_words(**given: str) -> None:
+    """DecisionRefused unless every word an operator typed is text: a command line that
+    is not UTF-8 reaches Python as lone surrogates, which no database encodes, and
+    raised a traceback (red team 8) instead of saying what is wrong."""
+    for what, value in given.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DecisionRefused(f"the {what.replace('_', ' ')} given is not UTF-8 "
+                                      f"text: {value!r}") from None
+
+
 def decide(conn: CentralConnection, device_id: str, record_id: str, sha256: str,
            operator: str) -> int:
     """An operator's choice of the content served under a record id in conflict.
@@ -684,16 +697,8 @@ def decide(conn: CentralConnection, device_id: str, record_id: str, sha256: str,
     and logged. It returns how many other contents were held aside. DecisionRefused
     if there is no conflict under that id, or no such content.
     """
-    for what, value in (("device", device_id), ("record id", record_id),
-                        ("sha256", sha256), ("operator", operator)):
-        # A command line that is not UTF-8 reaches here as lone surrogates, which no
-        # database encodes: said as a refusal, not as a traceback (red team 8).
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise DecisionRefused(f"the {what} given is not UTF-8 text: "
-                                      f"{value!r}") from None
+    operator_words(device=device_id, record_id=record_id, sha256=sha256,
+                   operator=operator)
     key = (device_id, record_id)
     with _tx(conn):
         conflict = conn.execute("SELECT state, decided_sha256 FROM conflicts WHERE "
@@ -1065,6 +1070,24 @@ def _row(conn: CentralConnection, r: Any) -> dict[str, Any]:
         "files": [sha for sha, _size in wire.record_files(body_json)],
         "body_json": body_json,
     }
+
+
+def contents(conn: CentralConnection, device_id: str,
+             record_id: str) -> list[dict[str, Any]]:
+    """Every content held under one record id of one device, opened (the connection
+    needs the key), oldest first, each with whether it was claimed and whether each of
+    its files is held: what an operator compares before `--decide`."""
+    out = []
+    for r in conn.execute("SELECT * FROM records WHERE device_id=? AND record_id=? "
+                          "ORDER BY received_at, " + conn.insertion_order,
+                          (device_id, record_id)):
+        row = _row(conn, r)
+        row["claimed"] = bool(r["claimed"])
+        row["files"] = {sha: conn.execute("SELECT 1 FROM files WHERE sha256=?",
+                                          (sha,)).fetchone() is not None
+                        for sha in row["files"]}
+        out.append(row)
+    return out
 
 
 def list_records(db_path: str | Path | CentralConnection) -> list[dict[str, Any]]:

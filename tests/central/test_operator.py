@@ -27,7 +27,7 @@ from appliance.central import store as central_store
 from appliance.central.receiver import run_receiver
 from appliance.sync import acksig, wire
 from tests.helpers import postgres as pg_helpers
-from tests.helpers.central_cli import record_message, record_sha, run_central
+from tests.helpers.central_cli import record_body, record_message, record_sha, run_central
 from tests.helpers.sync_rig import (
     Attacker,
     central_read,
@@ -122,17 +122,45 @@ def test_the_report_shows_what_needs_a_person_and_writes_no_control_character(
     attacker.close()
 
 
-def test_decide_refuses_words_that_are_not_text_and_the_report_names_the_ack_key(
+def test_show_opens_the_contents_side_by_side_and_words_that_are_not_text_are_refused(
         tmp_path: Path, broker: Any, services: Any) -> None:
-    """A record id typed in another encoding (bytes that are not UTF-8) is refused with
-    a message, not a traceback; the report names the key the receiver signs acks with."""
+    """--show prints every content held under a contested id, opened, with what the
+    attacker's text holds escaped; a record id typed in another encoding (bytes that
+    are not UTF-8) is refused with a message, not a traceback; the report names the
+    key the receiver signs acks with."""
     config, config_file, attacker, receiver = _attacked(tmp_path, broker.port, services)
-    other = record_sha("x-1", config.device.id, "OTHER")
-    refused = run_central(config_file, "--decide", config.device.id,
-                          os.fsdecode(b"x-\xff"), other)
-    assert refused.returncode == 1, refused.stderr
-    assert "the record id given is not UTF-8 text" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    device = config.device.id
+    attacker.publish(wire.records_topic("bhxh", device),
+                     record_message("x-2", device, "A\x1b[2J\u202eB"))
+    wait_for(lambda: any(r["record_id"] == "x-2" for r in central_read(
+        config, central_store.list_records, [])), 20, "x-2 stored")
+
+    shown = run_central(config_file, "--show", device, "x-1")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert out.startswith(f"record x-1 of {device}: 2 content(s), contested")
+    for code in ("SQUAT", "OTHER"):
+        assert f"{record_sha('x-1', device, code)} held claimed" in out
+        assert f"  dossier {code}, result codes none" in out
+        assert f'"dossier_code": "{code}"' in out
+    as_json = json.loads(run_central(config_file, "--show", device, "x-1", "--json").stdout)
+    assert [c["body"] for c in as_json["contents"]] == [
+        json.loads(record_body("x-1", device, code)) for code in ("SQUAT", "OTHER")]
+    assert as_json["conflict"]["state"] == "contested"
+    hostile = run_central(config_file, "--show", device, "x-2")
+    assert hostile.returncode == 0, hostile.stderr
+    assert "no conflict" in hostile.stdout and "A\\x1b[2J\\u202eB" in hostile.stdout
+    assert not any(ch != "\n" and not ch.isprintable() for ch in hostile.stdout)
+    nothing = run_central(config_file, "--show", device, "x-404")
+    assert nothing.returncode == 1 and "nothing is held under record x-404" in nothing.stderr
+
+    other = record_sha("x-1", device, "OTHER")
+    for args in (("--decide", device, os.fsdecode(b"x-\xff"), other),
+                 ("--show", device, os.fsdecode(b"x-\xff"))):
+        refused = run_central(config_file, *args)
+        assert refused.returncode == 1, refused.stderr
+        assert "the record id given is not UTF-8 text" in refused.stderr
+        assert "Traceback" not in refused.stderr
     text = _report(config_file)
     signing = acksig.key_id(acksig.load_public_key(Path(config.mqtt.central_public_key)))
     assert "ack signing keys, last used first (1;" in text.stdout
