@@ -212,13 +212,20 @@ def test_device_not_yet_believing_the_new_key_keeps_its_records(tmp_path, broker
     assert_no_false_delivery(config)
 
 
-def test_receiver_never_makes_a_key_for_a_database_that_gave_acks(tmp_path, broker, services):
-    config = make_config(tmp_path, broker.port)   # a key made for this test, signing_key set
+def _one_record_acknowledged(tmp_path, broker, services):
+    """A device and a receiver (signing with a key made for the test, signing_key set)
+    after one record went through; the receiver stopped, the device still running."""
+    config = make_config(tmp_path, broker.port)
     receiver = services(run_receiver, config)
     services(run_publisher, config)
     records = enqueue(config, 1)
     wait_for(lambda: all_delivered(config, records), 30, "a first record acknowledged")
     receiver.stop()
+    return config, records
+
+
+def test_receiver_never_makes_a_key_for_a_database_that_gave_acks(tmp_path, broker, services):
+    config, records = _one_record_acknowledged(tmp_path, broker, services)
 
     key = Path(config.central.signing_key)
     kept = key.read_bytes()
@@ -246,12 +253,7 @@ def test_receiver_never_makes_a_key_for_a_database_that_gave_acks(tmp_path, brok
 
 def test_database_from_before_keys_were_noted_also_refuses_a_new_key(tmp_path, broker,
                                                                       services):
-    config = make_config(tmp_path, broker.port)
-    receiver = services(run_receiver, config)
-    services(run_publisher, config)
-    records = enqueue(config, 1)
-    wait_for(lambda: all_delivered(config, records), 30, "a record acknowledged")
-    receiver.stop()
+    config, _records = _one_record_acknowledged(tmp_path, broker, services)
     conn = central_connect(config.central.database)
     try:
         conn.execute("DELETE FROM signing_keys")   # as a receiver before this change left it
