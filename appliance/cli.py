@@ -156,6 +156,8 @@ PROVISION_COMMANDS: tuple[Command, ...] = (
             f"{_P}:cmd_models", f"{_P}:add_models_arguments"),
     Command("broker", "test the mutual-TLS connection to the broker",
             f"{_P}:cmd_broker", f"{_P}:add_broker_arguments"),
+    Command("central-key", "install, add or remove the central office's ack key(s)",
+            f"{_P}:cmd_central_key", f"{_P}:add_central_key_arguments"),
     Command("officer", "enrol (add), disable (remove) or list officers and their PINs",
             f"{_P}:cmd_officer", f"{_P}:add_officer_arguments"),
     Command("renew", "a new key and CSR while the current certificate stays in use",

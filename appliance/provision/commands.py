@@ -47,6 +47,7 @@ STEPS: tuple[tuple[str, str, bool], ...] = (
     ("scanner", "scanner", True),
     ("models", "models", True),
     ("broker", "broker --host HOST --port 8883", True),
+    ("central_key", "central-key FILE", True),
     ("officers", "officer add NAME", False),
     ("renewal", "renew", False),
 )
@@ -381,6 +382,55 @@ def _broker(args: argparse.Namespace, ctx: Context) -> Check:
                  f"{found.seconds * 1000:.0f} ms")
 
 
+# --- the central office's ack key --------------------------------------------------
+
+CENTRAL_KEY_NAME = "central-acks.pem"
+
+
+def _central_key(args: argparse.Namespace, ctx: Context) -> Check:
+    """Install the central office's public key(s) that acks must be signed by: FILE
+    replaces them, `--add FILE` adds beside them (the first step of a key change),
+    `--remove KEY_ID` takes a retired one off (the last step). Every block is checked
+    before anything is written, so a bad file never stops sync; sync reads the file
+    again at the first ack it cannot verify, with no restart."""
+    from appliance.system import central_key
+
+    config = ctx.config()
+    current = Path(config.mqtt.central_public_key) if config.mqtt.central_public_key else None
+    try:
+        held = ([(kid, block) for kid, _key, block in central_key.read(current)]
+                if current is not None and current.exists() else [])
+        if args.remove:
+            if args.file:
+                raise ProvisionError("give FILE or --remove KEY_ID, not both")
+            blocks = [(kid, block) for kid, block in held if kid != args.remove]
+            if len(blocks) == len(held):
+                raise ProvisionError(f"{args.remove} is not a key this device believes "
+                                     f"({', '.join(k for k, _ in held) or 'none'})")
+            if not blocks:
+                raise ProvisionError(f"{args.remove} is the only key this device believes: "
+                                     "install the office's new key first")
+        else:
+            if not args.file:
+                raise ProvisionError("give the central office's public key FILE")
+            given = [(kid, block) for kid, _key, block in central_key.read(Path(args.file))]
+            known = {kid for kid, _ in held}
+            blocks = ([*held, *((k, b) for k, b in given if k not in known)] if args.add
+                      else given)
+            if len(blocks) > central_key.MAX_KEYS:
+                raise ProvisionError(f"{len(blocks)} keys: a device believes at most "
+                                     f"{central_key.MAX_KEYS}; remove a retired one first")
+    except central_key.CentralKeyError as e:
+        raise ProvisionError(str(e)) from e
+    target = ctx.dir / CENTRAL_KEY_NAME
+    ctx.dir.mkdir(parents=True, exist_ok=True)
+    pki.atomic_write(target, central_key.render(blocks), 0o644)
+    ctx.set_config({("mqtt", "central_public_key"): str(target)})
+    ids = ", ".join(kid for kid, _ in blocks)
+    return Check("central_key", Verdict.OK,
+                 f"{target}: acks believed from {len(blocks)} central key(s): {ids}")
+
+
 # --- officers ----------------------------------------------------------------------
 
 
@@ -545,6 +595,16 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="broker port (sets mqtt.port)")
 
 
+def add_central_key_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("file", nargs="?",
+                        help="the central office's public key(s) or certificate(s) (PEM)")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the keys installed and add FILE's beside them")
+    parser.add_argument("--remove", metavar="KEY_ID",
+                        help="take a retired key off (its id as `appliance doctor` shows)")
+
+
 def add_officer_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("action", choices=("add", "remove", "list"))
@@ -588,6 +648,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_broker(args: argparse.Namespace) -> int:
     return _run("broker", _broker, args, "check --host/--port, the office's link, and that "
                                          "the broker trusts this device's CA")
+
+
+def cmd_central_key(args: argparse.Namespace) -> int:
+    return _run("central_key", _central_key, args,
+                "nothing was changed; get the key file from the central office again")
 
 
 def cmd_officer(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ one on every device first, then the receivers switch, then the old one is taken 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -36,6 +37,8 @@ from appliance.sync.wire import Ack, BatchAck, Have
 from appliance.system import central_key
 from appliance.system.central_key import key_id
 from appliance.system.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Signed(Protocol):
@@ -128,20 +131,34 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 class TrustedKeys:
     """The central keys one device believes; the key that verified last is tried first,
-    so a genuine ack costs one check whatever the number of keys during a change."""
+    so a genuine ack costs one check whatever the number of keys during a change.
 
-    def __init__(self, keys: Sequence[Ed25519PublicKey]) -> None:
+    Loaded from a file, it reads the file again when an ack verifies under none of its
+    keys and the file changed since (`appliance provision central-key --add`): the
+    office's first ack under a new key is believed without restarting sync. A file
+    changed into something unreadable keeps the keys in use, with a warning.
+    """
+
+    def __init__(self, keys: Sequence[Ed25519PublicKey], path: Path | None = None) -> None:
         if not keys:
             raise AckKeyError("no central public key to verify acks with")
         self.keys = list(keys)
         self.ids = [key_id(k) for k in self.keys]
+        self.path = path
+        self.stamp = _stamp(path)
 
     @classmethod
     def load(cls, path: Path) -> TrustedKeys:
-        return cls(load_public_keys(path))
+        stamp = _stamp(path)
+        keys = cls(load_public_keys(path), path)
+        keys.stamp = stamp  # as read: a change during the read is seen next time
+        return keys
 
     def verify(self, ack: Signed) -> bool:
         """True if any trusted key signed exactly this message."""
+        return self._any(ack) or (self._read_again() and self._any(ack))
+
+    def _any(self, ack: Signed) -> bool:
         for i, key in enumerate(self.keys):
             if verify(key, ack):
                 if i:
@@ -149,6 +166,36 @@ class TrustedKeys:
                     self.ids.insert(0, self.ids.pop(i))
                 return True
         return False
+
+    def _read_again(self) -> bool:
+        """Read the file again if it changed; whether the keys changed."""
+        if self.path is None:
+            return False
+        stamp = _stamp(self.path)
+        if stamp is None or stamp == self.stamp:
+            return False
+        self.stamp = stamp
+        try:
+            keys = load_public_keys(self.path)
+        except AckKeyError as e:
+            log.warning("%s; acks are still checked against central key %s", e,
+                        " or ".join(self.ids))
+            return False
+        self.keys, self.ids = keys, [key_id(k) for k in keys]
+        log.info("central keys read again from %s: acks are believed when signed by %s",
+                 self.path, " or ".join(self.ids))
+        return True
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a changed file: inode (a file replaced by rename), size, mtime."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def sign(key: Ed25519PrivateKey, ack: S) -> S:

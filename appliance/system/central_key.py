@@ -56,16 +56,16 @@ def _public_key_of(block: bytes, label: str, path: Path) -> Ed25519PublicKey:
     return key
 
 
-def load(path: Path) -> list[Ed25519PublicKey]:
-    """Every key in the file, in its order, each once."""
+def read(path: Path) -> list[tuple[str, Ed25519PublicKey, bytes]]:
+    """Every key in the file, in its order, each once: (key id, key, its PEM block)."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise CentralKeyError(f"cannot read the central public key {path}: {e}") from e
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, tuple[str, Ed25519PublicKey, bytes]] = {}
     for match in _PEM_BLOCK.finditer(data):
         key = _public_key_of(match.group(0), match.group(1).decode("ascii"), path)
-        keys.setdefault(key_id(key), key)
+        keys.setdefault(key_id(key), (key_id(key), key, match.group(0)))
     if not keys:
         raise CentralKeyError(f"{path} is not a PEM public key or certificate: no PEM "
                               "block found")
@@ -73,3 +73,14 @@ def load(path: Path) -> list[Ed25519PublicKey]:
         raise CentralKeyError(f"{path} holds {len(keys)} central keys; at most {MAX_KEYS} "
                               "(take the retired ones off)")
     return list(keys.values())
+
+
+def load(path: Path) -> list[Ed25519PublicKey]:
+    """Every key in the file, in its order, each once."""
+    return [key for _id, key, _block in read(path)]
+
+
+def render(blocks: list[tuple[str, bytes]]) -> bytes:
+    """A key file of these (key id, PEM block) pairs, each after a comment naming it."""
+    return b"".join(f"# central key {kid}\n".encode("ascii") + block.strip() + b"\n"
+                    for kid, block in blocks)

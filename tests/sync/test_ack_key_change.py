@@ -19,7 +19,9 @@ device's reading of the key file is checked against an independent maker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import subprocess
 import threading
@@ -30,6 +32,7 @@ import pytest
 from appliance.central import report as central_report
 from appliance.central.db import connect as central_connect
 from appliance.central.receiver import run_receiver
+from appliance.cli import _resolve, build_parser
 from appliance.store.outbox import OutboxState
 from appliance.sync import acksig
 from appliance.sync.publisher import run_publisher
@@ -263,3 +266,74 @@ def test_database_from_before_keys_were_noted_also_refuses_a_new_key(tmp_path, b
     with pytest.raises(acksig.AckKeyError, match="records acknowledged before keys"):
         run_receiver(config, threading.Event())
     assert not Path(config.central.signing_key).exists()
+
+
+# --- the technician's step: appliance provision central-key ---------------------------
+
+
+def provision(config_file: Path, folder: Path, *argv: str) -> tuple[int, str]:
+    """`appliance provision central-key ARGV` on this configuration file, as typed."""
+    out = io.StringIO()
+    args = build_parser().parse_args(["--config", str(config_file), "provision",
+                                      "central-key", "--dir", str(folder), *argv])
+    with contextlib.redirect_stdout(out):
+        rc = _resolve(args.command.run)(args)
+    return rc, out.getvalue()
+
+
+def test_provisioned_key_change_needs_no_sync_restart(tmp_path, broker, services):
+    """The README's four steps through the technician's command: the device's sync
+    keeps running from the first record to the last, and nothing waits."""
+    old_key, old_pub, old_id = openssl_ed25519(tmp_path / "keys", "old")
+    new_key, new_pub, new_id = openssl_ed25519(tmp_path / "keys", "new")
+    config_file = write_config_file(tmp_path, make_config(tmp_path, broker.port,
+                                                          signed=False))
+    etc = tmp_path / "etc"
+    assert provision(config_file, etc, str(old_pub)) == (
+        0, provision(config_file, etc, str(old_pub))[1])   # re-run: the same
+    config = config_mod.load(config_file)
+    assert config.mqtt.central_public_key == str(etc / "central-acks.pem")
+    assert central_key.load(etc / "central-acks.pem")[0].public_bytes_raw() == \
+        central_key.load(old_pub)[0].public_bytes_raw()
+
+    receiver = services(run_receiver, signed_by(config, old_key, old_pub))
+    device = services(run_publisher, config)              # never restarted below
+    first = enqueue(config, 2)
+    wait_for(lambda: all_delivered(config, first), 30, "delivery under the old key")
+
+    rc, said = provision(config_file, etc, "--add", str(new_pub))     # step 2
+    assert rc == 0 and f"2 central key(s): {old_id}, {new_id}" in said, said
+    receiver.stop()                                                   # step 3
+    receiver = services(run_receiver, signed_by(config, new_key, new_pub))
+    second = enqueue(config, 2)
+    wait_for(lambda: all_delivered(config, second), 30, "delivery under the new key")
+    rc, said = provision(config_file, etc, "--remove", old_id)        # step 4
+    assert rc == 0 and f"1 central key(s): {new_id}" in said, said
+    third = enqueue(config, 2)
+    wait_for(lambda: all_delivered(config, third), 30, "delivery after the old key left")
+
+    assert device.running()
+    assert device_dead_letters(config).get("forged", 0) == 0
+    assert_exactly_once(config, first + second + third)
+    assert_no_false_delivery(config)
+
+
+def test_provisioning_refuses_a_bad_key_file_and_changes_nothing(tmp_path):
+    old_key, old_pub, old_id = openssl_ed25519(tmp_path / "keys", "old")
+    config_file = write_config_file(tmp_path, make_config(tmp_path, 1, signed=False))
+    etc = tmp_path / "etc"
+    assert provision(config_file, etc, str(old_pub))[0] == 0
+    installed = (etc / "central-acks.pem").read_bytes()
+    settings = config_file.read_bytes()
+    many = [openssl_ed25519(tmp_path / "many", f"k{i}")[1]
+            for i in range(central_key.MAX_KEYS)]
+    for argv, words in (
+            ((str(bundle(tmp_path / "p.pem", old_pub, old_key)),), "PRIVATE KEY block"),
+            (("--add", str(bundle(tmp_path / "m.pem", *many))), "at most 8"),
+            (("--remove", old_id), "the only key this device believes"),
+            (("--remove", "0" * 16), "is not a key this device believes"),
+            ((), "give the central office's public key FILE")):
+        rc, said = provision(config_file, etc, *argv)
+        assert rc == 1 and words in said and "nothing was changed" in said, (argv, said)
+        assert (etc / "central-acks.pem").read_bytes() == installed
+        assert config_file.read_bytes() == settings
