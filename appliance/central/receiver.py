@@ -207,10 +207,11 @@ class _Receiver:
 
     def note_key(self, *, starting: bool = False) -> None:
         """Note in the database that this key signs now (its last use, for --report);
-        at start, say which key it is and warn when the database knew others."""
+        at start, say which key it is, and warn when devices may not believe it: a key
+        new to a database that knew others, or one another key replaced since."""
         public = acksig.public_pem(self.key).decode("ascii")
         try:
-            new, others = central_store.note_signing_key(self.conn, self.key_id, public)
+            before = central_store.note_signing_key(self.conn, self.key_id, public)
         except (sqlite3.Error, CentralStoreError) as e:
             # A full disk: only --report's "last used" is late; acks are signed anyway.
             log.warning("cannot note the ack signing key's use (%s)", e)
@@ -218,7 +219,9 @@ class _Receiver:
         if not starting:
             return
         log.info("signing acks with key %s", self.key_id)
-        if new and others:
+        mine = next((k for k in before if k.key_id == self.key_id), None)
+        others = [k for k in before if k.key_id != self.key_id]
+        if mine is None and others:
             log.warning(
                 "the ack signing key %s is new to this database, whose acks were signed by "
                 "%s: a device believes its acks only once its mqtt.central_public_key holds "
@@ -226,6 +229,13 @@ class _Receiver:
                 "while changing keys; otherwise this receiver has the wrong [central] "
                 "signing_key", self.key_id,
                 ", ".join(f"{k.key_id} (last used {_when(k.last_at)})" for k in others))
+        newer = [k for k in others if mine is not None and k.first_at > mine.first_at]
+        if newer:
+            log.warning(
+                "the ack signing key %s was replaced by %s (first used %s): devices that "
+                "took %s off ignore these acks, and their records wait. Is this "
+                "receiver's [central] signing_key an old copy?", self.key_id,
+                newer[0].key_id, _when(newer[0].first_at), self.key_id)
 
     def on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                    reason: mqtt.ReasonCode, props: object) -> None:

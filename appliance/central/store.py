@@ -277,18 +277,18 @@ def acks_given(conn: CentralConnection) -> str:
 
 
 def note_signing_key(conn: CentralConnection, key_id: str, public_pem: str,
-                     now: float | None = None) -> tuple[bool, list[SigningKey]]:
-    """Note that a receiver signs with this key now. Returns whether the key is new to
-    this database and the other keys noted before: a new key where others signed is
-    one that devices ignore until their mqtt.central_public_key holds it."""
+                     now: float | None = None) -> list[SigningKey]:
+    """Note that a receiver signs with this key now; returns the keys noted before (this
+    one among them unless it is new). A key new to a database that knows others, or
+    one that others replaced since it was first used, is one that devices may not
+    believe: the receiver says so."""
     at = time.time() if now is None else now
     with _tx(conn):
         before = signing_keys(conn)
         conn.execute("INSERT INTO signing_keys(key_id, public_key, first_at, last_at) "
                      "VALUES (?, ?, ?, ?) ON CONFLICT (key_id) DO UPDATE "
                      "SET last_at=excluded.last_at", (key_id, public_pem, at, at))
-    return (all(k.key_id != key_id for k in before),
-            [k for k in before if k.key_id != key_id])
+    return before
 
 
 # --- chunks -------------------------------------------------------------------------

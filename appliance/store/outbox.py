@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -268,7 +267,7 @@ def mark_delivered(
             "UPDATE outbox SET state=?, delivered_at=?, ack_json=? WHERE record_id=? AND state!=?",
             (
                 _DELIVERED,
-                delivered_at(t, ack.get("received_at")),
+                t,
                 json.dumps(ack, ensure_ascii=False, sort_keys=True),
                 record_id,
                 _DELIVERED,
@@ -280,18 +279,20 @@ def mark_delivered(
     return cur.rowcount == 1
 
 
-def delivered_at(now: float, received_at: object) -> float:
-    """When a delivery counts from, for retention: the later of this device's clock
-    and the central's commit time its signed ack gives. A Raspberry Pi has no real-time
-    clock; after a long time switched off it may start with the clock it saved at
-    shutdown, months behind but after EARLIEST_PLAUSIBLE, and take acks before NTP
-    answers. Stamped with its clock alone, such a delivery was months old as soon as
-    the clock was put right, and the next retention run purged the local copies a
-    minute after the central stored them (red team 8). A central clock that runs ahead
-    only keeps the copies longer."""
-    if isinstance(received_at, int | float) and math.isfinite(received_at):
-        return max(now, float(received_at))
-    return now
+# When a delivery counts from, for retention and for "last delivery" (SQL over
+# `outbox o`, with :now): the later of this device's stamp (o.delivered_at) and the
+# central's commit time its signed ack gives, unless that one is still in the future.
+# A Raspberry Pi has no real-time clock; after a long time switched off it may start
+# with the clock fake-hwclock saved, months behind but after EARLIEST_PLAUSIBLE, and
+# take acks before NTP answers. By its stamp alone such a delivery was months old as
+# soon as the clock was put right, and the next retention run purged the local copies
+# a minute after the central stored them (red team 8). Believing the central's time
+# whatever it said instead let a central clock two years ahead keep the copies two
+# years past their retention and show the last delivery "0 seconds ago" for two years
+# (red team 9): a time later than this device's clock now is not believed.
+COUNTED_FROM = (
+    "MAX(o.delivered_at, COALESCE(CASE WHEN json_extract(o.ack_json, '$.received_at') "
+    "<= :now THEN json_extract(o.ack_json, '$.received_at') END, o.delivered_at))")
 
 
 def mark_delivered_many(conn: sqlite3.Connection, acks: Sequence[tuple[str, Mapping[str, Any]]],
@@ -311,8 +312,7 @@ def mark_delivered_many(conn: sqlite3.Connection, acks: Sequence[tuple[str, Mapp
         sent: list[tuple[int | None, dict[str, Any]]] = []
         for n, row_id, sha, dossier_id in due:
             record_id, ack = acks[n]
-            updates.append((_DELIVERED, delivered_at(t, ack.get("received_at")),
-                            json.dumps(ack, ensure_ascii=False, sort_keys=True),
+            updates.append((_DELIVERED, t, json.dumps(ack, ensure_ascii=False, sort_keys=True),
                             row_id, _DELIVERED))
             sent.append((dossier_id, _send_line(record_id, sha, ack)))
         conn.executemany(_MARK_DELIVERED, updates)
@@ -393,7 +393,7 @@ def mark_received_many(
             record_id, _sha, status, receipt, _item = acks[n]
             head, middle, line = receipt._json  # noqa: SLF001 - its own cache
             rid, status_text = quote(record_id), quote(status)
-            updates.append((_DELIVERED, delivered_at(t, receipt.received_at),
+            updates.append((_DELIVERED, t,
                             f'{head}{rid}, "sha256": {quote(sha)}{middle}{status_text}}}',
                             row_id, _DELIVERED))
             sent.append((dossier_id,
@@ -477,7 +477,8 @@ def stats(conn: sqlite3.Connection, *, now: float | None = None) -> dict[str, An
         "FROM outbox WHERE state!=?",
         (_DELIVERED,),
     ).fetchone()
-    last = conn.execute("SELECT MAX(delivered_at) AS t FROM outbox").fetchone()["t"]
+    last = conn.execute(f"SELECT MAX({COUNTED_FROM}) AS t FROM outbox o "
+                        "WHERE o.state='delivered'", {"now": t}).fetchone()["t"]
     return {
         "queue_depth": counts["pending"] + counts["sending"],
         "pending": counts["pending"],

@@ -6,7 +6,8 @@ waiting, the new public key is added beside the old one on every device first, t
 the receivers switch to it, then the old one is taken off. So the file
 (`mqtt.central_public_key`) holds one or more PEM blocks one after another, as `cat`
 joins them: Ed25519 public keys or X.509 certificates carrying one. Text between the
-blocks (a comment saying which key is which) is ignored.
+blocks (a comment saying which key is which) is ignored, and so are the certificates
+of issuers (a CA chain after the central's certificate).
 
 A key is named by its key id: the first 16 hex digits of the SHA-256 of its 32 raw
 bytes. The receiver logs it, `appliance central --report` lists it, and `appliance
@@ -56,19 +57,53 @@ def _public_key_of(block: bytes, label: str, path: Path) -> Ed25519PublicKey:
     return key
 
 
+def _issuers(blocks: list[tuple[bytes, str]]) -> list[bool]:
+    """Which blocks are certificates of an issuer rather than of the central: one that
+    issued another certificate in the file, or a CA's whose key is not Ed25519 (it can
+    sign no ack). Provisioning ships "the central's certificate with its chain" (`cat
+    central.crt ca.crt`): before the file held several keys the device read its first
+    block only, and such a file must not stop sync after an upgrade (red team 9). A
+    self-signed Ed25519 certificate of the central (OpenSSL marks those CA too) stays a
+    key."""
+    certs: list[x509.Certificate | None] = []
+    for block, label in blocks:
+        try:
+            certs.append(x509.load_pem_x509_certificate(block) if label == "CERTIFICATE"
+                         else None)
+        except ValueError:
+            certs.append(None)  # _public_key_of says what is wrong with it
+    out = []
+    for cert in certs:
+        if cert is None:
+            out.append(False)
+            continue
+        issued = any(other is not None and other is not cert and other.issuer == cert.subject
+                     and other.subject != cert.subject for other in certs)
+        try:
+            ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            ca = False
+        out.append(issued or (ca and not isinstance(cert.public_key(), Ed25519PublicKey)))
+    return out
+
+
 def read(path: Path) -> list[tuple[str, Ed25519PublicKey, bytes]]:
-    """Every key in the file, in its order, each once: (key id, key, its PEM block)."""
+    """Every key in the file, in its order, each once: (key id, key, its PEM block).
+    Certificates of issuers (a chain after the central's certificate) are passed over."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise CentralKeyError(f"cannot read the central public key {path}: {e}") from e
+    blocks = [(m.group(0), m.group(1).decode("ascii")) for m in _PEM_BLOCK.finditer(data)]
     keys: dict[str, tuple[str, Ed25519PublicKey, bytes]] = {}
-    for match in _PEM_BLOCK.finditer(data):
-        key = _public_key_of(match.group(0), match.group(1).decode("ascii"), path)
-        keys.setdefault(key_id(key), (key_id(key), key, match.group(0)))
+    for (block, label), issuer in zip(blocks, _issuers(blocks), strict=True):
+        if issuer:
+            continue
+        key = _public_key_of(block, label, path)
+        keys.setdefault(key_id(key), (key_id(key), key, block))
     if not keys:
         raise CentralKeyError(f"{path} is not a PEM public key or certificate: no PEM "
-                              "block found")
+                              "block of the central's key found")
     if len(keys) > MAX_KEYS:
         raise CentralKeyError(f"{path} holds {len(keys)} central keys; at most {MAX_KEYS} "
                               "(take the retired ones off)")

@@ -337,3 +337,22 @@ def test_provisioning_refuses_a_bad_key_file_and_changes_nothing(tmp_path):
         assert rc == 1 and words in said and "nothing was changed" in said, (argv, said)
         assert (etc / "central-acks.pem").read_bytes() == installed
         assert config_file.read_bytes() == settings
+
+
+def test_a_chain_after_the_centrals_certificate_gives_no_key(tmp_path):
+    """`cat central.crt ca.crt`: the issuer's key signs certificates, not acks, so it is
+    not believed, whatever its kind (here Ed25519 too, which could otherwise sign)."""
+    ca_key, _ca_pub, ca_id = openssl_ed25519(tmp_path, "ca")
+    ca_crt = openssl_certificate(ca_key, tmp_path / "ca.crt")
+    central, _central_pub, central_id = openssl_ed25519(tmp_path, "central")
+    csr = tmp_path / "central.csr"
+    openssl("req", "-new", "-key", str(central), "-subj", "/CN=bhxh-central-acks-2026",
+            "-out", str(csr))
+    leaf = tmp_path / "central.crt"
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-days", "30", "-out", str(leaf))
+    chain = bundle(tmp_path / "chain.pem", leaf, ca_crt)
+    assert [central_key.key_id(k) for k in central_key.load(chain)] == [central_id]
+    assert ca_id != central_id
+    alone = bundle(tmp_path / "ca-alone.pem", ca_crt)   # a self-signed certificate: a key
+    assert [central_key.key_id(k) for k in central_key.load(alone)] == [ca_id]

@@ -88,11 +88,6 @@ def _delivered_through_a_central_ahead(tmp_path: Path, port: int,
     return config, records
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a central clock 730 days ahead makes outbox.delivered_at (max of the two clocks) "
-    "730 days ahead: status.snapshot's last_delivery_at is ~6.3e7 s in the future, so "
-    "the officers' screen shows the last delivery '0 seconds' ago for two years "
-    "whatever happens to sync"))
 def test_last_delivery_on_the_screens_is_never_in_the_future(tmp_path, broker, services):
     config, _records = _delivered_through_a_central_ahead(tmp_path, broker.port, services)
     conn = connect(config.paths.database)
@@ -111,10 +106,6 @@ def test_last_delivery_on_the_screens_is_never_in_the_future(tmp_path, broker, s
         f"outbox stamps ahead by {[round(s - now) for s in stamps]} s")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a central clock 730 days ahead keeps delivered, signed dossiers on the device past "
-    "their 30-day retention: not due 31 days after delivery, nor 700 days after "
-    "(outbox.delivered_at believes received_at up to wire.MAX_TIMESTAMP, year 5138)"))
 def test_retention_is_not_stretched_by_the_centrals_clock(tmp_path, broker, services):
     config, records = _delivered_through_a_central_ahead(tmp_path, broker.port, services)
     conn = connect(config.paths.database)

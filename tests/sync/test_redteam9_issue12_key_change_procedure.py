@@ -139,10 +139,6 @@ def test_two_receivers_on_postgresql_switch_keys_one_by_one(tmp_path, broker, se
     assert before["signing_keys"] == [] and before["counters"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a receiver restarted with the retired key after the change logs only 'signing "
-    "acks with key <old>' and no warning (note_key warns only when the key is new to "
-    "the database), while every device counts its acks as forged and its records wait"))
 def test_receiver_back_on_the_retired_key_says_so(tmp_path, broker, services):
     old_key, old_pub, old_id = openssl_key(tmp_path / "keys", "old")
     new_key, new_pub, new_id = openssl_key(tmp_path / "keys", "new")

@@ -89,11 +89,6 @@ def test_hand_edited_and_openssl_text_files_read_as_their_one_key(tmp_path):
         assert acksig.TrustedKeys.load(path).ids == [expected], name
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a central certificate followed by its EC CA's (cat central.crt ca.crt) was read by "
-    "the previous version (first certificate) and is now refused whole: central_key.load "
-    "raises 'must be Ed25519, a CERTIFICATE block holds a ECPublicKey', appliance sync "
-    "exits 2 at start and 0 of 2 records are delivered after the upgrade"))
 def test_certificate_with_its_chain_still_syncs_after_the_upgrade(tmp_path, broker, services):
     config = make_config(tmp_path, broker.port)
     _leaf, chain = central_certificate_chain(tmp_path / "pki",
