@@ -398,37 +398,52 @@ def _central_key(args: argparse.Namespace, ctx: Context) -> Check:
     config = ctx.config()
     current = Path(config.mqtt.central_public_key) if config.mqtt.central_public_key else None
     try:
-        held = ([(kid, block) for kid, _key, block in central_key.read(current)]
+        held = (central_key.read(current)
                 if current is not None and current.exists() else [])
         if args.remove:
             if args.file:
                 raise ProvisionError("give FILE or --remove KEY_ID, not both")
-            blocks = [(kid, block) for kid, block in held if kid != args.remove]
+            blocks = [b for b in held if b.key_id != args.remove]
             if len(blocks) == len(held):
                 raise ProvisionError(f"{args.remove} is not a key this device believes "
-                                     f"({', '.join(k for k, _ in held) or 'none'})")
+                                     f"({', '.join(b.key_id for b in held) or 'none'})")
             if not blocks:
                 raise ProvisionError(f"{args.remove} is the only key this device believes: "
                                      "install the office's new key first")
         else:
             if not args.file:
                 raise ProvisionError("give the central office's public key FILE")
-            given = [(kid, block) for kid, _key, block in central_key.read(Path(args.file))]
-            known = {kid for kid, _ in held}
-            blocks = ([*held, *((k, b) for k, b in given if k not in known)] if args.add
+            given = central_key.read(Path(args.file))
+            known = {b.key_id for b in held}
+            blocks = ([*held, *(b for b in given if b.key_id not in known)] if args.add
                       else given)
             if len(blocks) > central_key.MAX_KEYS:
                 raise ProvisionError(f"{len(blocks)} keys: a device believes at most "
                                      f"{central_key.MAX_KEYS}; remove a retired one first")
+        data = central_key.render(blocks)
+        # Read back what is about to be written: the device must believe exactly the
+        # keys this step announces (red team 10: a file that read as fewer keys than
+        # announced made acks of the key still in use count as forged).
+        written = [b.key_id for b in central_key.parse(data, CENTRAL_KEY_NAME)]
     except central_key.CentralKeyError as e:
         raise ProvisionError(str(e)) from e
+    ids = [b.key_id for b in blocks]
+    if written != ids:
+        raise ProvisionError(f"the file would be read as key(s) {', '.join(written)}, not "
+                             f"{', '.join(ids)}")
     target = ctx.dir / CENTRAL_KEY_NAME
     ctx.dir.mkdir(parents=True, exist_ok=True)
-    pki.atomic_write(target, central_key.render(blocks), 0o644)
+    pki.atomic_write(target, data, 0o644)
     ctx.set_config({("mqtt", "central_public_key"): str(target)})
-    ids = ", ".join(kid for kid, _ in blocks)
-    return Check("central_key", Verdict.OK,
-                 f"{target}: acks believed from {len(blocks)} central key(s): {ids}")
+    said = f"{target}: acks believed from {len(ids)} central key(s): {', '.join(ids)}"
+    cas = [b.key_id for b in blocks if b.ca]
+    if cas:
+        return Check("central_key", Verdict.WARN,
+                     f"{said}; {', '.join(cas)} came as a CA's certificate, whose key is "
+                     "then believed for acks too",
+                     "install the central's own certificate or public key alone (with "
+                     "--remove for the CA's), unless that CA's key is meant to sign acks")
+    return Check("central_key", Verdict.OK, said)
 
 
 # --- officers ----------------------------------------------------------------------

@@ -6,8 +6,9 @@ waiting, the new public key is added beside the old one on every device first, t
 the receivers switch to it, then the old one is taken off. So the file
 (`mqtt.central_public_key`) holds one or more PEM blocks one after another, as `cat`
 joins them: Ed25519 public keys or X.509 certificates carrying one. Text between the
-blocks (a comment saying which key is which) is ignored, and so are the certificates
-of issuers (a CA chain after the central's certificate).
+blocks (a comment saying which key is which) is ignored, and so are CA certificates
+whose key is not Ed25519 (a chain after the central's certificate). An Ed25519 CA
+certificate in the file is believed like any other key: provisioning says so.
 
 A key is named by its key id: the first 16 hex digits of the SHA-256 of its 32 raw
 bytes. The receiver logs it, `appliance central --report` lists it, and `appliance
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -41,81 +42,91 @@ def key_id(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _public_key_of(block: bytes, label: str, path: Path) -> Ed25519PublicKey:
+def _public_key_of(block: bytes, label: str,
+                   where: object) -> tuple[Ed25519PublicKey, bool] | None:
+    """The Ed25519 key of a block; None for a CA's certificate whose key is not
+    Ed25519 (a chain after the central's certificate: `cat central.crt ca.crt`, which
+    the version before several keys read by its first block, must not stop sync after
+    an upgrade; such a key can sign no ack anyway). With the key: whether it came as a
+    CA's certificate. Anything else: CentralKeyError."""
     if label not in ("CERTIFICATE", "PUBLIC KEY"):
         # A private key here would sit on every device: refused, not just skipped.
-        raise CentralKeyError(f"{path}: a {label} block has no place in the central "
+        raise CentralKeyError(f"{where}: a {label} block has no place in the central "
                               "public key file (only PUBLIC KEY and CERTIFICATE blocks)")
+    ca = False
     try:
-        key = (x509.load_pem_x509_certificate(block).public_key() if label == "CERTIFICATE"
-               else serialization.load_pem_public_key(block))
-    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
-        raise CentralKeyError(f"{path}: a {label} block cannot be read: {e}") from e
+        if label == "PUBLIC KEY":
+            key = serialization.load_pem_public_key(block)
+        else:
+            cert = x509.load_pem_x509_certificate(block)
+            key, ca = cert.public_key(), _is_ca(cert)
+            if not isinstance(key, Ed25519PublicKey) and ca:
+                return None
+    except CentralKeyError:
+        raise
+    except Exception as e:  # noqa: BLE001 - cryptography raises more than ValueError
+        # (DuplicateExtension, UnsupportedAlgorithm...): whatever it is, this file is
+        # refused with a message, never a traceback that restarts sync again and again.
+        raise CentralKeyError(f"{where}: a {label} block cannot be read: "
+                              f"{type(e).__name__}: {e}") from e
     if not isinstance(key, Ed25519PublicKey):
-        raise CentralKeyError(f"{path}: the central public key must be Ed25519, a {label} "
+        raise CentralKeyError(f"{where}: the central public key must be Ed25519, a {label} "
                               f"block holds a {type(key).__name__}")
-    return key
+    return key, ca
 
 
-def _issuers(blocks: list[tuple[bytes, str]]) -> list[bool]:
-    """Which blocks are certificates of an issuer rather than of the central: one that
-    issued another certificate in the file, or a CA's whose key is not Ed25519 (it can
-    sign no ack). Provisioning ships "the central's certificate with its chain" (`cat
-    central.crt ca.crt`): before the file held several keys the device read its first
-    block only, and such a file must not stop sync after an upgrade (red team 9). A
-    self-signed Ed25519 certificate of the central (OpenSSL marks those CA too) stays a
-    key."""
-    certs: list[x509.Certificate | None] = []
-    for block, label in blocks:
-        try:
-            certs.append(x509.load_pem_x509_certificate(block) if label == "CERTIFICATE"
-                         else None)
-        except ValueError:
-            certs.append(None)  # _public_key_of says what is wrong with it
-    out = []
-    for cert in certs:
-        if cert is None:
-            out.append(False)
-            continue
-        issued = any(other is not None and other is not cert and other.issuer == cert.subject
-                     and other.subject != cert.subject for other in certs)
-        try:
-            ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            ca = False
-        out.append(issued or (ca and not isinstance(cert.public_key(), Ed25519PublicKey)))
-    return out
-
-
-def read(path: Path) -> list[tuple[str, Ed25519PublicKey, bytes]]:
-    """Every key in the file, in its order, each once: (key id, key, its PEM block).
-    Certificates of issuers (a chain after the central's certificate) are passed over."""
+def _is_ca(cert: x509.Certificate) -> bool:
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CentralKeyError(f"cannot read the central public key {path}: {e}") from e
-    blocks = [(m.group(0), m.group(1).decode("ascii")) for m in _PEM_BLOCK.finditer(data)]
-    keys: dict[str, tuple[str, Ed25519PublicKey, bytes]] = {}
-    for (block, label), issuer in zip(blocks, _issuers(blocks), strict=True):
-        if issuer:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+@dataclass(frozen=True)
+class Block:
+    """One key of the file: its id, the key, its PEM block, and whether it came as a
+    CA's certificate (provisioning warns: that CA's key is believed for acks too)."""
+
+    key_id: str
+    key: Ed25519PublicKey
+    pem: bytes
+    ca: bool
+
+
+def parse(data: bytes, where: object) -> list[Block]:
+    """Every key in a file's bytes, in its order, each once."""
+    keys: dict[str, Block] = {}
+    for match in _PEM_BLOCK.finditer(data):
+        found = _public_key_of(match.group(0), match.group(1).decode("ascii"), where)
+        if found is None:
             continue
-        key = _public_key_of(block, label, path)
-        keys.setdefault(key_id(key), (key_id(key), key, block))
+        key, ca = found
+        kid = key_id(key)
+        keys.setdefault(kid, Block(kid, key, match.group(0), ca))
     if not keys:
-        raise CentralKeyError(f"{path} is not a PEM public key or certificate: no PEM "
+        raise CentralKeyError(f"{where} is not a PEM public key or certificate: no PEM "
                               "block of the central's key found")
     if len(keys) > MAX_KEYS:
-        raise CentralKeyError(f"{path} holds {len(keys)} central keys; at most {MAX_KEYS} "
+        raise CentralKeyError(f"{where} holds {len(keys)} central keys; at most {MAX_KEYS} "
                               "(take the retired ones off)")
     return list(keys.values())
 
 
+def read(path: Path) -> list[Block]:
+    """Every key in the file (parse)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CentralKeyError(f"cannot read the central public key {path}: {e}") from e
+    return parse(data, path)
+
+
 def load(path: Path) -> list[Ed25519PublicKey]:
     """Every key in the file, in its order, each once."""
-    return [key for _id, key, _block in read(path)]
+    return [block.key for block in read(path)]
 
 
-def render(blocks: list[tuple[str, bytes]]) -> bytes:
-    """A key file of these (key id, PEM block) pairs, each after a comment naming it."""
-    return b"".join(f"# central key {kid}\n".encode("ascii") + block.strip() + b"\n"
-                    for kid, block in blocks)
+def render(blocks: list[Block]) -> bytes:
+    """A key file of these blocks, each after a comment naming its key."""
+    return b"".join(f"# central key {b.key_id}\n".encode("ascii") + b.pem.strip() + b"\n"
+                    for b in blocks)

@@ -339,9 +339,10 @@ def test_provisioning_refuses_a_bad_key_file_and_changes_nothing(tmp_path):
         assert config_file.read_bytes() == settings
 
 
-def test_a_chain_after_the_centrals_certificate_gives_no_key(tmp_path):
-    """`cat central.crt ca.crt`: the issuer's key signs certificates, not acks, so it is
-    not believed, whatever its kind (here Ed25519 too, which could otherwise sign)."""
+def test_a_chain_after_the_centrals_certificate(tmp_path):
+    """`cat central.crt ca.crt`: an EC CA's key can sign no ack and is passed over (red
+    team 9's test has it through a real sync); an Ed25519 CA's key could, so it is
+    believed like any key in the file, and provisioning says so."""
     ca_key, _ca_pub, ca_id = openssl_ed25519(tmp_path, "ca")
     ca_crt = openssl_certificate(ca_key, tmp_path / "ca.crt")
     central, _central_pub, central_id = openssl_ed25519(tmp_path, "central")
@@ -352,7 +353,11 @@ def test_a_chain_after_the_centrals_certificate_gives_no_key(tmp_path):
     openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
             "-CAcreateserial", "-days", "30", "-out", str(leaf))
     chain = bundle(tmp_path / "chain.pem", leaf, ca_crt)
-    assert [central_key.key_id(k) for k in central_key.load(chain)] == [central_id]
-    assert ca_id != central_id
-    alone = bundle(tmp_path / "ca-alone.pem", ca_crt)   # a self-signed certificate: a key
-    assert [central_key.key_id(k) for k in central_key.load(alone)] == [ca_id]
+    assert [b.key_id for b in central_key.read(chain)] == [central_id, ca_id]
+    assert [b.ca for b in central_key.read(chain)] == [False, True]
+    config_file = write_config_file(tmp_path, make_config(tmp_path, 1, signed=False))
+    rc, said = provision(config_file, tmp_path / "etc", str(chain))
+    assert rc == 0 and "warn" in said.lower(), said
+    assert f"{ca_id} came as a CA's certificate" in said
+    rc, said = provision(config_file, tmp_path / "etc", "--remove", ca_id)
+    assert rc == 0 and f"1 central key(s): {central_id}" in said, said
