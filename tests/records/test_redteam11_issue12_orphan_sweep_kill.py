@@ -203,7 +203,7 @@ def test_every_signed_result_the_sweep_removed_is_in_the_audit_trail(sweep: Swee
 # --- the worker's retention run against a held write lock ----------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="purge_retained (worker/__init__.py:82) catches "
+@pytest.mark.xfail(strict=True, reason="purge_retained (worker/__init__.py:87) catches "
                    "StoreError and OSError only: sqlite3.OperationalError 'database is "
                    "locked' from the purge's BEGIN IMMEDIATE escapes, and run_worker "
                    "re-raises every sqlite3.Error that is not a full disk: the worker exits "

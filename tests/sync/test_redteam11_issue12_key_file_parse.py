@@ -162,7 +162,7 @@ def test_every_refusal_changes_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="central_key._public_key_of asks cert.public_key() "
-                   "before it asks whether the certificate is a CA's (central_key.py:64): "
+                   "before it asks whether the certificate is a CA's (central_key.py:62): "
                    "an SM2 CA after the central's Ed25519 certificate raises "
                    "UnsupportedAlgorithm and the whole file is refused, where a CA whose "
                    "key is not Ed25519 is to be passed over (RSA, EC, RSA-PSS, Ed448 are)")
@@ -201,7 +201,7 @@ STRAY = 10_000
 LIMIT_SECONDS = 4.0
 
 
-@pytest.mark.xfail(strict=True, reason="_PEM_BLOCK (central_key.py:29) looks from each "
+@pytest.mark.xfail(strict=True, reason="_PEM_BLOCK (central_key.py:31) looks from each "
                    "BEGIN line to the end of the file for its END: 10,000 stray BEGIN "
                    "lines before a key (280 KB) take 13 s to parse here (4,000: 2.6 s), "
                    "quadratic; sync reads the file at its start and again in the MQTT "
