@@ -398,8 +398,9 @@ def _central_key(args: argparse.Namespace, ctx: Context) -> Check:
     config = ctx.config()
     current = Path(config.mqtt.central_public_key) if config.mqtt.central_public_key else None
     try:
-        held = (central_key.read(current)
-                if current is not None and current.exists() else [])
+        # Read only when kept: a file sync refuses must be replaceable by a good one.
+        held = (central_key.read(current) if (args.add or args.remove) and current
+                is not None and current.exists() else [])
         if args.remove:
             if args.file:
                 raise ProvisionError("give FILE or --remove KEY_ID, not both")

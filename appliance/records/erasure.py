@@ -316,29 +316,44 @@ def remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None
         if not keep and _older(files.path(sha, suffix), cutoff):
             candidates.append((sha, suffix))
     removed = 0
-    signed: list[str] = []  # signed results (PDF + metadata) no row names
+    signed = 0
     for start in range(0, len(candidates), ORPHAN_BATCH):
         batch = candidates[start:start + ORPHAN_BATCH]
         with transaction(conn):
             named = _named(conn, {sha for sha, _suffix in batch})
-            for sha, suffix in batch:
-                if sha in named or not _older(files.path(sha, suffix), cutoff):
-                    continue
-                gone = files.remove(sha, suffix)
-                removed += gone
-                if gone and suffix == RESULT_JSON:
-                    signed.append(sha)
+            going = [(sha, suffix) for sha, suffix in batch
+                     if sha not in named and _older(files.path(sha, suffix), cutoff)]
+            if not going:
+                continue
+            # A signed result no row names is what a sign-off killed after signing and
+            # before its commit leaves (records/result.py removes them itself on any
+            # other failure): named in the audit trail, since it is a signed document
+            # of an officer that is destroyed. The line is committed before any of the
+            # batch's files goes, so a kill never leaves a removal without its line
+            # (one line after the last batch left every batch before a kill without
+            # one: red team 11).
+            results = sorted(sha for sha, suffix in going if suffix == RESULT_JSON)
+            audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
+                "op": "remove_orphans", "files_removed": len(going),
+                "signed_results": results, "min_age_seconds": min_age})
+        with transaction(conn):
+            # Looked at again under the lock: a page stored meanwhile with one of these
+            # files keeps it, and the trail says so.
+            named = _named(conn, {sha for sha, _suffix in going})
+            kept = [(sha, suffix) for sha, suffix in going
+                    if sha in named or not _older(files.path(sha, suffix), cutoff)]
+            removed += sum(files.remove(sha, suffix) for sha, suffix in going
+                           if (sha, suffix) not in kept)
+            signed += len(results)
+            if kept:
+                audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
+                    "op": "remove_orphans_kept", "files_kept": len(kept),
+                    "signed_results_kept": sorted(sha for sha, suffix in kept
+                                                  if suffix == RESULT_JSON)})
     if removed:
-        # A signed result no row names is what a sign-off killed after signing and
-        # before its commit leaves (records/result.py removes them itself on any
-        # other failure): said apart, and written to the audit trail, since it is a
-        # signed document of an officer that is destroyed.
         log.info("retention: removed %d stored file(s) no dossier names any more, %d of "
                  "them signed result(s) of a sign-off that never committed", removed,
-                 len(signed))
-        audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
-            "op": "remove_orphans", "files_removed": removed,
-            "signed_results": sorted(signed), "min_age_seconds": min_age})
+                 signed)
     return removed
 
 

@@ -23,12 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 # Keys one device believes at once, at most: a forged ack costs one check per key.
 MAX_KEYS = 8
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+# The largest key file read: 8 certificates with their chains fit many times over.
+MAX_FILE_BYTES = 1_000_000
+# A block: BEGIN and END each at the start of a line (a block commented out with "#",
+# as render() writes comments, is text between blocks), base64 between them. The body
+# holds no "-", so a BEGIN without its END costs one scan to the next "-", not one to
+# the end of the file per stray BEGIN (red team 11: 13 s for 10,000 stray lines).
+_PEM_BLOCK = re.compile(rb"^(?:\xef\xbb\xbf)?(-----BEGIN ([A-Z0-9 ]+)-----\r?\n[^-]*"
+                        rb"^-----END \2-----)", re.MULTILINE)
+# Every BEGIN and END line; each must be part of a whole block, else the file is
+# damaged (a paste cut short, a block inside another) and refused, not half read.
+_MARKER = re.compile(rb"^(?:\xef\xbb\xbf)?-----(?:BEGIN|END) ", re.MULTILINE)
 
 
 class CentralKeyError(ValueError):
@@ -59,7 +70,13 @@ def _public_key_of(block: bytes, label: str,
             key = serialization.load_pem_public_key(block)
         else:
             cert = x509.load_pem_x509_certificate(block)
-            key, ca = cert.public_key(), _is_ca(cert)
+            ca = _is_ca(cert)
+            try:
+                key = cert.public_key()
+            except UnsupportedAlgorithm:
+                if ca:  # a CA of a kind cryptography does not know: not Ed25519 either
+                    return None
+                raise
             if not isinstance(key, Ed25519PublicKey) and ca:
                 return None
     except CentralKeyError:
@@ -96,13 +113,18 @@ class Block:
 def parse(data: bytes, where: object) -> list[Block]:
     """Every key in a file's bytes, in its order, each once."""
     keys: dict[str, Block] = {}
-    for match in _PEM_BLOCK.finditer(data):
-        found = _public_key_of(match.group(0), match.group(1).decode("ascii"), where)
+    matches = list(_PEM_BLOCK.finditer(data))
+    if len(_MARKER.findall(data)) != 2 * len(matches):
+        raise CentralKeyError(f"{where}: a BEGIN or END line outside a whole PEM block: "
+                              "the file is damaged (a paste cut short, or a block inside "
+                              "another)")
+    for match in matches:
+        found = _public_key_of(match.group(1), match.group(2).decode("ascii"), where)
         if found is None:
             continue
         key, ca = found
         kid = key_id(key)
-        keys.setdefault(kid, Block(kid, key, match.group(0), ca))
+        keys.setdefault(kid, Block(kid, key, match.group(1), ca))
     if not keys:
         raise CentralKeyError(f"{where} is not a PEM public key or certificate: no PEM "
                               "block of the central's key found")
@@ -115,9 +137,12 @@ def parse(data: bytes, where: object) -> list[Block]:
 def read(path: Path) -> list[Block]:
     """Every key in the file (parse)."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise CentralKeyError(f"cannot read the central public key {path}: {e}") from e
+    if len(data) > MAX_FILE_BYTES:
+        raise CentralKeyError(f"{path} is over {MAX_FILE_BYTES} bytes: not a key file")
     return parse(data, path)
 
 

@@ -84,7 +84,11 @@ def purge_retained(tools: Tools) -> int:
     it must never stop scanning."""
     try:
         return len(erasure.purge_due(tools.conn, tools.files, tools.config))
-    except (StoreError, OSError) as e:
+    except (StoreError, OSError, sqlite3.Error) as e:
+        # sqlite3.Error too: "database is locked" past the busy timeout (its batches
+        # take the write lock beside the web's), a disk I/O error (red team 11).
+        if tools.conn.in_transaction:
+            tools.conn.execute("ROLLBACK")
         log.error("retention purge failed, will retry: %s", e)
         return 0
 

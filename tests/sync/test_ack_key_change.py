@@ -119,7 +119,7 @@ def test_key_file_reads_openssl_keys_and_certificates_and_refuses_the_rest(tmp_p
     refused = {
         "PRIVATE KEY block has no place": bundle(tmp_path / "p.pem", old_pub, old_key),
         "must be Ed25519": bundle(tmp_path / "ec.pem", old_pub, tmp_path / "ec.pub"),
-        "no PEM block": truncated,
+        "the file is damaged": truncated,
         f"at most {central_key.MAX_KEYS}": bundle(tmp_path / "many.pem", *many),
         "cannot read": tmp_path / "absent.pem",
     }

@@ -96,10 +96,6 @@ def _installed(tmp_path: Path) -> tuple[Path, Path, str]:
 # --- the file being replaced is read first ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="provision central-key FILE reads the file it "
-                   "replaces first (commands.py:401) and refuses with its error: a key "
-                   "file sync refuses (here an RSA certificate pasted after the key) "
-                   "cannot be replaced by the step the doctor names, exit 1")
 def test_a_key_file_sync_refuses_can_be_replaced(tmp_path: Path) -> None:
     config_file, etc, _old = _installed(tmp_path)
     target = etc / KEY_NAME
@@ -161,11 +157,6 @@ def test_every_refusal_changes_nothing(tmp_path: Path) -> None:
 # --- a CA of an algorithm cryptography does not know --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="central_key._public_key_of asks cert.public_key() "
-                   "before it asks whether the certificate is a CA's (central_key.py:62): "
-                   "an SM2 CA after the central's Ed25519 certificate raises "
-                   "UnsupportedAlgorithm and the whole file is refused, where a CA whose "
-                   "key is not Ed25519 is to be passed over (RSA, EC, RSA-PSS, Ed448 are)")
 def test_a_ca_of_an_unknown_algorithm_after_the_central_certificate_is_passed_over(
         tmp_path: Path) -> None:
     keys = tmp_path / "keys"
@@ -201,11 +192,6 @@ STRAY = 10_000
 LIMIT_SECONDS = 4.0
 
 
-@pytest.mark.xfail(strict=True, reason="_PEM_BLOCK (central_key.py:31) looks from each "
-                   "BEGIN line to the end of the file for its END: 10,000 stray BEGIN "
-                   "lines before a key (280 KB) take 13 s to parse here (4,000: 2.6 s), "
-                   "quadratic; sync reads the file at its start and again in the MQTT "
-                   "thread at an ack no key verifies")
 def test_stray_begin_lines_are_parsed_quickly(tmp_path: Path) -> None:
     _key, pub, kid = ed25519(tmp_path / "keys", "office")
     crafted = tmp_path / "crafted.pem"
@@ -225,11 +211,6 @@ def test_stray_begin_lines_are_parsed_quickly(tmp_path: Path) -> None:
 # --- a key commented out --------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="_PEM_BLOCK is not anchored at a line's start: a "
-                   "retired key commented out with '#' on each line (the file's own "
-                   "comment style, central_key.render) is read as a broken PUBLIC KEY "
-                   "block, the whole file is refused: sync exits 2 at start, a running "
-                   "one keeps believing the retired key")
 def test_a_key_commented_out_is_a_comment(tmp_path: Path) -> None:
     _k1, retired, _old = ed25519(tmp_path / "keys", "retired")
     _k2, current, new = ed25519(tmp_path / "keys", "current")
