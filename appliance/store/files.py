@@ -69,12 +69,12 @@ class FileStore:
         # made young again, though: to the orphan sweep, which keeps a file no row
         # names only while it is young, an old file put again for a row about to be
         # written looked abandoned (red team 8). Gone meanwhile: written below.
-        if target.exists() and target.stat().st_size == len(data):
-            try:
+        try:
+            if target.stat().st_size == len(data):
                 os.utime(target)
                 return
-            except FileNotFoundError:
-                pass
+        except OSError:
+            pass  # not there, or gone between the look and the touch: written below
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             # Inside the try: a folder that cannot be made is a store error like any
