@@ -151,9 +151,10 @@ def masters_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int,
 
 def store_paper_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int, pdf: bytes,
                     fields: dict[str, Any]) -> str:
-    """Keep a paper's PDF (file first, then the row) with the fields read from it."""
-    sha = files.put(pdf, PDF)
+    """Keep a paper's PDF with the fields read from it: the file put under the row's
+    write lock, as store_page does, so no removal falls between the two."""
     with transaction(conn):
+        sha = files.put(pdf, PDF)
         dossiers.set_paper_result(conn, paper_id, sha, len(pdf), fields)
     return sha
 
@@ -175,8 +176,8 @@ def refresh_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int,
     pdf = masters_pdf(conn, files, paper_id, author)
     if pdf is None:
         return False
-    sha = files.put(pdf, PDF)
-    with transaction(conn):
+    with transaction(conn):  # the file under the row's lock (store_paper_pdf)
+        sha = files.put(pdf, PDF)
         conn.execute("UPDATE papers SET pdf_sha256=?, pdf_size=? WHERE id=?",
                      (sha, len(pdf), paper_id))
     return True
