@@ -96,7 +96,7 @@ def test_control_the_sweep_removes_old_orphans_with_space_left(
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "remove_orphans commits its audit line before it unlinks (erasure.py:323-340): on a "
+    "remove_orphans commits its audit line before it unlinks (erasure.py:322-346): on a "
     "disk with 0 bytes free that commit fails with SQLITE_FULL, so `appliance purge` "
     "exits 1 and every run frees 0 of 6 orphaned files (1.5 MiB), for good; before "
     "c472907 it unlinked first and the disk had room again"))

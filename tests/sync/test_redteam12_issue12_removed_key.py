@@ -71,7 +71,7 @@ def _verdict(config: config_mod.Config, record: object, forged_before: int) -> O
 
 @pytest.mark.xfail(strict=True, reason=(
     "TrustedKeys reads the key file again only when an ack verifies under none of its "
-    "keys (acksig.py:157-158): after `provision central-key --remove OLD_ID` genuine "
+    "keys (acksig.py:157-159): after `provision central-key --remove OLD_ID` genuine "
     "acks all verify under the new key, so the removed key stays believed; an ack "
     "forged with it marked a record delivered that the central never received"))
 def test_a_removed_key_is_no_longer_believed(
