@@ -131,3 +131,37 @@ def test_control_a_key_never_believed_is_refused(
     assert publisher.running()
     assert state is not OutboxState.DELIVERED
     assert device_dead_letters(config).get("forged") == 1
+
+
+def test_an_ack_while_the_key_file_is_written_in_place(tmp_path: Path) -> None:
+    """A key file rewritten in place (an editor, `cat new.pub >> file`, not provisioning's
+    rename): an ack of the new key that arrives while the file is half written is not
+    believed and the keys in use stay; the same ack is believed once the file is whole,
+    with no restart. An ack of the old key is believed throughout."""
+    keys = tmp_path / "keys"
+    old_private, old_public = keys / "old.key", keys / "old.pub"
+    new_private, new_public = keys / "new.key", keys / "new.pub"
+    keys.mkdir()
+    acksig.generate_key(old_private, old_public)
+    acksig.generate_key(new_private, new_public)
+    believed = keys / "central-acks.pem"
+    believed.write_bytes(old_public.read_bytes())
+    trusted = acksig.TrustedKeys.load(believed)
+
+    def ack(private: Path) -> wire.Ack:
+        return acksig.sign(acksig.load_private_key(private),
+                           wire.Ack("r-1", "a" * 64, 1.7e9, "kiosk-01"))
+
+    whole = old_public.read_bytes() + new_public.read_bytes()
+    with open(believed, "r+b") as fh:      # half of the new block written so far
+        fh.seek(0)
+        fh.write(whole[:len(whole) - 40])
+        fh.flush()
+    assert not trusted.verify(ack(new_private))
+    assert trusted.verify(ack(old_private)), "the key in use was dropped"
+    with open(believed, "r+b") as fh:
+        fh.seek(0)
+        fh.write(whole)
+    assert trusted.verify(ack(new_private)), "the whole file was never read again"
+    assert trusted.verify(ack(old_private))
+    assert len(trusted.ids) == 2
