@@ -319,42 +319,83 @@ def remove_orphans(conn: sqlite3.Connection, files: FileStore, now: float | None
     signed = 0
     for start in range(0, len(candidates), ORPHAN_BATCH):
         batch = candidates[start:start + ORPHAN_BATCH]
-        with transaction(conn):
-            named = _named(conn, {sha for sha, _suffix in batch})
-            going = [(sha, suffix) for sha, suffix in batch
-                     if sha not in named and _older(files.path(sha, suffix), cutoff)]
-            if not going:
-                continue
-            # A signed result no row names is what a sign-off killed after signing and
-            # before its commit leaves (records/result.py removes them itself on any
-            # other failure): named in the audit trail, since it is a signed document
-            # of an officer that is destroyed. The line is committed before any of the
-            # batch's files goes, so a kill never leaves a removal without its line
-            # (one line after the last batch left every batch before a kill without
-            # one: red team 11).
-            results = sorted(sha for sha, suffix in going if suffix == RESULT_JSON)
-            audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
-                "op": "remove_orphans", "files_removed": len(going),
-                "signed_results": results, "min_age_seconds": min_age})
-        with transaction(conn):
-            # Looked at again under the lock: a page stored meanwhile with one of these
-            # files keeps it, and the trail says so.
-            named = _named(conn, {sha for sha, _suffix in going})
-            kept = [(sha, suffix) for sha, suffix in going
-                    if sha in named or not _older(files.path(sha, suffix), cutoff)]
-            removed += sum(files.remove(sha, suffix) for sha, suffix in going
-                           if (sha, suffix) not in kept)
-            signed += len(results)
-            if kept:
-                audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
-                    "op": "remove_orphans_kept", "files_kept": len(kept),
-                    "signed_results_kept": sorted(sha for sha, suffix in kept
-                                                  if suffix == RESULT_JSON)})
+        try:
+            gone, results = _sweep_batch(conn, files, batch, cutoff, min_age)
+        except sqlite3.OperationalError as e:
+            if not is_disk_full(e):
+                raise
+            # A disk full to the last byte cannot take the line first, and the sweep is
+            # what gives it space back (red team 12: 0 of 6 orphans removed, run after
+            # run): as purge() does, the files go first, under the lock, and the line
+            # follows in the space they leave.
+            gone, results = _sweep_batch_disk_full(conn, files, batch, cutoff, min_age)
+        removed += gone
+        signed += len(results)
     if removed:
         log.info("retention: removed %d stored file(s) no dossier names any more, %d of "
                  "them signed result(s) of a sign-off that never committed", removed,
                  signed)
     return removed
+
+
+def _going(conn: sqlite3.Connection, files: FileStore, batch: list[tuple[str, str]],
+           cutoff: float) -> list[tuple[str, str]]:
+    """Of a batch of candidates, those still named by no live row and still old (the
+    caller holds the write lock)."""
+    named = _named(conn, {sha for sha, _suffix in batch})
+    return [(sha, suffix) for sha, suffix in batch
+            if sha not in named and _older(files.path(sha, suffix), cutoff)]
+
+
+def _note_sweep(conn: sqlite3.Connection, going: list[tuple[str, str]], min_age: float,
+                **more: bool) -> list[str]:
+    """The audit line of a batch of removals; the signed results among them. A signed
+    result no row names is what a sign-off killed after signing and before its commit
+    leaves (records/result.py removes them itself on any other failure): named, since
+    it is a signed document of an officer that is destroyed."""
+    results = sorted(sha for sha, suffix in going if suffix == RESULT_JSON)
+    audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
+        "op": "remove_orphans", "files_removed": len(going), "signed_results": results,
+        "min_age_seconds": min_age, **more})
+    return results
+
+
+def _sweep_batch(conn: sqlite3.Connection, files: FileStore, batch: list[tuple[str, str]],
+                 cutoff: float, min_age: float) -> tuple[int, list[str]]:
+    """One batch: its line committed before any of its files goes, so a kill never
+    leaves a removal without its line (one line after the last batch left every batch
+    before a kill without one: red team 11); then the files looked at again under the
+    lock, and any a page took meanwhile kept, with a line saying so."""
+    with transaction(conn):
+        going = _going(conn, files, batch, cutoff)
+        if not going:
+            return 0, []
+        results = _note_sweep(conn, going, min_age)
+    with transaction(conn):
+        still = set(_going(conn, files, going, cutoff))
+        kept = [item for item in going if item not in still]
+        removed = sum(files.remove(sha, suffix) for sha, suffix in going
+                      if (sha, suffix) in still)
+        if kept:
+            audit.append(conn, audit.AuditAction.PURGE, "retention", None, {
+                "op": "remove_orphans_kept", "files_kept": len(kept),
+                "signed_results_kept": sorted(sha for sha, suffix in kept
+                                              if suffix == RESULT_JSON)})
+    return removed, results
+
+
+def _sweep_batch_disk_full(conn: sqlite3.Connection, files: FileStore,
+                           batch: list[tuple[str, str]], cutoff: float,
+                           min_age: float) -> tuple[int, list[str]]:
+    """A batch on a disk too full for its line: files first, the line after."""
+    with transaction(conn):
+        going = _going(conn, files, batch, cutoff)
+        removed = sum(files.remove(sha, suffix) for sha, suffix in going)
+        results = _note_sweep(conn, going, min_age, disk_full=True) if going else []
+    if going:
+        log.warning("retention: disk full, %d orphan file(s) removed before their audit "
+                    "line", removed)
+    return removed, results
 
 
 # Candidate files looked at again and unlinked per write transaction of the sweep.

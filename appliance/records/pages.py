@@ -75,13 +75,14 @@ def store_page(conn: sqlite3.Connection, files: FileStore, dossier_id: int,
                     "flagged to scan it again", dossier_id, imaging.incomplete_rows(image),
                     image.height)
     png, thumbnail = imaging.encode_png(image, dpi=dpi), imaging.thumbnail_jpeg(image)
-    # The files are put inside the transaction that writes their row: a removal
-    # (erasure, the orphan sweep) checks for rows and unlinks under the same write lock,
-    # so it never falls between a put that found the same content already stored and
-    # the row that names it (red team 8: the page's row then named two missing files).
+    sha = files.put(png, PNG)
+    files.put_derived(sha, THUMBNAIL, thumbnail)
     with transaction(conn):
-        sha = files.put(png, PNG)
-        files.put_derived(sha, THUMBNAIL, thumbnail)
+        # Held again under the row's write lock (FileStore.hold): a removal (erasure,
+        # the orphan sweep) that fell between a put finding the same content already
+        # stored and this row left the row naming two missing files (red team 8).
+        files.hold(sha, PNG, png)
+        files.hold(sha, THUMBNAIL, thumbnail)
         if paper_id is None:
             paper_id = dossiers.add_paper(conn, dossier_id, title)
         page_id = dossiers.add_page(conn, paper_id, sha, image.width, image.height, dpi,
@@ -151,10 +152,11 @@ def masters_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int,
 
 def store_paper_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int, pdf: bytes,
                     fields: dict[str, Any]) -> str:
-    """Keep a paper's PDF with the fields read from it: the file put under the row's
-    write lock, as store_page does, so no removal falls between the two."""
+    """Keep a paper's PDF with the fields read from it: the file put first, then held
+    under the row's write lock as store_page does, so no removal falls between."""
+    sha = files.put(pdf, PDF)
     with transaction(conn):
-        sha = files.put(pdf, PDF)
+        files.hold(sha, PDF, pdf)
         dossiers.set_paper_result(conn, paper_id, sha, len(pdf), fields)
     return sha
 
@@ -176,8 +178,9 @@ def refresh_pdf(conn: sqlite3.Connection, files: FileStore, paper_id: int,
     pdf = masters_pdf(conn, files, paper_id, author)
     if pdf is None:
         return False
-    with transaction(conn):  # the file under the row's lock (store_paper_pdf)
-        sha = files.put(pdf, PDF)
+    sha = files.put(pdf, PDF)
+    with transaction(conn):
+        files.hold(sha, PDF, pdf)  # as store_paper_pdf
         conn.execute("UPDATE papers SET pdf_sha256=?, pdf_size=? WHERE id=?",
                      (sha, len(pdf), paper_id))
     return True

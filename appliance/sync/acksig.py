@@ -133,9 +133,9 @@ class TrustedKeys:
     """The central keys one device believes; the key that verified last is tried first,
     so a genuine ack costs one check whatever the number of keys during a change.
 
-    Loaded from a file, it reads the file again when an ack verifies under none of its
-    keys and the file changed since (`appliance provision central-key --add`): the
-    office's first ack under a new key is believed without restarting sync. A file
+    Loaded from a file, it reads the file again whenever it changed (`appliance
+    provision central-key --add` or `--remove`): the office's first ack under a new key
+    is believed, and a removed key no longer is, without restarting sync. A file
     changed into something unreadable keeps the keys in use, with a warning.
     """
 
@@ -155,8 +155,12 @@ class TrustedKeys:
         return keys
 
     def verify(self, ack: Signed) -> bool:
-        """True if any trusted key signed exactly this message."""
-        return self._any(ack) or (self._read_again() and self._any(ack))
+        """True if any trusted key signed exactly this message, as the file says now: a
+        stat per ack message, and a read when it changed. Read again only when no key
+        verified, a key taken off with `--remove` (perhaps leaked) was believed until
+        sync restarted, since the new key verified every genuine ack (red team 12)."""
+        self._read_again()
+        return self._any(ack)
 
     def _any(self, ack: Signed) -> bool:
         for i, key in enumerate(self.keys):

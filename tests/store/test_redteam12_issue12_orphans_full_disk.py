@@ -95,11 +95,6 @@ def test_control_the_sweep_removes_old_orphans_with_space_left(
     assert audit.verify(conn).ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "remove_orphans commits its audit line before it unlinks (erasure.py:322-346): on a "
-    "disk with 0 bytes free that commit fails with SQLITE_FULL, so `appliance purge` "
-    "exits 1 and every run frees 0 of 6 orphaned files (1.5 MiB), for good; before "
-    "c472907 it unlinked first and the disk had room again"))
 def test_the_sweep_gives_a_full_disk_back(
         conn: sqlite3.Connection, config: Config, disk: Path, tmp_path: Path) -> None:
     orphans = _orphans(conn, config, 6, 256 * 1024)

@@ -69,11 +69,6 @@ def _verdict(config: config_mod.Config, record: object, forged_before: int) -> O
     return outbox_state(config, record.record_id)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TrustedKeys reads the key file again only when an ack verifies under none of its "
-    "keys (acksig.py:157-159): after `provision central-key --remove OLD_ID` genuine "
-    "acks all verify under the new key, so the removed key stays believed; an ack "
-    "forged with it marked a record delivered that the central never received"))
 def test_a_removed_key_is_no_longer_believed(
         tmp_path: Path, broker: MosquittoProcess, services: Start) -> None:
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=30.0)

@@ -111,10 +111,6 @@ def _kiosk_wait_behind(app: Flask, work: Callable[[], object],
     return alone, during, took[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store_page puts the PNG and thumbnail inside BEGIN IMMEDIATE (records/pages.py:"
-    "82-84): a kiosk write waited 1.2 s (4 fsyncs of 0.3 s) behind one page instead "
-    "of its 0.05 s alone; on an SD card past 15 s it is 'database is locked', a 500"))
 def test_a_kiosk_write_does_not_wait_for_a_pages_files(
         app: Flask, conn: sqlite3.Connection, config, monkeypatch, tmp_path: Path) -> None:
     files = files_of(conn, config)
@@ -130,9 +126,6 @@ def test_a_kiosk_write_does_not_wait_for_a_pages_files(
         f"the worker's store_page took {took:.2f} s)"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store_paper_pdf puts the PDF inside BEGIN IMMEDIATE (records/pages.py:156-158): a "
-    "kiosk write waited for the PDF's 2 fsyncs (0.6 s) instead of its 0.05 s alone"))
 def test_a_kiosk_write_does_not_wait_for_a_papers_pdf(
         app: Flask, conn: sqlite3.Connection, config, monkeypatch, tmp_path: Path) -> None:
     files = files_of(conn, config)
