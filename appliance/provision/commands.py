@@ -432,9 +432,15 @@ def _central_key(args: argparse.Namespace, ctx: Context) -> Check:
     if written != ids:
         raise ProvisionError(f"the file would be read as key(s) {', '.join(written)}, not "
                              f"{', '.join(ids)}")
-    target = ctx.dir / CENTRAL_KEY_NAME
-    ctx.dir.mkdir(parents=True, exist_ok=True)
-    pki.atomic_write(target, data, 0o644)
+    # The file sync watches: the configured one when there is one (a running sync
+    # reads only that path; writing elsewhere left a removed key believed there until
+    # sync restarted: red team 13), else the provisioning folder's.
+    target = current if current is not None else ctx.dir / CENTRAL_KEY_NAME
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pki.atomic_write(target, data, 0o644)
+    except OSError as e:
+        raise ProvisionError(f"cannot write {target}: {e}") from e
     ctx.set_config({("mqtt", "central_public_key"): str(target)})
     said = f"{target}: acks believed from {len(ids)} central key(s): {', '.join(ids)}"
     cas = [b.key_id for b in blocks if b.ca]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.store.errors import DiskFull, StoreError
@@ -56,12 +57,14 @@ class FileStore:
     def put(self, data: bytes, suffix: str) -> str:
         """Store bytes sealed; return the sha256 of their plaintext. Idempotent."""
         sha = hashlib.sha256(data).hexdigest()
-        self._write(self.path(sha, suffix), self.sealer.seal(data, self._aad(sha, suffix)))
+        self._write(self.path(sha, suffix), self.sealer.seal(data, self._aad(sha, suffix)),
+                    lambda: self.read(sha, suffix))
         return sha
 
     def put_derived(self, sha256: str, suffix: str, data: bytes) -> None:
         """Store a file derived from another (a page's thumbnail) under that one's hash."""
-        self._write(self.path(sha256, suffix), self.sealer.seal(data, self._aad(sha256, suffix)))
+        self._write(self.path(sha256, suffix), self.sealer.seal(data, self._aad(sha256, suffix)),
+                    lambda: self.read_derived(sha256, suffix))
 
     def hold(self, sha256: str, suffix: str, data: bytes) -> None:
         """Under the caller's write lock, with the row that names it: the file put before
@@ -78,14 +81,18 @@ class FileStore:
             pass
         self._write(path, self.sealer.seal(data, self._aad(sha256, suffix)))
 
-    def _write(self, target: Path, data: bytes) -> None:
+    def _write(self, target: Path, data: bytes,
+               intact: Callable[[], object] | None = None) -> None:
         # Same address and size: the same content sealed before (nonces differ, sizes
         # do not), so an idempotent put does not rewrite (and re-fsync) the file. It is
         # made young again, though: to the orphan sweep, which keeps a file no row
         # names only while it is young, an old file put again for a row about to be
         # written looked abandoned (red team 8). Gone meanwhile: written below.
+        # And only if it still opens (`intact`): one damaged in place, its size kept (a
+        # disk error), was taken as stored, and a new dossier's row named a file that
+        # fails at sign-off (red team 13). Read only on this rare path.
         try:
-            if target.stat().st_size == len(data):
+            if target.stat().st_size == len(data) and _opens(intact):
                 os.utime(target)
                 return
         except OSError:
@@ -140,3 +147,14 @@ class FileStore:
             raise StoreError(f"cannot remove {target}: {e}") from e
         crypto.fsync_dir(target.parent)
         return True
+
+
+def _opens(intact: Callable[[], object] | None) -> bool:
+    """Whether a stored file reads back as what it should hold (no check: True)."""
+    if intact is None:
+        return True
+    try:
+        intact()
+    except (StoreError, OSError):
+        return False
+    return True

@@ -191,15 +191,17 @@ class TrustedKeys:
         return True
 
 
-def _stamp(path: Path | None) -> tuple[int, int, int] | None:
-    """What tells a changed file: inode (a file replaced by rename), size, mtime."""
+def _stamp(path: Path | None) -> tuple[int, int, int, int] | None:
+    """What tells a changed file: inode (a file replaced by rename), size, mtime, and
+    ctime, which no copy can set (`cp -p` of a key of the same size kept the other
+    three: red team 13)."""
     if path is None:
         return None
     try:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def sign(key: Ed25519PrivateKey, ack: S) -> S:

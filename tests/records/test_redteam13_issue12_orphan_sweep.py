@@ -203,13 +203,6 @@ def disk(tmp_path: Path) -> Iterator[Path]:
         yield folder
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "on a full disk the sweep unlinks a batch first and commits its line after "
-    "(_sweep_batch_disk_full); when the space the unlinks leave is less than the commit "
-    "needs (an orphan signed result with a 3 KB PDF: 2 tmpfs pages = 8 KiB freed, the "
-    "commit takes ~12 KiB), the commit fails: both files gone, `appliance purge` exits "
-    "1 with a traceback, no audit line and no log line name the destroyed signed result, "
-    "and no later run can (0 lines after a run with space)"))
 def test_a_signed_result_removed_on_a_full_disk_is_named_in_the_trail(disk: Path) -> None:
     config, cfg, conn, files = _device(disk / "data")
     try:

@@ -148,12 +148,6 @@ def test_a_truncated_stored_page_is_written_again_by_the_same_scan(tmp_path: Pat
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a stored page damaged in place by the disk (one byte changed, its size the same) "
-    "is taken as 'the same content sealed before' by put (_write compares sizes only) "
-    "and by hold (os.utime only): the same page scanned again, its plaintext in hand, "
-    "gets a row naming a file that does not open (StoreError at sign-off, the citizen "
-    "gone); not new with hold: the put under the lock compared sizes too"))
 def test_a_damaged_stored_page_is_written_again_by_the_same_scan(tmp_path: Path) -> None:
     config, conn = _device(tmp_path / "data")
     try:

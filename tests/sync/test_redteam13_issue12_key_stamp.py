@@ -60,12 +60,6 @@ def _provision(config_file: Path, *argv: str) -> tuple[int, str]:
     return rc, out.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "provision central-key --remove writes <config dir>/central-acks.pem and points "
-    "mqtt.central_public_key there, but a running sync watches the path it was started "
-    "with: when the configured file was elsewhere (installed by hand, as the doctor's "
-    "hint says), that file never changes and the removed (leaked) key stays believed "
-    "until sync restarts: verify(ack of the removed key) is True after the step said OK"))
 def test_remove_is_seen_by_a_running_sync_whatever_the_configured_path(
         tmp_path: Path) -> None:
     keys = _keys(tmp_path / "keys", "old", "new")
@@ -94,12 +88,6 @@ def test_remove_is_seen_by_a_running_sync_whatever_the_configured_path(
         f"{now}), the running sync (watching {by_hand}) still believes the removed key")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TrustedKeys' stamp is (inode, size, mtime_ns): a key file rewritten in place with "
-    "another key of the same size (one Ed25519 PEM is always 113 bytes) and its mtime "
-    "kept (`cp -p`, `rsync -a --inplace`, `touch -r`, or the same coarse clock tick) "
-    "has the same stamp: the replaced key stays believed, the new one refused; st_ctime_ns "
-    "(which no one can set) is not in the stamp"))
 def test_a_key_replaced_in_place_with_its_mtime_kept_is_seen(tmp_path: Path) -> None:
     keys = _keys(tmp_path / "keys", "leaked", "fresh")
     believed = tmp_path / "central.pem"
