@@ -59,7 +59,7 @@ def _counter(config: Any, name: str) -> int:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "report.show() prints the body with json.dumps(...).splitlines(): U+2028, U+2029 "
+    "central/report.py:229 show() prints json.dumps(...).splitlines(): U+2028, U+2029 "
     "and U+0085 in a value (json.dumps leaves them raw) become line breaks, never "
     "escapes; a one-content record id printed a forged line 'content 2: <sha> served "
     "claimed' of the body's choosing"))
