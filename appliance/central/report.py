@@ -226,7 +226,10 @@ def show(config: Config, device_id: str, record_id: str, *, as_json: bool = Fals
         lines += [f"  file {sha} {'held' if there else 'missing'}"
                   for sha, there in c["files"].items()]
         body = json.dumps(c["body"], ensure_ascii=False, indent=2, sort_keys=True)
-        lines += ["  " + printable(line) for line in body.splitlines()]
+        # "\n" only: splitlines() also breaks at U+2028, U+2029 and U+0085, which
+        # json.dumps leaves as they are, so a body could print lines of its own choosing
+        # (red team 14: a forged "content 2"); printable() escapes them within the line.
+        lines += ["  " + printable(line) for line in body.split("\n")]
     return "\n".join(lines)
 
 

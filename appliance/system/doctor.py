@@ -453,10 +453,47 @@ def check_central_key(config: Config) -> Check:
                                      error=str(e)),
                      next_msg=msg("tech.doctor.next.central_key.install_again"))
     ids = ", ".join(central_key.key_id(k) for k in keys)
-    return Check("central_key", Verdict.OK, f"{path}: acks believed from {len(keys)} "
-                                            f"key(s): {ids}",
+    said = f"{path}: acks believed from {len(keys)} key(s): {ids}"
+    forged, since = _refused_acks_since(config, Path(path))
+    if forged:
+        # A device that missed the office's new key refuses every ack as forged and
+        # delivers nothing, while its file reads fine (red team 14): said here, so the
+        # panel and the heartbeat show it. Forged acks of an attacker look the same.
+        day = f"{dt.datetime.fromtimestamp(since, dt.UTC):%Y-%m-%d %H:%M} UTC"
+        return Check("central_key", Verdict.WARN,
+                     f"{said}; {forged} ack(s) since {day} were signed by none of them",
+                     "if the central office changed its key, add the new one: `appliance "
+                     "provision central-key --add NEW.pub`; otherwise someone is sending "
+                     "forged acknowledgements: tell the central office",
+                     summary_msg=msg("tech.doctor.summary.central_key.refused_acks",
+                                     path=path, count=len(keys), ids=ids, forged=forged,
+                                     since=day),
+                     next_msg=msg("tech.doctor.next.central_key.add_new"))
+    return Check("central_key", Verdict.OK, said,
                  summary_msg=msg("tech.doctor.summary.central_key.believed", path=path,
                                  count=len(keys), ids=ids))
+
+
+def _refused_acks_since(config: Config, key_file: Path) -> tuple[int, float]:
+    """Acks sync set aside as forged since the key file last changed (its ctime), and
+    that time: (0, t) when none or the database cannot be read."""
+    try:
+        since = key_file.stat().st_ctime
+    except OSError:
+        return 0, 0.0
+    database = config.paths.database
+    if not database.exists():
+        return 0, since
+    try:
+        conn = open_read_only(database)
+        try:
+            row = conn.execute("SELECT COUNT(*) FROM sync_dead_letters WHERE kind='forged' "
+                               "AND at > ?", (since,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0, since
+    return int(row[0]), since
 
 
 def check_broker(config: Config) -> Check:

@@ -167,7 +167,7 @@ def index() -> str:
 
 
 DOCTOR_NAMES = ("config", "disk", "database", "key", "queue", "clock", "certificate",
-                "broker", "scanner", "models", "schema", "units")
+                "central_key", "broker", "scanner", "models", "schema", "units")
 
 
 def doctor_text(message: doctor.Message | None, english: str) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 (ed13c66) as an operator runs them, through a real broker and receiver, each command a
 real `appliance central` process:
 
-- Bug (strict xfail): the text output splits a body's value at U+2028, U+2029 and
+- Bug (fixed): the text output splits a body's value at U+2028, U+2029 and
   U+0085 (str.splitlines), so those characters reach the terminal as line breaks, not
   escapes, and a body can print a line of its own choosing, such as a second
   "content 2: ... claimed" under a record id that holds one content.
@@ -58,11 +58,6 @@ def _counter(config: Any, name: str) -> int:
     return central_read(config, central_store.counters, {}).get(name, 0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "central/report.py:229 show() prints json.dumps(...).splitlines(): U+2028, U+2029 "
-    "and U+0085 in a value (json.dumps leaves them raw) become line breaks, never "
-    "escapes; a one-content record id printed a forged line 'content 2: <sha> served "
-    "claimed' of the body's choosing"))
 def test_show_escapes_line_separators_inside_a_body_value(tmp_path, broker, services):
     config, config_file, attacker, topic = _rig(tmp_path, broker, services)
     device = config.device.id

@@ -5,10 +5,10 @@ keys made by OpenSSL, and the device that missed step 2 coming back after step 4
 - Held: every step's exit code and message (install, --add, the private key given by
   mistake, an unknown id, the last key, --remove without its id); a refused step
   leaves the file and the configuration byte for byte as they were.
-- Bug (strict xfail): a refused `--remove` typo (nothing changed, two keys believed)
+- Bug (fixed): a refused `--remove` typo (nothing changed, two keys believed)
   turns the provisioning report's central_key line into FAIL with "get the key file
   from the central office again", and `provision report` says so from then on.
-- Bug (strict xfail): a device that believes only the retired key, back after the
+- Bug (fixed): a device that believes only the retired key, back after the
   change, counts every ack as forged and delivers nothing, while `appliance doctor`'s
   central_key line (the panel and the heartbeat) says OK with no next step.
 """
@@ -110,11 +110,6 @@ def test_each_step_as_typed_with_its_exit_code_and_message(tmp_path: Path) -> No
     assert last.returncode == 1 and "is the only key this device believes" in last.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "provision/commands.py:125-134 _run records every verdict: a --remove typo "
-    "(nothing changed, 2 keys believed) makes the provisioning report's central_key "
-    "line FAIL, 'get the key file from the central office again', until the step is "
-    "run again successfully"))
 def test_a_refused_remove_leaves_the_provisioning_report_as_it_was(tmp_path: Path):
     config_file, old_pub, new_pub, old_id, _new_key, new_id = _device(tmp_path)
     assert _appliance(config_file, "provision", "central-key", str(old_pub)).returncode == 0
@@ -127,11 +122,6 @@ def test_a_refused_remove_leaves_the_provisioning_report_as_it_was(tmp_path: Pat
     assert line["verdict"] == "ok", line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "system/doctor.py:425-459 check_central_key only reads the key file: a device "
-    "that believes only the retired key counts every ack as forged (>=2 in the test, "
-    "nothing delivered) while its central_key line stays OK with no next step, on "
-    "the doctor, the panel and the heartbeat"))
 def test_a_device_back_after_the_change_is_told_to_add_the_new_key(tmp_path, broker,
                                                                     services):
     keys = tmp_path / "keys"

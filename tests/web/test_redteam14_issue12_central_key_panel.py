@@ -1,7 +1,7 @@
 """Red team 14 (issue 12): the doctor's `central_key` line (358a812) on the technician
 panel, through Flask's client against the real templates and translations.
 
-Bug (strict xfail): the row is labelled "central_key", the check's raw name, in both
+Bug (fixed): the row is labelled "central_key", the check's raw name, in both
 languages: the panel's list of translated check names lacks it.
 
 Held: a key file at a path with HTML and quote characters, holding a CERTIFICATE
@@ -20,8 +20,6 @@ import subprocess
 import unicodedata
 from html import unescape
 from pathlib import Path
-
-import pytest
 
 from appliance.system.config import Config, with_overrides
 from appliance.web import create_app
@@ -81,11 +79,6 @@ def test_unreadable_key_file_at_an_odd_path_fails_with_its_next_step_escaped(
     assert row["verdict"] == "fail" and row["next_step"] and str(key_file) in row["summary"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "appliance/web/technician.py:169 DOCTOR_NAMES lacks 'central_key': the panel's "
-    "row is labelled with the raw name 'central_key' in Vietnamese and English, though "
-    "vi.json/en.json carry tech.doctor.check.central_key ('Khóa xác nhận của trung "
-    "ương' / 'Central office key')"))
 def test_the_row_is_named_in_vietnamese_and_in_english(config: Config, tmp_path: Path):
     key_file = tmp_path / "missing.pem"
     client = _client(config, key_file)
