@@ -19,11 +19,7 @@ device's reading of the key file is checked against an independent maker.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import logging
-import subprocess
 import threading
 from pathlib import Path
 
@@ -32,7 +28,6 @@ import pytest
 from appliance.central import report as central_report
 from appliance.central.db import connect as central_connect
 from appliance.central.receiver import run_receiver
-from appliance.cli import _resolve, build_parser
 from appliance.store.outbox import OutboxState
 from appliance.sync import acksig
 from appliance.sync.publisher import run_publisher
@@ -40,6 +35,8 @@ from appliance.system import central_key, doctor
 from appliance.system import config as config_mod
 from appliance.system.doctor import Verdict
 from appliance.web.i18n import Translations
+from tests.helpers.central_keys import ed25519 as openssl_ed25519
+from tests.helpers.central_keys import openssl, provision
 from tests.helpers.sync_rig import (
     all_delivered,
     assert_exactly_once,
@@ -54,22 +51,6 @@ from tests.helpers.sync_rig import (
 )
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def openssl(*args: str) -> bytes:
-    return subprocess.run(["openssl", *args], check=True, capture_output=True).stdout
-
-
-def openssl_ed25519(folder: Path, name: str) -> tuple[Path, Path, str]:
-    """An Ed25519 key made by OpenSSL, its public PEM, and its key id computed from
-    OpenSSL's DER SubjectPublicKeyInfo (the raw key is its last 32 bytes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    private, public = folder / f"{name}.key", folder / f"{name}.pub"
-    openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
-    openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
-    der = openssl("pkey", "-in", str(private), "-pubout", "-outform", "DER")
-    assert len(der) == 44
-    return private, public, hashlib.sha256(der[-32:]).hexdigest()[:16]
 
 
 def openssl_certificate(private: Path, out: Path) -> Path:
@@ -269,16 +250,6 @@ def test_database_from_before_keys_were_noted_also_refuses_a_new_key(tmp_path, b
 
 
 # --- the technician's step: appliance provision central-key ---------------------------
-
-
-def provision(config_file: Path, folder: Path, *argv: str) -> tuple[int, str]:
-    """`appliance provision central-key ARGV` on this configuration file, as typed."""
-    out = io.StringIO()
-    args = build_parser().parse_args(["--config", str(config_file), "provision",
-                                      "central-key", "--dir", str(folder), *argv])
-    with contextlib.redirect_stdout(out):
-        rc = _resolve(args.command.run)(args)
-    return rc, out.getvalue()
 
 
 def test_provisioned_key_change_needs_no_sync_restart(tmp_path, broker, services):

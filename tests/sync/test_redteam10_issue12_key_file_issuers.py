@@ -27,10 +27,7 @@ under that rule. Keys and certificates are made by OpenSSL's command line.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
-import hashlib
-import io
 import subprocess
 import time
 from pathlib import Path
@@ -42,10 +39,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from appliance.cli import _resolve, build_parser
 from appliance.sync import acksig, wire
 from appliance.system import central_key
 from appliance.system import config as config_mod
+from tests.helpers.central_keys import ed25519, openssl, provision
 from tests.helpers.sync_rig import (
     SYNC,
     Attacker,
@@ -57,28 +54,6 @@ from tests.helpers.sync_rig import (
 )
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def openssl(*args: str) -> bytes:
-    return subprocess.run(["openssl", *args], check=True, capture_output=True).stdout
-
-
-def ed25519(folder: Path, name: str) -> tuple[Path, Path, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    private, public = folder / f"{name}.key", folder / f"{name}.pub"
-    openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
-    openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
-    der = openssl("pkey", "-in", str(private), "-pubout", "-outform", "DER")
-    return private, public, hashlib.sha256(der[-32:]).hexdigest()[:16]
-
-
-def provision(config_file: Path, folder: Path, *argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    args = build_parser().parse_args(["--config", str(config_file), "provision",
-                                      "central-key", "--dir", str(folder), *argv])
-    with contextlib.redirect_stdout(out):
-        rc = _resolve(args.command.run)(args)
-    return rc, out.getvalue()
 
 
 def duplicate_extension_certificate(path: Path) -> Path:

@@ -24,7 +24,6 @@ block) are a CentralKeyError or the right keys, quickly.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import subprocess
 import sys
@@ -37,26 +36,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.cli import _resolve, build_parser
 from appliance.system import central_key
+from tests.helpers.central_keys import ed25519, openssl
 from tests.helpers.sync_rig import make_config, write_config_file
 
 pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_NAME = "central-acks.pem"
-
-
-def openssl(*args: str) -> bytes:
-    return subprocess.run(["openssl", *args], check=True, capture_output=True,
-                          timeout=30).stdout
-
-
-def ed25519(folder: Path, name: str) -> tuple[Path, Path, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    private, public = folder / f"{name}.key", folder / f"{name}.pub"
-    openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
-    openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
-    der = openssl("pkey", "-in", str(private), "-pubout", "-outform", "DER")
-    return private, public, hashlib.sha256(der[-32:]).hexdigest()[:16]
 
 
 def certificate(folder: Path, name: str, algorithm: str, *, ca: bool,

@@ -15,7 +15,6 @@ keys made by OpenSSL, and the device that missed step 2 coming back after step 4
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -30,6 +29,7 @@ from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from appliance.system import doctor
 from appliance.system.doctor import Verdict
+from tests.helpers.central_keys import ed25519 as _key
 from tests.helpers.sync_rig import (
     device_dead_letters,
     enqueue,
@@ -40,18 +40,6 @@ from tests.helpers.sync_rig import (
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _openssl(*args: str) -> bytes:
-    return subprocess.run(["openssl", *args], check=True, capture_output=True).stdout
-
-
-def _key(folder: Path, name: str) -> tuple[Path, Path, str]:
-    private, public = folder / f"{name}.key", folder / f"{name}.pub"
-    _openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
-    _openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
-    der = _openssl("pkey", "-in", str(private), "-pubout", "-outform", "DER")
-    return private, public, hashlib.sha256(der[-32:]).hexdigest()[:16]
 
 
 def _appliance(config_file: Path, *argv: str) -> subprocess.CompletedProcess[str]:

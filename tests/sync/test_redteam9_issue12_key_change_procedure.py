@@ -18,7 +18,6 @@ processes (mosquitto, `appliance central` processes, the sync service), keys by 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import pytest
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers import postgres as pg_helpers
+from tests.helpers.central_keys import ed25519 as openssl_key
 from tests.helpers.junk_flood import stop
 from tests.helpers.redteam8_rig import Receivers
 from tests.helpers.sync_rig import (
@@ -48,20 +48,6 @@ pg_server = pg_helpers.pg_server  # fixture
 pytestmark = pytest.mark.timeout(150)
 
 GROUP = "rt9-keys-3f1c0a7e9b25d684"
-
-
-def openssl(*args: str) -> bytes:
-    return subprocess.run(["openssl", *args], check=True, capture_output=True).stdout
-
-
-def openssl_key(folder: Path, name: str) -> tuple[Path, Path, str]:
-    """README step 1, literally: genpkey, then pkey -pubout; the id from OpenSSL's DER."""
-    folder.mkdir(parents=True, exist_ok=True)
-    private, public = folder / f"{name}.key", folder / f"{name}.pub"
-    openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
-    openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
-    der = openssl("pkey", "-in", str(private), "-pubout", "-outform", "DER")
-    return private, public, hashlib.sha256(der[-32:]).hexdigest()[:16]
 
 
 def receivers(folder: Path, config: config_mod.Config) -> Receivers:

@@ -31,6 +31,7 @@ from appliance.sync import acksig
 from appliance.system import central_key, doctor
 from appliance.system import config as config_mod
 from appliance.system.doctor import Verdict
+from tests.helpers.central_keys import openssl
 from tests.helpers.sync_rig import (
     SYNC,
     all_delivered,
@@ -43,10 +44,6 @@ from tests.helpers.sync_rig import (
 )
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def openssl(*args: str) -> bytes:
-    return subprocess.run(["openssl", *args], check=True, capture_output=True).stdout
 
 
 def central_certificate_chain(folder: Path, central_private: Path) -> tuple[Path, Path]:
