@@ -20,6 +20,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import (  # noqa: E402
     HealthCheck,
     Phase,
+    example,
     given,
     settings,
     strategies,
@@ -147,6 +148,11 @@ def fuzz_correction(conn, operation, mode, headers: dict[str, str], target: dict
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode),
            field=strategies.sampled_from((None, *FIELD_NAMES)))
+    # One valid correction stated outright, made by schemathesis from the served
+    # description as any other case: whether the draw holds a value a real field takes
+    # was luck (a CI run drew none in 60), and "valid values are stored" was not tested.
+    @example(case=operation.Case(body={"value": "Nguyễn Văn An"}, media_type="application/json"),
+             field="full_name")
     def run(case, field) -> None:
         if time.monotonic() > deadline:
             return
