@@ -139,27 +139,26 @@ class TrustedKeys:
     changed into something unreadable keeps the keys in use, with a warning.
     """
 
-    def __init__(self, keys: Sequence[Ed25519PublicKey], path: Path | None = None) -> None:
+    def __init__(self, keys: Sequence[Ed25519PublicKey], path: Path | None = None,
+                 stamp: tuple[int, int, int, int] | None = None) -> None:
         if not keys:
             raise AckKeyError("no central public key to verify acks with")
         self.keys = list(keys)
         self.ids = [key_id(k) for k in self.keys]
         self.path = path
-        self.stamp = _stamp(path)
+        self.stamp = stamp
 
     @classmethod
     def load(cls, path: Path) -> TrustedKeys:
-        stamp = _stamp(path)
-        keys = cls(load_public_keys(path), path)
-        keys.stamp = stamp  # as read: a change during the read is seen next time
-        return keys
+        stamp = _stamp(path)  # taken before the read: a change during it is seen next time
+        return cls(load_public_keys(path), path, stamp)
 
     def verify(self, ack: Signed) -> bool:
         """True if any trusted key signed exactly this message, as the file says now: a
         stat per ack message, and a read when it changed. Read again only when no key
         verified, a key taken off with `--remove` (perhaps leaked) was believed until
         sync restarted, since the new key verified every genuine ack (red team 12)."""
-        self._read_again()
+        self._follow_file()
         return self._any(ack)
 
     def _any(self, ack: Signed) -> bool:
@@ -171,24 +170,23 @@ class TrustedKeys:
                 return True
         return False
 
-    def _read_again(self) -> bool:
-        """Read the file again if it changed; whether the keys changed."""
+    def _follow_file(self) -> None:
+        """Read the file again if it changed since it was last read."""
         if self.path is None:
-            return False
+            return
         stamp = _stamp(self.path)
         if stamp is None or stamp == self.stamp:
-            return False
+            return
         self.stamp = stamp
         try:
             keys = load_public_keys(self.path)
         except AckKeyError as e:
             log.warning("%s; acks are still checked against central key %s", e,
                         " or ".join(self.ids))
-            return False
+            return
         self.keys, self.ids = keys, [key_id(k) for k in keys]
         log.info("central keys read again from %s: acks are believed when signed by %s",
                  self.path, " or ".join(self.ids))
-        return True
 
 
 def _stamp(path: Path | None) -> tuple[int, int, int, int] | None:
