@@ -362,7 +362,7 @@ class _Receiver:
                                                                    sha, count))
                                    for sha, count in msg.files))
             batch.answers.append((wire.acks_topic(self.prefix, device_id),
-                                  wire.encode_have(acksig.sign(self.key, have))))
+                                  wire.encode_have(acksig.sign(self.key, have, self.key_id))))
             return
         if isinstance(msg, wire.RecordPack):
             # Their files came along (each in one chunk), so none is kept waiting.
@@ -395,7 +395,7 @@ class _Receiver:
                 wire.AckItem(msg.record_id, msg.sha256, result.status))
             return
         ack = acksig.sign(self.key, wire.Ack(msg.record_id, msg.sha256, time.time(),
-                                             device_id, result.status))
+                                             device_id, result.status), self.key_id)
         batch.acks.append((wire.acks_topic(self.prefix, device_id), wire.encode_ack(ack)))
 
     def first_missing(self, device_id: str, record_id: str, sha: str, count: int) -> int:
@@ -428,7 +428,8 @@ class _Receiver:
             topic = wire.acks_topic(self.prefix, device_id)
             for start in range(0, len(items), wire.MAX_BATCH_ACK_ITEMS):
                 signed = acksig.sign(self.key, wire.BatchAck(
-                    device_id, now, tuple(items[start:start + wire.MAX_BATCH_ACK_ITEMS])))
+                    device_id, now, tuple(items[start:start + wire.MAX_BATCH_ACK_ITEMS])),
+                    self.key_id)
                 out.append((topic, wire.encode_batch_ack(signed)))
         return out
 

@@ -47,6 +47,9 @@ class Signed(Protocol):
     @property
     def signature(self) -> bytes: ...
 
+    @property
+    def key_id(self) -> str: ...
+
     def signed_bytes(self) -> bytes: ...
 
 
@@ -161,6 +164,24 @@ class TrustedKeys:
         self._follow_file()
         return self._any(ack)
 
+    def refusal(self, ack: Signed) -> str:
+        """Why `ack` was not believed, for its dead letter: the key it names (a hint
+        anyone can write, never trusted for anything else) and the keys believed."""
+        kind = type(ack).__name__
+        believed = " or ".join(self.ids)
+        named = ack.key_id
+        if not named:
+            return f"bad signature on a {kind} that names no key (believed: {believed})"
+        if named in self.ids:
+            return f"bad signature on a {kind} that names believed central key {named}"
+        return (f"{kind} signed by central key {named}, which this device does not "
+                f"believe (believed: {believed})")
+
+    def unknown_key(self, ack: Signed) -> str:
+        """The key id a refused message names when this device does not hold it, else ""."""
+        named = ack.key_id
+        return named if named and named not in self.ids else ""
+
     def _any(self, ack: Signed) -> bool:
         for i, key in enumerate(self.keys):
             if verify(key, ack):
@@ -202,10 +223,13 @@ def _stamp(path: Path | None) -> tuple[int, int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def sign(key: Ed25519PrivateKey, ack: S) -> S:
+def sign(key: Ed25519PrivateKey, ack: S, signer_id: str = "") -> S:
     """The message with the receiver's signature over its signed_bytes(); each kind's
-    signed bytes start with its own label, so one kind cannot pass for another."""
-    return replace(ack, signature=key.sign(ack.signed_bytes()))
+    signed bytes start with its own label, so one kind cannot pass for another. It
+    names the key (`signer_id`, its key_id, computed when not given) outside the
+    signature, for a device that does not believe it to say which key it lacks."""
+    return replace(ack, signature=key.sign(ack.signed_bytes()),
+                   key_id=signer_id or key_id(key.public_key()))
 
 
 def verify(key: Ed25519PublicKey, ack: Signed) -> bool:

@@ -346,8 +346,14 @@ class _Publisher:
                            f"{type(msg).__name__} for device {msg.device_id!r}", payload)
             return
         if self.verifier is not None and not self.verifier.verify(msg):
-            self.set_aside(DeadLetterKind.FORGED, topic,
-                           f"bad signature on a {type(msg).__name__}", payload)
+            self.set_aside(DeadLetterKind.FORGED, topic, self.verifier.refusal(msg), payload)
+            unknown = self.verifier.unknown_key(msg)
+            if unknown:
+                # For the doctor: "acks name key X, which is not installed here".
+                from appliance.system import central_key  # loaded with acksig already
+
+                with db.transaction(self.conn):
+                    db.set_state(self.conn, central_key.UNBELIEVED_STATE_KEY, unknown)
             return
         if isinstance(msg, wire.BatchAck | wire.Have) and not self.packs:
             self.set_packs(True)

@@ -100,6 +100,12 @@ MAX_TIMESTAMP = 1e11
 ED25519_SIGNATURE_BYTES = 64
 
 # A JSON payload never starts with a NUL byte, so this cannot be mistaken for one.
+# The signing key's id (central_key.key_id) on an ack, "acks" or "have" message. Outside
+# the signature, so anyone can write any id there: it never decides what is believed
+# (every key the device holds is still tried). It lets a device that believes none of
+# its keys say which key signed ("the office's new key, not installed here") instead
+# of only "bad signature". Optional: receivers before it sent none.
+KEY_ID_FIELD = "kid"
 BINARY_CHUNK_MAGIC = b"\x00ch1"
 MAX_BINARY_HEADER_BYTES = CHUNK_ENVELOPE_BYTES
 BINARY_PACK_MAGIC = b"\x00rp1"
@@ -110,6 +116,7 @@ MAX_PACK_HEADER_BYTES = 128 * 1024
 PACK_ITEM_HEADER_BYTES = 64 + 20
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}\Z")
+_KEY_ID_RE = re.compile(r"^[0-9a-f]{16}\Z")
 _RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 # The same shape as config's device.id: a topic segment without wildcards or '/'.
 _DEVICE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")
@@ -225,6 +232,9 @@ class Ack:
     device_id: str = ""
     status: AckStatus = AckStatus.STORED
     signature: bytes = b""
+    # The id of the key that signed (central_key.key_id), a hint outside the signature;
+    # see KEY_ID_FIELD.
+    key_id: str = ""
 
     def signed_bytes(self) -> bytes:
         """What the receiver's Ed25519 key signs: every field a device acts on.
@@ -242,7 +252,8 @@ class Ack:
         return {"record_id": self.record_id, "sha256": self.sha256,
                 "received_at": self.received_at, "device_id": self.device_id,
                 "status": self.status.value,
-                "sig": base64.b64encode(self.signature).decode("ascii")}
+                "sig": base64.b64encode(self.signature).decode("ascii"),
+                **_key_id_field(self.key_id)}
 
 
 @dataclass(frozen=True)
@@ -275,6 +286,7 @@ class BatchAck:
     received_at: float
     items: tuple[AckItem, ...]
     signature: bytes = b""
+    key_id: str = ""
 
     def _flat(self) -> list[str]:
         return [v for item in self.items for v in (item.record_id, item.sha256,
@@ -288,7 +300,7 @@ class BatchAck:
         """One Ack per item (carrying this message's signature, for the record kept on
         the device; it verifies only as part of the batch)."""
         return [Ack(i.record_id, i.sha256, self.received_at, self.device_id, i.status,
-                    self.signature) for i in self.items]
+                    self.signature, self.key_id) for i in self.items]
 
 
 @dataclass(frozen=True)
@@ -311,6 +323,7 @@ class Have:
     nonce: str
     files: tuple[tuple[str, int, int], ...]
     signature: bytes = b""
+    key_id: str = ""
 
     def signed_bytes(self) -> bytes:
         flat: list[object] = [v for f in self.files for v in f]
@@ -319,6 +332,10 @@ class Have:
 
 
 Message = Chunk | RecordMessage | RecordPack | Ack | BatchAck | ResumeQuery | Have
+
+
+def _key_id_field(key_id: str) -> dict[str, str]:
+    return {KEY_ID_FIELD: key_id} if key_id else {}
 
 
 def _dump(obj: Any) -> bytes:
@@ -385,7 +402,8 @@ def join_record_pack(items: list[PackItem], files: list[Chunk] = ()) -> bytes:
 def encode_batch_ack(batch: BatchAck) -> bytes:
     return _dump({"v": WIRE_VERSION, "type": "acks", "device_id": batch.device_id,
                   "received_at": batch.received_at, "items": batch._flat(),  # noqa: SLF001
-                  "sig": base64.b64encode(batch.signature).decode("ascii")})
+                  "sig": base64.b64encode(batch.signature).decode("ascii"),
+                  **_key_id_field(batch.key_id)})
 
 
 def encode_resume(query: ResumeQuery) -> bytes:
@@ -397,7 +415,8 @@ def encode_have(have: Have) -> bytes:
     return _dump({"v": WIRE_VERSION, "type": "have", "device_id": have.device_id,
                   "record_id": have.record_id, "nonce": have.nonce,
                   "files": [v for f in have.files for v in f],
-                  "sig": base64.b64encode(have.signature).decode("ascii")})
+                  "sig": base64.b64encode(have.signature).decode("ascii"),
+                  **_key_id_field(have.key_id)})
 
 
 def encode_ack(ack: Ack) -> bytes:
@@ -647,6 +666,16 @@ def _signature(obj: dict[str, Any]) -> bytes:
         raise WireError(f"field 'sig' is not base64: {e}") from e
 
 
+def _key_id(obj: dict[str, Any]) -> str:
+    """The optional key id of a signed message: "" when absent (a receiver before it)."""
+    if KEY_ID_FIELD not in obj:
+        return ""
+    value = obj[KEY_ID_FIELD]
+    if type(value) is not str or not _KEY_ID_RE.match(value):
+        raise WireError(f"field {KEY_ID_FIELD!r} is not a key id (16 lower-case hex digits)")
+    return value
+
+
 def _nonce(obj: dict[str, Any]) -> str:
     nonce = _field(obj, "nonce", str)
     if not 16 <= len(nonce) <= MAX_NONCE_CHARS or not nonce.isalnum() or not nonce.isascii():
@@ -683,7 +712,8 @@ def _batch_ack(obj: dict[str, Any]) -> BatchAck:
         if known is None:
             raise WireError(f"ack status unknown: {str(status)[:20]!r}")
         items.append(AckItem(*_id_and_sha(record_id, sha), known))
-    return BatchAck(_device(obj), _received_at(obj), tuple(items), _signature(obj))
+    return BatchAck(_device(obj), _received_at(obj), tuple(items), _signature(obj),
+                    _key_id(obj))
 
 
 def _resume(obj: dict[str, Any]) -> ResumeQuery:
@@ -702,7 +732,8 @@ def _have(obj: dict[str, Any]) -> Have:
         one = {"sha256": flat[i], "count": flat[i + 1], "first": flat[i + 2]}
         count = _int(one, "count", 1, MAX_CHUNKS)
         files.append((_sha(one, "sha256"), count, _int(one, "first", 0, count)))
-    return Have(_device(obj), _record_id(obj), _nonce(obj), tuple(files), _signature(obj))
+    return Have(_device(obj), _record_id(obj), _nonce(obj), tuple(files), _signature(obj),
+                _key_id(obj))
 
 
 def _ack(obj: dict[str, Any]) -> Ack:
@@ -710,7 +741,8 @@ def _ack(obj: dict[str, Any]) -> Ack:
     received = _received_at(obj)
     device_id = _device(obj)
     status = _status(_field(obj, "status", str))
-    return Ack(record_id, _sha(obj, "sha256"), received, device_id, status, _signature(obj))
+    return Ack(record_id, _sha(obj, "sha256"), received, device_id, status, _signature(obj),
+               _key_id(obj))
 
 
 def encode_binary_chunk(chunk: Chunk) -> bytes:

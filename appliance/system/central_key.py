@@ -40,6 +40,10 @@ _PEM_BLOCK = re.compile(rb"^(?:\xef\xbb\xbf)?(-----BEGIN ([A-Z0-9 ]+)-----\r?\n[
 # Every BEGIN and END line; each must be part of a whole block, else the file is
 # damaged (a paste cut short, a block inside another) and refused, not half read.
 _MARKER = re.compile(rb"^(?:\xef\xbb\xbf)?-----(?:BEGIN|END) ", re.MULTILINE)
+# Device state (device_state table): the id of the last key that acks refused as
+# forged named, when the device does not hold it (appliance.sync.acksig, wire's "kid").
+# Written by sync, read by the doctor: "the office signs with key X, not installed here".
+UNBELIEVED_STATE_KEY = "sync.unbelieved_central_key"
 
 
 class CentralKeyError(ValueError):

@@ -452,9 +452,25 @@ def check_central_key(config: Config) -> Check:
                      summary_msg=msg("tech.doctor.summary.central_key.unusable", path=path,
                                      error=str(e)),
                      next_msg=msg("tech.doctor.next.central_key.install_again"))
-    ids = ", ".join(central_key.key_id(k) for k in keys)
+    believed = [central_key.key_id(k) for k in keys]
+    ids = ", ".join(believed)
     said = f"{path}: acks believed from {len(keys)} key(s): {ids}"
-    forged, since = _refused_acks_since(config, Path(path))
+    forged, since, named = _refused_acks_since(config, Path(path))
+    named = "" if named in believed else named
+    if forged and named:
+        # The refused acks named a key (a hint outside the signature, which a forger
+        # may write too): most likely the office's new key, not added here.
+        day = f"{dt.datetime.fromtimestamp(since, dt.UTC):%Y-%m-%d %H:%M} UTC"
+        return Check("central_key", Verdict.WARN,
+                     f"{said}; {forged} ack(s) since {day} were signed by none of them, "
+                     f"some naming key {named}",
+                     f"if the central office's new key has the id {named}, add it: "
+                     "`appliance provision central-key --add NEW.pub`; otherwise someone "
+                     "is sending forged acknowledgements: tell the central office",
+                     summary_msg=msg("tech.doctor.summary.central_key.refused_acks_named",
+                                     path=path, count=len(keys), ids=ids, forged=forged,
+                                     since=day, named=named),
+                     next_msg=msg("tech.doctor.next.central_key.add_named", named=named))
     if forged:
         # A device that missed the office's new key refuses every ack as forged and
         # delivers nothing, while its file reads fine (red team 14): said here, so the
@@ -474,26 +490,31 @@ def check_central_key(config: Config) -> Check:
                                  count=len(keys), ids=ids))
 
 
-def _refused_acks_since(config: Config, key_file: Path) -> tuple[int, float]:
-    """Acks sync set aside as forged since the key file last changed (its ctime), and
-    that time: (0, t) when none or the database cannot be read."""
+def _refused_acks_since(config: Config, key_file: Path) -> tuple[int, float, str]:
+    """Acks sync set aside as forged since the key file last changed (its ctime), that
+    time, and the key id the last of them named when the device did not hold it (""
+    if none did since then): (0, t, "") when none or the database cannot be read."""
+    from appliance.system.central_key import UNBELIEVED_STATE_KEY
+
     try:
         since = key_file.stat().st_ctime
     except OSError:
-        return 0, 0.0
+        return 0, 0.0, ""
     database = config.paths.database
     if not database.exists():
-        return 0, since
+        return 0, since, ""
     try:
         conn = open_read_only(database)
         try:
             row = conn.execute("SELECT COUNT(*) FROM sync_dead_letters WHERE kind='forged' "
                                "AND at > ?", (since,)).fetchone()
+            named = conn.execute("SELECT value FROM device_state WHERE key=? AND "
+                                 "updated_at > ?", (UNBELIEVED_STATE_KEY, since)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0, since
-    return int(row[0]), since
+        return 0, since, ""
+    return int(row[0]), since, str(named[0]) if named else ""
 
 
 def check_broker(config: Config) -> Check:
