@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt import properties as paho_properties
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -37,6 +39,39 @@ CONNACK_TIMEOUT_SECONDS = 10.0
 # this deep keeps the link busy while the broker answers; the publisher also bounds
 # the bytes they hold (sync/publisher.py).
 MAX_INFLIGHT = 1000
+
+
+def read_property_text(buffer: bytes | bytearray, maxlen: int) -> tuple[str, int]:
+    """A UTF-8 string of an MQTT v5 property, and the bytes it took: paho's own reader,
+    except that U+FEFF is kept.
+
+    Why: MQTT 5.0 (1.5.4) says U+FEFF "MUST NOT be skipped over or stripped off by a
+    packet receiver", and mosquitto forwards it in a user property, a content type or a
+    response topic. paho refused it as a malformed packet, before any callback, and
+    dropped the connection: the message was never set aside nor PUBACKed, so the
+    broker sent it again first at every reconnect, and one publish by anyone allowed
+    on a topic a service reads cut that service off for good (red team 15). What the
+    standard does forbid (a string that is not UTF-8, encoded surrogates, U+0000, a
+    length past the properties) is still a malformed packet. Installed in place of
+    paho.mqtt.properties.readUTF when this module loads: Properties.unpack, which
+    paho calls for every packet, looks it up there.
+    """
+    if maxlen < 2 or len(buffer) < 2:
+        raise MalformedPacket("Not enough data to read string length")
+    length = int.from_bytes(buffer[:2], "big")
+    if length > maxlen - 2 or length > len(buffer) - 2:
+        raise MalformedPacket("Length delimited string too long")
+    try:
+        # Python's decoder refuses encoded surrogates (D800-DFFF) as MQTT-1.5.4-1 does.
+        text = bytes(buffer[2:2 + length]).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MalformedPacket(f"[MQTT-1.5.4-1] string property is not UTF-8: {e}") from e
+    if "\0" in text:
+        raise MalformedPacket("[MQTT-1.5.4-2] Null found in UTF-8 data")
+    return text, length + 2
+
+
+paho_properties.readUTF = read_property_text  # type: ignore[assignment]
 
 
 def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:

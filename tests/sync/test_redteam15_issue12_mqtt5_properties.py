@@ -111,10 +111,6 @@ def _delivered_within(config, recs, seconds: float) -> bool:
     return False
 
 
-@pytest.mark.xfail(strict=True, reason="red team 15: one publish with U+FEFF in a user "
-                   "property on any records topic drops the receiver's connection at "
-                   "every reconnect (paho MalformedPacket before on_message), never set "
-                   "aside nor PUBACKed: no record is stored any more")
 def test_a_bom_in_a_user_property_on_a_records_topic_does_not_cut_the_receiver_off(
         tmp_path, broker, services):
     config = make_config(tmp_path, broker.port)
@@ -138,9 +134,6 @@ def test_a_bom_in_a_user_property_on_a_records_topic_does_not_cut_the_receiver_o
         attacker.close()
 
 
-@pytest.mark.xfail(strict=True, reason="red team 15: one publish with U+FEFF in the "
-                   "content type on a device's ack topic drops sync's connection at every "
-                   "reconnect: no ack is ever read, no record marked delivered")
 def test_a_bom_in_the_content_type_on_the_ack_topic_does_not_cut_sync_off(
         tmp_path, broker, services):
     config = make_config(tmp_path, broker.port)
