@@ -346,11 +346,15 @@ class Receipt:
     received_at: float
     device_id: str
     sig: str
+    # The id of the key that signed, as the ack named it ("" when it named none): kept
+    # so a receipt says which key to check its signature with.
+    kid: str = ""
 
     @cached_property
     def _json(self) -> tuple[str, str, str]:
         """Pieces of ack_json around record_id, sha256, status, and the audit line's head."""
-        return (f'{{"device_id": {json.dumps(self.device_id, ensure_ascii=False)}, '
+        kid = f'"kid": {json.dumps(self.kid, ensure_ascii=False)}, ' if self.kid else ""
+        return (f'{{"device_id": {json.dumps(self.device_id, ensure_ascii=False)}, {kid}'
                 f'"received_at": {json.dumps(self.received_at)}, "record_id": ',
                 f', "sig": {json.dumps(self.sig, ensure_ascii=False)}, "status": ',
                 '{"ack_received_at":' + json.dumps(self.received_at, ensure_ascii=False,
@@ -360,7 +364,8 @@ class Receipt:
         """The ack as a dict, as mark_delivered_many takes it (json.dumps of it is the
         ack_json mark_received_many writes)."""
         return {"record_id": record_id, "sha256": sha256, "received_at": self.received_at,
-                "device_id": self.device_id, "status": status, "sig": self.sig}
+                "device_id": self.device_id, "status": status, "sig": self.sig,
+                **({"kid": self.kid} if self.kid else {})}
 
 
 def mark_received_many(

@@ -182,6 +182,12 @@ class TrustedKeys:
         named = ack.key_id
         return named if named and named not in self.ids else ""
 
+    @property
+    def verified_by(self) -> str:
+        """The id of the key that verified the last message verify() believed (the
+        message's own "kid" is not signed, so a receipt keeps this one)."""
+        return self.ids[0]
+
     def _any(self, ack: Signed) -> bool:
         for i, key in enumerate(self.keys):
             if verify(key, ack):

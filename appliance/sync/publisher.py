@@ -321,6 +321,16 @@ class _Publisher:
             self.set_aside(DeadLetterKind.INTERNAL, topic, f"{type(e).__name__}: {e}",
                            message.payload)
 
+    def note_named_key(self, kid: str) -> None:
+        """For the doctor: "acks name key X, which is not installed here", counted."""
+        from appliance.system import central_key  # loaded with acksig already
+
+        with db.transaction(self.conn):
+            found = db.get_state(self.conn, central_key.UNBELIEVED_STATE_KEY)
+            db.set_state(self.conn, central_key.UNBELIEVED_STATE_KEY,
+                         central_key.note_named_key(found[0] if found else "{}", kid,
+                                                    time.time()))
+
     def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
                   payload: bytes) -> None:
         count = outbox.put_dead_letter(self.conn, topic, kind, reason, payload)
@@ -349,11 +359,7 @@ class _Publisher:
             self.set_aside(DeadLetterKind.FORGED, topic, self.verifier.refusal(msg), payload)
             unknown = self.verifier.unknown_key(msg)
             if unknown:
-                # For the doctor: "acks name key X, which is not installed here".
-                from appliance.system import central_key  # loaded with acksig already
-
-                with db.transaction(self.conn):
-                    db.set_state(self.conn, central_key.UNBELIEVED_STATE_KEY, unknown)
+                self.note_named_key(unknown)
             return
         if isinstance(msg, wire.BatchAck | wire.Have) and not self.packs:
             self.set_packs(True)
@@ -363,7 +369,8 @@ class _Publisher:
         # What the message says of all its records (time, device, signature), made once:
         # per record there is only its id, sha256 and status.
         receipt = outbox.Receipt(msg.received_at, msg.device_id,
-                                 base64.b64encode(msg.signature).decode("ascii"))
+                                 base64.b64encode(msg.signature).decode("ascii"),
+                                 self.verifier.verified_by if self.verifier else "")
         if isinstance(msg, wire.BatchAck):
             for item in msg.items:
                 self.accept(item.record_id, item.sha256, item.status, receipt, topic, payload)

@@ -18,6 +18,7 @@ doctor` (and so the status heartbeat) shows the ids a device believes.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,15 @@ _PEM_BLOCK = re.compile(rb"^(?:\xef\xbb\xbf)?(-----BEGIN ([A-Z0-9 ]+)-----\r?\n[
 # Every BEGIN and END line; each must be part of a whole block, else the file is
 # damaged (a paste cut short, a block inside another) and refused, not half read.
 _MARKER = re.compile(rb"^(?:\xef\xbb\xbf)?-----(?:BEGIN|END) ", re.MULTILINE)
-# Device state (device_state table): the id of the last key that acks refused as
-# forged named, when the device does not hold it (appliance.sync.acksig, wire's "kid").
-# Written by sync, read by the doctor: "the office signs with key X, not installed here".
+# Device state (device_state table): the key ids that acks refused as forged named
+# while the device does not hold them (wire's "kid"), each with how many such acks and
+# the last one's time, as note_named_key writes them. Written by sync, read by the
+# doctor: "the office signs with key X, not installed here".
 UNBELIEVED_STATE_KEY = "sync.unbelieved_central_key"
+# Key ids kept there: a flood of forged acks each naming another id evicts the least
+# named, so the office's key, named by every ack it sends again, stays.
+MAX_NAMED_KEYS = 8
+_KEY_ID = re.compile(r"[0-9a-f]{16}\Z")
 
 
 class CentralKeyError(ValueError):
@@ -55,6 +61,32 @@ def key_id(key: Ed25519PublicKey) -> str:
     """A short name for a public key, the same on the receiver, the device and in logs."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def named_keys(value: str) -> dict[str, tuple[int, float]]:
+    """The key ids in UNBELIEVED_STATE_KEY's value: {id: (acks naming it, last time)};
+    anything not as note_named_key writes it is left out."""
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    named: dict[str, tuple[int, float]] = {}
+    for kid, entry in found.items():
+        if (_KEY_ID.match(kid) and isinstance(entry, list) and len(entry) == 2
+                and type(entry[0]) is int and isinstance(entry[1], int | float)):
+            named[kid] = (entry[0], float(entry[1]))
+    return named
+
+
+def note_named_key(value: str, kid: str, at: float) -> str:
+    """UNBELIEVED_STATE_KEY's value with one more ack naming `kid` at `at`."""
+    named = named_keys(value)
+    count, _last = named.get(kid, (0, 0.0))
+    named[kid] = (count + 1, at)
+    kept = sorted(named.items(), key=lambda item: (item[0] != kid, -item[1][0], -item[1][1]))
+    return json.dumps({k: list(v) for k, v in kept[:MAX_NAMED_KEYS]}, sort_keys=True)
 
 
 def _public_key_of(block: bytes, label: str,

@@ -455,18 +455,22 @@ def check_central_key(config: Config) -> Check:
     believed = [central_key.key_id(k) for k in keys]
     ids = ", ".join(believed)
     said = f"{path}: acks believed from {len(keys)} key(s): {ids}"
-    forged, since, named = _refused_acks_since(config, Path(path))
-    named = "" if named in believed else named
+    forged, since, named_keys = _refused_acks_since(config, Path(path))
+    # Most named first, at most 3, with how many refused acks named each.
+    named = ", ".join(f"{kid} ({count})" for kid, (count, _at) in sorted(
+        ((k, v) for k, v in named_keys.items() if k not in believed),
+        key=lambda item: -item[1][0])[:3])
     if forged and named:
-        # The refused acks named a key (a hint outside the signature, which a forger
-        # may write too): most likely the office's new key, not added here.
+        # The refused acks named keys this device lacks (a hint outside the signature,
+        # which a forger may write too): most likely the office's new key, not added
+        # here, named by every ack the office sends again.
         day = f"{dt.datetime.fromtimestamp(since, dt.UTC):%Y-%m-%d %H:%M} UTC"
         return Check("central_key", Verdict.WARN,
                      f"{said}; {forged} ack(s) since {day} were signed by none of them, "
                      f"some naming key {named}",
-                     f"if the central office's new key has the id {named}, add it: "
-                     "`appliance provision central-key --add NEW.pub`; otherwise someone "
-                     "is sending forged acknowledgements: tell the central office",
+                     f"if the id of the central office's new key is among {named}, add "
+                     "the key: `appliance provision central-key --add NEW.pub`; otherwise "
+                     "someone is sending forged acknowledgements: tell the central office",
                      summary_msg=msg("tech.doctor.summary.central_key.refused_acks_named",
                                      path=path, count=len(keys), ids=ids, forged=forged,
                                      since=day, named=named),
@@ -490,31 +494,33 @@ def check_central_key(config: Config) -> Check:
                                  count=len(keys), ids=ids))
 
 
-def _refused_acks_since(config: Config, key_file: Path) -> tuple[int, float, str]:
+def _refused_acks_since(config: Config,
+                        key_file: Path) -> tuple[int, float, dict[str, tuple[int, float]]]:
     """Acks sync set aside as forged since the key file last changed (its ctime), that
-    time, and the key id the last of them named when the device did not hold it (""
-    if none did since then): (0, t, "") when none or the database cannot be read."""
-    from appliance.system.central_key import UNBELIEVED_STATE_KEY
+    time, and the key ids such acks named since then while the device did not hold
+    them (central_key.named_keys): (0, t, {}) when none or the database cannot be read."""
+    from appliance.system import central_key
 
     try:
         since = key_file.stat().st_ctime
     except OSError:
-        return 0, 0.0, ""
+        return 0, 0.0, {}
     database = config.paths.database
     if not database.exists():
-        return 0, since, ""
+        return 0, since, {}
     try:
         conn = open_read_only(database)
         try:
             row = conn.execute("SELECT COUNT(*) FROM sync_dead_letters WHERE kind='forged' "
                                "AND at > ?", (since,)).fetchone()
-            named = conn.execute("SELECT value FROM device_state WHERE key=? AND "
-                                 "updated_at > ?", (UNBELIEVED_STATE_KEY, since)).fetchone()
+            state = conn.execute("SELECT value FROM device_state WHERE key=?",
+                                 (central_key.UNBELIEVED_STATE_KEY,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0, since, ""
-    return int(row[0]), since, str(named[0]) if named else ""
+        return 0, since, {}
+    named = central_key.named_keys(str(state[0])) if state else {}
+    return int(row[0]), since, {k: v for k, v in named.items() if v[1] > since}
 
 
 def check_broker(config: Config) -> Check:

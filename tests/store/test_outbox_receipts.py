@@ -48,7 +48,8 @@ def pair(tmp_path, monkeypatch):
 def _as_dict(record_id: str, sha: str, status: str, receipt: outbox.Receipt) -> dict[str, Any]:
     """What the sync service handed mark_delivered_many before: the wire Ack's dict."""
     return wire.Ack(record_id, sha, receipt.received_at, receipt.device_id,
-                    wire.AckStatus(status), base64.b64decode(receipt.sig)).as_dict()
+                    wire.AckStatus(status), base64.b64decode(receipt.sig),
+                    receipt.kid).as_dict()
 
 
 def test_the_same_rows_as_the_dict_path_for_every_kind_of_ack(pair):
@@ -57,7 +58,8 @@ def test_the_same_rows_as_the_dict_path_for_every_kind_of_ack(pair):
     rng = random.Random(3)
     first = outbox.Receipt(1764179999.25, "kiosk-01",
                            base64.b64encode(rng.randbytes(64)).decode("ascii"))
-    second = outbox.Receipt(1764180001.0, "kiosk-01", base64.b64encode(b"").decode("ascii"))
+    second = outbox.Receipt(1764180001.0, "kiosk-01", base64.b64encode(b"").decode("ascii"),
+                            "0123456789abcdef")   # names the key that verified it
     item = claimed.get
     acks = [
         (recs[0].record_id, recs[0].sha256, "stored", first, item(recs[0].record_id)),
@@ -103,7 +105,8 @@ def test_random_batches_match_the_dict_path(pair):
     shas = {r.record_id: r.sha256 for r in recs}
     for _ in range(20):
         receipt = outbox.Receipt(rng.uniform(0, 2e9), rng.choice(["kiosk-01", "other-02"]),
-                                 base64.b64encode(rng.randbytes(64)).decode("ascii"))
+                                 base64.b64encode(rng.randbytes(64)).decode("ascii"),
+                                 rng.choice(["", rng.randbytes(8).hex()]))
         acks = []
         for _ in range(rng.randint(0, 8)):
             rid = rng.choice(ids)

@@ -13,7 +13,8 @@ mosquitto on the device's ack topic.
   without a sync restart, and the doctor is OK again.
 - An ack naming the believed key but signed by another is still refused, and the
   doctor does not tell the technician to add a key; an ack signed by the believed key
-  is believed whatever key it names, or none (a receiver from before the field).
+  is believed whatever key it names, or none (a receiver from before the field), and
+  the receipt the device keeps names the key that verified it.
 - A malformed key id is a malformed message, set aside, never counted as forged.
 """
 
@@ -31,8 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from appliance.central.receiver import run_receiver
 from appliance.store.outbox import OutboxState
 from appliance.sync.publisher import run_publisher
+from appliance.system import central_key, doctor
 from appliance.system import config as config_mod
-from appliance.system import doctor
 from appliance.system.doctor import Verdict
 from appliance.web.i18n import Translations
 from tests.helpers.central_keys import ed25519 as openssl_ed25519
@@ -102,13 +103,14 @@ def test_device_names_the_key_it_lacks_and_adding_it_lets_everything_through(
 
     found = doctor.check_central_key(config)
     assert found.verdict is Verdict.WARN, found
-    assert f"some naming key {new_id}" in found.summary
-    assert f"new key has the id {new_id}, add it" in found.next_step
+    assert f"some naming key {new_id} (" in found.summary
+    assert f"new key is among {new_id} (" in found.next_step
     words = Translations.load()
     assert f"ghi khóa {new_id}" in words.text("vi", found.summary_msg.key,
                                               **found.summary_msg.args)
-    assert f"có mã {new_id}" in words.text("vi", found.next_msg.key, **found.next_msg.args)
-    assert f"has the id {new_id}" in words.text("en", found.next_msg.key,
+    assert f"nằm trong số {new_id} (" in words.text("vi", found.next_msg.key,
+                                                   **found.next_msg.args)
+    assert f"is among {new_id} (" in words.text("en", found.next_msg.key,
                                                 **found.next_msg.args)
 
     # The technician adds the key the doctor named: everything goes, once.
@@ -167,6 +169,34 @@ def test_the_key_id_is_a_hint_and_never_what_is_believed(tmp_path, broker, servi
                  "the genuinely signed acks believed")
     finally:
         attacker.close()
+    # Each receipt kept names the key that verified it, not the key the ack named.
+    conn = sqlite3.connect(config.paths.database)
+    try:
+        kept = [json.loads(conn.execute("SELECT ack_json FROM outbox WHERE record_id=?",
+                                        (r.record_id,)).fetchone()[0]) for r in records[:2]]
+    finally:
+        conn.close()
+    assert [k["kid"] for k in kept] == [believed_id, believed_id]
     assert outbox_state(config, records[2].record_id) is OutboxState.SENDING
     assert device_dead_letters(config).get("forged", 0) == 1
     assert device.running()
+
+
+def test_a_flood_of_named_ids_keeps_the_key_the_office_names_again_and_again():
+    """What the device keeps of the ids refused acks named: a forger sending 2,000
+    acks each naming another id cannot push out the office's key, which every ack it
+    sends again names; anything in the state that is not as sync writes it is left out."""
+    office = "0f" * 8
+    value = "{}"
+    for i in range(5):
+        value = central_key.note_named_key(value, office, 1000.0 + i)
+    for i in range(2000):
+        value = central_key.note_named_key(value, f"{i:016x}", 2000.0 + i)
+    named = central_key.named_keys(value)
+    assert len(named) == central_key.MAX_NAMED_KEYS
+    assert named[office] == (5, 1004.0)
+    assert f"{1999:016x}" in named        # the latest is always kept
+    for junk in ("", "[]", "null", "{", '{"x": [1, 2]}', '{"0123456789abcdef": [true, 1]}',
+                 '{"0123456789abcdef": ["1", 1]}', '{"0123456789ABCDEF": [1, 1]}',
+                 '{"0123456789abcdef": [1]}'):
+        assert central_key.named_keys(junk) == {}, junk

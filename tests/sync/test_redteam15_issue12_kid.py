@@ -67,10 +67,6 @@ def _batch_ack(private_pem: Path, device_id: str, records: list[tuple[str, str]]
     return json.dumps(message).encode()
 
 
-@pytest.mark.xfail(strict=True, reason="red team 15: one forged ack naming any key id "
-                   "replaces the office's new key id in the doctor/heartbeat (only the "
-                   "last unbelieved kid is kept): the technician is told to add the "
-                   "attacker's key")
 def test_one_forged_kid_does_not_hide_the_key_the_office_signs_with(
         tmp_path, broker, services):
     _old_key, old_pub, _old_id = openssl_ed25519(tmp_path / "keys", "old")
