@@ -185,4 +185,11 @@ CREATE TABLE ended_sessions (
     ended_at REAL NOT NULL
 )
 """,
+    # 9: how each dead letter came (outbox.put_dead_letter's `delivery`: sync's MQTT
+    # session epoch and the packet id, hashed with the bytes), so a message the broker
+    # sends again after its PUBACK was lost is not set aside and counted twice
+    """
+ALTER TABLE sync_dead_letters ADD COLUMN delivery TEXT NOT NULL DEFAULT '';
+CREATE INDEX sync_dead_letters_delivery ON sync_dead_letters(delivery) WHERE delivery != ''
+""",
 ]

@@ -15,6 +15,7 @@ TTL-based edge hubs complain about.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -38,6 +39,9 @@ DEAD_LETTER_STATE_KEY = "sync.dead_letters"
 # Dead letters kept for inspection; older ones are dropped, the counters keep counting.
 DEAD_LETTERS_KEPT = 10_000
 DEAD_LETTER_HEAD_BYTES = 256
+# How far back (in rows) a redelivered dead letter is looked for: the broker sends
+# again at most its in-flight window, and packet ids come back only after 65,535 more.
+REDELIVERY_WINDOW = 4096
 
 
 class OutboxState(StrEnum):
@@ -507,19 +511,37 @@ def record_sha256(conn: sqlite3.Connection, record_id: str) -> str | None:
 
 
 def put_dead_letter(conn: sqlite3.Connection, topic: str, kind: DeadLetterKind, reason: str,
-                    payload: bytes) -> int:
-    """Set a message aside with its reason and count it; returns the total count.
+                    payload: bytes, *, delivery: str = "",
+                    redelivered: bool = False) -> int | None:
+    """Set a message aside with its reason and count it; returns the total count, or
+    None when it is a redelivery of one already set aside (nothing written).
 
     The counters live in device_state (sync.dead_letters and sync.dead_letters.<kind>)
     so the status heartbeat and the technician's screen read them like any other fact.
     Only the payload's first bytes are kept: enough to see what it was.
+
+    `delivery` names how the message came: sync's MQTT session epoch (one more each
+    time the broker starts the session afresh and numbers packets from 1 again) and
+    the packet id the broker gave it. A message the broker sends again (MQTT's DUP
+    flag: the link cut, or sync killed, between this commit and its PUBACK) comes in
+    the same session with the same packet id and is not counted again: counted twice,
+    the heartbeat's counters and the doctor's forged acks said more than was sent (red
+    team 15). Junk sent anew has other packet ids, so it still counts. The receiver
+    keeps its dead letters the same way (appliance.central.store.put_dead_letter).
     """
+    key = (hashlib.sha256(delivery.encode("utf-8") + b"\0" + payload).hexdigest()
+           if delivery else "")
     with transaction(conn):
+        if redelivered and key and conn.execute(
+                "SELECT 1 FROM sync_dead_letters WHERE delivery=? AND id > (SELECT "
+                "COALESCE(MAX(id), 0) FROM sync_dead_letters) - ?",
+                (key, REDELIVERY_WINDOW)).fetchone():
+            return None
         cur = conn.execute(
-            "INSERT INTO sync_dead_letters(topic, kind, reason, size, head, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sync_dead_letters(topic, kind, reason, size, head, at, delivery) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (storable(topic, 300), kind.value, storable(reason, 500), len(payload),
-             bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time()))
+             bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time(), key))
         if cur.lastrowid and cur.lastrowid % 1000 == 0:
             conn.execute("DELETE FROM sync_dead_letters WHERE id <= ?",
                          (cur.lastrowid - DEAD_LETTERS_KEPT,))

@@ -63,6 +63,8 @@ Notify = Callable[[str], None]
 
 STATE_KEY = "sync.state"
 PACKS_STATE_KEY = "sync.receiver_reads_packs"
+# The epoch of this device's MQTT session (_Publisher.note_session).
+SESSION_EPOCH_STATE_KEY = "sync.session_epoch"
 # Small records sent before the first ack while the receiver's abilities are unknown.
 PROBE_RECORDS = 8
 ERROR_KEY = "sync.last_error"
@@ -233,6 +235,11 @@ class _Publisher:
         # is late (perhaps a receiver downgraded to one that sets them aside).
         found = db.get_state(conn, PACKS_STATE_KEY)
         self.packs = bool(found and found[0] == "1")
+        # The broker session's epoch (on_connect) and how the message being handled
+        # came (on_message): its packet id, and whether the broker says it sent it
+        # before. A dead letter is keyed by them (outbox.put_dead_letter).
+        self.epoch = 0
+        self.delivery: tuple[int, bool] = (0, False)
 
     # --- screen-visible state -------------------------------------------------------
 
@@ -283,6 +290,7 @@ class _Publisher:
             self.refusal = str(reason)
             return
         self.connected = True
+        self.note_session(new=not flags.session_present)
         # Never the retained message: the central does not retain acks, so one found
         # there was put by someone else and would come back at every subscribe.
         from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -312,6 +320,7 @@ class _Publisher:
             topic = message.topic
         except UnicodeDecodeError:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are all there is
+        self.delivery = (message.mid if message.qos else 0, bool(message.dup))
         try:
             self.handle_ack(topic, message.payload, message.retain)
         except sqlite3.OperationalError:
@@ -320,6 +329,28 @@ class _Publisher:
             log.exception("unexpected error on a message on %s", topic)
             self.set_aside(DeadLetterKind.INTERNAL, topic, f"{type(e).__name__}: {e}",
                            message.payload)
+        finally:
+            self.delivery = (0, False)
+
+    def note_session(self, *, new: bool) -> None:
+        """A session the broker did not keep (a first start, a broker that forgot it)
+        numbers its packets from 1 again: a new epoch, so that its packet ids never
+        match the dead letters of the old one. A kept session sends again what it sent
+        before under the same ids."""
+        try:
+            found = db.get_state(self.conn, SESSION_EPOCH_STATE_KEY)
+            epoch = int(found[0]) if found and found[0].isdigit() else 0
+            if new:
+                epoch += 1
+                with db.transaction(self.conn):
+                    db.set_state(self.conn, SESSION_EPOCH_STATE_KEY, str(epoch))
+        except sqlite3.Error as e:
+            # Not written (a full disk): an epoch no dead letter has (a random negative
+            # one), so a redelivery may be counted twice, never a new message left out.
+            log.warning("cannot note the MQTT session's epoch (%s): a dead letter the "
+                        "broker sends again may be counted twice", e)
+            epoch = -1 - secrets.randbelow(2**31)
+        self.epoch = epoch
 
     def note_named_key(self, kid: str) -> None:
         """For the doctor: "acks name key X, which is not installed here", counted."""
@@ -332,11 +363,21 @@ class _Publisher:
                                                     time.time()))
 
     def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
-                  payload: bytes) -> None:
-        count = outbox.put_dead_letter(self.conn, topic, kind, reason, payload)
+                  payload: bytes) -> bool:
+        """Put the message being handled aside; False when it is one the broker sent
+        again and that was set aside already (nothing counted)."""
+        mid, dup = self.delivery
+        count = outbox.put_dead_letter(self.conn, topic, kind, reason, payload,
+                                       delivery=f"{self.epoch}/{mid}" if mid else "",
+                                       redelivered=dup)
+        if count is None:
+            log.debug("dead letter on %s sent again by the broker, already set aside",
+                      topic[:200])
+            return False
         if count <= DEAD_LETTERS_LOGGED or count % 100 == 0:
             log.warning("dead letter #%d (%s) on %s, %d bytes: %s", count, kind.value,
                         topic[:200], len(payload), reason)
+        return True
 
     def handle_ack(self, topic: str, payload: bytes, retain: bool) -> None:
         if topic != self.ack_topic:
@@ -356,9 +397,9 @@ class _Publisher:
                            f"{type(msg).__name__} for device {msg.device_id!r}", payload)
             return
         if self.verifier is not None and not self.verifier.verify(msg):
-            self.set_aside(DeadLetterKind.FORGED, topic, self.verifier.refusal(msg), payload)
             unknown = self.verifier.unknown_key(msg)
-            if unknown:
+            if self.set_aside(DeadLetterKind.FORGED, topic, self.verifier.refusal(msg),
+                              payload) and unknown:
                 self.note_named_key(unknown)
             return
         if isinstance(msg, wire.BatchAck | wire.Have) and not self.packs:

@@ -139,3 +139,22 @@ def test_a_dead_letter_keeps_what_no_database_text_can_hold_as_escapes(conn):
     assert topic == "bhxh/devices/kiosk-01/acks\\0x"
     assert reason == "length '\\ud800' outside the payload"
     assert bytes(head) == b"\xff\x00"
+
+
+def test_a_dead_letter_the_broker_sends_again_is_counted_once(conn):
+    """Keyed by how it came (session epoch and packet id) and its bytes: the same message
+    sent again with DUP set is not counted; a new message that reuses a packet id later,
+    or the same packet id in a session the broker started afresh, is."""
+    kind = outbox.DeadLetterKind.FORGED
+    junk = b'{"v":1,"type":"acks"}'
+    assert outbox.put_dead_letter(conn, "t", kind, "bad", junk, delivery="1/7") == 1
+    assert outbox.put_dead_letter(conn, "t", kind, "bad", junk, delivery="1/7",
+                                  redelivered=True) is None
+    assert outbox.put_dead_letter(conn, "t", kind, "bad", junk, delivery="1/7") == 2
+    assert outbox.put_dead_letter(conn, "t", kind, "bad", junk, delivery="2/7",
+                                  redelivered=True) == 3
+    assert outbox.put_dead_letter(conn, "t", kind, "bad", junk + b" ", delivery="1/7",
+                                  redelivered=True) == 4
+    assert outbox.put_dead_letter(conn, "t", kind, "bad", junk, redelivered=True) == 5
+    assert outbox.dead_letter_counts(conn) == {"total": 5, "forged": 5}
+    assert conn.execute("SELECT COUNT(*) FROM sync_dead_letters").fetchone()[0] == 5

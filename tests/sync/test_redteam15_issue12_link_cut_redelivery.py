@@ -122,9 +122,6 @@ def _forged_rows(config) -> int:
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="red team 15: a forged ack redelivered (DUP) after "
-                   "the link died between sync's commit and its PUBACK is counted twice "
-                   "(no dedup on the device side); heartbeat and doctor say 2 forged acks")
 def test_a_dead_letter_redelivered_after_a_link_cut_is_counted_once(
         tmp_path, broker, services):
     relay = Relay(broker.port)
