@@ -203,6 +203,10 @@ def test_bench_outbox_prints_json(broker):  # noqa: F811 (fixture)
         assert kind["raw_records_per_s"] > 0 and kind["outbox_records_per_s"] > 0
         assert kind["ratio"] == pytest.approx(
             kind["outbox_records_per_s"] / kind["raw_records_per_s"])
+        # Each process's CPU, measured: a record costs each of them something.
+        for cpu in ("raw_cpu_us_per_record", "publisher_cpu_us_per_record",
+                    "receiver_cpu_us_per_record"):
+            assert 0 < kind[cpu] < 5e6, (cpu, kind)
     assert figures["ratio"] == pytest.approx(min(k["ratio"] for k in kinds))
 
 

@@ -20,6 +20,11 @@ the device has committed the receiver's (signed) ack of the last one, i.e. "on t
 central disk". ratio = outbox records/s / raw records/s (the bytes are the same, so
 it is also the MB/s ratio).
 
+CPU per record, measured in the same runs: the raw publisher's process, and the
+outbox's publisher and receiver from their start-up on (the broker's is not counted
+in either). On a machine where the three processes share few cores, their sum per
+record bounds what the drain can reach, whatever the waiting.
+
 The outbox is filled without the scanner, OCR and PDF signing, which are not what is
 measured and would take minutes for 10,000 records: one dossier is made through the
 records module, and its signed body is cloned with fresh record ids (and, for the
@@ -65,9 +70,6 @@ DRAIN_TIMEOUT_SECONDS = 600.0
 # A folder: the receiver and the publisher each run under cProfile (CPU time) and
 # leave their statistics there (<service>-<pid>.prof), to see where a record's time goes.
 PROFILE_ENV = "APPLIANCE_BENCH_PROFILE"
-# A folder: each of them writes there the CPU seconds it spent after its start-up
-# (<service>-<pid>.cpu), without a profiler's overhead (also with PROFILE_ENV).
-CPU_ENV = "APPLIANCE_BENCH_CPU"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,11 @@ class KindResult:
     outbox_records_per_s: float
     outbox_seconds: float
     raw_subscribed_records_per_s: float = 0.0
+    # CPU microseconds per record: the raw publisher's process, and the outbox's
+    # publisher and receiver processes (each after its start-up).
+    raw_cpu_us_per_record: float = 0.0
+    publisher_cpu_us_per_record: float = 0.0
+    receiver_cpu_us_per_record: float = 0.0
 
     @property
     def raw_mb_per_s(self) -> float:
@@ -113,7 +120,10 @@ class KindResult:
                 f"({self.outbox_mb_per_s:,.1f} MB/s) in {self.outbox_seconds:.1f} s; "
                 f"ratio {self.ratio:.3f} (raw paho with a raw subscriber "
                 f"{self.raw_subscribed_records_per_s:,.0f} records/s, outbox "
-                f"{self.ratio_to_subscribed:.3f} of it)")
+                f"{self.ratio_to_subscribed:.3f} of it); CPU per record: raw publisher "
+                f"{self.raw_cpu_us_per_record:,.0f} us, outbox publisher "
+                f"{self.publisher_cpu_us_per_record:,.0f} us + receiver "
+                f"{self.receiver_cpu_us_per_record:,.0f} us")
 
 
 @dataclass(frozen=True)
@@ -138,9 +148,11 @@ class BenchResult:
 # --- raw paho -----------------------------------------------------------------------
 
 
-def measure_raw(host: str, port: int, payloads: list[bytes], repeat: int) -> float:
+def measure_raw(host: str, port: int, payloads: list[bytes],
+                repeat: int) -> tuple[float, float]:
     """`payloads` (one record's messages) published `repeat` times at QoS 1; records/s
-    from the first publish to the last PUBACK."""
+    from the first publish to the last PUBACK, and this process's CPU seconds meanwhile
+    (paho's network thread included)."""
     total = len(payloads) * repeat
     done = threading.Event()
     acked = [0]
@@ -157,13 +169,13 @@ def measure_raw(host: str, port: int, payloads: list[bytes], repeat: int) -> flo
     client.connect(host, port)
     client.loop_start()
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         for _ in range(repeat):
             for payload in payloads:
                 client.publish("bench/raw", payload, qos=1)
         if not done.wait(DRAIN_TIMEOUT_SECONDS):
             raise TimeoutError(f"only {acked[0]} of {total} PUBACKs")
-        return repeat / (time.perf_counter() - start)
+        return repeat / (time.perf_counter() - start), _cpu_seconds() - cpu
     finally:
         client.disconnect()
         client.loop_stop()
@@ -331,9 +343,10 @@ def bench_config(host: str, port: int, workdir: Path) -> config_mod.Config:
 
 
 def _serve(service: str, config: config_mod.Config, client_id: str,
-           ready: Any = None) -> None:
+           ready: Any = None, cpu_dir: str = "") -> None:
     """A child process running the receiver or the publisher until SIGTERM; `ready`
-    (an Event) is set when it says READY=1, so its start-up is not timed."""
+    (an Event) is set when it says READY=1, so its start-up is not timed. At its end it
+    writes the CPU seconds it spent after READY=1 into `cpu_dir` (<service>.cpu)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
     # Logging as the services log (INFO), into a file beside the bench's databases: a
@@ -341,7 +354,6 @@ def _serve(service: str, config: config_mod.Config, client_id: str,
     log_file = (Path(config.paths.database).parent / f"{service}.log").open("a")
     setup_logging(f"bench-{service}", "INFO", stream=log_file)
     profile_dir = os.environ.get(PROFILE_ENV)
-    cpu_dir = profile_dir or os.environ.get(CPU_ENV)
     cpu_at_ready: list[float] = []
 
     def notify(message: str) -> None:
@@ -367,15 +379,15 @@ def _serve(service: str, config: config_mod.Config, client_id: str,
             profiler.disable()
             profiler.dump_stats(str(Path(profile_dir) / f"{service}-{os.getpid()}.prof"))
         if cpu_dir and cpu_at_ready:
-            (Path(cpu_dir) / f"{service}-{os.getpid()}.cpu").write_text(
-                f"{_cpu_seconds() - cpu_at_ready[0]:.3f}\n", encoding="ascii")
+            (Path(cpu_dir) / f"{service}.cpu").write_text(
+                f"{_cpu_seconds() - cpu_at_ready[0]:.6f}\n", encoding="ascii")
         log_file.close()
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU of this process so far."""
-    times = os.times()
-    return times.user + times.system
+    """User + system CPU of this process so far, all its threads (os.times() counts in
+    clock ticks, 10 ms: too coarse for a short run)."""
+    return time.process_time()
 
 
 _CONNECTED = "receiver connected"
@@ -400,15 +412,22 @@ def _wait_receiver_subscribed(log: Path, receiver: Any, before: int) -> None:
     time.sleep(0.2)
 
 
-def measure_outbox(config: config_mod.Config, count: int) -> float:
-    """Seconds from the publisher's start to the last ack committed on the device.
+def measure_outbox(config: config_mod.Config, count: int) -> tuple[float, dict[str, float]]:
+    """Seconds from the publisher's start to the last ack committed on the device, and
+    the CPU seconds each process spent after its start-up ({"publisher": s,
+    "receiver": s}; each stops right after the last ack, so the figures are the drain's).
 
     The receiver and the publisher run as their own processes, as `appliance central`
     and `appliance sync` do (in one process they would share one interpreter lock).
     """
     ctx = multiprocessing.get_context("spawn")
+    cpu_dir = Path(config.paths.database).parent / "cpu"
+    cpu_dir.mkdir(parents=True, exist_ok=True)
+    for old in cpu_dir.glob("*.cpu"):
+        old.unlink()
     procs = [ctx.Process(target=_serve, args=("receiver", config,
-                                              f"bench-central-{uuid.uuid4().hex[:8]}"),
+                                              f"bench-central-{uuid.uuid4().hex[:8]}",
+                                              None, str(cpu_dir)),
                          daemon=True)]
     receiver_log = Path(config.paths.database).parent / "receiver.log"
     connected_before = _said_connected(receiver_log)
@@ -417,8 +436,8 @@ def measure_outbox(config: config_mod.Config, count: int) -> float:
     try:
         _wait_receiver_subscribed(receiver_log, procs[0], connected_before)
         ready = ctx.Event()
-        publisher = ctx.Process(target=_serve, args=("publisher", config, "", ready),
-                                daemon=True)
+        publisher = ctx.Process(target=_serve, args=("publisher", config, "", ready,
+                                                     str(cpu_dir)), daemon=True)
         publisher.start()
         procs.append(publisher)
         if not ready.wait(60):
@@ -436,7 +455,6 @@ def measure_outbox(config: config_mod.Config, count: int) -> float:
                                  (outbox.OutboxState.DELIVERED.value,)).fetchone()[0]
         if delivered != count:
             raise RuntimeError(f"{delivered} of {count} records delivered")
-        return seconds
     finally:
         conn.close()
         for proc in procs:
@@ -445,6 +463,11 @@ def measure_outbox(config: config_mod.Config, count: int) -> float:
             proc.join(15)
             if proc.is_alive():
                 proc.kill()
+    cpu = {}
+    for service in ("publisher", "receiver"):
+        found = cpu_dir / f"{service}.cpu"
+        cpu[service] = float(found.read_text(encoding="ascii")) if found.exists() else 0.0
+    return seconds, cpu
 
 
 def run_kind(host: str, port: int, kind: str, count: int, file_bytes: int,
@@ -452,10 +475,13 @@ def run_kind(host: str, port: int, kind: str, count: int, file_bytes: int,
     config = bench_config(host, port, workdir)
     carried = fill_outbox(config, count, file_bytes)
     payloads = record_payloads(carried - file_bytes, file_bytes, config.mqtt.chunk_bytes)
-    raw = measure_raw(host, port, payloads, count)
+    raw, raw_cpu = measure_raw(host, port, payloads, count)
     subscribed = measure_raw_subscribed(host, port, payloads, count)
-    seconds = measure_outbox(config, count)
-    return KindResult(kind, count, carried, raw, count / seconds, seconds, subscribed)
+    seconds, cpu = measure_outbox(config, count)
+    per_record = 1e6 / count
+    return KindResult(kind, count, carried, raw, count / seconds, seconds, subscribed,
+                      raw_cpu * per_record, cpu["publisher"] * per_record,
+                      cpu["receiver"] * per_record)
 
 
 def run_bench(host: str, port: int, *, metadata: int = 2000, scans: int = 50,
