@@ -1,0 +1,129 @@
+"""Red team 16 on issue 12, item 2 and commit 09cfad3 ("Named key ids counted, not
+overwritten"): the device keeps up to 8 key ids that refused acks named, each with a
+count, and `appliance doctor` (so the technician panel and the status heartbeat)
+names the 3 most named: "if the id of the central office's new key is among A (n),
+B (n), C (n), add the key".
+
+The count is the one thing deciding which ids are shown and which are kept, and the
+forger writes as many acks as it likes: red team 15's one forged ack no longer hides
+the office's new key, but a few more than the office sent do. The office names its
+key once per ack it sends again (one per resend of the device's pending records, a
+few a minute); an attacker on the ack topic publishes thousands a second. Three ids
+each named once more than the office's key push it out of the doctor's line; eight
+push it out of the device's state, and when the office names it again it starts
+from 1, behind every forged id (central_key.note_named_key ranks the rest by count).
+The technician is then told the office's new key is among three ids that are all
+the attacker's, and the heartbeat carries the same line to the office.
+
+Real mosquitto, the receiver's and sync's own run functions, keys made by OpenSSL.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from appliance.central.receiver import run_receiver
+from appliance.store.db import connect, get_state
+from appliance.sync import acksig, wire
+from appliance.sync.publisher import run_publisher
+from appliance.system import central_key, doctor
+from appliance.system import config as config_mod
+from appliance.system.doctor import Verdict
+from tests.helpers.central_keys import ed25519 as openssl_ed25519
+from tests.helpers.central_keys import provision
+from tests.helpers.sync_rig import (
+    Attacker,
+    device_dead_letters,
+    enqueue,
+    make_config,
+    wait_for,
+    write_config_file,
+)
+
+pytestmark = pytest.mark.timeout(40)
+
+
+def _named(config) -> dict[str, tuple[int, float]]:
+    conn = connect(config.paths.database)
+    try:
+        found = get_state(conn, central_key.UNBELIEVED_STATE_KEY)
+    finally:
+        conn.close()
+    return central_key.named_keys(found[0]) if found else {}
+
+
+@pytest.mark.xfail(strict=True, reason="red team 16: forged acks naming 3 ids, each once "
+                   "more than the office's genuine acks named its new key, push the "
+                   "office's key out of the doctor's central_key WARN (and heartbeat): "
+                   "the technician is told the new key is among 3 ids of the attacker")
+def test_a_few_more_forged_acks_than_the_office_sent_hide_its_new_key(
+        tmp_path, broker, services):
+    _old_key, old_pub, _old_id = openssl_ed25519(tmp_path / "keys", "old")
+    new_key, _new_pub, new_id = openssl_ed25519(tmp_path / "keys", "new")
+    rogue_key, _rogue_pub, _rogue_id = openssl_ed25519(tmp_path / "keys", "rogue")
+    config_file = write_config_file(tmp_path, make_config(tmp_path, broker.port,
+                                                          signed=False))
+    assert provision(config_file, tmp_path / "etc", str(old_pub))[0] == 0
+    config = config_mod.load(config_file)
+
+    # The office signs with its new key, which this device was not given yet.
+    receiver = services(run_receiver, config_mod.with_overrides(
+        config, central={"signing_key": str(new_key)}))
+    device = services(run_publisher, config)
+    records = enqueue(config, 2)
+    # The office sends its acks again with each resend (ack_timeout_seconds 2 s here).
+    wait_for(lambda: _named(config).get(new_id, (0, 0.0))[0] >= 2, 30,
+             "the new key's acks refused twice")
+    found = doctor.check_central_key(config)
+    assert found.verdict is Verdict.WARN and new_id in found.summary, found.summary
+    receiver.stop()
+    office = _named(config)[new_id][0]
+    forged = device_dead_letters(config)["forged"]
+
+    # Forged acks for the device's own pending records (learned from its traffic),
+    # under three made-up key ids, each named once more than the office's key.
+    rogue = acksig.load_private_key(rogue_key)
+    fake_ids = [f"{0xdead0000 + i:016x}" for i in range(3)]
+    attacker = Attacker(broker.port)
+    try:
+        for _round in range(office + 1):
+            for kid in fake_ids:
+                batch = wire.BatchAck(config.device.id, time.time(), tuple(
+                    wire.AckItem(r.record_id, r.sha256) for r in records))
+                attacker.publish(f"bhxh/devices/{config.device.id}/acks",
+                                 wire.encode_batch_ack(acksig.sign(rogue, batch, kid)))
+        wait_for(lambda: device_dead_letters(config)["forged"]
+                 >= forged + 3 * (office + 1), 20, "the forged acks refused")
+    finally:
+        attacker.close()
+    assert device.running()
+    found = doctor.check_central_key(config)
+    assert found.verdict is Verdict.WARN
+    assert new_id in found.summary, found.summary
+    assert new_id in found.next_step, found.next_step
+
+
+@pytest.mark.xfail(strict=True, reason="red team 16: eight forged ids each named more "
+                   "often than the office's key evict it from the device's state; named "
+                   "again by the office it restarts at 1, behind every forged id")
+def test_eight_forged_ids_named_often_do_not_reset_the_office_count():
+    """The same, on what sync writes (central_key.note_named_key, as the publisher
+    calls it per refused ack): the office's key named 5 times, then 6 forged acks
+    naming one made-up id, 6 naming another, ... for 8 ids, then the office's next
+    ack. (Eight ids named in turn keep evicting each other: the attacker names them
+    one after the other.)"""
+    office = "0f" * 8
+    value, at = "{}", 1000.0
+    for _ in range(5):
+        at += 1
+        value = central_key.note_named_key(value, office, at)
+    for i in range(central_key.MAX_NAMED_KEYS):
+        for _ in range(6):
+            at += 1
+            value = central_key.note_named_key(value, f"{0xbad0 + i:016x}", at)
+    at += 1
+    value = central_key.note_named_key(value, office, at)
+    named = central_key.named_keys(value)
+    assert named[office][0] == 6, named
