@@ -127,3 +127,70 @@ def test_eight_forged_ids_named_often_do_not_reset_the_office_count():
     value = central_key.note_named_key(value, office, at)
     named = central_key.named_keys(value)
     assert named[office][0] == 6, named
+
+
+@pytest.mark.xfail(strict=True, reason="red team 16: ids named by an old flood keep "
+                   "their counts forever (hidden by the doctor once the key file "
+                   "changed, never dropped from the state), so after it one forged ack "
+                   "again evicts the office's new key and the doctor names only the "
+                   "forger's id: red team 15's finding, back")
+def test_an_old_flood_lets_one_forged_ack_hide_the_office_key_again(
+        tmp_path, broker, services):
+    _old_key, old_pub, _old_id = openssl_ed25519(tmp_path / "keys", "old")
+    new_key, _new_pub, new_id = openssl_ed25519(tmp_path / "keys", "new")
+    rogue_key, _rogue_pub, _rogue_id = openssl_ed25519(tmp_path / "keys", "rogue")
+    _spare_key, spare_pub, _spare_id = openssl_ed25519(tmp_path / "keys", "spare")
+    config_file = write_config_file(tmp_path, make_config(tmp_path, broker.port,
+                                                          signed=False))
+    etc = tmp_path / "etc"
+    assert provision(config_file, etc, str(old_pub))[0] == 0
+    config = config_mod.load(config_file)
+    device = services(run_publisher, config)
+    records = enqueue(config, 2)
+    topic = f"bhxh/devices/{config.device.id}/acks"
+    rogue = acksig.load_private_key(rogue_key)
+
+    def forge(attacker: Attacker, kid: str) -> None:
+        batch = wire.BatchAck(config.device.id, time.time(), tuple(
+            wire.AckItem(r.record_id, r.sha256) for r in records))
+        attacker.publish(topic, wire.encode_batch_ack(acksig.sign(rogue, batch, kid)))
+
+    # Months ago: a flood naming 8 made-up ids, 5 acks each (one id after the other).
+    attacker = Attacker(broker.port)
+    try:
+        for i in range(central_key.MAX_NAMED_KEYS):
+            for _ in range(5):
+                forge(attacker, f"{0x01d0000 + i:016x}")
+        wait_for(lambda: device_dead_letters(config).get("forged", 0) == 40, 20,
+                 "the old flood refused")
+    finally:
+        attacker.close()
+    time.sleep(0.05)
+    # Since then the technician changed the key file (a spare key added): the doctor
+    # no longer speaks of that flood.
+    assert provision(config_file, etc, "--add", str(spare_pub))[0] == 0
+    assert doctor.check_central_key(config).verdict is Verdict.OK
+
+    # Today: the office signs with its new key, which this device lacks.
+    receiver = services(run_receiver, config_mod.with_overrides(
+        config, central={"signing_key": str(new_key)}))
+    wait_for(lambda: _named(config).get(new_id, (0, 0.0))[0] >= 2, 30,
+             "the new key's acks refused twice")
+    receiver.stop()
+    found = doctor.check_central_key(config)
+    assert found.verdict is Verdict.WARN and new_id in found.summary, found.summary
+    forged = device_dead_letters(config)["forged"]
+
+    # One forged ack naming another id (red team 15's attack).
+    attacker = Attacker(broker.port)
+    try:
+        forge(attacker, "00000000000a11ce")
+        wait_for(lambda: device_dead_letters(config)["forged"] == forged + 1, 15,
+                 "the forged ack refused")
+    finally:
+        attacker.close()
+    assert device.running()
+    found = doctor.check_central_key(config)
+    assert found.verdict is Verdict.WARN
+    assert new_id in found.summary, found.summary
+    assert new_id in found.next_step, found.next_step
