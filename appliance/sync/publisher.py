@@ -363,13 +363,16 @@ class _Publisher:
                                                     time.time()))
 
     def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
-                  payload: bytes) -> bool:
+                  payload: bytes, part: str = "") -> bool:
         """Put the message being handled aside; False when it is one the broker sent
-        again and that was set aside already (nothing counted)."""
+        again and that was set aside already (nothing counted). `part`: which item of
+        the message, when each item is set aside on its own (a batch's acks): each is
+        then counted once, also when the first time sync sees the batch is a
+        redelivery, or when it was killed between two items (red team 16)."""
         mid, dup = self.delivery
+        delivery = f"{self.epoch}/{mid}/{part}" if mid else ""
         count = outbox.put_dead_letter(self.conn, topic, kind, reason, payload,
-                                       delivery=f"{self.epoch}/{mid}" if mid else "",
-                                       redelivered=dup)
+                                       delivery=delivery, redelivered=dup)
         if count is None:
             log.debug("dead letter on %s sent again by the broker, already set aside",
                       topic[:200])
@@ -426,13 +429,14 @@ class _Publisher:
                     else outbox.record_sha256(self.conn, record_id))
         if expected is None:
             self.set_aside(DeadLetterKind.UNKNOWN_RECORD, topic,
-                           f"no record {record_id} on this device", payload)
+                           f"no record {record_id} on this device", payload,
+                           f"{record_id}:{sha256}")
             return
         if sha256 != expected:
             # The receiver committed other bytes under this id: ours are not there.
             self.set_aside(DeadLetterKind.WRONG_HASH, topic,
                            f"ack for record {record_id} names sha256 {sha256}, "
-                           f"ours is {expected}", payload)
+                           f"ours is {expected}", payload, f"{record_id}:{sha256}")
             log.warning("record %s: the receiver holds other bytes under its id; "
                         "sending ours again now", record_id)
             self.resend_now(record_id)

@@ -117,10 +117,6 @@ def test_a_fresh_batch_with_three_unknown_records_counts_three(tmp_path, broker,
     assert _rows(config, "unknown_record") == GHOSTS
 
 
-@pytest.mark.xfail(strict=True, reason="red team 16: a signed acks batch whose first "
-                   "handling comes with DUP set (sync killed before reading it) counts "
-                   "1 of its 3 unknown-record items: every item's dead letter has the "
-                   "message's delivery key, so items 2 and 3 pass for redeliveries of 1")
 def test_a_batch_first_handled_after_a_kill_counts_every_item(tmp_path, broker, services):
     config = make_config(tmp_path, broker.port)
     acks = wire.acks_topic("bhxh", config.device.id)
