@@ -183,6 +183,12 @@ class TrustedKeys:
         return named if named and named not in self.ids else ""
 
     @property
+    def changed_at_ns(self) -> int:
+        """The key file's ctime (ns) as last read, 0 for keys given without a file:
+        counts of key ids named by refused acks start afresh when it changes."""
+        return self.stamp[3] if self.stamp else 0
+
+    @property
     def verified_by(self) -> str:
         """The id of the key that verified the last message verify() believed (the
         message's own "kid" is not signed, so a receipt keeps this one)."""

@@ -353,14 +353,17 @@ class _Publisher:
         self.epoch = epoch
 
     def note_named_key(self, kid: str) -> None:
-        """For the doctor: "acks name key X, which is not installed here", counted."""
+        """For the doctor: "acks name key X, which is not installed here", counted
+        since the key file last changed."""
         from appliance.system import central_key  # loaded with acksig already
 
+        assert self.verifier is not None  # only refused acks name keys
         with db.transaction(self.conn):
             found = db.get_state(self.conn, central_key.UNBELIEVED_STATE_KEY)
             db.set_state(self.conn, central_key.UNBELIEVED_STATE_KEY,
-                         central_key.note_named_key(found[0] if found else "{}", kid,
-                                                    time.time()))
+                         central_key.note_named_key(found[0] if found else "", kid,
+                                                    time.time(),
+                                                    self.verifier.changed_at_ns))
 
     def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
                   payload: bytes, part: str = "") -> bool:

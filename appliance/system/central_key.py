@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -42,14 +42,69 @@ _PEM_BLOCK = re.compile(rb"^(?:\xef\xbb\xbf)?(-----BEGIN ([A-Z0-9 ]+)-----\r?\n[
 # damaged (a paste cut short, a block inside another) and refused, not half read.
 _MARKER = re.compile(rb"^(?:\xef\xbb\xbf)?-----(?:BEGIN|END) ", re.MULTILINE)
 # Device state (device_state table): the key ids that acks refused as forged named
-# while the device does not hold them (wire's "kid"), each with how many such acks and
-# the last one's time, as note_named_key writes them. Written by sync, read by the
-# doctor: "the office signs with key X, not installed here".
+# while the device did not hold them (wire's "kid"), counted since the key file last
+# changed (NamedKeys). Written by sync, read by the doctor: "the office signs with key
+# X, which is not installed here".
 UNBELIEVED_STATE_KEY = "sync.unbelieved_central_key"
-# Key ids kept there: a flood of forged acks each naming another id evicts the least
-# named, so the office's key, named by every ack it sends again, stays.
-MAX_NAMED_KEYS = 8
+# Distinct key ids counted, first come first kept: the kid is outside the signature,
+# so a forger names whatever ids it likes, as often as it likes, and any ranking of
+# them (by count, by time) is the forger's to win. Kept instead, never evicted: the
+# office's key is hidden only by a forger naming this many other ids first since the
+# key file changed, and the doctor then says that acks named ids it did not keep.
+MAX_NAMED_KEYS = 12
 _KEY_ID = re.compile(r"[0-9a-f]{16}\Z")
+
+
+@dataclass(frozen=True)
+class NamedKeys:
+    """What refused acks named since the key file's change at `since` (its ctime, ns):
+    for each id kept, how many acks named it and the last one's time; `more`: acks
+    naming an id not kept, once MAX_NAMED_KEYS were."""
+
+    since: int = 0
+    keys: dict[str, tuple[int, float]] = field(default_factory=dict)
+    more: int = 0
+
+    def render(self) -> str:
+        return json.dumps({"since": self.since, "more": self.more,
+                           "keys": {k: list(v) for k, v in self.keys.items()}},
+                          sort_keys=True)
+
+
+def named_keys(value: str) -> NamedKeys:
+    """UNBELIEVED_STATE_KEY's value read back; anything not as note_named_key writes it
+    is left out (an entry), or read as nothing named (the whole value)."""
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return NamedKeys()
+    if not isinstance(found, dict) or type(found.get("since")) is not int \
+            or type(found.get("more")) is not int or not isinstance(found.get("keys"), dict):
+        return NamedKeys()
+    keys: dict[str, tuple[int, float]] = {}
+    for kid, entry in found["keys"].items():
+        if (_KEY_ID.match(kid) and isinstance(entry, list) and len(entry) == 2
+                and type(entry[0]) is int and entry[0] > 0
+                and isinstance(entry[1], int | float) and not isinstance(entry[1], bool)
+                and len(keys) < MAX_NAMED_KEYS):
+            keys[kid] = (entry[0], float(entry[1]))
+    return NamedKeys(found["since"], keys, max(0, found["more"]))
+
+
+def note_named_key(value: str, kid: str, at: float, since: int) -> str:
+    """UNBELIEVED_STATE_KEY's value with one more ack naming `kid` at `at`, counted
+    from the key file's change at `since` (ns): counts from before it start afresh."""
+    named = named_keys(value)
+    if named.since != since:
+        named = NamedKeys(since)
+    keys = dict(named.keys)
+    if kid in keys:
+        keys[kid] = (keys[kid][0] + 1, at)
+    elif len(keys) < MAX_NAMED_KEYS:
+        keys[kid] = (1, at)
+    else:
+        return NamedKeys(since, keys, named.more + 1).render()
+    return NamedKeys(since, keys, named.more).render()
 
 
 class CentralKeyError(ValueError):
@@ -61,32 +116,6 @@ def key_id(key: Ed25519PublicKey) -> str:
     """A short name for a public key, the same on the receiver, the device and in logs."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def named_keys(value: str) -> dict[str, tuple[int, float]]:
-    """The key ids in UNBELIEVED_STATE_KEY's value: {id: (acks naming it, last time)};
-    anything not as note_named_key writes it is left out."""
-    try:
-        found = json.loads(value)
-    except ValueError:
-        return {}
-    if not isinstance(found, dict):
-        return {}
-    named: dict[str, tuple[int, float]] = {}
-    for kid, entry in found.items():
-        if (_KEY_ID.match(kid) and isinstance(entry, list) and len(entry) == 2
-                and type(entry[0]) is int and isinstance(entry[1], int | float)):
-            named[kid] = (entry[0], float(entry[1]))
-    return named
-
-
-def note_named_key(value: str, kid: str, at: float) -> str:
-    """UNBELIEVED_STATE_KEY's value with one more ack naming `kid` at `at`."""
-    named = named_keys(value)
-    count, _last = named.get(kid, (0, 0.0))
-    named[kid] = (count + 1, at)
-    kept = sorted(named.items(), key=lambda item: (item[0] != kid, -item[1][0], -item[1][1]))
-    return json.dumps({k: list(v) for k, v in kept[:MAX_NAMED_KEYS]}, sort_keys=True)
 
 
 def _public_key_of(block: bytes, label: str,

@@ -40,11 +40,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.system import config as config_mod
 from appliance.system import crypto
 from appliance.system.config import Config
 from appliance.system.errors import ConfigError
+
+if TYPE_CHECKING:
+    from appliance.system.central_key import NamedKeys
 
 log = logging.getLogger(__name__)
 
@@ -456,10 +460,13 @@ def check_central_key(config: Config) -> Check:
     ids = ", ".join(believed)
     said = f"{path}: acks believed from {len(keys)} key(s): {ids}"
     forged, since, named_keys = _refused_acks_since(config, Path(path))
-    # Most named first, at most 3, with how many refused acks named each.
-    named = ", ".join(f"{kid} ({count})" for kid, (count, _at) in sorted(
-        ((k, v) for k, v in named_keys.items() if k not in believed),
-        key=lambda item: -item[1][0])[:3])
+    # Every id kept, most named first, with how many refused acks named each: the kid
+    # is unsigned, so which one is the office's is for the office to say, not us.
+    shown = sorted(((k, v) for k, v in named_keys.keys.items() if k not in believed),
+                   key=lambda item: (-item[1][0], -item[1][1], item[0]))
+    named = ", ".join(f"{kid} ({count})" for kid, (count, _at) in shown)
+    if named and named_keys.more:
+        named += f", … (+{named_keys.more})"
     if forged and named:
         # The refused acks named keys this device lacks (a hint outside the signature,
         # which a forger may write too): most likely the office's new key, not added
@@ -494,33 +501,34 @@ def check_central_key(config: Config) -> Check:
                                  count=len(keys), ids=ids))
 
 
-def _refused_acks_since(config: Config,
-                        key_file: Path) -> tuple[int, float, dict[str, tuple[int, float]]]:
+def _refused_acks_since(config: Config, key_file: Path) -> tuple[int, float, NamedKeys]:
     """Acks sync set aside as forged since the key file last changed (its ctime), that
     time, and the key ids such acks named since then while the device did not hold
-    them (central_key.named_keys): (0, t, {}) when none or the database cannot be read."""
-    from appliance.system import central_key
+    them: (0, t, nothing) when none or the database cannot be read."""
+    from appliance.system.central_key import UNBELIEVED_STATE_KEY, NamedKeys, named_keys
 
     try:
-        since = key_file.stat().st_ctime
+        stat = key_file.stat()
     except OSError:
-        return 0, 0.0, {}
+        return 0, 0.0, NamedKeys()
+    since = stat.st_ctime
     database = config.paths.database
     if not database.exists():
-        return 0, since, {}
+        return 0, since, NamedKeys()
     try:
         conn = open_read_only(database)
         try:
             row = conn.execute("SELECT COUNT(*) FROM sync_dead_letters WHERE kind='forged' "
                                "AND at > ?", (since,)).fetchone()
             state = conn.execute("SELECT value FROM device_state WHERE key=?",
-                                 (central_key.UNBELIEVED_STATE_KEY,)).fetchone()
+                                 (UNBELIEVED_STATE_KEY,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0, since, {}
-    named = central_key.named_keys(str(state[0])) if state else {}
-    return int(row[0]), since, {k: v for k, v in named.items() if v[1] > since}
+        return 0, since, NamedKeys()
+    named = named_keys(str(state[0])) if state else NamedKeys()
+    # Counted under another key file (sync has not refused an ack since it changed).
+    return int(row[0]), since, named if named.since == stat.st_ctime_ns else NamedKeys()
 
 
 def check_broker(config: Config) -> Check:
