@@ -45,7 +45,14 @@ from appliance.central.db import open_configured
 from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.central.store import list_records
 from appliance.sync import acksig, wire
-from appliance.sync.client import Reconnector, close, make_client, open_session, pause
+from appliance.sync.client import (
+    Reconnector,
+    close,
+    make_client,
+    max_packet_bytes,
+    open_session,
+    pause,
+)
 from appliance.sync.errors import BrokerUnavailable, WireError
 from appliance.system.config import Config
 
@@ -489,6 +496,7 @@ class _Receiver:
         client.on_disconnect = self.on_disconnect
         client.on_message = self.on_message
         open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
+                     max_packet=max_packet_bytes(wire.MAX_MESSAGE_BYTES),
                      receive_maximum=RECEIVE_MAXIMUM)
         self.client = client
 

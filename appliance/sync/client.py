@@ -99,23 +99,38 @@ def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) ->
     return client
 
 
+def max_packet_bytes(largest_message: int) -> int:
+    """The largest packet a service takes when the largest message it reads is
+    `largest_message` bytes: room for the fixed header, the longest topic MQTT allows
+    (65,535 bytes) and some properties (our own messages carry none)."""
+    return largest_message + 65_535 + 4096
+
+
 def open_session(
     client: mqtt.Client,
     cfg: MqttConfig,
     is_connected: Callable[[], bool],
     refused: Callable[[], str | None],
     *,
+    max_packet: int,
     receive_maximum: int | None = None,
 ) -> None:
     """Connect with a persistent session and pump the loop until CONNACK.
 
     `is_connected` and `refused` read what the caller's on_connect saw; a refusal,
     a socket or TLS error, or no CONNACK in time raises BrokerUnavailable.
+    max_packet: the largest packet the broker may send us (MQTT v5 Maximum Packet
+    Size, see max_packet_bytes); it discards a larger message for this client as if
+    sent. Why: paho reads a whole packet into memory before any check of ours, about
+    three times its size at the peak: a broker at its defaults (MQTT's own limit, 256
+    MB) forwarded a message that made the kernel kill a service under its MemoryMax,
+    and sent it again at every restart.
     receive_maximum: QoS 1 messages the broker may send before their PUBACKs (MQTT v5
     Receive Maximum); unset, the broker's own limit (mosquitto: max_inflight_messages).
     """
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+    props.MaximumPacketSize = max_packet
     if receive_maximum is not None:
         props.ReceiveMaximum = receive_maximum
     try:

@@ -528,14 +528,15 @@ class _Publisher:
         self.connected = False
         self.refusal = None
         self.dropped = None
-        from appliance.sync.client import make_client, open_session
+        from appliance.sync.client import make_client, max_packet_bytes, open_session
 
         client = make_client(self.cfg, self.config.device.id)
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
         client.on_publish = self.on_publish
         client.on_message = self.on_message
-        open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal)
+        open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
+                     max_packet=max_packet_bytes(wire.MAX_BATCH_ACK_BYTES))
         self.client = client
         self.show("connected")
 

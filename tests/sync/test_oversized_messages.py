@@ -1,0 +1,94 @@
+"""A message far larger than anything either side reads never reaches its memory.
+
+Why: `appliance sync` runs under MemoryMax=160M and `appliance central` under 512M
+(systemd/). A broker left at its defaults (mosquitto's limit is MQTT's own, 256 MB; a
+cloud broker's is often as large) forwards whatever anyone publishes on a topic a
+service reads, and paho reads a whole packet into memory before any check of ours
+runs. A message of a few hundred MB would have the kernel kill the service, and the
+broker, which keeps the session, would send it again first at every restart: the
+crash loop of "one MQTT message stops the receiver for good", through memory.
+
+Each service tells the broker, in its CONNECT, the largest packet it takes (MQTT v5
+Maximum Packet Size): a bit more than the largest message it reads (an ack batch for
+sync, a 1 MiB record message for the receiver). MQTT 5.0 (3.1.2.11.4) says the server
+then discards a larger message for that client as if it had sent it.
+
+Real processes (`appliance sync`, `appliance central`) and a real mosquitto with no
+packet limit of its own; the peak memory is the kernel's (VmHWM).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.sync import client, wire
+from tests.helpers.sync_rig import (
+    CENTRAL,
+    SYNC,
+    Attacker,
+    all_delivered,
+    assert_exactly_once,
+    enqueue,
+    make_config,
+    service_process,
+    wait_for,
+    write_config_file,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+HUGE = 48 * 1024 * 1024
+
+
+def peak_kib(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+def test_the_largest_packet_each_side_takes_is_above_its_largest_message():
+    assert client.max_packet_bytes(wire.MAX_BATCH_ACK_BYTES) > wire.MAX_BATCH_ACK_BYTES
+    assert client.max_packet_bytes(wire.MAX_MESSAGE_BYTES) > wire.MAX_MESSAGE_BYTES
+    assert client.max_packet_bytes(wire.MAX_MESSAGE_BYTES) < 2 * wire.MAX_MESSAGE_BYTES
+
+
+def test_a_huge_message_on_either_side_never_reaches_the_service(tmp_path, broker):
+    config = make_config(tmp_path, broker.port)
+    config_file = write_config_file(tmp_path, config)
+    logs = {name: tmp_path / f"{name}.log" for name in ("sync", "central")}
+    procs = {"central": service_process(CENTRAL, config_file, logs["central"]),
+             "sync": service_process(SYNC, config_file, logs["sync"])}
+    attacker = Attacker(broker.port)
+    try:
+        first = enqueue(config, 2)
+        wait_for(lambda: all_delivered(config, first), 60, "delivery before the attack")
+        before = {name: peak_kib(p.pid) for name, p in procs.items()}
+
+        # 48 MB on the device's ack topic and on another device's records topic.
+        junk = b"[" + b"0," * (HUGE // 2) + b"0]"
+        attacker.publish(wire.acks_topic(config.mqtt.topic_prefix, config.device.id), junk)
+        attacker.publish(wire.records_topic(config.mqtt.topic_prefix, "ghost-01"), junk)
+        later = enqueue(config, 2)
+        wait_for(lambda: all_delivered(config, later), 60, "delivery after the attack")
+        time.sleep(1.0)
+
+        for name, proc in procs.items():
+            assert proc.poll() is None, logs[name].read_text(errors="replace")
+            grew = peak_kib(proc.pid) - before[name]
+            # A copy of the message alone would be 48,000 KiB.
+            assert grew < 16 * 1024, (name, before[name], grew)
+        assert_exactly_once(config, first + later)
+    finally:
+        attacker.close()
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except Exception:  # noqa: BLE001 - killed below
+                proc.kill()
