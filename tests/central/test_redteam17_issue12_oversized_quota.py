@@ -1,0 +1,94 @@
+"""Red team 17 on issue 12 and commit d59db12: the central receiver sends MQTT v5
+Maximum Packet Size (max_packet_bytes(wire.MAX_MESSAGE_BYTES), about 1.07 MiB) and
+Receive Maximum 512 in its CONNECT, so a broker without a packet limit of its own
+(mosquitto's default, the case d59db12 was written for) discards a larger message
+for it "as if sent".
+
+Mosquitto (2.0.11 here; the same up to 2.0.18) discards such a QoS 1 message without
+giving back the slot of the receiver's send quota it took (src/database.c,
+db__message_write_inflight_out_single, MOSQ_ERR_OVERSIZE_PACKET branch). 512 such
+messages on any records topic, one device's own included (an ACL lets a device
+publish there), leave the quota at 0 for as long as the receiver stays connected: the
+broker sends it no record of any device any more, while it pings along. Before
+d59db12 each was read, set aside as a dead letter and acknowledged.
+
+provisioning/mosquitto-broker.conf's max_packet_size (1,100,000) is below the
+receiver's limit, so the shipped broker refuses such messages from the publisher and
+is not exposed; a broker at mosquitto's defaults, or a cloud broker with a larger cap,
+is. A real mosquitto without max_packet_size, real `appliance central` and `appliance
+sync` processes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from appliance.sync import client, wire
+from tests.helpers.sync_rig import (
+    CENTRAL,
+    SYNC,
+    Attacker,
+    all_delivered,
+    assert_exactly_once,
+    enqueue,
+    make_config,
+    service_process,
+    wait_for,
+    write_config_file,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+RECEIVE_MAXIMUM = 512  # appliance.central.receiver.RECEIVE_MAXIMUM, checked below
+
+
+@pytest.mark.xfail(strict=True, reason="red team 17: 512 oversized messages on one records "
+                   "topic use up the receiver's send quota at mosquitto (dropped without "
+                   "giving the slot back): no record of any device reaches it again")
+def test_oversized_records_do_not_stop_the_receiver(tmp_path, broker):
+    from appliance.central import receiver
+
+    assert receiver.RECEIVE_MAXIMUM == RECEIVE_MAXIMUM
+    config = make_config(tmp_path, broker.port, ack_timeout_seconds=1.0)
+    config_file = write_config_file(tmp_path, config)
+    logs = {name: tmp_path / f"{name}.log" for name in ("sync", "central")}
+    procs = {"central": service_process(CENTRAL, config_file, logs["central"]),
+             "sync": service_process(SYNC, config_file, logs["sync"])}
+    attacker = Attacker(broker.port, "rogue-device")
+    try:
+        first = enqueue(config, 2)
+        wait_for(lambda: all_delivered(config, first), 25, "delivery before the attack")
+
+        size = client.max_packet_bytes(wire.MAX_MESSAGE_BYTES) + 1000
+        junk = b"\x00" * size
+        topic = wire.records_topic(config.mqtt.topic_prefix, "rogue-01")
+        window: list = []
+        for _ in range(RECEIVE_MAXIMUM):
+            window.append(attacker.client.publish(topic, junk, qos=1))
+            if len(window) >= 16:  # paho's own window is 20: never more in memory
+                window.pop(0).wait_for_publish(30)
+        for info in window:
+            info.wait_for_publish(30)
+            assert info.is_published()
+
+        later = enqueue(config, 2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all_delivered(config, later):
+            time.sleep(0.1)
+        for name, proc in procs.items():
+            assert proc.poll() is None, logs[name].read_text(errors="replace")
+        assert all_delivered(config, later), (
+            "no record reached the central office after the attack; broker log tail:\n"
+            f"{broker.log()[-600:]}")
+        assert_exactly_once(config, first + later)
+    finally:
+        attacker.close()
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except Exception:  # noqa: BLE001 - killed below
+                proc.kill()
