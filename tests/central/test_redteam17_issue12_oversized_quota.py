@@ -54,10 +54,11 @@ def test_oversized_records_do_not_stop_the_receiver(tmp_path, broker):
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=1.0)
     config_file = write_config_file(tmp_path, config)
     logs = {name: tmp_path / f"{name}.log" for name in ("sync", "central")}
-    procs = {"central": service_process(CENTRAL, config_file, logs["central"]),
-             "sync": service_process(SYNC, config_file, logs["sync"])}
     attacker = Attacker(broker.port, "rogue-device")
+    procs: dict = {}
     try:
+        procs["central"] = service_process(CENTRAL, config_file, logs["central"])
+        procs["sync"] = service_process(SYNC, config_file, logs["sync"])
         first = enqueue(config, 2)
         wait_for(lambda: all_delivered(config, first), 25, "delivery before the attack")
 
