@@ -49,7 +49,6 @@ from appliance.sync.client import (
     Reconnector,
     close,
     make_client,
-    max_packet_bytes,
     open_session,
     pause,
 )
@@ -75,6 +74,9 @@ MAX_BATCH_SECONDS = 0.05
 # wait for the batch's commit: two batches' worth, so the next batch streams in while
 # this one's fsync runs instead of the broker stopping at its max_inflight_messages.
 RECEIVE_MAXIMUM = 2 * MAX_BATCH_MESSAGES
+# The largest packet the receiver takes from the broker (client.open_session's
+# max_packet): under systemd's MemoryMax=512M, about three copies of it fit beside it.
+MAX_PACKET_BYTES = 64 * 1024 * 1024
 IDLE_POLL_SECONDS = 0.002
 # How often the counters (records, dead letters, conflicts, open transfers) are logged
 # when they changed: the receiver's status heartbeat in the journal.
@@ -496,7 +498,7 @@ class _Receiver:
         client.on_disconnect = self.on_disconnect
         client.on_message = self.on_message
         open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
-                     max_packet=max_packet_bytes(wire.MAX_MESSAGE_BYTES),
+                     max_packet=MAX_PACKET_BYTES,
                      receive_maximum=RECEIVE_MAXIMUM)
         self.client = client
 

@@ -99,13 +99,6 @@ def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) ->
     return client
 
 
-def max_packet_bytes(largest_message: int) -> int:
-    """The largest packet a service takes when the largest message it reads is
-    `largest_message` bytes: room for the fixed header, the longest topic MQTT allows
-    (65,535 bytes) and some properties (our own messages carry none)."""
-    return largest_message + 65_535 + 4096
-
-
 def open_session(
     client: mqtt.Client,
     cfg: MqttConfig,
@@ -120,11 +113,16 @@ def open_session(
     `is_connected` and `refused` read what the caller's on_connect saw; a refusal,
     a socket or TLS error, or no CONNACK in time raises BrokerUnavailable.
     max_packet: the largest packet the broker may send us (MQTT v5 Maximum Packet
-    Size, see max_packet_bytes); it discards a larger message for this client as if
-    sent. Why: paho reads a whole packet into memory before any check of ours, about
-    three times its size at the peak: a broker at its defaults (MQTT's own limit, 256
-    MB) forwarded a message that made the kernel kill a service under its MemoryMax,
-    and sent it again at every restart.
+    Size); it discards a larger message for this client as if sent. Why: paho reads a
+    whole packet into memory before any check of ours, about three times its size at
+    the peak: a broker at its defaults (MQTT's own limit, 256 MB) forwarded a message
+    that made the kernel kill a service under its MemoryMax, and sent it again at
+    every restart. Not just above the largest message we read, though: mosquitto (up
+    to 2.0.18 at least) keeps the in-flight slot of each message it discards for this
+    limit, so 100 messages just over it froze a device's acks for as long as its
+    connection lasted (red team 17). Far above every message a broker configured as
+    provisioning/mosquitto-broker.conf lets through (1.1 MB), below what the
+    service's MemoryMax survives.
     receive_maximum: QoS 1 messages the broker may send before their PUBACKs (MQTT v5
     Receive Maximum); unset, the broker's own limit (mosquitto: max_inflight_messages).
     """

@@ -63,6 +63,9 @@ Notify = Callable[[str], None]
 
 STATE_KEY = "sync.state"
 PACKS_STATE_KEY = "sync.receiver_reads_packs"
+# The largest packet sync takes from the broker (client.open_session's max_packet):
+# under systemd's MemoryMax=160M, about three copies of it fit beside the service.
+MAX_PACKET_BYTES = 16 * 1024 * 1024
 # The epoch of this device's MQTT session (_Publisher.note_session).
 SESSION_EPOCH_STATE_KEY = "sync.session_epoch"
 # Small records sent before the first ack while the receiver's abilities are unknown.
@@ -352,18 +355,18 @@ class _Publisher:
             epoch = -1 - secrets.randbelow(2**31)
         self.epoch = epoch
 
-    def note_named_key(self, kid: str) -> None:
-        """For the doctor: "acks name key X, which is not installed here", counted
-        since the key file last changed."""
+    def note_refused_ack(self, kid: str) -> None:
+        """For the doctor: "N acks refused since the key file changed, naming key X,
+        which is not installed here" (kid "" when the ack named no such key)."""
         from appliance.system import central_key  # loaded with acksig already
 
-        assert self.verifier is not None  # only refused acks name keys
+        assert self.verifier is not None  # only a verifier refuses acks
         with db.transaction(self.conn):
-            found = db.get_state(self.conn, central_key.UNBELIEVED_STATE_KEY)
-            db.set_state(self.conn, central_key.UNBELIEVED_STATE_KEY,
-                         central_key.note_named_key(found[0] if found else "", kid,
-                                                    time.time(),
-                                                    self.verifier.changed_at_ns))
+            found = db.get_state(self.conn, central_key.REFUSED_ACKS_STATE_KEY)
+            db.set_state(self.conn, central_key.REFUSED_ACKS_STATE_KEY,
+                         central_key.note_refused_ack(found[0] if found else "", kid,
+                                                      time.time(),
+                                                      self.verifier.changed_at_ns))
 
     def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
                   payload: bytes, part: str = "") -> bool:
@@ -403,10 +406,9 @@ class _Publisher:
                            f"{type(msg).__name__} for device {msg.device_id!r}", payload)
             return
         if self.verifier is not None and not self.verifier.verify(msg):
-            unknown = self.verifier.unknown_key(msg)
             if self.set_aside(DeadLetterKind.FORGED, topic, self.verifier.refusal(msg),
-                              payload) and unknown:
-                self.note_named_key(unknown)
+                              payload):
+                self.note_refused_ack(self.verifier.unknown_key(msg))
             return
         if isinstance(msg, wire.BatchAck | wire.Have) and not self.packs:
             self.set_packs(True)
@@ -528,7 +530,7 @@ class _Publisher:
         self.connected = False
         self.refusal = None
         self.dropped = None
-        from appliance.sync.client import make_client, max_packet_bytes, open_session
+        from appliance.sync.client import make_client, open_session
 
         client = make_client(self.cfg, self.config.device.id)
         client.on_connect = self.on_connect
@@ -536,7 +538,7 @@ class _Publisher:
         client.on_publish = self.on_publish
         client.on_message = self.on_message
         open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
-                     max_packet=max_packet_bytes(wire.MAX_BATCH_ACK_BYTES))
+                     max_packet=MAX_PACKET_BYTES)
         self.client = client
         self.show("connected")
 

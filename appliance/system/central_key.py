@@ -41,11 +41,12 @@ _PEM_BLOCK = re.compile(rb"^(?:\xef\xbb\xbf)?(-----BEGIN ([A-Z0-9 ]+)-----\r?\n[
 # Every BEGIN and END line; each must be part of a whole block, else the file is
 # damaged (a paste cut short, a block inside another) and refused, not half read.
 _MARKER = re.compile(rb"^(?:\xef\xbb\xbf)?-----(?:BEGIN|END) ", re.MULTILINE)
-# Device state (device_state table): the key ids that acks refused as forged named
-# while the device did not hold them (wire's "kid"), counted since the key file last
-# changed (NamedKeys). Written by sync, read by the doctor: "the office signs with key
-# X, which is not installed here".
-UNBELIEVED_STATE_KEY = "sync.unbelieved_central_key"
+# Device state (device_state table): the acks sync refused as forged since the key
+# file last changed, and the key ids they named that the device does not hold (wire's
+# "kid"), as RefusedAcks. Written by sync, read by the doctor: "N acks refused since
+# the key file changed, naming key X, which is not installed here". Kept apart from the
+# dead-letter rows, which a junk flood trims (red team 17).
+REFUSED_ACKS_STATE_KEY = "sync.refused_acks"
 # Distinct key ids counted, first come first kept: the kid is outside the signature,
 # so a forger names whatever ids it likes, as often as it likes, and any ranking of
 # them (by count, by time) is the forger's to win. Kept instead, never evicted: the
@@ -56,31 +57,33 @@ _KEY_ID = re.compile(r"[0-9a-f]{16}\Z")
 
 
 @dataclass(frozen=True)
-class NamedKeys:
-    """What refused acks named since the key file's change at `since` (its ctime, ns):
-    for each id kept, how many acks named it and the last one's time; `more`: acks
-    naming an id not kept, once MAX_NAMED_KEYS were."""
+class RefusedAcks:
+    """Acks refused as forged since the key file's change at `since` (its ctime in ns,
+    as sync read the file): how many (`count`); for each key id they named that the
+    device did not hold, kept first come, how many named it and the last one's time;
+    `more`: acks naming an id not kept, once MAX_NAMED_KEYS were."""
 
     since: int = 0
+    count: int = 0
     keys: dict[str, tuple[int, float]] = field(default_factory=dict)
     more: int = 0
 
     def render(self) -> str:
-        return json.dumps({"since": self.since, "more": self.more,
+        return json.dumps({"since": self.since, "count": self.count, "more": self.more,
                            "keys": {k: list(v) for k, v in self.keys.items()}},
                           sort_keys=True)
 
 
-def named_keys(value: str) -> NamedKeys:
-    """UNBELIEVED_STATE_KEY's value read back; anything not as note_named_key writes it
-    is left out (an entry), or read as nothing named (the whole value)."""
+def refused_acks(value: str) -> RefusedAcks | None:
+    """REFUSED_ACKS_STATE_KEY's value read back; None for anything not as
+    note_refused_ack writes it (an entry that is not is left out)."""
     try:
         found = json.loads(value)
     except ValueError:
-        return NamedKeys()
-    if not isinstance(found, dict) or type(found.get("since")) is not int \
-            or type(found.get("more")) is not int or not isinstance(found.get("keys"), dict):
-        return NamedKeys()
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("keys"), dict) \
+            or any(type(found.get(n)) is not int for n in ("since", "count", "more")):
+        return None
     keys: dict[str, tuple[int, float]] = {}
     for kid, entry in found["keys"].items():
         if (_KEY_ID.match(kid) and isinstance(entry, list) and len(entry) == 2
@@ -88,23 +91,24 @@ def named_keys(value: str) -> NamedKeys:
                 and isinstance(entry[1], int | float) and not isinstance(entry[1], bool)
                 and len(keys) < MAX_NAMED_KEYS):
             keys[kid] = (entry[0], float(entry[1]))
-    return NamedKeys(found["since"], keys, max(0, found["more"]))
+    return RefusedAcks(found["since"], max(0, found["count"]), keys, max(0, found["more"]))
 
 
-def note_named_key(value: str, kid: str, at: float, since: int) -> str:
-    """UNBELIEVED_STATE_KEY's value with one more ack naming `kid` at `at`, counted
-    from the key file's change at `since` (ns): counts from before it start afresh."""
-    named = named_keys(value)
-    if named.since != since:
-        named = NamedKeys(since)
-    keys = dict(named.keys)
+def note_refused_ack(value: str, kid: str, at: float, since: int) -> str:
+    """REFUSED_ACKS_STATE_KEY's value with one more ack refused at `at`, naming `kid`
+    ("" when it named none, or a key the device holds), counted from the key file's
+    change at `since` (ns): counts from before it start afresh."""
+    found = refused_acks(value)
+    if found is None or found.since != since:
+        found = RefusedAcks(since)
+    keys, more = dict(found.keys), found.more
     if kid in keys:
         keys[kid] = (keys[kid][0] + 1, at)
-    elif len(keys) < MAX_NAMED_KEYS:
+    elif kid and len(keys) < MAX_NAMED_KEYS:
         keys[kid] = (1, at)
-    else:
-        return NamedKeys(since, keys, named.more + 1).render()
-    return NamedKeys(since, keys, named.more).render()
+    elif kid:
+        more += 1
+    return RefusedAcks(since, found.count + 1, keys, more).render()
 
 
 class CentralKeyError(ValueError):

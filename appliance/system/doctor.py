@@ -48,7 +48,7 @@ from appliance.system.config import Config
 from appliance.system.errors import ConfigError
 
 if TYPE_CHECKING:
-    from appliance.system.central_key import NamedKeys
+    from appliance.system.central_key import RefusedAcks
 
 log = logging.getLogger(__name__)
 
@@ -459,14 +459,15 @@ def check_central_key(config: Config) -> Check:
     believed = [central_key.key_id(k) for k in keys]
     ids = ", ".join(believed)
     said = f"{path}: acks believed from {len(keys)} key(s): {ids}"
-    forged, since, named_keys = _refused_acks_since(config, Path(path))
+    refused, since = _refused_acks_since(config, Path(path))
+    forged = refused.count
     # Every id kept, most named first, with how many refused acks named each: the kid
     # is unsigned, so which one is the office's is for the office to say, not us.
-    shown = sorted(((k, v) for k, v in named_keys.keys.items() if k not in believed),
+    shown = sorted(((k, v) for k, v in refused.keys.items() if k not in believed),
                    key=lambda item: (-item[1][0], -item[1][1], item[0]))
     named = ", ".join(f"{kid} ({count})" for kid, (count, _at) in shown)
-    if named and named_keys.more:
-        named += f", … (+{named_keys.more})"
+    if named and refused.more:
+        named += f", … (+{refused.more})"
     if forged and named:
         # The refused acks named keys this device lacks (a hint outside the signature,
         # which a forger may write too): most likely the office's new key, not added
@@ -501,34 +502,43 @@ def check_central_key(config: Config) -> Check:
                                  count=len(keys), ids=ids))
 
 
-def _refused_acks_since(config: Config, key_file: Path) -> tuple[int, float, NamedKeys]:
-    """Acks sync set aside as forged since the key file last changed (its ctime), that
-    time, and the key ids such acks named since then while the device did not hold
-    them: (0, t, nothing) when none or the database cannot be read."""
-    from appliance.system.central_key import UNBELIEVED_STATE_KEY, NamedKeys, named_keys
+def _refused_acks_since(config: Config, key_file: Path) -> tuple[RefusedAcks, float]:
+    """The acks sync refused as forged since the key file last changed, and that time
+    (its ctime): nothing refused when none or the database cannot be read.
+
+    What sync counted under this very file (central_key.REFUSED_ACKS_STATE_KEY, kept
+    with the file's ctime in ns as sync read it). Not the dead-letter rows since the
+    ctime: a junk flood trims them, and a key file switched by symlink has the ctime
+    of a file written before the acks it now answers (red team 17). Only a database
+    whose sync never wrote that count (before this release) is read by its rows."""
+    from appliance.system.central_key import REFUSED_ACKS_STATE_KEY, RefusedAcks, refused_acks
 
     try:
         stat = key_file.stat()
     except OSError:
-        return 0, 0.0, NamedKeys()
+        return RefusedAcks(), 0.0
     since = stat.st_ctime
     database = config.paths.database
     if not database.exists():
-        return 0, since, NamedKeys()
+        return RefusedAcks(), since
     try:
         conn = open_read_only(database)
         try:
-            row = conn.execute("SELECT COUNT(*) FROM sync_dead_letters WHERE kind='forged' "
-                               "AND at > ?", (since,)).fetchone()
             state = conn.execute("SELECT value FROM device_state WHERE key=?",
-                                 (UNBELIEVED_STATE_KEY,)).fetchone()
+                                 (REFUSED_ACKS_STATE_KEY,)).fetchone()
+            rows = None if state else conn.execute(
+                "SELECT COUNT(*) FROM sync_dead_letters WHERE kind='forged' AND at > ?",
+                (since,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0, since, NamedKeys()
-    named = named_keys(str(state[0])) if state else NamedKeys()
-    # Counted under another key file (sync has not refused an ack since it changed).
-    return int(row[0]), since, named if named.since == stat.st_ctime_ns else NamedKeys()
+        return RefusedAcks(), since
+    if state is None:
+        return RefusedAcks(count=int(rows[0]) if rows else 0), since
+    counted = refused_acks(str(state[0]))
+    if counted is None or counted.since != stat.st_ctime_ns:
+        return RefusedAcks(), since   # counted under another key file
+    return counted, since
 
 
 def check_broker(config: Config) -> Check:

@@ -12,8 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from appliance.central import receiver
-from appliance.sync import wire
-from appliance.sync.client import make_client, max_packet_bytes, open_session
+from appliance.sync.client import make_client, open_session
 from tests.helpers.sync_rig import make_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,7 +29,7 @@ def _held(config, receive_maximum: int | None, topic: str) -> int:
     sub.on_connect = lambda *_args: connected.append(True)
     sub.on_message = lambda _c, _u, m: got.append(m.mid)
     open_session(sub, config.mqtt, lambda: bool(connected), lambda: None,
-                 max_packet=max_packet_bytes(wire.MAX_MESSAGE_BYTES),
+                 max_packet=receiver.MAX_PACKET_BYTES,
                  receive_maximum=receive_maximum)
     subscribed: list[bool] = []
     sub.on_subscribe = lambda *_args: subscribed.append(True)

@@ -182,35 +182,39 @@ def test_the_key_id_is_a_hint_and_never_what_is_believed(tmp_path, broker, servi
     assert device.running()
 
 
-def test_ids_named_are_kept_first_come_and_counted_from_the_key_files_change():
-    """What the device keeps of the ids refused acks named. The kid is unsigned, so a
-    forger names what it likes as often as it likes: nothing is evicted (the office's
-    key, once named, stays whatever comes after), ids past the limit are only counted,
-    and counts start afresh when the key file changes. Anything in the state that is
-    not as sync writes it is read as nothing named."""
+def test_refused_acks_are_counted_from_the_key_files_change_and_ids_kept_first_come():
+    """What the device keeps of the acks it refused. The kid is unsigned, so a forger
+    names what it likes as often as it likes: nothing is evicted (the office's key,
+    once named, stays whatever comes after), ids past the limit are only counted, and
+    counts start afresh when the key file changes. A state not as sync writes it is
+    read as nothing."""
     office, change = "0f" * 8, 1_764_000_000_123_456_789
     value = ""
     for i in range(5):
-        value = central_key.note_named_key(value, office, 1000.0 + i, change)
+        value = central_key.note_refused_ack(value, office, 1000.0 + i, change)
+    value = central_key.note_refused_ack(value, "", 1500.0, change)   # named no such key
     for i in range(2000):
         for _ in range(3):
-            value = central_key.note_named_key(value, f"{i:016x}", 2000.0 + i, change)
-    named = central_key.named_keys(value)
-    assert len(named.keys) == central_key.MAX_NAMED_KEYS
-    assert named.keys[office] == (5, 1004.0)
-    assert named.keys[f"{0:016x}"] == (3, 2000.0)
-    assert f"{1999:016x}" not in named.keys
-    assert named.more == 3 * (2000 - central_key.MAX_NAMED_KEYS + 1)
-    value = central_key.note_named_key(value, office, 9000.0, change)
-    assert central_key.named_keys(value).keys[office] == (6, 9000.0)
+            value = central_key.note_refused_ack(value, f"{i:016x}", 2000.0 + i, change)
+    counted = central_key.refused_acks(value)
+    assert counted is not None and counted.count == 5 + 1 + 6000
+    assert len(counted.keys) == central_key.MAX_NAMED_KEYS
+    assert counted.keys[office] == (5, 1004.0)
+    assert counted.keys[f"{0:016x}"] == (3, 2000.0)
+    assert f"{1999:016x}" not in counted.keys
+    assert counted.more == 3 * (2000 - central_key.MAX_NAMED_KEYS + 1)
+    value = central_key.note_refused_ack(value, office, 9000.0, change)
+    assert central_key.refused_acks(value).keys[office] == (6, 9000.0)
     # The key file changed: counted afresh.
-    after = central_key.named_keys(central_key.note_named_key(value, "ab" * 8, 9500.0,
-                                                              change + 1))
-    assert (after.since, after.keys, after.more) == (change + 1, {"ab" * 8: (1, 9500.0)}, 0)
-    for junk in ("", "[]", "null", "{", '{"keys": {}}', '{"since": 1, "more": 0}',
-                 '{"since": 1.5, "more": 0, "keys": {}}', '{"since": true, "more": 0, "keys": {}}'):
-        assert central_key.named_keys(junk) == central_key.NamedKeys(), junk
+    after = central_key.refused_acks(central_key.note_refused_ack(value, "ab" * 8, 9500.0,
+                                                                  change + 1))
+    assert after == central_key.RefusedAcks(change + 1, 1, {"ab" * 8: (1, 9500.0)}, 0)
+    for junk in ("", "[]", "null", "{", '{"keys": {}}', '{"since": 1, "count": 0, "more": 0}',
+                 '{"since": 1.5, "count": 0, "more": 0, "keys": {}}',
+                 '{"since": true, "count": 0, "more": 0, "keys": {}}'):
+        assert central_key.refused_acks(junk) is None, junk
     for entry in ('[true, 1]', '["1", 1]', '[1]', '[0, 1]', '[1, true]'):
-        found = central_key.named_keys('{"since": 1, "more": 0, "keys": {"0123456789abcdef": '
-                                       + entry + ', "0123456789ABCDEF": [1, 1]}}')
-        assert found.keys == {}, entry
+        found = central_key.refused_acks('{"since": 1, "count": 1, "more": 0, "keys": '
+                                         '{"0123456789abcdef": ' + entry
+                                         + ', "0123456789ABCDEF": [1, 1]}}')
+        assert found is not None and found.keys == {}, entry

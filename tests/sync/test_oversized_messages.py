@@ -9,9 +9,10 @@ broker, which keeps the session, would send it again first at every restart: the
 crash loop of "one MQTT message stops the receiver for good", through memory.
 
 Each service tells the broker, in its CONNECT, the largest packet it takes (MQTT v5
-Maximum Packet Size): a bit more than the largest message it reads (an ack batch for
-sync, a 1 MiB record message for the receiver). MQTT 5.0 (3.1.2.11.4) says the server
-then discards a larger message for that client as if it had sent it.
+Maximum Packet Size): 16 MiB for sync, 64 MiB for the receiver, far above anything
+they read and than what the shipped broker config lets through, below what their
+MemoryMax survives. MQTT 5.0 (3.1.2.11.4) says the server then discards a larger
+message for that client as if it had sent it.
 
 Real processes (`appliance sync`, `appliance central`) and a real mosquitto with no
 packet limit of its own; the peak memory is the kernel's (VmHWM).
@@ -19,12 +20,14 @@ packet limit of its own; the peak memory is the kernel's (VmHWM).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import pytest
 
-from appliance.sync import client, wire
+from appliance.central import receiver
+from appliance.sync import publisher, wire
 from tests.helpers.sync_rig import (
     CENTRAL,
     SYNC,
@@ -40,7 +43,10 @@ from tests.helpers.sync_rig import (
 
 pytestmark = pytest.mark.timeout(90)
 
-HUGE = 48 * 1024 * 1024
+HUGE = 80 * 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
+BROKER_CONF = REPO / "provisioning" / "mosquitto-broker.conf"
+SYSTEMD = REPO / "systemd"
 
 
 def peak_kib(pid: int) -> int:
@@ -51,10 +57,21 @@ def peak_kib(pid: int) -> int:
     raise AssertionError(f"no VmHWM for {pid}")
 
 
-def test_the_largest_packet_each_side_takes_is_above_its_largest_message():
-    assert client.max_packet_bytes(wire.MAX_BATCH_ACK_BYTES) > wire.MAX_BATCH_ACK_BYTES
-    assert client.max_packet_bytes(wire.MAX_MESSAGE_BYTES) > wire.MAX_MESSAGE_BYTES
-    assert client.max_packet_bytes(wire.MAX_MESSAGE_BYTES) < 2 * wire.MAX_MESSAGE_BYTES
+def test_the_largest_packet_each_side_takes():
+    """Far above the largest message each reads and than what the shipped broker
+    config lets through (a discarded message keeps its in-flight slot in mosquitto),
+    and small enough that three copies fit in the service's MemoryMax."""
+    shipped = int(re.search(r"^max_packet_size (\d+)$", BROKER_CONF.read_text(),
+                            re.MULTILINE).group(1))
+    for limit, largest, unit in ((publisher.MAX_PACKET_BYTES, wire.MAX_BATCH_ACK_BYTES,
+                                  "appliance-sync.service"),
+                                 (receiver.MAX_PACKET_BYTES, wire.MAX_MESSAGE_BYTES,
+                                  "appliance-central.service")):
+        memory_max = re.search(r"^MemoryMax=(\d+)M$", (SYSTEMD / unit).read_text(),
+                               re.MULTILINE)
+        assert memory_max, unit
+        assert limit > 10 * max(largest, shipped)
+        assert 3 * limit < int(memory_max.group(1)) * 1024 * 1024 * 0.75, unit
 
 
 def test_a_huge_message_on_either_side_never_reaches_the_service(tmp_path, broker):
@@ -69,7 +86,7 @@ def test_a_huge_message_on_either_side_never_reaches_the_service(tmp_path, broke
         wait_for(lambda: all_delivered(config, first), 60, "delivery before the attack")
         before = {name: peak_kib(p.pid) for name, p in procs.items()}
 
-        # 48 MB on the device's ack topic and on another device's records topic.
+        # 80 MiB on the device's ack topic and on another device's records topic.
         junk = b"[" + b"0," * (HUGE // 2) + b"0]"
         attacker.publish(wire.acks_topic(config.mqtt.topic_prefix, config.device.id), junk)
         attacker.publish(wire.records_topic(config.mqtt.topic_prefix, "ghost-01"), junk)
@@ -80,7 +97,7 @@ def test_a_huge_message_on_either_side_never_reaches_the_service(tmp_path, broke
         for name, proc in procs.items():
             assert proc.poll() is None, logs[name].read_text(errors="replace")
             grew = peak_kib(proc.pid) - before[name]
-            # A copy of the message alone would be 48,000 KiB.
+            # A copy of the message alone would be 81,920 KiB.
             assert grew < 16 * 1024, (name, before[name], grew)
         assert_exactly_once(config, first + later)
     finally:

@@ -11,7 +11,8 @@ key once per ack it sends again (one per resend of the device's pending records,
 few a minute); an attacker on the ack topic publishes thousands a second. Three ids
 each named once more than the office's key push it out of the doctor's line; eight
 push it out of the device's state, and when the office names it again it starts
-from 1, behind every forged id (central_key.note_named_key ranks the rest by count).
+from 1, behind every forged id (central_key.note_named_key, now note_refused_ack,
+ranked the rest by count).
 The technician is then told the office's new key is among three ids that are all
 the attacker's, and the heartbeat carries the same line to the office.
 
@@ -53,10 +54,11 @@ pytestmark = pytest.mark.timeout(40)
 def _named(config) -> dict[str, tuple[int, float]]:
     conn = connect(config.paths.database)
     try:
-        found = get_state(conn, central_key.UNBELIEVED_STATE_KEY)
+        found = get_state(conn, central_key.REFUSED_ACKS_STATE_KEY)
     finally:
         conn.close()
-    return central_key.named_keys(found[0]).keys if found else {}
+    counted = central_key.refused_acks(found[0]) if found else None
+    return counted.keys if counted else {}
 
 
 def test_a_few_more_forged_acks_than_the_office_sent_hide_its_new_key(
@@ -107,7 +109,7 @@ def test_a_few_more_forged_acks_than_the_office_sent_hide_its_new_key(
 
 
 def test_eight_forged_ids_named_often_do_not_reset_the_office_count():
-    """The same, on what sync writes (central_key.note_named_key, as the publisher
+    """The same, on what sync writes (central_key.note_refused_ack, as the publisher
     calls it per refused ack): the office's key named 5 times, then 6 forged acks
     naming one made-up id, 6 naming another, ... for 8 ids, then the office's next
     ack. (Eight ids named in turn keep evicting each other: the attacker names them
@@ -116,14 +118,14 @@ def test_eight_forged_ids_named_often_do_not_reset_the_office_count():
     value, at = "{}", 1000.0
     for _ in range(5):
         at += 1
-        value = central_key.note_named_key(value, office, at, 1)
+        value = central_key.note_refused_ack(value, office, at, 1)
     for i in range(central_key.MAX_NAMED_KEYS):
         for _ in range(6):
             at += 1
-            value = central_key.note_named_key(value, f"{0xbad0 + i:016x}", at, 1)
+            value = central_key.note_refused_ack(value, f"{0xbad0 + i:016x}", at, 1)
     at += 1
-    value = central_key.note_named_key(value, office, at, 1)
-    named = central_key.named_keys(value).keys
+    value = central_key.note_refused_ack(value, office, at, 1)
+    named = central_key.refused_acks(value).keys
     assert named[office][0] == 6, named
 
 

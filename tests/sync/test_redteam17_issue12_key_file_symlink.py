@@ -44,15 +44,13 @@ pytestmark = pytest.mark.timeout(40)
 def _named(config) -> dict[str, tuple[int, float]]:
     conn = connect(config.paths.database)
     try:
-        found = get_state(conn, central_key.UNBELIEVED_STATE_KEY)
+        found = get_state(conn, central_key.REFUSED_ACKS_STATE_KEY)
     finally:
         conn.close()
-    return central_key.named_keys(found[0]).keys if found else {}
+    counted = central_key.refused_acks(found[0]) if found else None
+    return counted.keys if counted else {}
 
 
-@pytest.mark.xfail(strict=True, reason="red team 17: after a symlinked key file is switched "
-                   "to a version holding the office's new key (written earlier), the doctor "
-                   "still counts the acks refused before the switch and warns for good")
 def test_a_symlinked_key_file_switched_to_the_new_key_clears_the_warning(
         tmp_path, broker, services):
     _old_key, old_pub, _old_id = openssl_ed25519(tmp_path / "keys", "old")

@@ -1,5 +1,5 @@
 """Red team 17 on issue 12 and commit d59db12: sync now tells the broker it takes no
-packet over max_packet_bytes(wire.MAX_BATCH_ACK_BYTES), and the broker silently
+packet over a limit (now publisher.MAX_PACKET_BYTES), and the broker silently
 discards a larger one for it. A genuine message of the office over that limit would
 be lost without a trace, again at every resend, and its records never marked
 delivered. Checked here (holds): the largest "acks" batch the receiver can sign (256
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from appliance.sync import acksig, client, wire
+from appliance.sync import acksig, publisher, wire
 from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.sync_rig import (
@@ -47,7 +47,7 @@ def test_the_largest_acks_and_have_reach_sync(tmp_path, broker, services):
     private, _public = ack_keys(tmp_path / "keys")
     key = acksig.load_private_key(private)
     topic = wire.acks_topic(PREFIX, DEVICE)
-    limit = client.max_packet_bytes(wire.MAX_BATCH_ACK_BYTES)
+    limit = publisher.MAX_PACKET_BYTES
 
     ids = [f"{i:03d}" + "r" * (wire.MAX_RECORD_ID_CHARS - 3)
            for i in range(wire.MAX_BATCH_ACK_ITEMS)]
