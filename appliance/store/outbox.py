@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -511,8 +511,9 @@ def record_sha256(conn: sqlite3.Connection, record_id: str) -> str | None:
 
 
 def put_dead_letter(conn: sqlite3.Connection, topic: str, kind: DeadLetterKind, reason: str,
-                    payload: bytes, *, delivery: str = "",
-                    redelivered: bool = False) -> int | None:
+                    payload: bytes, *, delivery: str = "", redelivered: bool = False,
+                    and_then: Callable[[sqlite3.Connection], None] | None = None,
+                    ) -> int | None:
     """Set a message aside with its reason and count it; returns the total count, or
     None when it is a redelivery of one already set aside (nothing written).
 
@@ -528,6 +529,8 @@ def put_dead_letter(conn: sqlite3.Connection, topic: str, kind: DeadLetterKind, 
     the heartbeat's counters and the doctor's forged acks said more than was sent (red
     team 15). Junk sent anew has other packet ids, so it still counts. The receiver
     keeps its dead letters the same way (appliance.central.store.put_dead_letter).
+    `and_then` runs in the same transaction, only for a message newly set aside: what
+    else counts it (sync's refused acks) is counted with it or not at all.
     """
     key = (hashlib.sha256(delivery.encode("utf-8") + b"\0" + payload).hexdigest()
            if delivery else "")
@@ -545,6 +548,8 @@ def put_dead_letter(conn: sqlite3.Connection, topic: str, kind: DeadLetterKind, 
         if cur.lastrowid and cur.lastrowid % 1000 == 0:
             conn.execute("DELETE FROM sync_dead_letters WHERE id <= ?",
                          (cur.lastrowid - DEAD_LETTERS_KEPT,))
+        if and_then is not None:
+            and_then(conn)
         counts = {}
         for key in (DEAD_LETTER_STATE_KEY, f"{DEAD_LETTER_STATE_KEY}.{kind.value}"):
             found = get_state(conn, key)

@@ -355,21 +355,21 @@ class _Publisher:
             epoch = -1 - secrets.randbelow(2**31)
         self.epoch = epoch
 
-    def note_refused_ack(self, kid: str) -> None:
+    def count_refused_ack(self, conn: sqlite3.Connection, kid: str) -> None:
         """For the doctor: "N acks refused since the key file changed, naming key X,
-        which is not installed here" (kid "" when the ack named no such key)."""
+        which is not installed here" (kid "" when the ack named no such key). Run in
+        the dead letter's transaction (set_aside's and_then)."""
         from appliance.system import central_key  # loaded with acksig already
 
         assert self.verifier is not None  # only a verifier refuses acks
-        with db.transaction(self.conn):
-            found = db.get_state(self.conn, central_key.REFUSED_ACKS_STATE_KEY)
-            db.set_state(self.conn, central_key.REFUSED_ACKS_STATE_KEY,
-                         central_key.note_refused_ack(found[0] if found else "", kid,
-                                                      time.time(),
-                                                      self.verifier.changed_at_ns))
+        found = db.get_state(conn, central_key.REFUSED_ACKS_STATE_KEY)
+        db.set_state(conn, central_key.REFUSED_ACKS_STATE_KEY,
+                     central_key.note_refused_ack(found[0] if found else "", kid,
+                                                  time.time(), self.verifier.changed_at_ns))
 
     def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
-                  payload: bytes, part: str = "") -> bool:
+                  payload: bytes, part: str = "",
+                  and_then: Callable[[sqlite3.Connection], None] | None = None) -> bool:
         """Put the message being handled aside; False when it is one the broker sent
         again and that was set aside already (nothing counted). `part`: which item of
         the message, when each item is set aside on its own (a batch's acks): each is
@@ -378,7 +378,8 @@ class _Publisher:
         mid, dup = self.delivery
         delivery = f"{self.epoch}/{mid}/{part}" if mid else ""
         count = outbox.put_dead_letter(self.conn, topic, kind, reason, payload,
-                                       delivery=delivery, redelivered=dup)
+                                       delivery=delivery, redelivered=dup,
+                                       and_then=and_then)
         if count is None:
             log.debug("dead letter on %s sent again by the broker, already set aside",
                       topic[:200])
@@ -406,9 +407,9 @@ class _Publisher:
                            f"{type(msg).__name__} for device {msg.device_id!r}", payload)
             return
         if self.verifier is not None and not self.verifier.verify(msg):
-            if self.set_aside(DeadLetterKind.FORGED, topic, self.verifier.refusal(msg),
-                              payload):
-                self.note_refused_ack(self.verifier.unknown_key(msg))
+            unknown = self.verifier.unknown_key(msg)
+            self.set_aside(DeadLetterKind.FORGED, topic, self.verifier.refusal(msg), payload,
+                           and_then=lambda conn: self.count_refused_ack(conn, unknown))
             return
         if isinstance(msg, wire.BatchAck | wire.Have) and not self.packs:
             self.set_packs(True)
