@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -142,6 +143,14 @@ PROVISIONING_BROKER_CONF = (Path(__file__).resolve().parents[2] / "provisioning"
 # What the shipped broker configuration says about who a client is; the listener, the
 # paths and the CA are each test's own.
 IDENTITY_DIRECTIVES = ("use_identity_as_username", "use_username_as_clientid")
+
+
+def shipped_setting(name: str) -> int:
+    """A number provisioning/mosquitto-broker.conf sets (max_packet_size, say)."""
+    found = re.search(rf"^{name}\s+(\d+)", PROVISIONING_BROKER_CONF.read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    assert found, f"provisioning/mosquitto-broker.conf sets {name}"
+    return int(found.group(1))
 
 
 def provisioning_identity_lines() -> str:

@@ -30,6 +30,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def peak_kib(pid: int) -> int:
+    """A process's peak resident memory (VmHWM), in KiB: what MemoryMax is held to."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
               interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout

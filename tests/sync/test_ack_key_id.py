@@ -20,14 +20,10 @@ mosquitto on the device's ack topic.
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
-import time
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from appliance.central.receiver import run_receiver
 from appliance.store.outbox import OutboxState
@@ -37,7 +33,7 @@ from appliance.system import config as config_mod
 from appliance.system.doctor import Verdict
 from appliance.web.i18n import Translations
 from tests.helpers.central_keys import ed25519 as openssl_ed25519
-from tests.helpers.central_keys import provision
+from tests.helpers.central_keys import hand_built_batch_ack, provision
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
@@ -61,21 +57,6 @@ def dead_letter_reasons(config: config_mod.Config, kind: str) -> list[str]:
             "SELECT reason FROM sync_dead_letters WHERE kind=? ORDER BY id", (kind,))]
     finally:
         conn.close()
-
-
-def batch_ack(private_pem: Path, device_id: str, records: list[tuple[str, str]],
-              **extra: object) -> bytes:
-    """An "acks" message built by hand: the signed bytes as the wire format documents
-    them (label, device, repr of the time, flat items), signed with this PEM key."""
-    key = serialization.load_pem_private_key(private_pem.read_bytes(), password=None)
-    at = time.time()
-    flat = [v for record_id, sha in records for v in (record_id, sha, "stored")]
-    signed = json.dumps(["appliance-acks/1", device_id, repr(at), flat],
-                        separators=(",", ":")).encode()
-    message = {"v": 1, "type": "acks", "device_id": device_id, "received_at": at,
-               "items": flat, "sig": base64.b64encode(key.sign(signed)).decode()}
-    message.update(extra)
-    return json.dumps(message).encode()
 
 
 def test_device_names_the_key_it_lacks_and_adding_it_lets_everything_through(
@@ -140,7 +121,7 @@ def test_the_key_id_is_a_hint_and_never_what_is_believed(tmp_path, broker, servi
     try:
         # Signed by a rogue key, naming the believed one: refused, and the doctor does
         # not send the technician after a key.
-        attacker.publish(topic, batch_ack(rogue_key, config.device.id, pairs,
+        attacker.publish(topic, hand_built_batch_ack(rogue_key, config.device.id, pairs,
                                           kid=believed_id))
         wait_for(lambda: device_dead_letters(config).get("forged", 0) == 1, 15,
                  "the rogue ack refused")
@@ -151,7 +132,7 @@ def test_the_key_id_is_a_hint_and_never_what_is_believed(tmp_path, broker, servi
 
         # Malformed key ids: set aside as malformed, never as forged.
         for kid in ("", "ZZ", believed_id.upper(), believed_id + "0", 5, None, [believed_id]):
-            attacker.publish(topic, batch_ack(believed_key, config.device.id, pairs[:1],
+            attacker.publish(topic, hand_built_batch_ack(believed_key, config.device.id, pairs[:1],
                                               kid=kid))
         wait_for(lambda: device_dead_letters(config).get("malformed", 0) == 7, 15,
                  "the malformed key ids set aside")
@@ -162,9 +143,9 @@ def test_the_key_id_is_a_hint_and_never_what_is_believed(tmp_path, broker, servi
                        for r in records)
 
         # Signed by the believed key: believed, naming another key or none.
-        attacker.publish(topic, batch_ack(believed_key, config.device.id, pairs[:1],
+        attacker.publish(topic, hand_built_batch_ack(believed_key, config.device.id, pairs[:1],
                                           kid=rogue_id))
-        attacker.publish(topic, batch_ack(believed_key, config.device.id, pairs[1:2]))
+        attacker.publish(topic, hand_built_batch_ack(believed_key, config.device.id, pairs[1:2]))
         wait_for(lambda: all_delivered(config, records[:2]), 15,
                  "the genuinely signed acks believed")
     finally:

@@ -28,6 +28,8 @@ import pytest
 
 from appliance.central import receiver
 from appliance.sync import publisher, wire
+from tests.helpers.mosquitto import shipped_setting
+from tests.helpers.processes import peak_kib
 from tests.helpers.sync_rig import (
     CENTRAL,
     SYNC,
@@ -45,24 +47,14 @@ pytestmark = pytest.mark.timeout(90)
 
 HUGE = 80 * 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
-BROKER_CONF = REPO / "provisioning" / "mosquitto-broker.conf"
 SYSTEMD = REPO / "systemd"
-
-
-def peak_kib(pid: int) -> int:
-    """The process's peak resident memory (VmHWM), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmHWM for {pid}")
 
 
 def test_the_largest_packet_each_side_takes():
     """Far above the largest message each reads and than what the shipped broker
     config lets through (a discarded message keeps its in-flight slot in mosquitto),
     and small enough that three copies fit in the service's MemoryMax."""
-    shipped = int(re.search(r"^max_packet_size (\d+)$", BROKER_CONF.read_text(),
-                            re.MULTILINE).group(1))
+    shipped = shipped_setting("max_packet_size")
     for limit, largest, unit in ((publisher.MAX_PACKET_BYTES, wire.MAX_BATCH_ACK_BYTES,
                                   "appliance-sync.service"),
                                  (receiver.MAX_PACKET_BYTES, wire.MAX_MESSAGE_BYTES,

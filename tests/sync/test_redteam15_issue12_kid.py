@@ -23,13 +23,9 @@ Real mosquitto, the services' own run functions, keys made by OpenSSL's command 
 
 from __future__ import annotations
 
-import base64
 import json
-import time
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from appliance.central.receiver import run_receiver
 from appliance.store.outbox import OutboxState
@@ -38,7 +34,7 @@ from appliance.system import config as config_mod
 from appliance.system import doctor
 from appliance.system.doctor import Verdict
 from tests.helpers.central_keys import ed25519 as openssl_ed25519
-from tests.helpers.central_keys import provision
+from tests.helpers.central_keys import hand_built_batch_ack, provision
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
@@ -51,20 +47,6 @@ from tests.helpers.sync_rig import (
 )
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _batch_ack(private_pem: Path, device_id: str, records: list[tuple[str, str]],
-               **extra: object) -> bytes:
-    """An "acks" message built by hand from the documented signed bytes."""
-    key = serialization.load_pem_private_key(private_pem.read_bytes(), password=None)
-    at = time.time()
-    flat = [v for record_id, sha in records for v in (record_id, sha, "stored")]
-    signed = json.dumps(["appliance-acks/1", device_id, repr(at), flat],
-                        separators=(",", ":")).encode()
-    message = {"v": 1, "type": "acks", "device_id": device_id, "received_at": at,
-               "items": flat, "sig": base64.b64encode(key.sign(signed)).decode()}
-    message.update(extra)
-    return json.dumps(message).encode()
 
 
 def test_one_forged_kid_does_not_hide_the_key_the_office_signs_with(
@@ -92,7 +74,7 @@ def test_one_forged_kid_does_not_hide_the_key_the_office_signs_with(
     # One forged ack, by anyone who may publish on the ack topic, naming another key.
     attacker = Attacker(broker.port)
     try:
-        attacker.publish(f"bhxh/devices/{config.device.id}/acks", _batch_ack(
+        attacker.publish(f"bhxh/devices/{config.device.id}/acks", hand_built_batch_ack(
             rogue_key, config.device.id, [(records[0].record_id, records[0].sha256)],
             kid=rogue_id))
         wait_for(lambda: device_dead_letters(config)["forged"] == forged + 1, 15,
@@ -121,14 +103,16 @@ def test_the_kid_never_changes_what_is_believed_or_counted(tmp_path, broker, ser
     pairs = [(r.record_id, r.sha256) for r in records]
     attacker = Attacker(broker.port)
     try:
-        attacker.publish(topic, _batch_ack(rogue_key, config.device.id, pairs, kid=key_id))
+        attacker.publish(topic, hand_built_batch_ack(rogue_key, config.device.id, pairs,
+                                                     kid=key_id))
         wait_for(lambda: device_dead_letters(config).get("forged", 0) == 1, 15,
                  "the rogue ack refused")
         assert not any(outbox_state(config, r.record_id) is OutboxState.DELIVERED
                        for r in records)
-        first = _batch_ack(key, config.device.id, pairs[:1])            # no kid at all
+        first = hand_built_batch_ack(key, config.device.id, pairs[:1])            # no kid at all
         attacker.publish(topic, first)
-        attacker.publish(topic, _batch_ack(key, config.device.id, pairs[1:2], kid=rogue_id))
+        attacker.publish(topic, hand_built_batch_ack(key, config.device.id, pairs[1:2],
+                                                     kid=rogue_id))
         wait_for(lambda: all_delivered(config, records[:2]), 15, "the genuine acks")
         # The first genuine ack again, now naming the rogue key: believed, nothing new.
         replay = json.loads(first)

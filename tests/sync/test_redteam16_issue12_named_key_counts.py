@@ -31,14 +31,13 @@ import time
 import pytest
 
 from appliance.central.receiver import run_receiver
-from appliance.store.db import connect, get_state
 from appliance.sync import acksig, wire
 from appliance.sync.publisher import run_publisher
 from appliance.system import central_key, doctor
 from appliance.system import config as config_mod
 from appliance.system.doctor import Verdict
 from tests.helpers.central_keys import ed25519 as openssl_ed25519
-from tests.helpers.central_keys import provision
+from tests.helpers.central_keys import provision, refused_ack_keys
 from tests.helpers.sync_rig import (
     Attacker,
     device_dead_letters,
@@ -49,16 +48,6 @@ from tests.helpers.sync_rig import (
 )
 
 pytestmark = pytest.mark.timeout(40)
-
-
-def _named(config) -> dict[str, tuple[int, float]]:
-    conn = connect(config.paths.database)
-    try:
-        found = get_state(conn, central_key.REFUSED_ACKS_STATE_KEY)
-    finally:
-        conn.close()
-    counted = central_key.refused_acks(found[0]) if found else None
-    return counted.keys if counted else {}
 
 
 def test_a_few_more_forged_acks_than_the_office_sent_hide_its_new_key(
@@ -77,12 +66,12 @@ def test_a_few_more_forged_acks_than_the_office_sent_hide_its_new_key(
     device = services(run_publisher, config)
     records = enqueue(config, 2)
     # The office sends its acks again with each resend (ack_timeout_seconds 2 s here).
-    wait_for(lambda: _named(config).get(new_id, (0, 0.0))[0] >= 2, 30,
+    wait_for(lambda: refused_ack_keys(config).get(new_id, (0, 0.0))[0] >= 2, 30,
              "the new key's acks refused twice")
     found = doctor.check_central_key(config)
     assert found.verdict is Verdict.WARN and new_id in found.summary, found.summary
     receiver.stop()
-    office = _named(config)[new_id][0]
+    office = refused_ack_keys(config)[new_id][0]
     forged = device_dead_letters(config)["forged"]
 
     # Forged acks for the device's own pending records (learned from its traffic),
@@ -171,7 +160,7 @@ def test_an_old_flood_lets_one_forged_ack_hide_the_office_key_again(
     # Today: the office signs with its new key, which this device lacks.
     receiver = services(run_receiver, config_mod.with_overrides(
         config, central={"signing_key": str(new_key)}))
-    wait_for(lambda: _named(config).get(new_id, (0, 0.0))[0] >= 2, 30,
+    wait_for(lambda: refused_ack_keys(config).get(new_id, (0, 0.0))[0] >= 2, 30,
              "the new key's acks refused twice")
     receiver.stop()
     found = doctor.check_central_key(config)

@@ -24,12 +24,12 @@ import os
 import pytest
 
 from appliance.central.receiver import run_receiver
-from appliance.store.db import connect, get_state
 from appliance.sync.publisher import run_publisher
-from appliance.system import central_key, doctor
 from appliance.system import config as config_mod
+from appliance.system import doctor
 from appliance.system.doctor import Verdict
 from tests.helpers.central_keys import ed25519 as openssl_ed25519
+from tests.helpers.central_keys import refused_ack_keys
 from tests.helpers.sync_rig import (
     all_delivered,
     device_dead_letters,
@@ -39,16 +39,6 @@ from tests.helpers.sync_rig import (
 )
 
 pytestmark = pytest.mark.timeout(40)
-
-
-def _named(config) -> dict[str, tuple[int, float]]:
-    conn = connect(config.paths.database)
-    try:
-        found = get_state(conn, central_key.REFUSED_ACKS_STATE_KEY)
-    finally:
-        conn.close()
-    counted = central_key.refused_acks(found[0]) if found else None
-    return counted.keys if counted else {}
 
 
 def test_a_symlinked_key_file_switched_to_the_new_key_clears_the_warning(
@@ -71,7 +61,7 @@ def test_a_symlinked_key_file_switched_to_the_new_key_clears_the_warning(
         config, central={"signing_key": str(new_key)}))
     device = services(run_publisher, config)
     records = enqueue(config, 2)
-    wait_for(lambda: _named(config).get(new_id, (0, 0.0))[0] >= 2, 30,
+    wait_for(lambda: refused_ack_keys(config).get(new_id, (0, 0.0))[0] >= 2, 30,
              "the new key's acks refused twice")
     found = doctor.check_central_key(config)
     assert found.verdict is Verdict.WARN and new_id in found.summary, found.summary

@@ -25,14 +25,13 @@ import time
 import pytest
 
 from appliance.store import outbox
-from appliance.store.db import connect, get_state
 from appliance.sync import acksig, wire
 from appliance.sync.publisher import run_publisher
-from appliance.system import central_key, doctor
 from appliance.system import config as config_mod
+from appliance.system import doctor
 from appliance.system.doctor import Verdict
 from tests.helpers.central_keys import ed25519 as openssl_ed25519
-from tests.helpers.central_keys import provision
+from tests.helpers.central_keys import provision, refused_ack_keys
 from tests.helpers.sync_rig import (
     Attacker,
     device_dead_letters,
@@ -45,16 +44,6 @@ from tests.helpers.sync_rig import (
 pytestmark = pytest.mark.timeout(60)
 
 JUNK = outbox.DEAD_LETTERS_KEPT + 1000
-
-
-def _named(config) -> dict[str, tuple[int, float]]:
-    conn = connect(config.paths.database)
-    try:
-        found = get_state(conn, central_key.REFUSED_ACKS_STATE_KEY)
-    finally:
-        conn.close()
-    counted = central_key.refused_acks(found[0]) if found else None
-    return counted.keys if counted else {}
 
 
 def test_junk_on_the_ack_topic_does_not_hide_the_office_key(tmp_path, broker, services):
@@ -75,7 +64,7 @@ def test_junk_on_the_ack_topic_does_not_hide_the_office_key(tmp_path, broker, se
         batch = wire.BatchAck(config.device.id, time.time(), tuple(
             wire.AckItem(r.record_id, r.sha256) for r in records))
         deadline = time.monotonic() + 20
-        while new_id not in _named(config):  # until sync has subscribed
+        while new_id not in refused_ack_keys(config):  # until sync has subscribed
             assert time.monotonic() < deadline, "the office's ack never refused"
             attacker.publish(topic, wire.encode_batch_ack(acksig.sign(office, batch)))
             time.sleep(0.3)
@@ -98,7 +87,7 @@ def test_junk_on_the_ack_topic_does_not_hide_the_office_key(tmp_path, broker, se
 
     assert device.running()
     # What sync keeps still says it all.
-    assert new_id in _named(config)
+    assert new_id in refused_ack_keys(config)
     assert device_dead_letters(config)["forged"] == forged
     found = doctor.check_central_key(config)
     assert found.verdict is Verdict.WARN, found.summary

@@ -27,13 +27,12 @@ these messages reach it and are set aside as before d59db12.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 
 from appliance.sync import wire
-from tests.helpers.mosquitto import PROVISIONING_BROKER_CONF
+from tests.helpers.mosquitto import shipped_setting
 from tests.helpers.sync_rig import (
     CENTRAL,
     SYNC,
@@ -50,19 +49,11 @@ from tests.helpers.sync_rig import (
 pytestmark = pytest.mark.timeout(60)
 
 
-def shipped(setting: str) -> int:
-    """A number provisioning/mosquitto-broker.conf sets."""
-    found = re.search(rf"^{setting}\s+(\d+)",
-                      PROVISIONING_BROKER_CONF.read_text(encoding="utf-8"), re.MULTILINE)
-    assert found, f"provisioning/mosquitto-broker.conf sets {setting}"
-    return int(found.group(1))
-
-
 def test_oversized_acks_do_not_stop_delivery(tmp_path, brokers):
     # The shipped broker's own limits: it takes messages up to max_packet_size from
     # any publisher and puts max_inflight_messages in flight to a client at most.
-    broker = brokers.start(extra_config=f"max_packet_size {shipped('max_packet_size')}")
-    assert shipped("max_inflight_messages") == 100  # as the test broker has it
+    broker = brokers.start(extra_config=f"max_packet_size {shipped_setting('max_packet_size')}")
+    assert shipped_setting("max_inflight_messages") == 100  # as the test broker has it
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=1.0)
     config_file = write_config_file(tmp_path, config)
     logs = {name: tmp_path / f"{name}.log" for name in ("sync", "central")}
@@ -77,10 +68,10 @@ def test_oversized_acks_do_not_stop_delivery(tmp_path, brokers):
         # Each just over what sync said it takes, far under the shipped broker's own
         # max_packet_size: the broker accepts them from the publisher.
         size = 136_167  # just over the limit d59db12 set (since raised)
-        assert size < shipped("max_packet_size")
+        assert size < shipped_setting("max_packet_size")
         topic = wire.acks_topic(config.mqtt.topic_prefix, config.device.id)
         junk = b"[" + b"0," * (size // 2) + b"0]"
-        for _ in range(shipped("max_inflight_messages")):
+        for _ in range(shipped_setting("max_inflight_messages")):
             attacker.publish(topic, junk)
 
         later = enqueue(config, 2)

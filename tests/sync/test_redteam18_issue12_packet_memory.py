@@ -22,6 +22,7 @@ import pytest
 
 from appliance.central import receiver
 from appliance.sync import publisher, wire
+from tests.helpers.processes import peak_kib
 from tests.helpers.sync_rig import (
     CENTRAL,
     SYNC,
@@ -47,13 +48,6 @@ def memory_max_kib(unit: str) -> int:
     found = re.search(r"^MemoryMax=(\d+)M$", (SYSTEMD / unit).read_text(), re.MULTILINE)
     assert found, unit
     return int(found.group(1)) * 1024
-
-
-def peak_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmHWM for {pid}")
 
 
 def stop(procs):
