@@ -45,13 +45,7 @@ from appliance.central.db import open_configured
 from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.central.store import list_records
 from appliance.sync import acksig, wire
-from appliance.sync.client import (
-    Reconnector,
-    close,
-    make_client,
-    open_session,
-    pause,
-)
+from appliance.sync.client import Reconnector, close, make_client, open_session, pause
 from appliance.sync.errors import BrokerUnavailable, WireError
 from appliance.system.config import Config
 

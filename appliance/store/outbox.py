@@ -350,8 +350,9 @@ class Receipt:
     received_at: float
     device_id: str
     sig: str
-    # The id of the key that signed, as the ack named it ("" when it named none): kept
-    # so a receipt says which key to check its signature with.
+    # The id of the key that verified the ack (acksig.TrustedKeys.verified_by; "" when
+    # acks are believed without a key): a receipt says which key its signature checks
+    # against. Never the ack's own "kid", which is outside the signature.
     kid: str = ""
 
     @cached_property
@@ -532,19 +533,19 @@ def put_dead_letter(conn: sqlite3.Connection, topic: str, kind: DeadLetterKind, 
     `and_then` runs in the same transaction, only for a message newly set aside: what
     else counts it (sync's refused acks) is counted with it or not at all.
     """
-    key = (hashlib.sha256(delivery.encode("utf-8") + b"\0" + payload).hexdigest()
-           if delivery else "")
+    came = (hashlib.sha256(delivery.encode("utf-8") + b"\0" + payload).hexdigest()
+            if delivery else "")
     with transaction(conn):
-        if redelivered and key and conn.execute(
+        if redelivered and came and conn.execute(
                 "SELECT 1 FROM sync_dead_letters WHERE delivery=? AND id > (SELECT "
                 "COALESCE(MAX(id), 0) FROM sync_dead_letters) - ?",
-                (key, REDELIVERY_WINDOW)).fetchone():
+                (came, REDELIVERY_WINDOW)).fetchone():
             return None
         cur = conn.execute(
             "INSERT INTO sync_dead_letters(topic, kind, reason, size, head, at, delivery) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (storable(topic, 300), kind.value, storable(reason, 500), len(payload),
-             bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time(), key))
+             bytes(payload[:DEAD_LETTER_HEAD_BYTES]), time.time(), came))
         if cur.lastrowid and cur.lastrowid % 1000 == 0:
             conn.execute("DELETE FROM sync_dead_letters WHERE id <= ?",
                          (cur.lastrowid - DEAD_LETTERS_KEPT,))
