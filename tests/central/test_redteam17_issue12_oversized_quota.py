@@ -26,21 +26,19 @@ these messages reach it and are set aside as before d59db12.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 
 import pytest
 
 from appliance.sync import wire
 from tests.helpers.sync_rig import (
-    CENTRAL,
-    SYNC,
     Attacker,
     all_delivered,
     assert_exactly_once,
     enqueue,
     make_config,
-    service_process,
+    real_services,
     wait_for,
-    write_config_file,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,13 +51,8 @@ def test_oversized_records_do_not_stop_the_receiver(tmp_path, broker):
 
     assert receiver.RECEIVE_MAXIMUM == RECEIVE_MAXIMUM
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=1.0)
-    config_file = write_config_file(tmp_path, config)
-    logs = {name: tmp_path / f"{name}.log" for name in ("sync", "central")}
-    attacker = Attacker(broker.port, "rogue-device")
-    procs: dict = {}
-    try:
-        procs["central"] = service_process(CENTRAL, config_file, logs["central"])
-        procs["sync"] = service_process(SYNC, config_file, logs["sync"])
+    with real_services(tmp_path, config) as services, \
+            closing(Attacker(broker.port, "rogue-device")) as attacker:
         first = enqueue(config, 2)
         wait_for(lambda: all_delivered(config, first), 25, "delivery before the attack")
 
@@ -79,18 +72,8 @@ def test_oversized_records_do_not_stop_the_receiver(tmp_path, broker):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all_delivered(config, later):
             time.sleep(0.1)
-        for name, proc in procs.items():
-            assert proc.poll() is None, logs[name].read_text(errors="replace")
+        services.assert_running()
         assert all_delivered(config, later), (
             "no record reached the central office after the attack; broker log tail:\n"
             f"{broker.log()[-600:]}")
         assert_exactly_once(config, first + later)
-    finally:
-        attacker.close()
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(15)
-            except Exception:  # noqa: BLE001 - killed below
-                proc.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +37,14 @@ def peak_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmHWM for {pid}")
+
+
+def memory_max_kib(unit: str) -> int:
+    """The MemoryMax (in M) systemd/<unit> sets, in KiB."""
+    found = re.search(r"^MemoryMax=(\d+)M$", (REPO / "systemd" / unit).read_text(),
+                      re.MULTILINE)
+    assert found, f"{unit} sets MemoryMax in M"
+    return int(found.group(1)) * 1024
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,

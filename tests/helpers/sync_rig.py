@@ -3,6 +3,7 @@ threads or as real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from appliance.store.files import FileStore
 from appliance.store.outbox import OutboxState, dead_letter_counts, state_of
 from appliance.sync import acksig
 from appliance.system import config as config_mod
+from appliance.system.process import stop_process
 from tests.helpers.device_records import TestRecord, add_record
 from tests.helpers.mosquitto import MosquittoProcess, free_port, start_mosquitto
 
@@ -142,6 +144,37 @@ def service_process(entry: str, config_file: Path, log: Path,
 def start_central(config_file: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
     """`appliance central` as a real process (see service_process)."""
     return service_process(CENTRAL, config_file, log, *args)
+
+
+class RealServices:
+    """`appliance central` and `appliance sync` as real processes (real_services)."""
+
+    def __init__(self, folder: Path, config_file: Path) -> None:
+        self.logs = {name: folder / f"{name}.log" for name in ("central", "sync")}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        for name, entry in (("central", CENTRAL), ("sync", SYNC)):
+            self.procs[name] = service_process(entry, config_file, self.logs[name])
+
+    def assert_running(self) -> None:
+        """Both still running; a service that exited fails with its log."""
+        for name, proc in self.procs.items():
+            assert proc.poll() is None, self.logs[name].read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_process(proc, timeout=15)
+
+
+@contextlib.contextmanager
+def real_services(folder: Path, config: config_mod.Config) -> Iterator[RealServices]:
+    """The receiver and the device's sync as the real processes systemd starts, on
+    `config` (written as folder/appliance.toml), logs in folder/<name>.log, stopped by
+    PID (SIGTERM, then SIGKILL) whatever happens."""
+    services = RealServices(folder, write_config_file(folder, config))
+    try:
+        yield services
+    finally:
+        services.stop()
 
 
 @pytest.fixture

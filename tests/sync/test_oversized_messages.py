@@ -20,34 +20,28 @@ packet limit of its own; the peak memory is the kernel's (VmHWM).
 
 from __future__ import annotations
 
-import re
 import time
-from pathlib import Path
+from contextlib import closing
 
 import pytest
 
 from appliance.central import receiver
 from appliance.sync import publisher, wire
 from tests.helpers.mosquitto import shipped_setting
-from tests.helpers.processes import peak_kib
+from tests.helpers.processes import memory_max_kib, peak_kib
 from tests.helpers.sync_rig import (
-    CENTRAL,
-    SYNC,
     Attacker,
     all_delivered,
     assert_exactly_once,
     enqueue,
     make_config,
-    service_process,
+    real_services,
     wait_for,
-    write_config_file,
 )
 
 pytestmark = pytest.mark.timeout(90)
 
 HUGE = 80 * 1024 * 1024
-REPO = Path(__file__).resolve().parents[2]
-SYSTEMD = REPO / "systemd"
 
 
 def test_the_largest_packet_each_side_takes():
@@ -59,24 +53,17 @@ def test_the_largest_packet_each_side_takes():
                                   "appliance-sync.service"),
                                  (receiver.MAX_PACKET_BYTES, wire.MAX_MESSAGE_BYTES,
                                   "appliance-central.service")):
-        memory_max = re.search(r"^MemoryMax=(\d+)M$", (SYSTEMD / unit).read_text(),
-                               re.MULTILINE)
-        assert memory_max, unit
         assert limit > 10 * max(largest, shipped)
-        assert 3 * limit < int(memory_max.group(1)) * 1024 * 1024 * 0.75, unit
+        assert 3 * limit < memory_max_kib(unit) * 1024 * 0.75, unit
 
 
 def test_a_huge_message_on_either_side_never_reaches_the_service(tmp_path, broker):
     config = make_config(tmp_path, broker.port)
-    config_file = write_config_file(tmp_path, config)
-    logs = {name: tmp_path / f"{name}.log" for name in ("sync", "central")}
-    procs = {"central": service_process(CENTRAL, config_file, logs["central"]),
-             "sync": service_process(SYNC, config_file, logs["sync"])}
-    attacker = Attacker(broker.port)
-    try:
+    with real_services(tmp_path, config) as services, \
+            closing(Attacker(broker.port)) as attacker:
         first = enqueue(config, 2)
         wait_for(lambda: all_delivered(config, first), 60, "delivery before the attack")
-        before = {name: peak_kib(p.pid) for name, p in procs.items()}
+        before = {name: peak_kib(p.pid) for name, p in services.procs.items()}
 
         # 80 MiB on the device's ack topic and on another device's records topic.
         junk = b"[" + b"0," * (HUGE // 2) + b"0]"
@@ -86,18 +73,9 @@ def test_a_huge_message_on_either_side_never_reaches_the_service(tmp_path, broke
         wait_for(lambda: all_delivered(config, later), 60, "delivery after the attack")
         time.sleep(1.0)
 
-        for name, proc in procs.items():
-            assert proc.poll() is None, logs[name].read_text(errors="replace")
+        services.assert_running()
+        for name, proc in services.procs.items():
             grew = peak_kib(proc.pid) - before[name]
             # A copy of the message alone would be 81,920 KiB.
             assert grew < 16 * 1024, (name, before[name], grew)
         assert_exactly_once(config, first + later)
-    finally:
-        attacker.close()
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(15)
-            except Exception:  # noqa: BLE001 - killed below
-                proc.kill()

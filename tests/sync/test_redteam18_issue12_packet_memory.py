@@ -14,15 +14,14 @@ packet limit of its own.
 
 from __future__ import annotations
 
-import re
 import time
-from pathlib import Path
+from contextlib import closing
 
 import pytest
 
 from appliance.central import receiver
 from appliance.sync import publisher, wire
-from tests.helpers.processes import peak_kib
+from tests.helpers.processes import memory_max_kib, peak_kib
 from tests.helpers.sync_rig import (
     CENTRAL,
     SYNC,
@@ -32,63 +31,34 @@ from tests.helpers.sync_rig import (
     device_dead_letters,
     enqueue,
     make_config,
-    service_process,
+    real_services,
     wait_for,
-    write_config_file,
 )
 
 pytestmark = pytest.mark.timeout(60)
 
-SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 # Room for the fixed header, the topic and the packet id inside the announced limit.
 SLACK = 4096
-
-
-def memory_max_kib(unit: str) -> int:
-    found = re.search(r"^MemoryMax=(\d+)M$", (SYSTEMD / unit).read_text(), re.MULTILINE)
-    assert found, unit
-    return int(found.group(1)) * 1024
-
-
-def stop(procs):
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(15)
-        except Exception:  # noqa: BLE001 - killed below
-            proc.kill()
-            proc.wait(5)
 
 
 def run_largest(tmp_path, broker, entry: str, unit: str, topic_of, limit: int,
                 count: int, set_aside) -> tuple[int, int, int]:
     config = make_config(tmp_path, broker.port)
-    config_file = write_config_file(tmp_path, config)
-    logs = {name: tmp_path / f"{name}.log" for name in ("sync", "central")}
-    procs = {}
-    attacker = None
-    try:
-        procs["central"] = service_process(CENTRAL, config_file, logs["central"])
-        procs["sync"] = service_process(SYNC, config_file, logs["sync"])
+    with real_services(tmp_path, config) as services:
         first = enqueue(config, 1)
         wait_for(lambda: all_delivered(config, first), 30, "delivery before the messages")
         name = "sync" if entry == SYNC else "central"
-        pid = procs[name].pid
+        pid = services.procs[name].pid
         before_dead = set_aside(config)
-        attacker = Attacker(broker.port)
         payload = b"x" * (limit - SLACK)
-        for _ in range(count):
-            attacker.publish(topic_of(config), payload)
+        with closing(Attacker(broker.port)) as attacker:
+            for _ in range(count):
+                attacker.publish(topic_of(config), payload)
         wait_for(lambda: set_aside(config) >= before_dead + count, 40,
                  "every message set aside (so none was discarded by the broker)")
         time.sleep(0.5)
-        assert procs[name].poll() is None, logs[name].read_text(errors="replace")
+        services.assert_running()
         return peak_kib(pid), memory_max_kib(unit), len(payload)
-    finally:
-        if attacker is not None:
-            attacker.close()
-        stop(list(procs.values()))
 
 
 def test_sync_largest_acks_stay_under_its_memory_max(tmp_path, broker):
