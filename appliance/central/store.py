@@ -654,10 +654,17 @@ def _claim(conn: CentralConnection, device_id: str, msg: wire.RecordMessage) -> 
                           "AND sha256!=? AND claimed=1", (*key, msg.sha256)).fetchone()[0]
     conn.execute("UPDATE records SET claimed=1 WHERE device_id=? AND record_id=? AND sha256=?",
                  (*key, msg.sha256))
-    if others or (state is not None and state["state"] == "contested"):
+    already = state is not None and state["state"] == "contested"
+    if others or already:
         conn.execute("UPDATE records SET status='held' WHERE device_id=? AND record_id=?", key)
         conn.execute("UPDATE conflicts SET state='contested', updated_at=? WHERE device_id=? "
                      "AND record_id=?", (now, *key))
+        if already:
+            # A claim sent again (its ack lost, a broker's redelivery): the same
+            # contest, counted and reported once.
+            log.info("record %s of %s: claimed again while contested", msg.record_id,
+                     device_id)
+            return
         _count(conn, "conflicts_contested")
         log.error("record %s of %s: two contents were claimed; none is served until an "
                   "operator decides", msg.record_id, device_id)
@@ -1026,24 +1033,31 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
     return RecordResult(Outcome.STORED, status=_status(conn, *key, msg.sha256))
 
 
-def record_files_ready(conn: CentralConnection, device_id: str,
-                       msg: wire.RecordMessage) -> bool:
-    """Whether every file of this record is held, or its chunks all arrived: a plain
-    read, outside any transaction (no write lock on SQLite), that tells a receiver
-    whether a record it kept for its files is worth another try yet. True also when
-    the body does not parse: put_record then rejects it."""
-    if msg.body_bytes:  # the body itself is still in chunks: are they all here?
-        return (conn.execute("SELECT 1 FROM transfers WHERE device_id=? AND file_sha256=? "
-                             "AND size=? AND have=count",
-                             (device_id, msg.sha256, msg.body_bytes)).fetchone() is not None
-                or conn.execute("SELECT 1 FROM files WHERE sha256=? AND size=?",
-                                (msg.sha256, msg.body_bytes)).fetchone() is not None)
+# A file a kept record waits for: its sha256, its size, and whether it is the record's
+# own body sent in chunks (held under the record's sha256, stored with that very size).
+Need = tuple[str, int, bool]
+
+
+def record_needs(msg: wire.RecordMessage) -> tuple[Need, ...] | None:
+    """The files a record kept for its files waits for, worked out once per message
+    (its body parsed) instead of at every look (receiver.files_ready, every 0.1 s);
+    None when the body does not parse: put_record then rejects it."""
+    if msg.body_bytes:  # the body itself is still in chunks
+        return ((msg.sha256, msg.body_bytes, True),)
     try:
         body = wire.parse_body(msg.body_json)
     except WireError:
-        return True
-    for sha, size in body.files:
-        if conn.execute("SELECT 1 FROM files WHERE sha256=?", (sha,)).fetchone():
+        return None
+    return tuple((sha, size, False) for sha, size in body.files)
+
+
+def needs_ready(conn: CentralConnection, device_id: str, needs: tuple[Need, ...]) -> bool:
+    """Whether every file of record_needs is held, or its chunks all arrived: a plain
+    read, outside any transaction (no write lock on SQLite), that tells a receiver
+    whether a record it kept for its files is worth another try yet."""
+    for sha, size, body in needs:
+        if conn.execute("SELECT 1 FROM files WHERE sha256=?" + (" AND size=?" if body else ""),
+                        (sha, size) if body else (sha,)).fetchone():
             continue
         if conn.execute("SELECT 1 FROM transfers WHERE device_id=? AND file_sha256=? "
                         "AND size=? AND have=count", (device_id, sha, size)).fetchone():

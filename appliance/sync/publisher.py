@@ -90,6 +90,10 @@ RESUME_ASKS = 2
 # Bytes handed to paho and not yet taken by the broker, at most (one more message may
 # go over): paho keeps them in memory until their PUBACK.
 MAX_INFLIGHT_BYTES = 4 * 1024 * 1024
+# Reconnecting when acks are overdue and none came since the last reconnect: at most
+# once per ack timeout at first, then backing off to this (a receiver that is down for
+# hours costs a reconnect every quarter of an hour, not every ten seconds).
+STALL_RECONNECT_MAX_SECONDS = 900.0
 
 
 PDF_SUFFIX = ".pdf"
@@ -243,6 +247,12 @@ class _Publisher:
         # before. A dead letter is keyed by them (outbox.put_dead_letter).
         self.epoch = 0
         self.delivery: tuple[int, bool] = (0, False)
+        # When the receiver last answered for a record in flight (an ack or a resume
+        # answer it signed), or the connection was made; and when a silent session may
+        # be dropped again (see stalled()).
+        self.answered_at = time.monotonic()
+        self.stall_backoff = self.cfg.ack_timeout_seconds
+        self.next_stall_reconnect = 0.0
 
     # --- screen-visible state -------------------------------------------------------
 
@@ -365,7 +375,8 @@ class _Publisher:
         found = db.get_state(conn, central_key.REFUSED_ACKS_STATE_KEY)
         db.set_state(conn, central_key.REFUSED_ACKS_STATE_KEY,
                      central_key.note_refused_ack(found[0] if found else "", kid,
-                                                  time.time(), self.verifier.changed_at_ns))
+                                                  time.time(), self.verifier.changed_at_ns,
+                                                  self.verifier.ids))
 
     def set_aside(self, kind: DeadLetterKind, topic: str, reason: str,
                   payload: bytes, part: str = "",
@@ -458,6 +469,8 @@ class _Publisher:
                       "claimed under its id too; an operator at the central office decides "
                       "which is served (our copy is on its disk)", record_id)
         # With the record as claimed, if it is in flight: not read again to mark it.
+        if flight is not None:
+            self.answered()
         self.acked.append((record_id, sha256, _STATUS_TEXT[status], receipt,
                            flight.item if flight is not None else None))
         if flight is not None:
@@ -480,6 +493,7 @@ class _Publisher:
                            payload)
             return
         del self.asking[have.nonce]
+        self.answered()
         # Asked for both cuts (see ask): each file goes on with the one of which the
         # receiver holds more, so a scan begun in base64 before the first ack from a
         # receiver that reads binary chunks is not sent again from its first chunk.
@@ -498,6 +512,33 @@ class _Publisher:
         if held:
             log.info("record %s: the receiver holds %d of its chunks already; sending "
                      "from the first missing one", flight.item.record_id, held)
+
+    def answered(self) -> None:
+        """The receiver answered for a record in flight: the session works."""
+        self.answered_at = time.monotonic()
+        self.stall_backoff = self.cfg.ack_timeout_seconds
+
+    def stalled(self, now: float) -> bool:
+        """Acks are overdue and the receiver has answered for nothing since this
+        connection was made: drop it and connect again (with back-off, see
+        STALL_RECONNECT_MAX_SECONDS).
+
+        Why: a broker can stop sending us QoS 1 messages while our connection stays up.
+        Mosquitto (2.0.11 to 2.0.18 at least) keeps one slot of our send quota (its
+        max_inflight_messages) for every message it discards as larger than our
+        Maximum Packet Size and gives them back only at a new connection, so a broker
+        that lets through messages over 16 MiB let anyone who may publish on our ack
+        topic freeze our acks for as long as the connection lasted (red team 17). The
+        session is persistent: acks queued for us meanwhile come after the reconnect,
+        and a reconnect for a receiver that is merely down costs one CONNECT.
+        Only an answer for a record in flight counts as the receiver's voice: junk,
+        replayed acks and QoS 0 messages flow past a spent quota."""
+        if now - self.answered_at <= self.cfg.ack_timeout_seconds \
+                or now < self.next_stall_reconnect:
+            return False
+        self.next_stall_reconnect = now + self.stall_backoff
+        self.stall_backoff = min(self.stall_backoff * 2, STALL_RECONNECT_MAX_SECONDS)
+        return True
 
     def mark_acked(self) -> None:
         """Mark every ack of the last loop() call delivered, in one transaction."""
@@ -541,6 +582,7 @@ class _Publisher:
         open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
                      max_packet=MAX_PACKET_BYTES)
         self.client = client
+        self.answered_at = time.monotonic()
         self.show("connected")
 
     def lost(self, reason: str) -> None:
@@ -947,6 +989,11 @@ class _Publisher:
                 flight.asked = not again
             if due is not None and now > due:
                 late.append(record_id)
+        if late and self.stalled(now):
+            self.lost(f"no ack for {len(late)} record(s) and no answer from the receiver "
+                      f"for {now - self.answered_at:.0f} s: connecting again (a broker may "
+                      f"hold back our messages on a connection, see stalled())")
+            return
         if late and self.packs:
             # Perhaps a receiver that sets packs and binary chunks aside (downgraded):
             # back to plain messages until one answers with signed "acks" again.
@@ -997,6 +1044,8 @@ class _Publisher:
                     self.release_pending()
                     self.show_unwritten()
                     self.expire()
+                    if self.client is None:
+                        continue  # expire() dropped a connection that went silent
                     self.feed()
                     beat.tick(self.client)
                 except (sqlite3.Error, OSError) as e:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -58,20 +59,39 @@ _KEY_ID = re.compile(r"[0-9a-f]{16}\Z")
 
 @dataclass(frozen=True)
 class RefusedAcks:
-    """Acks refused as forged since the key file's change at `since` (its ctime in ns,
-    as sync read the file): how many (`count`); for each key id they named that the
-    device did not hold, kept first come, how many named it and the last one's time;
-    `more`: acks naming an id not kept, once MAX_NAMED_KEYS were."""
+    """Acks refused as forged while the device believed the keys `believed` (their ids,
+    sorted), since the key file's change at `since` (its ctime in ns, as sync read the
+    file): how many (`count`); for each key id they named that the device did not hold,
+    kept first come, how many named it and the last one's time; `more`: acks naming an
+    id not kept, once MAX_NAMED_KEYS were.
+
+    Keyed by what is believed, not by the file's ctime: a chmod moved the ctime and
+    hid the doctor's WARN until the office's next ack was refused (red team 18)."""
 
     since: int = 0
     count: int = 0
     keys: dict[str, tuple[int, float]] = field(default_factory=dict)
     more: int = 0
+    believed: tuple[str, ...] = ()
 
     def render(self) -> str:
         return json.dumps({"since": self.since, "count": self.count, "more": self.more,
-                           "keys": {k: list(v) for k, v in self.keys.items()}},
-                          sort_keys=True)
+                           "keys": {k: list(v) for k, v in self.keys.items()},
+                           "believed": list(self.believed)}, sort_keys=True)
+
+    def under(self, believed: Sequence[str], since: int) -> RefusedAcks:
+        """These counts for a device that believes `believed` now, under a key file
+        changed at `since` (ns): all of them under the same keys, whatever else changed
+        the file (a chmod, the same keys written again); none under other keys (counted
+        afresh: an old flood of made-up key ids must not fill the ids kept before the
+        office's new key is named, red team 16). A count from before this release (no
+        `believed`) holds only under the same file change."""
+        now = tuple(sorted(believed))
+        if self.believed == now:
+            return self
+        if not self.believed and self.since == since:
+            return replace(self, believed=now)
+        return RefusedAcks(since, believed=now)
 
 
 def refused_acks(value: str) -> RefusedAcks | None:
@@ -84,6 +104,10 @@ def refused_acks(value: str) -> RefusedAcks | None:
     if not isinstance(found, dict) or not isinstance(found.get("keys"), dict) \
             or any(type(found.get(n)) is not int for n in ("since", "count", "more")):
         return None
+    believed = found.get("believed", [])
+    if not isinstance(believed, list) or len(believed) > MAX_KEYS or not all(
+            isinstance(k, str) and _KEY_ID.match(k) for k in believed):
+        return None
     keys: dict[str, tuple[int, float]] = {}
     for kid, entry in found["keys"].items():
         if (_KEY_ID.match(kid) and isinstance(entry, list) and len(entry) == 2
@@ -91,16 +115,19 @@ def refused_acks(value: str) -> RefusedAcks | None:
                 and isinstance(entry[1], int | float) and not isinstance(entry[1], bool)
                 and len(keys) < MAX_NAMED_KEYS):
             keys[kid] = (entry[0], float(entry[1]))
-    return RefusedAcks(found["since"], max(0, found["count"]), keys, max(0, found["more"]))
+    return RefusedAcks(found["since"], max(0, found["count"]), keys, max(0, found["more"]),
+                       tuple(sorted(believed)))
 
 
-def note_refused_ack(value: str, kid: str, at: float, since: int) -> str:
+def note_refused_ack(value: str, kid: str, at: float, since: int,
+                     believed: Sequence[str]) -> str:
     """REFUSED_ACKS_STATE_KEY's value with one more ack refused at `at`, naming `kid`
-    ("" when it named none, or a key the device holds), counted from the key file's
-    change at `since` (ns): counts from before it start afresh."""
+    ("" when it named none, or a key the device holds), refused by the keys `believed`
+    of a key file changed at `since` (ns): see RefusedAcks.under for what of the
+    counts before a change of the keys is kept."""
     found = refused_acks(value)
-    if found is None or found.since != since:
-        found = RefusedAcks(since)
+    found = (found or RefusedAcks(since, believed=tuple(sorted(believed)))).under(
+        believed, since)
     keys, more = dict(found.keys), found.more
     if kid in keys:
         keys[kid] = (keys[kid][0] + 1, at)
@@ -108,7 +135,7 @@ def note_refused_ack(value: str, kid: str, at: float, since: int) -> str:
         keys[kid] = (1, at)
     elif kid:
         more += 1
-    return RefusedAcks(since, found.count + 1, keys, more).render()
+    return RefusedAcks(found.since, found.count + 1, keys, more, found.believed).render()
 
 
 class CentralKeyError(ValueError):

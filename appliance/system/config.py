@@ -206,6 +206,11 @@ class CentralConfig:
     # that knew the name could join the group and take its turn of every device's
     # messages, which the broker then drops (read ACL) until their devices send again.
     share_group: str = ""
+    # With no QoS 1 message from the broker for this long, the receiver connects again
+    # (its session is kept, nothing is lost): a broker can stop sending on a live
+    # connection (mosquitto keeps a send slot for each message it discards as too
+    # large for the receiver). An idle office costs one reconnect per period.
+    quiet_reconnect_seconds: float = 300.0
 
     @property
     def key_path(self) -> Path:
@@ -457,7 +462,9 @@ def _check_ranges(config: Config) -> None:
             ("central.max_transfers_per_device", c.max_transfers_per_device >= 1,
              "1 or more"),
             ("central.max_chunk_store_bytes", c.max_chunk_store_bytes >= 1, "1 or more"),
-            ("central.chunk_expiry_seconds", c.chunk_expiry_seconds > 0, "more than 0")):
+            ("central.chunk_expiry_seconds", c.chunk_expiry_seconds > 0, "more than 0"),
+            ("central.quiet_reconnect_seconds", c.quiet_reconnect_seconds > 0,
+             "more than 0")):
         if not ok:
             raise ConfigError(f"{key}: must be {need}")
     host, sep, port = w.bind.rpartition(":")

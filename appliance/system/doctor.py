@@ -459,7 +459,7 @@ def check_central_key(config: Config) -> Check:
     believed = [central_key.key_id(k) for k in keys]
     ids = ", ".join(believed)
     said = f"{path}: acks believed from {len(keys)} key(s): {ids}"
-    refused, since = _refused_acks_since(config, Path(path))
+    refused, since = _refused_acks_since(config, Path(path), believed)
     forged = refused.count
     # Every id kept, most named first, with how many refused acks named each: the kid
     # is unsigned, so which one is the office's is for the office to say, not us.
@@ -502,12 +502,15 @@ def check_central_key(config: Config) -> Check:
                                  count=len(keys), ids=ids))
 
 
-def _refused_acks_since(config: Config, key_file: Path) -> tuple[RefusedAcks, float]:
-    """The acks sync refused as forged since the key file last changed, and that time
-    (its ctime): nothing refused when none or the database cannot be read.
+def _refused_acks_since(config: Config, key_file: Path,
+                        believed: list[str]) -> tuple[RefusedAcks, float]:
+    """The acks sync refused as forged that still concern the keys `believed` now, and
+    since when: nothing refused when none or the database cannot be read.
 
-    What sync counted under this very file (central_key.REFUSED_ACKS_STATE_KEY, kept
-    with the file's ctime in ns as sync read it). Not the dead-letter rows since the
+    What sync counted (central_key.REFUSED_ACKS_STATE_KEY, with the keys it believed
+    and the file's ctime in ns as sync read it), as RefusedAcks.under keeps it for the
+    keys believed now: a chmod of the file keeps the WARN, so does an `--add` of a key
+    other than the one the refused acks named. Not the dead-letter rows since the
     ctime: a junk flood trims them, and a key file switched by symlink has the ctime
     of a file written before the acks it now answers (red team 17). Only a database
     whose sync never wrote that count (before this release) is read by its rows."""
@@ -536,9 +539,10 @@ def _refused_acks_since(config: Config, key_file: Path) -> tuple[RefusedAcks, fl
     if state is None:
         return RefusedAcks(count=int(rows[0]) if rows else 0), since
     counted = refused_acks(str(state[0]))
-    if counted is None or counted.since != stat.st_ctime_ns:
-        return RefusedAcks(), since   # counted under another key file
-    return counted, since
+    if counted is None:
+        return RefusedAcks(), since
+    counted = counted.under(believed, stat.st_ctime_ns)
+    return counted, (counted.since / 1e9 if counted.count else since)
 
 
 def check_broker(config: Config) -> Check:

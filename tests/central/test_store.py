@@ -84,6 +84,31 @@ def test_first_claim_wins_and_a_second_claim_contests(db):
     assert store.counters(conn)["conflicts"] == 1
 
 
+def test_a_contest_is_counted_once_however_often_its_claims_come_again(db):
+    """A device whose CONTESTED ack was lost sends its claim again, and a broker may
+    redeliver one: the same contest, so conflicts_contested stays at 1."""
+    conn, _path = db
+    squat, genuine = record("r-1", code="FORGED"), record("r-1", code="GENUINE")
+    store.put_record(conn, "kiosk-01", squat)
+    store.put_record(conn, "kiosk-01", genuine)
+    claims = [wire.RecordMessage(m.record_id, m.sha256, m.body_json, True)
+              for m in (genuine, squat)]
+    for claim in claims + claims + claims[::-1]:
+        assert store.put_record(conn, "kiosk-01", claim).status is wire.AckStatus.CONTESTED \
+            or claim is claims[0]
+    counts = store.counters(conn)
+    assert counts["conflicts_contested"] == 1
+    assert counts["conflicts"] == 1
+    # Another id contested is another count.
+    other = [record("r-2", code=c) for c in ("A", "B")]
+    for m in other:
+        store.put_record(conn, "kiosk-01", m)
+    for m in other[::-1]:  # each claimed while held aside
+        store.put_record(conn, "kiosk-01",
+                         wire.RecordMessage(m.record_id, m.sha256, m.body_json, True))
+    assert store.counters(conn)["conflicts_contested"] == 2
+
+
 def test_a_claim_sent_with_the_first_copy_counts_for_nothing(db):
     """A squatter who claims up front gains nothing: claims count only while held."""
     conn, path = db

@@ -163,33 +163,42 @@ def test_the_key_id_is_a_hint_and_never_what_is_believed(tmp_path, broker, servi
     assert device.running()
 
 
-def test_refused_acks_are_counted_from_the_key_files_change_and_ids_kept_first_come():
+def test_refused_acks_are_counted_per_believed_keys_and_ids_kept_first_come():
     """What the device keeps of the acks it refused. The kid is unsigned, so a forger
     names what it likes as often as it likes: nothing is evicted (the office's key,
-    once named, stays whatever comes after), ids past the limit are only counted, and
-    counts start afresh when the key file changes. A state not as sync writes it is
-    read as nothing."""
-    office, change = "0f" * 8, 1_764_000_000_123_456_789
+    once named, stays whatever comes after), ids past the limit are only counted.
+    Counts go on while the same keys are believed, whatever else changed the file (a
+    chmod, red team 18); they start afresh when other keys are believed. A state not
+    as sync writes it is read as nothing."""
+    office, change, old = "0f" * 8, 1_764_000_000_123_456_789, ["aa" * 8]
     value = ""
     for i in range(5):
-        value = central_key.note_refused_ack(value, office, 1000.0 + i, change)
-    value = central_key.note_refused_ack(value, "", 1500.0, change)   # named no such key
+        value = central_key.note_refused_ack(value, office, 1000.0 + i, change, old)
+    value = central_key.note_refused_ack(value, "", 1500.0, change, old)  # named none
     for i in range(2000):
         for _ in range(3):
-            value = central_key.note_refused_ack(value, f"{i:016x}", 2000.0 + i, change)
+            value = central_key.note_refused_ack(value, f"{i:016x}", 2000.0 + i, change, old)
     counted = central_key.refused_acks(value)
     assert counted is not None and counted.count == 5 + 1 + 6000
+    assert counted.believed == tuple(old)
     assert len(counted.keys) == central_key.MAX_NAMED_KEYS
     assert counted.keys[office] == (5, 1004.0)
     assert counted.keys[f"{0:016x}"] == (3, 2000.0)
     assert f"{1999:016x}" not in counted.keys
     assert counted.more == 3 * (2000 - central_key.MAX_NAMED_KEYS + 1)
-    value = central_key.note_refused_ack(value, office, 9000.0, change)
+    value = central_key.note_refused_ack(value, office, 9000.0, change, old)
     assert central_key.refused_acks(value).keys[office] == (6, 9000.0)
-    # The key file changed: counted afresh.
-    after = central_key.refused_acks(central_key.note_refused_ack(value, "ab" * 8, 9500.0,
-                                                                  change + 1))
-    assert after == central_key.RefusedAcks(change + 1, 1, {"ab" * 8: (1, 9500.0)}, 0)
+    # The file changed, the keys did not (a chmod): counted on, from the same time.
+    value = central_key.note_refused_ack(value, office, 9100.0, change + 1, old)
+    counted = central_key.refused_acks(value)
+    assert (counted.since, counted.count, counted.keys[office]) == (
+        change, 5 + 1 + 6000 + 2, (7, 9100.0))
+    # Other keys believed: counted afresh from their change.
+    fixed = sorted([*old, office])
+    after = central_key.refused_acks(central_key.note_refused_ack(
+        value, "ab" * 8, 9500.0, change + 4, fixed))
+    assert after == central_key.RefusedAcks(change + 4, 1, {"ab" * 8: (1, 9500.0)}, 0,
+                                            tuple(fixed))
     for junk in ("", "[]", "null", "{", '{"keys": {}}', '{"since": 1, "count": 0, "more": 0}',
                  '{"since": 1.5, "count": 0, "more": 0, "keys": {}}',
                  '{"since": true, "count": 0, "more": 0, "keys": {}}'):

@@ -105,15 +105,16 @@ def test_eight_forged_ids_named_often_do_not_reset_the_office_count():
     one after the other.)"""
     office = "0f" * 8
     value, at = "{}", 1000.0
+    OLD = ["aa" * 8]  # noqa: N806 - the key the device believes
     for _ in range(5):
         at += 1
-        value = central_key.note_refused_ack(value, office, at, 1)
+        value = central_key.note_refused_ack(value, office, at, 1, OLD)
     for i in range(central_key.MAX_NAMED_KEYS):
         for _ in range(6):
             at += 1
-            value = central_key.note_refused_ack(value, f"{0xbad0 + i:016x}", at, 1)
+            value = central_key.note_refused_ack(value, f"{0xbad0 + i:016x}", at, 1, OLD)
     at += 1
-    value = central_key.note_refused_ack(value, office, at, 1)
+    value = central_key.note_refused_ack(value, office, at, 1, OLD)
     named = central_key.refused_acks(value).keys
     assert named[office][0] == 6, named
 
