@@ -525,8 +525,11 @@ class _Receiver:
         a stalled session from an office with nothing to send, so it reconnects when
         quiet: the session is persistent (what was queued for it comes after), and an
         idle office costs one CONNECT per period. QoS 0 messages flow past a spent
-        quota, so they do not count."""
-        return (self.batch is None and not self.waiting
+        quota, so they do not count, and neither does what waits for its files: a
+        QoS 0 record kept waiting kept the receiver from ever connecting again (red
+        team 19). A QoS 1 one waiting came less than INCOMPLETE_WAIT_SECONDS ago; a
+        reconnect gives it back to the broker (connect() forgets what waits)."""
+        return (self.batch is None
                 and time.monotonic() - self.heard_at > self.quiet_reconnect)
 
     def run(self) -> None:

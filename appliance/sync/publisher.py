@@ -514,7 +514,12 @@ class _Publisher:
                      "from the first missing one", flight.item.record_id, held)
 
     def answered(self) -> None:
-        """The receiver answered for a record in flight: the session works."""
+        """The receiver answered for a record in flight: the session works, if the
+        answer came at QoS 1. A message at QoS 0 takes no slot of the send quota, so
+        it passes a spent one: genuine acks relayed at QoS 0 by someone who reads our
+        ack topic kept a frozen session looking alive (red team 19)."""
+        if not self.delivery[0]:
+            return
         self.answered_at = time.monotonic()
         self.stall_backoff = self.cfg.ack_timeout_seconds
 

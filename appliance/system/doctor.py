@@ -509,8 +509,11 @@ def _refused_acks_since(config: Config, key_file: Path,
 
     What sync counted (central_key.REFUSED_ACKS_STATE_KEY, with the keys it believed
     and the file's ctime in ns as sync read it), as RefusedAcks.under keeps it for the
-    keys believed now: a chmod of the file keeps the WARN, so does an `--add` of a key
-    other than the one the refused acks named. Not the dead-letter rows since the
+    keys believed now: a chmod of the file keeps the WARN. Other keys believed start
+    the count afresh, so an `--add` of a key other than the one the refused acks named
+    shows OK until the office's next ack is refused (red team 19, pinned): the named
+    ids are unsigned, and keeping them across a change of keys let an old flood of
+    made-up ids hide the office's new key (red team 16). Not the dead-letter rows since the
     ctime: a junk flood trims them, and a key file switched by symlink has the ctime
     of a file written before the acks it now answers (red team 17). Only a database
     whose sync never wrote that count (before this release) is read by its rows."""
