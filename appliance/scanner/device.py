@@ -235,10 +235,39 @@ def _release_returned() -> None:
         log.info("%s: the abandoned read returned; handle closed", w.device)
 
 
+# Libraries that backends pull in and whose load runs bindtextdomain(), which takes
+# glibc's gettext lock for writing. They are loaded once, before SANE starts, and kept
+# (see _pin_libraries).
+_PINNED_SONAMES = ("libgnutls.so.30", "libgpg-error.so.0", "libavahi-common.so.3")
+_PINNED: list[ctypes.CDLL] = []
+
+
+def _pin_libraries() -> None:
+    """Load the backends' gettext-using libraries once and never let them go.
+
+    Why: sane.exit() unloads the backends (reload_sane), and with them libraries
+    only they used; loading airscan again ran gnutls's constructor again, whose
+    bindtextdomain() waits for glibc's gettext lock. A backend thread cancelled
+    inside gettext (SANE cancels its reader threads) leaves that lock held for
+    reading for good, and the next bindtextdomain() then waits forever inside
+    sane_get_devices(), where no signal or watchdog ping gets in: a test worker hung
+    until killed (27 Nov, gdb: _nl_state_lock with one reader and no thread in
+    gettext). Held here, they are loaded once, before any backend thread ran.
+    Missing ones (another distribution, no airscan) are skipped."""
+    if _PINNED:
+        return
+    for soname in _PINNED_SONAMES:
+        try:
+            _PINNED.append(ctypes.CDLL(soname))
+        except OSError:
+            log.debug("%s not found; not pinned", soname)
+
+
 @functools.cache
 def _sane_started() -> int:
     # Cached so the library is initialised once per process: libsane's dll layer
     # must not be re-initialised while a device is open.
+    _pin_libraries()
     version = sane.init()
     _ignore_sigpipe()
     log.debug("SANE initialised: %s", version)
