@@ -73,14 +73,38 @@ def _old_tree(tmp_path: Path) -> Path:
     return tree
 
 
+def _for_old_code(tree: Path, config_file: Path) -> Path:
+    """config_file without the keys added since the previous commit, which its code
+    refuses as unknown (central.quiet_reconnect_seconds, say), beside it: what that
+    receiver's own config file held."""
+    code = ("import dataclasses, json; from appliance.system import config as c; "
+            "d = c.Config(); print(json.dumps({s.name: [f.name for f in "
+            "dataclasses.fields(getattr(d, s.name))] for s in dataclasses.fields(d)}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True,
+                          text=True, timeout=60, check=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    known = json.loads(done.stdout)
+    kept, section = [], ""
+    for line in config_file.read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif " = " in line and line.split(" = ", 1)[0] not in known.get(section, ()):
+            continue
+        kept.append(line)
+    old = config_file.with_name("appliance-old.toml")
+    old.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return old
+
+
 def _old_receiver(tree: Path, config_file: Path, log: Path) -> subprocess.Popen[bytes]:
     """The previous commit's `appliance central` (its package first on sys.path: `-c`
-    puts the working folder there)."""
+    puts the working folder there), on config_file less what it does not know."""
     code = ("import sys; from appliance.central.commands import main_central; "
             "sys.exit(main_central())")
+    old_config = _for_old_code(tree, config_file)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", code, "--config", str(config_file)], cwd=tree,
+            [sys.executable, "-c", code, "--config", str(old_config)], cwd=tree,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items()
                  if k not in ("NOTIFY_SOCKET", "PYTHONPATH")})
