@@ -521,10 +521,10 @@ class _Receiver:
         them back only at a new connection (our quota is our Receive Maximum), so on a
         broker that lets through messages over 64 MiB, RECEIVE_MAXIMUM of them from
         anyone who may publish on a records topic could stop this receiver for as long
-        as its connection lasted. Unlike a device, a receiver cannot tell
-        a stalled session from an office with nothing to send, so it reconnects when
-        quiet: the session is persistent (what was queued for it comes after), and an
-        idle office costs one CONNECT per period. QoS 0 messages flow past a spent
+        as its connection lasted. Unlike a device, a receiver cannot tell a stalled
+        session from an office with nothing to send, so it reconnects when quiet: the
+        session is persistent (what was queued for it comes after), and an idle office
+        costs one CONNECT per period. QoS 0 messages flow past a spent
         quota, so they do not count, and neither does what waits for its files: a
         QoS 0 record kept waiting kept the receiver from ever connecting again (red
         team 19). A QoS 1 one waiting came less than INCOMPLETE_WAIT_SECONDS ago; a

@@ -468,9 +468,9 @@ class _Publisher:
             log.error("record %s: the receiver holds our bytes but another content was "
                       "claimed under its id too; an operator at the central office decides "
                       "which is served (our copy is on its disk)", record_id)
-        # With the record as claimed, if it is in flight: not read again to mark it.
         if flight is not None:
             self.answered()
+        # With the record as claimed, if it is in flight: not read again to mark it.
         self.acked.append((record_id, sha256, _STATUS_TEXT[status], receipt,
                            flight.item if flight is not None else None))
         if flight is not None:
