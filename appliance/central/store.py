@@ -358,6 +358,13 @@ def _put_chunk(conn: CentralConnection, device_id: str, chunk: wire.Chunk,
             return
         if conn.execute(stored, (chunk.file_sha256,)).fetchone():
             return
+        if conn.execute("SELECT 1 FROM records WHERE device_id=? AND record_id=? AND "
+                        "sha256=?", (device_id, chunk.record_id, chunk.file_sha256)).fetchone():
+            # A chunk of a record body held already (named by the record's sha256): a
+            # re-send that came after the record, whose device has its ack and sends
+            # no record message again to clear it. It opened a transfer held until the
+            # expiry (a day by default); dropped like the chunks of a stored file.
+            return
         key = (device_id, chunk.file_sha256, chunk.count)
         now = time.time()
         transfer = conn.execute(

@@ -176,3 +176,45 @@ def test_a_stored_body_sent_in_chunks_counts_as_held_for_a_resume_query(
     have = device.acks.get(timeout=10)
     assert isinstance(have, wire.Have) and have.nonce == nonce
     assert have.files == ((sha, len(chunks), len(chunks)),)
+
+
+def test_body_chunks_sent_again_after_their_record_is_stored_are_dropped(
+        tmp_path, broker, services, device):
+    """A device's re-send can reach the receiver after the record itself (a reconnect
+    sends again what was in flight, the ack overtakes it): its device has the ack and
+    never sends that record message again, so nothing came to clear the chunks. They
+    opened a transfer held until the expiry, a day by default (a red team 4 test timed
+    out waiting for it on a loaded machine). Dropped on arrival now, like the chunks of
+    a stored file; the chunks of a record that is not held still open a transfer."""
+    config = make_config(tmp_path, broker.port)
+    services(run_receiver, config)
+    device.wait_receiver()
+
+    def body_of(record_id: str) -> tuple[bytes, str, list[wire.Chunk]]:
+        body = json.dumps({"record_id": record_id, "device_id": device.device_id,
+                           "dossier_code": "D-1",
+                           "papers": [{"ordinal": i, "result_code": f"X.{i:03d}",
+                                       "file": None} for i in range(1, 200)]}).encode()
+        sha = hashlib.sha256(body).hexdigest()
+        return body, sha, list(wire.iter_chunks(record_id, sha, body, 2048))
+
+    body, sha, chunks = body_of("big-2")
+    for chunk in chunks:
+        device.send(wire.encode_chunk(chunk))
+    device.send(wire.encode_record(wire.RecordMessage("big-2", sha, "",
+                                                      body_bytes=len(body))))
+    ack = device.acks.get(timeout=10)
+    assert (ack.record_id, ack.status) == ("big-2", wire.AckStatus.STORED)
+    for chunk in chunks:  # the late re-send
+        device.send(wire.encode_chunk(chunk))
+    _other, _other_sha, others = body_of("big-3")
+    device.send(wire.encode_chunk(others[0]))  # a record not held: its transfer opens
+    # A small record behind them: once it is acknowledged, all before it were handled.
+    small = json.dumps({"record_id": "small-1", "device_id": device.device_id,
+                        "dossier_code": "D-2", "papers": []})
+    device.send(wire.encode_record(wire.RecordMessage(
+        "small-1", hashlib.sha256(small.encode()).hexdigest(), small)))
+    ack = device.acks.get(timeout=10)
+    assert (ack.record_id, ack.status) == ("small-1", wire.AckStatus.STORED)
+    state = central_store.chunk_state(config.central.database)
+    assert (state["transfers"], state["chunks"]) == (1, 1), state
