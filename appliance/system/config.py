@@ -144,6 +144,10 @@ class MqttConfig:
     keepalive: int = 30
     # Seconds to wait for the receiver's acknowledgement before a record is retried.
     ack_timeout_seconds: float = 10.0
+    # Acks overdue and no answer from the receiver for this long on one connection:
+    # sync connects again (a broker may hold back messages on a live connection),
+    # then waits twice as long before the next such reconnect, up to 15 minutes.
+    stall_reconnect_seconds: float = 60.0
     # 120,000 bytes: a chunk message plus topic and MQTT header stays inside a broker
     # that caps messages at 128 KB (AWS IoT Core), counted as 128,000 or 131,072 bytes.
     # Not less: each message costs the device, the broker and the receiver a fixed
@@ -456,6 +460,7 @@ def _check_ranges(config: Config) -> None:
     for key, ok, need in (
             ("mqtt.keepalive", 0 <= m.keepalive <= 65535, "0-65535 seconds"),
             ("mqtt.ack_timeout_seconds", m.ack_timeout_seconds > 0, "more than 0"),
+            ("mqtt.stall_reconnect_seconds", m.stall_reconnect_seconds > 0, "more than 0"),
             ("web.threads", w.threads >= 1, "1 or more"),
             ("web.idle_reset_seconds", w.idle_reset_seconds >= 0, "0 or more"),
             ("ocr.threads", config.ocr.threads >= 0, "0 or more"),

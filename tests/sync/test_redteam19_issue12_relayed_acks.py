@@ -48,7 +48,8 @@ ATTACK_SECONDS = 14.0
 
 def test_acks_relayed_at_qos0_do_not_hide_a_stalled_session(tmp_path, brokers):
     broker = brokers.start(extra_config=f"max_inflight_messages {QUOTA}")
-    config = make_config(tmp_path, broker.port, ack_timeout_seconds=ACK_TIMEOUT)
+    config = make_config(tmp_path, broker.port, ack_timeout_seconds=ACK_TIMEOUT,
+                         stall_reconnect_seconds=ACK_TIMEOUT)
     ack_topic = wire.acks_topic(config.mqtt.topic_prefix, config.device.id)
     with real_services(tmp_path, config) as services, \
             closing(Attacker(broker.port)) as attacker:

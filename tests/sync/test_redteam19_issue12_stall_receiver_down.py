@@ -36,7 +36,8 @@ DOWN_SECONDS = 4.0
 def test_a_receiver_that_is_down_costs_backed_off_reconnects_and_nothing_else(
         tmp_path, broker, services, caplog):
     caplog.set_level(logging.INFO, logger="appliance.sync.publisher")
-    config = make_config(tmp_path, broker.port, ack_timeout_seconds=ACK_TIMEOUT)
+    config = make_config(tmp_path, broker.port, ack_timeout_seconds=ACK_TIMEOUT,
+                         stall_reconnect_seconds=ACK_TIMEOUT)
     records = enqueue(config, 5)
     device = services(run_publisher, config)
     time.sleep(DOWN_SECONDS)

@@ -39,7 +39,8 @@ QUOTA = 2
 
 def test_acks_held_back_on_a_live_connection_come_after_a_reconnect(tmp_path, brokers):
     broker = brokers.start(extra_config=f"max_inflight_messages {QUOTA}")
-    config = make_config(tmp_path, broker.port, ack_timeout_seconds=1.0)
+    config = make_config(tmp_path, broker.port, ack_timeout_seconds=1.0,
+                         stall_reconnect_seconds=1.0)
     with real_services(tmp_path, config) as services, \
             closing(Attacker(broker.port)) as attacker:
         first = enqueue(config, 2)
