@@ -20,6 +20,7 @@ import http.server
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,29 +75,41 @@ def unit_command(unit: Path, runtime: Path) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
-def install_policy(policy: Path) -> None:
+def install_policy(policy: Path) -> Path:
     fake = Path(tempfile.mkdtemp(prefix="etc-chromium-"))
     subprocess.run(["cp", "-a", "/etc/chromium/.", str(fake)], check=True)
     managed = fake / "policies" / "managed"
     managed.mkdir(parents=True, exist_ok=True)
     (managed / "appliance-kiosk.json").write_bytes(policy.read_bytes())
     subprocess.run(["mount", "--bind", str(fake), "/etc/chromium"], check=True)
+    return fake
 
 
 def main() -> None:
     unit, policy = Path(sys.argv[1]), Path(sys.argv[2])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    if "--no-policy" not in sys.argv:
-        install_policy(policy)
+    made: list[Path] = []  # /tmp is the host's: removed at the end
+    try:
+        if "--no-policy" not in sys.argv:
+            made.append(install_policy(policy))
+        run(unit, made)
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def run(unit: Path, made: list[Path]) -> None:
     appliance: list[str] = []
     elsewhere: list[str] = []
     serve(8000, appliance)
     serve(8001, elsewhere)
     runtime = Path(tempfile.mkdtemp(prefix="kiosk-run-"))
+    made.append(runtime)
     os.chown(runtime, NOBODY, NOBODY)
     os.chmod(runtime, 0o700)
     argv, env = unit_command(unit, runtime)
     env["HOME"] = str(runtime)
+    env["TMPDIR"] = str(runtime)  # Chromium's own temporary folders, removed with it
 
     def drop() -> None:
         os.setgroups([])

@@ -47,7 +47,7 @@ def serve(port: int, who: bytes) -> http.server.HTTPServer:
     return server
 
 
-def install_policy(policy: Path) -> None:
+def install_policy(policy: Path) -> Path:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     fake = Path(tempfile.mkdtemp(prefix="etc-chromium-"))
     if Path("/etc/chromium").is_dir():
@@ -58,10 +58,18 @@ def install_policy(policy: Path) -> None:
     managed.mkdir(parents=True, exist_ok=True)
     shutil.copy(policy, managed / "appliance-kiosk.json")
     subprocess.run(["mount", "--bind", str(fake), "/etc/chromium"], check=True)
+    return fake
 
 
 def main() -> None:
-    install_policy(Path(sys.argv[1]))
+    fake = install_policy(Path(sys.argv[1]))
+    try:
+        probe()
+    finally:
+        shutil.rmtree(fake, ignore_errors=True)  # /tmp is the host's
+
+
+def probe() -> None:
     serve(8000, b"appliance")
     serve(8001, b"elsewhere")
     from playwright.sync_api import Error, sync_playwright
