@@ -46,7 +46,14 @@ from appliance.central.db import open_configured
 from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.central.store import list_records
 from appliance.sync import acksig, wire
-from appliance.sync.client import Reconnector, close, make_client, open_session, pause
+from appliance.sync.client import (
+    SUBSCRIBE_RETRY_SECONDS,
+    Reconnector,
+    close,
+    make_client,
+    open_session,
+    pause,
+)
 from appliance.sync.errors import BrokerUnavailable, WireError
 from appliance.system.config import Config
 
@@ -215,6 +222,11 @@ class _Receiver:
         self.heard_at = time.monotonic()
         self.next_report = time.monotonic() + REPORT_SECONDS
         self.reported: dict[str, int] = {}
+        # The broker's reason while it refuses the subscription (its SUBACK), "" once
+        # granted; the packet id of the last SUBSCRIBE and when to ask again.
+        self.refused = ""
+        self.subscribe_mid: int | None = None
+        self.next_subscribe = 0.0
 
     def note_key(self, *, starting: bool = False) -> None:
         """Note in the database that this key signs now (its last use, for --report);
@@ -271,10 +283,43 @@ class _Receiver:
         # autosave forgets sessions, and a repeated subscription costs nothing.
         # Retained messages are never sent: devices never retain, so a retained
         # message on a records topic is junk that would come back at every subscribe.
-        client.subscribe(self.subscription, options=SubscribeOptions(
-            qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+        self.subscribe(client)
         log.info("receiver connected to %s:%d (session present: %s)", self.cfg.host,
                  self.cfg.port, flags.session_present)
+
+    def subscribe(self, client: mqtt.Client) -> None:
+        _rc, self.subscribe_mid = client.subscribe(self.subscription, options=SubscribeOptions(
+            qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+        self.next_subscribe = time.monotonic() + SUBSCRIBE_RETRY_SECONDS
+
+    def on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                     reason_codes: list[mqtt.ReasonCode], props: object) -> None:
+        """The broker's answer for the records subscription. Refused, this receiver
+        sat connected and received nothing, and said nothing: a broker without shared
+        subscriptions (ejabberd; central.share_group set) or an ACL that does not let
+        it read the records topics. It says why and what to change, in the log and in
+        systemd's status line, and asks again every SUBSCRIBE_RETRY_SECONDS: at the
+        next connection the broker's answer is asked for again too."""
+        if mid != self.subscribe_mid or not reason_codes:
+            return
+        code = reason_codes[0]
+        if not code.is_failure:
+            if self.refused:
+                log.info("the broker now grants the subscription to %s", self.subscription)
+                self.notify("STATUS=subscribed")
+            self.refused = ""
+            return
+        step = ("the broker's ACL must let this receiver read the devices' records topics "
+                "(see provisioning/mosquitto-acl.conf)")
+        if self.shared:
+            step += (", and the broker must offer MQTT v5 shared subscriptions for "
+                     "central.share_group (else leave it empty and run one receiver)")
+        if not self.refused:
+            log.error("the broker refused the subscription to %s (%s): nothing can arrive; "
+                      "%s. Asking again every %.0f s", self.subscription, code, step,
+                      SUBSCRIBE_RETRY_SECONDS)
+        self.refused = str(code)
+        self.notify(f"STATUS=subscription refused by the broker ({code}): {step}")
 
     def on_disconnect(self, client: mqtt.Client, userdata: object,
                       flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
@@ -506,6 +551,7 @@ class _Receiver:
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
         client.on_message = self.on_message
+        client.on_subscribe = self.on_subscribe
         open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
                      max_packet=MAX_PACKET_BYTES,
                      receive_maximum=RECEIVE_MAXIMUM)
@@ -551,6 +597,8 @@ class _Receiver:
                         close(self.client)
                         self.client = None
                         continue
+                    if self.refused and time.monotonic() >= self.next_subscribe:
+                        self.subscribe(self.client)
                     if self.batch is None and self.waiting:
                         self.retry_waiting()
                     before = self.handled

@@ -52,6 +52,8 @@ class SyncState(StrEnum):
     NO_BROKER = "no_broker"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
+    # Connected, but the broker refuses this device its ack topic: nothing is sent.
+    ACKS_REFUSED = "acks_refused"
 
 
 # The form /api/status has always shown for a scanner fault ("error:scanner.jammed");

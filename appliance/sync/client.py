@@ -39,6 +39,9 @@ CONNACK_TIMEOUT_SECONDS = 10.0
 # this deep keeps the link busy while the broker answers; the publisher also bounds
 # the bytes they hold (sync/publisher.py).
 MAX_INFLIGHT = 1000
+# How often a subscription the broker refused (its SUBACK) is asked for again: the ACL
+# being fixed and reloaded at the central office. A SUBSCRIBE costs the broker nothing.
+SUBSCRIBE_RETRY_SECONDS = 30.0
 
 
 def read_property_text(buffer: bytes | bytearray, maxlen: int) -> tuple[str, int]:

@@ -254,6 +254,11 @@ class _Publisher:
         self.stall_after = max(self.cfg.ack_timeout_seconds, self.cfg.stall_reconnect_seconds)
         self.stall_backoff = self.stall_after
         self.next_stall_reconnect = 0.0
+        # The broker's reason while it refuses this device's ack topic (its SUBACK), ""
+        # once granted; the packet id of the last SUBSCRIBE and when to ask again.
+        self.acks_refused = ""
+        self.subscribe_mid: int | None = None
+        self.next_subscribe = 0.0
 
     # --- screen-visible state -------------------------------------------------------
 
@@ -305,14 +310,54 @@ class _Publisher:
             return
         self.connected = True
         self.note_session(new=not flags.session_present)
-        # Never the retained message: the central does not retain acks, so one found
-        # there was put by someone else and would come back at every subscribe.
-        from paho.mqtt.subscribeoptions import SubscribeOptions
-
-        client.subscribe(self.ack_topic, options=SubscribeOptions(
-            qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+        self.subscribe_acks(client)
         log.info("connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
                  flags.session_present)
+
+    def subscribe_acks(self, client: mqtt.Client) -> None:
+        """Ask for this device's ack topic, at every connection (a broker that lost its
+        sessions forgets subscriptions) and again while the broker refuses it.
+        Never the retained message: the central does not retain acks, so one found
+        there was put by someone else and would come back at every subscribe."""
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        from appliance.sync.client import SUBSCRIBE_RETRY_SECONDS
+
+        _rc, self.subscribe_mid = client.subscribe(self.ack_topic, options=SubscribeOptions(
+            qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+        self.next_subscribe = time.monotonic() + SUBSCRIBE_RETRY_SECONDS
+
+    def on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                     reason_codes: list[mqtt.ReasonCode], props: object) -> None:
+        """The broker's answer for the ack topic. A refusal (an ACL that does not let
+        this device read it, as AWS IoT, EMQX or ejabberd answer: mosquitto grants and
+        then filters) means no ack can ever come: sending would only have the receiver
+        store records that this device then sends again and again, and the screens
+        said "connected" while nothing was delivered. So nothing is sent, the
+        technician is told what to ask the central office for, and the topic is asked
+        for again every client.SUBSCRIBE_RETRY_SECONDS."""
+        from appliance.sync.client import SUBSCRIBE_RETRY_SECONDS
+
+        if mid != self.subscribe_mid or not reason_codes:
+            return
+        code = reason_codes[0]
+        if not code.is_failure:
+            if self.acks_refused:
+                log.info("the broker now lets this device read %s; sending resumes",
+                         self.ack_topic)
+                self.acks_refused = ""
+                self.show("connected")
+            return
+        if not self.acks_refused:
+            log.error("the broker refused this device's subscription to %s (%s): no "
+                      "acknowledgement can arrive, so records wait here, unsent; the "
+                      "broker's ACL must let this device read that topic (see "
+                      "provisioning/mosquitto-acl.conf). Asking again every %.0f s",
+                      self.ack_topic, code, SUBSCRIBE_RETRY_SECONDS)
+        self.acks_refused = str(code)
+        with _unless_disk_full("the state 'acks_refused'"):
+            self.show("acks_refused", f"subscription to {self.ack_topic} refused by the "
+                      f"broker: {code}")
 
     def on_disconnect(self, client: mqtt.Client, userdata: object,
                       flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
@@ -539,10 +584,8 @@ class _Publisher:
         and a reconnect for a receiver that is merely down costs one CONNECT.
         Only an answer for a record in flight counts as the receiver's voice: junk,
         replayed acks and QoS 0 messages flow past a spent quota. Not sooner than
-        mqtt.stall_reconnect_seconds (a minute): a message on its way to us when the
-        connection is dropped was seen lost once in nine runs of 60 forged acks
-        around reconnects every few seconds (not understood; a genuine ack lost so
-        only costs a re-send), so this stays the rare last resort it is meant to be."""
+        mqtt.stall_reconnect_seconds (a minute), so that this stays the rare last
+        resort it is meant to be: each reconnect sends again what was in flight."""
         if now - self.answered_at <= self.stall_after or now < self.next_stall_reconnect:
             return False
         self.next_stall_reconnect = now + self.stall_backoff
@@ -588,11 +631,13 @@ class _Publisher:
         client.on_disconnect = self.on_disconnect
         client.on_publish = self.on_publish
         client.on_message = self.on_message
+        client.on_subscribe = self.on_subscribe
         open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
                      max_packet=MAX_PACKET_BYTES)
         self.client = client
         self.answered_at = time.monotonic()
-        self.show("connected")
+        if not self.acks_refused:  # else said again when the broker answers the SUBSCRIBE
+            self.show("connected")
 
     def lost(self, reason: str) -> None:
         """Connection gone: every claimed record goes back to 'pending', due at once."""
@@ -846,6 +891,10 @@ class _Publisher:
         assert self.client is not None
         from appliance.sync.client import MAX_INFLIGHT
 
+        if self.acks_refused:
+            if time.monotonic() >= self.next_subscribe:
+                self.subscribe_acks(self.client)
+            return  # no ack could come back (on_subscribe)
         self.claimable = True
         while (self.connected and len(self.unacked) < MAX_INFLIGHT
                and self.unacked_bytes < MAX_INFLIGHT_BYTES):

@@ -39,8 +39,9 @@ STATE_KEYS: tuple[str, ...] = (
     "state.scanner.ready", "state.scanner.busy", "state.scanner.error",
     "state.scanner.unknown", "state.ocr.ready", "state.ocr.unavailable", "state.ocr.unknown",
     "state.sync.no_broker", "state.sync.connected", "state.sync.disconnected",
-    "state.sync.unknown", "delivery.pending", "delivery.sending", "delivery.delivered",
-    "delivery.none", "status.open", "status.submitted", "status.signed", "status.cancelled",
+    "state.sync.acks_refused", "state.sync.unknown", "delivery.pending", "delivery.sending",
+    "delivery.delivered", "delivery.none", "status.open", "status.submitted", "status.signed",
+    "status.cancelled",
 )
 # Labels of the fields appliance.extraction produces; a field without a label shows its name.
 FIELD_KEYS: tuple[str, ...] = (

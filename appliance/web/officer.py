@@ -111,7 +111,8 @@ def index() -> str:
     signed = desk.search(conn, "signed", search, 50)
     sync = get_state(conn, "sync.state")
     # Pending records are normal for seconds; say why only when no link can carry them.
-    link_down = sync[0] if sync and sync[0] in ("no_broker", "disconnected") else None
+    link_down = (sync[0] if sync and sync[0] in ("no_broker", "disconnected", "acks_refused")
+                 else None)
     now = time.time()
     return render_template(
         "officer/index.html", waiting=waiting, signed=signed, search=search,

@@ -645,7 +645,8 @@ def _document() -> dict[str, Any]:
                 "sync_dead_letters": {"type": "integer", "description":
                                       "messages the sync service set aside, in total"},
                 "sync_state": {"type": "string",
-                               "description": "no_broker | connected | disconnected | not_started"},
+                               "description": "no_broker | connected | disconnected | "
+                                              "acks_refused | not_started"},
                 "sync_last_error": {"type": "string", "nullable": True},
                 "scanner_state": {"type": "string", "description": "ready | busy | error:<key>"},
                 "ocr_state": {"type": "string"},

@@ -1,0 +1,69 @@
+"""A mosquitto whose ACL refuses subscriptions, changed live by the office's admin.
+
+mosquitto's acl_file grants every SUBSCRIBE and filters messages when it delivers them;
+other brokers (AWS IoT, EMQX, ejabberd) answer a SUBSCRIBE the ACL denies with a
+failing SUBACK ("Not authorized", 0x87). mosquitto's own dynamic security plugin
+answers the same way, so it stands for them here: its configuration is made by
+`mosquitto_ctrl dynsec init` with an admin password made at test time, clients
+without a username (the appliance's, identified by their certificates in an office)
+fall in its anonymous group, and that group's role denies the topics a test names.
+`Office.allow` takes a denial away on the running broker, as an operator would, with
+`mosquitto_ctrl`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.helpers.mosquitto import MosquittoProcess
+
+PLUGINS = glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")
+ROLE = "office"
+
+
+@dataclass
+class Office:
+    """The broker's administrator."""
+
+    broker: MosquittoProcess
+    password: str
+
+    def ctl(self, *args: str) -> str:
+        done = subprocess.run(
+            ["mosquitto_ctrl", "-h", "127.0.0.1", "-p", str(self.broker.port),
+             "-u", "admin", "-P", self.password, "dynsec", *args],
+            capture_output=True, text=True, timeout=20, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def allow(self, topic: str) -> None:
+        """Take the denial of subscriptions to `topic` away, now."""
+        self.ctl("removeRoleACL", ROLE, "subscribePattern", topic)
+
+
+def start(brokers: object, folder: Path, deny_subscriptions: list[str]) -> Office:
+    """A broker (through the test's `brokers` fixture) that answers "Not authorized" to
+    anonymous clients subscribing to any of `deny_subscriptions`; all else allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "dynamic-security.json"
+    password = secrets.token_hex(12)
+    subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(config), "admin", password],
+                   check=True, capture_output=True, timeout=20)
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    settings["defaultACLAccess"] = {"publishClientSend": True, "publishClientReceive": True,
+                                    "subscribe": True, "unsubscribe": True}
+    settings.setdefault("groups", []).append({"groupname": "anonymous",
+                                              "roles": [{"rolename": ROLE}]})
+    settings["anonymousGroup"] = "anonymous"
+    settings["roles"].append({"rolename": ROLE, "acls": [
+        {"acltype": "subscribePattern", "topic": topic, "priority": 0, "allow": False}
+        for topic in deny_subscriptions]})
+    config.write_text(json.dumps(settings, indent=1), encoding="utf-8")
+    broker = brokers.start(extra_config=f"plugin {PLUGINS[0]}\n"  # type: ignore[attr-defined]
+                           f"plugin_opt_config_file {config}\n")
+    return Office(broker, password)
