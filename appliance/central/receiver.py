@@ -316,7 +316,7 @@ class _Receiver:
                      "central.share_group (else leave it empty and run one receiver)")
         if not self.refused:
             log.error("the broker refused the subscription to %s (%s): nothing can arrive; "
-                      "%s. Asking again every %.0f s", self.subscription, code, step,
+                      "%s. Asking again every %g s", self.subscription, code, step,
                       SUBSCRIBE_RETRY_SECONDS)
         self.refused = str(code)
         self.notify(f"STATUS=subscription refused by the broker ({code}): {step}")

@@ -254,8 +254,10 @@ class _Publisher:
         self.stall_after = max(self.cfg.ack_timeout_seconds, self.cfg.stall_reconnect_seconds)
         self.stall_backoff = self.stall_after
         self.next_stall_reconnect = 0.0
-        # The broker's reason while it refuses this device's ack topic (its SUBACK), ""
-        # once granted; the packet id of the last SUBSCRIBE and when to ask again.
+        # Whether the broker granted this connection the ack topic (its SUBACK); its
+        # reason while it refuses it, "" otherwise; the packet id of the last SUBSCRIBE
+        # and when to ask again.
+        self.acks_granted = False
         self.acks_refused = ""
         self.subscribe_mid: int | None = None
         self.next_subscribe = 0.0
@@ -323,6 +325,7 @@ class _Publisher:
 
         from appliance.sync.client import SUBSCRIBE_RETRY_SECONDS
 
+        self.acks_granted = False
         _rc, self.subscribe_mid = client.subscribe(self.ack_topic, options=SubscribeOptions(
             qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
         self.next_subscribe = time.monotonic() + SUBSCRIBE_RETRY_SECONDS
@@ -333,7 +336,8 @@ class _Publisher:
         this device read it, as AWS IoT, EMQX or ejabberd answer: mosquitto grants and
         then filters) means no ack can ever come: sending would only have the receiver
         store records that this device then sends again and again, and the screens
-        said "connected" while nothing was delivered. So nothing is sent, the
+        said "connected" while nothing was delivered. So nothing is sent (nor before
+        the first SUBACK of a connection, see feed), the
         technician is told what to ask the central office for, and the topic is asked
         for again every client.SUBSCRIBE_RETRY_SECONDS."""
         from appliance.sync.client import SUBSCRIBE_RETRY_SECONDS
@@ -342,6 +346,7 @@ class _Publisher:
             return
         code = reason_codes[0]
         if not code.is_failure:
+            self.acks_granted = True
             if self.acks_refused:
                 log.info("the broker now lets this device read %s; sending resumes",
                          self.ack_topic)
@@ -352,7 +357,7 @@ class _Publisher:
             log.error("the broker refused this device's subscription to %s (%s): no "
                       "acknowledgement can arrive, so records wait here, unsent; the "
                       "broker's ACL must let this device read that topic (see "
-                      "provisioning/mosquitto-acl.conf). Asking again every %.0f s",
+                      "provisioning/mosquitto-acl.conf). Asking again every %g s",
                       self.ack_topic, code, SUBSCRIBE_RETRY_SECONDS)
         self.acks_refused = str(code)
         with _unless_disk_full("the state 'acks_refused'"):
@@ -622,6 +627,7 @@ class _Publisher:
 
     def connect(self) -> None:
         self.connected = False
+        self.acks_granted = False
         self.refusal = None
         self.dropped = None
         from appliance.sync.client import make_client, open_session
@@ -891,10 +897,13 @@ class _Publisher:
         assert self.client is not None
         from appliance.sync.client import MAX_INFLIGHT
 
-        if self.acks_refused:
-            if time.monotonic() >= self.next_subscribe:
+        if not self.acks_granted:
+            # Nothing before the broker grants the ack topic: a refusal (on_subscribe)
+            # comes after CONNACK, and the first loop sent the whole backlog before it
+            # (red team 20).
+            if self.acks_refused and time.monotonic() >= self.next_subscribe:
                 self.subscribe_acks(self.client)
-            return  # no ack could come back (on_subscribe)
+            return
         self.claimable = True
         while (self.connected and len(self.unacked) < MAX_INFLIGHT
                and self.unacked_bytes < MAX_INFLIGHT_BYTES):

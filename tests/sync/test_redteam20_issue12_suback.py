@@ -4,8 +4,8 @@ Real mosquitto 2.0.11 with its dynamic security plugin (tests/helpers/dynsec.py)
 receiver's and sync's own run functions in threads.
 
 - A device that starts (or reconnects after being kicked) while its ack topic is
-  refused still sends its backlog: the gate in feed() opens on "not known refused",
-  not on "granted", and the SUBACK comes after the first feed() (xfail, a bug).
+  refused sent its backlog: the gate in feed() opened on "not known refused", not
+  on "granted", and the SUBACK comes after the first feed() (a bug, fixed since).
 - The ACL fixed without a kick (a broker that does not disconnect its clients when an
   ACL changes, as AWS IoT or EMQX): `Office.allow` (removeRoleACL) kicks every client
   of the role, so the change's own test resumes through a reconnect and never through
@@ -105,19 +105,17 @@ def set_default_subscribe(office: dynsec.Office, allow: bool) -> None:
         "subscribe ")[1].splitlines()[0]
 
 
-@pytest.mark.xfail(strict=True, reason="red team 20: sync sends its backlog before the "
-                   "broker's SUBACK, to an ack topic it is refused (gate opens on 'not "
-                   "known refused', not on 'granted')")
 def test_a_restart_while_the_ack_topic_is_refused_sends_nothing(
         tmp_path, brokers, services, monkeypatch):
-    """XFAIL (a bug): the change says "the device now sends nothing while refused", but
-    feed() is closed only once a refusing SUBACK has come: at every start of sync (and
-    after every reconnect where acks_refused was still "", e.g. the kick that follows
-    an ACL revoked with dynsec) the first feed() runs between CONNACK and SUBACK and
-    publishes the backlog, up to the window and 4 MiB, to a receiver that stores it
-    while no ack can come back. Those records then wait out their ack timeout and
-    back-off. The product should send nothing until the SUBACK for its ack topic has
-    granted it (at each connection), i.e. gate feed() on "granted", not on "refused"."""
+    """Found as a bug, fixed since (feed() now waits for the SUBACK that grants the ack
+    topic, at each connection). Before: the change said "the device now sends nothing while
+    refused", but feed() was closed only once a refusing SUBACK had come: at every start of
+    sync (and after every reconnect where acks_refused was still "", e.g. the kick that
+    follows an ACL revoked with dynsec) the first feed() runs between CONNACK and SUBACK and
+    publishes the backlog, up to the window and 4 MiB, to a receiver that stores it while no
+    ack can come back. Those records then wait out their ack timeout and back-off. The
+    product should send nothing until the SUBACK for its ack topic has granted it (at each
+    connection), i.e. gate feed() on "granted", not on "refused"."""
     monkeypatch.setattr(sync_client, "SUBSCRIBE_RETRY_SECONDS", 30.0)
     office = dynsec.start(brokers, tmp_path / "dynsec", [ACKS])
     config = make_config(tmp_path, office.broker.port)
