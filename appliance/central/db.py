@@ -70,6 +70,11 @@ PG_SCHEMA_LOCK = 0x61707063  # "appc"
 # on one disk (insert + group commit): scans 3.8 -> 1.4 ms CPU per MB, small records
 # 19 -> 8 µs each; 16 KiB and 64 KiB were in between on one or the other.
 PAGE_SIZE = 32768
+# The WAL is checkpointed into the database once it holds this much, and its file cut
+# back to it. SQLite counts 1000 pages by default: 32 MB of 32 KiB pages, all of it the
+# WAL's alone until then (every version of every page written), so that a disk that
+# filled and was given a little room back saw the WAL take it and stayed full.
+WAL_BYTES = 1024 * 1024
 
 
 class CentralConnection(Protocol):
@@ -394,6 +399,8 @@ def connect_sqlite(path: str | Path, *, migrate: bool = True,
         # Only a database without tables takes it: an older file keeps its pages.
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         use_wal(conn, BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BYTES // PAGE_SIZE}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA secure_delete=ON")
         if migrate:

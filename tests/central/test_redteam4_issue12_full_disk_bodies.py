@@ -52,7 +52,7 @@ StartService = Callable[[Callable[..., None], config_mod.Config], Service]
 pytestmark = pytest.mark.timeout(120)
 
 DISK = "6m"
-LEFT = 1600 * 1024   # a record or so, and part of the next body, fit; the rest waits
+LEFT = 900 * 1024    # a record or so, and part of the next body, fit; the rest waits
 CHUNK_BYTES = 4096     # every body below goes in chunks
 
 
