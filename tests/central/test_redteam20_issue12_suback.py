@@ -31,7 +31,6 @@ from tests.helpers.sync_rig import (
     make_config,
     wait_for,
 )
-from tests.sync.test_redteam20_issue12_suback import set_default_subscribe, start_default_deny
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -48,8 +47,9 @@ def test_a_refused_receiver_is_served_by_its_retry_without_a_reconnect(
     monkeypatch.setattr(receiver_mod, "SUBSCRIBE_RETRY_SECONDS", 0.5)
     caplog.set_level(logging.INFO, logger="appliance.central.receiver")
     prefix = Config().mqtt.topic_prefix
-    office = start_default_deny(brokers, tmp_path / "dynsec",
-                                [wire.acks_topic(prefix, "+")])
+    office = dynsec.start(brokers, tmp_path / "dynsec",
+                          allow_subscriptions=[wire.acks_topic(prefix, "+")],
+                          default_subscribe=False)
     config = make_config(tmp_path, office.broker.port)
     receiver = services(run_receiver, config)
     wait_for(lambda: any("subscription refused" in n for n in receiver.notes), 15,
@@ -60,7 +60,7 @@ def test_a_refused_receiver_is_served_by_its_retry_without_a_reconnect(
     assert central_store.list_records(config.central.database) == []
     refusals = [n for n in receiver.notes if "subscription refused" in n]
     assert len(refusals) >= 3, receiver.notes
-    set_default_subscribe(office, True)
+    office.set_default_subscribe(True)
     wait_for(lambda: "STATUS=subscribed" in receiver.notes, 15, "STATUS=subscribed")
     wait_for(lambda: all_delivered(config, recs), 40, "delivery once the ACL allows it")
     assert_exactly_once(config, recs)

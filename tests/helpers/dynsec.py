@@ -17,8 +17,13 @@ import glob
 import json
 import secrets
 import subprocess
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.helpers.mosquitto import MosquittoProcess
 
@@ -42,13 +47,44 @@ class Office:
         return done.stdout
 
     def allow(self, topic: str) -> None:
-        """Take the denial of subscriptions to `topic` away, now."""
+        """Take the denial of subscriptions to `topic` away, now (dynsec then
+        disconnects the role's clients: they resume by connecting again)."""
         self.ctl("removeRoleACL", ROLE, "subscribePattern", topic)
 
+    def set_default_subscribe(self, allow: bool) -> None:
+        """Change the default for subscriptions, now; no client is disconnected, so
+        they resume only by asking again. Sent as dynsec's JSON command as the admin:
+        mosquitto_ctrl 2.0.11's own setDefaultACLAccess says OK and changes nothing."""
+        answers: list[bytes] = []
+        admin = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="office-admin",
+                            protocol=mqtt.MQTTv5)
+        admin.username_pw_set("admin", self.password)
+        admin.on_message = lambda c, u, m: answers.append(m.payload)
+        admin.connect("127.0.0.1", self.broker.port)
+        admin.loop_start()
+        try:
+            admin.subscribe("$CONTROL/dynamic-security/v1/response", qos=1)
+            time.sleep(0.3)
+            admin.publish("$CONTROL/dynamic-security/v1", json.dumps({"commands": [{
+                "command": "setDefaultACLAccess",
+                "acls": [{"acltype": "subscribe", "allow": allow}]}]}),
+                qos=1).wait_for_publish(10)
+            deadline = time.monotonic() + 10
+            while not answers and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert answers and b"error" not in answers[0], answers
+        finally:
+            admin.disconnect()
+            admin.loop_stop()
+        assert ("allow" if allow else "deny") in self.ctl("getDefaultACLAccess").split(
+            "subscribe ")[1].splitlines()[0]
 
-def start(brokers: object, folder: Path, deny_subscriptions: list[str]) -> Office:
+
+def start(brokers: object, folder: Path, deny_subscriptions: Sequence[str] = (), *,
+          allow_subscriptions: Sequence[str] = (), default_subscribe: bool = True) -> Office:
     """A broker (through the test's `brokers` fixture) that answers "Not authorized" to
-    anonymous clients subscribing to any of `deny_subscriptions`; all else allowed."""
+    anonymous clients subscribing to any of `deny_subscriptions`, and to every other
+    topic but `allow_subscriptions` when `default_subscribe` is false."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "dynamic-security.json"
     password = secrets.token_hex(12)
@@ -56,13 +92,14 @@ def start(brokers: object, folder: Path, deny_subscriptions: list[str]) -> Offic
                    check=True, capture_output=True, timeout=20)
     settings = json.loads(config.read_text(encoding="utf-8"))
     settings["defaultACLAccess"] = {"publishClientSend": True, "publishClientReceive": True,
-                                    "subscribe": True, "unsubscribe": True}
+                                    "subscribe": default_subscribe, "unsubscribe": True}
     settings.setdefault("groups", []).append({"groupname": "anonymous",
                                               "roles": [{"rolename": ROLE}]})
     settings["anonymousGroup"] = "anonymous"
     settings["roles"].append({"rolename": ROLE, "acls": [
-        {"acltype": "subscribePattern", "topic": topic, "priority": 0, "allow": False}
-        for topic in deny_subscriptions]})
+        {"acltype": "subscribePattern", "topic": topic, "priority": 0, "allow": allow}
+        for topics, allow in ((deny_subscriptions, False), (allow_subscriptions, True))
+        for topic in topics]})
     config.write_text(json.dumps(settings, indent=1), encoding="utf-8")
     broker = brokers.start(extra_config=f"plugin {PLUGINS[0]}\n"  # type: ignore[attr-defined]
                            f"plugin_opt_config_file {config}\n")

@@ -15,16 +15,10 @@ receiver's and sync's own run functions in threads.
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
-import subprocess
 import time
-from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.central import store as central_store
 from appliance.central.receiver import run_receiver
@@ -53,56 +47,6 @@ pytestmark = [
 ]
 PREFIX = Config().mqtt.topic_prefix
 ACKS = wire.acks_topic(PREFIX, Config().device.id)
-
-
-def start_default_deny(brokers: object, folder: Path, allowed: list[str]) -> dynsec.Office:
-    """A broker whose dynsec refuses every SUBSCRIBE by default, but for `allowed`
-    (granted to the anonymous group). Lifted with set_default_subscribe(), which
-    kicks no client (unlike a role's ACL change)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "dynamic-security.json"
-    password = secrets.token_hex(12)
-    subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(config), "admin", password],
-                   check=True, capture_output=True, timeout=20)
-    settings = json.loads(config.read_text(encoding="utf-8"))
-    settings["defaultACLAccess"] = {"publishClientSend": True, "publishClientReceive": True,
-                                    "subscribe": False, "unsubscribe": True}
-    settings.setdefault("groups", []).append({"groupname": "anonymous",
-                                              "roles": [{"rolename": dynsec.ROLE}]})
-    settings["anonymousGroup"] = "anonymous"
-    settings["roles"].append({"rolename": dynsec.ROLE, "acls": [
-        {"acltype": "subscribePattern", "topic": topic, "priority": 0, "allow": True}
-        for topic in allowed]})
-    config.write_text(json.dumps(settings, indent=1), encoding="utf-8")
-    broker = brokers.start(extra_config=f"plugin {dynsec.PLUGINS[0]}\n"  # type: ignore[attr-defined]
-                           f"plugin_opt_config_file {config}\n")
-    return dynsec.Office(broker, password)
-
-
-def set_default_subscribe(office: dynsec.Office, allow: bool) -> None:
-    """setDefaultACLAccess through $CONTROL: mosquitto_ctrl 2.0.11's own command says
-    OK and changes nothing (seen here), so the JSON command is sent as the admin."""
-    answers: list[bytes] = []
-    admin = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="office-admin",
-                        protocol=mqtt.MQTTv5)
-    admin.username_pw_set("admin", office.password)
-    admin.on_message = lambda c, u, m: answers.append(m.payload)
-    admin.connect("127.0.0.1", office.broker.port)
-    admin.loop_start()
-    try:
-        admin.subscribe("$CONTROL/dynamic-security/v1/response", qos=1)
-        time.sleep(0.3)
-        admin.publish("$CONTROL/dynamic-security/v1", json.dumps({"commands": [{
-            "command": "setDefaultACLAccess",
-            "acls": [{"acltype": "subscribe", "allow": allow}]}]}),
-            qos=1).wait_for_publish(10)
-        wait_for(lambda: answers, 10, "dynsec's answer")
-        assert b"error" not in answers[0], answers
-    finally:
-        admin.disconnect()
-        admin.loop_stop()
-    assert ("allow" if allow else "deny") in office.ctl("getDefaultACLAccess").split(
-        "subscribe ")[1].splitlines()[0]
 
 
 def test_a_restart_while_the_ack_topic_is_refused_sends_nothing(
@@ -157,8 +101,9 @@ def test_the_acl_fixed_without_a_kick_resumes_through_the_retry_alone(
     record arrives once, on the same connection."""
     monkeypatch.setattr(sync_client, "SUBSCRIBE_RETRY_SECONDS", 0.5)
     caplog.set_level(logging.INFO, logger="appliance.sync.publisher")
-    office = start_default_deny(brokers, tmp_path / "dynsec",
-                                [wire.records_subscription(PREFIX)])
+    office = dynsec.start(brokers, tmp_path / "dynsec",
+                          allow_subscriptions=[wire.records_subscription(PREFIX)],
+                          default_subscribe=False)
     config = make_config(tmp_path, office.broker.port)
     receiver = services(run_receiver, config)
     recs = enqueue(config, 4, pdf_sizes=(8_000,))
@@ -168,7 +113,7 @@ def test_the_acl_fixed_without_a_kick_resumes_through_the_retry_alone(
     # Asked again several times meanwhile, each refused: said once.
     time.sleep(2.0)
     assert device_state(config, "sync.state") == "acks_refused"
-    set_default_subscribe(office, True)
+    office.set_default_subscribe(True)
     wait_for(lambda: all_delivered(config, recs), 30, "delivery once the ACL allows it")
     wait_for(lambda: device_state(config, "sync.state") == "connected", 10,
              "sync saying it is connected again")
