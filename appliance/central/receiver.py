@@ -288,6 +288,7 @@ class _Receiver:
                  self.cfg.port, flags.session_present)
 
     def subscribe(self, client: mqtt.Client) -> None:
+        """Ask for the records subscription; on_subscribe reads the broker's answer."""
         _rc, self.subscribe_mid = client.subscribe(self.subscription, options=SubscribeOptions(
             qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
         self.next_subscribe = time.monotonic() + SUBSCRIBE_RETRY_SECONDS
@@ -295,9 +296,9 @@ class _Receiver:
     def on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
                      reason_codes: list[mqtt.ReasonCode], props: object) -> None:
         """The broker's answer for the records subscription. Refused, this receiver
-        sat connected and received nothing, and said nothing: a broker without shared
-        subscriptions (ejabberd; central.share_group set) or an ACL that does not let
-        it read the records topics. It says why and what to change, in the log and in
+        sat connected and received nothing, and said nothing: a broker that refuses
+        shared subscriptions (central.share_group set) or an ACL that does not let it
+        read the records topics. It says why and what to change, in the log and in
         systemd's status line, and asks again every SUBSCRIBE_RETRY_SECONDS: at the
         next connection the broker's answer is asked for again too."""
         if mid != self.subscribe_mid or not reason_codes:

@@ -337,9 +337,9 @@ class _Publisher:
         then filters) means no ack can ever come: sending would only have the receiver
         store records that this device then sends again and again, and the screens
         said "connected" while nothing was delivered. So nothing is sent (nor before
-        the first SUBACK of a connection, see feed), the
-        technician is told what to ask the central office for, and the topic is asked
-        for again every client.SUBSCRIBE_RETRY_SECONDS."""
+        the first SUBACK of a connection, see feed), the technician is told what to
+        ask the central office for, and the topic is asked for again every
+        client.SUBSCRIBE_RETRY_SECONDS."""
         from appliance.sync.client import SUBSCRIBE_RETRY_SECONDS
 
         if mid != self.subscribe_mid or not reason_codes:
