@@ -333,7 +333,7 @@ class _Publisher:
     def on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
                      reason_codes: list[mqtt.ReasonCode], props: object) -> None:
         """The broker's answer for the ack topic. A refusal (an ACL that does not let
-        this device read it, as AWS IoT, EMQX or ejabberd answer: mosquitto grants and
+        this device read it, as AWS IoT or EMQX answer: mosquitto's acl_file grants and
         then filters) means no ack can ever come: sending would only have the receiver
         store records that this device then sends again and again, and the screens
         said "connected" while nothing was delivered. So nothing is sent (nor before

@@ -1,7 +1,7 @@
 """A mosquitto whose ACL refuses subscriptions, changed live by the office's admin.
 
 mosquitto's acl_file grants every SUBSCRIBE and filters messages when it delivers them;
-other brokers (AWS IoT, EMQX, ejabberd) answer a SUBSCRIBE the ACL denies with a
+other brokers (AWS IoT, EMQX) answer a SUBSCRIBE the ACL denies with a
 failing SUBACK ("Not authorized", 0x87). mosquitto's own dynamic security plugin
 answers the same way, so it stands for them here: its configuration is made by
 `mosquitto_ctrl dynsec init` with an admin password made at test time, clients

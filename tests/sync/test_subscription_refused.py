@@ -1,5 +1,5 @@
-"""A broker that refuses this device its ack topic (a failing SUBACK, as AWS IoT, EMQX
-or ejabberd answer an ACL that does not let a client read a topic).
+"""A broker that refuses this device its ack topic (a failing SUBACK, as AWS IoT or EMQX
+answer an ACL that does not let a client read a topic).
 
 Before: sync did not look at the SUBACK. It sent its records, the receiver stored
 them, no ack could come back, and each record went again after every ack timeout,
