@@ -161,14 +161,15 @@ def test_the_stat_per_ack_costs_little_beside_the_signature_check(tmp_path: Path
     ack = _ack(keys["only"][0])
 
     def per_ack(trusted: acksig.TrustedKeys) -> float:
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(2000):
-                assert trusted.verify(ack)
-            best = min(best, (time.perf_counter() - start) / 2000)
-        return best
+        # This process's CPU time (the stat's system time included), not the wall
+        # clock: on a loaded 2-core machine other processes' time made the ratio.
+        start = time.process_time()
+        for _ in range(2000):
+            assert trusted.verify(ack)
+        return (time.process_time() - start) / 2000
 
-    base, with_stat = per_ack(blind), per_ack(watching)
+    # Best of 5, the two measured in turn, so that a busy moment hits both alike.
+    rounds = [(per_ack(blind), per_ack(watching)) for _ in range(5)]
+    base, with_stat = min(r[0] for r in rounds), min(r[1] for r in rounds)
     assert with_stat < base * 1.5 + 20e-6, \
         f"{with_stat * 1e6:.1f} µs per ack with the stat, {base * 1e6:.1f} µs without"
