@@ -42,7 +42,7 @@ from appliance.central.receiver import RECEIVE_MAXIMUM
 from appliance.central.store import DEAD_LETTERS_KEPT
 from appliance.sync import wire
 from appliance.sync.publisher import run_publisher
-from tests.helpers.junk_flood import flood
+from tests.helpers.junk_flood import flood, held
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
     Attacker,
@@ -100,7 +100,8 @@ def test_dead_letters_past_the_trim_are_counted_exactly_across_kill_and_restart(
     try:
         probes = probe_receiver(attacker, config)
 
-        _flood(broker.port, topic, 0, FIRST_FLOOD)
+        with held(central):
+            _flood(broker.port, topic, 0, FIRST_FLOOD)
         wait_for(lambda: central_dead_letters(config) >= probes + KILL_AT, 30,
                  "the receiver setting the flood aside")
         os.kill(central.pid, signal.SIGKILL)
@@ -182,7 +183,8 @@ def test_a_broker_restart_mid_flood_counts_each_dead_letter_once(
     try:
         probes = probe_receiver(attacker, config)
         attacker.close()
-        _flood(broker.port, topic, 0, RESTART_FLOOD)
+        with held(central):
+            _flood(broker.port, topic, 0, RESTART_FLOOD)
         wait_for(lambda: central_dead_letters(config) >= probes + RESTART_AT, 30,
                  "the receiver setting the flood aside")
         broker.stop()  # SIGTERM: the broker saves what is queued and in flight

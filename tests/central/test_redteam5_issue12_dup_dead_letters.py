@@ -30,7 +30,7 @@ import pytest
 
 from appliance.central import store as central_store
 from appliance.sync import wire
-from tests.helpers.junk_flood import flood, stop
+from tests.helpers.junk_flood import flood, held, stop
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
     Attacker,
@@ -69,9 +69,10 @@ def _flood_kill_and_count(tmp_path: Path, broker: MosquittoProcess, numbered: bo
     try:
         probes = probe_receiver(attacker, config)
         attacker.close()
-        flood(broker.port, topic,
-              [JUNK + (b"%08d" % n if numbered else b"") for n in range(FLOOD)],
-              client_id="same-junk", wait_s=30)
+        with held(central):
+            flood(broker.port, topic,
+                  [JUNK + (b"%08d" % n if numbered else b"") for n in range(FLOOD)],
+                  client_id="same-junk", wait_s=30)
         wait_for(lambda: central_dead_letters(config) >= probes + KILL_AT, 30,
                  "the receiver setting the flood aside")
         os.kill(central.pid, signal.SIGKILL)
