@@ -122,8 +122,7 @@ def _scanner(value: str) -> str:
 def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The figures in the order that stops citizens first (scanner, scan service, disk,
     backlog), so on a 7" 800x480 screen they are on the first screen."""
-    sync = s["sync_state"] if s["sync_state"] in ("no_broker", "connected", "disconnected",
-                                                   "acks_refused") else "unknown"
+    sync = s["sync_state"] if s["sync_state"] in frozenset(state.SyncState) else "unknown"
     ocr = s["ocr_state"] if s["ocr_state"] in ("ready", "unavailable") else "unknown"
     last = s["last_delivery_at"]
     rows = [

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.helpers.mosquitto import MosquittoProcess
 
 PLUGINS = glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")
+# The mark of every test that starts such a broker (the plugin ships with mosquitto).
+NEEDED = pytest.mark.skipif(not PLUGINS, reason="mosquitto's dynamic security plugin missing")
 ROLE = "office"
 
 

@@ -42,8 +42,7 @@ from tests.helpers.sync_rig import (
 
 pytestmark = [
     pytest.mark.timeout(90),
-    pytest.mark.skipif(not dynsec.PLUGINS, reason="mosquitto's dynamic security plugin "
-                       "missing"),
+    dynsec.NEEDED,
 ]
 PREFIX = Config().mqtt.topic_prefix
 ACKS = wire.acks_topic(PREFIX, Config().device.id)
