@@ -212,7 +212,12 @@ def test_a_failing_check_reads_in_vietnamese_and_in_english(tech_config):
     cert = got["certificate"]
     assert cert["summary"].endswith("sẽ hết hạn sau 10 ngày")
     page = rows(client.get("/technician", headers=TECH).get_data(as_text=True))
-    assert disk["summary"] in page["disk"][1] and disk["next_step"] in page["disk"][1]
+    # Free space is looked at again for the page, and other processes write meanwhile:
+    # the figure may move by a megabyte, the words may not.
+    def figureless(text: str) -> str:
+        return re.sub(r"Còn trống \d+ MB", "Còn trống N MB", text)
+    assert figureless(disk["summary"]) in figureless(page["disk"][1])
+    assert disk["next_step"] in page["disk"][1]
     assert broker["next_step"] in page["broker"][1]
 
     english = {r["name"]: r for r in client.get("/api/technician/doctor?lang=en",
