@@ -126,7 +126,7 @@ def measure(result: dict[str, Any], truth: list[dict[str, Any]]) -> dict[str, An
         "pages": len(secs),
     })
     out.update(flagging(result, by_file))
-    for stage in ("detect", "recognize"):
+    for stage in ("detect", "recognize", "recognizer_network"):
         times = [p["stages"][stage] for p in result["pages"] if stage in p.get("stages", {})]
         if times:
             out[f"{stage}_p50_s"] = round(statistics.median(times), 4)
@@ -186,6 +186,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ratios["fp32_over_int8_p50"] = _ratio(f32["p50_s"], i8["p50_s"])
         ratios["fp32_over_int8_recognizer_p50"] = _ratio(f32.get("recognize_p50_s"),
                                                          i8.get("recognize_p50_s"))
+        # The recognizer model's own run time per page: what quantization changed.
+        ratios["fp32_over_int8_recognizer_network_p50"] = _ratio(
+            f32.get("recognizer_network_p50_s"), i8.get("recognizer_network_p50_s"))
         ratios["int8_minus_fp32_cer_points"] = round(i8["cer"] - f32["cer"], 3)
         ratios["int8_over_fp32_rss"] = _ratio(i8["rss_mb"], f32["rss_mb"])
     if i8 and tes:

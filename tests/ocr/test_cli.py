@@ -75,3 +75,15 @@ def test_flagging_counts_caught_and_needless_flags():
                          "least_sure": [0.95, 0.41, 0.88, 0.52]}]}
     assert flagging(result, truth) == {"misread_lines_flagged_pct": 50.0,
                                        "good_lines_flagged_pct": 50.0, "misread_lines": 2}
+
+
+def test_bench_worker_times_the_recognizer_model_apart(tmp_path):
+    """The bench's worker reports the recognizer model's own run time per page, which
+    lies inside the stages that run it (recognition and the orientation vote)."""
+    from appliance.bench.ocr import run_engine
+
+    write_corpus(tmp_path, 1, 5)
+    [page] = run_engine("int8", tmp_path, 1, None)["pages"]
+    stages = page["stages"]
+    assert 0.0 < stages["recognizer_network"] <= stages["recognize"] + stages["orient"]
+    assert stages["recognizer_network"] < page["seconds"]
