@@ -93,6 +93,12 @@ READ_TIMEOUT_S = 90.0
 # After cancelling a stalled read, how long the reader thread may take to return
 # before the handle is written off as wedged.
 CANCEL_GRACE_S = 5.0
+# How long sane_close() may take before the handle is written off. sane-airscan's
+# close waits for its scan job's state machine to come to rest, and once (27 Nov
+# 2026, a test worker, gdb: sane_close in pthread_cond_wait, airscan's event loop
+# idle in poll with no connection open) it never did, after an undecodable page:
+# the worker would have stayed there, where no signal or watchdog ping gets in.
+CLOSE_TIMEOUT_S = 15.0
 # However long a page takes (lamp warm-up, a feeder pulling a sheet, a stall until
 # READ_TIMEOUT_S), its watcher reports progress at least this often, so the worker's
 # watchdog (WatchdogSec=60 in appliance-worker.service, kicked from progress calls
@@ -193,11 +199,13 @@ _OPEN: weakref.WeakSet[Scanner] = weakref.WeakSet()
 
 @dataclass(frozen=True)
 class _WrittenOff:
-    """A handle whose read did not return after its cancel, and that read's thread."""
+    """A handle whose read did not return after its cancel (or whose close did not
+    return), and the thread still inside the backend on it."""
 
     device: str
     dev: sane.SaneDev
     reader: threading.Thread
+    what: str = "read"
 
     @property
     def inner(self) -> object:
@@ -232,7 +240,41 @@ def _release_returned() -> None:
             _ignore_sigpipe()
         _WRITTEN_OFF.remove(w)
         ctypes.pythonapi.Py_DecRef(ctypes.py_object(w.inner))
-        log.info("%s: the abandoned read returned; handle closed", w.device)
+        log.info("%s: the abandoned %s returned; handle closed", w.device, w.what)
+
+
+def _take_handle(dev: sane.SaneDev) -> int | None:
+    """The SANE handle of python-sane's object, taken out of it (the object then counts
+    as closed: its close() and destructor do nothing, its other calls raise), or None
+    where the object's layout is not the known one.
+
+    Why: python-sane calls sane_close() and sane_cancel() holding the GIL, so a close
+    that does not return freezes every thread of the process, the watchdog's pings and
+    any timeout included (CLOSE_TIMEOUT_S says when it was seen). Taken out, the handle
+    is closed through ctypes, which lets the GIL go. python-sane's C object is
+    {PyObject_HEAD; SANE_Handle h;} (_sane.c), so h is its last pointer-sized field.
+    """
+    inner = dev.__dict__.get("dev", dev)
+    size = ctypes.sizeof(ctypes.c_void_p)
+    if type(inner).__basicsize__ != object.__basicsize__ + size:
+        return None
+    field = ctypes.c_void_p.from_address(id(inner) + object.__basicsize__)
+    handle = field.value
+    if not handle:
+        return None
+    field.value = None
+    return handle
+
+
+@functools.cache
+def _libsane() -> ctypes.CDLL:
+    """libsane as python-sane loaded it (dlopen hands back the same library), with the
+    two calls made through it."""
+    lib = ctypes.CDLL("libsane.so.1")
+    for name in ("sane_cancel", "sane_close"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+        getattr(lib, name).restype = None
+    return lib
 
 
 # Libraries that backends pull in and whose load runs bindtextdomain(), which takes
@@ -300,9 +342,9 @@ def shutdown_sane() -> None:
         for w in running:
             if id(w) not in _SAID_STILL_READING:
                 _SAID_STILL_READING.add(id(w))
-                log.error("%s: a read written off earlier is still inside the backend; "
+                log.error("%s: a %s written off earlier is still inside the backend; "
                           "SANE is not re-initialised until it returns or the worker "
-                          "restarts", w.device)
+                          "restarts", w.device, w.what)
         return
     with contextlib.suppress(_sane.error):
         sane.exit()
@@ -462,14 +504,33 @@ class Scanner:
             # behaviour in every backend; leaking one handle is the lesser harm.
             log.error("%s: not closing a handle whose read never returned", self.info.name)
             return
-        with contextlib.suppress(_sane.error):
-            self._dev.cancel()
-        try:
-            self._dev.close()
-        except _sane.error as e:
-            log.warning("closing %s: %s", self.info.name, e)
-        finally:
-            _ignore_sigpipe()
+        dev, name = self._dev, self.info.name
+        handle = _take_handle(dev)
+
+        def work() -> None:
+            if handle is not None:
+                _libsane().sane_cancel(handle)
+                _libsane().sane_close(handle)
+                return
+            with contextlib.suppress(_sane.error):
+                dev.cancel()
+            try:
+                dev.close()
+            except _sane.error as e:
+                log.warning("closing %s: %s", name, e)
+
+        # On a helper thread, watched from this one, and without the GIL (see
+        # _take_handle): a close that never returns must not take the caller with it.
+        closer = threading.Thread(target=work, name="sane-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT_S)
+        _ignore_sigpipe()
+        if closer.is_alive():
+            self._wedged = True
+            self._hold_written_off(_WrittenOff(name, dev, closer, "close"))
+            log.error("%s: closing the scanner did not return in %.0f s; handle "
+                      "abandoned (restart the worker if the scanner stays unavailable)",
+                      name, CLOSE_TIMEOUT_S)
 
     @property
     def closed(self) -> bool:
@@ -845,6 +906,13 @@ class Scanner:
                 self._write_off(reader)
         raise ScannerTimeout(f"{self.info.name}: page {page}: {why}", device=self.info.name)
 
+    @staticmethod
+    def _hold_written_off(written_off: _WrittenOff) -> None:
+        """Keep a written-off handle until its thread has left the backend
+        (`_release_returned`), with the one reference that only that gives back."""
+        _WRITTEN_OFF.append(written_off)
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(written_off.inner))
+
     def _write_off(self, reader: threading.Thread) -> None:
         """Give up a handle whose read did not return after its cancel, for good.
 
@@ -862,9 +930,7 @@ class Scanner:
         dev = self._dev
         if isinstance(dev, _WrittenOffHandle):
             return
-        written_off = _WrittenOff(self.info.name, dev, reader)
-        _WRITTEN_OFF.append(written_off)
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(written_off.inner))
+        self._hold_written_off(_WrittenOff(self.info.name, dev, reader))
         self._dev = _WrittenOffHandle(self.info.name)  # type: ignore[assignment]
         log.error("%s: the read did not return %.0f s after cancel; handle abandoned",
                   self.info.name, CANCEL_GRACE_S)
