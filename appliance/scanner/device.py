@@ -218,29 +218,86 @@ class _WrittenOff:
 # back: the interpreter's teardown clears module globals like this list, and
 # python-sane's destructor would then sane_close() a handle under a running read.
 _WRITTEN_OFF: list[_WrittenOff] = []
+_WRITTEN_OFF_LOCK = threading.Lock()
 # The written-off reads already named in the log for keeping SANE initialised: once
 # each, not at every reload.
 _SAID_STILL_READING: set[int] = set()
 
 
 def _release_returned() -> None:
-    """Close the written-off handles whose read has returned since.
+    """Close the written-off handles whose read (or close) has returned since.
 
     Closing is defined again once no thread is inside the backend on the handle, and
     it happens while the SANE that opened it is still up, the ordinary order (close,
-    then exit), instead of leaving the open handle to sane_exit(). close() also sets
-    python-sane's handle to NULL, so its destructor has nothing left to close.
+    then exit), instead of leaving the open handle to sane_exit(). A handle whose
+    close returned is closed already: taking it out of python-sane's object left
+    nothing for its destructor to close.
     """
     for w in [w for w in _WRITTEN_OFF if not w.reader.is_alive()]:
-        try:
-            w.dev.close()
-        except _sane.error as e:
-            log.warning("closing %s after its abandoned read returned: %s", w.device, e)
-        finally:
-            _ignore_sigpipe()
-        _WRITTEN_OFF.remove(w)
-        ctypes.pythonapi.Py_DecRef(ctypes.py_object(w.inner))
+        if not _forget(w):
+            continue  # its own closer let it go meanwhile
+        if w.what == "read":
+            _close_handle(w.dev, w.device, cancel=False)
         log.info("%s: the abandoned %s returned; handle closed", w.device, w.what)
+
+
+def _hold(w: _WrittenOff) -> None:
+    """Keep a written-off handle until its thread has left the backend, with one
+    reference to its C object that only `_forget` gives back."""
+    with _WRITTEN_OFF_LOCK:
+        _WRITTEN_OFF.append(w)
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(w.inner))
+
+
+def _forget(w: _WrittenOff) -> bool:
+    """Let a held handle go, once; False if another thread did already."""
+    with _WRITTEN_OFF_LOCK:
+        for i, held in enumerate(_WRITTEN_OFF):
+            if held is w:
+                del _WRITTEN_OFF[i]
+                ctypes.pythonapi.Py_DecRef(ctypes.py_object(w.inner))
+                return True
+    return False
+
+
+def _close_handle(dev: sane.SaneDev, name: str, *, cancel: bool = True) -> bool:
+    """sane_cancel (unless `cancel` is False) and sane_close on a helper thread, without
+    the GIL (see _take_handle), given up after CLOSE_TIMEOUT_S; False then.
+
+    The closing handle is in _WRITTEN_OFF from before its thread starts until its
+    close returns, so shutdown_sane() never runs sane_exit() under it, from any thread
+    and however this one is interrupted (red team 21: it was in no list while it
+    closed, and another thread's reload could free the backend under it).
+    """
+    handle = _take_handle(dev)
+
+    def work() -> None:
+        if handle is not None:
+            if cancel:
+                _libsane().sane_cancel(handle)
+            _libsane().sane_close(handle)
+            return
+        if cancel:
+            with contextlib.suppress(_sane.error):
+                dev.cancel()
+        try:
+            dev.close()
+        except _sane.error as e:
+            log.warning("closing %s: %s", name, e)
+
+    closer = threading.Thread(target=work, name="sane-close", daemon=True)
+    closing = _WrittenOff(name, dev, closer, "close")
+    _hold(closing)
+    closer.start()
+    closer.join(CLOSE_TIMEOUT_S)
+    _ignore_sigpipe()
+    if closer.is_alive():
+        log.error("%s: closing the scanner did not return in %.0f s; handle abandoned "
+                  "(restart the worker if the scanner stays unavailable)",
+                  name, CLOSE_TIMEOUT_S)
+        return False
+    _forget(closing)
+    return True
 
 
 def _take_handle(dev: sane.SaneDev) -> int | None:
@@ -504,33 +561,10 @@ class Scanner:
             # behaviour in every backend; leaking one handle is the lesser harm.
             log.error("%s: not closing a handle whose read never returned", self.info.name)
             return
-        dev, name = self._dev, self.info.name
-        handle = _take_handle(dev)
-
-        def work() -> None:
-            if handle is not None:
-                _libsane().sane_cancel(handle)
-                _libsane().sane_close(handle)
-                return
-            with contextlib.suppress(_sane.error):
-                dev.cancel()
-            try:
-                dev.close()
-            except _sane.error as e:
-                log.warning("closing %s: %s", name, e)
-
-        # On a helper thread, watched from this one, and without the GIL (see
-        # _take_handle): a close that never returns must not take the caller with it.
-        closer = threading.Thread(target=work, name="sane-close", daemon=True)
-        closer.start()
-        closer.join(CLOSE_TIMEOUT_S)
-        _ignore_sigpipe()
-        if closer.is_alive():
+        # On a helper thread, watched from this one: a close that never returns must
+        # not take the caller with it.
+        if not _close_handle(self._dev, self.info.name):
             self._wedged = True
-            self._hold_written_off(_WrittenOff(name, dev, closer, "close"))
-            log.error("%s: closing the scanner did not return in %.0f s; handle "
-                      "abandoned (restart the worker if the scanner stays unavailable)",
-                      name, CLOSE_TIMEOUT_S)
 
     @property
     def closed(self) -> bool:
@@ -906,13 +940,6 @@ class Scanner:
                 self._write_off(reader)
         raise ScannerTimeout(f"{self.info.name}: page {page}: {why}", device=self.info.name)
 
-    @staticmethod
-    def _hold_written_off(written_off: _WrittenOff) -> None:
-        """Keep a written-off handle until its thread has left the backend
-        (`_release_returned`), with the one reference that only that gives back."""
-        _WRITTEN_OFF.append(written_off)
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(written_off.inner))
-
     def _write_off(self, reader: threading.Thread) -> None:
         """Give up a handle whose read did not return after its cancel, for good.
 
@@ -930,7 +957,7 @@ class Scanner:
         dev = self._dev
         if isinstance(dev, _WrittenOffHandle):
             return
-        self._hold_written_off(_WrittenOff(self.info.name, dev, reader))
+        _hold(_WrittenOff(self.info.name, dev, reader))
         self._dev = _WrittenOffHandle(self.info.name)  # type: ignore[assignment]
         log.error("%s: the read did not return %.0f s after cancel; handle abandoned",
                   self.info.name, CANCEL_GRACE_S)

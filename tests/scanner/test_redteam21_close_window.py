@@ -19,8 +19,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from appliance.scanner import device
 from appliance.system.process import start_announcing
 from tests.scanner.demo_scanner import REPO, stop_process
@@ -31,9 +29,6 @@ def _closers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("sane-close")]
 
 
-@pytest.mark.xfail(strict=True, reason="shutdown_sane() calls sane_exit() while a "
-                   "close is still inside the backend: a closing handle is in neither "
-                   "_OPEN nor _WRITTEN_OFF until CLOSE_TIMEOUT_S has passed")
 def test_no_sane_exit_while_a_close_is_inside_the_backend(sane_rig, monkeypatch):
     monkeypatch.setattr(device, "CLOSE_TIMEOUT_S", 60.0)
     proc, url = start_announcing(
