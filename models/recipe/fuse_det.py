@@ -95,11 +95,15 @@ def fold_conv_affine(gr: _Graph) -> int:
         if b is None:
             continue
         w = gr.value(conv.input[1])
-        if w is None or len(gr.consumers[conv.input[1]]) != 1:
+        # Weights and bias rescaled in place: neither may be another node's too.
+        if w is None or any(len(gr.consumers[name]) != 1 for name in conv.input[1:3]):
             continue
         bias = gr.value(conv.input[2]) if len(conv.input) > 2 else np.zeros(w.shape[0], np.float32)
+        if bias is None:
+            continue
         gr.set_init(conv.input[1], w * np.float32(s))
-        bias_name = conv.input[2] if len(conv.input) > 2 else conv.name + "_folded_bias"
+        # A new bias is named after the convolution's output, which is unique.
+        bias_name = conv.input[2] if len(conv.input) > 2 else conv.output[0] + "_folded_bias"
         gr.set_init(bias_name, bias * np.float32(s) + np.float32(b))
         if len(conv.input) < 3:
             conv.input.append(bias_name)
@@ -130,14 +134,15 @@ def fuse_hard_swish(gr: _Graph) -> int:
         if clip is None or len(clip.input) < 3:
             continue
         lo, hi = gr.value(clip.input[1]), gr.value(clip.input[2])
-        if lo is None or hi is None or float(lo) != 0.0 or float(hi) != 6.0:
+        if lo is None or hi is None or lo.size != 1 or hi.size != 1 \
+                or float(lo.reshape(-1)[0]) != 0.0 or float(hi.reshape(-1)[0]) != 6.0:
             continue
         mul = gr.only_consumer(clip.output[0], "Mul")
         if mul is None or set(mul.input) != {x, clip.output[0]}:
             continue
         div = gr.only_consumer(mul.output[0], "Div")
-        if div is None or div.input[0] != mul.output[0] or gr.value(div.input[1]) is None \
-                or float(gr.value(div.input[1])) != 6.0:
+        if div is None or div.input[0] != mul.output[0] \
+                or gr.scalar_input(div, mul.output[0]) != 6.0:
             continue
         new_nodes[id(add)] = helper.make_node("HardSwish", [x], [div.output[0]],
                                               name=(add.name or div.output[0]) + "_hardswish")

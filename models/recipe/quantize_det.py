@@ -1,9 +1,10 @@
 """Static QDQ int8 copy of the PP-OCRv4 detector, calibrated on synthetic pages.
 
-Detection dominates the per-page time once recognition is quantized; int8
-convolutions (per-channel weights, MinMax activations) cut it on x86 with
-VNNI/AVX2. Calibration inputs are what the detector itself feeds its network (bands of
-the page at the engine's size) for pages of appliance.bench.corpus and of the
+Detection dominates the per-page time once recognition is quantized, so an int8
+detector was tried (per-channel weights, MinMax activations); it did not pay, on
+AVX2 nor on VNNI/AMX (models/README.md), and is not shipped. Calibration inputs
+are what the detector itself feeds its network (bands of the page at the engine's
+size) for pages of appliance.bench.corpus and of the
 demo scanner's forms: generated pages only, never the real-scan corpus.
 
     python -m models.recipe.quantize_det [--max-side 640]
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import onnx
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -27,7 +27,6 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from appliance.bench.corpus import render_page
 from appliance.demo.synth import render_form_page
 from appliance.ocr.detector import DetectorConfig, TextDetector
-from models.recipe.fuse_det import fuse
 
 MODELS = Path(__file__).resolve().parents[1]
 
@@ -51,7 +50,7 @@ class PageReader(CalibrationDataReader):
     skipped) for generated corpus pages and the demo scanner's form pages."""
 
     def __init__(self, max_side: int, n: int) -> None:
-        det = TextDetector(MODELS / "ch_PP-OCRv4_det_infer.onnx", 1, DetectorConfig(max_side))
+        det = TextDetector(MODELS / "ppocr_v4_det_fused.onnx", 1, DetectorConfig(max_side))
         recording = det.session = _Recording(det.session)
         for seed in range(n):
             dpi = (200, 300)[seed % 2]
@@ -72,19 +71,17 @@ class PageReader(CalibrationDataReader):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--src", type=Path, default=MODELS / "ch_PP-OCRv4_det_infer.onnx")
+    ap.add_argument("--src", type=Path, default=MODELS / "ppocr_v4_det_fused.onnx")
     ap.add_argument("--out", type=Path, default=MODELS / "ppocr_v4_det_int8.onnx")
     ap.add_argument("--max-side", type=int, default=DetectorConfig().max_side)
     ap.add_argument("--pages", type=int, default=12)
     a = ap.parse_args()
     pre = a.out.with_suffix(".pre.onnx")
-    # fuse_det's graph (opset 14: per-channel DequantizeLinear needs >= 13): with its
-    # element-wise chains folded, the convolutions are most of the time, so making
-    # them int8 shows; on the shipped graph it did not.
-    up = a.out.with_suffix(".fused.onnx")
-    onnx.save(fuse(onnx.load(str(a.src)))[0], str(up))
-    quant_pre_process(str(up), str(pre), skip_symbolic_shape=True)
-    up.unlink()
+    # The fused graph (fuse_det.py; opset 14, and per-channel DequantizeLinear needs
+    # >= 13). Even so the int8 copy did not pay (models/README.md, "Detector graph"):
+    # every element-wise operator between the int8 convolutions costs a Dequantize
+    # and a Quantize.
+    quant_pre_process(str(a.src), str(pre), skip_symbolic_shape=True)
     quantize_static(
         str(pre), str(a.out), PageReader(a.max_side, a.pages),
         quant_format=QuantFormat.QDQ, per_channel=True,
