@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
+from PIL import Image
 
 from appliance.scanner import device
 from appliance.system.process import start_announcing
@@ -31,6 +34,25 @@ DELETE_HANGS = HOSTILE_SERVER.replace(
 assert DELETE_HANGS != HOSTILE_SERVER
 
 
+def start_delete_hangs() -> tuple[subprocess.Popen[str], str]:
+    """That server in its own process, with three pages in its feeder: (process, URL)."""
+    return start_announcing(
+        [sys.executable, "-c", DELETE_HANGS,
+         json.dumps({"fmt": "image/jpeg", "pages": ["ok", "ok", "ok"]})],
+        "hostile ready: ", "hostile eSCL server", cwd=REPO)
+
+
+def open_mid_job(sane_rig, url: str) -> tuple[device.Scanner, Iterator[Image.Image]]:
+    """A scanner on that server with its feeder job running (one page read), so that
+    closing it must cancel the job: a DELETE that never answers."""
+    sane_rig.reconfigure([*sane_rig.default_devices(), ("Hostile delete", url)])
+    name = next(d.name for d in device.list_devices() if d.name.endswith(":Hostile delete"))
+    scanner = device.open_scanner(name, resolution=100)
+    pages = scanner.scan("adf")
+    assert next(pages).info["page"] == 1
+    return scanner, pages
+
+
 def _threads_named(prefix: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(prefix)]
 
@@ -38,10 +60,7 @@ def _threads_named(prefix: str) -> list[threading.Thread]:
 def test_a_close_that_waits_on_the_scanner_is_given_up_without_freezing_the_process(
         sane_rig, caplog, monkeypatch):
     monkeypatch.setattr(device, "CLOSE_TIMEOUT_S", 2.0)
-    proc, url = start_announcing(
-        [sys.executable, "-c", DELETE_HANGS,
-         json.dumps({"fmt": "image/jpeg", "pages": ["ok", "ok", "ok"]})],
-        "hostile ready: ", "hostile eSCL server", cwd=REPO)
+    proc, url = start_delete_hangs()
     ticks = [0]
     stop = threading.Event()
 
@@ -51,13 +70,7 @@ def test_a_close_that_waits_on_the_scanner_is_given_up_without_freezing_the_proc
 
     ticker = threading.Thread(target=tick, daemon=True)
     try:
-        sane_rig.reconfigure([*sane_rig.default_devices(), ("Hostile delete", url)])
-        name = next(d.name for d in device.list_devices()
-                    if d.name.endswith(":Hostile delete"))
-        scanner = device.open_scanner(name, resolution=100)
-        pages = scanner.scan("adf")
-        first = next(pages)  # the job is running: the close must cancel it (DELETE)
-        assert first.info["page"] == 1
+        scanner, pages = open_mid_job(sane_rig, url)
         ticker.start()
         before, started = ticks[0], time.monotonic()
         with caplog.at_level(logging.ERROR, logger=device.log.name):

@@ -14,15 +14,12 @@ sane_exit, so the test itself never exits SANE under a running close.
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 
 from appliance.scanner import device
-from appliance.system.process import start_announcing
-from tests.scanner.demo_scanner import REPO, stop_process
-from tests.scanner.test_close_bounded import DELETE_HANGS
+from tests.scanner.demo_scanner import stop_process
+from tests.scanner.test_close_bounded import open_mid_job, start_delete_hangs
 
 
 def _closers() -> list[threading.Thread]:
@@ -31,10 +28,7 @@ def _closers() -> list[threading.Thread]:
 
 def test_no_sane_exit_while_a_close_is_inside_the_backend(sane_rig, monkeypatch):
     monkeypatch.setattr(device, "CLOSE_TIMEOUT_S", 60.0)
-    proc, url = start_announcing(
-        [sys.executable, "-c", DELETE_HANGS,
-         json.dumps({"fmt": "image/jpeg", "pages": ["ok", "ok", "ok"]})],
-        "hostile ready: ", "hostile eSCL server", cwd=REPO)
+    proc, url = start_delete_hangs()
     exits_during_close: list[bool] = []
     real_exit = device.sane.exit
 
@@ -50,12 +44,7 @@ def test_no_sane_exit_while_a_close_is_inside_the_backend(sane_rig, monkeypatch)
 
     closer_caller: threading.Thread | None = None
     try:
-        sane_rig.reconfigure([*sane_rig.default_devices(), ("Hostile delete", url)])
-        name = next(d.name for d in device.list_devices()
-                    if d.name.endswith(":Hostile delete"))
-        scanner = device.open_scanner(name, resolution=100)
-        pages = scanner.scan("adf")
-        assert next(pages).info["page"] == 1  # a job running: close waits on DELETE
+        scanner, pages = open_mid_job(sane_rig, url)  # close waits on the DELETE
         closer_caller = threading.Thread(target=scanner.close, name="closes-scanner")
         closer_caller.start()
         deadline = time.monotonic() + 5
