@@ -236,8 +236,8 @@ def _release_returned() -> None:
     for w in [w for w in _WRITTEN_OFF if not w.reader.is_alive()]:
         if not _forget(w):
             continue  # its own closer let it go meanwhile
-        if w.what == "read":
-            _close_handle(w.dev, w.device, cancel=False)
+        if w.what == "read" and not _close_handle(w.dev, w.device, cancel=False):
+            continue  # its close did not return either: held again, said so
         log.info("%s: the abandoned %s returned; handle closed", w.device, w.what)
 
 
@@ -305,10 +305,10 @@ def _take_handle(dev: sane.SaneDev) -> int | None:
     as closed: its close() and destructor do nothing, its other calls raise), or None
     where the object's layout is not the known one.
 
-    Why: python-sane calls sane_close() and sane_cancel() holding the GIL, so a close
-    that does not return freezes every thread of the process, the watchdog's pings and
-    any timeout included (CLOSE_TIMEOUT_S says when it was seen). Taken out, the handle
-    is closed through ctypes, which lets the GIL go. python-sane's C object is
+    Why: python-sane calls sane_close() (and, in some versions, sane_cancel()) holding
+    the GIL, so a close that does not return freezes every thread of the process, the
+    watchdog's pings and any timeout included (CLOSE_TIMEOUT_S says when it was seen).
+    Taken out, the handle is closed through ctypes, which lets the GIL go. python-sane's C object is
     {PyObject_HEAD; SANE_Handle h;} (_sane.c), so h is its last pointer-sized field.
     """
     inner = dev.__dict__.get("dev", dev)
