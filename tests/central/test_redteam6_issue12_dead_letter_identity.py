@@ -35,7 +35,7 @@ import pytest
 
 from appliance.sync import wire
 from tests.helpers.certs import client_certificate, make_pki
-from tests.helpers.junk_flood import flood, settled_dead_letters, stop
+from tests.helpers.junk_flood import flood, held, settled_dead_letters, stop
 from tests.helpers.mosquitto import TlsFiles, provisioning_identity_lines
 from tests.helpers.sync_rig import (
     Brokers,
@@ -86,8 +86,9 @@ def _flood_kill_and_count(tmp_path: Path, brokers: Brokers, *, own_ids: bool) ->
         time.sleep(1.0)  # their SUBSCRIBEs are through
         topic = wire.records_topic(base.mqtt.topic_prefix, base.device.id)
         device_tls = (pki.ca_cert, pki.client_cert, pki.client_key)
-        flood(broker.port, topic, [JUNK] * FLOOD, client_id="kiosk-01", wait_s=60,
-              tls=device_tls)
+        with held(procs[0]), held(procs[1]):  # the kill lands mid-flood (junk_flood.held)
+            flood(broker.port, topic, [JUNK] * FLOOD, client_id="kiosk-01", wait_s=60,
+                  tls=device_tls)
         wait_for(lambda: central_dead_letters(base) >= KILL_AT, 60,
                  "the receivers setting the flood aside")
         os.kill(procs[1].pid, signal.SIGKILL)

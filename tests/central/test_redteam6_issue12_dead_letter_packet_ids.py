@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from appliance.sync import wire
-from tests.helpers.junk_flood import flood, receiver_connections, settled_dead_letters, stop
+from tests.helpers.junk_flood import flood, held, receiver_connections, settled_dead_letters, stop
 from tests.helpers.sync_rig import (
     Brokers,
     central_dead_letters,
@@ -67,9 +67,10 @@ def _crash_broker_then_kill_receiver(tmp_path: Path, brokers: Brokers,
         wait_for(lambda: receiver_connections(log) >= 2, 40, "the receiver back on the new broker")
         time.sleep(1.0)
 
-        flood(broker.port, topic,
-              [JUNK + (b"%06d" % n if numbered else b"") for n in range(SECOND)],
-              client_id="junk-sender", wait_s=60)
+        with held(central):  # queued for it: the kill lands mid-flood (junk_flood.held)
+            flood(broker.port, topic,
+                  [JUNK + (b"%06d" % n if numbered else b"") for n in range(SECOND)],
+                  client_id="junk-sender", wait_s=60)
         wait_for(lambda: central_dead_letters(config) >= FIRST + KILL_AT, 60,
                  "the receiver setting the second flood aside")
         os.kill(central.pid, signal.SIGKILL)

@@ -36,7 +36,7 @@ import pytest
 from appliance.central import store as central_store
 from appliance.sync import wire
 from tests.helpers.certs import client_certificate, make_pki
-from tests.helpers.junk_flood import flood, receiver_connections, settled_dead_letters, stop
+from tests.helpers.junk_flood import flood, held, receiver_connections, settled_dead_letters, stop
 from tests.helpers.mosquitto import TlsFiles
 from tests.helpers.sync_rig import (
     Brokers,
@@ -89,8 +89,9 @@ def _shared_or_own_certificate(tmp_path: Path, brokers: Brokers, *, shared: bool
         time.sleep(1.0)  # their SUBSCRIBEs are through
         epochs = central_store.read_counters(base.central.database)
         topic = wire.records_topic(base.mqtt.topic_prefix, base.device.id)
-        flood(broker.port, topic, [JUNK] * FLOOD, client_id="kiosk-01", wait_s=60,
-              tls=(pki.ca_cert, pki.client_cert, pki.client_key))
+        with held(procs[0]), held(procs[1]):  # the kill lands mid-flood (junk_flood.held)
+            flood(broker.port, topic, [JUNK] * FLOOD, client_id="kiosk-01", wait_s=60,
+                  tls=(pki.ca_cert, pki.client_cert, pki.client_key))
         wait_for(lambda: central_dead_letters(base) >= KILL_AT, 60,
                  "the receivers setting the flood aside")
         os.kill(procs[0].pid, signal.SIGKILL)

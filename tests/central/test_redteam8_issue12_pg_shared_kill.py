@@ -16,6 +16,7 @@ letter, no more, no less.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 from appliance.central import store as central_store
 from appliance.sync import wire
 from tests.helpers import postgres as pg_helpers
-from tests.helpers.junk_flood import flood, settled_dead_letters
+from tests.helpers.junk_flood import flood, held, settled_dead_letters
 from tests.helpers.redteam8_rig import (
     DEVICE,
     Receivers,
@@ -108,7 +109,10 @@ def test_three_pg_receivers_one_killed_keep_every_count(
         for n in range(3):
             receivers.start(n)
         before = probe_receiver(attacker, config, "the receivers")
-        flood(broker.port, records_topic(), payloads, client_id=DEVICE, wait_s=60)
+        with contextlib.ExitStack() as stopped:  # the kill lands mid-stream (junk_flood.held)
+            for proc in receivers.procs.values():
+                stopped.enter_context(held(proc))
+            flood(broker.port, records_topic(), payloads, client_id=DEVICE, wait_s=60)
         wait_for(lambda: counters(config).get("dead_letters", 0) >= before + KILL_AT, 60,
                  "a third of the junk counted")
         receivers.kill9(1)
