@@ -39,6 +39,20 @@ def fetch_wheel(requirement: str, dest: Path, wheel_dir: Path | None) -> Path:
     return wheels[0]
 
 
+class Refused(Exception):
+    """A wheel whose sha256 is not the pinned one."""
+
+
+def checked_wheel(requirement: str, wheel_sha256: str, dest: Path,
+                  wheel_dir: Path | None) -> Path:
+    """fetch_wheel's wheel, refused unless its sha256 is `wheel_sha256`."""
+    wheel = fetch_wheel(requirement, dest, wheel_dir)
+    got = sha256_file(wheel)
+    if got != wheel_sha256:
+        raise Refused(f"{wheel.name}: sha256 {got}, manifest pins {wheel_sha256}")
+    return wheel
+
+
 def install(models_dir: Path, wheel_dir: Path | None = None) -> int:
     manifest = json.loads((models_dir / "manifest.json").read_text(encoding="utf-8"))
     pending: dict[tuple[str, str], list[dict]] = {}
@@ -53,11 +67,10 @@ def install(models_dir: Path, wheel_dir: Path | None = None) -> int:
         pending.setdefault((inst["wheel"], inst["wheel_sha256"]), []).append(m)
     for (req, wheel_sha), entries in pending.items():
         with tempfile.TemporaryDirectory() as td:
-            wheel = fetch_wheel(req, Path(td), wheel_dir)
-            got = sha256_file(wheel)
-            if got != wheel_sha:
-                print(f"refused  {wheel.name}: sha256 {got}, manifest pins {wheel_sha}",
-                      file=sys.stderr)
+            try:
+                wheel = checked_wheel(req, wheel_sha, Path(td), wheel_dir)
+            except Refused as e:
+                print(f"refused  {e}", file=sys.stderr)
                 return 1
             with zipfile.ZipFile(wheel) as z:
                 for m in entries:

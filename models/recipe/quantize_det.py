@@ -4,8 +4,8 @@ Detection dominates the per-page time once recognition is quantized, so an int8
 detector was tried (per-channel weights, MinMax activations); it did not pay, on
 AVX2 nor on VNNI/AMX (models/README.md), and is not shipped. Calibration inputs
 are what the detector itself feeds its network (bands of the page at the engine's
-size) for pages of appliance.bench.corpus and of the
-demo scanner's forms: generated pages only, never the real-scan corpus.
+size) for pages of appliance.bench.corpus and of the demo scanner's forms:
+generated pages only, never the real-scan corpus.
 
     python -m models.recipe.quantize_det [--max-side 640]
 """
