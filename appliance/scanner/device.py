@@ -213,10 +213,10 @@ class _WrittenOff:
         return self.dev.__dict__.get("dev", self.dev)
 
 
-# Written-off handles whose read may still be inside the backend. Each one's
-# python-sane object also holds one reference that only `_release_returned` gives
-# back: the interpreter's teardown clears module globals like this list, and
-# python-sane's destructor would then sane_close() a handle under a running read.
+# Written-off handles whose read (or close) may still be inside the backend. Each
+# one's python-sane object also holds one reference that only `_forget` gives back:
+# the interpreter's teardown clears module globals like this list, and python-sane's
+# destructor would then sane_close() a handle under a running read.
 _WRITTEN_OFF: list[_WrittenOff] = []
 _WRITTEN_OFF_LOCK = threading.Lock()
 # The written-off reads already named in the log for keeping SANE initialised: once
@@ -947,7 +947,7 @@ class Scanner:
         not close(), and not python-sane's destructor, which would sane_close() it
         when this Scanner is collected (after a SANE re-initialisation: a handle of
         a SANE that is gone, a segfault). So the handle moves to `_WRITTEN_OFF`, its
-        C object gets one reference that nothing but `_release_returned` gives back
+        C object gets one reference that nothing but `_forget` gives back
         (the interpreter's teardown clears module globals, the list included), and
         this Scanner keeps a stand-in that answers every use with ScannerTimeout.
         shutdown_sane() keeps SANE initialised while the read is still running, and
