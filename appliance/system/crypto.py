@@ -123,9 +123,10 @@ class Sealer:
                                "moved") from e
             raise
 
-    def seal_text(self, text: str, aad: str) -> str:
-        """A text column's value sealed into text (SQLite TEXT, prefixed base64)."""
-        blob = self.seal(text.encode("utf-8"), aad.encode("utf-8"))
+    def seal_text(self, text: str, aad: str, utf8: bytes = b"") -> str:
+        """A text column's value sealed into text (SQLite TEXT, prefixed base64).
+        utf8: the text's UTF-8 bytes when the caller has them (not encoded again)."""
+        blob = self.seal(utf8 or text.encode("utf-8"), aad.encode("utf-8"))
         return TEXT_PREFIX + binascii.b2a_base64(blob, newline=False).decode("ascii")
 
     def open_text(self, value: str, aad: str) -> str:
