@@ -836,7 +836,7 @@ def _with_body(conn: CentralConnection, device_id: str, msg: wire.RecordMessage,
     except UnicodeDecodeError as e:
         return _reject(conn, device_id, msg, f"record body is not UTF-8: {e.reason} at "
                                              f"{e.start}")
-    return dataclasses.replace(msg, body_json=text, body_bytes=0)
+    return dataclasses.replace(msg, body_json=text, body_bytes=0, body_utf8=bytes(data))
 
 
 def _drop_pending_file(conn: CentralConnection, sha: str) -> None:
