@@ -146,6 +146,16 @@ def open_text(conn: sqlite3.Connection, value: str, aad: str) -> str:
         raise StoreError(f"sealed value of {aad} does not open: {e}") from e
 
 
+def open_text_utf8(conn: sqlite3.Connection, value: str, aad: str) -> bytes:
+    """open_text's value as its UTF-8 bytes (see Sealer.open_text_utf8)."""
+    if not crypto.is_sealed_text(value):
+        return value.encode("utf-8")
+    try:
+        return sealer_of(conn).open_text_utf8(value, aad)
+    except Tampered as e:
+        raise StoreError(f"sealed value of {aad} does not open: {e}") from e
+
+
 def aad(table: str, column: str, row: object) -> str:
     """What a sealed value is bound to: moved to another row or column, it fails to open."""
     return f"{table}.{column}:{row}"

@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from appliance.store import audit
-from appliance.store.db import aad, get_state, open_text, set_state, transaction
+from appliance.store.db import aad, get_state, open_text_utf8, set_state, transaction
 from appliance.store.errors import StoreError
 from appliance.system.text import storable
 
@@ -86,6 +86,13 @@ class OutboxItem(NamedTuple):
     # The record's dossier, read with it: handed back with its ack (mark_received_many),
     # it spares reading the record again to write the audit line.
     dossier_id: int | None = None
+    # body_json's UTF-8 bytes as they were opened (b"" when not given): hashed and sent
+    # as they are, not encoded again (twice per record, at about 1.7 us per KB of a body
+    # with Vietnamese text).
+    body_utf8: bytes = b""
+
+    def utf8(self) -> bytes:
+        return self.body_utf8 or self.body_json.encode("utf-8")
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -151,14 +158,16 @@ def claim_next(conn: sqlite3.Connection, *, now: float | None = None) -> OutboxI
             (row["record_id"],)).fetchone()
         if rec is None:  # cannot happen with the foreign key; refuse rather than send nothing
             raise StoreError(f"outbox row {row['record_id']} has no record")
+    # Sealed at rest (store/db.py); the wire carries the signed clear bytes.
+    utf8 = open_text_utf8(conn, rec["body_json"], aad("records", "body_json", row["record_id"]))
     return OutboxItem(
         record_id=row["record_id"],
-        # Sealed at rest (store/db.py); the wire carries the signed clear bytes.
-        body_json=open_text(conn, rec["body_json"], aad("records", "body_json", row["record_id"])),
+        body_json=utf8.decode("utf-8"),
         sha256=rec["sha256"],
         attempts=row["attempts"],
         created_at=row["created_at"],
         dossier_id=rec["dossier_id"],
+        body_utf8=utf8,
     )
 
 
@@ -194,9 +203,12 @@ def claim_many(conn: sqlite3.Connection, limit: int, *, exclude: Collection[str]
         if any(row[2] is None for row in rows):
             raise StoreError("an outbox row has no record")
     # Sealed at rest (store/db.py); the wire carries the signed clear bytes.
-    return [OutboxItem(record_id, open_text(conn, body, aad("records", "body_json", record_id)),
-                       sha, attempts, created_at, dossier_id)
-            for record_id, body, sha, attempts, created_at, dossier_id in rows]
+    items = []
+    for record_id, body, sha, attempts, created_at, dossier_id in rows:
+        utf8 = open_text_utf8(conn, body, aad("records", "body_json", record_id))
+        items.append(OutboxItem(record_id, utf8.decode("utf-8"), sha, attempts, created_at,
+                                dossier_id, utf8))
+    return items
 
 
 def unclaim(conn: sqlite3.Connection, record_ids: list[str]) -> None:

@@ -705,7 +705,7 @@ class _Publisher:
 
     def files_of(self, item: outbox.OutboxItem) -> list[tuple[str, int]]:
         """The files a record names, after checking its body: a damaged record sends nothing."""
-        if hashlib.sha256(item.body_json.encode("utf-8")).hexdigest() != item.sha256:
+        if hashlib.sha256(item.utf8()).hexdigest() != item.sha256:
             raise LocalFileError(f"record {item.record_id}: body does not match its sha256")
         if len(item.body_json) > wire.MAX_BODY_BYTES:
             # The receiver refuses it before parsing; say so here instead of re-sending
@@ -731,7 +731,7 @@ class _Publisher:
             item.record_id, item.sha256, item.body_json, claim=True, batch=True))
         if len(whole) <= self.chunk_bytes:
             return 0
-        return len(item.body_json.encode("utf-8"))
+        return len(item.utf8())
 
     def messages(self, flight: _Flight) -> Iterator[tuple[bytes, bool]]:
         """Read and verify every file up front, so a damaged record sends nothing at all.
@@ -759,7 +759,7 @@ class _Publisher:
                 blobs.append((sha, b""))  # the receiver holds all of it: nothing to read
                 continue
             if flight.body_bytes and (sha, size) == (item.sha256, flight.body_bytes):
-                blobs.append((sha, item.body_json.encode("utf-8")))  # checked by files_of
+                blobs.append((sha, item.utf8()))  # checked by files_of
                 continue
             try:
                 data = self.files.read(sha, PDF_SUFFIX)
@@ -983,7 +983,8 @@ class _Publisher:
                 break
             if flight.pack_item is None:
                 flight.pack_item = wire.pack_item(wire.RecordMessage(
-                    record_id, flight.item.sha256, flight.item.body_json))
+                    record_id, flight.item.sha256, flight.item.body_json,
+                    body_utf8=flight.item.body_utf8))
             size = len(flight.pack_item) + 1
             if flight.files:  # most small records name no file: nothing to add or read
                 size += sum(-(-n // 3) * 4 + len(record_id) + 100 for _sha, n in flight.files)

@@ -399,7 +399,7 @@ class PackItem:
 
 
 def pack_item(record: RecordMessage) -> PackItem:
-    return PackItem(record.record_id, record.sha256, record.body_json.encode("utf-8"))
+    return PackItem(record.record_id, record.sha256, record.utf8())
 
 
 def join_record_pack(items: list[PackItem], files: list[Chunk] = ()) -> bytes:

@@ -130,6 +130,11 @@ class Sealer:
         return TEXT_PREFIX + binascii.b2a_base64(blob, newline=False).decode("ascii")
 
     def open_text(self, value: str, aad: str) -> str:
+        return self.open_text_utf8(value, aad).decode("utf-8")
+
+    def open_text_utf8(self, value: str, aad: str) -> bytes:
+        """open_text's value as its UTF-8 bytes, for a caller that hashes or sends them
+        (not decoded and encoded again)."""
         if not is_sealed_text(value):
             raise Tampered("not a sealed value")
         try:
@@ -137,7 +142,7 @@ class Sealer:
             blob = binascii.a2b_base64(value[len(TEXT_PREFIX):], strict_mode=True)
         except (binascii.Error, ValueError) as e:
             raise Tampered("sealed value is not valid base64") from e
-        return self.open(blob, aad.encode("utf-8")).decode("utf-8")
+        return self.open(blob, aad.encode("utf-8"))
 
 
     def mac(self, purpose: str, data: bytes) -> bytes:
