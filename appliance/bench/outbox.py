@@ -25,6 +25,14 @@ outbox's publisher and receiver from their start-up on (the broker's is not coun
 in either). On a machine where the three processes share few cores, their sum per
 record bounds what the drain can reach, whatever the waiting.
 
+Rounds: the development machine is a shared VM whose speed changes from second to
+second (raw paho publishing alone measured 9,300 to 20,400 records/s within minutes),
+so one raw phase and one outbox phase a minute apart gave ratios from 0.39 to 1.3 for
+the same code. Each kind is therefore measured in `rounds` rounds (default 3), each
+round its raw, raw subscribed and outbox phases back to back (every round's outbox
+filled before the first round starts); the figures are each round's median, and
+"ratio" is the median of the rounds' ratios ("round_ratios" lists them all).
+
 The outbox is filled without the scanner, OCR and PDF signing, which are not what is
 measured and would take minutes for 10,000 records: one dossier is made through the
 records module, and its signed body is cloned with fresh record ids (and, for the
@@ -40,6 +48,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import statistics
 import tempfile
 import threading
 import time
@@ -66,6 +75,7 @@ log = logging.getLogger(__name__)
 MB = 1_000_000
 DEFAULT_SCAN_BYTES = 1024 * 1024
 FILL_BATCH = 500
+DEFAULT_ROUNDS = 3
 DRAIN_TIMEOUT_SECONDS = 600.0
 # A folder: the receiver and the publisher each run under cProfile (CPU time) and
 # leave their statistics there (<service>-<pid>.prof), to see where a record's time goes.
@@ -88,6 +98,9 @@ class KindResult:
     raw_cpu_us_per_record: float = 0.0
     publisher_cpu_us_per_record: float = 0.0
     receiver_cpu_us_per_record: float = 0.0
+    # Each round's outbox/raw, its raw and outbox phases back to back (see the module's
+    # docstring); empty for a result made from one phase of each.
+    round_ratios: tuple[float, ...] = ()
 
     @property
     def raw_mb_per_s(self) -> float:
@@ -99,6 +112,10 @@ class KindResult:
 
     @property
     def ratio(self) -> float:
+        """The median round's outbox/raw (a round's two phases are seconds apart, the
+        rounds are not)."""
+        if self.round_ratios:
+            return statistics.median(self.round_ratios)
         return self.outbox_records_per_s / self.raw_records_per_s
 
     @property
@@ -108,7 +125,8 @@ class KindResult:
                 if self.raw_subscribed_records_per_s else 0.0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "raw_mb_per_s": self.raw_mb_per_s,
+        return {**asdict(self), "round_ratios": list(self.round_ratios),
+                "raw_mb_per_s": self.raw_mb_per_s,
                 "outbox_mb_per_s": self.outbox_mb_per_s, "ratio": self.ratio,
                 "ratio_to_subscribed": self.ratio_to_subscribed}
 
@@ -120,7 +138,10 @@ class KindResult:
                 f"({self.outbox_mb_per_s:,.1f} MB/s) in {self.outbox_seconds:.1f} s; "
                 f"ratio {self.ratio:.3f} (raw paho with a raw subscriber "
                 f"{self.raw_subscribed_records_per_s:,.0f} records/s, outbox "
-                f"{self.ratio_to_subscribed:.3f} of it); CPU per record: raw publisher "
+                f"{self.ratio_to_subscribed:.3f} of it; median of "
+                f"{max(1, len(self.round_ratios))} round(s): "
+                f"{', '.join(f'{r:.3f}' for r in self.round_ratios) or '-'}); "
+                f"CPU per record: raw publisher "
                 f"{self.raw_cpu_us_per_record:,.0f} us, outbox publisher "
                 f"{self.publisher_cpu_us_per_record:,.0f} us + receiver "
                 f"{self.receiver_cpu_us_per_record:,.0f} us")
@@ -471,29 +492,40 @@ def measure_outbox(config: config_mod.Config, count: int) -> tuple[float, dict[s
 
 
 def run_kind(host: str, port: int, kind: str, count: int, file_bytes: int,
-             workdir: Path) -> KindResult:
-    config = bench_config(host, port, workdir)
-    carried = fill_outbox(config, count, file_bytes)
-    payloads = record_payloads(carried - file_bytes, file_bytes, config.mqtt.chunk_bytes)
-    raw, raw_cpu = measure_raw(host, port, payloads, count)
-    subscribed = measure_raw_subscribed(host, port, payloads, count)
-    seconds, cpu = measure_outbox(config, count)
+             workdir: Path, rounds: int = DEFAULT_ROUNDS) -> KindResult:
+    """`rounds` rounds of raw, raw subscribed and outbox, each outbox filled first."""
+    configs = [bench_config(host, port, workdir / f"round-{n}") for n in range(max(1, rounds))]
+    carried = 0
+    for config in configs:
+        carried = fill_outbox(config, count, file_bytes)
+    payloads = record_payloads(carried - file_bytes, file_bytes, configs[0].mqtt.chunk_bytes)
     per_record = 1e6 / count
-    return KindResult(kind, count, carried, raw, count / seconds, seconds, subscribed,
-                      raw_cpu * per_record, cpu["publisher"] * per_record,
-                      cpu["receiver"] * per_record)
+    measured: list[tuple[float, float, float, float, float, float, float]] = []
+    for config in configs:
+        raw, raw_cpu = measure_raw(host, port, payloads, count)
+        subscribed = measure_raw_subscribed(host, port, payloads, count)
+        seconds, cpu = measure_outbox(config, count)
+        measured.append((raw, count / seconds, seconds, subscribed, raw_cpu * per_record,
+                         cpu["publisher"] * per_record, cpu["receiver"] * per_record))
+    medians = [statistics.median(column) for column in zip(*measured, strict=True)]
+    return KindResult(kind, count, carried, *medians,
+                      round_ratios=tuple(m[1] / m[0] for m in measured))
 
 
 def run_bench(host: str, port: int, *, metadata: int = 2000, scans: int = 50,
-              scan_bytes: int = DEFAULT_SCAN_BYTES, workdir: Path | None = None) -> BenchResult:
-    """Both kinds (a count of 0 skips one), each in its own device and central database."""
+              scan_bytes: int = DEFAULT_SCAN_BYTES, workdir: Path | None = None,
+              rounds: int = DEFAULT_ROUNDS) -> BenchResult:
+    """Both kinds (a count of 0 skips one), each round in its own device and central
+    database."""
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
         root = workdir or Path(tmp)
         kinds = []
         if metadata:
-            kinds.append(run_kind(host, port, "metadata", metadata, 0, root / "metadata"))
+            kinds.append(run_kind(host, port, "metadata", metadata, 0, root / "metadata",
+                                  rounds))
         if scans:
-            kinds.append(run_kind(host, port, "scan", scans, scan_bytes, root / "scan"))
+            kinds.append(run_kind(host, port, "scan", scans, scan_bytes, root / "scan",
+                                  rounds))
     return BenchResult(tuple(kinds))
 
 
@@ -506,12 +538,15 @@ def add_bench_sync_arguments(parser: argparse.ArgumentParser) -> None:
                         help="records with one scanned file; 0 skips them")
     parser.add_argument("--scan-bytes", type=int, default=DEFAULT_SCAN_BYTES,
                         help="bytes of each scan record's file")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help="rounds of raw and outbox phases back to back; the median "
+                             "round's figures are given")
 
 
 def cmd_bench_sync(args: argparse.Namespace) -> int:
     """Needs a running broker at --host/--port (tests start their own mosquitto)."""
     result = run_bench(args.host, args.port, metadata=args.records, scans=args.scans,
-                       scan_bytes=args.scan_bytes)
+                       scan_bytes=args.scan_bytes, rounds=args.rounds)
     if getattr(args, "json", False):
         print(json.dumps(result.as_dict()))
     else:
