@@ -26,12 +26,14 @@ in either). On a machine where the three processes share few cores, their sum pe
 record bounds what the drain can reach, whatever the waiting.
 
 Rounds: the development machine is a shared VM whose speed changes from second to
-second (raw paho publishing alone measured 9,300 to 20,400 records/s within minutes),
-so one raw phase and one outbox phase a minute apart gave ratios from 0.39 to 1.3 for
-the same code. Each kind is therefore measured in `rounds` rounds (default 3), each
+second (raw paho publishing alone measured 9,300 to 21,600 records/s within minutes),
+so one raw phase and one outbox phase a few seconds apart gave ratios from 0.33 to 1.3
+for the same code. Each kind is therefore measured in `rounds` rounds (default 3), each
 round its raw, raw subscribed and outbox phases back to back (every round's outbox
-filled before the first round starts); the figures are each round's median, and
-"ratio" is the median of the rounds' ratios ("round_ratios" lists them all).
+filled before the first round starts), raw publishing measured right before and right
+after the outbox phase and taken as the mean of the two; the figures are each
+round's median, and "ratio" is the median of the rounds' ratios ("round_ratios"
+lists them all).
 
 The outbox is filled without the scanner, OCR and PDF signing, which are not what is
 measured and would take minutes for 10,000 records: one dossier is made through the
@@ -502,9 +504,11 @@ def run_kind(host: str, port: int, kind: str, count: int, file_bytes: int,
     per_record = 1e6 / count
     measured: list[tuple[float, float, float, float, float, float, float]] = []
     for config in configs:
-        raw, raw_cpu = measure_raw(host, port, payloads, count)
         subscribed = measure_raw_subscribed(host, port, payloads, count)
+        before, cpu_before = measure_raw(host, port, payloads, count)
         seconds, cpu = measure_outbox(config, count)
+        after, cpu_after = measure_raw(host, port, payloads, count)
+        raw, raw_cpu = (before + after) / 2, (cpu_before + cpu_after) / 2
         measured.append((raw, count / seconds, seconds, subscribed, raw_cpu * per_record,
                          cpu["publisher"] * per_record, cpu["receiver"] * per_record))
     medians = [statistics.median(column) for column in zip(*measured, strict=True)]
