@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from appliance.bench.outbox import met_before
 from appliance.central import store as central_store
-from appliance.store import db
 from appliance.sync import wire
-from appliance.sync.publisher import PACKS_STATE_KEY, run_publisher
+from appliance.sync.publisher import run_publisher
 from appliance.system import config as config_mod
 from tests.helpers.mosquitto import MosquittoProcess
 from tests.helpers.sync_rig import (
@@ -81,12 +81,7 @@ def pack(items: list[wire.PackItem], files: Iterable[wire.Chunk] = ()) -> bytes:
 def packs_on(config: config_mod.Config) -> None:
     """The device knows the receiver reads packs and binary chunks (as after its first
     signed batch ack), so its first records already take the fast paths."""
-    conn = db.connect(config.paths.database, key_file=config.paths.key_file)
-    try:
-        with db.transaction(conn):
-            db.set_state(conn, PACKS_STATE_KEY, "1")
-    finally:
-        conn.close()
+    met_before(config)
 
 
 def served_ids(config: config_mod.Config) -> dict[tuple[str, str], str]:
