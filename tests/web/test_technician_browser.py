@@ -163,7 +163,9 @@ def test_technician_finds_chooses_and_test_scans_the_scanner(browser, rig, tmp_p
         finally:
             conn.close()
         stored = json.loads(row[0])["thumbnail_jpeg"]
-        assert is_sealed_text(stored) and "/9j/" not in row[0]
+        # No JPEG in clear (a JSON string starting as base64 JPEG does); "/9j/" alone
+        # also turns up inside the sealed text's base64 now and then (a CI run at ea8d38f).
+        assert is_sealed_text(stored) and '"/9j/' not in row[0]
         # the test opened the kiosk's own scanner: its capabilities are published
         conn = connect(rig.config.paths.database)
         try:
