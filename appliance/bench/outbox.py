@@ -128,8 +128,7 @@ class KindResult:
                 if self.raw_subscribed_records_per_s else 0.0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "round_ratios": list(self.round_ratios),
-                "raw_mb_per_s": self.raw_mb_per_s,
+        return {**asdict(self), "raw_mb_per_s": self.raw_mb_per_s,
                 "outbox_mb_per_s": self.outbox_mb_per_s, "ratio": self.ratio,
                 "ratio_to_subscribed": self.ratio_to_subscribed}
 

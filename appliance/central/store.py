@@ -53,7 +53,7 @@ from appliance.central.errors import CentralStoreError, ChunkRefused, DecisionRe
 from appliance.sync import wire
 from appliance.sync.errors import WireError
 from appliance.system import crypto
-from appliance.system.text import storable
+from appliance.system.text import json_string, storable
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,7 @@ def _open(conn: CentralConnection, blob: bytes, aad: str) -> bytes:
 def _codes_json(codes: list[str]) -> str:
     """json.dumps(codes, ensure_ascii=False), byte for byte, for a list of strings,
     without making an encoder per record (4 us of a record's 60 at the receiver)."""
-    return "[" + ", ".join(map(_quote, codes)) + "]"
-
-
-# A string as json.dumps(ensure_ascii=False) writes it, quotes included.
-_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
+    return "[" + ", ".join(map(json_string, codes)) + "]"
 
 
 def _seal_text(conn: CentralConnection, text: str, aad: str, utf8: bytes = b"") -> str:

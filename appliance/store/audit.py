@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from appliance.store.db import now, transaction
+from appliance.system.text import json_string
 
 GENESIS = "0" * 64
 
@@ -165,15 +166,12 @@ def append_canonical_many(conn: sqlite3.Connection, action: AuditAction | str, a
         return len(_chain(conn, what, actor, items))
 
 
-_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
-
-
 def _scalar(value: object) -> str | None:
     """A scalar as json.dumps writes it (ensure_ascii=False); None for anything else
     (subclasses included: json writes an IntEnum as its number, a StrEnum as its text)."""
     kind = type(value)
     if kind is str:
-        return _string(value)
+        return json_string(value)
     if value is None:
         return "null"
     if kind is bool:
@@ -221,13 +219,14 @@ def _chain(conn: sqlite3.Connection, action: str, actor: str,
     prev = GENESIS if head is None else str(head["sha256"])
     at = now()
     # The keys in sorted order: action, actor, at, detail, dossier_id, prev_sha256, seq.
-    lead = f'{{"action":{_string(action)},"actor":{_string(actor)},"at":{_value(at)},"detail":'
+    lead = (f'{{"action":{json_string(action)},"actor":{json_string(actor)},'
+            f'"at":{_value(at)},"detail":')
     rows: list[tuple[Any, ...]] = []
     for n, (dossier_id, text) in enumerate(items):
         seq += 1
         dossier = int.__repr__(dossier_id) if type(dossier_id) is int else _value(dossier_id)
         body = (f'{lead}{text if hashed is None else hashed[n]},"dossier_id":{dossier},'
-                f'"prev_sha256":{_string(prev)},"seq":{seq}}}')
+                f'"prev_sha256":{json_string(prev)},"seq":{seq}}}')
         sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
         rows.append((seq, at, actor, action, dossier_id, text, prev, sha))
         prev = sha

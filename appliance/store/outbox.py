@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from appliance.store import audit
 from appliance.store.db import aad, get_state, open_text_utf8, set_state, transaction
 from appliance.store.errors import StoreError
-from appliance.system.text import storable
+from appliance.system.text import json_string, storable
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ def mark_received_many(
     line's canonical text are composed from pieces encoded once per ack message.
     """
     t = time.time() if now is None else now
-    quote = _quote
+    quote = json_string
     with transaction(conn):
         due = _deliverable(conn, [(record_id, sha, item)
                                   for record_id, sha, _s, _r, item in acks])
@@ -425,8 +425,6 @@ def mark_received_many(
     return [acks[n][0] for n, _row, _sha, _dossier in due]
 
 
-# A string as json.dumps(ensure_ascii=False) writes it, quotes included.
-_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
 # By the outbox row's id, which _deliverable looked up with the record.
 _MARK_DELIVERED = "UPDATE outbox SET state=?, delivered_at=?, ack_json=? WHERE id=? AND state!=?"
 
