@@ -51,16 +51,18 @@ def test_stray_chunks_are_purged_and_genuine_records_pass(tmp_path, broker, serv
     stray_chunks(attacker, wire.records_topic("bhxh", "ghost-42"), 5)
     wait_for(lambda: all_delivered(config, recs), 30, "the genuine records")
     # Counted, not "no transfer held": the genuine records can be through before the
-    # receiver has taken the attacker's chunks off the broker, when nothing is held
-    # yet: the likely reading of a CI failure (27 Nov) where no purge had been logged.
+    # receiver has taken the attacker's chunks off the broker, when nothing is held yet.
     wait_for(lambda: central_store.read_counters(
         config.central.database).get("transfers_purged", 0) >= 10, 20,
         "the stray transfers to expire")
     wait_for(lambda: central_store.chunk_state(config.central.database)["transfers"] == 0, 15,
              "no transfer held")
     assert central_store.chunk_state(config.central.database) == NO_CHUNK_STATE
-    assert any("purged" in r.getMessage() and "ghost-42/stray" in r.getMessage()
-               for r in caplog.records)
+    # Waited for, not looked up once: purge_expired logs after its transaction commits,
+    # so the counter can be read in the moment before the receiver's thread logs (a CI
+    # failure, 27 Nov, with the counter at 10 and no line yet).
+    wait_for(lambda: any("purged" in r.getMessage() and "ghost-42/stray" in r.getMessage()
+                         for r in list(caplog.records)), 5, "the purge's log line")
     assert central_store.read_counters(config.central.database)["transfers_purged"] == 10
     assert_exactly_once(config, recs)
     assert_no_false_delivery(config)
