@@ -15,13 +15,24 @@ time; a head that trickles in never takes longer than HEAD_SECONDS in all. Once 
 head is whole, gunicorn's parser reads it from what was kept, then the body from the
 socket, where every read waits at most READ_SECONDS for data (a stalled body or a
 stalled keep-alive request then frees its thread too).
+
+After a "Connection: close" answer the server lingers, reading what the client may
+still send before it closes (RFC 9112 9.6), so that its last answer is not cut by a
+reset. gunicorn lingers with a blocking read of up to 2 s on its main loop: every
+client that kept its socket held every other client that long, one after another,
+and a connection put on the poller meanwhile was then found expired and closed unread
+(a reset). Here the lingering socket waits on the poller like any other, and the
+main loop's round of expiries closes it when its time is up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import time
+from collections import deque
+from concurrent.futures import Future
 from typing import Any
 
 from gunicorn.http.errors import NoMoreData
@@ -40,6 +51,10 @@ MAX_HEAD_BYTES = 64 * 1024
 # Once a request is being parsed, one read waits this long for data at most.
 READ_SECONDS = 30.0
 _END_OF_HEAD = b"\r\n\r\n"
+# After a "Connection: close" answer: how long, and for how many bytes at most, to go
+# on reading before closing (gunicorn's own figures for its close_graceful).
+LINGER_SECONDS = 2.0
+LINGER_MAX_BYTES = 64 * 1024
 
 
 class _ReadAhead:
@@ -73,8 +88,71 @@ def _readable(sock: socket.socket, seconds: float) -> bool:
         return bool(selector.select(seconds))
 
 
+class _Lingering:
+    """A socket whose answer is sent and whose write side is shut: read and dropped
+    until the client closes, LINGER_MAX_BYTES came, or `deadline` (monotonic)."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.drained = 0
+
+
 class HeadFirstWorker(gthread.ThreadWorker):  # type: ignore[misc]
     """See the module docstring; gunicorn's worker_class for `appliance web`."""
+
+    def init_process(self) -> None:
+        # Deadlines are all LINGER_SECONDS after their start, so the deque stays sorted.
+        self.lingering: deque[_Lingering] = deque()
+        super().init_process()
+
+    def finish_request(self, conn: Any, fs: Future[Any]) -> None:
+        """gunicorn's, except that a finished exchange the connection does not outlive
+        lingers on the poller (the module docstring says why)."""
+        if fs.cancelled() or fs.exception() is not None or fs.result():
+            super().finish_request(conn, fs)  # kept alive, deferred, or failed
+            return
+        self.nr_conns -= 1
+        self._linger(conn.sock)
+
+    def _linger(self, sock: Any) -> None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+        except OSError:
+            with contextlib.suppress(OSError):
+                sock.close()
+            return
+        entry = _Lingering(sock, time.monotonic() + LINGER_SECONDS)
+        self.lingering.append(entry)
+        self.poller.register(sock, selectors.EVENT_READ, lambda _sock: self._drain(entry))
+
+    def _drain(self, entry: _Lingering) -> None:
+        try:
+            data = entry.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        entry.drained += len(data)
+        if not data or entry.drained >= LINGER_MAX_BYTES:
+            self._stop_lingering(entry)
+
+    def _stop_lingering(self, entry: _Lingering) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):  # already off the poller
+            self.poller.unregister(entry.sock)
+        with contextlib.suppress(OSError):
+            entry.sock.close()
+        entry.deadline = 0.0  # done; dropped from the deque at its turn
+
+    def murder_pending(self) -> None:
+        """gunicorn's round of expiries on the main loop, plus the lingering sockets."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self.lingering and self.lingering[0].deadline <= now:
+            entry = self.lingering.popleft()
+            if entry.deadline:
+                self._stop_lingering(entry)
 
     def handle(self, conn: Any) -> Any:
         if not conn.initialized:
