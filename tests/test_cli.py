@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from appliance.system import config as config_mod
-from tests.helpers.sync_rig import broker, brokers  # noqa: F401 (fixtures)
+from tests.helpers.sync_rig import brokers  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ["web", "worker", "sync", "central", "demo-scanner", "run"]
@@ -191,9 +192,42 @@ def test_demo_supervisor_does_not_import_the_cli():
     assert "appliance.cli" not in source
 
 
+def kept_sessions(broker) -> tuple[list[str], list[str]]:
+    """(every client id that asked the broker for a kept session, from its log; those
+    whose session the broker still holds). Each is asked by connecting under its id
+    without a clean start: CONNACK says whether a session was there; this connection
+    asks for none (no expiry), so it ends with it."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    asked = sorted(set(re.findall(r"New client connected from \S+ as (\S+) \(p\d, c0,",
+                                  broker.log())))
+    kept = []
+    for client_id in asked:
+        present: list[bool] = []
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5)
+        client.on_connect = lambda _c, _u, flags, *_a, seen=present: seen.append(
+            bool(flags.session_present))
+        client.connect("127.0.0.1", broker.port, clean_start=False)
+        client.loop_start()
+        try:
+            deadline = time.monotonic() + 10
+            while not present:
+                assert time.monotonic() < deadline, f"no CONNACK for {client_id}"
+                time.sleep(0.05)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        if present[0]:
+            kept.append(client_id)
+    return asked, kept
+
+
 @pytest.mark.timeout(300)
-def test_bench_outbox_prints_json(broker):  # noqa: F811 (fixture)
-    result = run(["bench", "outbox", "--json", "--port", str(broker.port),
+def test_bench_outbox_prints_json(brokers):  # noqa: F811 (fixture)
+    mosquitto = brokers.start()
+    result = run(["bench", "outbox", "--json", "--port", str(mosquitto.port),
                   "--records", "20", "--scans", "2", "--scan-bytes", "4096",
                   "--rounds", "2"], timeout=240)
     assert result.returncode == 0, result.stderr
@@ -212,6 +246,10 @@ def test_bench_outbox_prints_json(broker):  # noqa: F811 (fixture)
                     "receiver_cpu_us_per_record"):
             assert 0 < kind[cpu] < 5e6, (cpu, kind)
     assert figures["ratio"] == pytest.approx(min(k["ratio"] for k in kinds))
+    # No session of the bench's receivers or devices is left at the broker (each kept
+    # a copy of every later round's records for a week).
+    asked, kept = kept_sessions(mosquitto)
+    assert len(asked) == 8 and kept == [], (asked, kept)  # 2 kinds x 2 rounds x 2 services
 
 
 RUNNING_MODULES = """

@@ -364,17 +364,22 @@ def _all_delivered(conn: db.StoreConnection) -> bool:
 
 
 def bench_config(host: str, port: int, workdir: Path) -> config_mod.Config:
-    """Device and receiver as in an office: signed acks, verified on the device."""
+    """Device and receiver as in an office: signed acks, verified on the device.
+
+    Each round has topics of its own (its own prefix): a receiver's session that
+    outlived its round (a bench stopped half-way, see forget_sessions) then never takes
+    copies of a later round's records, nor a real device's on a shared broker."""
     keys = workdir / "keys"
     private, public = keys / "central-ack.key", keys / "central-ack.pub"
     if not private.exists():
         acksig.generate_key(private, public)
+    name = f"bench-{uuid.uuid4().hex[:8]}"
     return config_mod.with_overrides(
         config_mod.Config(),
-        device={"id": f"bench-{uuid.uuid4().hex[:8]}"},
+        device={"id": name},
         paths={"data_dir": str(workdir / "device")},
         mqtt={"host": host, "port": port, "ack_timeout_seconds": 30.0,
-              "central_public_key": str(public)},
+              "central_public_key": str(public), "topic_prefix": name},
         central={"database": str(workdir / "central.sqlite3"), "signing_key": str(private)},
     )
 
@@ -449,6 +454,32 @@ def _wait_receiver_subscribed(log: Path, receiver: Any, before: int) -> None:
     time.sleep(0.2)
 
 
+def forget_sessions(host: str, port: int, client_ids: list[str]) -> None:
+    """End the broker sessions a round's services leave behind.
+
+    Both connect as in service, with a session kept a week after they go (sync/client.py).
+    Each round's receiver had a client id of its own, so every round left a session
+    subscribed to every device's records, and the broker kept a copy of each later
+    record for it (up to max_queued_messages: 100,000 in the test broker, whose memory
+    grew by hundreds of MB over a few runs). A connection under the same id with a clean
+    start and no expiry takes each session over and ends it at its disconnect."""
+    for client_id in client_ids:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5)
+        connected = threading.Event()
+        client.on_connect = lambda *_args, done=connected: done.set()
+        try:
+            client.connect(host, port, clean_start=True)  # expiry absent: 0, ends with us
+            client.loop_start()
+            if not connected.wait(10):
+                log.warning("bench: could not end the broker session of %s", client_id)
+        except OSError as e:
+            log.warning("bench: could not end the broker session of %s: %s", client_id, e)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+
 def measure_outbox(config: config_mod.Config, count: int) -> tuple[float, dict[str, float]]:
     """Seconds from the publisher's start to the last ack committed on the device, and
     the CPU seconds each process spent after its start-up ({"publisher": s,
@@ -462,9 +493,9 @@ def measure_outbox(config: config_mod.Config, count: int) -> tuple[float, dict[s
     cpu_dir.mkdir(parents=True, exist_ok=True)
     for old in cpu_dir.glob("*.cpu"):
         old.unlink()
-    procs = [ctx.Process(target=_serve, args=("receiver", config,
-                                              f"bench-central-{uuid.uuid4().hex[:8]}",
-                                              None, str(cpu_dir)),
+    receiver_id = f"bench-central-{uuid.uuid4().hex[:8]}"
+    procs = [ctx.Process(target=_serve, args=("receiver", config, receiver_id, None,
+                                              str(cpu_dir)),
                          daemon=True)]
     receiver_log = Path(config.paths.database).parent / "receiver.log"
     connected_before = _said_connected(receiver_log)
@@ -500,6 +531,7 @@ def measure_outbox(config: config_mod.Config, count: int) -> tuple[float, dict[s
             proc.join(15)
             if proc.is_alive():
                 proc.kill()
+        forget_sessions(config.mqtt.host, config.mqtt.port, [receiver_id, config.device.id])
     cpu = {}
     for service in ("publisher", "receiver"):
         found = cpu_dir / f"{service}.cpu"

@@ -47,6 +47,7 @@ from appliance.central.errors import CentralStoreError, ChunkRefused
 from appliance.central.store import list_records
 from appliance.sync import acksig, wire
 from appliance.sync.client import (
+    SESSION_EXPIRY_SECONDS,
     SUBSCRIBE_RETRY_SECONDS,
     Reconnector,
     close,
@@ -219,6 +220,10 @@ class _Receiver:
         # When the broker last sent a QoS 1 message (or the connection was made): see
         # quiet().
         self.quiet_reconnect = config.central.quiet_reconnect_seconds
+        # A group's member keeps its session briefly (central.shared_session_seconds:
+        # mosquitto deals to members that are gone too), a lone receiver for a week.
+        self.session_expiry = (config.central.shared_session_seconds if self.shared
+                               else SESSION_EXPIRY_SECONDS)
         self.heard_at = time.monotonic()
         self.next_report = time.monotonic() + REPORT_SECONDS
         self.reported: dict[str, int] = {}
@@ -555,7 +560,8 @@ class _Receiver:
         client.on_subscribe = self.on_subscribe
         open_session(client, self.cfg, lambda: self.connected, lambda: self.refusal,
                      max_packet=MAX_PACKET_BYTES,
-                     receive_maximum=RECEIVE_MAXIMUM)
+                     receive_maximum=RECEIVE_MAXIMUM,
+                     session_expiry=self.session_expiry)
         self.client = client
         self.heard_at = time.monotonic()
 

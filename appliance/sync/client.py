@@ -110,6 +110,7 @@ def open_session(
     *,
     max_packet: int,
     receive_maximum: int | None = None,
+    session_expiry: int = SESSION_EXPIRY_SECONDS,
 ) -> None:
     """Connect with a persistent session and pump the loop until CONNACK.
 
@@ -128,9 +129,11 @@ def open_session(
     service's MemoryMax survives.
     receive_maximum: QoS 1 messages the broker may send before their PUBACKs (MQTT v5
     Receive Maximum); unset, the broker's own limit (mosquitto: max_inflight_messages).
+    session_expiry: seconds the broker keeps the session after the connection is gone
+    (0: it ends with the connection).
     """
     props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+    props.SessionExpiryInterval = session_expiry
     props.MaximumPacketSize = max_packet
     if receive_maximum is not None:
         props.ReceiveMaximum = receive_maximum

@@ -215,6 +215,14 @@ class CentralConfig:
     # connection (mosquitto keeps a send slot for each message it discards as too
     # large for the receiver). An idle office costs one reconnect per period.
     quiet_reconnect_seconds: float = 300.0
+    # With share_group: how long the broker keeps this receiver's session once its
+    # connection is gone. Long enough for a restart (systemd's is 5 s), which gets back
+    # what it had in flight; short, because mosquitto deals a group's messages to every
+    # member with a session, connected or not, and a receiver left down held back its
+    # share of every device's records until each one's ack timeout. What a session
+    # that ends holds, the devices send again. Without share_group the session is kept
+    # a week: what devices send while a lone receiver is down waits at the broker.
+    shared_session_seconds: int = 60
 
     @property
     def key_path(self) -> Path:
@@ -469,7 +477,9 @@ def _check_ranges(config: Config) -> None:
             ("central.max_chunk_store_bytes", c.max_chunk_store_bytes >= 1, "1 or more"),
             ("central.chunk_expiry_seconds", c.chunk_expiry_seconds > 0, "more than 0"),
             ("central.quiet_reconnect_seconds", c.quiet_reconnect_seconds > 0,
-             "more than 0")):
+             "more than 0"),
+            ("central.shared_session_seconds", 0 <= c.shared_session_seconds <= 86400,
+             "0-86400")):
         if not ok:
             raise ConfigError(f"{key}: must be {need}")
     host, sep, port = w.bind.rpartition(":")

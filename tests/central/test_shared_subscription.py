@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -121,3 +122,51 @@ def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
 
+
+
+def test_a_receiver_that_stays_down_holds_back_no_record(tmp_path, broker, services):
+    """One receiver of two killed and left down. mosquitto deals a group's messages to
+    every member that still has a session, connected or not: with the week-long session
+    a lone receiver keeps, half of every device's messages went into the dead one's
+    queue and its records waited for their device's ack timeout (and half the re-sends
+    too). A receiver of a group keeps its session only central.shared_session_seconds
+    (60 by default; 2 here), after which the other one takes every message: every
+    record is delivered well inside one ack timeout, at its first try."""
+    config = make_config(tmp_path, broker.port, ack_timeout_seconds=30.0,
+                         central={"share_group": GROUP, "shared_session_seconds": 2})
+    config_file = write_config_file(tmp_path, config)
+    logs = [tmp_path / f"central-{n}.log" for n in range(2)]
+    receivers = [start_central(config_file, logs[n], "--client-id", f"central-{n}")
+                 for n in range(2)]
+    attacker = Attacker(broker.port)
+    try:
+        probe_receiver(attacker, config, "the receivers")
+        wait_for(lambda: all("receiver connected" in log.read_text(errors="replace")
+                             for log in logs), 30, "two receivers connected")
+        time.sleep(0.5)  # their SUBSCRIBE follows the CONNACK
+        os.kill(receivers[1].pid, signal.SIGKILL)
+        receivers[1].wait(10)
+        wait_for(lambda: re.search(r"(Socket error on client|Client) central-1\b",
+                                   broker.log()), 10, "the broker to see central-1 go")
+        time.sleep(2 + 2)  # its session's expiry, and mosquitto's next look at it
+        # A file and a record message each: many messages, which the broker deals in turn.
+        recs = enqueue(config, 20, pdf_sizes=(3000,))
+        publisher = services(run_publisher, config)
+        wait_for(lambda: all_delivered(config, recs), 20,
+                 "every record inside the 30 s ack timeout")
+        with sqlite3.connect(config.paths.database) as device:
+            tries = [n for (n,) in device.execute("SELECT attempts FROM outbox")]
+        assert tries and set(tries) == {1}, tries
+        assert publisher.running() and receivers[0].poll() is None
+        assert_exactly_once_everywhere(config, recs)
+    finally:
+        attacker.close()
+        for proc in receivers:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in receivers:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
