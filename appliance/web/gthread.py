@@ -112,7 +112,10 @@ class HeadFirstWorker(gthread.ThreadWorker):  # type: ignore[misc]
         if fs.cancelled() or fs.exception() is not None or fs.result():
             super().finish_request(conn, fs)  # kept alive, deferred, or failed
             return
-        self.nr_conns -= 1
+        # Still counted in nr_conns until it is closed: worker_connections then bounds
+        # the lingering sockets too (gunicorn stops accepting at it). Uncounted, clients
+        # that kept their sockets piled them up until accept() failed with EMFILE and
+        # the worker died (red team 23).
         self._linger(conn.sock)
 
     def _linger(self, sock: Any) -> None:
@@ -122,6 +125,7 @@ class HeadFirstWorker(gthread.ThreadWorker):  # type: ignore[misc]
         except OSError:
             with contextlib.suppress(OSError):
                 sock.close()
+            self.nr_conns -= 1
             return
         entry = _Lingering(sock, time.monotonic() + LINGER_SECONDS)
         self.lingering.append(entry)
@@ -143,6 +147,7 @@ class HeadFirstWorker(gthread.ThreadWorker):  # type: ignore[misc]
             self.poller.unregister(entry.sock)
         with contextlib.suppress(OSError):
             entry.sock.close()
+        self.nr_conns -= 1
         entry.deadline = 0.0  # done; dropped from the deque at its turn
 
     def murder_pending(self) -> None:
