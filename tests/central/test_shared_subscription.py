@@ -51,6 +51,19 @@ def counted(config: config_mod.Config, what: str) -> int:
     return central_read(config, lambda conn: conn.counter(what), 0)
 
 
+def stop_receivers(receivers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to those still running, then SIGKILL to any that hang, by PID."""
+    for proc in receivers:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+    for proc in receivers:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def served_count(config: config_mod.Config) -> int:
     return counted(config, "records")
 
@@ -112,15 +125,7 @@ def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
         assert sum(1 for n in handled if n) >= 2, f"the broker did not share: {handled}"
     finally:
         attacker.close()
-        for proc in receivers:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in receivers:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_receivers(receivers)
 
 
 
@@ -161,12 +166,4 @@ def test_a_receiver_that_stays_down_holds_back_no_record(tmp_path, broker, servi
         assert_exactly_once_everywhere(config, recs)
     finally:
         attacker.close()
-        for proc in receivers:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in receivers:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_receivers(receivers)
