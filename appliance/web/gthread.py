@@ -119,15 +119,13 @@ class HeadFirstWorker(gthread.ThreadWorker):  # type: ignore[misc]
         self._linger(conn.sock)
 
     def _linger(self, sock: Any) -> None:
+        entry = _Lingering(sock, time.monotonic() + LINGER_SECONDS)
         try:
             sock.shutdown(socket.SHUT_WR)
             sock.setblocking(False)
-        except OSError:
-            with contextlib.suppress(OSError):
-                sock.close()
-            self.nr_conns -= 1
+        except OSError:  # gone already, or closed by handle()
+            self._stop_lingering(entry)
             return
-        entry = _Lingering(sock, time.monotonic() + LINGER_SECONDS)
         self.lingering.append(entry)
         self.poller.register(sock, selectors.EVENT_READ, lambda _sock: self._drain(entry))
 
@@ -176,9 +174,8 @@ class HeadFirstWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 if time.monotonic() - started > HEAD_SECONDS:
                     self.log.info("closing a connection from %s: no whole request head "
                                   "in %.0f s", conn.client, HEAD_SECONDS)
-                    # Closed here, at once: gthread's own close after `False` lingers
-                    # up to 2 s per connection for the client's FIN, on its main loop,
-                    # which held every other client for seconds.
+                    # Closed here, at once, not lingered on as a finished exchange is
+                    # (finish_request): this client never sent a whole request.
                     conn.close()
                     return False
                 conn.appliance_head, conn.appliance_started = head, started
