@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,24 @@ def counted(config: config_mod.Config, what: str) -> int:
             config, lambda conn: int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]),
             0)
     return central_read(config, lambda conn: conn.counter(what), 0)
+
+
+def start_group(tmp_path: Path, config: config_mod.Config,
+                count: int) -> tuple[Path, list[Path], list[subprocess.Popen[bytes]]]:
+    """`count` receivers of config's group as real processes, central-0, central-1, ...:
+    (their config file, their logs, the processes)."""
+    config_file = write_config_file(tmp_path, config)
+    logs = [tmp_path / f"central-{n}.log" for n in range(count)]
+    return config_file, logs, [start_central(config_file, logs[n], "--client-id",
+                                             f"central-{n}") for n in range(count)]
+
+
+def wait_subscribed(attacker: Attacker, config: config_mod.Config, logs: list[Path]) -> None:
+    """Until every receiver connected, and one of them took the probe's junk."""
+    probe_receiver(attacker, config, "the receivers")
+    wait_for(lambda: all("receiver connected" in log.read_text(errors="replace")
+                         for log in logs), 30, f"{len(logs)} receivers connected")
+    time.sleep(0.5)  # their SUBSCRIBE follows the CONNACK
 
 
 def stop_receivers(receivers: list[subprocess.Popen[bytes]]) -> None:
@@ -93,16 +112,10 @@ def test_three_receivers_one_killed_mid_stream_lose_and_duplicate_nothing(
     if engine == "postgresql":
         central["postgres_dsn"] = request.getfixturevalue("pg_server").create_database()
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=4.0, central=central)
-    config_file = write_config_file(tmp_path, config)
-    logs = [tmp_path / f"central-{n}.log" for n in range(RECEIVERS)]
-    receivers = [start_central(config_file, logs[n], "--client-id", f"central-{n}")
-                 for n in range(RECEIVERS)]
+    config_file, logs, receivers = start_group(tmp_path, config, RECEIVERS)
     attacker = Attacker(broker.port)
     try:
-        probe_receiver(attacker, config, "the receivers")
-        wait_for(lambda: all("receiver connected" in log.read_text(errors="replace")
-                             for log in logs), 30, "three receivers connected")
-        time.sleep(0.5)  # their SUBSCRIBE follows the CONNACK
+        wait_subscribed(attacker, config, logs)
         # Two chunks + the record, then one chunk + the record: mosquitto deals a shared
         # subscription's messages round robin, so with three messages per record and
         # three receivers every record message would reach the same one.
@@ -139,16 +152,10 @@ def test_a_receiver_that_stays_down_holds_back_no_record(tmp_path, broker, servi
     record is delivered well inside one ack timeout, at its first try."""
     config = make_config(tmp_path, broker.port, ack_timeout_seconds=30.0,
                          central={"share_group": GROUP, "shared_session_seconds": 2})
-    config_file = write_config_file(tmp_path, config)
-    logs = [tmp_path / f"central-{n}.log" for n in range(2)]
-    receivers = [start_central(config_file, logs[n], "--client-id", f"central-{n}")
-                 for n in range(2)]
+    _config_file, logs, receivers = start_group(tmp_path, config, 2)
     attacker = Attacker(broker.port)
     try:
-        probe_receiver(attacker, config, "the receivers")
-        wait_for(lambda: all("receiver connected" in log.read_text(errors="replace")
-                             for log in logs), 30, "two receivers connected")
-        time.sleep(0.5)  # their SUBSCRIBE follows the CONNACK
+        wait_subscribed(attacker, config, logs)
         os.kill(receivers[1].pid, signal.SIGKILL)
         receivers[1].wait(10)
         wait_for(lambda: re.search(r"(Socket error on client|Client) central-1\b",
