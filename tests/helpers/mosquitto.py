@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.bench.local import free_port  # noqa: F401 (re-exported to tests)
 from appliance.system.process import die_with_parent
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -40,10 +41,6 @@ class TlsFiles:
     require_certificate: bool = True
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MosquittoProcess:

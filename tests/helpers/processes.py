@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.bench.local import free_port  # noqa: F401 (re-exported to tests)
 from appliance.scanner.sane_env import write_sane_config
 from appliance.system import config as config_mod
 from appliance.system.config import Config
@@ -25,10 +25,6 @@ from appliance.system.process import die_with_parent, stop_process
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def peak_kib(pid: int) -> int:
