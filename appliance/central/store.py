@@ -1021,7 +1021,8 @@ def _put_record(conn: CentralConnection, device_id: str, msg: wire.RecordMessage
         f"INSERT INTO records{_RECORD_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT DO NOTHING",
         (device_id, msg.record_id, msg.sha256,
-         _seal_text(conn, msg.body_json, _body_aad(device_id, msg.record_id, msg.sha256)),
+         _seal_text(conn, msg.body_json, _body_aad(device_id, msg.record_id, msg.sha256),
+                    msg.body_utf8),
          body.dossier_code,
          _codes_json(body.result_codes),
          "held" if others else "served", now, now))

@@ -158,17 +158,17 @@ def claim_next(conn: sqlite3.Connection, *, now: float | None = None) -> OutboxI
             (row["record_id"],)).fetchone()
         if rec is None:  # cannot happen with the foreign key; refuse rather than send nothing
             raise StoreError(f"outbox row {row['record_id']} has no record")
-    # Sealed at rest (store/db.py); the wire carries the signed clear bytes.
-    utf8 = open_text_utf8(conn, rec["body_json"], aad("records", "body_json", row["record_id"]))
-    return OutboxItem(
-        record_id=row["record_id"],
-        body_json=utf8.decode("utf-8"),
-        sha256=rec["sha256"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        dossier_id=rec["dossier_id"],
-        body_utf8=utf8,
-    )
+    return _opened(conn, row["record_id"], rec["body_json"], rec["sha256"], row["attempts"],
+                   row["created_at"], rec["dossier_id"])
+
+
+def _opened(conn: sqlite3.Connection, record_id: str, sealed_body: str, sha256: str,
+            attempts: int, created_at: float, dossier_id: int | None) -> OutboxItem:
+    """A claimed record as sync sends it. Its body is sealed at rest (store/db.py); the
+    wire carries the signed clear bytes, opened once and kept as text and as UTF-8."""
+    utf8 = open_text_utf8(conn, sealed_body, aad("records", "body_json", record_id))
+    return OutboxItem(record_id, utf8.decode("utf-8"), sha256, attempts, created_at,
+                      dossier_id, utf8)
 
 
 def claim_many(conn: sqlite3.Connection, limit: int, *, exclude: Collection[str] = (),
@@ -202,13 +202,7 @@ def claim_many(conn: sqlite3.Connection, limit: int, *, exclude: Collection[str]
             f"WHERE o.id IN ({','.join('?' * len(ids))}) ORDER BY o.id", ids).fetchall()
         if any(row[2] is None for row in rows):
             raise StoreError("an outbox row has no record")
-    # Sealed at rest (store/db.py); the wire carries the signed clear bytes.
-    items = []
-    for record_id, body, sha, attempts, created_at, dossier_id in rows:
-        utf8 = open_text_utf8(conn, body, aad("records", "body_json", record_id))
-        items.append(OutboxItem(record_id, utf8.decode("utf-8"), sha, attempts, created_at,
-                                dossier_id, utf8))
-    return items
+    return [_opened(conn, *row) for row in rows]
 
 
 def unclaim(conn: sqlite3.Connection, record_ids: list[str]) -> None:
