@@ -34,7 +34,8 @@ WAITING = "records wait in SQLite"
 FORBIDDEN = {"flask", "werkzeug", "jinja2", "gunicorn", "numpy", "PIL", "onnxruntime",
              "sane", "_sane"}
 # Third-party packages the sync service may hold (sqlite3 is the standard library's).
-ALLOWED_THIRD_PARTY = {"paho"}
+# orjson reads its small messages first (sync/wire.py; a few hundred KB resident).
+ALLOWED_THIRD_PARTY = {"paho", "orjson"}
 
 MODULES = """
 import json, os, signal, sys, threading

@@ -175,6 +175,59 @@ def test_transform_cases_the_record_body_depends_on() -> None:
     assert outcome == "refused" and "'size'" in reason
 
 
+def _typed(value: Any) -> Any:
+    """A value with every type spelled out and every key order kept: 1 and 1.0, or
+    {"a":1,"b":2} and {"b":2,"a":1}, are equal in Python but not what a reader read."""
+    if isinstance(value, dict):
+        return ("dict", [(k, _typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [_typed(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+# Written for the fast reader: valid JSON on which orjson and Python's json could
+# disagree, or that only one of them refuses.
+HOSTILE_FOR_THE_FAST_READER = [
+    b'{"a":1,"a":2}', b'{"a":{"b":1,"b":1}}', b'[{"x":[{"k":0,"k":0}]}]',
+    b'{"a":1, "a":1}', b'[-0]', b'[-0.0]', b'[0.0]', b'[1.0]', b'[1E400]', b'[-1e400]',
+    b'[1e16]', b'[1e22]', b'[1.5e-7]', b'[123456789012345678]', b'[18446744073709551615]',
+    b'[18446744073709551616]', b'[-9223372036854775808]', b'[-9223372036854775809]',
+    b'["\\ud800"]', b'["\\ud800\\udc00"]', b'["\\u00e9"]', b'["\\/"]',
+    b'["\\u0000"]', '["T\u1edd khai"]'.encode(), b'"\\""', b'[NaN]', b'[Infinity]',
+    b'{"a":[]}', b'{}', b'[]', b'true', b'null', b'"x"', b'1', b'[1,]', b'{"a":1,}',
+    b'[1]x', b' [1]', b'[1] ', b'\xef\xbb\xbf[1]',
+]
+
+
+@pytest.mark.parametrize("raw", [c.read_bytes() for c in PARSING + TRANSFORM]
+                         + HOSTILE_FOR_THE_FAST_READER,
+                         ids=[c.name for c in PARSING + TRANSFORM]
+                         + [f"hostile-{i}" for i in range(len(HOSTILE_FOR_THE_FAST_READER))])
+def test_the_fast_reader_reads_exactly_what_the_reference_reads_or_leaves_it(
+        raw: bytes) -> None:
+    """bounded_loads takes orjson's reading of a small payload only where it is the
+    reference reader's, type for type and key for key; never one it refuses."""
+    fast = wire._fast_loads(raw)  # noqa: SLF001 - the part under test
+    if fast is wire._UNREAD:  # noqa: SLF001
+        return  # the reference reader decides, as it did before
+    # A WireError here, the reference refusing what orjson's reading kept, fails too.
+    assert _typed(fast) == _typed(wire.reference_loads(raw))
+
+
+def test_a_record_body_is_read_by_the_fast_reader() -> None:
+    """What the receiver reads most, a signed record body (records.signing writes it
+    compactly, keys sorted, UTF-8), takes the fast path: it is why it is there."""
+    from appliance.records import signing
+
+    body = {"record_id": "r-1", "device_id": "dev-1", "dossier_code": "000.00.12.H42-1",
+            "audit": [{"at": 1795829907.357883, "prev_sha256": "0" * 64, "seq": 1}],
+            "papers": [{"file": None, "title": "Tờ khai", "fields": {"values": {
+                "full_name": "NGUYỄN VĂN AN", "so_bhxh": "0123456789"}}}]}
+    raw = signing.encode(body).body_json.encode("utf-8")
+    assert wire._fast_loads(raw) == body  # noqa: SLF001
+    assert wire.parse_body(raw.decode("utf-8")).dossier_code == "000.00.12.H42-1"
+
+
 def _record_of(index: int, text: str) -> bytes:
     """A record message, well formed, whose body is the case: only the body is bad."""
     return wire.encode_record(wire.RecordMessage(
