@@ -564,7 +564,8 @@ def bounded_loads(payload: bytes | str, *, max_bytes: int, max_depth: int,
                   utf8: bytes = b"") -> Any:
     """json.loads with size, depth and number limits checked first; WireError otherwise.
 
-    utf8: a str payload's UTF-8 bytes when the caller has them (not encoded again).
+    utf8: a str payload's UTF-8 bytes when the caller has them (not encoded again); they
+    must be exactly that, as the checks and the fast reader read them, not the text.
 
     What it returns is always what the reference reader (Python's json with the hooks
     above) returns. A payload of at most MAX_FAST_READ_BYTES is read by orjson first,

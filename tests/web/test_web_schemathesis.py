@@ -41,7 +41,12 @@ PIN = "80413579"
 # Every operation gets each pass (anonymous and with the PIN, valid and invalid) before
 # the next operation starts, so a growing API spreads the budget instead of starving
 # the operations described last (the technician's, since issue 11).
+# Seconds of this process's CPU, not of the clock: on a 2-core CI machine shared by
+# three test workers (and once a fuzzer beside them), a wall-clock budget of 50 s left
+# 50 passes out and the API got only 69 valid calls; the whole work takes about 30 s
+# of CPU, so it now gets done however busy the machine is (within the timeout).
 BUDGET_SECONDS = 50.0
+CORRECTION_BUDGET_SECONDS = 40.0
 EXAMPLES = 10
 
 pytestmark = pytest.mark.timeout(180)
@@ -84,7 +89,7 @@ def fuzz(conn, operation, mode, headers: dict[str, str], deadline: float, tally:
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
-        if time.monotonic() > deadline:
+        if time.process_time() > deadline:
             return
         judge(conn, case, headers, f"{case.method} {case.formatted_path}", tally,
               server_errors, changed_on_refusal)
@@ -107,7 +112,7 @@ def test_generated_requests_never_get_a_5xx_and_refusals_change_nothing(config, 
     tally: Counter[str] = Counter()
     server_errors: list[str] = []
     changed_on_refusal: list[str] = []
-    deadline = time.monotonic() + BUDGET_SECONDS
+    deadline = time.process_time() + BUDGET_SECONDS
     operations = [result.ok() for result in schema.get_all_operations()]
     passes = [(operation, mode, headers) for operation in operations
               for headers in ({}, {"X-Officer-PIN": PIN})
@@ -117,7 +122,7 @@ def test_generated_requests_never_get_a_5xx_and_refusals_change_nothing(config, 
     # the PIN has nothing either, and is not tried again.
     unsatisfiable: set[tuple[str, GenerationMode]] = set()
     for operation, mode, headers in passes:
-        if time.monotonic() > deadline:
+        if time.process_time() > deadline:
             tally["passes left out for time"] += 1
             continue
         if (operation.label, mode) in unsatisfiable:
@@ -154,7 +159,7 @@ def fuzz_correction(conn, operation, mode, headers: dict[str, str], target: dict
     @example(case=operation.Case(body={"value": "Nguyễn Văn An"}, media_type="application/json"),
              field="full_name")
     def run(case, field) -> None:
-        if time.monotonic() > deadline:
+        if time.process_time() > deadline:
             return
         case.path_parameters = {**(case.path_parameters or {}), **target,
                                 **({"name": field} if field else {})}
@@ -179,7 +184,7 @@ def test_generated_corrections_of_a_real_paper_never_5xx_and_refusals_change_not
     tally: Counter[str] = Counter()
     server_errors: list[str] = []
     changed_on_refusal: list[str] = []
-    deadline = time.monotonic() + 40.0
+    deadline = time.process_time() + CORRECTION_BUDGET_SECONDS
     target = {"dossier_id": pid, "paper_id": paper_id}
     for headers in ({}, {"X-Officer-PIN": PIN}):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
