@@ -30,6 +30,7 @@ from appliance.central.receiver import run_receiver
 from appliance.sync import wire
 from appliance.sync.errors import WireError
 from appliance.sync.publisher import run_publisher
+from tests.helpers.json_values import typed
 from tests.helpers.sync_rig import (
     Attacker,
     all_delivered,
@@ -175,16 +176,6 @@ def test_transform_cases_the_record_body_depends_on() -> None:
     assert outcome == "refused" and "'size'" in reason
 
 
-def _typed(value: Any) -> Any:
-    """A value with every type spelled out and every key order kept: 1 and 1.0, or
-    {"a":1,"b":2} and {"b":2,"a":1}, are equal in Python but not what a reader read."""
-    if isinstance(value, dict):
-        return ("dict", [(k, _typed(v)) for k, v in value.items()])
-    if isinstance(value, list):
-        return ("list", [_typed(v) for v in value])
-    return (type(value).__name__, repr(value))
-
-
 # Written for the fast reader: valid JSON on which orjson and Python's json could
 # disagree, or that only one of them refuses.
 HOSTILE_FOR_THE_FAST_READER = [
@@ -211,7 +202,7 @@ def test_the_fast_reader_reads_exactly_what_the_reference_reads_or_leaves_it(
     if fast is wire._UNREAD:  # noqa: SLF001
         return  # the reference reader decides, as it did before
     # A WireError here, the reference refusing what orjson's reading kept, fails too.
-    assert _typed(fast) == _typed(wire.reference_loads(raw))
+    assert typed(fast) == typed(wire.reference_loads(raw))
 
 
 def test_a_record_body_is_read_by_the_fast_reader() -> None:

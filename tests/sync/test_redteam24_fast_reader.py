@@ -42,24 +42,15 @@ import pytest
 
 from appliance.sync import wire
 from appliance.sync.errors import WireError
+from tests.helpers.json_values import typed
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def _typed(value: Any) -> Any:
-    """Every type spelled out, every key order kept: 1 and 1.0 and True, 0.0 and -0.0,
-    {"a":1,"b":2} and {"b":2,"a":1} are all different readings."""
-    if isinstance(value, dict):
-        return ("dict", [(type(k).__name__, k, _typed(v)) for k, v in value.items()])
-    if isinstance(value, list):
-        return ("list", [_typed(v) for v in value])
-    return (type(value).__name__, repr(value))
 
 
 def _outcome(read: Callable[[], Any]) -> tuple[str, Any]:
     """("read", typed value) or ("refused",); any other exception fails the test."""
     try:
-        return ("read", _typed(read()))
+        return ("read", typed(read()))
     except WireError:
         return ("refused",)
 
@@ -76,10 +67,10 @@ def _assert_fast_agrees(raw: bytes) -> bool:
     fast = wire._fast_loads(raw)  # noqa: SLF001 - the part under test
     if fast is wire._UNREAD:  # noqa: SLF001
         return False
-    want = _typed(fast)
-    assert _typed(wire.reference_loads(raw)) == want, raw[:200]
-    assert _typed(wire.reference_loads(bytearray(raw))) == want, raw[:200]
-    assert _typed(wire.reference_loads(raw.decode("utf-8"))) == want, raw[:200]
+    want = typed(fast)
+    assert typed(wire.reference_loads(raw)) == want, raw[:200]
+    assert typed(wire.reference_loads(bytearray(raw))) == want, raw[:200]
+    assert typed(wire.reference_loads(raw.decode("utf-8"))) == want, raw[:200]
     return True
 
 
@@ -208,11 +199,11 @@ def test_orjson_writes_every_64_bit_integer_as_python_reads_it() -> None:
     for n in ints:
         raw = orjson.dumps([n])
         assert _assert_fast_agrees(raw)
-        assert _typed(wire.reference_loads(raw)) == ("list", [("int", repr(n))])
+        assert typed(wire.reference_loads(raw)) == ("list", [("int", repr(n))])
     for n in (2**64, -(2**63) - 1, 10**19 * 9):  # orjson reads these as floats
         raw = str(n).encode()
         assert wire._fast_loads(raw) is wire._UNREAD  # noqa: SLF001
-        assert _typed(_body(raw)) == ("int", repr(n))
+        assert typed(_body(raw)) == ("int", repr(n))
 
 
 def test_every_code_point_as_value_and_key_reads_alike() -> None:
@@ -254,11 +245,11 @@ def test_around_the_fast_read_bound_both_paths_read_the_same(
             return real(data)
 
         monkeypatch.setattr(wire, "_fast_loads", spy)
-        got = [_typed(_body(raw)), _typed(_body(bytearray(raw))),
-               _typed(_body(raw.decode("utf-8"))),
-               _typed(_body(raw.decode("utf-8"), utf8=raw))]
+        got = [typed(_body(raw)), typed(_body(bytearray(raw))),
+               typed(_body(raw.decode("utf-8"))),
+               typed(_body(raw.decode("utf-8"), utf8=raw))]
         monkeypatch.undo()
-        assert got == [_typed(wire.reference_loads(raw))] * 4
+        assert got == [typed(wire.reference_loads(raw))] * 4
         assert calls == ([size] * 4 if size <= wire.MAX_FAST_READ_BYTES else [])
 
 
@@ -362,9 +353,9 @@ def test_a_str_payload_with_its_utf8_reads_as_the_text_alone() -> None:
         for text in (json.dumps(value, ensure_ascii=False, separators=(",", ":")),
                      orjson.dumps(value).decode("utf-8"), json.dumps(value)):
             raw = text.encode("utf-8")
-            want = _typed(wire.reference_loads(text))
-            assert _typed(_body(text)) == _typed(_body(text, utf8=raw)) == want
-            assert _typed(_body(bytearray(raw))) == want
+            want = typed(wire.reference_loads(text))
+            assert typed(_body(text)) == typed(_body(text, utf8=raw)) == want
+            assert typed(_body(bytearray(raw))) == want
 
 
 # --- seeded fuzzing -----------------------------------------------------------------
